@@ -1,0 +1,516 @@
+// `npm run bench`: how much modelgate adds in front of a model server.
+//
+// One mock upstream that answers instantly is measured directly, through
+// modelgate (real JWT verification and access checks), through Portkey's
+// gateway, and through nginx when it is installed, all in the same run:
+//   1. non-streaming chat completions at concurrency 1 (latency) and 50 (throughput)
+//   2. streamed chat completions one at a time (time to first frame, total time)
+//   3. streamed chat completions at concurrency 50
+//   4. modelgate's RSS once it has served at least 100k requests
+// Measured runs are split into rounds with the target order rotated, so
+// background noise on this shared machine does not favour one target;
+// medians of the rounds are reported.
+//
+// Env: BENCH_DURATION (measured seconds per target and scenario, default 10),
+// BENCH_ROUNDS (3), BENCH_WARMUP (seconds per target, 2), BENCH_STREAMS
+// (sequential streams per target, 600), BENCH_GATEWAY_NODE_FLAGS (extra node
+// flags for modelgate, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { startDevIdp } from '../src/dev/idp.js';
+import { CHAT_PATH, chatBody, median, percentile, rotate, runLoad, streamInterleaved, type LoadRun, type StreamSample } from './load.js';
+import {
+  directTarget,
+  killAllChildren,
+  memoryOf,
+  nginxAvailable,
+  startModelgate,
+  startNginx,
+  startPortkey,
+  startUpstream,
+  stopAllChildren,
+  type Target,
+} from './targets.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+const settings = {
+  durationS: numberFromEnv('BENCH_DURATION', 10),
+  rounds: Math.max(1, Math.round(numberFromEnv('BENCH_ROUNDS', 3))),
+  warmupS: numberFromEnv('BENCH_WARMUP', 2),
+  streams: Math.max(1, Math.round(numberFromEnv('BENCH_STREAMS', 600))),
+  memoryRequests: 100_000,
+  gatewayNodeFlags: (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean),
+};
+
+const TARGETS = { addedP50Ms: 0.5, throughputVsPortkey: 2, rssMb: 150 } as const;
+const UPSTREAM_KEY = 'bench-upstream-key';
+const AUDIENCE = 'modelgate';
+/** A dev IdP service client whose token carries the `ci` group; the access rule allows only that group. */
+const SERVICE_CLIENT = 'ci-bot';
+const SERVICE_GROUP = 'ci';
+const CLK_TCK = clockTicks();
+
+interface RoundResult extends LoadRun {
+  round: number;
+  /** CPU time of the target's own process per answered request (the upstream's for direct). */
+  cpuUsPerRequest: number;
+}
+
+interface LoadScenario {
+  id: string;
+  label: string;
+  connections: number;
+  stream: boolean;
+  results: Map<string, RoundResult[]>;
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+process.on('exit', killAllChildren);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    progress.clear();
+    console.error(`\nbench: ${signal}, stopping`);
+    killAllChildren();
+    process.exit(130);
+  });
+}
+
+const progress = {
+  enabled: Boolean(process.stdout.isTTY),
+  show(message: string): void {
+    if (this.enabled) process.stdout.write(`\r\x1b[K${message}`);
+  },
+  clear(): void {
+    if (this.enabled) process.stdout.write('\r\x1b[K');
+  },
+};
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    progress.clear();
+    console.error(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    killAllChildren();
+    process.exit(1);
+  },
+);
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const workDir = mkdtempSync(join(os.tmpdir(), 'modelgate-bench-'));
+  const notes: string[] = [
+    'modelgate runs with logging.level=info (one JSON access-log line per request) and stdout sent to /dev/null, so the cost of logging is measured.',
+    'Portkey runs with bench/portkey-fetch-fix.mjs preloaded: without it, streamed requests fail with "TypeError: immutable" on @hono/node-server >1.14.2 (Portkey-AI/gateway#1389). Non-streamed requests take Portkey\'s unmodified path.',
+  ];
+
+  progress.show('starting upstream, IdP and gateways…');
+  const upstream = await startUpstream(UPSTREAM_KEY, workDir);
+  const idp = await startDevIdp({ audience: AUDIENCE, accessTokenTtlSeconds: 3600 });
+  try {
+    const token = await idp.clientCredentialsToken(SERVICE_CLIENT);
+    const targets: Target[] = [{ ...directTarget(upstream.url, UPSTREAM_KEY), process: upstream.process }];
+    const modelgate = await startModelgate({
+      issuer: idp.issuer,
+      audience: AUDIENCE,
+      upstreamUrl: upstream.url,
+      apiKey: UPSTREAM_KEY,
+      model: 'demo-chat',
+      group: SERVICE_GROUP,
+      accessToken: token,
+      logDir: workDir,
+      nodeFlags: settings.gatewayNodeFlags,
+    });
+    targets.push(modelgate);
+    const rssAtStart = memoryOf(modelgate.process!.pid);
+
+    try {
+      targets.push(await startPortkey(upstream.url, UPSTREAM_KEY, workDir));
+    } catch (err) {
+      notes.push(`Portkey did not start and is left out: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (nginxAvailable()) {
+      try {
+        targets.push(await startNginx(upstream.url, UPSTREAM_KEY, workDir));
+      } catch (err) {
+        notes.push(`nginx did not start and is left out: ${(err as Error).message.split('\n')[0]}`);
+      }
+    } else {
+      notes.push('nginx is not installed; it is left out.');
+    }
+
+    for (const target of targets) await checkTarget(target);
+
+    // Warm-up: JIT, connection pools and the gateways' caches, for every target.
+    for (const target of targets) {
+      progress.show(`warm-up: ${target.name}`);
+      await runLoad(target, { connections: 50, stream: false, durationS: settings.warmupS });
+      await runLoad(target, { connections: 10, stream: true, durationS: settings.warmupS / 2 });
+    }
+
+    const nonStreaming: LoadScenario[] = [
+      { id: 'c1', label: 'c=1', connections: 1, stream: false, results: new Map() },
+      { id: 'c50', label: 'c=50', connections: 50, stream: false, results: new Map() },
+    ];
+    for (const scenario of nonStreaming) await runScenario(scenario, targets);
+
+    progress.show(`streaming, sequential: 0/${settings.streams}`);
+    const streams = await streamInterleaved(targets, settings.streams, (done) =>
+      progress.show(`streaming, sequential: ${done}/${settings.streams} per target`),
+    );
+
+    const streamingConcurrent: LoadScenario = { id: 'stream-c50', label: 'stream c=50', connections: 50, stream: true, results: new Map() };
+    await runScenario(streamingConcurrent, targets);
+
+    // Memory: whatever modelgate served so far counts; top up to 100k.
+    let served = await servedBy(modelgate);
+    if (served < settings.memoryRequests) {
+      progress.show(`memory: modelgate has served ${served}; sending ${settings.memoryRequests - served} more`);
+      await runLoad(modelgate, { connections: 50, stream: false, amount: Math.max(50, settings.memoryRequests - served) });
+      served = await servedBy(modelgate);
+    }
+    const rssAfter = memoryOf(modelgate.process!.pid);
+    progress.clear();
+
+    const finishedAt = new Date();
+    const report = buildReport({ targets, scenarios: [...nonStreaming, streamingConcurrent], streams, served, rssAtStart, rssAfter, notes, startedAt, finishedAt });
+    printReport(report);
+    const file = writeResults(report);
+    console.log(`\nresults: ${file}`);
+  } finally {
+    progress.clear();
+    await stopAllChildren();
+    await idp.close();
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+/** Every round runs every target once, starting with a different target each round. */
+async function runScenario(scenario: LoadScenario, targets: Target[]): Promise<void> {
+  const roundS = settings.durationS / settings.rounds;
+  for (const t of targets) scenario.results.set(t.name, []);
+  for (let round = 0; round < settings.rounds; round++) {
+    for (const target of rotate(targets, round)) {
+      progress.show(`${scenario.label}: round ${round + 1}/${settings.rounds}, ${target.name}`);
+      const cpuBefore = cpuSeconds(target);
+      const run = await runLoad(target, { connections: scenario.connections, stream: scenario.stream, durationS: roundS });
+      const cpuUsPerRequest = ((cpuSeconds(target) - cpuBefore) / Math.max(1, run.ok)) * 1e6;
+      scenario.results.get(target.name)!.push({ ...run, round, cpuUsPerRequest });
+    }
+  }
+}
+
+/** One plain and one streamed request, checked by content, before anything is timed. */
+async function checkTarget(target: Target): Promise<void> {
+  const res = await request(target.url + CHAT_PATH, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...target.headers },
+    body: chatBody(false),
+  });
+  const text = await res.body.text();
+  let content: unknown;
+  try {
+    content = (JSON.parse(text) as { choices?: Array<{ message?: { content?: unknown } }> }).choices?.[0]?.message?.content;
+  } catch {
+    content = undefined;
+  }
+  if (res.statusCode !== 200 || typeof content !== 'string') {
+    throw new Error(`${target.name} did not answer a chat completion (HTTP ${res.statusCode}): ${text.slice(0, 300)}`);
+  }
+  await streamInterleaved([target], 1);
+}
+
+async function servedBy(modelgate: Target): Promise<number> {
+  const res = await request(`${modelgate.url}/metrics`);
+  const text = await res.body.text();
+  let total = 0;
+  for (const match of text.matchAll(/^modelgate_requests_total\{[^}]*\} (\d+)$/gm)) total += Number(match[1]);
+  return total;
+}
+
+function cpuSeconds(target: Target): number {
+  if (!target.process) return NaN;
+  try {
+    // Fields 14 and 15 of /proc/<pid>/stat: utime and stime in clock ticks (after the parenthesised name).
+    const stat = readFileSync(`/proc/${target.process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+// ------------------------------------------------------------------- report
+
+interface Row {
+  scenario: string;
+  target: string;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** req/s relative to direct (paired by round). */
+  rpsVsDirect: number;
+  /** p50 minus direct's p50 (paired by round). */
+  addedP50Ms: number;
+  cpuUsPerRequest: number;
+  failed: number;
+}
+
+interface Check {
+  name: string;
+  value: number;
+  unit: string;
+  target: string;
+  pass: boolean | null;
+  detail?: string;
+}
+
+interface Report {
+  startedAt: string;
+  finishedAt: string;
+  machine: Record<string, unknown>;
+  settings: typeof settings;
+  versions: Record<string, string>;
+  notes: string[];
+  targets: Array<{ name: string; url: string; pid?: number }>;
+  rows: Row[];
+  rounds: Record<string, Record<string, RoundResult[]>>;
+  streaming: Record<string, { ttftP50Ms: number; ttftP99Ms: number; totalP50Ms: number; totalP99Ms: number; addedTtftP50Ms: number; addedTotalP50Ms: number }>;
+  memory: { servedRequests: number; rssAtStartMb: number; rssAfterMb: number; peakRssMb: number };
+  checks: Check[];
+}
+
+interface ReportInput {
+  targets: Target[];
+  scenarios: LoadScenario[];
+  streams: Map<string, StreamSample[]>;
+  served: number;
+  rssAtStart: { rssMb: number };
+  rssAfter: { rssMb: number; peakMb: number };
+  notes: string[];
+  startedAt: Date;
+  finishedAt: Date;
+}
+
+function buildReport(input: ReportInput): Report {
+  const rows: Row[] = [];
+  const paired = (a: RoundResult[], b: RoundResult[], f: (x: RoundResult, y: RoundResult) => number) =>
+    median(a.map((x, i) => f(x, b[i]!)));
+
+  for (const scenario of input.scenarios) {
+    const direct = scenario.results.get('direct')!;
+    for (const [target, runs] of scenario.results) {
+      rows.push({
+        scenario: scenario.label,
+        target,
+        rps: median(runs.map((r) => r.rps)),
+        p50Ms: median(runs.map((r) => r.p50Ms)),
+        p99Ms: median(runs.map((r) => r.p99Ms)),
+        rpsVsDirect: paired(runs, direct, (x, y) => x.rps / y.rps),
+        addedP50Ms: paired(runs, direct, (x, y) => x.p50Ms - y.p50Ms),
+        cpuUsPerRequest: median(runs.map((r) => r.cpuUsPerRequest)),
+        failed: runs.reduce((sum, r) => sum + r.failed, 0),
+      });
+    }
+  }
+
+  const streaming: Report['streaming'] = {};
+  const directStreams = input.streams.get('direct')!;
+  const p = (samples: StreamSample[], key: keyof StreamSample, q: number) => percentile(samples.map((s) => s[key]), q);
+  for (const [target, samples] of input.streams) {
+    streaming[target] = {
+      ttftP50Ms: p(samples, 'ttftMs', 50),
+      ttftP99Ms: p(samples, 'ttftMs', 99),
+      totalP50Ms: p(samples, 'totalMs', 50),
+      totalP99Ms: p(samples, 'totalMs', 99),
+      addedTtftP50Ms: p(samples, 'ttftMs', 50) - p(directStreams, 'ttftMs', 50),
+      addedTotalP50Ms: p(samples, 'totalMs', 50) - p(directStreams, 'totalMs', 50),
+    };
+  }
+
+  const c1 = input.scenarios.find((s) => s.id === 'c1')!;
+  const c50 = input.scenarios.find((s) => s.id === 'c50')!;
+  const addedP50 = paired(c1.results.get('modelgate')!, c1.results.get('direct')!, (x, y) => x.p50Ms - y.p50Ms);
+  const portkeyC50 = c50.results.get('portkey');
+  const vsPortkey = portkeyC50 ? paired(c50.results.get('modelgate')!, portkeyC50, (x, y) => x.rps / y.rps) : NaN;
+  const checks: Check[] = [
+    {
+      name: 'added p50 at c=1 (modelgate - direct)',
+      value: addedP50,
+      unit: 'ms',
+      target: `<= ${TARGETS.addedP50Ms} ms`,
+      pass: addedP50 <= TARGETS.addedP50Ms,
+    },
+    {
+      name: 'throughput at c=50 (modelgate / portkey)',
+      value: vsPortkey,
+      unit: 'x',
+      target: `>= ${TARGETS.throughputVsPortkey}x`,
+      pass: portkeyC50 ? vsPortkey >= TARGETS.throughputVsPortkey : null,
+    },
+    {
+      name: `modelgate RSS after ${input.served.toLocaleString('en-US')} requests`,
+      value: input.rssAfter.rssMb,
+      unit: 'MB',
+      target: `< ${TARGETS.rssMb} MB`,
+      pass: input.served >= settings.memoryRequests && input.rssAfter.rssMb < TARGETS.rssMb,
+      detail: `at start ${input.rssAtStart.rssMb.toFixed(1)} MB, peak ${input.rssAfter.peakMb.toFixed(1)} MB`,
+    },
+  ];
+
+  const rounds: Report['rounds'] = {};
+  for (const s of input.scenarios) rounds[s.id] = Object.fromEntries(s.results);
+
+  return {
+    startedAt: input.startedAt.toISOString(),
+    finishedAt: input.finishedAt.toISOString(),
+    machine: machineFacts(),
+    settings,
+    versions: versions(),
+    notes: input.notes,
+    targets: input.targets.map((t) => ({ name: t.name, url: t.url, pid: t.process?.pid })),
+    rows,
+    rounds,
+    streaming,
+    memory: {
+      servedRequests: input.served,
+      rssAtStartMb: round2(input.rssAtStart.rssMb),
+      rssAfterMb: round2(input.rssAfter.rssMb),
+      peakRssMb: round2(input.rssAfter.peakMb),
+    },
+    checks,
+  };
+}
+
+function printReport(r: Report): void {
+  const m = r.machine;
+  console.log(`modelgate bench: ${r.startedAt} (${((Date.parse(r.finishedAt) - Date.parse(r.startedAt)) / 1000).toFixed(0)} s)`);
+  console.log(`machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGb} GB, ${m.os}; node ${m.node}; load average at end ${m.loadAverage}`);
+  console.log(`versions: ${Object.entries(r.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  const roundS = (settings.durationS / settings.rounds).toFixed(1);
+  console.log(
+    `settings: ${settings.durationS} s per target and scenario in ${settings.rounds} rotating rounds of ${roundS} s (medians shown), ` +
+      `${settings.warmupS} s warm-up, ${settings.streams} sequential streams per target`,
+  );
+  for (const note of r.notes) console.log(`note: ${note}`);
+
+  console.log('\nChat completions against an instant mock upstream');
+  console.log('(vs direct: req/s ratio and added p50, paired by round; CPU: the target\'s own process, i.e. the upstream for direct)\n');
+  const f = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+  const table: string[][] = [['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'vs direct', '+p50 ms', 'CPU µs/req', 'failed']];
+  for (const row of r.rows) {
+    const isDirect = row.target === 'direct';
+    table.push([
+      row.scenario,
+      row.target,
+      f(row.rps, 0),
+      f(row.p50Ms),
+      f(row.p99Ms),
+      isDirect ? '' : `${f(row.rpsVsDirect)}x`,
+      isDirect ? '' : `+${f(row.addedP50Ms)}`,
+      f(row.cpuUsPerRequest, 0),
+      String(row.failed),
+    ]);
+  }
+  for (const [target, s] of Object.entries(r.streaming)) {
+    const isDirect = target === 'direct';
+    table.push(['stream seq: first frame', target, '', f(s.ttftP50Ms), f(s.ttftP99Ms), '', isDirect ? '' : `+${f(s.addedTtftP50Ms)}`, '', '0']);
+  }
+  for (const [target, s] of Object.entries(r.streaming)) {
+    const isDirect = target === 'direct';
+    table.push(['stream seq: total', target, f(1000 / s.totalP50Ms, 0), f(s.totalP50Ms), f(s.totalP99Ms), '', isDirect ? '' : `+${f(s.addedTotalP50Ms)}`, '', '0']);
+  }
+  printTable(table);
+  console.log('(stream seq rows: one streamed request at a time, interleaved across targets; req/s there is 1000 / p50 total)');
+
+  console.log('\nTargets');
+  const checks: string[][] = r.checks.map((c) => [
+    c.name,
+    c.unit === 'x' ? `${f(c.value)}x` : `${f(c.value)} ${c.unit}`,
+    c.target,
+    c.pass === null ? 'n/a' : c.pass ? 'PASS' : 'MISS',
+    c.detail ?? '',
+  ]);
+  printTable(checks, false);
+}
+
+function printTable(rows: string[][], header = true): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => [...(row[i] ?? '')].length)));
+  const numeric = (cell: string) => /^[+-]?[\d.]+(x| ms| MB)?$/.test(cell);
+  rows.forEach((row, index) => {
+    const line = row.map((cell, i) => {
+      const pad = ' '.repeat(widths[i]! - [...cell].length);
+      return index > 0 && numeric(cell) ? pad + cell : cell + pad;
+    });
+    console.log(`  ${line.join('  ').trimEnd()}`);
+    if (header && index === 0) console.log(`  ${widths.map((w) => '-'.repeat(w)).join('  ')}`);
+  });
+}
+
+function writeResults(report: Report): string {
+  const dir = join(ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${report.startedAt.replace(/:/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify(report, (_k, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? round2(v) : v), 2)}\n`);
+  return file;
+}
+
+// -------------------------------------------------------------------- facts
+
+function machineFacts(): Record<string, unknown> {
+  const cpus = os.cpus();
+  return {
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memoryGb: Math.round(os.totalmem() / 2 ** 30),
+    os: `${os.type()} ${os.release()}`,
+    node: process.version,
+    loadAverage: os.loadavg().map((l) => l.toFixed(2)).join(' '),
+  };
+}
+
+function versions(): Record<string, string> {
+  const version = (path: string) => {
+    try {
+      return (JSON.parse(readFileSync(join(ROOT, path), 'utf8')) as { version: string }).version;
+    } catch {
+      return 'unknown';
+    }
+  };
+  const result: Record<string, string> = {
+    modelgate: version('package.json'),
+    portkey: version('node_modules/@portkey-ai/gateway/package.json'),
+    autocannon: version('node_modules/autocannon/package.json'),
+  };
+  if (nginxAvailable()) {
+    // `nginx -v` prints "nginx version: nginx/1.x" on stderr.
+    const out = spawnSync('nginx', ['-v'], { encoding: 'utf8' });
+    result.nginx = `${out.stderr}${out.stdout}`.trim().replace(/^nginx version: /, '') || 'installed';
+  }
+  return result;
+}
+
+function clockTicks(): number {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+}
+
+function numberFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
+  return value;
+}
+
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
+}

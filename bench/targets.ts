@@ -1,0 +1,260 @@
+// Starting what the bench measures. Every server is its own child process so
+// the load generator never shares an event loop with what it measures, and
+// every child is registered so it dies with the bench (normal end, error or
+// Ctrl-C).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { request } from 'undici';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const STARTUP_TIMEOUT_MS = 20_000;
+
+/** One way of reaching the mock model: directly or through a proxy. */
+export interface Target {
+  name: string;
+  /** Origin, e.g. http://127.0.0.1:1234 */
+  url: string;
+  /** What a client of this target sends besides content-type (credentials, routing). */
+  headers: Record<string, string>;
+  process?: ManagedProcess;
+}
+
+// ---------------------------------------------------------------- processes
+
+export interface ManagedProcess {
+  name: string;
+  child: ChildProcess;
+  pid: number;
+  /** stdout/stderr of the child (stdout may be /dev/null). */
+  logPath: string;
+  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const running = new Set<ManagedProcess>();
+
+/** Synchronous last resort for `exit`, signals and crashes: no child outlives the bench. */
+export function killAllChildren(): void {
+  for (const proc of running) {
+    if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
+  }
+  running.clear();
+}
+
+export async function stopAllChildren(): Promise<void> {
+  await Promise.all([...running].map((p) => p.stop()));
+}
+
+interface SpawnOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Where stdout goes; stderr always goes to the log file so failures can be shown. */
+  stdout: 'log' | 'null' | 'pipe';
+  logDir: string;
+}
+
+function spawnTracked(name: string, command: string, args: string[], options: SpawnOptions): ManagedProcess {
+  const logPath = join(options.logDir, `${name}.log`);
+  const logFd = openSync(logPath, 'a');
+  const stdout = options.stdout === 'pipe' ? 'pipe' : options.stdout === 'log' ? logFd : 'ignore';
+  // stdin is a pipe: a child we wrote ourselves (the upstream) exits when it closes.
+  const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['pipe', stdout, logFd] });
+  closeSync(logFd);
+  if (child.pid === undefined) throw new Error(`could not start ${name} (${command})`);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const proc: ManagedProcess = {
+    name,
+    child,
+    pid: child.pid,
+    logPath,
+    async stop(graceMs = 3_000) {
+      running.delete(proc);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  running.add(proc);
+  return proc;
+}
+
+function logTail(proc: ManagedProcess, lines = 20): string {
+  try {
+    return readFileSync(proc.logPath, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/** Fails fast with the child's own output when it exits during start-up. */
+async function untilReady(proc: ManagedProcess, ready: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+      throw new Error(`${proc.name} exited during start-up (code ${proc.child.exitCode ?? proc.child.signalCode}):\n${logTail(proc)}`);
+    }
+    if (await ready().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${proc.name} was not ready within ${STARTUP_TIMEOUT_MS} ms:\n${logTail(proc)}`);
+}
+
+async function answers(url: string, okStatus?: number): Promise<boolean> {
+  const res = await request(url, { headersTimeout: 1_000, bodyTimeout: 1_000 });
+  await res.body.dump();
+  return okStatus === undefined || res.statusCode === okStatus;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** VmRSS and VmHWM (peak) of a process, in MB. */
+export function memoryOf(pid: number): { rssMb: number; peakMb: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
+}
+
+// ------------------------------------------------------------------ targets
+
+export async function startUpstream(apiKey: string, logDir: string): Promise<{ url: string; process: ManagedProcess }> {
+  const proc = spawnTracked('upstream', process.execPath, ['--import', 'tsx', 'bench/upstream.ts'], {
+    env: { BENCH_UPSTREAM_KEY: apiKey },
+    stdout: 'pipe',
+    logDir,
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(() => reject(new Error(`upstream did not start:\n${logTail(proc)}`)), STARTUP_TIMEOUT_MS);
+    proc.child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const newline = buffered.indexOf('\n');
+      if (newline === -1) return;
+      clearTimeout(timer);
+      resolve(buffered.slice(0, newline).trim());
+    });
+    proc.child.once('exit', () => reject(new Error(`upstream exited during start-up:\n${logTail(proc)}`)));
+  });
+  return { url, process: proc };
+}
+
+export function directTarget(upstreamUrl: string, apiKey: string): Target {
+  return { name: 'direct', url: upstreamUrl, headers: { authorization: `Bearer ${apiKey}` } };
+}
+
+export interface ModelgateOptions {
+  issuer: string;
+  audience: string;
+  upstreamUrl: string;
+  apiKey: string;
+  model: string;
+  /** The group the bench's service client is in; the only one the access rule allows. */
+  group: string;
+  accessToken: string;
+  logDir: string;
+  /** Extra node flags, e.g. --cpu-prof (from BENCH_GATEWAY_NODE_FLAGS). */
+  nodeFlags: string[];
+}
+
+export async function startModelgate(o: ModelgateOptions): Promise<Target> {
+  const port = await freePort();
+  const config = {
+    server: { host: '127.0.0.1', port, shutdown_grace: '2s' },
+    // Access logs stay at info (one JSON line per request) with stdout sent to
+    // /dev/null: the logging cost is part of what is measured.
+    logging: { level: 'info' },
+    identity: { issuers: [{ issuer: o.issuer, audience: o.audience }], max_token_lifetime: '1h' },
+    connections: [{ name: 'bench', kind: 'openai', url: o.upstreamUrl, api_key: o.apiKey, models: [{ name: o.model }] }],
+    access: [{ description: 'the bench client may chat', groups: [o.group], connections: ['bench'], models: [o.model] }],
+  };
+  const configPath = join(o.logDir, 'modelgate.yaml');
+  writeFileSync(configPath, stringify(config));
+  const proc = spawnTracked('modelgate', process.execPath, [...o.nodeFlags, 'bin/modelgate.js', 'gateway', '--config', configPath], {
+    stdout: 'null',
+    logDir: o.logDir,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  // /readyz turns 200 only once the IdP's JWKS is loaded.
+  await untilReady(proc, () => answers(`${url}/readyz`, 200));
+  return { name: 'modelgate', url, headers: { authorization: `Bearer ${o.accessToken}` }, process: proc };
+}
+
+export async function startPortkey(upstreamUrl: string, apiKey: string, logDir: string): Promise<Target> {
+  const port = await freePort();
+  const proc = spawnTracked(
+    'portkey',
+    process.execPath,
+    // See portkey-fetch-fix.mjs: without it every streamed request fails on this dependency set.
+    ['--import', './bench/portkey-fetch-fix.mjs', 'node_modules/@portkey-ai/gateway/build/start-server.js', `--port=${port}`, '--headless'],
+    { env: { NODE_ENV: 'production' }, stdout: 'null', logDir },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  await untilReady(proc, () => answers(url));
+  return {
+    name: 'portkey',
+    url,
+    headers: { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstreamUrl}/v1`, authorization: `Bearer ${apiKey}` },
+    process: proc,
+  };
+}
+
+export function nginxAvailable(): boolean {
+  return spawnSync('sh', ['-c', 'command -v nginx'], { stdio: 'ignore' }).status === 0;
+}
+
+/** A minimal reverse proxy with a keep-alive upstream pool: the floor for any L7 hop. */
+export async function startNginx(upstreamUrl: string, apiKey: string, logDir: string): Promise<Target> {
+  const port = await freePort();
+  const prefix = join(logDir, 'nginx');
+  mkdirSync(join(prefix, 'logs'), { recursive: true });
+  mkdirSync(join(prefix, 'tmp'), { recursive: true });
+  const upstream = new URL(upstreamUrl);
+  // master_process off: one process, one event loop, like the Node gateways; nothing left to orphan.
+  const conf = `daemon off;
+master_process off;
+worker_processes 1;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${prefix}/tmp/body;
+  proxy_temp_path ${prefix}/tmp/proxy;
+  fastcgi_temp_path ${prefix}/tmp/fastcgi;
+  uwsgi_temp_path ${prefix}/tmp/uwsgi;
+  scgi_temp_path ${prefix}/tmp/scgi;
+  upstream model {
+    server ${upstream.host};
+    keepalive 128;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://model;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+`;
+  const confPath = join(prefix, 'nginx.conf');
+  writeFileSync(confPath, conf);
+  const proc = spawnTracked('nginx', 'nginx', ['-p', prefix, '-c', confPath], { stdout: 'log', logDir });
+  const url = `http://127.0.0.1:${port}`;
+  await untilReady(proc, () => answers(`${url}/health`, 200));
+  return { name: 'nginx', url, headers: { authorization: `Bearer ${apiKey}` }, process: proc };
+}

@@ -1,0 +1,42 @@
+// `modelgate gateway --config modelgate.yaml`: the production entry point.
+import { ConfigError, loadConfigFile } from '../config/load.js';
+import { Gateway } from '../gateway.js';
+import type { Command } from './command.js';
+import { onShutdownSignal } from './signals.js';
+
+/** sysexits.h EX_CONFIG: lets supervisors tell a bad config from a crash. */
+export const EXIT_CONFIG = 78;
+
+export const gatewayCommand: Command = {
+  name: 'gateway',
+  summary: 'Run the gateway with a YAML configuration file.',
+  usage: 'modelgate gateway [--config modelgate.yaml] [--check]',
+  options: {
+    config: { type: 'string', short: 'c', description: 'Configuration file; ${ENV} references are substituted', valueName: 'file', default: process.env.MODELGATE_CONFIG ?? 'modelgate.yaml' },
+    check: { type: 'boolean', description: 'Validate the configuration and exit' },
+  },
+  async run(values) {
+    const path = String(values.config);
+    let config;
+    try {
+      config = await loadConfigFile(path);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      console.error(`modelgate: ${err.message}`);
+      return EXIT_CONFIG;
+    }
+    if (values.check) {
+      console.log(`${path}: configuration is valid (${config.connections.length} connection(s), ${config.identity.issuers.length} issuer(s), ${config.access.length} access rule(s))`);
+      return 0;
+    }
+    const gateway = new Gateway(config);
+    const url = await gateway.listen();
+    gateway.services.log.info({ url, connections: config.connections.map((c) => c.name) }, 'gateway listening');
+    await onShutdownSignal(async (signal) => {
+      gateway.services.log.info({ signal }, 'draining in-flight requests');
+      await gateway.close();
+      gateway.services.log.info('gateway stopped');
+    });
+    return 0;
+  },
+};

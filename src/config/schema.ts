@@ -1,0 +1,233 @@
+// The configuration schema. Everything the gateway does is decided here or
+// in policy; defaults are the safe choice (deny by default, short tokens,
+// asymmetric algorithms only).
+import { z } from 'zod';
+import { parseDuration, parseByteSize } from './units.js';
+
+const duration = z
+  .union([z.string(), z.number().nonnegative()])
+  .transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration; use e.g. 500ms, 30s, 5m, 1h` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const byteSize = z
+  .union([z.string(), z.number().int().positive()])
+  .transform((value, ctx) => {
+    const bytes = parseByteSize(value);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${value}" is not a size; use e.g. 512kb, 4mb` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+const name = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, 'use letters, digits and . _ : / - (at most 128 characters)');
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
+
+/** Asymmetric JWS algorithms only: HMAC would let anyone holding the public key forge tokens. */
+export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+const claimMapping = z
+  .object({
+    subject: z.string().default('sub'),
+    email: z.string().default('email'),
+    name: z.string().default('name'),
+    /** Dotted path; `realm_access.roles` or `resource_access.modelgate.roles` work. */
+    groups: z.string().default('groups'),
+  })
+  .strict()
+  .prefault({});
+
+const issuer = z
+  .object({
+    issuer: httpUrl,
+    /** Accepted `aud` values; a token must name at least one. */
+    audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).transform((a) => (Array.isArray(a) ? a : [a])),
+    /** Skip discovery and use this JWKS URL directly. */
+    jwks_uri: httpUrl.optional(),
+    claims: claimMapping,
+    /** Reject tokens that carry no groups (least privilege: a token without groups is usually a misconfigured client). */
+    require_groups: z.boolean().default(true),
+    /** Prefix added to this issuer's groups, so two IdPs cannot collide on a group name. */
+    group_prefix: z.string().default(''),
+    jwks: z
+      .object({
+        cache_max_age: duration.prefault('10m'),
+        /** Minimum time between JWKS refetches triggered by an unknown `kid`. */
+        refetch_cooldown: duration.prefault('30s'),
+        timeout: duration.prefault('5s'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+const identity = z
+  .object({
+    issuers: z.array(issuer).min(1, 'configure at least one trusted OIDC issuer'),
+    algorithms: z.array(z.enum(ALLOWED_ALGORITHMS)).min(1).default(['RS256', 'PS256', 'ES256', 'EdDSA']),
+    clock_skew: duration.prefault('30s'),
+    /** Longest allowed `exp - iat`: only short-lived tokens pass. */
+    max_token_lifetime: duration.prefault('1h'),
+  })
+  .strict();
+
+const target = z
+  .object({
+    url: httpUrl,
+    weight: z.number().int().min(1).max(100).default(1),
+  })
+  .strict();
+
+const model = z
+  .object({
+    /** The name clients send in `model`. */
+    name,
+    /** The name the upstream knows the model by, if different. */
+    upstream_name: z.string().min(1).optional(),
+    aliases: z.array(name).default([]),
+  })
+  .strict();
+
+const credential = z
+  .object({
+    /** Header the upstream expects the key in. */
+    header: z.string().regex(/^[A-Za-z0-9-]+$/).default('authorization'),
+    /** The full header value, e.g. "Bearer ${VLLM_API_KEY}". */
+    value: z.string().min(1),
+  })
+  .strict();
+
+const connection = z
+  .object({
+    name,
+    /** The API the upstream speaks natively. Ollama also serves the OpenAI API. */
+    kind: z.enum(['openai', 'ollama']).default('openai'),
+    /** Shorthand for a single target. */
+    url: httpUrl.optional(),
+    targets: z.array(target).optional(),
+    load_balancing: z.enum(['round_robin', 'failover']).default('round_robin'),
+    /** Shorthand for `credential: {header: authorization, value: "Bearer <api_key>"}`. */
+    api_key: z.string().min(1).optional(),
+    credential: credential.optional(),
+    timeouts: z
+      .object({
+        connect: duration.prefault('5s'),
+        /** Until the upstream sends response headers (models can queue). */
+        response_headers: duration.prefault('120s'),
+        /** Longest silence between two body chunks. */
+        idle: duration.prefault('120s'),
+      })
+      .strict()
+      .prefault({}),
+    /** How long a target that refused a connection is skipped. */
+    unhealthy_cooldown: duration.prefault('10s'),
+    max_connections_per_target: z.number().int().min(1).max(10_000).default(256),
+    models: z.array(model).min(1, 'a connection must serve at least one model'),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (!c.url === !c.targets) {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: 'set exactly one of `url` or `targets`' });
+    }
+    if (c.targets && c.targets.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['targets'], message: 'needs at least one target' });
+    }
+    if (c.api_key && c.credential) {
+      ctx.addIssue({ code: 'custom', path: ['api_key'], message: 'set at most one of `api_key` or `credential`' });
+    }
+  })
+  .transform(({ url, targets, api_key, credential, ...rest }) => ({
+    ...rest,
+    targets: targets ?? [{ url: url!, weight: 1 }],
+    credential: credential ?? (api_key ? { header: 'authorization', value: `Bearer ${api_key}` } : undefined),
+  }));
+
+const accessRule = z
+  .object({
+    description: z.string().optional(),
+    groups: z.array(z.string().min(1)).default([]),
+    subjects: z.array(z.string().min(1)).default([]),
+    /** Connection names, or "*". */
+    connections: z.array(z.string().min(1)).min(1),
+    /** Model names (not aliases), or "*" for every model of the listed connections. */
+    models: z.array(z.string().min(1)).default(['*']),
+  })
+  .strict()
+  .refine((r) => r.groups.length + r.subjects.length > 0, {
+    message: 'an access rule must name at least one group or subject',
+    path: ['groups'],
+  });
+
+const server = z
+  .object({
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(8080),
+    /** The URL clients use to reach the gateway (for links in errors and `modelgate dev` output). */
+    public_url: httpUrl.optional(),
+    max_body_bytes: byteSize.prefault('4mb'),
+    /** How long graceful shutdown waits for in-flight streams. */
+    shutdown_grace: duration.prefault('30s'),
+    /** Trust X-Forwarded-For from these proxies when recording the client IP. */
+    trusted_proxies: z.array(z.string()).default([]),
+    keep_alive_timeout: duration.prefault('65s'),
+  })
+  .strict()
+  .prefault({});
+
+export const configSchema = z
+  .object({
+    server,
+    logging: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .prefault({}),
+    identity,
+    connections: z.array(connection).min(1, 'configure at least one connection'),
+    access: z.array(accessRule).default([]),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const connectionNames = new Set<string>();
+    const modelOwners = new Map<string, string>();
+    config.connections.forEach((c, i) => {
+      if (connectionNames.has(c.name)) {
+        ctx.addIssue({ code: 'custom', path: ['connections', i, 'name'], message: `duplicate connection name "${c.name}"` });
+      }
+      connectionNames.add(c.name);
+      c.models.forEach((m, j) => {
+        for (const served of [m.name, ...m.aliases]) {
+          const owner = modelOwners.get(served);
+          if (owner !== undefined) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['connections', i, 'models', j],
+              message: `model name "${served}" is already served by ${owner}; each name must route to one place`,
+            });
+          }
+          modelOwners.set(served, `connection "${c.name}"`);
+        }
+      });
+    });
+    config.access.forEach((rule, i) => {
+      rule.connections.forEach((name, j) => {
+        if (name !== '*' && !connectionNames.has(name)) {
+          ctx.addIssue({ code: 'custom', path: ['access', i, 'connections', j], message: `unknown connection "${name}"` });
+        }
+      });
+    });
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type ConnectionConfig = Config['connections'][number];
+export type IssuerConfig = Config['identity']['issuers'][number];
+export type AccessRule = Config['access'][number];

@@ -1,0 +1,44 @@
+// The configuration `modelgate dev` runs with: the same schema a production
+// config goes through, pointed at the in-process IdP and demo model.
+import { configSchema, type Config, type ConfigInput } from '../config/schema.js';
+
+export const DEV_AUDIENCE = 'modelgate';
+
+export interface DevConfigInput {
+  host: string;
+  port: number;
+  issuer: string;
+  modelUrl: string;
+  logLevel?: string;
+}
+
+/** The raw (pre-validation) configuration; tests adjust it before parsing. */
+export function devConfigInput({ host, port, issuer, modelUrl, logLevel = 'info' }: DevConfigInput): ConfigInput {
+  return {
+    server: { host, port },
+    logging: { level: logLevel as 'info' },
+    identity: { issuers: [{ issuer, audience: DEV_AUDIENCE }], max_token_lifetime: '1h' },
+    connections: [
+      {
+        // The demo model speaks both the OpenAI and the Ollama API, as Ollama does.
+        name: 'demo',
+        kind: 'ollama',
+        url: modelUrl,
+        api_key: 'demo-upstream-key',
+        models: [
+          { name: 'demo-chat', aliases: ['demo'] },
+          { name: 'demo-embed' },
+        ],
+      },
+    ],
+    access: [
+      { description: 'Engineers use every demo model', groups: ['engineering'], connections: ['demo'] },
+      { description: 'Contractors may only embed', groups: ['contractors'], connections: ['demo'], models: ['demo-embed'] },
+      { description: 'CI may chat', groups: ['ci'], connections: ['demo'], models: ['demo-chat'] },
+    ],
+  };
+}
+
+export function devConfig(input: DevConfigInput): Config {
+  return configSchema.parse(devConfigInput(input));
+}

@@ -1,0 +1,220 @@
+// Assembles the gateway from its parts and serves HTTP: operational
+// endpoints, the model API (through the pipeline), and OpenAI-style errors
+// for everything else. Owns graceful shutdown.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config/schema.js';
+import { asGatewayError, GatewayError } from './http/errors.js';
+import { clientRequestId, newRequestId } from './http/request-id.js';
+import { sendError, sendJson } from './http/send.js';
+import { TokenVerifier } from './identity/verify-token.js';
+import { createLogger, type Logger } from './ops/logger.js';
+import { GatewayMetrics } from './ops/metrics.js';
+import type { RequestContext } from './pipeline/context.js';
+import { handleListModels, handleModelCall } from './pipeline/index.js';
+import type { GatewayServices } from './pipeline/services.js';
+import { MODEL_ENDPOINTS } from './protocol/endpoints.js';
+import { DirectTransport } from './proxy/direct-transport.js';
+import { ModelRoutes } from './proxy/model-routes.js';
+import type { Transport } from './proxy/transport.js';
+
+export interface GatewayOptions {
+  logger?: Logger;
+}
+
+export class Gateway {
+  readonly services: GatewayServices;
+  readonly server: Server;
+  private readonly inFlight = new Set<RequestContext>();
+  private draining = false;
+
+  constructor(config: Config, options: GatewayOptions = {}) {
+    const log = options.logger ?? createLogger(config.logging.level);
+    const transports = new Map<string, Transport>(config.connections.map((c) => [c.name, new DirectTransport(c)]));
+    const metrics = new GatewayMetrics();
+    this.services = {
+      config,
+      verifier: new TokenVerifier(config.identity, (issuer) => metrics.jwksFetches.inc({ issuer })),
+      routes: new ModelRoutes(config.connections),
+      transports,
+      metrics,
+      log,
+    };
+    this.server = createServer(
+      {
+        // Reject ambiguous framing (CL+TE, obs-fold, bad chunk sizes) rather than guess: request smuggling defence.
+        insecureHTTPParser: false,
+        requireHostHeader: true,
+        requestTimeout: 60_000,
+        headersTimeout: 15_000,
+        keepAliveTimeout: config.server.keep_alive_timeout,
+        maxHeaderSize: 32 * 1024,
+      },
+      (req, res) => void this.handle(req, res),
+    );
+    this.server.on('clientError', (err, socket) => {
+      if (!socket.writable) return socket.destroy();
+      const body = JSON.stringify({ error: { message: 'Malformed HTTP request.', type: 'invalid_request_error', param: null, code: 'bad_http_request' } });
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+      log.debug({ err: err.message }, 'rejected malformed HTTP request');
+    });
+  }
+
+  async listen(port = this.services.config.server.port, host = this.services.config.server.host): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    // Fetch IdP keys now so the first request is not the one paying for discovery.
+    void this.services.verifier.warmUp().then((results) => {
+      for (const r of results) if (r.status === 'rejected') this.services.log.warn({ err: String(r.reason) }, 'identity provider not reachable yet');
+    });
+    return this.url;
+  }
+
+  get url(): string {
+    const { address, port } = this.server.address() as AddressInfo;
+    return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+  }
+
+  /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then cuts the rest. */
+  async close(graceMs = this.services.config.server.shutdown_grace): Promise<void> {
+    this.draining = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const deadline = Date.now() + graceMs;
+    while (this.inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const ctx of this.inFlight) ctx.abort.abort(new Error('gateway shutting down'));
+    this.server.closeAllConnections();
+    await closed;
+    await Promise.all([...this.services.transports.values()].map((t) => t.close()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const id = newRequestId();
+    res.setHeader('x-request-id', id);
+    const ctx: RequestContext = {
+      id,
+      receivedAt: performance.now(),
+      req,
+      res,
+      abort: new AbortController(),
+      log: this.services.log.child({ reqId: id, clientReqId: clientRequestId(req.headers['x-request-id']) }),
+    };
+    // `close` before the response finished means the client went away: cancel upstream work.
+    res.once('close', () => {
+      if (!res.writableFinished) ctx.abort.abort(new Error('client disconnected'));
+    });
+
+    this.inFlight.add(ctx);
+    this.services.metrics.inFlight.inc();
+    try {
+      await this.route(ctx);
+    } catch (err) {
+      this.refuse(ctx, err);
+    } finally {
+      this.inFlight.delete(ctx);
+      this.services.metrics.inFlight.dec();
+      this.finish(ctx);
+    }
+  }
+
+  private async route(ctx: RequestContext): Promise<void> {
+    const { req, res } = ctx;
+    const path = (req.url ?? '/').split('?', 1)[0]!;
+    const method = req.method ?? 'GET';
+
+    const endpoint = MODEL_ENDPOINTS.get(path);
+    if (endpoint) {
+      if (method !== 'POST') throw methodNotAllowed('POST');
+      if (this.draining) throw shuttingDown();
+      return handleModelCall(this.services, ctx, endpoint, path);
+    }
+    switch (path) {
+      case '/v1/models':
+      case '/api/tags':
+        if (method !== 'GET') throw methodNotAllowed('GET');
+        return handleListModels(this.services, ctx, path === '/api/tags' ? 'ollama' : 'openai');
+      case '/healthz':
+        return sendJson(res, 200, { status: 'ok' });
+      case '/readyz': {
+        const identity = this.services.verifier.ready;
+        const ready = identity && !this.draining;
+        return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', checks: { identity, draining: this.draining } });
+      }
+      case '/metrics': {
+        const body = await this.services.metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': this.services.metrics.registry.contentType });
+        res.end(body);
+        return;
+      }
+      default:
+        throw new GatewayError(`Unknown endpoint ${method} ${path}. The gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /v1/models, /api/chat and /api/generate.`, {
+          status: 404,
+          type: 'not_found_error',
+          code: 'unknown_endpoint',
+        });
+    }
+  }
+
+  private refuse(ctx: RequestContext, err: unknown): void {
+    const error = asGatewayError(err);
+    ctx.errorCode = error.code;
+    this.services.metrics.refusals.inc({ code: error.code });
+    if (error.status >= 500) ctx.log.error({ err: error.cause ?? error, code: error.code }, error.message);
+    if (ctx.res.headersSent) {
+      ctx.res.destroy();
+      return;
+    }
+    sendError(ctx.res, error);
+    if (error.headers.connection === 'close') ctx.req.destroy();
+  }
+
+  private finish(ctx: RequestContext): void {
+    const seconds = (performance.now() - ctx.receivedAt) / 1000;
+    const status = ctx.res.statusCode;
+    const connection = ctx.route?.connection.name ?? '';
+    const operation = ctx.request?.operation ?? '';
+    if (ctx.route) {
+      this.services.metrics.requests.inc({ connection, model: ctx.route.model, operation, status });
+      this.services.metrics.duration.observe({ connection, operation, stream: String(ctx.request?.stream ?? false) }, seconds);
+    }
+    ctx.log.info(
+      {
+        method: ctx.req.method,
+        path: ctx.req.url,
+        status,
+        ms: Math.round(seconds * 1000 * 10) / 10,
+        connection: connection || undefined,
+        model: ctx.route?.model,
+        target: ctx.upstreamTarget,
+        code: ctx.errorCode,
+        aborted: ctx.abort.signal.aborted || undefined,
+      },
+      'request',
+    );
+  }
+}
+
+function methodNotAllowed(allowed: string): GatewayError {
+  return new GatewayError(`Method not allowed; use ${allowed}.`, {
+    status: 405,
+    type: 'invalid_request_error',
+    code: 'method_not_allowed',
+    headers: { allow: allowed },
+  });
+}
+
+function shuttingDown(): GatewayError {
+  return new GatewayError('The gateway is shutting down; retry the request.', {
+    status: 503,
+    type: 'service_unavailable',
+    code: 'shutting_down',
+    headers: { 'retry-after': '1', connection: 'close' },
+  });
+}

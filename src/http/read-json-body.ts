@@ -1,0 +1,50 @@
+// Reads a JSON request body with a hard size limit. The limit is enforced
+// on bytes received, not on the declared Content-Length alone, so a chunked
+// body cannot exceed it either.
+import type { IncomingMessage } from 'node:http';
+import { GatewayError, badRequest } from './errors.js';
+
+export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const contentType = req.headers['content-type'] ?? '';
+  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) {
+    throw new GatewayError(
+      `Unsupported Content-Type "${contentType || '(none)'}"; send a JSON body with "Content-Type: application/json".`,
+      { status: 415, type: 'invalid_request_error', code: 'unsupported_media_type' },
+    );
+  }
+  const encoding = req.headers['content-encoding'];
+  if (encoding && encoding.toLowerCase() !== 'identity') {
+    throw new GatewayError(`Content-Encoding "${encoding}" is not supported; send the body uncompressed.`, {
+      status: 415,
+      type: 'invalid_request_error',
+      code: 'unsupported_content_encoding',
+    });
+  }
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > maxBytes) throw tooLarge(maxBytes);
+
+  const chunks: Buffer[] = [];
+  let received = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    received += chunk.length;
+    if (received > maxBytes) throw tooLarge(maxBytes);
+    chunks.push(chunk);
+  }
+  if (received === 0) throw badRequest('invalid_json', 'The request body is empty; send a JSON object.');
+
+  try {
+    return JSON.parse(Buffer.concat(chunks, received).toString('utf8'));
+  } catch (err) {
+    throw badRequest('invalid_json', `The request body is not valid JSON: ${(err as Error).message}.`);
+  }
+}
+
+function tooLarge(maxBytes: number): GatewayError {
+  return new GatewayError(`The request body is larger than this gateway's limit of ${maxBytes} bytes.`, {
+    status: 413,
+    type: 'invalid_request_error',
+    code: 'request_too_large',
+    // The rest of the body is not read, so the connection cannot be reused.
+    headers: { connection: 'close' },
+  });
+}

@@ -1,0 +1,163 @@
+// Verifies a bearer JWT against the trusted issuers and turns it into a
+// Principal. Every check that fails names itself with a stable code.
+import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
+import type { Config } from '../config/schema.js';
+import type { GatewayError } from '../http/errors.js';
+import { readGroupsClaim, readStringClaim } from './claims.js';
+import { identityProviderUnavailable, invalidToken, missingToken } from './errors.js';
+import type { Principal } from './principal.js';
+import { TrustedIssuer } from './trusted-issuer.js';
+
+/** Longer than any real access token; bounds the work an attacker can make us do. */
+const MAX_TOKEN_LENGTH = 16 * 1024;
+
+export class TokenVerifier {
+  private readonly issuers = new Map<string, TrustedIssuer>();
+  private readonly algorithms: string[];
+  private readonly clockSkewSeconds: number;
+  private readonly maxLifetimeSeconds: number;
+
+  constructor(config: Config['identity'], onJwksFetch?: (issuer: string) => void) {
+    for (const issuer of config.issuers) this.issuers.set(issuer.issuer, new TrustedIssuer(issuer, onJwksFetch));
+    this.algorithms = [...config.algorithms];
+    this.clockSkewSeconds = Math.ceil(config.clock_skew / 1000);
+    this.maxLifetimeSeconds = Math.floor(config.max_token_lifetime / 1000);
+  }
+
+  get ready(): boolean {
+    return [...this.issuers.values()].every((issuer) => issuer.ready);
+  }
+
+  /** Fetches every issuer's discovery document and JWKS; failures are logged by the caller and retried lazily. */
+  async warmUp(): Promise<PromiseSettledResult<void>[]> {
+    return Promise.allSettled([...this.issuers.values()].map((issuer) => issuer.warmUp()));
+  }
+
+  /** Extracts the bearer token from an Authorization header value. */
+  static bearerToken(authorization: string | undefined): string {
+    if (!authorization) {
+      throw missingToken('Missing bearer token. Send "Authorization: Bearer <token>" with an access token from your identity provider (try `modelgate token`).');
+    }
+    const match = /^Bearer[ \t]+([A-Za-z0-9\-._~+/]+=*)[ \t]*$/i.exec(authorization);
+    if (!match) throw invalidToken('token_malformed', 'The Authorization header must be "Bearer <token>".');
+    return match[1]!;
+  }
+
+  async verify(token: string): Promise<Principal> {
+    if (token.length > MAX_TOKEN_LENGTH) throw invalidToken('token_malformed', 'The bearer token is too long to be an access token.');
+
+    const { header, claims } = decodeUnverified(token);
+    if (!this.algorithms.includes(String(header.alg))) {
+      throw invalidToken(
+        'token_algorithm_forbidden',
+        `Token algorithm "${String(header.alg)}" is not allowed; accepted: ${this.algorithms.join(', ')}.`,
+      );
+    }
+    const issuer = typeof claims.iss === 'string' ? this.issuers.get(claims.iss) : undefined;
+    if (!issuer) {
+      throw invalidToken('token_issuer_untrusted', `Token issuer ${JSON.stringify(claims.iss ?? null)} is not a trusted issuer of this gateway.`);
+    }
+
+    const payload = await this.verifySignatureAndClaims(token, issuer);
+    return this.toPrincipal(payload, issuer);
+  }
+
+  private async verifySignatureAndClaims(token: string, issuer: TrustedIssuer): Promise<JWTPayload> {
+    let keys;
+    try {
+      keys = await issuer.keyResolver();
+    } catch (err) {
+      throw identityProviderUnavailable(issuer.id, err);
+    }
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, keys, {
+        issuer: issuer.id,
+        audience: issuer.config.audience,
+        algorithms: this.algorithms,
+        clockTolerance: this.clockSkewSeconds,
+        requiredClaims: ['exp', 'iat', 'sub'],
+      }));
+    } catch (err) {
+      throw explainVerificationFailure(err, issuer);
+    }
+
+    const now = Math.floor(Date.now() / 1000);
+    const { iat, exp } = payload as { iat: number; exp: number };
+    if (iat > now + this.clockSkewSeconds) {
+      throw invalidToken('token_issued_in_future', 'Token "iat" is in the future; check the clock of the identity provider.');
+    }
+    if (exp - iat > this.maxLifetimeSeconds) {
+      throw invalidToken(
+        'token_lifetime_too_long',
+        `Token lifetime ${exp - iat}s exceeds the gateway's maximum of ${this.maxLifetimeSeconds}s; only short-lived tokens are accepted.`,
+      );
+    }
+    return payload;
+  }
+
+  private toPrincipal(payload: JWTPayload, issuer: TrustedIssuer): Principal {
+    const claims = payload as Record<string, unknown>;
+    const { claims: mapping, require_groups, group_prefix } = issuer.config;
+    const subject = readStringClaim(claims, mapping.subject);
+    if (!subject) throw invalidToken('token_subject_missing', `Token has no subject claim "${mapping.subject}".`);
+    const groups = readGroupsClaim(claims, mapping.groups).map((g) => group_prefix + g);
+    if (require_groups && groups.length === 0) {
+      throw invalidToken(
+        'token_groups_missing',
+        `Token carries no groups in claim "${mapping.groups}"; this issuer requires group membership. Ask your IdP administrator to add the groups claim to access tokens.`,
+      );
+    }
+    const principal: Principal = { issuer: issuer.id, subject, groups, expiresAt: payload.exp! };
+    const email = readStringClaim(claims, mapping.email);
+    const name = readStringClaim(claims, mapping.name);
+    const clientId = readStringClaim(claims, 'client_id') ?? readStringClaim(claims, 'azp');
+    if (email) principal.email = email;
+    if (name) principal.name = name;
+    if (clientId) principal.clientId = clientId;
+    if (payload.jti) principal.tokenId = payload.jti;
+    return principal;
+  }
+}
+
+function decodeUnverified(token: string): { header: Record<string, unknown>; claims: JWTPayload } {
+  try {
+    return { header: decodeProtectedHeader(token) as Record<string, unknown>, claims: decodeJwt(token) };
+  } catch {
+    throw invalidToken('token_malformed', 'The bearer token is not a well-formed JWT (JWS compact serialization).');
+  }
+}
+
+function explainVerificationFailure(err: unknown, issuer: TrustedIssuer): GatewayError {
+  if (err instanceof errors.JWTExpired) return invalidToken('token_expired', 'Token has expired; obtain a fresh one (e.g. `modelgate token`).');
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    if (err.reason === 'missing') {
+      return invalidToken('token_claim_missing', `Token has no "${err.claim}" claim, which this gateway requires.`);
+    }
+    switch (err.claim) {
+      case 'nbf':
+        return invalidToken('token_not_yet_valid', 'Token is not valid yet ("nbf" is in the future).');
+      case 'aud':
+        return invalidToken(
+          'token_audience_invalid',
+          `Token audience does not match; this gateway accepts ${issuer.config.audience.map((a) => `"${a}"`).join(', ')} for ${issuer.id}.`,
+        );
+      case 'iss':
+        return invalidToken('token_issuer_untrusted', 'Token issuer does not match its signing issuer.');
+      case 'iat':
+        return invalidToken('token_issued_in_future', 'Token "iat" is in the future; check the clock of the identity provider.');
+      default:
+        return invalidToken('token_claim_invalid', `Token claim "${err.claim}" is missing or invalid (${err.reason}).`);
+    }
+  }
+  if (err instanceof errors.JOSEAlgNotAllowed) return invalidToken('token_algorithm_forbidden', 'Token algorithm is not allowed for this key.');
+  if (err instanceof errors.JWKSNoMatchingKey) {
+    return invalidToken('token_key_unknown', `Token is signed with a key ("kid") that ${issuer.id} does not publish.`);
+  }
+  if (err instanceof errors.JWSSignatureVerificationFailed) return invalidToken('token_signature_invalid', 'Token signature is invalid.');
+  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid || err instanceof errors.JOSENotSupported) {
+    return invalidToken('token_malformed', `The bearer token could not be verified: ${err.message}`);
+  }
+  // What remains is the JWKS fetch failing (timeout, HTTP error, bad JSON): fail closed.
+  return identityProviderUnavailable(issuer.id, err);
+}

@@ -1,0 +1,63 @@
+// Prometheus metrics. One registry per gateway instance, so tests and the
+// dev command can run several in one process without label collisions.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+
+  readonly requests = new Counter({
+    name: 'modelgate_requests_total',
+    help: 'Requests handled, by connection, model, operation and HTTP status.',
+    labelNames: ['connection', 'model', 'operation', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly refusals = new Counter({
+    name: 'modelgate_refusals_total',
+    help: 'Requests refused by the gateway itself, by stable error code.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly duration = new Histogram({
+    name: 'modelgate_request_duration_seconds',
+    help: 'Time from request received to response finished.',
+    labelNames: ['connection', 'operation', 'stream'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly timeToFirstToken = new Histogram({
+    name: 'modelgate_time_to_first_token_seconds',
+    help: 'Time from request received to the first streamed frame sent to the client.',
+    labelNames: ['connection', 'operation'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly upstreamErrors = new Counter({
+    name: 'modelgate_upstream_errors_total',
+    help: 'Upstream failures by connection and reason (unreachable, timeout, status, stream_interrupted).',
+    labelNames: ['connection', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly inFlight = new Gauge({
+    name: 'modelgate_in_flight_requests',
+    help: 'Requests currently being handled.',
+    registers: [this.registry],
+  });
+
+  readonly jwksFetches = new Counter({
+    name: 'modelgate_jwks_fetches_total',
+    help: 'JWKS fetches per issuer (start-up, cache expiry, and unknown key IDs at a bounded rate).',
+    labelNames: ['issuer'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'modelgate_' });
+  }
+}

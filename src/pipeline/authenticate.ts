@@ -1,0 +1,13 @@
+// Stage 1: who is calling. Runs before the body is read, so an
+// unauthenticated caller cannot make the gateway buffer anything.
+import { TokenVerifier } from '../identity/verify-token.js';
+import type { Principal } from '../identity/principal.js';
+import type { RequestContext } from './context.js';
+import type { GatewayServices } from './services.js';
+
+export async function authenticate(services: GatewayServices, ctx: RequestContext): Promise<Principal> {
+  const token = TokenVerifier.bearerToken(ctx.req.headers.authorization);
+  const principal = await services.verifier.verify(token);
+  ctx.log = ctx.log.child({ sub: principal.subject, iss: principal.issuer });
+  return principal;
+}

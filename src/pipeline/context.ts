@@ -1,0 +1,24 @@
+// Everything known about one request as it moves through the stages.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Principal } from '../identity/principal.js';
+import type { Logger } from '../ops/logger.js';
+import type { ModelRoute } from '../proxy/model-routes.js';
+import type { ModelRequest } from '../protocol/types.js';
+
+export interface RequestContext {
+  readonly id: string;
+  /** `performance.now()` when the request arrived. */
+  readonly receivedAt: number;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** Fires when the client disconnects or the gateway shuts down; cancels upstream work. */
+  readonly abort: AbortController;
+  log: Logger;
+  principal?: Principal;
+  request?: ModelRequest;
+  route?: ModelRoute;
+  /** Set once the upstream has answered, for the access log. */
+  upstreamTarget?: string;
+  /** The first refusal or failure, by stable code. */
+  errorCode?: string;
+}

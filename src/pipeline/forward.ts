@@ -1,0 +1,31 @@
+// Stage: send the (possibly rewritten) request to the connection's model
+// server. Headers are built from scratch: nothing the client sent reaches
+// the upstream except the body, so the client's Authorization (and any
+// smuggled hop-by-hop header) never does. The gateway injects the
+// connection's own credential instead.
+import type { UpstreamResponse } from '../proxy/transport.js';
+import type { RequestContext } from './context.js';
+import type { GatewayServices } from './services.js';
+
+export async function forward(services: GatewayServices, ctx: RequestContext, path: string): Promise<UpstreamResponse> {
+  const { request, route } = ctx;
+  if (!request || !route) throw new Error('forward() runs after parse and authorise');
+
+  const body = { ...request.body, model: route.upstreamModel };
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: request.stream ? (request.framing === 'sse' ? 'text/event-stream' : 'application/x-ndjson') : 'application/json',
+    'x-request-id': ctx.id,
+    'user-agent': 'modelgate',
+  };
+  const credential = route.connection.credential;
+  if (credential) headers[credential.header.toLowerCase()] = credential.value;
+
+  const transport = services.transports.get(route.connection.name)!;
+  try {
+    return await transport.send({ method: 'POST', path, headers, body: JSON.stringify(body), signal: ctx.abort.signal });
+  } catch (err) {
+    services.metrics.upstreamErrors.inc({ connection: route.connection.name, reason: (err as { code?: string }).code ?? 'error' });
+    throw err;
+  }
+}

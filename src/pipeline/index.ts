@@ -1,0 +1,46 @@
+// The data path, top to bottom. Each stage is a small module; this file is
+// the table of contents. A stage either returns what the next one needs or
+// throws a GatewayError that names the refusal. Nothing reaches a model
+// unless every stage before `forward` has passed.
+//
+//   authenticate → read body → parse → authorise → forward → relay
+//
+// Guardrails (inspect input), approvals and recording slot in between
+// authorise and forward; output masking wraps relay's frame stream.
+import { readJsonBody } from '../http/read-json-body.js';
+import { sendJson } from '../http/send.js';
+import type { Endpoint } from '../protocol/endpoints.js';
+import { parseModelRequest } from '../protocol/parse-request.js';
+import { authenticate } from './authenticate.js';
+import { allowedRoutes, authorise } from './authorise.js';
+import type { RequestContext } from './context.js';
+import { forward } from './forward.js';
+import { relay } from './relay.js';
+import type { GatewayServices } from './services.js';
+
+/** A model call: chat, completion, embedding, response, or their Ollama forms. */
+export async function handleModelCall(services: GatewayServices, ctx: RequestContext, endpoint: Endpoint, path: string): Promise<void> {
+  ctx.principal = await authenticate(services, ctx);
+  const body = await readJsonBody(ctx.req, services.config.server.max_body_bytes);
+  ctx.request = parseModelRequest(endpoint.operation, body);
+  ctx.route = authorise(services, ctx.principal, ctx.request);
+  const upstream = await forward(services, ctx, path);
+  await relay(services, ctx, upstream);
+}
+
+/** GET /v1/models (OpenAI) or GET /api/tags (Ollama): only what the caller may use. */
+export async function handleListModels(services: GatewayServices, ctx: RequestContext, dialect: 'openai' | 'ollama'): Promise<void> {
+  ctx.principal = await authenticate(services, ctx);
+  const routes = allowedRoutes(services, ctx.principal);
+  if (dialect === 'ollama') {
+    const models = routes
+      .filter((r) => r.connection.kind === 'ollama')
+      .map((r) => ({ name: r.model, model: r.model, modified_at: new Date(0).toISOString(), details: { connection: r.connection.name } }));
+    sendJson(ctx.res, 200, { models });
+    return;
+  }
+  sendJson(ctx.res, 200, {
+    object: 'list',
+    data: routes.map((r) => ({ id: r.model, object: 'model', created: 0, owned_by: r.connection.name })),
+  });
+}

@@ -1,0 +1,183 @@
+// Stage: deliver the upstream's answer to the client. Streams are decoded
+// into whole frames and re-emitted one frame at a time, with backpressure,
+// so the gateway never holds more than one frame and can always end a
+// broken stream with a well-formed error frame instead of half a frame.
+import { GatewayError } from '../http/errors.js';
+import { drained, sendJson } from '../http/send.js';
+import { NdjsonDecoder, NdjsonLineTooLargeError, type NdjsonLine } from '../protocol/ndjson.js';
+import { encodeSseFrame, SseDecoder, SseFrameTooLargeError, type SseFrame } from '../protocol/sse.js';
+import { encodeStreamError } from '../protocol/stream-error.js';
+import type { StreamFraming } from '../protocol/types.js';
+import type { UpstreamResponse } from '../proxy/transport.js';
+import type { RequestContext } from './context.js';
+import type { GatewayServices } from './services.js';
+
+/** Error bodies from an upstream are small; more than this is not an error message. */
+const MAX_UPSTREAM_ERROR_BYTES = 64 * 1024;
+
+export async function relay(services: GatewayServices, ctx: RequestContext, upstream: UpstreamResponse): Promise<void> {
+  ctx.upstreamTarget = upstream.target;
+  if (upstream.status < 200 || upstream.status >= 300) return relayUpstreamError(services, ctx, upstream);
+
+  const framing = streamFraming(upstream.headers['content-type']);
+  if (framing) return relayStream(services, ctx, upstream, framing);
+
+  const headers: Record<string, string> = { 'content-type': headerValue(upstream.headers['content-type']) ?? 'application/json' };
+  const length = headerValue(upstream.headers['content-length']);
+  if (length) headers['content-length'] = length;
+  ctx.res.writeHead(upstream.status, headers);
+  try {
+    for await (const chunk of upstream.body) {
+      if (!ctx.res.write(chunk) && !(await drained(ctx.res))) break;
+    }
+    ctx.res.end();
+  } catch (err) {
+    // A JSON body cut in half cannot be repaired; a reset tells the client it is incomplete.
+    noteUpstreamFailure(services, ctx, err, 'upstream_stream_interrupted');
+    ctx.res.destroy();
+  }
+}
+
+async function relayStream(
+  services: GatewayServices,
+  ctx: RequestContext,
+  upstream: UpstreamResponse,
+  framing: StreamFraming,
+): Promise<void> {
+  const { res } = ctx;
+  res.writeHead(upstream.status, {
+    'content-type': framing === 'sse' ? 'text/event-stream; charset=utf-8' : 'application/x-ndjson',
+    'cache-control': 'no-cache',
+    // Tell nginx and similar proxies in front of us not to buffer the stream.
+    'x-accel-buffering': 'no',
+  });
+  res.flushHeaders();
+
+  const decoder = framing === 'sse' ? new SseDecoder() : new NdjsonDecoder();
+  let firstFrame = true;
+  const send = async (raw: string): Promise<boolean> => {
+    if (firstFrame) {
+      firstFrame = false;
+      const seconds = (performance.now() - ctx.receivedAt) / 1000;
+      services.metrics.timeToFirstToken.observe({ connection: ctx.route!.connection.name, operation: ctx.request!.operation }, seconds);
+    }
+    return res.write(raw) || drained(res);
+  };
+
+  try {
+    for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+      for (const frame of decoder.push(chunk)) {
+        if (!(await send(frame.raw))) return; // client went away; the abort signal cancels upstream
+      }
+    }
+    for (const frame of decoder.end()) {
+      const raw = terminate(frame);
+      if (raw === undefined) throw new Error('upstream ended inside a frame');
+      await send(raw);
+    }
+    res.end();
+  } catch (err) {
+    if (ctx.abort.signal.aborted || res.destroyed) return;
+    const tooLarge = err instanceof SseFrameTooLargeError || err instanceof NdjsonLineTooLargeError;
+    noteUpstreamFailure(services, ctx, err, tooLarge ? 'upstream_frame_too_large' : 'upstream_stream_interrupted');
+    const connection = ctx.route!.connection.name;
+    res.end(
+      encodeStreamError(
+        framing,
+        tooLarge
+          ? {
+              message: `The model server for connection "${connection}" sent a stream frame larger than the gateway accepts; the response is incomplete.`,
+              type: 'upstream_error',
+              code: 'upstream_frame_too_large',
+            }
+          : {
+              message: `The model server for connection "${connection}" failed mid-stream; the response is incomplete. Retry the request.`,
+              type: 'upstream_error',
+              code: 'upstream_stream_interrupted',
+            },
+      ),
+    );
+  }
+}
+
+/**
+ * The last frame of a stream that ended without its terminator. A complete
+ * SSE event is re-terminated so clients do not drop it; an NDJSON line that
+ * does not parse was cut off, and is reported instead of passed on.
+ */
+function terminate(frame: SseFrame | NdjsonLine): string | undefined {
+  if (!frame.incomplete) return frame.raw;
+  if ('hasData' in frame) return frame.hasData ? encodeSseFrame(frame) : '';
+  return frame.error === undefined ? `${frame.raw}\n` : undefined;
+}
+
+async function relayUpstreamError(services: GatewayServices, ctx: RequestContext, upstream: UpstreamResponse): Promise<void> {
+  const connection = ctx.route!.connection.name;
+  services.metrics.upstreamErrors.inc({ connection, reason: `status_${upstream.status}` });
+  const text = await readCapped(upstream.body, MAX_UPSTREAM_ERROR_BYTES);
+
+  if (upstream.status === 401 || upstream.status === 403 || upstream.status === 407) {
+    // The upstream refused the gateway's own credential: an operator problem, not the caller's.
+    throw new GatewayError(`The model server for connection "${connection}" rejected the gateway's credential. Ask an operator to check the connection's credential.`, {
+      status: 502,
+      type: 'upstream_error',
+      code: 'upstream_auth_failed',
+    });
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (!isOpenAiError(body)) {
+    body = {
+      error: {
+        message: `The model server for connection "${connection}" answered HTTP ${upstream.status}: ${text.slice(0, 500) || '(empty body)'}`,
+        type: upstream.status >= 500 ? 'upstream_error' : 'invalid_request_error',
+        param: null,
+        code: `upstream_http_${upstream.status}`,
+      },
+    };
+  }
+  ctx.errorCode = `upstream_http_${upstream.status}`;
+  const retryAfter = headerValue(upstream.headers['retry-after']);
+  sendJson(ctx.res, upstream.status, body, retryAfter ? { 'retry-after': retryAfter } : {});
+}
+
+function noteUpstreamFailure(services: GatewayServices, ctx: RequestContext, err: unknown, code: string): void {
+  ctx.errorCode = code;
+  services.metrics.upstreamErrors.inc({ connection: ctx.route!.connection.name, reason: code.replace(/^upstream_/, '') });
+  ctx.log.warn({ err: (err as Error)?.message }, 'upstream failed mid-response');
+}
+
+function streamFraming(contentType: string | string[] | undefined): StreamFraming | undefined {
+  const type = headerValue(contentType)?.toLowerCase() ?? '';
+  if (type.startsWith('text/event-stream')) return 'sse';
+  if (type.startsWith('application/x-ndjson') || type.startsWith('application/jsonl')) return 'ndjson';
+  return undefined;
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function isOpenAiError(body: unknown): boolean {
+  const error = (body as { error?: unknown } | undefined)?.error;
+  return typeof error === 'object' && error !== null && typeof (error as { message?: unknown }).message === 'string';
+}
+
+async function readCapped(body: AsyncIterable<Buffer>, maxBytes: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      chunks.push(chunk.subarray(0, maxBytes - size));
+      size += chunk.length;
+      if (size >= maxBytes) break;
+    }
+  } catch {
+    // A broken error body still leaves the status to report.
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,17 @@
+// The long-lived parts a request's stages use. Built once at start-up.
+import type { Config } from '../config/schema.js';
+import type { TokenVerifier } from '../identity/verify-token.js';
+import type { GatewayMetrics } from '../ops/metrics.js';
+import type { Logger } from '../ops/logger.js';
+import type { ModelRoutes } from '../proxy/model-routes.js';
+import type { Transport } from '../proxy/transport.js';
+
+export interface GatewayServices {
+  config: Config;
+  verifier: TokenVerifier;
+  routes: ModelRoutes;
+  /** One transport per connection, by connection name. */
+  transports: ReadonlyMap<string, Transport>;
+  metrics: GatewayMetrics;
+  log: Logger;
+}

@@ -1,0 +1,33 @@
+// Who may use which connection and model. Pure: identity and rules in,
+// decision out. Deny by default: with no matching rule, nothing is allowed.
+import type { AccessRule } from '../config/schema.js';
+import type { Principal } from '../identity/principal.js';
+
+export interface AccessDecision {
+  allowed: boolean;
+  /** Index of the rule that allowed access, for the audit record. */
+  ruleIndex?: number;
+}
+
+export function decideAccess(
+  rules: readonly AccessRule[],
+  principal: Pick<Principal, 'subject' | 'groups'>,
+  connection: string,
+  model: string,
+): AccessDecision {
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i]!;
+    if (appliesTo(rule, principal) && matches(rule.connections, connection) && matches(rule.models, model)) {
+      return { allowed: true, ruleIndex: i };
+    }
+  }
+  return { allowed: false };
+}
+
+function appliesTo(rule: AccessRule, principal: Pick<Principal, 'subject' | 'groups'>): boolean {
+  return rule.subjects.includes(principal.subject) || rule.groups.some((g) => principal.groups.includes(g));
+}
+
+function matches(patterns: readonly string[], name: string): boolean {
+  return patterns.includes('*') || patterns.includes(name);
+}

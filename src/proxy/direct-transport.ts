@@ -1,0 +1,114 @@
+// Direct HTTP transport: one keep-alive undici Pool per target, weighted
+// round robin or ordered failover, and passive health: a target that
+// refuses connections is skipped for a cooldown. Only connection failures
+// are retried on another target; once a target has the request, a timeout
+// or reset is reported, because the model may already be generating.
+import { Pool, errors as undiciErrors } from 'undici';
+import type { ConnectionConfig } from '../config/schema.js';
+import { GatewayError } from '../http/errors.js';
+import type { Transport, UpstreamRequest, UpstreamResponse } from './transport.js';
+
+interface Target {
+  origin: string;
+  basePath: string;
+  weight: number;
+  pool: Pool;
+  unhealthyUntil: number;
+}
+
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+
+export class DirectTransport implements Transport {
+  private readonly targets: Target[];
+  /** Weighted round-robin schedule: each target appears `weight` times. */
+  private readonly schedule: number[];
+  private cursor = 0;
+
+  constructor(private readonly connection: ConnectionConfig) {
+    const { timeouts } = connection;
+    this.targets = connection.targets.map((t) => {
+      const url = new URL(t.url);
+      return {
+        origin: url.origin,
+        basePath: url.pathname.replace(/\/$/, ''),
+        weight: t.weight,
+        unhealthyUntil: 0,
+        pool: new Pool(url.origin, {
+          connections: connection.max_connections_per_target,
+          connect: { timeout: timeouts.connect },
+          headersTimeout: timeouts.response_headers,
+          bodyTimeout: timeouts.idle,
+          keepAliveTimeout: 30_000,
+        }),
+      };
+    });
+    this.schedule = this.targets.flatMap((t, i) => Array<number>(t.weight).fill(i));
+  }
+
+  async send(request: UpstreamRequest): Promise<UpstreamResponse> {
+    let lastError: unknown;
+    for (const target of this.candidates()) {
+      try {
+        const response = await target.pool.request({
+          origin: target.origin,
+          path: target.basePath + request.path,
+          method: request.method,
+          headers: request.headers,
+          body: request.body ?? null,
+          signal: request.signal,
+        });
+        target.unhealthyUntil = 0;
+        return { status: response.statusCode, headers: response.headers, body: response.body, target: target.origin };
+      } catch (err) {
+        if (request.signal.aborted) throw err;
+        if (!isConnectFailure(err)) throw this.describe(err);
+        target.unhealthyUntil = Date.now() + this.connection.unhealthy_cooldown;
+        lastError = err;
+      }
+    }
+    throw this.describe(lastError);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.targets.map((t) => t.pool.close()));
+  }
+
+  /** Targets in the order to try them: healthy first, then the rest as a last resort. */
+  private candidates(): Target[] {
+    const ordered =
+      this.connection.load_balancing === 'failover'
+        ? this.targets
+        : this.rotate();
+    const now = Date.now();
+    return [...ordered.filter((t) => t.unhealthyUntil <= now), ...ordered.filter((t) => t.unhealthyUntil > now)];
+  }
+
+  private rotate(): Target[] {
+    if (this.targets.length === 1) return this.targets;
+    const first = this.schedule[this.cursor++ % this.schedule.length]!;
+    return [...this.targets.slice(first), ...this.targets.slice(0, first)];
+  }
+
+  private describe(err: unknown): GatewayError {
+    const name = this.connection.name;
+    if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.ConnectTimeoutError) {
+      return new GatewayError(`The model server for connection "${name}" did not answer in time. Retry, or ask an operator to check it.`, {
+        status: 504,
+        type: 'timeout_error',
+        code: 'upstream_timeout',
+        cause: err,
+      });
+    }
+    return new GatewayError(`The model server for connection "${name}" is unreachable. Retry, or ask an operator to check it.`, {
+      status: 502,
+      type: 'upstream_error',
+      code: 'upstream_unreachable',
+      cause: err,
+    });
+  }
+}
+
+function isConnectFailure(err: unknown): boolean {
+  const code = (err as { code?: string } | undefined)?.code;
+  return code !== undefined && CONNECT_FAILURES.has(code);
+}

@@ -1,0 +1,28 @@
+// How the gateway reaches a connection's model server. Today that is a
+// direct HTTP URL (or several, load-balanced); an agent tunnel will be a
+// second implementation of the same interface.
+import type { Readable } from 'node:stream';
+
+export interface UpstreamRequest {
+  method: 'GET' | 'POST';
+  /** Path and query on the upstream, e.g. `/v1/chat/completions`. */
+  path: string;
+  headers: Record<string, string>;
+  body?: string;
+  /** Aborted when the client goes away or the gateway shuts down. */
+  signal: AbortSignal;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** Streamed body; honours backpressure when consumed with `for await`. */
+  body: Readable;
+  /** Which target answered, for logs and metrics. */
+  target: string;
+}
+
+export interface Transport {
+  send(request: UpstreamRequest): Promise<UpstreamResponse>;
+  close(): Promise<void>;
+}

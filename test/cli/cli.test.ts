@@ -1,0 +1,92 @@
+// The CLI as a user runs it: the compiled bin, real processes.
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const BIN = fileURLToPath(new URL('../../bin/modelgate.js', import.meta.url));
+const run = promisify(execFile);
+
+async function modelgate(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('modelgate CLI', () => {
+  test('--help on the program and on every command', async () => {
+    const top = await modelgate(['--help']);
+    assert.equal(top.code, 0);
+    assert.match(top.stdout, /Commands:[\s\S]*dev[\s\S]*gateway/);
+    for (const command of ['dev', 'gateway']) {
+      const help = await modelgate([command, '--help']);
+      assert.equal(help.code, 0, command);
+      assert.match(help.stdout, new RegExp(`Usage: modelgate ${command}`));
+      assert.match(help.stdout, /--help/);
+    }
+  });
+
+  test('unknown commands and flags are usage errors (exit 2)', async () => {
+    assert.equal((await modelgate(['frobnicate'])).code, 2);
+    const bad = await modelgate(['gateway', '--nope']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--nope/);
+  });
+
+  test('gateway --check names the bad key and line, and exits 78', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'modelgate-'));
+    try {
+      const file = join(dir, 'modelgate.yaml');
+      await writeFile(file, 'identity:\n  issuers: []\nconnections: []\n');
+      const result = await modelgate(['gateway', '--config', file, '--check']);
+      assert.equal(result.code, 78);
+      assert.match(result.stderr, /modelgate\.yaml:2:12: identity\.issuers: configure at least one trusted OIDC issuer/);
+      const example = await modelgate(['gateway', '--config', fileURLToPath(new URL('../../examples/modelgate.yaml', import.meta.url)), '--check'], {
+        VLLM_API_KEY: 'x',
+        TGI_KEY: 'y',
+      });
+      assert.equal(example.code, 0, example.stderr);
+      assert.match(example.stdout, /configuration is valid/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('modelgate dev prints a curl line that returns a completion', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'modelgate-dev-'));
+    const child = spawn(process.execPath, [BIN, 'dev', '--port', '0', '--idp-port', '0', '--model-port', '0'], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      let stdout = '';
+      const curlLine = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => {
+          stdout += d.toString();
+          const line = stdout.split('\n').find((l) => l.startsWith('curl '));
+          if (line && stdout.includes('Ctrl-C')) resolve(line);
+        });
+        child.on('exit', (code) => reject(new Error(`modelgate dev exited with ${code}: ${stdout}`)));
+      });
+      assert.doesNotMatch(stdout, /\x1b\[/, 'no colour when stdout is not a TTY');
+      const { stdout: answer } = await run('sh', ['-c', curlLine]);
+      const completion = JSON.parse(answer) as { choices: Array<{ message: { content: string } }> };
+      assert.match(completion.choices[0]!.message.content, /Hello, modelgate!/);
+
+      const tokenFile = join(dir, '.modelgate', 'dev-token');
+      assert.equal((await stat(tokenFile)).mode & 0o777, 0o600, 'the token file is private');
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
