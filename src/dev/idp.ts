@@ -6,13 +6,16 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, type JWK } from 'jose';
+import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, type JWK } from 'jose';
 import Provider, {
   errors,
   type ClientMetadata,
   type Configuration,
+  type ErrorOut,
   type InteractionDetails,
   type IssuedToken,
+  type ProviderContext,
+  type ProviderMiddleware,
 } from 'oidc-provider';
 import { ScriptedBrowser } from './idp-browser.js';
 import {
@@ -346,6 +349,7 @@ function createProviderInstance(settings: IdpSettings, keys: JWK[]): ProviderIns
   provider.on('server_error', (_ctx: unknown, error: unknown) => {
     console.error('modelgate dev IdP: internal error', error);
   });
+  provider.use(endpointCompatibility);
   return { provider, handle: provider.callback() };
 }
 
@@ -362,7 +366,10 @@ function providerConfiguration(settings: IdpSettings, keys: JWK[]): Configuratio
     clientDefaults: { id_token_signed_response_alg: signingKey.alg },
     // No browser-based (CORS) clients: the CLI and the console talk to the IdP server-side.
     clientBasedCORS: () => false,
-    cookies: { keys: settings.cookieKeys },
+    // SameSite=Lax for the session cookie too. oidc-provider 8 defaults it to None, which
+    // browsers only accept with Secure (never the case on loopback HTTP), so it would lean on
+    // its `.legacy` fallback cookies instead.
+    cookies: { keys: settings.cookieKeys, long: { sameSite: 'lax' }, short: { sameSite: 'lax' } },
     jwks: { keys },
     scopes: OIDC_SCOPES,
     claims: {
@@ -394,12 +401,9 @@ function providerConfiguration(settings: IdpSettings, keys: JWK[]): Configuratio
     // requires it of every client unless told otherwise.
     pkce: {
       methods: ['S256'],
-      required: () => true,
+      required: (_ctx, client) => client.clientAuthMethod === 'none',
     },
-    async renderError(ctx, out) {
-      ctx.type = 'html';
-      ctx.body = errorPage(out.error_description ?? out.error, `error: ${out.error}`);
-    },
+    renderError: async (ctx, out) => renderErrorPage(ctx, out),
     ttl: {
       AccessToken: accessTokenTtl,
       ClientCredentials: accessTokenTtl,
@@ -419,10 +423,11 @@ function providerConfiguration(settings: IdpSettings, keys: JWK[]): Configuratio
         // Confidential clients may introspect any token, public ones only their own.
         allowedPolicy: async (_ctx, client, token) => client.clientAuthMethod !== 'none' || token.clientId === client.clientId,
       },
-      revocation: {
-        enabled: true,
-        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
-      },
+      // Only the client a token was issued to may revoke it; anyone else's request succeeds
+      // without effect (see endpointCompatibility).
+      revocation: { enabled: true },
+      // DPoP (RFC 9449): clients may sender-constrain their tokens; Bearer stays the default.
+      dPoP: { enabled: true },
       deviceFlow: {
         enabled: true,
         charset: 'base-20',
@@ -474,6 +479,79 @@ function providerConfiguration(settings: IdpSettings, keys: JWK[]): Configuratio
       },
     },
   };
+}
+
+async function renderErrorPage(ctx: ProviderContext, out: ErrorOut): Promise<void> {
+  ctx.type = 'html';
+  ctx.body = errorPage(out.error_description ?? out.error, `error: ${out.error}`);
+}
+
+/**
+ * Endpoint behaviour oidc-provider 8 does not offer as configuration, kept as the dev IdP has
+ * always had it (the behaviour of oidc-provider 9):
+ * - revoking another client's token succeeds without effect, instead of a 400 invalid_request
+ *   (the token itself is never revoked either way);
+ * - JWT access tokens are not looked up at the introspection and revocation endpoints: the
+ *   answer is unsupported_token_type (RFC 7009 §2.2.1), not "inactive" or a silent success;
+ * - RFC 8414 metadata is also served at /.well-known/oauth-authorization-server;
+ * - authorization and logout requests are GET only, and unknown routes get a plain 404.
+ */
+const endpointCompatibility: ProviderMiddleware = async (ctx, next) => {
+  if (ctx.path === '/.well-known/oauth-authorization-server') ctx.path = '/.well-known/openid-configuration';
+  if (ctx.method === 'POST' && (ctx.path === '/auth' || ctx.path === '/session/end')) {
+    notFound(ctx);
+    return;
+  }
+  await next();
+  // Only requests routed to one of the provider's endpoints have an OIDC context.
+  const { oidc } = ctx;
+  if (!oidc) {
+    if (ctx.status === 404) notFound(ctx);
+    return;
+  }
+  const { route } = oidc;
+  if (route !== 'revocation' && route !== 'introspection') return;
+  if (ctx.status === 200 && isJwt(oidc.params?.token)) {
+    const verb = route === 'revocation' ? 'revoked' : 'introspected';
+    await sendOAuthError(ctx, 400, {
+      error: 'unsupported_token_type',
+      error_description: `Structured JWT Tokens cannot be ${verb} via the ${route}_endpoint`,
+    });
+    return;
+  }
+  if (route === 'revocation' && ctx.status === 400) {
+    // oidc-provider refuses exactly this case with a 400 after finding the token.
+    const { AccessToken, ClientCredentials, RefreshToken } = oidc.entities;
+    const token = AccessToken ?? ClientCredentials ?? RefreshToken;
+    if (token && oidc.client && token.clientId !== oidc.client.clientId) {
+      ctx.status = 200;
+      ctx.type = 'text';
+      ctx.body = '';
+    }
+  }
+};
+
+function notFound(ctx: ProviderContext): void {
+  ctx.status = 404;
+  ctx.type = 'text';
+  ctx.body = 'Not Found';
+}
+
+/** Like oidc-provider's own error responses: HTML for browsers, JSON for everyone else. */
+async function sendOAuthError(ctx: ProviderContext, status: number, out: ErrorOut): Promise<void> {
+  ctx.status = status;
+  if (ctx.accepts('json', 'html') === 'html') await renderErrorPage(ctx, out);
+  else ctx.body = out;
+}
+
+function isJwt(token: unknown): boolean {
+  if (typeof token !== 'string') return false;
+  try {
+    decodeProtectedHeader(token);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function clientRegistrations(settings: IdpSettings): ClientMetadata[] {

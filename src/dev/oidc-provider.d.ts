@@ -37,13 +37,32 @@ declare module 'oidc-provider' {
     id_token_signed_response_alg?: string;
   }
 
-  /** The subset of the request context the configuration callbacks touch. */
+  /** The subset of the (Koa) request context the configuration callbacks and middleware touch. */
   export interface ProviderContext {
     body: unknown;
     status: number;
     type: string;
     host: string;
+    method: string;
+    path: string;
+    accepts(...types: string[]): string | false;
+    /** Present once a request has been routed to one of the provider's endpoints. */
+    oidc?: OIDCContext;
   }
+
+  export interface OIDCContext {
+    route?: string;
+    params?: Record<string, unknown>;
+    client?: Client;
+    entities: {
+      AccessToken?: { clientId: string };
+      ClientCredentials?: { clientId: string };
+      RefreshToken?: { clientId: string };
+    };
+  }
+
+  /** Koa middleware, as Provider#use takes it. */
+  export type ProviderMiddleware = (ctx: ProviderContext, next: () => Promise<void>) => Promise<void>;
 
   export interface Client {
     clientId: string;
@@ -80,7 +99,11 @@ declare module 'oidc-provider' {
     clients?: ClientMetadata[];
     clientDefaults?: Partial<ClientMetadata>;
     clientBasedCORS?: (ctx: ProviderContext, origin: string, client: Client) => boolean;
-    cookies?: { keys?: string[] };
+    cookies?: {
+      keys?: string[];
+      long?: { sameSite?: 'lax' | 'strict' | 'none' };
+      short?: { sameSite?: 'lax' | 'strict' | 'none' };
+    };
     jwks?: { keys: JWK[] };
     scopes?: string[];
     claims?: Record<string, string[] | null>;
@@ -102,10 +125,8 @@ declare module 'oidc-provider' {
         enabled: boolean;
         allowedPolicy?: (ctx: ProviderContext, client: { clientId: string; clientAuthMethod: string }, token: { clientId?: string }) => Promise<boolean>;
       };
-      revocation?: {
-        enabled: boolean;
-        allowedPolicy?: (ctx: ProviderContext, client: { clientId: string; clientAuthMethod: string }, token: { clientId?: string }) => Promise<boolean>;
-      };
+      revocation?: { enabled: boolean };
+      dPoP?: { enabled: boolean };
       deviceFlow?: {
         enabled: boolean;
         charset?: 'base-20' | 'digits';
@@ -167,6 +188,8 @@ declare module 'oidc-provider' {
     readonly issuer: string;
     readonly Grant: GrantModel;
     callback(): (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+    /** Adds middleware ahead of the provider's own. */
+    use(middleware: ProviderMiddleware): void;
     interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<InteractionDetails>;
     interactionFinished(
       req: IncomingMessage,
