@@ -7,7 +7,7 @@ import type { Config } from './config/schema.js';
 import { asGatewayError, GatewayError } from './http/errors.js';
 import { clientRequestId, newRequestId } from './http/request-id.js';
 import { sendError, sendJson } from './http/send.js';
-import { TokenVerifier } from './identity/verify-token.js';
+import { IdentityServices } from './identity/identity-services.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import type { RequestContext } from './pipeline/context.js';
@@ -17,6 +17,7 @@ import { MODEL_ENDPOINTS } from './protocol/endpoints.js';
 import { DirectTransport } from './proxy/direct-transport.js';
 import { ModelRoutes } from './proxy/model-routes.js';
 import type { Transport } from './proxy/transport.js';
+import { WebRoutes } from './web/web-routes.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -26,20 +27,24 @@ export class Gateway {
   readonly services: GatewayServices;
   readonly server: Server;
   private readonly inFlight = new Set<RequestContext>();
+  private readonly web: WebRoutes;
   private draining = false;
 
   constructor(config: Config, options: GatewayOptions = {}) {
     const log = options.logger ?? createLogger(config.logging.level);
     const transports = new Map<string, Transport>(config.connections.map((c) => [c.name, new DirectTransport(c)]));
     const metrics = new GatewayMetrics();
+    const identity = new IdentityServices(config, log, (issuer) => metrics.jwksFetches.inc({ issuer }));
     this.services = {
       config,
-      verifier: new TokenVerifier(config.identity, (issuer) => metrics.jwksFetches.inc({ issuer })),
+      verifier: identity.verifier,
+      identity,
       routes: new ModelRoutes(config.connections),
       transports,
       metrics,
       log,
     };
+    this.web = new WebRoutes(this.services);
     this.server = createServer(
       {
         // Reject ambiguous framing (CL+TE, obs-fold, bad chunk sizes) rather than guess: request smuggling defence.
@@ -63,10 +68,12 @@ export class Gateway {
   }
 
   async listen(port = this.services.config.server.port, host = this.services.config.server.host): Promise<string> {
+    await this.services.identity.start();
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
         this.server.off('error', reject);
+        this.services.identity.bindUrl(this.url);
         resolve();
       });
     });
@@ -93,6 +100,7 @@ export class Gateway {
     this.server.closeAllConnections();
     await closed;
     await Promise.all([...this.services.transports.values()].map((t) => t.close()));
+    await this.services.identity.close();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -154,6 +162,7 @@ export class Gateway {
         return;
       }
       default:
+        if (await this.web.handle(ctx, path, method)) return;
         throw new GatewayError(`Unknown endpoint ${method} ${path}. The gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /v1/models, /api/chat and /api/generate.`, {
           status: 404,
           type: 'not_found_error',

@@ -132,6 +132,10 @@ function banner({ url, idp, model, user, token, tokenFile, dataDir }: BannerInpu
     `  const client = new OpenAI({ baseURL: '${url}/v1', apiKey: fs.readFileSync('${tokenFile}', 'utf8') });`,
     '',
     `Or point any client at it: export OPENAI_BASE_URL=${url}/v1 OPENAI_API_KEY=$(cat ${tokenFile})`,
+    '',
+    paint.bold('Sign in as yourself, as you would against a real IdP:'),
+    `  modelgate login --gateway ${url}     # device code, or --browser; any demo user`,
+    `  modelgate whoami  ·  OPENAI_API_KEY=$(modelgate token)  ·  modelgate connect   # proxy on 127.0.0.1:8787`,
     paint.dim('JSON logs go to stderr. Ctrl-C stops everything.'),
     '',
   ].join('\n');

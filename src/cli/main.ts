@@ -2,9 +2,14 @@
 import { readFileSync } from 'node:fs';
 import { runCommand, UsageError, type Command } from './command.js';
 import { devCommand } from './dev.js';
+import { connectCommand } from './connect.js';
 import { gatewayCommand } from './gateway.js';
+import { loginCommand, logoutCommand } from './login.js';
+import { revokeTokensCommand } from './revoke-tokens.js';
+import { tokenCommand } from './token.js';
+import { whoamiCommand } from './whoami.js';
 
-const COMMANDS: readonly Command[] = [devCommand, gatewayCommand];
+const COMMANDS: readonly Command[] = [devCommand, gatewayCommand, loginCommand, logoutCommand, whoamiCommand, tokenCommand, connectCommand, revokeTokensCommand];
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 

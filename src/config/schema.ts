@@ -2,35 +2,8 @@
 // in policy; defaults are the safe choice (deny by default, short tokens,
 // asymmetric algorithms only).
 import { z } from 'zod';
-import { parseDuration, parseByteSize } from './units.js';
-
-const duration = z
-  .union([z.string(), z.number().nonnegative()])
-  .transform((value, ctx) => {
-    const ms = parseDuration(value);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration; use e.g. 500ms, 30s, 5m, 1h` });
-      return z.NEVER;
-    }
-    return ms;
-  });
-
-const byteSize = z
-  .union([z.string(), z.number().int().positive()])
-  .transform((value, ctx) => {
-    const bytes = parseByteSize(value);
-    if (bytes === undefined) {
-      ctx.addIssue({ code: 'custom', message: `"${value}" is not a size; use e.g. 512kb, 4mb` });
-      return z.NEVER;
-    }
-    return bytes;
-  });
-
-const name = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, 'use letters, digits and . _ : / - (at most 128 characters)');
-
-const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
+import { byteSize, duration, httpUrl, name } from './fields.js';
+import { checkIdentityReferences, gatewayTokens, identityAssertion, identityState, loginSettings, webLogin, workloadBinding } from './identity-schema.js';
 
 /** Asymmetric JWS algorithms only: HMAC would let anyone holding the public key forge tokens. */
 export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
@@ -58,6 +31,8 @@ const issuer = z
     require_groups: z.boolean().default(true),
     /** Prefix added to this issuer's groups, so two IdPs cannot collide on a group name. */
     group_prefix: z.string().default(''),
+    /** A CI issuer's tokens are trusted only through these bindings (claim conditions → service identity). */
+    workload: z.array(workloadBinding).default([]),
     jwks: z
       .object({
         cache_max_age: duration.prefault('10m'),
@@ -77,6 +52,10 @@ const identity = z
     clock_skew: duration.prefault('30s'),
     /** Longest allowed `exp - iat`: only short-lived tokens pass. */
     max_token_lifetime: duration.prefault('1h'),
+    login: loginSettings.optional(),
+    gateway_tokens: gatewayTokens,
+    state: identityState,
+    web: webLogin,
   })
   .strict();
 
@@ -131,6 +110,7 @@ const connection = z
     /** How long a target that refused a connection is skipped. */
     unhealthy_cooldown: duration.prefault('10s'),
     max_connections_per_target: z.number().int().min(1).max(10_000).default(256),
+    identity_assertion: identityAssertion.optional(),
     models: z.array(model).min(1, 'a connection must serve at least one model'),
   })
   .strict()
@@ -196,6 +176,7 @@ export const configSchema = z
   })
   .strict()
   .superRefine((config, ctx) => {
+    checkIdentityReferences(config.identity, ctx);
     const connectionNames = new Set<string>();
     const modelOwners = new Map<string, string>();
     config.connections.forEach((c, i) => {

@@ -1,6 +1,7 @@
 // The configuration `modelgate dev` runs with: the same schema a production
 // config goes through, pointed at the in-process IdP and demo model.
 import { configSchema, type Config, type ConfigInput } from '../config/schema.js';
+import { CLI_CLIENT_ID, GATEWAY_SCOPE } from './idp.js';
 
 export const DEV_AUDIENCE = 'modelgate';
 
@@ -17,7 +18,12 @@ export function devConfigInput({ host, port, issuer, modelUrl, logLevel = 'info'
   return {
     server: { host, port },
     logging: { level: logLevel as 'info' },
-    identity: { issuers: [{ issuer, audience: DEV_AUDIENCE }], max_token_lifetime: '1h' },
+    identity: {
+      issuers: [{ issuer, audience: DEV_AUDIENCE }],
+      max_token_lifetime: '1h',
+      // `modelgate login --gateway <url>` signs in at the development IdP with its CLI client.
+      login: { client_id: CLI_CLIENT_ID, scopes: ['openid', 'profile', 'email', 'offline_access', GATEWAY_SCOPE] },
+    },
     connections: [
       {
         // The demo model speaks both the OpenAI and the Ollama API, as Ollama does.

@@ -1,3 +1,12 @@
+/** How the caller proved who they are. */
+export type AuthenticationMethod =
+  /** A token from a trusted OIDC issuer (people, and service accounts via client credentials). */
+  | 'oidc'
+  /** A CI system's token, bound to a service identity by claim conditions. */
+  | 'workload'
+  /** A token the gateway signed itself, after a browser sign-in (SAML or OIDC). */
+  | 'gateway';
+
 /** Who is calling: the verified identity every later stage decides on. */
 export interface Principal {
   issuer: string;
@@ -10,4 +19,7 @@ export interface Principal {
   tokenId?: string;
   /** Epoch seconds. */
   expiresAt: number;
+  method?: AuthenticationMethod;
+  /** For workloads: the CI token's own subject (e.g. `repo:org/repo:ref:refs/heads/main`), for attribution. */
+  workloadSubject?: string;
 }

@@ -1,14 +1,21 @@
-// One trusted OIDC issuer: its discovery document and its JWKS. Discovery
-// runs once and is retried after a failure; the JWKS is cached by jose and
-// refetched on an unknown `kid`, at most once per cooldown.
-import { createRemoteJWKSet, customFetch, type JWTVerifyGetKey } from 'jose';
+// One trusted OIDC issuer: its discovery document, its JWKS, and how its
+// claims become a principal. Discovery runs once and is retried after a
+// failure; the JWKS is cached by jose and refetched on an unknown `kid`, at
+// most once per cooldown. A workload issuer (a CI system) maps claims
+// through its bindings instead of reading groups from the token.
+import { createRemoteJWKSet, customFetch, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { IssuerConfig } from '../config/schema.js';
+import { readGroupsClaim, readStringClaim } from './claims.js';
+import { invalidToken } from './errors.js';
+import type { Principal } from './principal.js';
+import type { TokenIssuer } from './verify-token.js';
+import { matchWorkloadBinding, workloadNotBound } from './workload.js';
 
 type RemoteJwks = ReturnType<typeof createRemoteJWKSet>;
 
 const DISCOVERY_RETRY_MS = 5_000;
 
-export class TrustedIssuer {
+export class TrustedIssuer implements TokenIssuer {
   private jwks: RemoteJwks | undefined;
   private discovery: Promise<RemoteJwks> | undefined;
   private lastFailureAt = 0;
@@ -21,6 +28,10 @@ export class TrustedIssuer {
 
   get id(): string {
     return this.config.issuer;
+  }
+
+  get audience(): readonly string[] {
+    return this.config.audience;
   }
 
   /** True once the JWKS has been fetched at least once. */
@@ -53,6 +64,51 @@ export class TrustedIssuer {
     await jwks.reload();
   }
 
+  toPrincipal(payload: JWTPayload): Principal {
+    const claims = payload as Record<string, unknown>;
+    if (this.config.workload.length > 0) return this.workloadPrincipal(payload, claims);
+    const { claims: mapping, require_groups, group_prefix } = this.config;
+    const subject = readStringClaim(claims, mapping.subject);
+    if (!subject) throw invalidToken('token_subject_missing', `Token has no subject claim "${mapping.subject}".`);
+    const groups = readGroupsClaim(claims, mapping.groups).map((g) => group_prefix + g);
+    if (groups.length === 0 && hasGroupsOverage(claims)) {
+      throw invalidToken(
+        'token_groups_overage',
+        'Token has too many groups to carry them (Microsoft Entra ID groups overage), so the gateway cannot see them. Ask your IdP administrator to emit only the groups assigned to the application, or app roles.',
+      );
+    }
+    if (require_groups && groups.length === 0) {
+      throw invalidToken(
+        'token_groups_missing',
+        `Token carries no groups in claim "${mapping.groups}"; this issuer requires group membership. Ask your IdP administrator to add the groups claim to access tokens.`,
+      );
+    }
+    const principal: Principal = { issuer: this.id, subject, groups, expiresAt: payload.exp!, method: 'oidc' };
+    const email = readStringClaim(claims, mapping.email);
+    const name = readStringClaim(claims, mapping.name);
+    const clientId = readStringClaim(claims, 'client_id') ?? readStringClaim(claims, 'azp');
+    if (email) principal.email = email;
+    if (name) principal.name = name;
+    if (clientId) principal.clientId = clientId;
+    if (payload.jti) principal.tokenId = payload.jti;
+    return principal;
+  }
+
+  private workloadPrincipal(payload: JWTPayload, claims: Record<string, unknown>): Principal {
+    const binding = matchWorkloadBinding(claims, this.config.workload);
+    if (!binding) throw workloadNotBound(this.id, claims, this.config.workload);
+    const principal: Principal = {
+      issuer: this.id,
+      subject: binding.subject,
+      groups: binding.groups.map((g) => this.config.group_prefix + g),
+      expiresAt: payload.exp!,
+      method: 'workload',
+      workloadSubject: payload.sub!,
+    };
+    if (payload.jti) principal.tokenId = payload.jti;
+    return principal;
+  }
+
   private async discover(): Promise<RemoteJwks> {
     const { jwks_uri: configured, jwks } = this.config;
     const jwksUri = configured ?? (await this.fetchJwksUri(jwks.timeout));
@@ -79,4 +135,15 @@ export class TrustedIssuer {
     if (typeof document.jwks_uri !== 'string') throw new Error(`discovery at ${url} has no jwks_uri`);
     return document.jwks_uri;
   }
+}
+
+/**
+ * Entra ID replaces the groups claim with a pointer to Microsoft Graph when a
+ * user has more than 200 groups (`_claim_names.groups`, or `hasgroups` in
+ * implicit-flow tokens). Seen here, "no groups" would be a lie.
+ */
+function hasGroupsOverage(claims: Record<string, unknown>): boolean {
+  const names = claims._claim_names;
+  const pointsElsewhere = typeof names === 'object' && names !== null && 'groups' in names;
+  return pointsElsewhere || claims.hasgroups === true || claims.hasgroups === 'true';
 }

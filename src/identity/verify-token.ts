@@ -1,18 +1,33 @@
 // Verifies a bearer JWT against the trusted issuers and turns it into a
-// Principal. Every check that fails names itself with a stable code.
-import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
+// Principal. Every check that fails names itself with a stable code. OIDC
+// issuers, CI workload issuers and the gateway's own tokens are all issuers
+// here: they differ only in where keys come from and how claims map.
+import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Config } from '../config/schema.js';
 import type { GatewayError } from '../http/errors.js';
-import { readGroupsClaim, readStringClaim } from './claims.js';
 import { identityProviderUnavailable, invalidToken, missingToken } from './errors.js';
 import type { Principal } from './principal.js';
 import { TrustedIssuer } from './trusted-issuer.js';
+
+/** A source of tokens the gateway trusts. */
+export interface TokenIssuer {
+  readonly id: string;
+  readonly audience: readonly string[];
+  /** Required JWT `typ`, when the issuer sets one (the gateway's own tokens). */
+  readonly tokenType?: string;
+  /** True once keys are loaded. */
+  readonly ready: boolean;
+  keyResolver(): Promise<JWTVerifyGetKey>;
+  warmUp(): Promise<void>;
+  /** Turns verified claims into a principal, or refuses with a GatewayError. */
+  toPrincipal(payload: JWTPayload): Principal;
+}
 
 /** Longer than any real access token; bounds the work an attacker can make us do. */
 const MAX_TOKEN_LENGTH = 16 * 1024;
 
 export class TokenVerifier {
-  private readonly issuers = new Map<string, TrustedIssuer>();
+  private readonly issuers = new Map<string, TokenIssuer>();
   private readonly algorithms: string[];
   private readonly clockSkewSeconds: number;
   private readonly maxLifetimeSeconds: number;
@@ -22,6 +37,12 @@ export class TokenVerifier {
     this.algorithms = [...config.algorithms];
     this.clockSkewSeconds = Math.ceil(config.clock_skew / 1000);
     this.maxLifetimeSeconds = Math.floor(config.max_token_lifetime / 1000);
+  }
+
+  /** Adds an issuer that is not in the configuration, such as the gateway itself. */
+  trust(issuer: TokenIssuer): void {
+    if (this.issuers.has(issuer.id)) throw new Error(`issuer ${issuer.id} is already trusted`);
+    this.issuers.set(issuer.id, issuer);
   }
 
   get ready(): boolean {
@@ -59,10 +80,17 @@ export class TokenVerifier {
     }
 
     const payload = await this.verifySignatureAndClaims(token, issuer);
-    return this.toPrincipal(payload, issuer);
+    return issuer.toPrincipal(payload);
   }
 
-  private async verifySignatureAndClaims(token: string, issuer: TrustedIssuer): Promise<JWTPayload> {
+  /** Maps claims that were verified elsewhere (an ID token checked by openid-client) with the issuer's own rules. */
+  principalFromVerifiedClaims(issuerId: string, claims: Record<string, unknown>): Principal {
+    const issuer = this.issuers.get(issuerId);
+    if (!issuer) throw invalidToken('token_issuer_untrusted', `${issuerId} is not a trusted issuer of this gateway.`);
+    return issuer.toPrincipal(claims as JWTPayload);
+  }
+
+  private async verifySignatureAndClaims(token: string, issuer: TokenIssuer): Promise<JWTPayload> {
     let keys;
     try {
       keys = await issuer.keyResolver();
@@ -73,8 +101,9 @@ export class TokenVerifier {
     try {
       ({ payload } = await jwtVerify(token, keys, {
         issuer: issuer.id,
-        audience: issuer.config.audience,
+        audience: [...issuer.audience],
         algorithms: this.algorithms,
+        ...(issuer.tokenType ? { typ: issuer.tokenType } : {}),
         clockTolerance: this.clockSkewSeconds,
         requiredClaims: ['exp', 'iat', 'sub'],
       }));
@@ -95,29 +124,6 @@ export class TokenVerifier {
     }
     return payload;
   }
-
-  private toPrincipal(payload: JWTPayload, issuer: TrustedIssuer): Principal {
-    const claims = payload as Record<string, unknown>;
-    const { claims: mapping, require_groups, group_prefix } = issuer.config;
-    const subject = readStringClaim(claims, mapping.subject);
-    if (!subject) throw invalidToken('token_subject_missing', `Token has no subject claim "${mapping.subject}".`);
-    const groups = readGroupsClaim(claims, mapping.groups).map((g) => group_prefix + g);
-    if (require_groups && groups.length === 0) {
-      throw invalidToken(
-        'token_groups_missing',
-        `Token carries no groups in claim "${mapping.groups}"; this issuer requires group membership. Ask your IdP administrator to add the groups claim to access tokens.`,
-      );
-    }
-    const principal: Principal = { issuer: issuer.id, subject, groups, expiresAt: payload.exp! };
-    const email = readStringClaim(claims, mapping.email);
-    const name = readStringClaim(claims, mapping.name);
-    const clientId = readStringClaim(claims, 'client_id') ?? readStringClaim(claims, 'azp');
-    if (email) principal.email = email;
-    if (name) principal.name = name;
-    if (clientId) principal.clientId = clientId;
-    if (payload.jti) principal.tokenId = payload.jti;
-    return principal;
-  }
 }
 
 function decodeUnverified(token: string): { header: Record<string, unknown>; claims: JWTPayload } {
@@ -128,7 +134,7 @@ function decodeUnverified(token: string): { header: Record<string, unknown>; cla
   }
 }
 
-function explainVerificationFailure(err: unknown, issuer: TrustedIssuer): GatewayError {
+function explainVerificationFailure(err: unknown, issuer: TokenIssuer): GatewayError {
   if (err instanceof errors.JWTExpired) return invalidToken('token_expired', 'Token has expired; obtain a fresh one (e.g. `modelgate token`).');
   if (err instanceof errors.JWTClaimValidationFailed) {
     if (err.reason === 'missing') {
@@ -140,12 +146,14 @@ function explainVerificationFailure(err: unknown, issuer: TrustedIssuer): Gatewa
       case 'aud':
         return invalidToken(
           'token_audience_invalid',
-          `Token audience does not match; this gateway accepts ${issuer.config.audience.map((a) => `"${a}"`).join(', ')} for ${issuer.id}.`,
+          `Token audience does not match; this gateway accepts ${issuer.audience.map((a) => `"${a}"`).join(', ')} for ${issuer.id}.`,
         );
       case 'iss':
         return invalidToken('token_issuer_untrusted', 'Token issuer does not match its signing issuer.');
       case 'iat':
         return invalidToken('token_issued_in_future', 'Token "iat" is in the future; check the clock of the identity provider.');
+      case 'typ':
+        return invalidToken('token_type_invalid', `Token type must be "${issuer.tokenType}"; this is not an access token for this gateway.`);
       default:
         return invalidToken('token_claim_invalid', `Token claim "${err.claim}" is missing or invalid (${err.reason}).`);
     }

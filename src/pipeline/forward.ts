@@ -20,6 +20,8 @@ export async function forward(services: GatewayServices, ctx: RequestContext, pa
   };
   const credential = route.connection.credential;
   if (credential) headers[credential.header.toLowerCase()] = credential.value;
+  const assertion = await services.identity.upstreamAssertion(ctx.principal!, route.connection, ctx.id);
+  if (assertion) headers[assertion[0]] = assertion[1];
 
   const transport = services.transports.get(route.connection.name)!;
   try {

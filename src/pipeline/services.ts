@@ -1,5 +1,6 @@
 // The long-lived parts a request's stages use. Built once at start-up.
 import type { Config } from '../config/schema.js';
+import type { IdentityServices } from '../identity/identity-services.js';
 import type { TokenVerifier } from '../identity/verify-token.js';
 import type { GatewayMetrics } from '../ops/metrics.js';
 import type { Logger } from '../ops/logger.js';
@@ -9,6 +10,8 @@ import type { Transport } from '../proxy/transport.js';
 export interface GatewayServices {
   config: Config;
   verifier: TokenVerifier;
+  /** Shared identity state, gateway-issued tokens and upstream identity assertions. */
+  identity: IdentityServices;
   routes: ModelRoutes;
   /** One transport per connection, by connection name. */
   transports: ReadonlyMap<string, Transport>;

@@ -1,0 +1,171 @@
+// The proxy behind `modelgate connect`: listens on loopback, puts the
+// caller's fresh token on every request and forwards it to the gateway, so
+// any OpenAI-compatible client works with a dummy key and keeps working
+// across token expiry. A request the gateway refuses for an expired or
+// revoked token is retried once with a refreshed token.
+import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pipeline } from 'node:stream/promises';
+import { Agent, request, type Dispatcher } from 'undici';
+import type { TokenSource } from './token-source.js';
+
+/** Bodies are buffered so a refused request can be sent again; model requests are far smaller. */
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'host', 'authorization', 'cookie', 'content-length', 'expect',
+]);
+/** Token refusals worth one retry with a refreshed token. */
+const RETRY_ON = new Set(['token_expired', 'token_revoked', 'token_key_unknown', 'token_signature_invalid', 'token_not_yet_valid']);
+
+export interface LocalProxyOptions {
+  gateway: string;
+  tokens: TokenSource;
+  /** Refresh the token when it expires within this many seconds; default 30. */
+  refreshMarginSeconds?: number;
+  /** When set, callers must send this as their API key: for machines other people can log in to. */
+  localKey?: string;
+  onRequest?: (entry: { method: string; path: string; status: number; retried: boolean }) => void;
+}
+
+export class LocalProxy {
+  private readonly server: Server;
+  private readonly agent = new Agent({ keepAliveTimeout: 30_000, headersTimeout: 10 * 60_000, bodyTimeout: 10 * 60_000 });
+  private port = 0;
+
+  constructor(private readonly options: LocalProxyOptions) {
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        if (!res.headersSent) sendError(res, 502, 'connect_proxy_error', `modelgate connect could not reach the gateway: ${(err as Error).message}`);
+        else res.destroy();
+      });
+    });
+  }
+
+  static generateLocalKey(): string {
+    return `mgc-${randomBytes(24).toString('base64url')}`;
+  }
+
+  async listen(port = 0, host = '127.0.0.1'): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve());
+    });
+    this.port = (this.server.address() as AddressInfo).port;
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    await this.agent.close();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // DNS rebinding: a web page whose name resolves to 127.0.0.1 must not reach the proxy as a same-origin site.
+    if (!this.isLoopbackHost(req.headers.host)) {
+      sendError(res, 403, 'connect_host_refused', 'modelgate connect answers only to 127.0.0.1 and localhost.');
+      return;
+    }
+    if (this.options.localKey && !this.hasLocalKey(req.headers.authorization)) {
+      sendError(res, 401, 'connect_key_invalid', 'This modelgate connect proxy requires the key it printed at start-up as the API key.');
+      return;
+    }
+    const body = await readBody(req);
+    if (body === undefined) {
+      sendError(res, 413, 'request_too_large', `Request bodies through modelgate connect are limited to ${MAX_BODY_BYTES} bytes.`);
+      return;
+    }
+    const abort = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+
+    let token = await this.options.tokens.bearer({ minValiditySeconds: this.options.refreshMarginSeconds ?? 30 });
+    let upstream = await this.forward(req, body, token, abort.signal);
+    let retried = false;
+    if (upstream.statusCode === 401) {
+      const refusal = await readRefusal(upstream);
+      if (refusal.code && RETRY_ON.has(refusal.code)) {
+        token = await this.options.tokens.bearer({ force: true, refusedToken: token });
+        upstream = await this.forward(req, body, token, abort.signal);
+        retried = true;
+      } else {
+        this.options.onRequest?.({ method: req.method ?? 'GET', path: req.url ?? '/', status: 401, retried });
+        res.writeHead(401, responseHeaders(upstream.headers)).end(refusal.raw);
+        return;
+      }
+    }
+    this.options.onRequest?.({ method: req.method ?? 'GET', path: req.url ?? '/', status: upstream.statusCode, retried });
+    res.writeHead(upstream.statusCode, responseHeaders(upstream.headers));
+    res.flushHeaders();
+    await pipeline(upstream.body, res).catch(() => {
+      // The client or the gateway went away; either way the response is over.
+    });
+  }
+
+  private forward(req: IncomingMessage, body: Buffer, token: string, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value === undefined || HOP_BY_HOP.has(name)) continue;
+      headers[name] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    headers.authorization = `Bearer ${token}`;
+    const target = new URL(req.url ?? '/', this.options.gateway);
+    return request(target, {
+      method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+      headers,
+      body: body.length > 0 || !['GET', 'HEAD'].includes(req.method ?? 'GET') ? body : undefined,
+      signal,
+      dispatcher: this.agent,
+    });
+  }
+
+  private isLoopbackHost(host: string | undefined): boolean {
+    return host === `127.0.0.1:${this.port}` || host === `localhost:${this.port}` || host === `[::1]:${this.port}`;
+  }
+
+  private hasLocalKey(authorization: string | undefined): boolean {
+    const sent = /^Bearer\s+(\S+)$/i.exec(authorization ?? '')?.[1] ?? '';
+    const digest = (v: string) => createHash('sha256').update(v).digest();
+    return timingSafeEqual(digest(sent), digest(this.options.localKey!));
+  }
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function readRefusal(upstream: Dispatcher.ResponseData): Promise<{ code?: string; raw: string }> {
+  const raw = await upstream.body.text();
+  try {
+    const code = (JSON.parse(raw) as { error?: { code?: unknown } }).error?.code;
+    return typeof code === 'string' ? { code, raw } : { raw };
+  } catch {
+    return { raw };
+  }
+}
+
+function responseHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || (HOP_BY_HOP.has(name) && name !== 'content-length')) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: { message, type: 'connect_error', param: null, code } });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+}

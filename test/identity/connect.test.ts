@@ -1,0 +1,133 @@
+// `modelgate connect`: an unchanged OpenAI SDK client, pointed at the local
+// proxy with a dummy key, keeps working while the caller's token expires
+// (refreshed ahead of time) and when the gateway refuses a token the CLI
+// still believed valid (refreshed and retried once).
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import OpenAI from 'openai';
+import { CredentialStore } from '../../src/cli/credential-store.js';
+import { LocalProxy } from '../../src/cli/local-proxy.js';
+import { login } from '../../src/cli/oauth-login.js';
+import { TokenSource } from '../../src/cli/token-source.js';
+import { startHarness, type Harness } from '../helpers/harness.js';
+
+describe('modelgate connect', () => {
+  let h: Harness;
+  let dir: string;
+  let store: CredentialStore;
+  let proxy: LocalProxy;
+  let proxyUrl: string;
+  const served: Array<{ status: number; retried: boolean }> = [];
+
+  before(async () => {
+    h = await startHarness({
+      idp: { accessTokenTtlSeconds: 3 },
+      configure(input) {
+        input.identity!.clock_skew = '0s';
+      },
+    });
+    dir = await mkdtemp(join(tmpdir(), 'modelgate-connect-'));
+    store = new CredentialStore(dir);
+    await store.write(
+      'default',
+      await login(
+        h.url,
+        {
+          showDeviceCode() {},
+          async openBrowser(url) {
+            await (await fetch(await h.idp.completeAuthorization(url, 'alice'))).text();
+          },
+        },
+        { flow: 'browser' },
+      ),
+    );
+    const profile = await store.read('default');
+    proxy = new LocalProxy({
+      gateway: profile.gateway,
+      tokens: new TokenSource(store, 'default'),
+      refreshMarginSeconds: 2,
+      onRequest: (entry) => served.push(entry),
+    });
+    proxyUrl = await proxy.listen(0);
+  });
+  after(async () => {
+    await proxy.close();
+    await h.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const client = () => new OpenAI({ baseURL: `${proxyUrl}/v1`, apiKey: 'dummy', maxRetries: 0 });
+
+  test('an unchanged OpenAI SDK client works through the proxy, streaming and not', async () => {
+    const completion = await client().chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'Hello' }] });
+    assert.ok(completion.choices[0]?.message.content);
+    const stream = await client().chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'Hello' }], stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    assert.ok(text.length > 0);
+    const models = await client().models.list();
+    assert.deepEqual(models.data.map((m) => m.id).sort(), ['demo-chat', 'demo-embed']);
+    const seen = h.model.received.at(-2)!;
+    assert.equal(seen.headers.authorization, 'Bearer demo-upstream-key', 'neither the dummy key nor the user token reaches the model');
+  });
+
+  test('across token expiry: the proxy refreshes before the token runs out', async () => {
+    const before = (await store.read('default')).tokens.bearer;
+    await new Promise((r) => setTimeout(r, 2_200)); // under the 2 s margin of the 3 s token left
+    const completion = await client().chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'again' }] });
+    assert.ok(completion.choices[0]?.message.content);
+    assert.notEqual((await store.read('default')).tokens.bearer, before, 'the stored token was refreshed');
+    assert.equal(served.at(-1)?.retried, false);
+  });
+
+  test('forced expiry: a token the gateway refuses as expired is refreshed and the request retried once', async () => {
+    // The stored token expires, but the CLI is told it is good for an hour (a clock jump, or an IdP that shortened it).
+    const stored = await store.read('default');
+    await store.write('default', { ...stored, tokens: { ...stored.tokens, expiresAt: Math.floor(Date.now() / 1000) + 3600 } });
+    await new Promise((r) => setTimeout(r, 3_100));
+    const stream = await client().chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'still there?' }], stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    assert.ok(text.length > 0);
+    assert.deepEqual(served.at(-1), { method: 'POST', path: '/v1/chat/completions', status: 200, retried: true });
+  });
+
+  test('a refusal that a new token cannot fix is passed through, not retried', async () => {
+    const response = await client().chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
+    assert.ok(response instanceof OpenAI.NotFoundError);
+  });
+
+  test('DNS rebinding: a request for another host name is refused', async () => {
+    // fetch() will not send a foreign Host header; a browser after DNS rebinding would.
+    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest(`${proxyUrl}/v1/models`, { headers: { host: 'attacker.example' } }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(status, 403);
+    assert.equal((JSON.parse(body) as { error: { code: string } }).error.code, 'connect_host_refused');
+  });
+
+  test('--require-key: only clients with the printed key are served', async () => {
+    const localKey = LocalProxy.generateLocalKey();
+    const locked = new LocalProxy({ gateway: h.url, tokens: new TokenSource(store, 'default'), localKey });
+    const url = await locked.listen(0);
+    try {
+      const refused = await fetch(`${url}/v1/models`, { headers: { authorization: 'Bearer dummy' } });
+      assert.equal(refused.status, 401);
+      await refused.body?.cancel();
+      const models = await new OpenAI({ baseURL: `${url}/v1`, apiKey: localKey, maxRetries: 0 }).models.list();
+      assert.ok(models.data.length > 0);
+    } finally {
+      await locked.close();
+    }
+  });
+});
