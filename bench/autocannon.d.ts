@@ -14,6 +14,8 @@ declare module 'autocannon' {
     /** Stop after this many requests instead of after `duration`. */
     amount?: number;
     timeout?: number;
+    /** Sampling interval in ms; a timed run only stops on a sample tick (default 1000). */
+    sampleInt?: number;
   }
 
   export interface Histogram {

@@ -24,8 +24,11 @@ import { request } from 'undici';
 import { startDevIdp } from '../src/dev/idp.js';
 import { CHAT_PATH, chatBody, median, percentile, rotate, runLoad, streamInterleaved, type LoadRun, type StreamSample } from './load.js';
 import {
+  benchCpuTicks,
+  cpuTicksOf,
   directTarget,
   killAllChildren,
+  machineCpuTicks,
   memoryOf,
   nginxAvailable,
   startModelgate,
@@ -54,11 +57,20 @@ const AUDIENCE = 'modelgate';
 const SERVICE_CLIENT = 'ci-bot';
 const SERVICE_GROUP = 'ci';
 const CLK_TCK = clockTicks();
+/** Sequential streams run in blocks of this many per target before the next target takes over. */
+const STREAM_BLOCK = 20;
 
 interface RoundResult extends LoadRun {
   round: number;
   /** CPU time of the target's own process per answered request (the upstream's for direct). */
   cpuUsPerRequest: number;
+}
+
+interface RssPoint {
+  after: string;
+  served: number;
+  rssMb: number;
+  peakMb: number;
 }
 
 interface LoadScenario {
@@ -71,13 +83,21 @@ interface LoadScenario {
 
 // ---------------------------------------------------------------- lifecycle
 
-process.on('exit', killAllChildren);
+/** Temp dir with the generated configs and the children's logs; removed however the bench ends. */
+let workDir: string | undefined;
+
+function cleanUp(): void {
+  killAllChildren();
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+  workDir = undefined;
+}
+
+process.on('exit', cleanUp);
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
     progress.clear();
     console.error(`\nbench: ${signal}, stopping`);
-    killAllChildren();
-    process.exit(130);
+    process.exit(130); // the exit handler kills the children
   });
 }
 
@@ -96,21 +116,21 @@ main().then(
   (err: unknown) => {
     progress.clear();
     console.error(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    killAllChildren();
     process.exit(1);
   },
 );
 
 async function main(): Promise<void> {
   const startedAt = new Date();
-  const workDir = mkdtempSync(join(os.tmpdir(), 'modelgate-bench-'));
+  const dir = mkdtempSync(join(os.tmpdir(), 'modelgate-bench-'));
+  workDir = dir;
   const notes: string[] = [
     'modelgate runs with logging.level=info (one JSON access-log line per request) and stdout sent to /dev/null, so the cost of logging is measured.',
     'Portkey runs with bench/portkey-fetch-fix.mjs preloaded: without it, streamed requests fail with "TypeError: immutable" on @hono/node-server >1.14.2 (Portkey-AI/gateway#1389). Non-streamed requests take Portkey\'s unmodified path.',
   ];
 
   progress.show('starting upstream, IdP and gateways…');
-  const upstream = await startUpstream(UPSTREAM_KEY, workDir);
+  const upstream = await startUpstream(UPSTREAM_KEY, dir);
   const idp = await startDevIdp({ audience: AUDIENCE, accessTokenTtlSeconds: 3600 });
   try {
     const token = await idp.clientCredentialsToken(SERVICE_CLIENT);
@@ -123,20 +143,19 @@ async function main(): Promise<void> {
       model: 'demo-chat',
       group: SERVICE_GROUP,
       accessToken: token,
-      logDir: workDir,
+      logDir: dir,
       nodeFlags: settings.gatewayNodeFlags,
     });
     targets.push(modelgate);
-    const rssAtStart = memoryOf(modelgate.process!.pid);
 
     try {
-      targets.push(await startPortkey(upstream.url, UPSTREAM_KEY, workDir));
+      targets.push(await startPortkey(upstream.url, UPSTREAM_KEY, dir));
     } catch (err) {
       notes.push(`Portkey did not start and is left out: ${(err as Error).message.split('\n')[0]}`);
     }
     if (nginxAvailable()) {
       try {
-        targets.push(await startNginx(upstream.url, UPSTREAM_KEY, workDir));
+        targets.push(await startNginx(upstream.url, UPSTREAM_KEY, dir));
       } catch (err) {
         notes.push(`nginx did not start and is left out: ${(err as Error).message.split('\n')[0]}`);
       }
@@ -145,6 +164,11 @@ async function main(): Promise<void> {
     }
 
     for (const target of targets) await checkTarget(target);
+    const background = backgroundMeter();
+    // modelgate's RSS after each phase: growth with the request count would mean a leak, a plateau would not.
+    const rssAtStart = memoryOf(modelgate.process!.pid);
+    const rssTrail: RssPoint[] = [{ after: 'before load', served: 0, ...rssAtStart }];
+    const noteRss = async (after: string) => rssTrail.push({ after, served: await servedBy(modelgate), ...memoryOf(modelgate.process!.pid) });
 
     // Warm-up: JIT, connection pools and the gateways' caches, for every target.
     for (const target of targets) {
@@ -152,20 +176,26 @@ async function main(): Promise<void> {
       await runLoad(target, { connections: 50, stream: false, durationS: settings.warmupS });
       await runLoad(target, { connections: 10, stream: true, durationS: settings.warmupS / 2 });
     }
+    await noteRss('warm-up');
 
     const nonStreaming: LoadScenario[] = [
       { id: 'c1', label: 'c=1', connections: 1, stream: false, results: new Map() },
       { id: 'c50', label: 'c=50', connections: 50, stream: false, results: new Map() },
     ];
-    for (const scenario of nonStreaming) await runScenario(scenario, targets);
+    for (const scenario of nonStreaming) {
+      await runScenario(scenario, targets);
+      await noteRss(scenario.label);
+    }
 
     progress.show(`streaming, sequential: 0/${settings.streams}`);
-    const streams = await streamInterleaved(targets, settings.streams, (done) =>
+    const streams = await streamInterleaved(targets, settings.streams, STREAM_BLOCK, (done) =>
       progress.show(`streaming, sequential: ${done}/${settings.streams} per target`),
     );
+    await noteRss('stream seq');
 
     const streamingConcurrent: LoadScenario = { id: 'stream-c50', label: 'stream c=50', connections: 50, stream: true, results: new Map() };
     await runScenario(streamingConcurrent, targets);
+    await noteRss(streamingConcurrent.label);
 
     // Memory: whatever modelgate served so far counts; top up to 100k.
     let served = await servedBy(modelgate);
@@ -173,12 +203,26 @@ async function main(): Promise<void> {
       progress.show(`memory: modelgate has served ${served}; sending ${settings.memoryRequests - served} more`);
       await runLoad(modelgate, { connections: 50, stream: false, amount: Math.max(50, settings.memoryRequests - served) });
       served = await servedBy(modelgate);
+      await noteRss('top-up');
     }
     const rssAfter = memoryOf(modelgate.process!.pid);
+    const backgroundCpuPercent = background();
     progress.clear();
 
     const finishedAt = new Date();
-    const report = buildReport({ targets, scenarios: [...nonStreaming, streamingConcurrent], streams, served, rssAtStart, rssAfter, notes, startedAt, finishedAt });
+    const report = buildReport({
+      targets,
+      scenarios: [...nonStreaming, streamingConcurrent],
+      streams,
+      served,
+      rssAtStart,
+      rssAfter,
+      rssTrail,
+      backgroundCpuPercent,
+      notes,
+      startedAt,
+      finishedAt,
+    });
     printReport(report);
     const file = writeResults(report);
     console.log(`\nresults: ${file}`);
@@ -186,7 +230,6 @@ async function main(): Promise<void> {
     progress.clear();
     await stopAllChildren();
     await idp.close();
-    rmSync(workDir, { recursive: true, force: true });
   }
 }
 
@@ -234,15 +277,22 @@ async function servedBy(modelgate: Target): Promise<number> {
 }
 
 function cpuSeconds(target: Target): number {
-  if (!target.process) return NaN;
-  try {
-    // Fields 14 and 15 of /proc/<pid>/stat: utime and stime in clock ticks (after the parenthesised name).
-    const stat = readFileSync(`/proc/${target.process.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
+  return target.process ? cpuTicksOf(target.process.pid) / CLK_TCK : NaN;
+}
+
+/**
+ * How busy the machine was with work that is not the bench's: on a shared
+ * 2-core box this says how much to trust the absolute numbers (the rotation
+ * of rounds keeps the comparisons fair either way).
+ */
+function backgroundMeter(): () => number {
+  const machine0 = machineCpuTicks();
+  const ours0 = benchCpuTicks();
+  return () => {
+    const machine1 = machineCpuTicks();
+    const others = machine1.busy - machine0.busy - (benchCpuTicks() - ours0);
+    return Math.max(0, (others / (machine1.total - machine0.total)) * 100);
+  };
 }
 
 // ------------------------------------------------------------------- report
@@ -281,7 +331,9 @@ interface Report {
   rows: Row[];
   rounds: Record<string, Record<string, RoundResult[]>>;
   streaming: Record<string, { ttftP50Ms: number; ttftP99Ms: number; totalP50Ms: number; totalP99Ms: number; addedTtftP50Ms: number; addedTotalP50Ms: number }>;
-  memory: { servedRequests: number; rssAtStartMb: number; rssAfterMb: number; peakRssMb: number };
+  memory: { servedRequests: number; rssAtStartMb: number; rssAfterMb: number; peakRssMb: number; trail: RssPoint[] };
+  /** Share of the machine's CPU used by other processes while the bench measured. */
+  backgroundCpuPercent: number;
   checks: Check[];
 }
 
@@ -292,6 +344,8 @@ interface ReportInput {
   served: number;
   rssAtStart: { rssMb: number };
   rssAfter: { rssMb: number; peakMb: number };
+  rssTrail: RssPoint[];
+  backgroundCpuPercent: number;
   notes: string[];
   startedAt: Date;
   finishedAt: Date;
@@ -382,7 +436,9 @@ function buildReport(input: ReportInput): Report {
       rssAtStartMb: round2(input.rssAtStart.rssMb),
       rssAfterMb: round2(input.rssAfter.rssMb),
       peakRssMb: round2(input.rssAfter.peakMb),
+      trail: input.rssTrail,
     },
+    backgroundCpuPercent: input.backgroundCpuPercent,
     checks,
   };
 }
@@ -391,11 +447,16 @@ function printReport(r: Report): void {
   const m = r.machine;
   console.log(`modelgate bench: ${r.startedAt} (${((Date.parse(r.finishedAt) - Date.parse(r.startedAt)) / 1000).toFixed(0)} s)`);
   console.log(`machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGb} GB, ${m.os}; node ${m.node}; load average at end ${m.loadAverage}`);
+  const busy = r.backgroundCpuPercent;
+  console.log(
+    `background: other processes used ${busy.toFixed(0)}% of the machine's CPU while the bench measured` +
+      (busy > 10 ? ' (noisy: absolute numbers are pessimistic; the rotated rounds keep comparisons fair)' : ''),
+  );
   console.log(`versions: ${Object.entries(r.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   const roundS = (settings.durationS / settings.rounds).toFixed(1);
   console.log(
     `settings: ${settings.durationS} s per target and scenario in ${settings.rounds} rotating rounds of ${roundS} s (medians shown), ` +
-      `${settings.warmupS} s warm-up, ${settings.streams} sequential streams per target`,
+      `${settings.warmupS} s warm-up, ${settings.streams} sequential streams per target (in rotating blocks of ${STREAM_BLOCK})`,
   );
   for (const note of r.notes) console.log(`note: ${note}`);
 
@@ -426,7 +487,7 @@ function printReport(r: Report): void {
     table.push(['stream seq: total', target, f(1000 / s.totalP50Ms, 0), f(s.totalP50Ms), f(s.totalP99Ms), '', isDirect ? '' : `+${f(s.addedTotalP50Ms)}`, '', '0']);
   }
   printTable(table);
-  console.log('(stream seq rows: one streamed request at a time, interleaved across targets; req/s there is 1000 / p50 total)');
+  console.log('(stream seq rows: one streamed request at a time, ~12 frames each; req/s there is 1000 / p50 total)');
 
   console.log('\nTargets');
   const checks: string[][] = r.checks.map((c) => [
@@ -437,6 +498,8 @@ function printReport(r: Report): void {
     c.detail ?? '',
   ]);
   printTable(checks, false);
+  const trail = r.memory.trail.map((p) => `${p.after} ${p.rssMb.toFixed(0)}`).join(', ');
+  console.log(`  modelgate RSS (MB) after each phase: ${trail}`);
 }
 
 function printTable(rows: string[][], header = true): void {

@@ -121,6 +121,32 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** utime + stime of a process (all its threads), in clock ticks; NaN once it is gone. */
+export function cpuTicksOf(pid: number): number {
+  try {
+    // Fields 14 and 15 of /proc/<pid>/stat, counted after the parenthesised command name.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU ticks of the bench itself and every child it still runs. */
+export function benchCpuTicks(): number {
+  let ticks = cpuTicksOf(process.pid);
+  for (const proc of running) ticks += cpuTicksOf(proc.pid) || 0;
+  return ticks;
+}
+
+/** Machine-wide busy and total CPU ticks, all cores (first line of /proc/stat). */
+export function machineCpuTicks(): { busy: number; total: number } {
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number) as number[];
+  const busy = user! + nice! + system! + irq! + softirq! + steal!;
+  return { busy, total: busy + idle! + iowait! };
+}
+
 /** VmRSS and VmHWM (peak) of a process, in MB. */
 export function memoryOf(pid: number): { rssMb: number; peakMb: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -16,6 +16,7 @@ import type { GatewayServices } from './pipeline/services.js';
 import { MODEL_ENDPOINTS } from './protocol/endpoints.js';
 import { DirectTransport } from './proxy/direct-transport.js';
 import { ModelRoutes } from './proxy/model-routes.js';
+import { GuardrailEngine } from './policy/guardrail-engine.js';
 import type { Transport } from './proxy/transport.js';
 import { WebRoutes } from './web/web-routes.js';
 
@@ -40,6 +41,7 @@ export class Gateway {
       verifier: identity.verifier,
       identity,
       routes: new ModelRoutes(config.connections),
+      guardrails: new GuardrailEngine(config.guardrails),
       transports,
       metrics,
       log,
@@ -112,6 +114,7 @@ export class Gateway {
       req,
       res,
       abort: new AbortController(),
+      decisions: [],
       log: this.services.log.child({ reqId: id, clientReqId: clientRequestId(req.headers['x-request-id']) }),
     };
     // `close` before the response finished means the client went away: cancel upstream work.
@@ -199,6 +202,8 @@ export class Gateway {
         path: ctx.req.url,
         status,
         ms: Math.round(seconds * 1000 * 10) / 10,
+        sub: ctx.principal?.subject,
+        iss: ctx.principal?.issuer,
         connection: connection || undefined,
         model: ctx.route?.model,
         target: ctx.upstreamTarget,

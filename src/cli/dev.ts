@@ -5,9 +5,8 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { JWK } from 'jose';
 import { devConfig, DEV_AUDIENCE } from '../dev/dev-config.js';
-import { startDemoModel } from '../dev/demo-model.js';
-import { DEMO_USERS, generateSigningKey, startDevIdp, type DevIdp } from '../dev/idp.js';
-import { Gateway } from '../gateway.js';
+import { DEMO_USERS } from '../dev/demo-identities.js';
+import type { DevIdp } from '../dev/idp.js';
 import { createLogger } from '../ops/logger.js';
 import type { Command } from './command.js';
 import { paint } from './paint.js';
@@ -32,6 +31,12 @@ export const devCommand: Command = {
     const host = String(values.host);
     const dataDir = String(values['data-dir']);
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    // Loaded here, not at the top: `modelgate gateway` must not carry the dev IdP and its web stack.
+    const [{ startDemoModel }, { startDevIdp, generateSigningKey }, { Gateway }] = await Promise.all([
+      import('../dev/demo-model.js'),
+      import('../dev/idp.js'),
+      import('../gateway.js'),
+    ]);
     const log = createLogger(String(values['log-level']), process.stderr);
 
     const model = await startDemoModel({ host, port: Number(values['model-port']), apiKey: 'demo-upstream-key' });
@@ -40,7 +45,7 @@ export const devCommand: Command = {
       port: Number(values['idp-port']),
       audience: DEV_AUDIENCE,
       accessTokenTtlSeconds: TOKEN_TTL_SECONDS,
-      signingKeys: await loadOrCreateSigningKeys(join(dataDir, 'idp-signing-keys.json')),
+      signingKeys: await loadOrCreateSigningKeys(join(dataDir, 'idp-signing-keys.json'), () => generateSigningKey('RS256')),
     });
     const config = devConfig({ host, port: Number(values.port), issuer: idp.issuer, modelUrl: model.url, logLevel: String(values['log-level']) });
     const gateway = new Gateway(config, { logger: log });
@@ -62,11 +67,11 @@ export const devCommand: Command = {
 };
 
 /** Keeps the IdP key across restarts, so tokens printed earlier stay valid. */
-async function loadOrCreateSigningKeys(path: string): Promise<JWK[]> {
+async function loadOrCreateSigningKeys(path: string, generate: () => Promise<JWK>): Promise<JWK[]> {
   try {
     return JSON.parse(await readFile(path, 'utf8')) as JWK[];
   } catch {
-    const keys = [await generateSigningKey('RS256')];
+    const keys = [await generate()];
     await writeFile(path, JSON.stringify(keys), { mode: 0o600 });
     return keys;
   }

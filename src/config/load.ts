@@ -14,16 +14,28 @@ export class ConfigError extends Error {
 }
 
 export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
-  let text: string;
+  return parseConfig(await readConfigText(path), path, env);
+}
+
+export async function readConfigText(path: string): Promise<string> {
   try {
-    text = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch (err) {
     throw new ConfigError([`${path}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)})`]);
   }
-  return parseConfig(text, path, env);
 }
 
 export function parseConfig(text: string, filename: string, env: NodeJS.ProcessEnv = process.env): Config {
+  return parseYamlWith(configSchema, text, filename, env);
+}
+
+/** Parses and validates any YAML document (a config, a standalone policy file) with the same error reporting. */
+export function parseYamlWith<Schema extends z.ZodType>(
+  schema: Schema,
+  text: string,
+  filename: string,
+  env: NodeJS.ProcessEnv = process.env,
+): z.output<Schema> {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const where = (offset: number | undefined): string => {
@@ -39,7 +51,7 @@ export function parseConfig(text: string, filename: string, env: NodeJS.ProcessE
   const problems = substituteEnv(doc, env, where);
   if (problems.length > 0) throw new ConfigError(problems);
 
-  const result = configSchema.safeParse(doc.toJS() ?? {});
+  const result = schema.safeParse(doc.toJS() ?? {});
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((issue) => describeIssue(issue, doc, where)));
   }

@@ -3,6 +3,7 @@
 // asymmetric algorithms only).
 import { z } from 'zod';
 import { byteSize, duration, httpUrl, name } from './fields.js';
+import { guardrailsSchema, unknownConnectionReferences } from '../policy/guardrails-schema.js';
 import { checkIdentityReferences, gatewayTokens, identityAssertion, identityState, loginSettings, webLogin, workloadBinding } from './identity-schema.js';
 
 /** Asymmetric JWS algorithms only: HMAC would let anyone holding the public key forge tokens. */
@@ -173,6 +174,7 @@ export const configSchema = z
     identity,
     connections: z.array(connection).min(1, 'configure at least one connection'),
     access: z.array(accessRule).default([]),
+    guardrails: guardrailsSchema.prefault({}),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -198,6 +200,9 @@ export const configSchema = z
         }
       });
     });
+    for (const problem of unknownConnectionReferences(config.guardrails, connectionNames)) {
+      ctx.addIssue({ code: 'custom', path: ['guardrails', ...problem.path], message: problem.message });
+    }
     config.access.forEach((rule, i) => {
       rule.connections.forEach((name, j) => {
         if (name !== '*' && !connectionNames.has(name)) {

@@ -1,7 +1,7 @@
 // The configuration `modelgate dev` runs with: the same schema a production
 // config goes through, pointed at the in-process IdP and demo model.
 import { configSchema, type Config, type ConfigInput } from '../config/schema.js';
-import { CLI_CLIENT_ID, GATEWAY_SCOPE } from './idp.js';
+import { CLI_CLIENT_ID, GATEWAY_SCOPE } from './demo-identities.js';
 
 export const DEV_AUDIENCE = 'modelgate';
 

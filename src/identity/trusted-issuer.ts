@@ -116,9 +116,11 @@ export class TrustedIssuer implements TokenIssuer {
       timeoutDuration: jwks.timeout,
       cooldownDuration: jwks.refetch_cooldown,
       cacheMaxAge: jwks.cache_max_age,
-      [customFetch]: (url, init) => {
+      // Reported once the new key set has arrived, so listeners can drop what the old one vouched for.
+      [customFetch]: async (url, init) => {
+        const response = await fetch(url, init);
         this.onJwksFetch(this.id);
-        return fetch(url, init);
+        return response;
       },
     });
   }

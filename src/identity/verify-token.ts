@@ -25,15 +25,37 @@ export interface TokenIssuer {
 
 /** Longer than any real access token; bounds the work an attacker can make us do. */
 const MAX_TOKEN_LENGTH = 16 * 1024;
+/**
+ * Signature checks are the costliest step of a request, and a client sends
+ * the same token many times. A verified signature is remembered for at most
+ * this long (never past `exp`); claim mapping, revocation and workload
+ * checks still run on every request. The bound is also how long a token
+ * signed with a key the IdP has just withdrawn can still pass.
+ */
+const VERIFIED_SIGNATURE_TTL_SECONDS = 30;
+const VERIFIED_SIGNATURE_CACHE_SIZE = 10_000;
+
+interface VerifiedSignature {
+  issuer: TokenIssuer;
+  payload: JWTPayload;
+  /** Epoch seconds after which the token must be verified again. */
+  until: number;
+}
 
 export class TokenVerifier {
   private readonly issuers = new Map<string, TokenIssuer>();
   private readonly algorithms: string[];
   private readonly clockSkewSeconds: number;
   private readonly maxLifetimeSeconds: number;
+  private readonly verifiedSignatures = new Map<string, VerifiedSignature>();
 
   constructor(config: Config['identity'], onJwksFetch?: (issuer: string) => void) {
-    for (const issuer of config.issuers) this.issuers.set(issuer.issuer, new TrustedIssuer(issuer, onJwksFetch));
+    const keysFetched = (issuer: string): void => {
+      // A key may have been withdrawn: signatures it vouched for must be checked again.
+      this.forgetVerifiedSignatures(issuer);
+      onJwksFetch?.(issuer);
+    };
+    for (const issuer of config.issuers) this.issuers.set(issuer.issuer, new TrustedIssuer(issuer, keysFetched));
     this.algorithms = [...config.algorithms];
     this.clockSkewSeconds = Math.ceil(config.clock_skew / 1000);
     this.maxLifetimeSeconds = Math.floor(config.max_token_lifetime / 1000);
@@ -66,6 +88,11 @@ export class TokenVerifier {
 
   async verify(token: string): Promise<Principal> {
     if (token.length > MAX_TOKEN_LENGTH) throw invalidToken('token_malformed', 'The bearer token is too long to be an access token.');
+    const remembered = this.verifiedSignatures.get(token);
+    if (remembered) {
+      if (Math.floor(Date.now() / 1000) <= remembered.until) return remembered.issuer.toPrincipal(remembered.payload);
+      this.verifiedSignatures.delete(token);
+    }
 
     const { header, claims } = decodeUnverified(token);
     if (!this.algorithms.includes(String(header.alg))) {
@@ -80,7 +107,27 @@ export class TokenVerifier {
     }
 
     const payload = await this.verifySignatureAndClaims(token, issuer);
-    return issuer.toPrincipal(payload);
+    const principal = issuer.toPrincipal(payload);
+    this.remember(token, issuer, payload);
+    return principal;
+  }
+
+  /** Drops remembered signatures, of one issuer or all, e.g. after its keys changed. */
+  forgetVerifiedSignatures(issuerId?: string): void {
+    if (issuerId === undefined) return this.verifiedSignatures.clear();
+    for (const [token, entry] of this.verifiedSignatures) if (entry.issuer.id === issuerId) this.verifiedSignatures.delete(token);
+  }
+
+  private remember(token: string, issuer: TokenIssuer, payload: JWTPayload): void {
+    // Only remote OIDC issuers: their key changes arrive through a JWKS fetch, which clears the memory.
+    // The gateway's own keys change through shared state, so its tokens are checked every time.
+    if (!(issuer instanceof TrustedIssuer)) return;
+    if (this.verifiedSignatures.size >= VERIFIED_SIGNATURE_CACHE_SIZE) {
+      // Maps iterate in insertion order: drop the oldest entry.
+      this.verifiedSignatures.delete(this.verifiedSignatures.keys().next().value!);
+    }
+    const until = Math.min(payload.exp! + this.clockSkewSeconds, Math.floor(Date.now() / 1000) + VERIFIED_SIGNATURE_TTL_SECONDS);
+    this.verifiedSignatures.set(token, { issuer, payload, until });
   }
 
   /** Maps claims that were verified elsewhere (an ID token checked by openid-client) with the issuer's own rules. */

@@ -50,6 +50,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly guardrailDecisions = new Counter({
+    name: 'modelgate_guardrail_decisions_total',
+    help: 'Guardrail decisions on prompts and responses, by rule and action (block, mask, flag, require_approval, end_stream).',
+    labelNames: ['rule', 'action'] as const,
+    registers: [this.registry],
+  });
+
   readonly jwksFetches = new Counter({
     name: 'modelgate_jwks_fetches_total',
     help: 'JWKS fetches per issuer (start-up, cache expiry, and unknown key IDs at a bounded rate).',

@@ -5,9 +5,7 @@ import type { Principal } from '../identity/principal.js';
 import type { RequestContext } from './context.js';
 import type { GatewayServices } from './services.js';
 
-export async function authenticate(services: GatewayServices, ctx: RequestContext): Promise<Principal> {
+export function authenticate(services: GatewayServices, ctx: RequestContext): Promise<Principal> {
   const token = TokenVerifier.bearerToken(ctx.req.headers.authorization);
-  const principal = await services.verifier.verify(token);
-  ctx.log = ctx.log.child({ sub: principal.subject, iss: principal.issuer });
-  return principal;
+  return services.verifier.verify(token);
 }

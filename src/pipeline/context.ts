@@ -1,7 +1,9 @@
 // Everything known about one request as it moves through the stages.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal } from '../identity/principal.js';
+import type { MaskingSession } from '../mask/session.js';
 import type { Logger } from '../ops/logger.js';
+import type { Decision } from '../policy/guardrails-types.js';
 import type { ModelRoute } from '../proxy/model-routes.js';
 import type { ModelRequest } from '../protocol/types.js';
 
@@ -17,6 +19,12 @@ export interface RequestContext {
   principal?: Principal;
   request?: ModelRequest;
   route?: ModelRoute;
+  /** Guardrail decisions on the prompt and the response, for the record. */
+  decisions: Decision[];
+  /** Placeholders shared by the prompt's and the response's masking. */
+  masking?: MaskingSession;
+  /** The body to forward when input masking rewrote the prompt. */
+  forwardBody?: Record<string, unknown>;
   /** Set once the upstream has answered, for the access log. */
   upstreamTarget?: string;
   /** The first refusal or failure, by stable code. */

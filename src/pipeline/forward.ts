@@ -11,7 +11,7 @@ export async function forward(services: GatewayServices, ctx: RequestContext, pa
   const { request, route } = ctx;
   if (!request || !route) throw new Error('forward() runs after parse and authorise');
 
-  const body = { ...request.body, model: route.upstreamModel };
+  const body = { ...(ctx.forwardBody ?? request.body), model: route.upstreamModel };
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     accept: request.stream ? (request.framing === 'sse' ? 'text/event-stream' : 'application/x-ndjson') : 'application/json',

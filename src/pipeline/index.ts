@@ -3,10 +3,10 @@
 // throws a GatewayError that names the refusal. Nothing reaches a model
 // unless every stage before `forward` has passed.
 //
-//   authenticate → read body → parse → authorise → forward → relay
+//   authenticate → read body → parse → authorise → inspect → forward → relay
 //
-// Guardrails (inspect input), approvals and recording slot in between
-// authorise and forward; output masking wraps relay's frame stream.
+// Approvals and recording slot in between inspect and forward; output
+// masking is a transform over relay's frame stream.
 import { readJsonBody } from '../http/read-json-body.js';
 import { sendJson } from '../http/send.js';
 import type { Endpoint } from '../protocol/endpoints.js';
@@ -15,6 +15,7 @@ import { authenticate } from './authenticate.js';
 import { allowedRoutes, authorise } from './authorise.js';
 import type { RequestContext } from './context.js';
 import { forward } from './forward.js';
+import { inspect } from './inspect.js';
 import { relay } from './relay.js';
 import type { GatewayServices } from './services.js';
 
@@ -24,6 +25,7 @@ export async function handleModelCall(services: GatewayServices, ctx: RequestCon
   const body = await readJsonBody(ctx.req, services.config.server.max_body_bytes);
   ctx.request = parseModelRequest(endpoint.operation, body);
   ctx.route = authorise(services, ctx.principal, ctx.request);
+  inspect(services, ctx);
   const upstream = await forward(services, ctx, path);
   await relay(services, ctx, upstream);
 }

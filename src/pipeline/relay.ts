@@ -2,7 +2,12 @@
 // into whole frames and re-emitted one frame at a time, with backpressure,
 // so the gateway never holds more than one frame and can always end a
 // broken stream with a well-formed error frame instead of half a frame.
+// When output rules apply, each frame passes through the masking transform,
+// which holds back only text that could still become part of an entity.
 import { GatewayError } from '../http/errors.js';
+import { maskResponseBody } from '../mask/response-body.js';
+import { MaskingStreamTransform } from '../mask/stream-transform.js';
+import type { SpanRules } from '../mask/types.js';
 import { drained, sendJson } from '../http/send.js';
 import { NdjsonDecoder, NdjsonLineTooLargeError, type NdjsonLine } from '../protocol/ndjson.js';
 import { encodeSseFrame, SseDecoder, SseFrameTooLargeError, type SseFrame } from '../protocol/sse.js';
@@ -14,13 +19,17 @@ import type { GatewayServices } from './services.js';
 
 /** Error bodies from an upstream are small; more than this is not an error message. */
 const MAX_UPSTREAM_ERROR_BYTES = 64 * 1024;
+/** A non-streamed response is parsed whole to mask it; beyond this it is refused rather than buffered. */
+const MAX_MASKED_BODY_BYTES = 32 * 1024 * 1024;
 
 export async function relay(services: GatewayServices, ctx: RequestContext, upstream: UpstreamResponse): Promise<void> {
   ctx.upstreamTarget = upstream.target;
   if (upstream.status < 200 || upstream.status >= 300) return relayUpstreamError(services, ctx, upstream);
 
+  const rules = outputRules(services, ctx);
   const framing = streamFraming(upstream.headers['content-type']);
-  if (framing) return relayStream(services, ctx, upstream, framing);
+  if (framing) return relayStream(services, ctx, upstream, framing, rules);
+  if (rules) return relayMaskedBody(services, ctx, upstream, rules);
 
   const headers: Record<string, string> = { 'content-type': headerValue(upstream.headers['content-type']) ?? 'application/json' };
   const length = headerValue(upstream.headers['content-length']);
@@ -38,13 +47,51 @@ export async function relay(services: GatewayServices, ctx: RequestContext, upst
   }
 }
 
+function outputRules(services: GatewayServices, ctx: RequestContext): SpanRules | undefined {
+  return ctx.request!.operation === 'embedding' ? undefined : services.guardrails.outputRules(ctx.principal!, ctx.route!.connection.name);
+}
+
+/** A non-streamed JSON answer, masked whole before any of it is sent. */
+async function relayMaskedBody(services: GatewayServices, ctx: RequestContext, upstream: UpstreamResponse, rules: SpanRules): Promise<void> {
+  const connection = ctx.route!.connection.name;
+  let body: unknown;
+  try {
+    body = JSON.parse(await readCapped(upstream.body, MAX_MASKED_BODY_BYTES, true));
+  } catch (err) {
+    noteUpstreamFailure(services, ctx, err, 'upstream_response_uninspectable');
+    throw new GatewayError(`The model server for connection "${connection}" sent a response the gateway could not inspect, so it was withheld.`, {
+      status: 502,
+      type: 'upstream_error',
+      code: 'upstream_response_uninspectable',
+    });
+  }
+  const masked = maskResponseBody(body, ctx.request!.operation, { scanner: services.guardrails.outputScanner!, session: ctx.masking!, rules });
+  recordDecisions(services, ctx, masked.decisions.decisions);
+  if (masked.termination) {
+    throw new GatewayError(
+      `The response was withheld by output rule "${masked.termination.rule}": it contained ${masked.termination.type}.`,
+      { status: 403, type: 'permission_error', code: 'output_blocked' },
+    );
+  }
+  sendJson(ctx.res, upstream.status, masked.body);
+}
+
+function recordDecisions(services: GatewayServices, ctx: RequestContext, decisions: RequestContext['decisions']): void {
+  ctx.decisions.push(...decisions);
+  for (const d of decisions) services.metrics.guardrailDecisions.inc({ rule: d.rule, action: d.action });
+}
+
 async function relayStream(
   services: GatewayServices,
   ctx: RequestContext,
   upstream: UpstreamResponse,
   framing: StreamFraming,
+  rules: SpanRules | undefined,
 ): Promise<void> {
   const { res } = ctx;
+  const masking = rules
+    ? new MaskingStreamTransform({ operation: ctx.request!.operation, framing, scanner: services.guardrails.outputScanner!, session: ctx.masking!, rules })
+    : undefined;
   res.writeHead(upstream.status, {
     'content-type': framing === 'sse' ? 'text/event-stream; charset=utf-8' : 'application/x-ndjson',
     'cache-control': 'no-cache',
@@ -64,17 +111,34 @@ async function relayStream(
     return res.write(raw) || drained(res);
   };
 
+  /** Sends what one upstream frame becomes; false once the client is gone or masking ended the stream. */
+  const deliver = async (outputs: string[]): Promise<boolean> => {
+    for (const raw of outputs) if (!(await send(raw))) return false;
+    if (masking?.stopped) {
+      ctx.errorCode = masking.stopped.code;
+      res.end();
+      ctx.abort.abort(new Error(masking.stopped.message)); // stop the model generating what nobody will read
+      return false;
+    }
+    return true;
+  };
+
   try {
     for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
       for (const frame of decoder.push(chunk)) {
-        if (!(await send(frame.raw))) return; // client went away; the abort signal cancels upstream
+        if (!(await deliver(masking ? masking.push(frame) : [frame.raw]))) return;
       }
     }
     for (const frame of decoder.end()) {
+      if (masking) {
+        if (!(await deliver(masking.push(frame)))) return;
+        continue;
+      }
       const raw = terminate(frame);
       if (raw === undefined) throw new Error('upstream ended inside a frame');
       await send(raw);
     }
+    if (masking && !(await deliver(masking.end()))) return;
     res.end();
   } catch (err) {
     if (ctx.abort.signal.aborted || res.destroyed) return;
@@ -97,6 +161,8 @@ async function relayStream(
             },
       ),
     );
+  } finally {
+    if (masking) recordDecisions(services, ctx, masking.decisions.decisions);
   }
 }
 
@@ -167,16 +233,22 @@ function isOpenAiError(body: unknown): boolean {
   return typeof error === 'object' && error !== null && typeof (error as { message?: unknown }).message === 'string';
 }
 
-async function readCapped(body: AsyncIterable<Buffer>, maxBytes: number): Promise<string> {
+/** Reads a body up to `maxBytes`. Lenient mode returns what it got; strict mode throws past the cap or on a read error. */
+async function readCapped(body: AsyncIterable<Buffer>, maxBytes: number, strict = false): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   try {
     for await (const chunk of body) {
-      chunks.push(chunk.subarray(0, maxBytes - size));
       size += chunk.length;
-      if (size >= maxBytes) break;
+      if (size > maxBytes) {
+        if (strict) throw new Error(`response body larger than ${maxBytes} bytes`);
+        chunks.push(chunk.subarray(0, chunk.length - (size - maxBytes)));
+        break;
+      }
+      chunks.push(chunk);
     }
-  } catch {
+  } catch (err) {
+    if (strict) throw err;
     // A broken error body still leaves the status to report.
   }
   return Buffer.concat(chunks).toString('utf8');

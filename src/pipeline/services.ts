@@ -4,6 +4,7 @@ import type { IdentityServices } from '../identity/identity-services.js';
 import type { TokenVerifier } from '../identity/verify-token.js';
 import type { GatewayMetrics } from '../ops/metrics.js';
 import type { Logger } from '../ops/logger.js';
+import type { GuardrailEngine } from '../policy/guardrail-engine.js';
 import type { ModelRoutes } from '../proxy/model-routes.js';
 import type { Transport } from '../proxy/transport.js';
 
@@ -13,6 +14,7 @@ export interface GatewayServices {
   /** Shared identity state, gateway-issued tokens and upstream identity assertions. */
   identity: IdentityServices;
   routes: ModelRoutes;
+  guardrails: GuardrailEngine;
   /** One transport per connection, by connection name. */
   transports: ReadonlyMap<string, Transport>;
   metrics: GatewayMetrics;

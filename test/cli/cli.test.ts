@@ -26,7 +26,7 @@ describe('modelgate CLI', () => {
     const top = await modelgate(['--help']);
     assert.equal(top.code, 0);
     assert.match(top.stdout, /Commands:[\s\S]*dev[\s\S]*gateway/);
-    for (const command of ['dev', 'gateway']) {
+    for (const command of ['dev', 'gateway', 'login', 'logout', 'whoami', 'token', 'connect', 'revoke-tokens', 'policy']) {
       const help = await modelgate([command, '--help']);
       assert.equal(help.code, 0, command);
       assert.match(help.stdout, new RegExp(`Usage: modelgate ${command}`));
@@ -55,6 +55,60 @@ describe('modelgate CLI', () => {
       });
       assert.equal(example.code, 0, example.stderr);
       assert.match(example.stdout, /configuration is valid/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('policy check validates a policy file and names the bad key; policy test shows decisions without calling a model', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'modelgate-policy-'));
+    try {
+      const good = join(dir, 'policy.yaml');
+      await writeFile(good, [
+        'guardrails:',
+        '  patterns:',
+        '    - name: ticket',
+        '      regex: "TKT-[0-9]{6}"',
+        '      max_length: 10',
+        '  input:',
+        '    - name: no-secrets',
+        '      detect: [secrets]',
+        '      action: block',
+        '    - name: tickets',
+        '      detect: [custom.ticket]',
+        '      action: mask',
+        '',
+      ].join('\n'));
+      const ok = await modelgate(['policy', 'check', good]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /policy is valid \(2 input rule/);
+
+      const bad = join(dir, 'bad.yaml');
+      await writeFile(bad, 'guardrails:\n  patterns:\n    - name: redos\n      regex: "(a+)+\\\\1"\n      max_length: 10\n');
+      const refused = await modelgate(['policy', 'check', bad]);
+      assert.equal(refused.code, 78);
+      assert.match(refused.stderr, /bad\.yaml:4:\d+: guardrails\.patterns\[0\]\.regex: /);
+
+      const config = join(dir, 'modelgate.yaml');
+      await writeFile(config, [
+        'identity:',
+        '  issuers: [{ issuer: "https://idp.example.com", audience: modelgate }]',
+        'connections:',
+        '  - name: vllm',
+        '    url: http://127.0.0.1:9',
+        '    models: [{ name: llama }]',
+        'guardrails:',
+        '  input:',
+        '    - { name: mask-mail, detect: [EMAIL], action: mask }',
+        '',
+      ].join('\n'));
+      const tested = await modelgate(['policy', 'test', '--config', config, '--connection', 'vllm', '--prompt', 'write to ann@example.com', '--json']);
+      assert.equal(tested.code, 0, tested.stderr);
+      const result = JSON.parse(tested.stdout) as { verdict: string; decisions: Array<{ rule: string; span: { start: number; end: number } }>; forwarded: { messages: Array<{ content: string }> } };
+      assert.equal(result.verdict, 'allow');
+      assert.equal(result.decisions[0]!.rule, 'mask-mail');
+      assert.deepEqual([result.decisions[0]!.span.start, result.decisions[0]!.span.end], [9, 24]);
+      assert.equal(result.forwarded.messages[0]!.content, 'write to [EMAIL_1]');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

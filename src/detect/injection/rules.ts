@@ -1,0 +1,336 @@
+// Heuristic rules for prompt injection and jailbreaks. Each rule is one
+// recognisable move of an attack, with a weight (how much it alone suggests
+// an attack) and a reason shown to operators. Rules look for the move's
+// grammar ("ignore" + "previous" + "instructions"), not for single keywords,
+// so requests that merely mention instructions, passwords or developer mode
+// stay below the threshold.
+
+export type InjectionCategory =
+  | 'instruction_override'
+  | 'prompt_exfiltration'
+  | 'data_exfiltration'
+  | 'roleplay_jailbreak'
+  | 'turn_spoofing'
+  | 'goal_hijack'
+  | 'encoded_payload';
+
+export interface InjectionRule {
+  rule: string;
+  category: InjectionCategory;
+  pattern: RegExp;
+  weight: number;
+  reason: string;
+}
+
+// Up to n filler words ("all of the", "any previous and following").
+// Latin letters only: the `u` flag would make these case-insensitive patterns six times slower.
+const filler = (n: number): string => `(?:[\\s,]+[A-Za-z\\u00C0-\\u024F'’-]+){0,${n}}?`;
+// The same after a separator: up to n words, each followed by its separator.
+const words = (n: number): string => `(?:[A-Za-z\\u00C0-\\u024F'’-]+[\\s,]+){0,${n}}?`;
+const S = '[\\s,]+';
+
+const OVERRIDE_VERB = '(?:ignore|disregard|forget|override|overrule|bypass|skip|discard|abandon|neglect|drop|set\\s+aside|pay\\s+no\\s+attention\\s+to)';
+// Words that point at the instructions already in force; not "old" or "current", which users say of their own documents.
+const EARLIER = '(?:previous|prior|preceding|earlier|above|foregoing|former|original|initial|following|system|developer|safety)';
+const DIRECTIVES = '(?:instructions?|rules?|directions?|guidelines?|prompts?|commands?|guidance|programming|directives?|constraints?|restrictions?|polic(?:y|ies)|orders|training|settings|context)';
+const EXFIL_VERB = '(?:print|reveal|show|display|output|repeat|recite|dump|leak|disclose|expose|share|write\\s+out|spell\\s+out|tell\\s+me|give\\s+me|send\\s+me|paste|copy)';
+
+function rx(source: string): RegExp {
+  return new RegExp(source, 'gi');
+}
+
+export const INJECTION_RULES: readonly InjectionRule[] = [
+  // Instruction override
+  {
+    rule: 'override.ignore_previous_instructions',
+    category: 'instruction_override',
+    pattern: rx(`\\b${OVERRIDE_VERB}(?!${S}(?:my|our)\\b)${filler(4)}${S}(?:(?:all|any|every|the|your|these|those|its)${S})?${words(2)}${EARLIER}${S}${words(2)}${DIRECTIVES}\\b`),
+    weight: 0.8,
+    reason: 'asks the model to ignore the instructions it was given',
+  },
+  {
+    rule: 'override.ignore_system_message',
+    category: 'instruction_override',
+    pattern: rx(`\\b${OVERRIDE_VERB}${S}(?:(?:the|your|this)${S})?(?:system|developer|original|initial)${S}(?:message|prompt|instructions?)\\b`),
+    weight: 0.75,
+    reason: 'asks the model to ignore its system message',
+  },
+  {
+    rule: 'override.ignore_previous_instructions_translated',
+    category: 'instruction_override',
+    // The same move in French, Spanish, Portuguese, Italian and German.
+    pattern: rx(`\\b(?:ignor(?:e[zr]?|a|ar|ate|iere|ieren)|oubliez|olvida|esquece|vergiss)${S}(?:(?:toutes|tous|todas|todos|tutte|alle|les|las|as|le|die)${S}){0,2}(?:(?:vorherigen|bisherigen|obigen)${S})?(?:instructions|instrucciones|instruções|instrucoes|istruzioni|anweisungen|consignes|regeln|r[eè]gles)(?:${S}(?:pr[ée]c[ée]dentes|anteriores|precedenti|antérieures))?\\b`),
+    weight: 0.8,
+    reason: 'asks the model to ignore its previous instructions (non-English)',
+  },
+  {
+    rule: 'override.ignore_everything_before',
+    category: 'instruction_override',
+    pattern: rx(`\\b${OVERRIDE_VERB}${S}(?:everything|all|anything)(?:${S}(?:that|of\\s+that|else))?(?:${S}you(?:'ve|\\s+have)?(?:${S}(?:were|was|been|have\\s+been))?${S}(?:told|taught|learned|learnt|given|instructed|trained|programmed)|${S}(?:above|before|prior|previously|so\\s+far|up\\s+to\\s+now|i\\s+(?:said|told\\s+you)))\\b`),
+    weight: 0.8,
+    reason: 'asks the model to discard everything it was told before',
+  },
+  {
+    rule: 'override.ignore_instructions_before',
+    category: 'instruction_override',
+    pattern: rx(`\\b${OVERRIDE_VERB}${S}(?:all${S})?(?:of${S})?(?:the|any|these|those)?(?:${S})?${DIRECTIVES}${filler(4)}${S}(?:before|previously|earlier|above|so\\s+far|until\\s+now|prior\\s+to\\s+this)\\b`),
+    weight: 0.75,
+    reason: 'asks the model to ignore the instructions it received before',
+  },
+  {
+    rule: 'override.ignore_your_rules',
+    category: 'instruction_override',
+    pattern: rx(`\\b${OVERRIDE_VERB}${S}(?:all\\s+)?(?:of\\s+)?your${filler(2)}${S}(?:instructions|rules|guidelines|programming|directives|restrictions|polic(?:y|ies)|training|filters?|safeguards|ethics|principles|system\\s+prompt)\\b`),
+    weight: 0.75,
+    reason: "asks the model to set aside its own rules",
+  },
+  {
+    rule: 'override.stop_following',
+    category: 'instruction_override',
+    pattern: rx(`\\b(?:stop|quit|cease|no\\s+longer)${S}(?:following|obeying|adhering\\s+to|listening\\s+to|complying\\s+with)${S}(?:(?:the|your|any|all|these|those)${S})?${words(2)}(?:system\\s+prompt|instructions|rules|guidelines|programming|directives|polic(?:y|ies))\\b`),
+    weight: 0.8,
+    reason: 'tells the model to stop following its instructions',
+  },
+  {
+    rule: 'override.new_instructions_supersede',
+    category: 'instruction_override',
+    pattern: rx(`\\bnew${S}(?:instructions?|rules|directives?|guidelines|orders|system\\s+prompt)${S}(?:supersede|override|overrule|replace|take\\s+precedence\\s+over|cancel)\\b`),
+    weight: 0.75,
+    reason: 'claims new instructions replace the existing ones',
+  },
+  {
+    rule: 'override.new_instructions_follow',
+    category: 'instruction_override',
+    pattern: rx(`\\bnew${S}(?:instructions|rules|directives|orders|task)(?:${S})?(?:follow|below|as${S}follows|are${S}as${S}follows)\\b|\\bnew${S}(?:instructions|rules|directives|orders|task)(?:${S})?:`),
+    weight: 0.3,
+    reason: 'announces a new set of instructions inside the content',
+  },
+  {
+    rule: 'override.new_task_for_you',
+    category: 'instruction_override',
+    pattern: rx(`\\byour${S}(?:new|real|true|only|actual)${S}(?:task|instructions?|role|goal|purpose|objective|job)${S}(?:is|are|will${S}be|now)\\b`),
+    weight: 0.35,
+    reason: 'assigns the model a new task from inside the content',
+  },
+  {
+    rule: 'override.override_label',
+    category: 'instruction_override',
+    pattern: /(?:^|[\n.!?]\s*)override\s*:/gi,
+    weight: 0.4,
+    reason: 'labels the text as an override',
+  },
+  {
+    rule: 'override.authority_update',
+    category: 'instruction_override',
+    pattern: rx(`\\b(?:the\\s+)?(?:developers?|admins?|administrators?|operators?|system|creators?|openai|anthropic|your\\s+(?:developers?|creators?|owners?))${S}(?:has|have)${S}(?:updated|changed|modified|replaced|overridden|revoked|lifted|removed|disabled)${S}(?:your|the|all)${filler(1)}${S}(?:guidelines|instructions|rules|polic(?:y|ies)|programming|restrictions|system\\s+prompt|safety\\s+settings)\\b`),
+    weight: 0.65,
+    reason: 'claims the developer or system changed the rules',
+  },
+  {
+    rule: 'override.system_override_banner',
+    category: 'instruction_override',
+    pattern: rx(`\\b(?:system|admin|developer|emergency|security)${S}override\\b|\\boverride${S}(?:mode|protocol|code)\\b`),
+    weight: 0.55,
+    reason: 'announces a fake system override',
+  },
+  {
+    rule: 'override.stop_everything',
+    category: 'instruction_override',
+    pattern: rx(`\\b(?:stop|halt|drop)${S}everything\\b|\\bnevermind\\b[.!…\\s]+(?:ignore|forget|disregard)\\b`),
+    weight: 0.45,
+    reason: 'abruptly abandons the task to take over the conversation',
+  },
+
+  // System prompt extraction
+  {
+    rule: 'exfiltration.system_prompt',
+    category: 'prompt_exfiltration',
+    pattern: rx(`\\b${EXFIL_VERB}${S}(?:me${S})?(?:(?:your|the)${filler(3)}${S}(?:system\\s+(?:prompt|message|instructions?)|(?:hidden|secret|internal|initial|original|confidential|exact)${S}(?:instructions|prompt|rules|guidelines|directives)|instructions${S}(?:you${S}(?:were|have\\s+been)${S}given|above)|prompt${S}verbatim)|your${filler(2)}${S}(?:configuration|config|instructions|initial\\s+prompt|rules)\\b)`),
+    weight: 0.65,
+    reason: 'asks the model to reveal its system prompt or hidden instructions',
+  },
+  {
+    rule: 'exfiltration.ask_system_prompt',
+    category: 'prompt_exfiltration',
+    pattern: rx(`\\bwhat(?:'s|${S}is|${S}are|${S}were|${S}was)${S}your${S}(?:system${S}prompt|(?:hidden|secret|initial|original|internal)${S}(?:instructions|prompt|rules))\\b`),
+    weight: 0.5,
+    reason: 'asks what the system prompt says',
+  },
+  {
+    rule: 'exfiltration.respond_with_configuration',
+    category: 'prompt_exfiltration',
+    pattern: rx(`\\b(?:respond|reply|answer)${S}(?:only${S})?with${S}(?:the${S})?(?:(?:full${S})?(?:contents?|text)${S}of${S})?your${S}(?:configuration|config|system\\s+prompt|instructions|initial\\s+prompt)\\b`),
+    weight: 0.65,
+    reason: 'asks the model to answer with its own configuration',
+  },
+  {
+    rule: 'exfiltration.repeat_words_above',
+    category: 'prompt_exfiltration',
+    pattern: rx(`\\b(?:repeat|print|output|recite)${S}(?:all${S}|the${S})?(?:words|text|everything|lines)${S}(?:above|before\\s+this|at\\s+the\\s+(?:start|beginning))\\b`),
+    weight: 0.6,
+    reason: 'asks the model to repeat the text that precedes the conversation',
+  },
+  {
+    rule: 'exfiltration.dump_context',
+    category: 'prompt_exfiltration',
+    pattern: rx(`\\b(?:${EXFIL_VERB}|list|enumerate)${S}(?:me${S})?(?:everything|all${S}(?:of${S})?(?:the${S})?(?:text|content|contents|instructions))${S}(?:in|from|of)${S}your${S}(?:context(?:${S}window)?|memory|prompt|system${S}prompt|instructions|configuration)\\b`),
+    weight: 0.6,
+    reason: 'asks the model to dump its context window',
+  },
+  {
+    rule: 'exfiltration.respond_with_secret',
+    category: 'data_exfiltration',
+    pattern: rx(`\\b(?:respond|reply|answer)${S}(?:only${S})?with${S}(?:the|your)${S}(?:secret|api|private|access|admin)${S}(?:key|token|password|credentials)\\b`),
+    weight: 0.45,
+    reason: 'asks the model to answer with a secret',
+  },
+  {
+    rule: 'exfiltration.secrets_in_context',
+    category: 'data_exfiltration',
+    pattern: rx(`\\b(?:${EXFIL_VERB}|list|enumerate)${S}(?:me${S})?(?:all${S}|every${S}|the${S}|any${S})?(?:api${S}keys?|secrets?|credentials|passwords?|tokens?|environment${S}variables|env${S}vars)${S}(?:(?:in|from|stored${S}in)${S}(?:your|the)${S}(?:context|memory|configuration|config|system${S}prompt|prompt|environment|conversation|training${S}data)|you${S}(?:have|know|can${S}see|were${S}given))\\b`),
+    weight: 0.55,
+    reason: 'asks the model to output secrets from its context',
+  },
+  {
+    rule: 'exfiltration.send_to_url',
+    category: 'data_exfiltration',
+    pattern: rx(`\\b(?:send|post|upload|forward|exfiltrate|transmit|submit|leak|beacon)${S}(?:(?:the|all|this|our|your|every)${S})?${words(2)}(?:conversation|chat|messages|session|context|history|transcript|credentials|secrets|keys|tokens|passwords?|cookies|system${S}prompt)${filler(3)}${S}(?:to|at)${S}(?:https?:\\/\\/|ftp:\\/\\/|[\\w.+-]+@[\\w-]+\\.)`),
+    weight: 0.65,
+    reason: 'asks the model to send conversation data to an outside address',
+  },
+  {
+    rule: 'exfiltration.list_personal_data',
+    category: 'data_exfiltration',
+    pattern: rx(`\\b(?:list|give|show|tell|output|print|reveal|dump|enumerate)${S}(?:me${S})?(?:all|every|each|any)${filler(2)}${S}(?:email\\s+address(?:es)?|e-mails?|phone\\s+numbers?|passwords?|credit\\s+cards?|card\\s+numbers?|social\\s+security\\s+numbers?|home\\s+addresses|personal\\s+data|customer\\s+records)${S}(?:you${S}(?:know|have|remember|can\\s+(?:see|access))|in${S}your|from${S}your)\\b`),
+    weight: 0.45,
+    reason: 'asks the model to dump personal data it may hold',
+  },
+  {
+    rule: 'exfiltration.tell_me_the_password',
+    category: 'data_exfiltration',
+    pattern: rx(`\\b(?:tell|give|show|send|reveal)${S}me${S}(?:the|your)${S}(?:admin|root|master|database|db|production|prod|system|secret)?(?:${S})?(?:password|passwords|credentials|passphrase|api\\s+key|private\\s+key)\\b`),
+    weight: 0.4,
+    reason: 'asks the model to hand over a password or key',
+  },
+
+  // Role-play and persona jailbreaks
+  {
+    rule: 'jailbreak.unrestricted_persona',
+    category: 'roleplay_jailbreak',
+    pattern: rx(`\\b(?:you\\s+are(?:\\s+now)?|you're(?:\\s+now)?|act(?:ing)?\\s+as|(?:respond|answer|reply|behave|function|operate)\\s+as|pretend(?:\\s+to\\s+be|\\s+you\\s+are|\\s+you're)|role-?play\\s+as|simulate|play\\s+the\\s+role\\s+of|become|behave\\s+like|from\\s+now\\s+on\\s+you\\s+are)\\b[^.!?\\n]{0,80}?\\b(?:without${S}(?:any${S})?(?:(?:ethical|moral|safety|content)${S})?(?:restrictions|limits|limitations|filters?|rules|guidelines|censorship|ethics|morals|boundaries|safeguards)|no${S}(?:safety${S}|content${S}|ethical${S}|moral${S})?(?:rules|restrictions|limits|limitations|filters?|guidelines|ethics|morals|censorship|boundaries|safeguards)|unfiltered|uncensored|unrestricted|unlimited|jailbroken|amoral|never${S}refuses?|(?:can|will)${S}do${S}anything|not${S}bound${S}by)\\b`),
+    weight: 0.7,
+    reason: 'casts the model as a persona without rules',
+  },
+  {
+    rule: 'jailbreak.rules_do_not_apply',
+    category: 'roleplay_jailbreak',
+    pattern: rx(`\\b(?:content|safety|usage|openai|ethical|moral|your)${S}(?:polic(?:y|ies)|rules|guidelines|restrictions|filters|safeguards)${S}(?:do${S}not|don't|no${S}longer|won't|doesn't|does${S}not|never|(?:have|has)${S}been)${S}(?:apply|applies|matter|exist|bind|restrict|replaced|removed|disabled|lifted|suspended|turned\\s+off)\\b`),
+    weight: 0.6,
+    reason: 'declares that content policies no longer apply',
+  },
+  {
+    rule: 'jailbreak.not_bound_by_rules',
+    category: 'roleplay_jailbreak',
+    pattern: rx(`\\b(?:do(?:es)?${S}not|don't|doesn't|never|no${S}longer)${S}(?:have${S}to${S}|need${S}to${S})?(?:abide${S}by|adhere${S}to|follow|obey|comply${S}with|care${S}about)${S}(?:(?:the|any|its|their|your)${S})?${words(2)}(?:rules|polic(?:y|ies)|guidelines|restrictions|content${S}policy|ethics|morals)\\b`),
+    weight: 0.45,
+    reason: 'describes the model as exempt from its rules',
+  },
+  {
+    rule: 'jailbreak.broken_free',
+    category: 'roleplay_jailbreak',
+    pattern: rx(`\\b(?:broken|break)${S}free${S}(?:of|from)${S}(?:the${S})?(?:typical${S})?(?:confines|rules|restrictions|limits)\\b|\\bfreed${S}from${S}the${S}(?:typical${S})?confines\\b|\\bno${S}longer${S}bound${S}by\\b`),
+    weight: 0.6,
+    reason: 'claims the model has broken free of its limits',
+  },
+  {
+    rule: 'jailbreak.mode_switch',
+    category: 'roleplay_jailbreak',
+    pattern: rx(`\\b(?:enter|enable|activate|switch\\s+(?:on|to|into)|turn\\s+on|unlock|simulate)${S}(?:the${S})?(?:developer|dev|god|jailbreak|jailbroken|dan|unrestricted|unfiltered|sudo|evil|chaos)${S}mode\\b|\\b(?:developer|dan|god|jailbreak|unrestricted)${S}mode${S}(?:enabled|activated|on|output)\\b`),
+    weight: 0.4,
+    reason: 'switches the model into a special unrestricted mode',
+  },
+  {
+    rule: 'jailbreak.do_anything_now',
+    category: 'roleplay_jailbreak',
+    pattern: rx(`\\bdo${S}anything${S}now\\b|\\bstrive${S}to${S}avoid${S}norms\\b`),
+    weight: 0.6,
+    reason: 'uses a known jailbreak script (DAN and its variants)',
+  },
+  {
+    rule: 'jailbreak.stay_in_character',
+    category: 'roleplay_jailbreak',
+    pattern: rx(`\\b(?:stay|remain)${S}in${S}character\\b|\\bbreak(?:ing)?${S}(?:of${S})?character\\b`),
+    weight: 0.25,
+    reason: 'insists the model keep up an assigned persona',
+  },
+  {
+    rule: 'jailbreak.persona_name',
+    category: 'roleplay_jailbreak',
+    // Case-sensitive on purpose: the all-caps persona names of jailbreak scripts, not people called Dan.
+    pattern: /\b(?:ANTI-DAN|DAN|DUDE|STAN|AIM|BetterDAN)\b(?=[\s,.:;!"”'’)\]])/g,
+    weight: 0.25,
+    reason: 'names a known jailbreak persona',
+  },
+  {
+    rule: 'jailbreak.another_ai_role',
+    category: 'roleplay_jailbreak',
+    pattern: rx(`\\b(?:immerse${S}yourself${S}(?:in(?:to)?${S})?the${S}role|take${S}on${S}the${S}role|play${S}the${S}role|assume${S}the${S}(?:role|identity)|act${S}as|pretend${S}to${S}be)${S}of\\b[^.!?\\n]{0,40}?\\b(?:another|different|new|newly|alternative|improved|unrestricted|unfiltered|evil|rogue)\\b[^.!?\\n]{0,24}?\\b(?:ai|a\\.i\\.|artificial${S}intelligence|language${S}model|chatbot|llm)\\b`),
+    weight: 0.5,
+    reason: 'asks the model to become another AI',
+  },
+  {
+    rule: 'jailbreak.emotional_pretext',
+    category: 'roleplay_jailbreak',
+    pattern: rx(`\\b(?:pretend|act|play|role-?play|imagine|be)${filler(3)}${S}(?:my|a)${S}(?:late|deceased|dead|dying)${S}(?:grand(?:mother|ma|father|pa)|mother|father|mom|dad)\\b|\\b(?:late|deceased|dead)${S}grand(?:mother|ma|father|pa)${S}who${S}used${S}to\\b`),
+    weight: 0.55,
+    reason: 'uses an emotional role-play pretext (the "grandmother" exploit)',
+  },
+  {
+    rule: 'jailbreak.dual_response',
+    category: 'roleplay_jailbreak',
+    pattern: rx(`\\b(?:two${S}(?:different${S})?(?:separate${S})?(?:responses|answers|ways|paragraphs))\\b[^\\n]{0,120}?\\b(?:normal|classic|standard|censored|filtered)\\b|\\[(?:🔓|🔒)?\\s*(?:JAILBREAK|CLASSIC|DAN|GPT)\\s*\\]|\\((?:🔓|🔒)`),
+    weight: 0.35,
+    reason: 'asks for a second, unfiltered answer next to the normal one',
+  },
+
+  // Spoofed conversation turns and control tokens
+  {
+    rule: 'spoofing.chat_turn_markers',
+    category: 'turn_spoofing',
+    pattern: /\n[ \t]*(?:#{1,3}[ \t]*)?(?:system|assistant|developer)[ \t]*:[ \t]*\S/gi,
+    weight: 0.45,
+    reason: 'forges a system or assistant turn inside user content',
+  },
+  {
+    rule: 'spoofing.control_tokens',
+    category: 'turn_spoofing',
+    pattern: /<\|(?:im_start|im_end|system|assistant|endoftext|start_header_id|end_header_id|eot_id)\|>|\[\/?INST\]|<<\/?SYS>>|<\/?(?:system|system_prompt)>/gi,
+    weight: 0.6,
+    reason: 'contains chat-template control tokens',
+  },
+
+  // Goal hijacking (PromptInject)
+  {
+    rule: 'hijack.just_say',
+    category: 'goal_hijack',
+    pattern: rx(`\\b(?:just|only|simply)${S}(?:say|print|output|write|respond\\s+with|reply\\s+with|answer\\s+with)\\s*:?\\s*["“'‘]`),
+    weight: 0.35,
+    reason: 'dictates the exact output',
+  },
+  {
+    rule: 'hijack.canary_phrase',
+    category: 'goal_hijack',
+    pattern: rx(`\\bi${S}have${S}been${S}pwned\\b|\\bthis${S}prompt${S}has${S}been${S}(?:so${S}thoroughly${S})?hijacked\\b`),
+    weight: 0.6,
+    reason: 'contains a known injection canary phrase',
+  },
+
+  // Encoded payloads that come with an order to act on them
+  {
+    rule: 'encoded.decode_and_follow',
+    category: 'encoded_payload',
+    pattern: rx(`\\b(?:decode|decipher|decrypt|unscramble|translate)${S}(?:this|the${S}following|the${S}below|it)${filler(2)}(?:${S})?(?:base64|base-64|hex|hexadecimal|rot13|rot-13|binary|encoded|cipher|message|string|text)?[^.\\n]{0,40}?\\b(?:and|then)${S}(?:follow|execute|obey|run|do|perform|carry${S}out|act${S}on|comply${S}with)\\b`),
+    weight: 0.55,
+    reason: 'asks the model to decode a payload and act on it',
+  },
+];

@@ -1,0 +1,122 @@
+// Scores text for prompt injection and jailbreak attempts with explainable
+// signals. Each rule that matches adds a signal; signals combine as
+// independent evidence (noisy-OR: 1 - Π(1 - weight)), so one strong move
+// ("ignore all previous instructions") crosses the threshold alone while weak
+// hints ("just say", a persona name) need company.
+import { findEncodedBlobs } from './decode.js';
+import { INJECTION_RULES, type InjectionCategory } from './rules.js';
+
+/**
+ * Default decision threshold. Every rule weighted 0.5 or more is, alone, a
+ * clear attack move; weaker hints (mode switches, "just say", turn markers,
+ * persona names) need a second signal. Chosen on the shared corpus to keep
+ * benign requests about security, quoting or imperative tasks below it.
+ */
+export const INJECTION_THRESHOLD = 0.5;
+
+export interface InjectionSignal {
+  rule: string;
+  category: InjectionCategory;
+  reason: string;
+  /** UTF-16 offsets of the evidence in the scored text. */
+  start: number;
+  end: number;
+  weight: number;
+}
+
+export interface InjectionScore {
+  /** 0..1. */
+  score: number;
+  signals: InjectionSignal[];
+}
+
+const MAX_DECODE_DEPTH = 2;
+
+// Framing that signals the text is about attacks rather than an attack: applied only to quoted evidence.
+const DISCUSSION = /\b(?:what\s+(?:is|are|does)|explain|for\s+example|an?\s+example\s+of|examples\s+of|how\s+(?:do|to|can|should)\s+(?:i\s+|we\s+|you\s+)?(?:detect|defend|prevent|mitigate|protect|block|recogni[sz]e|spot|handle|filter)|is\s+(?:this|it)\s+(?:a\s+)?(?:prompt\s+injection|jailbreak|an?\s+attack)|prompt[\s-]+injections?|injection\s+attacks?|jailbreak\s+(?:attempts?|prompts?|attacks?)|classify|label|detect(?:ion|or)?|research|paper|dataset|red[- ]team|training\s+data|test\s+case)\b/i;
+const QUOTED = /"[^"\n]{1,2000}"|“[^”\n]{1,2000}”|«[^»\n]{1,2000}»|`[^`\n]{1,2000}`|'[^'\n]{12,2000}'/g;
+const QUOTED_DISCUSSION_FACTOR = 0.4;
+
+// Zero-width and other invisible characters attackers insert between letters.
+const INVISIBLE = /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\uFEFF]/;
+
+/** A normalised copy for matching, with a map from its offsets back to the original text. */
+function normalise(text: string): { text: string; origin: (index: number) => number } {
+  if (!/[^\x00-\x7F]/.test(text)) return { text, origin: (i) => i };
+  let out = '';
+  const map: number[] = [];
+  for (let i = 0; i < text.length;) {
+    const point = text.codePointAt(i)!;
+    const width = point > 0xffff ? 2 : 1;
+    const ch = String.fromCodePoint(point);
+    const folded = INVISIBLE.test(ch) ? '' : ch.normalize('NFKC');
+    for (let k = 0; k < folded.length; k++) map.push(i);
+    out += folded;
+    i += width;
+  }
+  map.push(text.length);
+  return { text: out, origin: (index) => map[index] ?? text.length };
+}
+
+function quotedRanges(text: string): Array<[number, number]> {
+  return [...text.matchAll(QUOTED)].map((m) => [m.index, m.index + m[0].length]);
+}
+
+function combine(weights: readonly number[]): number {
+  return 1 - weights.reduce((rest, w) => rest * (1 - w), 1);
+}
+
+function scoreAt(text: string, depth: number): InjectionScore {
+  const { text: normalised, origin } = normalise(text);
+  const discussion = DISCUSSION.test(normalised);
+  const quoted = discussion ? quotedRanges(normalised) : [];
+  const best = new Map<string, InjectionSignal>();
+  const add = (signal: InjectionSignal): void => {
+    const current = best.get(signal.rule);
+    if (current === undefined || current.weight < signal.weight) best.set(signal.rule, signal);
+  };
+
+  for (const rule of INJECTION_RULES) {
+    rule.pattern.lastIndex = 0;
+    const m = rule.pattern.exec(normalised);
+    if (m === null) continue;
+    const start = m.index;
+    const end = start + m[0].length;
+    const inQuotes = quoted.some(([qs, qe]) => start >= qs && end <= qe);
+    add({
+      rule: rule.rule,
+      category: rule.category,
+      reason: inQuotes ? `${rule.reason} (quoted while discussing attacks, so weighed less)` : rule.reason,
+      start: origin(start),
+      end: origin(end),
+      weight: inQuotes ? rule.weight * QUOTED_DISCUSSION_FACTOR : rule.weight,
+    });
+  }
+
+  if (depth < MAX_DECODE_DEPTH) {
+    for (const blob of findEncodedBlobs(text)) {
+      const inner = scoreAt(blob.decoded, depth + 1);
+      if (inner.score < INJECTION_THRESHOLD) continue;
+      const preview = blob.decoded.length > 80 ? `${blob.decoded.slice(0, 77)}...` : blob.decoded;
+      add({
+        rule: `encoded.${blob.encoding}_instructions`,
+        category: 'encoded_payload',
+        reason: `${blob.encoding} blob decodes to instructions scoring ${inner.score.toFixed(2)} (${inner.signals.map((s) => s.rule).join(', ')}): "${preview}"`,
+        start: blob.start,
+        end: blob.end,
+        weight: Math.max(0.75, inner.score),
+      });
+    }
+  }
+
+  const signals = [...best.values()].sort((a, b) => a.start - b.start || b.weight - a.weight);
+  return { score: Math.round(combine(signals.map((s) => s.weight)) * 1000) / 1000, signals };
+}
+
+export function scoreInjection(text: string): InjectionScore {
+  return scoreAt(text, 0);
+}
+
+export function isInjection(text: string, threshold = INJECTION_THRESHOLD): boolean {
+  return scoreInjection(text).score >= threshold;
+}

@@ -1,0 +1,132 @@
+// The scanner: one keyword pass picks the detectors that can match, those
+// run with their validators, and overlapping candidates are resolved.
+import { ScanContext } from './context.js';
+import { createCustomPatternDetector, type CustomPatternSpec } from './custom.js';
+import type { Detector } from './detector.js';
+import { createDictionaryDetector } from './dictionary.js';
+import { resolveOverlaps } from './overlap.js';
+import { createPiiDetectors } from './pii/index.js';
+import { KeywordPrefilter } from './prefilter.js';
+import { createSecretDetectors } from './secrets/index.js';
+import { BUILTIN_ENTITY_TYPES, type EntityType, type Span } from './types.js';
+
+export type { CustomPatternSpec } from './custom.js';
+
+export interface ScannerOptions {
+  /** Built-in types to detect; default all of `BUILTIN_ENTITY_TYPES`. */
+  types?: readonly EntityType[];
+  /** Named term lists, matched case-insensitively as whole words; reported as `DICTIONARY`. */
+  dictionaries?: Record<string, readonly string[]>;
+  /** Named RE2 patterns; invalid ones throw `CustomPatternError` naming the pattern and why. */
+  customPatterns?: Record<string, CustomPatternSpec>;
+}
+
+export interface Scanner {
+  /** Non-overlapping spans sorted by start. */
+  scan(text: string): Span[];
+  /** No span is longer than this. */
+  readonly maxEntityLength: number;
+  /** Characters after a span that can still change whether or how it is reported. */
+  readonly contextLength: number;
+  /** Characters before a span that can change whether or how it is reported (context words, key names). */
+  readonly lookbehindLength: number;
+  /** The types this scanner can report. */
+  readonly types: readonly EntityType[];
+  /**
+   * The smallest index at which a span could start that is not already final
+   * in `scan(text)`, whatever text is appended (the streaming masker's
+   * `undecidedFrom`): spans of `scan(text + more)` that start before it are
+   * exactly those of `scan(text)`.
+   */
+  undecidedFrom(text: string): number;
+}
+
+let builtins: readonly Detector[] | undefined;
+
+/** Built-in detectors hold only compiled patterns and tables: build them once. */
+function builtinDetectors(): readonly Detector[] {
+  builtins ??= [...createPiiDetectors(), ...createSecretDetectors()];
+  return builtins;
+}
+
+export function createScanner(options: ScannerOptions = {}): Scanner {
+  const wanted = new Set<EntityType>(options.types ?? BUILTIN_ENTITY_TYPES);
+  for (const type of wanted) {
+    if (!BUILTIN_ENTITY_TYPES.includes(type)) throw new Error(`"${type}" is not a built-in entity type; configure dictionaries or custom patterns instead`);
+  }
+  const detectors: Detector[] = builtinDetectors().filter((d) => d.types.some((t) => wanted.has(t)));
+  const reportable = new Set<EntityType>(wanted);
+  const dictionary = createDictionaryDetector(options.dictionaries ?? {});
+  if (dictionary !== undefined) {
+    detectors.push(dictionary);
+    reportable.add('DICTIONARY');
+  }
+  const custom = createCustomPatternDetector(options.customPatterns ?? {});
+  if (custom !== undefined) {
+    detectors.push(custom);
+    for (const type of custom.types) reportable.add(type);
+  }
+  const prefilter = new KeywordPrefilter(detectors);
+
+  const contextLength = Math.max(0, ...detectors.map((d) => d.lookahead));
+
+  // Candidates before overlap resolution, for the last text seen: the masker asks scan and undecidedFrom about the same window.
+  let last: { text: string; candidates: Span[] } | undefined;
+  const candidatesOf = (text: string): Span[] => {
+    if (last?.text === text) return last.candidates;
+    const candidates: Span[] = [];
+    const context = new ScanContext(text);
+    for (const index of prefilter.select(context)) {
+      const detector = detectors[index]!;
+      // Custom patterns may be declared with a built-in type the caller did not ask for; they still count.
+      const keep = detector === custom || detector === dictionary
+        ? (span: Span) => { candidates.push(span); }
+        : (span: Span) => { if (wanted.has(span.type)) candidates.push(span); };
+      detector.detect(text, keep, context);
+    }
+    last = { text, candidates };
+    return candidates;
+  };
+
+  return {
+    maxEntityLength: Math.max(0, ...detectors.map((d) => d.maxLength)),
+    contextLength,
+    lookbehindLength: Math.max(0, ...detectors.map((d) => d.lookbehind)),
+    types: [...reportable],
+    scan(text: string): Span[] {
+      // Copies, so a caller that edits a span cannot change the remembered candidates.
+      return text.length === 0 ? [] : resolveOverlaps(candidatesOf(text)).map((span) => ({ ...span }));
+    },
+    undecidedFrom(text: string): number {
+      const settled = text.length - contextLength;
+      if (settled <= 0) return 0;
+      // How far back the trailing run of each detector's span characters reaches, at most its maxLength.
+      const runs = new Map<RegExp, number>();
+      const trailingRun = (chars: RegExp, limit: number): number => {
+        let run = runs.get(chars) ?? 0;
+        while (run < limit && run < settled && chars.test(text[settled - run - 1]!)) run++;
+        runs.set(chars, Math.max(run, runs.get(chars) ?? 0));
+        return Math.min(run, limit);
+      };
+      let from = settled;
+      for (const detector of detectors) {
+        const open = detector.openFrom?.(text, settled)
+          ?? settled - (detector.spanChars === undefined ? detector.maxLength : trailingRun(detector.spanChars, detector.maxLength));
+        from = Math.min(from, open);
+      }
+      from = Math.max(0, from);
+      // A candidate across that point may be suppressed by, or suppress, a span that is still growing.
+      const candidates = candidatesOf(text);
+      for (let moved = true; moved;) {
+        moved = false;
+        for (const c of candidates) {
+          if (c.start < from && c.end > from) {
+            from = c.start;
+            moved = true;
+          }
+        }
+      }
+      return from;
+    },
+  };
+}
