@@ -37,6 +37,7 @@ import {
   startUpstream,
   stopAllChildren,
   type Target,
+  BENCH_GUARDRAILS,
 } from './targets.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -135,7 +136,7 @@ async function main(): Promise<void> {
   try {
     const token = await idp.clientCredentialsToken(SERVICE_CLIENT);
     const targets: Target[] = [{ ...directTarget(upstream.url, UPSTREAM_KEY), process: upstream.process }];
-    const modelgate = await startModelgate({
+    const gatewayOptions = {
       issuer: idp.issuer,
       audience: AUDIENCE,
       upstreamUrl: upstream.url,
@@ -145,8 +146,11 @@ async function main(): Promise<void> {
       accessToken: token,
       logDir: dir,
       nodeFlags: settings.gatewayNodeFlags,
-    });
+    };
+    const modelgate = await startModelgate(gatewayOptions);
     targets.push(modelgate);
+    // The same gateway with guardrails on: what input inspection and streamed output masking cost.
+    targets.push(await startModelgate({ ...gatewayOptions, name: 'modelgate+guardrails', guardrails: BENCH_GUARDRAILS }));
 
     try {
       targets.push(await startPortkey(upstream.url, UPSTREAM_KEY, dir));

@@ -193,7 +193,24 @@ export interface ModelgateOptions {
   logDir: string;
   /** Extra node flags, e.g. --cpu-prof (from BENCH_GATEWAY_NODE_FLAGS). */
   nodeFlags: string[];
+  /** A guardrails section: the same gateway with input inspection and output masking on. */
+  guardrails?: Record<string, unknown>;
+  /** Target name in the report; default `modelgate`. */
+  name?: string;
 }
+
+/** A typical policy: secrets blocked and PII masked in prompts; PII masked and private keys stopped in responses. */
+export const BENCH_GUARDRAILS = {
+  input: [
+    { name: 'no-secrets', detect: ['secrets'], action: 'block' },
+    { name: 'mask-pii', detect: ['pii'], action: 'mask' },
+    { name: 'injection', detect: ['injection'], action: 'block' },
+  ],
+  output: [
+    { name: 'mask-pii-out', mask: { types: ['pii'] } },
+    { name: 'no-private-keys', end_stream_on: ['PRIVATE_KEY'] },
+  ],
+};
 
 export async function startModelgate(o: ModelgateOptions): Promise<Target> {
   const port = await freePort();
@@ -205,17 +222,19 @@ export async function startModelgate(o: ModelgateOptions): Promise<Target> {
     identity: { issuers: [{ issuer: o.issuer, audience: o.audience }], max_token_lifetime: '1h' },
     connections: [{ name: 'bench', kind: 'openai', url: o.upstreamUrl, api_key: o.apiKey, models: [{ name: o.model }] }],
     access: [{ description: 'the bench client may chat', groups: [o.group], connections: ['bench'], models: [o.model] }],
+    ...(o.guardrails && { guardrails: o.guardrails }),
   };
-  const configPath = join(o.logDir, 'modelgate.yaml');
+  const name = o.name ?? 'modelgate';
+  const configPath = join(o.logDir, `${name}.yaml`);
   writeFileSync(configPath, stringify(config));
-  const proc = spawnTracked('modelgate', process.execPath, [...o.nodeFlags, 'bin/modelgate.js', 'gateway', '--config', configPath], {
+  const proc = spawnTracked(name, process.execPath, [...o.nodeFlags, 'bin/modelgate.js', 'gateway', '--config', configPath], {
     stdout: 'null',
     logDir: o.logDir,
   });
   const url = `http://127.0.0.1:${port}`;
   // /readyz turns 200 only once the IdP's JWKS is loaded.
   await untilReady(proc, () => answers(`${url}/readyz`, 200));
-  return { name: 'modelgate', url, headers: { authorization: `Bearer ${o.accessToken}` }, process: proc };
+  return { name, url, headers: { authorization: `Bearer ${o.accessToken}` }, process: proc };
 }
 
 export async function startPortkey(upstreamUrl: string, apiKey: string, logDir: string): Promise<Target> {
