@@ -38,7 +38,7 @@ const VERIFIED_SIGNATURE_CACHE_SIZE = 10_000;
 interface VerifiedSignature {
   issuer: TokenIssuer;
   payload: JWTPayload;
-  /** Epoch seconds after which the token must be verified again. */
+  /** Epoch seconds from which the token must be verified again (as jose: expired once now >= exp + skew). */
   until: number;
 }
 
@@ -90,7 +90,7 @@ export class TokenVerifier {
     if (token.length > MAX_TOKEN_LENGTH) throw invalidToken('token_malformed', 'The bearer token is too long to be an access token.');
     const remembered = this.verifiedSignatures.get(token);
     if (remembered) {
-      if (Math.floor(Date.now() / 1000) <= remembered.until) return remembered.issuer.toPrincipal(remembered.payload);
+      if (Math.floor(Date.now() / 1000) < remembered.until) return remembered.issuer.toPrincipal(remembered.payload);
       this.verifiedSignatures.delete(token);
     }
 
