@@ -3,6 +3,8 @@
 // for everything else. Owns graceful shutdown.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AuditTrail } from './audit/audit-trail.js';
+import { handleSessionsApi, isSessionsApiPath } from './audit/api.js';
 import type { Config } from './config/schema.js';
 import { asGatewayError, GatewayError } from './http/errors.js';
 import { clientRequestId, newRequestId } from './http/request-id.js';
@@ -11,6 +13,8 @@ import { IdentityServices } from './identity/identity-services.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import type { RequestContext } from './pipeline/context.js';
+import { authenticate } from './pipeline/authenticate.js';
+import { endRecording } from './pipeline/record.js';
 import { handleListModels, handleModelCall } from './pipeline/index.js';
 import type { GatewayServices } from './pipeline/services.js';
 import { MODEL_ENDPOINTS } from './protocol/endpoints.js';
@@ -71,6 +75,8 @@ export class Gateway {
 
   async listen(port = this.services.config.server.port, host = this.services.config.server.host): Promise<string> {
     await this.services.identity.start();
+    // Write-ahead recording must be ready before the first request can be forwarded.
+    if (this.services.config.recording.enabled) this.services.audit = await AuditTrail.open(this.services.config, this.services.log);
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
@@ -102,6 +108,7 @@ export class Gateway {
     this.server.closeAllConnections();
     await closed;
     await Promise.all([...this.services.transports.values()].map((t) => t.close()));
+    await this.services.audit?.close();
     await this.services.identity.close();
   }
 
@@ -166,6 +173,16 @@ export class Gateway {
       }
       default:
         if (await this.web.handle(ctx, path, method)) return;
+        if (isSessionsApiPath(path) && this.services.audit) {
+          ctx.principal = await authenticate(this.services, ctx);
+          const handled = await handleSessionsApi(req, res, {
+            archive: this.services.audit.archive,
+            principal: ctx.principal,
+            auditorGroups: this.services.config.recording.auditor_groups,
+            maxBodyBytes: this.services.config.server.max_body_bytes,
+          });
+          if (handled) return;
+        }
         throw new GatewayError(`Unknown endpoint ${method} ${path}. The gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /v1/models, /api/chat and /api/generate.`, {
           status: 404,
           type: 'not_found_error',
@@ -188,6 +205,7 @@ export class Gateway {
   }
 
   private finish(ctx: RequestContext): void {
+    endRecording(ctx);
     const seconds = (performance.now() - ctx.receivedAt) / 1000;
     const status = ctx.res.statusCode;
     const connection = ctx.route?.connection.name ?? '';

@@ -47,7 +47,7 @@ export const devCommand: Command = {
       accessTokenTtlSeconds: TOKEN_TTL_SECONDS,
       signingKeys: await loadOrCreateSigningKeys(join(dataDir, 'idp-signing-keys.json'), () => generateSigningKey('RS256')),
     });
-    const config = devConfig({ host, port: Number(values.port), issuer: idp.issuer, modelUrl: model.url, logLevel: String(values['log-level']) });
+    const config = devConfig({ host, port: Number(values.port), issuer: idp.issuer, modelUrl: model.url, logLevel: String(values['log-level']), dataDir });
     const gateway = new Gateway(config, { logger: log });
     const url = await gateway.listen();
 

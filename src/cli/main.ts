@@ -5,12 +5,14 @@ import { devCommand } from './dev.js';
 import { connectCommand } from './connect.js';
 import { gatewayCommand } from './gateway.js';
 import { loginCommand, logoutCommand } from './login.js';
+import { auditCommand } from './audit.js';
 import { policyCommand } from './policy.js';
+import { sessionsCommand } from './sessions.js';
 import { revokeTokensCommand } from './revoke-tokens.js';
 import { tokenCommand } from './token.js';
 import { whoamiCommand } from './whoami.js';
 
-const COMMANDS: readonly Command[] = [devCommand, gatewayCommand, loginCommand, logoutCommand, whoamiCommand, tokenCommand, connectCommand, revokeTokensCommand, policyCommand];
+const COMMANDS: readonly Command[] = [devCommand, gatewayCommand, loginCommand, logoutCommand, whoamiCommand, tokenCommand, connectCommand, revokeTokensCommand, policyCommand, sessionsCommand, auditCommand];
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 

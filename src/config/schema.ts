@@ -3,6 +3,7 @@
 // asymmetric algorithms only).
 import { z } from 'zod';
 import { byteSize, duration, httpUrl, name } from './fields.js';
+import { connectionRecordingSchema, recordingSchema, storageSchema } from '../audit/config.js';
 import { guardrailsSchema, unknownConnectionReferences } from '../policy/guardrails-schema.js';
 import { checkIdentityReferences, gatewayTokens, identityAssertion, identityState, loginSettings, webLogin, workloadBinding } from './identity-schema.js';
 
@@ -112,6 +113,8 @@ const connection = z
     unhealthy_cooldown: duration.prefault('10s'),
     max_connections_per_target: z.number().int().min(1).max(10_000).default(256),
     identity_assertion: identityAssertion.optional(),
+    /** Overrides of the recording defaults for this connection (bodies on/off, retention). */
+    recording: connectionRecordingSchema.optional(),
     models: z.array(model).min(1, 'a connection must serve at least one model'),
   })
   .strict()
@@ -175,6 +178,8 @@ export const configSchema = z
     connections: z.array(connection).min(1, 'configure at least one connection'),
     access: z.array(accessRule).default([]),
     guardrails: guardrailsSchema.prefault({}),
+    storage: storageSchema,
+    recording: recordingSchema,
   })
   .strict()
   .superRefine((config, ctx) => {

@@ -11,12 +11,17 @@ export interface DevConfigInput {
   issuer: string;
   modelUrl: string;
   logLevel?: string;
+  /** Embedded state (the SQLite audit trail) lives here. */
+  dataDir: string;
 }
 
 /** The raw (pre-validation) configuration; tests adjust it before parsing. */
-export function devConfigInput({ host, port, issuer, modelUrl, logLevel = 'info' }: DevConfigInput): ConfigInput {
+export function devConfigInput({ host, port, issuer, modelUrl, logLevel = 'info', dataDir }: DevConfigInput): ConfigInput {
   return {
     server: { host, port },
+    storage: { driver: 'sqlite', sqlite: { path: `${dataDir}/modelgate.db` } },
+    // Carol (auditors) sees every recorded session; everyone else sees their own.
+    recording: { auditor_groups: ['auditors'] },
     logging: { level: logLevel as 'info' },
     identity: {
       issuers: [{ issuer, audience: DEV_AUDIENCE }],

@@ -1,6 +1,7 @@
 // Everything known about one request as it moves through the stages.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal } from '../identity/principal.js';
+import type { SessionWriter } from '../audit/recorder.js';
 import type { MaskingSession } from '../mask/session.js';
 import type { Logger } from '../ops/logger.js';
 import type { Decision } from '../policy/guardrails-types.js';
@@ -23,6 +24,8 @@ export interface RequestContext {
   decisions: Decision[];
   /** Placeholders shared by the prompt's and the response's masking. */
   masking?: MaskingSession;
+  /** The session record being written, when recording is on. */
+  recording?: SessionWriter;
   /** The body to forward when input masking rewrote the prompt. */
   forwardBody?: Record<string, unknown>;
   /** Set once the upstream has answered, for the access log. */

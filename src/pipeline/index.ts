@@ -3,10 +3,11 @@
 // throws a GatewayError that names the refusal. Nothing reaches a model
 // unless every stage before `forward` has passed.
 //
-//   authenticate → read body → parse → authorise → inspect → forward → relay
+//   authenticate → read body → parse → authorise → record (start) → inspect
+//     → record (durable) → forward → relay (masked, recorded) → record (end)
 //
-// Approvals and recording slot in between inspect and forward; output
-// masking is a transform over relay's frame stream.
+// Approvals slot in between inspect and the durable record; output masking
+// and recording are transforms over relay's frame stream.
 import { readJsonBody } from '../http/read-json-body.js';
 import { sendJson } from '../http/send.js';
 import type { Endpoint } from '../protocol/endpoints.js';
@@ -16,6 +17,7 @@ import { allowedRoutes, authorise } from './authorise.js';
 import type { RequestContext } from './context.js';
 import { forward } from './forward.js';
 import { inspect } from './inspect.js';
+import { makeDurable, startRecording } from './record.js';
 import { relay } from './relay.js';
 import type { GatewayServices } from './services.js';
 
@@ -25,7 +27,9 @@ export async function handleModelCall(services: GatewayServices, ctx: RequestCon
   const body = await readJsonBody(ctx.req, services.config.server.max_body_bytes);
   ctx.request = parseModelRequest(endpoint.operation, body);
   ctx.route = authorise(services, ctx.principal, ctx.request);
+  startRecording(services, ctx, body);
   inspect(services, ctx);
+  await makeDurable(ctx);
   const upstream = await forward(services, ctx, path);
   await relay(services, ctx, upstream);
 }

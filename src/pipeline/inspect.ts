@@ -4,6 +4,7 @@
 import { GatewayError } from '../http/errors.js';
 import { decidingDecision, guardrailError } from '../policy/guardrails.js';
 import type { RequestContext } from './context.js';
+import { recordDecisions } from './record.js';
 import type { GatewayServices } from './services.js';
 
 export function inspect(services: GatewayServices, ctx: RequestContext): void {
@@ -13,6 +14,7 @@ export function inspect(services: GatewayServices, ctx: RequestContext): void {
   ctx.masking = engine.newSession();
   const evaluation = engine.inspect(principal, route.connection.name, request, ctx.masking);
   ctx.decisions.push(...evaluation.decisions);
+  recordDecisions(ctx, evaluation.decisions, 'input');
   for (const decision of evaluation.decisions) services.metrics.guardrailDecisions.inc({ rule: decision.rule, action: decision.action });
 
   const refusal = guardrailError(evaluation);

@@ -15,6 +15,7 @@ import { encodeStreamError } from '../protocol/stream-error.js';
 import type { StreamFraming } from '../protocol/types.js';
 import type { UpstreamResponse } from '../proxy/transport.js';
 import type { RequestContext } from './context.js';
+import { recordDecisions as recordInSession, recordDelivered } from './record.js';
 import type { GatewayServices } from './services.js';
 
 /** Error bodies from an upstream are small; more than this is not an error message. */
@@ -36,7 +37,8 @@ export async function relay(services: GatewayServices, ctx: RequestContext, upst
   if (length) headers['content-length'] = length;
   ctx.res.writeHead(upstream.status, headers);
   try {
-    for await (const chunk of upstream.body) {
+    for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+      recordDelivered(ctx, chunk.toString('utf8'));
       if (!ctx.res.write(chunk) && !(await drained(ctx.res))) break;
     }
     ctx.res.end();
@@ -73,11 +75,13 @@ async function relayMaskedBody(services: GatewayServices, ctx: RequestContext, u
       { status: 403, type: 'permission_error', code: 'output_blocked' },
     );
   }
+  recordDelivered(ctx, JSON.stringify(masked.body));
   sendJson(ctx.res, upstream.status, masked.body);
 }
 
 function recordDecisions(services: GatewayServices, ctx: RequestContext, decisions: RequestContext['decisions']): void {
   ctx.decisions.push(...decisions);
+  recordInSession(ctx, decisions, 'output');
   for (const d of decisions) services.metrics.guardrailDecisions.inc({ rule: d.rule, action: d.action });
 }
 
@@ -108,6 +112,7 @@ async function relayStream(
       const seconds = (performance.now() - ctx.receivedAt) / 1000;
       services.metrics.timeToFirstToken.observe({ connection: ctx.route!.connection.name, operation: ctx.request!.operation }, seconds);
     }
+    recordDelivered(ctx, raw);
     return res.write(raw) || drained(res);
   };
 

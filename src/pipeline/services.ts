@@ -1,4 +1,5 @@
 // The long-lived parts a request's stages use. Built once at start-up.
+import type { AuditTrail } from '../audit/audit-trail.js';
 import type { Config } from '../config/schema.js';
 import type { IdentityServices } from '../identity/identity-services.js';
 import type { TokenVerifier } from '../identity/verify-token.js';
@@ -18,5 +19,7 @@ export interface GatewayServices {
   /** One transport per connection, by connection name. */
   transports: ReadonlyMap<string, Transport>;
   metrics: GatewayMetrics;
+  /** Session recording; undefined when `recording.enabled` is false. Set before the gateway listens. */
+  audit?: AuditTrail;
   log: Logger;
 }

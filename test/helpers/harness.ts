@@ -1,6 +1,9 @@
 // A whole gateway on loopback for end-to-end tests: the real oidc-provider
 // (the dev IdP), the demo model as upstream, and the gateway between them,
 // configured through the same schema as production.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { configSchema, type ConfigInput } from '../../src/config/schema.js';
 import { startDemoModel, type DemoModel, type DemoModelOptions } from '../../src/dev/demo-model.js';
 import { devConfigInput, DEV_AUDIENCE } from '../../src/dev/dev-config.js';
@@ -30,7 +33,8 @@ export interface HarnessOptions {
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const model = await startDemoModel({ apiKey: 'demo-upstream-key', ...options.model });
   const idp = await startDevIdp({ audience: DEV_AUDIENCE, ...options.idp });
-  const input = devConfigInput({ host: '127.0.0.1', port: 0, issuer: idp.issuer, modelUrl: model.url });
+  const dataDir = await mkdtemp(join(tmpdir(), 'modelgate-harness-'));
+  const input = devConfigInput({ host: '127.0.0.1', port: 0, issuer: idp.issuer, modelUrl: model.url, dataDir });
   options.configure?.(input as ConfigInput & Required<Pick<ConfigInput, 'connections'>>);
   const gateway = new Gateway(configSchema.parse(input), { logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent') });
   const url = await gateway.listen();
@@ -51,6 +55,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     async close() {
       await gateway.close(1_000);
       await Promise.all([idp.close(), model.close()]);
+      await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,0 +1,206 @@
+// The audit trail's vocabulary: every record is one of these events. Like
+// Teleport's audit events, each kind has one typed shape, and everything
+// enters the trail through one door (`AuditStore.append`), which chains it.
+//
+// An event has two halves. `meta` is what the trail vouches for forever
+// (who, when, which model, which rule): it is hashed into the chain
+// directly. `content` is what a person wrote or a model said (bodies,
+// chunks, excerpts): it is stored apart, optionally encrypted, hashed into
+// `content_hash`, and can be legitimately redacted by a chained
+// `redaction` event.
+
+export type SessionState = 'open' | 'completed' | 'aborted' | 'upstream_failed' | 'refused' | 'incomplete';
+/** How the gateway ends a session; `incomplete` is only set by crash recovery. */
+export type EndState = 'completed' | 'aborted' | 'upstream_failed' | 'refused';
+
+/** Size of a recorded body: `stored_bytes < bytes` means it was truncated at `max_body_bytes`. */
+export interface ContentInfo {
+  bytes: number;
+  stored_bytes: number;
+  truncated: boolean;
+}
+
+export interface RecordedIdentity {
+  issuer: string;
+  subject: string;
+  email?: string;
+  name?: string;
+  groups: string[];
+  client_id?: string;
+}
+
+export interface SessionStartMeta {
+  /** Epoch milliseconds. */
+  received_at: number;
+  identity: RecordedIdentity;
+  client_ip?: string;
+  user_agent?: string;
+  /** Absent when the request was refused before it was routed. */
+  connection?: string;
+  model: string;
+  operation: string;
+  stream: boolean;
+  /** False: the connection records metadata only. */
+  bodies: boolean;
+  /** The recorder instance that owns the session until it ends. */
+  instance: string;
+  request?: ContentInfo;
+}
+
+export interface SessionForwardedMeta {
+  upstream_model?: string;
+  body?: ContentInfo;
+  /** The body was forwarded exactly as received, so it is not stored twice. */
+  same_as_request?: boolean;
+}
+
+export type DecisionAction = 'allow' | 'flag' | 'mask' | 'block' | 'require_approval' | 'end_stream';
+
+export interface DecisionMeta {
+  direction: 'input' | 'output';
+  action: DecisionAction;
+  rule: string;
+  entity?: string;
+  /** Where in the body, e.g. `messages[1].content`. */
+  field?: string;
+  /** UTF-16 offsets into that field. */
+  span?: { start: number; end: number };
+  confidence?: number;
+  excerpt?: ContentInfo;
+}
+
+export type ApprovalOutcome = 'requested' | 'approved' | 'denied' | 'expired';
+
+export interface ApprovalMeta {
+  outcome: ApprovalOutcome;
+  rule?: string;
+  approver?: string;
+  comment?: ContentInfo;
+}
+
+export interface ResponseChunksMeta {
+  /** Index of the first chunk of this batch within the response. */
+  first: number;
+  /** Milliseconds since the request was received, one per chunk. */
+  offsets: number[];
+  /** Bytes of each chunk as delivered (also when its text was not stored). */
+  sizes: number[];
+  /** Some chunk texts were not stored: bodies are off, or the response passed `max_body_bytes`. */
+  truncated: boolean;
+}
+
+export interface TokenUsage {
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  total_tokens?: number;
+}
+
+export interface SessionEndMeta {
+  state: Exclude<SessionState, 'open'>;
+  status: number;
+  error_code?: string;
+  usage?: TokenUsage;
+  ttft_ms?: number;
+  latency_ms?: number;
+  /** Why the gateway, not the request, ended it (crash recovery). */
+  reason?: string;
+}
+
+/** `[seq, content_hash]`: the content an event now legitimately has. */
+export type ContentVouch = [number, string];
+/** `[seq, hash]`: an event that was legitimately removed from the chain. */
+export type DeletionVouch = [number, string];
+
+export interface RedactionMeta {
+  scope: 'session' | 'subject' | 'pattern';
+  by: string;
+  reason?: string;
+  /** SHA-256 of the pattern, not the pattern: it may be the very secret being removed. */
+  pattern_sha256?: string;
+  targets: ContentVouch[];
+}
+
+export interface DeletionMeta {
+  by: string;
+  reason?: string;
+  sessions: string[];
+  deleted: DeletionVouch[];
+}
+
+export interface LegalHoldMeta {
+  hold: boolean;
+  by: string;
+  reason?: string;
+}
+
+export interface EventMetaByKind {
+  'session.start': SessionStartMeta;
+  'session.forwarded': SessionForwardedMeta;
+  decision: DecisionMeta;
+  approval: ApprovalMeta;
+  'response.chunks': ResponseChunksMeta;
+  'session.end': SessionEndMeta;
+  redaction: RedactionMeta;
+  'retention.delete': DeletionMeta;
+  'session.delete': DeletionMeta;
+  legal_hold: LegalHoldMeta;
+}
+
+export type EventKind = keyof EventMetaByKind;
+
+/** Events that vouch for later changes to other events (read first by `verify`). */
+export const EVIDENCE_KINDS = ['redaction', 'retention.delete', 'session.delete'] as const satisfies readonly EventKind[];
+
+/** Events about the trail itself rather than one session carry this session id. */
+export const TRAIL_SESSION_ID = '';
+
+/** Events not written by a session's own writer have no content and this ordinal. */
+export const NO_ORDINAL = -1;
+
+/** The typed union: `meta` narrows with `kind`. */
+export type AuditEvent = { [K in EventKind]: { kind: K; meta: EventMetaByKind[K] } }[EventKind];
+
+/** One stored part of an event's content (plaintext, or AES-256-GCM ciphertext with its tag). */
+export interface ContentPart {
+  part: number;
+  keyId: string | null;
+  nonce: Uint8Array | null;
+  data: Uint8Array;
+}
+
+/** An event on its way into the trail. */
+export type NewEvent = AuditEvent & {
+  sessionId: string;
+  /** The writer's ordinal for this event in its session; binds encrypted content to its row. */
+  n: number;
+  atMs: number;
+  parts?: ContentPart[];
+  /**
+   * Dropped (not an error) unless, when committed, the session is still open
+   * (recovery must not end a session twice) or still exists (an admin event
+   * must not outlive a concurrent delete).
+   */
+  precondition?: 'open' | 'exists';
+};
+
+/** An event as the trail holds it. */
+export interface StoredEvent {
+  seq: number;
+  sessionId: string;
+  n: number;
+  kind: EventKind;
+  atMs: number;
+  /** The canonical JSON that was hashed; parse with `parseMeta`. */
+  metaText: string;
+  contentHash: string | null;
+  prevHash: string;
+  hash: string;
+  /** Empty when not requested, or when the event has no content. */
+  parts: ContentPart[];
+}
+
+export function parseMeta<K extends EventKind>(event: StoredEvent & { kind: K }): EventMetaByKind[K];
+export function parseMeta(event: StoredEvent): EventMetaByKind[EventKind];
+export function parseMeta(event: StoredEvent): unknown {
+  return JSON.parse(event.metaText);
+}

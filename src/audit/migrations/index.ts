@@ -1,0 +1,16 @@
+// Versioned schema migrations, one list for both drivers. A migration is
+// never edited once released; changes are new versions. Each driver records
+// applied versions in `audit_migrations` and applies the rest in order, in
+// one transaction per version.
+import { v1Postgres, v1Sqlite } from './v1-initial.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sqlite: string;
+  postgres: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sqlite: v1Sqlite, postgres: v1Postgres }];
+
+export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

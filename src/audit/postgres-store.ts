@@ -1,0 +1,512 @@
+// The multi-instance store: PostgreSQL through a `pg` pool. Every write that
+// touches the trail locks the single chain-head row (SELECT ... FOR UPDATE)
+// first, so commits from several gateway instances queue on it and the chain
+// stays linear. A group-commit batch costs a fixed number of round trips:
+// rows go in through `unnest` of arrays, whatever the batch size.
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import { contentHash, eventHash, serializeMeta } from './chain.js';
+import type { StorageConfig } from './config.js';
+import { NO_ORDINAL, TRAIL_SESSION_ID, type NewEvent, type StoredEvent } from './events.js';
+import { LATEST_VERSION, MIGRATIONS } from './migrations/index.js';
+import { BOOLEAN_COLUMNS, INTEGER_COLUMNS, projectEvent, SESSION_COLUMNS, type SessionColumn, type SessionRow as ProjectedRow, type SessionUpdate } from './projection.js';
+import {
+  attachContents,
+  columnValue,
+  eventColumns,
+  expiredWhere,
+  sessionToTable,
+  sessionWhere,
+  tableToSession,
+  type ContentTableRow,
+  type EventTableRow,
+  type SessionTableRow,
+} from './sql.js';
+import {
+  SessionStateError,
+  StorageUnavailableError,
+  type AuditStore,
+  type ChainHead,
+  type ContentRewrite,
+  type DeleteOutcome,
+  type ExpiredQuery,
+  type RecorderInstance,
+  type SessionQuery,
+  type SessionRow,
+} from './store.js';
+
+export type PostgresSettings = NonNullable<StorageConfig['postgres']>;
+
+/** pg_advisory_lock key serialising migrations across instances ("mgau" in ASCII). */
+const MIGRATION_LOCK = 0x6d676175;
+
+const SESSION_TABLE_COLUMNS = ['sid', 'id', 'groups_json', ...SESSION_COLUMNS] as const;
+
+function columnType(column: string): string {
+  if (column === 'sid' || column === 'received_at' || column === 'ended_at') return 'bigint';
+  if ((BOOLEAN_COLUMNS as readonly string[]).includes(column)) return 'smallint';
+  if ((INTEGER_COLUMNS as readonly string[]).includes(column)) return 'integer';
+  return 'text';
+}
+
+interface ChainCursor {
+  seq: number;
+  prev: string;
+  /** Sessions started in this transaction, whose cached sids a rollback voids. */
+  started: string[];
+}
+
+/** How many open sessions' sids are remembered, to spare a lookup per event. */
+const SID_CACHE_LIMIT = 100_000;
+
+export class PostgresStore implements AuditStore {
+  readonly driver = 'postgres' as const;
+  transactions = 0;
+  /** sid of sessions started through this pool and not yet ended. */
+  private readonly sids = new Map<string, number>();
+
+  private constructor(private readonly pool: pg.Pool) {}
+
+  static async open(settings: PostgresSettings): Promise<PostgresStore> {
+    const pool = new pg.Pool({
+      connectionString: settings.url,
+      max: settings.pool_size,
+      connectionTimeoutMillis: settings.connect_timeout,
+      statement_timeout: settings.statement_timeout,
+      application_name: 'modelgate-audit',
+      ...(settings.schema ? { options: `-c search_path=${settings.schema}` } : {}),
+    });
+    // An idle client losing its server is reported here; the next query gets a fresh one.
+    pool.on('error', () => {});
+    try {
+      await migrate(pool, settings.schema);
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw new StorageUnavailableError(`cannot prepare the PostgreSQL audit store: ${(err as Error).message}`, { cause: err });
+    }
+    return new PostgresStore(pool);
+  }
+
+  /** Runs `work` in a transaction holding the chain head (appendLocked moves the head). */
+  private async withChain<T>(work: (client: pg.PoolClient, cursor: ChainCursor) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    const started: string[] = [];
+    try {
+      // One round trip: BEGIN and the lock that serialises every writer of the chain.
+      const results = (await client.query('BEGIN; SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE')) as unknown as Array<
+        pg.QueryResult<{ seq: string; hash: string }>
+      >;
+      const head = results[1]!.rows[0]!;
+      const result = await work(client, { seq: Number(head.seq), prev: head.hash, started });
+      await client.query('COMMIT');
+      this.transactions++;
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      // The sids handed out in the rolled-back transaction do not exist.
+      for (const id of started) this.sids.delete(id);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async append(events: NewEvent[]): Promise<Array<number | null>> {
+    return this.withChain((client, cursor) => this.appendLocked(client, cursor, events));
+  }
+
+  /** sid (and state, when looked up) of the sessions these events belong to: from the cache, else one query. */
+  private async sessionsOf(client: pg.PoolClient, events: NewEvent[]): Promise<Map<string, { sid: number; state?: string }>> {
+    const known = new Map<string, { sid: number; state?: string }>();
+    const wanted = new Set<string>();
+    for (const e of events) {
+      if (e.sessionId === TRAIL_SESSION_ID || e.kind === 'session.start') continue;
+      const sid = e.precondition ? undefined : this.sids.get(e.sessionId);
+      if (sid !== undefined) known.set(e.sessionId, { sid });
+      else wanted.add(e.sessionId);
+    }
+    if (wanted.size > 0) {
+      const locking = events.some((e) => e.precondition) ? ' FOR UPDATE' : '';
+      const { rows } = await client.query<{ id: string; sid: string; state: string }>(`SELECT id, sid, state FROM sessions WHERE id = ANY($1::text[])${locking}`, [
+        [...wanted],
+      ]);
+      for (const r of rows) known.set(r.id, { sid: Number(r.sid), state: r.state });
+    }
+    return known;
+  }
+
+  private async appendLocked(client: pg.PoolClient, cursor: ChainCursor, events: NewEvent[]): Promise<Array<number | null>> {
+    const sessions = await this.sessionsOf(client, events);
+    const batch: Batch = {
+      events: { seq: [], sid: [], session: [], n: [], kind: [], at: [], meta: [], content: [], prev: [], hash: [], key: [], nonce: [], data: [] },
+      contents: { sid: [], n: [], part: [], key: [], nonce: [], data: [] },
+      inserts: new Map(),
+      updates: new Map(),
+    };
+    const ev = batch.events;
+    const seqs: Array<number | null> = [];
+    for (const event of events) {
+      const session = sessions.get(event.sessionId);
+      if ((event.precondition === 'open' && session?.state !== 'open') || (event.precondition === 'exists' && session === undefined)) {
+        seqs.push(null);
+        continue;
+      }
+      if (event.kind === 'session.end' && session) session.state = event.meta.state;
+      const parts = event.parts ?? [];
+      const metaText = serializeMeta(event.meta);
+      const content = contentHash(parts);
+      cursor.seq += 1;
+      const hash = eventHash(cursor.prev, { seq: cursor.seq, sessionId: event.sessionId, n: event.n, kind: event.kind, atMs: event.atMs, metaText, contentHash: content });
+      const sid = event.kind === 'session.start' ? cursor.seq : (batch.inserts.get(event.sessionId)?.sid ?? session?.sid ?? null);
+      const first = parts.find((p) => p.part === 0);
+      ev.seq.push(cursor.seq);
+      ev.sid.push(sid);
+      ev.session.push(event.sessionId);
+      ev.n.push(event.n);
+      ev.kind.push(event.kind);
+      ev.at.push(event.atMs);
+      ev.meta.push(metaText);
+      ev.content.push(content);
+      ev.prev.push(cursor.prev);
+      ev.hash.push(hash);
+      ev.key.push(first?.keyId ?? null);
+      ev.nonce.push(first?.nonce ?? null);
+      ev.data.push(first?.data ?? null);
+      if (sid !== null) {
+        for (const p of parts) {
+          if (p.part === 0) continue;
+          batch.contents.sid.push(sid);
+          batch.contents.n.push(event.n);
+          batch.contents.part.push(p.part);
+          batch.contents.key.push(p.keyId);
+          batch.contents.nonce.push(p.nonce);
+          batch.contents.data.push(p.data);
+        }
+      }
+      const projection = projectEvent(event.sessionId, event, event.atMs);
+      if (projection && 'insert' in projection) {
+        batch.inserts.set(event.sessionId, { ...projection.insert, sid: cursor.seq });
+        cursor.started.push(event.sessionId);
+        if (this.sids.size < SID_CACHE_LIMIT) this.sids.set(event.sessionId, cursor.seq);
+      } else if (projection && sid !== null) {
+        const inserted = batch.inserts.get(event.sessionId);
+        if (inserted) Object.assign(inserted, projection.update);
+        else batch.updates.set(sid, { ...batch.updates.get(sid), ...projection.update });
+      }
+      if (event.kind === 'session.end') this.sids.delete(event.sessionId);
+      cursor.prev = hash;
+      seqs.push(cursor.seq);
+    }
+    if (ev.seq.length > 0) await this.writeBatch(client, cursor, batch);
+    return seqs;
+  }
+
+  /**
+   * Every row of a batch, and the new chain head, in one statement of
+   * data-modifying CTEs: one round trip and one plan per batch shape,
+   * whatever the batch size. (Rows one CTE inserts are invisible to the
+   * others, which is why updates to sessions started in the same batch were
+   * folded into their inserts.)
+   */
+  private async writeBatch(client: pg.PoolClient, cursor: ChainCursor, batch: Batch): Promise<void> {
+    const values: unknown[] = [];
+    const param = (value: unknown, type: string): string => `$${values.push(value)}::${type}`;
+    const ev = batch.events;
+    const ct = batch.contents;
+    const shape: string[] = [];
+    const ctes = [
+      `e AS (INSERT INTO events (seq, sid, session_id, n, kind, at_ms, meta, content_hash, prev_hash, hash, key_id, nonce, content)
+        SELECT * FROM unnest(${[
+          param(ev.seq, 'bigint[]'),
+          param(ev.sid, 'bigint[]'),
+          param(ev.session, 'text[]'),
+          param(ev.n, 'integer[]'),
+          param(ev.kind, 'text[]'),
+          param(ev.at, 'bigint[]'),
+          param(ev.meta, 'text[]'),
+          param(ev.content, 'text[]'),
+          param(ev.prev, 'text[]'),
+          param(ev.hash, 'text[]'),
+          param(ev.key, 'text[]'),
+          param(ev.nonce, 'bytea[]'),
+          param(ev.data, 'bytea[]'),
+        ].join(', ')}))`,
+    ];
+    if (ct.sid.length > 0) {
+      shape.push('c');
+      const arrays = [param(ct.sid, 'bigint[]'), param(ct.n, 'integer[]'), param(ct.part, 'integer[]'), param(ct.key, 'text[]'), param(ct.nonce, 'bytea[]'), param(ct.data, 'bytea[]')];
+      ctes.push(`c AS (INSERT INTO contents (sid, n, part, key_id, nonce, data) SELECT * FROM unnest(${arrays.join(', ')}))`);
+    }
+    if (batch.inserts.size > 0) {
+      shape.push('s');
+      const rows = [...batch.inserts.values()];
+      const tables = rows.map((row): Record<string, unknown> => ({ ...sessionToTable(row), sid: row.sid }));
+      const arrays = SESSION_TABLE_COLUMNS.map((c) => param(tables.map((t) => t[c] ?? null), `${columnType(c)}[]`));
+      ctes.push(`s AS (INSERT INTO sessions (${SESSION_TABLE_COLUMNS.join(', ')}) SELECT * FROM unnest(${arrays.join(', ')}))`);
+      const groups = rows.flatMap((r) => r.groups.map((g) => [g, r.sid] as const));
+      if (groups.length > 0) {
+        shape.push('g');
+        const names = param(groups.map((g) => g[0]), 'text[]');
+        const sids = param(groups.map((g) => g[1]), 'bigint[]');
+        ctes.push(`g AS (INSERT INTO session_groups (group_name, sid) SELECT * FROM unnest(${names}, ${sids}) ON CONFLICT DO NOTHING)`);
+      }
+    }
+    // One UPDATE per distinct set of columns (in practice: end, each flag, hold).
+    const bySignature = new Map<string, Array<[number, SessionUpdate]>>();
+    for (const entry of batch.updates) {
+      const signature = Object.keys(entry[1]).sort().join(',');
+      let list = bySignature.get(signature);
+      if (!list) bySignature.set(signature, (list = []));
+      list.push(entry);
+    }
+    for (const [signature, entries] of bySignature) {
+      shape.push(`u:${signature}`);
+      const columns = signature.split(',') as SessionColumn[];
+      const sids = param(entries.map(([sid]) => sid), 'bigint[]');
+      const arrays = columns.map((c) => param(entries.map(([, update]) => columnValue(update[c]) ?? null), `${columnType(c)}[]`));
+      ctes.push(
+        `u${shape.length} AS (UPDATE sessions s SET ${columns.map((c) => `${c} = v.${c}`).join(', ')} FROM unnest(${sids}, ${arrays.join(', ')}) AS v(sid, ${columns.join(', ')}) WHERE s.sid = v.sid)`,
+      );
+    }
+    ctes.push(`h AS (UPDATE chain_head SET seq = ${param(cursor.seq, 'bigint')}, hash = ${param(cursor.prev, 'text')} WHERE id = 1)`);
+    await client.query({
+      // Prepared once per batch shape; the shapes are few.
+      name: `audit_batch_${createHash('sha256').update(shape.join('|')).digest('hex').slice(0, 16)}`,
+      text: `WITH ${ctes.join(',\n')} SELECT 1`,
+      values,
+    });
+  }
+
+  async registerInstance(i: RecorderInstance): Promise<void> {
+    await this.pool.query('INSERT INTO recorder_instances (id, hostname, pid, started_at, heartbeat_at, closed_at) VALUES ($1, $2, $3, $4, $5, $6)', [
+      i.id,
+      i.hostname,
+      i.pid,
+      i.started_at,
+      i.heartbeat_at,
+      i.closed_at,
+    ]);
+  }
+
+  async heartbeat(id: string, atMs: number): Promise<void> {
+    await this.pool.query('UPDATE recorder_instances SET heartbeat_at = $1 WHERE id = $2', [atMs, id]);
+  }
+
+  async closeInstance(id: string, atMs: number): Promise<void> {
+    await this.pool.query('UPDATE recorder_instances SET closed_at = $1 WHERE id = $2 AND closed_at IS NULL', [atMs, id]);
+  }
+
+  async unclosedInstances(): Promise<RecorderInstance[]> {
+    const { rows } = await this.pool.query<Record<string, unknown>>('SELECT * FROM recorder_instances WHERE closed_at IS NULL ORDER BY started_at');
+    return rows.map((r) => ({
+      id: String(r.id),
+      hostname: String(r.hostname),
+      pid: Number(r.pid),
+      started_at: Number(r.started_at),
+      heartbeat_at: Number(r.heartbeat_at),
+      closed_at: r.closed_at === null ? null : Number(r.closed_at),
+    }));
+  }
+
+  async openSessions(instanceIds: string[]): Promise<string[]> {
+    if (instanceIds.length === 0) return [];
+    const { rows } = await this.pool.query<{ id: string }>("SELECT id FROM sessions WHERE state = 'open' AND instance_id = ANY($1::text[]) ORDER BY received_at", [
+      instanceIds,
+    ]);
+    return rows.map((r) => r.id);
+  }
+
+  async chainHead(): Promise<ChainHead> {
+    const { rows } = await this.pool.query<{ seq: string; hash: string }>('SELECT seq, hash FROM chain_head WHERE id = 1');
+    return { seq: Number(rows[0]!.seq), hash: rows[0]!.hash };
+  }
+
+  async getSession(id: string): Promise<SessionRow | undefined> {
+    const { rows } = await this.pool.query<SessionTableRow>('SELECT * FROM sessions WHERE id = $1', [id]);
+    return rows[0] ? tableToSession(rows[0]) : undefined;
+  }
+
+  async listSessions(query: SessionQuery): Promise<SessionRow[]> {
+    const params: unknown[] = [];
+    const where = sessionWhere(query, (v) => `$${params.push(v)}`);
+    const { rows } = await this.pool.query<SessionTableRow>(
+      `SELECT * FROM sessions ${where} ORDER BY received_at DESC, id DESC LIMIT $${params.push(query.limit)}`,
+      params,
+    );
+    return rows.map(tableToSession);
+  }
+
+  async scanSessions(afterId: string, limit: number): Promise<SessionRow[]> {
+    const { rows } = await this.pool.query<SessionTableRow>('SELECT * FROM sessions WHERE id > $1 ORDER BY id LIMIT $2', [afterId, limit]);
+    return rows.map(tableToSession);
+  }
+
+  async sessionEvents(sessionId: string, withContent: boolean): Promise<StoredEvent[]> {
+    const events = await this.pool.query<EventTableRow>(
+      `SELECT ${eventColumns(withContent)} FROM events WHERE sid = (SELECT sid FROM sessions WHERE id = $1) ORDER BY seq`,
+      [sessionId],
+    );
+    const contents = withContent
+      ? (await this.pool.query<ContentTableRow>('SELECT * FROM contents WHERE sid = (SELECT sid FROM sessions WHERE id = $1)', [sessionId])).rows
+      : [];
+    return attachContents(events.rows, contents);
+  }
+
+  async eventsOfSessions(sessionIds: string[]): Promise<StoredEvent[]> {
+    const { rows } = await this.pool.query<EventTableRow>(
+      `SELECT ${eventColumns(false)} FROM events WHERE sid IN (SELECT sid FROM sessions WHERE id = ANY($1::text[])) ORDER BY seq`,
+      [sessionIds],
+    );
+    return attachContents(rows, []);
+  }
+
+  async readEvents(afterSeq: number, limit: number, options: { withContent?: boolean; kinds?: readonly string[]; sinceMs?: number } = {}): Promise<StoredEvent[]> {
+    const params: unknown[] = [afterSeq];
+    let where = 'seq > $1';
+    if (options.kinds) where += ` AND kind = ANY($${params.push(options.kinds)}::text[])`;
+    if (options.sinceMs !== undefined) where += ` AND at_ms >= $${params.push(options.sinceMs)}`;
+    const { rows: events } = await this.pool.query<EventTableRow>(`SELECT ${eventColumns(options.withContent ?? false)} FROM events WHERE ${where} ORDER BY seq LIMIT $${params.push(limit)}`, params);
+    if (!options.withContent || events.length === 0) return attachContents(events, []);
+    const { rows: contents } = await this.pool.query<ContentTableRow>(
+      'SELECT c.* FROM contents c JOIN events e ON e.sid = c.sid AND e.n = c.n WHERE e.seq > $1 AND e.seq <= $2',
+      [afterSeq, Number(events[events.length - 1]!.seq)],
+    );
+    return attachContents(events, contents);
+  }
+
+  async sessionIdsOfSubject(subject: string, issuer?: string): Promise<string[]> {
+    const { rows } =
+      issuer === undefined
+        ? await this.pool.query<{ id: string }>('SELECT id FROM sessions WHERE subject = $1 ORDER BY received_at', [subject])
+        : await this.pool.query<{ id: string }>('SELECT id FROM sessions WHERE subject = $1 AND issuer = $2 ORDER BY received_at', [subject, issuer]);
+    return rows.map((r) => r.id);
+  }
+
+  async expiredSessions(query: ExpiredQuery): Promise<string[]> {
+    const params: unknown[] = [];
+    const where = expiredWhere(
+      query,
+      (v) => `$${params.push(v)}`,
+      (values) => `(SELECT unnest($${params.push(values)}::text[]))`,
+    );
+    const { rows } = await this.pool.query<{ id: string }>(`SELECT id FROM sessions ${where} ORDER BY received_at LIMIT $${params.push(query.limit)}`, params);
+    return rows.map((r) => r.id);
+  }
+
+  async rewriteContents(sessionId: string, rewrites: ContentRewrite[], evidence: NewEvent & { kind: 'redaction' }): Promise<{ seq: number }> {
+    return this.withChain(async (client, cursor) => {
+      const { rows } = await client.query<{ sid: string; state: string; legal_hold: number }>('SELECT sid, state, legal_hold FROM sessions WHERE id = $1', [sessionId]);
+      const state = rows[0];
+      if (!state) throw new SessionStateError(sessionId, 'not_found');
+      if (state.legal_hold) throw new SessionStateError(sessionId, 'legal_hold');
+      if (state.state === 'open') throw new SessionStateError(sessionId, 'open');
+      const sid = Number(state.sid);
+      const seqs = await client.query<{ n: number; seq: string }>('SELECT n, min(seq) AS seq FROM events WHERE sid = $1 AND n >= 0 GROUP BY n', [sid]);
+      const seqByOrdinal = new Map(seqs.rows.map((r) => [r.n, Number(r.seq)]));
+      const targets: Array<[number, string]> = [];
+      for (const rewrite of rewrites) {
+        const seq = seqByOrdinal.get(rewrite.n);
+        if (seq === undefined || rewrite.n === NO_ORDINAL) continue;
+        const first = rewrite.parts.find((p) => p.part === 0)!;
+        const rest = rewrite.parts.filter((p) => p.part > 0);
+        await client.query('DELETE FROM contents WHERE sid = $1 AND n = $2', [sid, rewrite.n]);
+        await client.query('UPDATE events SET key_id = $1, nonce = $2, content = $3 WHERE sid = $4 AND n = $5', [first.keyId, first.nonce, first.data, sid, rewrite.n]);
+        await client.query('INSERT INTO contents (sid, n, part, key_id, nonce, data) SELECT $1, $2, * FROM unnest($3::integer[], $4::text[], $5::bytea[], $6::bytea[])', [
+          sid,
+          rewrite.n,
+          rest.map((p) => p.part),
+          rest.map((p) => p.keyId),
+          rest.map((p) => p.nonce),
+          rest.map((p) => p.data),
+        ]);
+        targets.push([seq, contentHash(rewrite.parts)!]);
+      }
+      const [seq] = await this.appendLocked(client, cursor, [{ ...evidence, meta: { ...evidence.meta, targets } }]);
+      return { seq: seq! };
+    });
+  }
+
+  async deleteSessions(ids: string[], evidence: NewEvent & { kind: 'retention.delete' | 'session.delete' }): Promise<DeleteOutcome> {
+    return this.withChain(async (client, cursor) => {
+      const { rows } = await client.query<{ sid: string; id: string; state: string; legal_hold: number }>(
+        'SELECT sid, id, state, legal_hold FROM sessions WHERE id = ANY($1::text[]) ORDER BY sid FOR UPDATE',
+        [ids],
+      );
+      const held = rows.filter((r) => r.legal_hold).map((r) => r.id);
+      const open = rows.filter((r) => !r.legal_hold && r.state === 'open').map((r) => r.id);
+      const doomed = rows.filter((r) => !r.legal_hold && r.state !== 'open');
+      const deleted = doomed.map((r) => r.id);
+      if (doomed.length === 0) return { deleted, held, open };
+      const sids = doomed.map((r) => Number(r.sid));
+      const vouched = await client.query<{ seq: string; hash: string }>('SELECT seq, hash FROM events WHERE sid = ANY($1::bigint[]) ORDER BY seq', [sids]);
+      for (const table of ['contents', 'events', 'session_groups', 'sessions']) {
+        await client.query(`DELETE FROM ${table} WHERE sid = ANY($1::bigint[])`, [sids]);
+      }
+      const vouches = vouched.rows.map((r): [number, string] => [Number(r.seq), r.hash]);
+      await this.appendLocked(client, cursor, [{ ...evidence, meta: { ...evidence.meta, sessions: deleted, deleted: vouches } }]);
+      return { deleted, held, open };
+    });
+  }
+
+  /** PostgreSQL keeps dead row versions until VACUUM reuses their space; see src/audit/README.md. */
+  async purge(): Promise<void> {}
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+async function migrate(pool: pg.Pool, schema: string | undefined): Promise<void> {
+  const client = await pool.connect();
+  try {
+    // Several instances may start at once: one migrates, the others wait and then find nothing to do.
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    try {
+      if (schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+      await client.query('CREATE TABLE IF NOT EXISTS audit_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)');
+      const { rows } = await client.query<{ version: number }>('SELECT version FROM audit_migrations');
+      const applied = new Set(rows.map((r) => r.version));
+      const newest = Math.max(0, ...applied);
+      if (newest > LATEST_VERSION) {
+        throw new Error(`the audit schema is at version ${newest}, newer than this modelgate understands (${LATEST_VERSION}); upgrade modelgate`);
+      }
+      for (const migration of MIGRATIONS) {
+        if (applied.has(migration.version)) continue;
+        await client.query('BEGIN');
+        try {
+          await client.query(migration.postgres);
+          await client.query('INSERT INTO audit_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [migration.version, migration.name, Date.now()]);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => {});
+          throw err;
+        }
+      }
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
+    }
+  } finally {
+    client.release();
+  }
+}
+
+interface Batch {
+  events: {
+    seq: number[];
+    sid: Array<number | null>;
+    session: string[];
+    n: number[];
+    kind: string[];
+    at: number[];
+    meta: string[];
+    content: Array<string | null>;
+    prev: string[];
+    hash: string[];
+    key: Array<string | null>;
+    nonce: Array<Uint8Array | null>;
+    data: Array<Uint8Array | null>;
+  };
+  contents: { sid: number[]; n: number[]; part: number[]; key: Array<string | null>; nonce: Array<Uint8Array | null>; data: Uint8Array[] };
+  inserts: Map<string, ProjectedRow & { sid: number }>;
+  updates: Map<number, SessionUpdate>;
+}

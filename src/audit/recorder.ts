@@ -1,0 +1,529 @@
+// The one emitter of session events. The pipeline gets a SessionWriter per
+// request and tells it what happened; the recorder turns that into typed
+// events and commits them in groups: everything that arrives within
+// `commit_interval` (or while the previous commit is running) shares one
+// transaction and one fsync, so durability stays cheap under load.
+//
+// Write-ahead, fail closed: `beginSession` and `forwarded` resolve only once
+// the request is durable, and reject with a 503 when it cannot be made so;
+// the pipeline forwards nothing before they resolve. Chunks are buffered and
+// flushed in batches; if storing them fails, `writer.signal` aborts so the
+// pipeline can cut the stream rather than deliver unrecorded output.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { GatewayError } from '../http/errors.js';
+import type { Principal } from '../identity/principal.js';
+import type { Logger } from '../ops/logger.js';
+import type { ConnectionRecordingMap, RecordingConfig } from './config.js';
+import { ContentCipher, encodeContent } from './content.js';
+import { frameChunks } from './content-text.js';
+import type {
+  ApprovalMeta,
+  ContentPart,
+  DecisionMeta,
+  EndState,
+  NewEvent,
+  RecordedIdentity,
+  ResponseChunksMeta,
+  SessionEndMeta,
+  SessionStartMeta,
+  TokenUsage,
+} from './events.js';
+import type { AuditStore, RecorderInstance } from './store.js';
+
+/** Recorders open in this process: alive by definition, whatever their pid says. */
+const openInstances = new Set<string>();
+
+/** Most events a single transaction takes; the rest wait for the next one. */
+const MAX_EVENTS_PER_COMMIT = 2000;
+/** Recovery marks this many abandoned sessions per transaction. */
+const RECOVERY_BATCH = 500;
+
+export interface SessionStart {
+  /** The gateway's request ID. */
+  id: string;
+  /** Epoch milliseconds when the request arrived. */
+  receivedAt: number;
+  principal: Principal;
+  clientIp?: string;
+  userAgent?: string;
+  /** Absent for requests refused before routing. */
+  connection?: string;
+  model: string;
+  operation: string;
+  stream: boolean;
+  /** The body as received: parsed JSON, or its text. */
+  requestBody: unknown;
+  /** The body as it will be forwarded (after input masking); recording it here saves a commit. */
+  forwardedBody?: unknown;
+  upstreamModel?: string;
+  /** Default: the connection's `recording.bodies`, else `recording.bodies`. */
+  bodiesEnabled?: boolean;
+}
+
+export interface DecisionRecord {
+  direction: 'input' | 'output';
+  action: DecisionMeta['action'];
+  rule: string;
+  entity?: string;
+  field?: string;
+  span?: { start: number; end: number };
+  confidence?: number;
+  /** The matched text; stored as content (encrypted, redactable). */
+  excerpt?: string;
+}
+
+export interface ApprovalRecord {
+  outcome: ApprovalMeta['outcome'];
+  rule?: string;
+  approver?: string;
+  comment?: string;
+}
+
+export interface SessionEnd {
+  state: EndState;
+  status: number;
+  errorCode?: string;
+  usage?: TokenUsage;
+  /** Default: the offset of the first chunk. */
+  ttftMs?: number;
+  latencyMs: number;
+}
+
+export interface RecorderStats {
+  /** Group commits (transactions) this recorder made. */
+  commits: number;
+  events: number;
+  largestCommit: number;
+  sessions: number;
+  failedCommits: number;
+}
+
+export interface RecorderOptions {
+  connections?: ConnectionRecordingMap;
+  log?: Logger;
+  /** Clock for event times (tests). */
+  now?: () => number;
+}
+
+export function recordingUnavailable(cause?: unknown): GatewayError {
+  return new GatewayError(
+    'The gateway could not record this request in its audit trail, so the request was not forwarded. Retry shortly; if it persists, an operator should check the recording storage.',
+    { status: 503, type: 'service_unavailable', code: 'recording_unavailable', headers: { 'retry-after': '5' }, cause },
+  );
+}
+
+interface QueueEntry {
+  events: NewEvent[];
+  bytes: number;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+export class Recorder {
+  readonly instanceId = `ins_${randomUUID().replaceAll('-', '')}`;
+  readonly stats: RecorderStats = { commits: 0, events: 0, largestCommit: 0, sessions: 0, failedCommits: 0 };
+  readonly cipher: ContentCipher | undefined;
+  private readonly connections: ConnectionRecordingMap;
+  private readonly log: Logger | undefined;
+  readonly now: () => number;
+  private queue: QueueEntry[] = [];
+  private queuedBytes = 0;
+  private commitTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  private committing: Promise<void> | undefined;
+  private readonly writers = new Set<SessionWriter>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private closed = false;
+
+  private constructor(
+    readonly store: AuditStore,
+    readonly config: RecordingConfig,
+    options: RecorderOptions,
+  ) {
+    this.connections = options.connections ?? new Map();
+    this.log = options.log;
+    this.now = options.now ?? Date.now;
+    this.cipher = config.encryption ? new ContentCipher(config.encryption.keys) : undefined;
+  }
+
+  /**
+   * Registers this gateway instance, marks sessions abandoned by dead
+   * instances as incomplete, and starts the heartbeat and chunk flusher.
+   */
+  static async open(store: AuditStore, config: RecordingConfig, options: RecorderOptions = {}): Promise<Recorder> {
+    const recorder = new Recorder(store, config, options);
+    const now = recorder.now();
+    await store.registerInstance({ id: recorder.instanceId, hostname: hostname(), pid: process.pid, started_at: now, heartbeat_at: now, closed_at: null });
+    openInstances.add(recorder.instanceId);
+    await recorder.recover();
+    const beat = setInterval(() => void recorder.heartbeat(), Math.max(50, Math.floor(config.recovery_lease / 3)));
+    const flush = setInterval(() => recorder.flushIdleChunks(), Math.max(10, config.chunk_flush_interval));
+    beat.unref();
+    flush.unref();
+    recorder.timers.push(beat, flush);
+    return recorder;
+  }
+
+  /** Whether bodies are recorded for a connection. */
+  bodiesFor(connection: string | undefined): boolean {
+    return (connection !== undefined ? this.connections.get(connection)?.bodies : undefined) ?? this.config.bodies;
+  }
+
+  /** Starts a session without waiting: its start becomes durable with the next commit (`forwarded`, `flush`). */
+  startSession(start: SessionStart): SessionWriter {
+    if (this.closed) throw recordingUnavailable(new Error('the recorder is closed'));
+    if (this.queuedBytes > this.config.max_pending_bytes) {
+      throw recordingUnavailable(new Error(`${this.queuedBytes} bytes are waiting to be committed; the audit store is not keeping up`));
+    }
+    const writer = new SessionWriter(this, start, start.bodiesEnabled ?? this.bodiesFor(start.connection));
+    this.writers.add(writer);
+    this.stats.sessions++;
+    return writer;
+  }
+
+  /** Starts a session and resolves once its start (and `forwardedBody`, if given) is durable. Rejects with a 503 otherwise. */
+  async beginSession(start: SessionStart): Promise<SessionWriter> {
+    const writer = this.startSession(start);
+    await writer.flush();
+    if (writer.failure) {
+      this.forget(writer);
+      throw writer.failure;
+    }
+    return writer;
+  }
+
+  /** @internal Queues events for the next group commit; resolves when they are committed. */
+  enqueue(events: NewEvent[]): Promise<void> {
+    if (this.closed) return Promise.reject(recordingUnavailable(new Error('the recorder is closed')));
+    const bytes = events.reduce((sum, e) => sum + (e.parts?.reduce((s, p) => s + p.data.byteLength, 0) ?? 0) + 256, 0);
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ events, bytes, resolve, reject });
+      this.queuedBytes += bytes;
+      this.scheduleCommit();
+    });
+  }
+
+  private scheduleCommit(now = false): void {
+    if (this.committing || this.commitTimer || this.queue.length === 0) return;
+    const run = (): void => {
+      this.commitTimer = undefined;
+      this.committing = this.commit().finally(() => {
+        this.committing = undefined;
+        // Whatever queued meanwhile has already waited one commit: take it now.
+        if (this.queue.length > 0) this.commitTimer = setImmediate(run);
+      });
+    };
+    this.commitTimer = this.config.commit_interval > 0 && !now ? setTimeout(run, this.config.commit_interval) : setImmediate(run);
+  }
+
+  private async commit(): Promise<void> {
+    const batch: QueueEntry[] = [];
+    let count = 0;
+    while (this.queue.length > 0 && (count === 0 || count + this.queue[0]!.events.length <= MAX_EVENTS_PER_COMMIT)) {
+      const entry = this.queue.shift()!;
+      this.queuedBytes -= entry.bytes;
+      batch.push(entry);
+      count += entry.events.length;
+    }
+    try {
+      await this.store.append(batch.flatMap((e) => e.events));
+      this.stats.commits++;
+      this.stats.events += count;
+      this.stats.largestCommit = Math.max(this.stats.largestCommit, count);
+      for (const entry of batch) entry.resolve();
+    } catch (err) {
+      this.stats.failedCommits++;
+      this.log?.error({ err: (err as Error).message, events: count }, 'recording commit failed');
+      for (const entry of batch) entry.reject(err);
+    }
+  }
+
+  /** @internal */
+  forget(writer: SessionWriter): void {
+    this.writers.delete(writer);
+  }
+
+  /** Resolves once everything queued so far is committed (or has failed). */
+  async flush(): Promise<void> {
+    for (const writer of this.writers) writer.flushChunks();
+    while (this.queue.length > 0 || this.committing || this.commitTimer) {
+      if (this.commitTimer && !this.committing) {
+        // Skip the remaining commit window: the caller wants it now.
+        clearTimeout(this.commitTimer as NodeJS.Timeout);
+        clearImmediate(this.commitTimer as NodeJS.Immediate);
+        this.commitTimer = undefined;
+        this.scheduleCommit(true);
+      }
+      await (this.committing ?? new Promise((r) => setImmediate(r)));
+    }
+  }
+
+  private flushIdleChunks(): void {
+    const cutoff = performance.now() - this.config.chunk_flush_interval;
+    for (const writer of this.writers) writer.flushChunks(cutoff);
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      await this.store.heartbeat(this.instanceId, this.now());
+      await this.recover();
+    } catch (err) {
+      this.log?.warn({ err: (err as Error).message }, 'recorder heartbeat failed');
+    }
+  }
+
+  /**
+   * Ends, as `incomplete`, every open session of an instance that is gone:
+   * one that stopped checking in for `recovery_lease`, or a previous process
+   * on this host that is no longer running. Returns the sessions marked.
+   */
+  async recover(): Promise<string[]> {
+    const now = this.now();
+    const here = hostname();
+    const dead = (await this.store.unclosedInstances()).filter(
+      (i) => !openInstances.has(i.id) && (now - i.heartbeat_at > this.config.recovery_lease || (i.hostname === here && !processAlive(i.pid))),
+    );
+    if (dead.length === 0) return [];
+    const marked: string[] = [];
+    const abandoned = await this.store.openSessions(dead.map((i) => i.id));
+    for (let i = 0; i < abandoned.length; i += RECOVERY_BATCH) {
+      const ids = abandoned.slice(i, i + RECOVERY_BATCH);
+      const seqs = await this.store.append(ids.map((id) => incompleteEvent(id, now, dead, 'its gateway instance stopped before the session ended')));
+      ids.forEach((id, j) => seqs[j] !== null && marked.push(id));
+    }
+    for (const instance of dead) await this.store.closeInstance(instance.id, now);
+    if (marked.length > 0) this.log?.warn({ sessions: marked.length }, 'marked sessions of stopped gateway instances as incomplete');
+    return marked;
+  }
+
+  /**
+   * Flushes everything, marks sessions still open as incomplete (the gateway
+   * drains before closing, so these were cut off), and releases the store.
+   */
+  async close(options: { closeStore?: boolean } = {}): Promise<void> {
+    if (this.closed) return;
+    for (const timer of this.timers) clearInterval(timer);
+    openInstances.delete(this.instanceId);
+    await this.flush();
+    this.closed = true;
+    const now = this.now();
+    const open = [...this.writers].filter((w) => !w.ended);
+    try {
+      if (open.length > 0) {
+        const self: RecorderInstance[] = [{ id: this.instanceId, hostname: hostname(), pid: process.pid, started_at: 0, heartbeat_at: now, closed_at: null }];
+        await this.store.append(open.map((w) => incompleteEvent(w.id, now, self, 'the gateway shut down before the session ended')));
+      }
+      await this.store.closeInstance(this.instanceId, now);
+    } catch (err) {
+      this.log?.error({ err: (err as Error).message }, 'could not close the recorder cleanly');
+    }
+    this.writers.clear();
+    if (options.closeStore ?? true) await this.store.close();
+  }
+
+  /** @internal */
+  encode(text: string, sessionId: string, n: number, maxBytes = this.config.max_body_bytes): { parts: ContentPart[]; info: { bytes: number; stored_bytes: number; truncated: boolean } } {
+    return encodeContent(text, { sessionId, n }, { maxBytes, partBytes: this.config.chunk_bytes }, this.cipher);
+  }
+}
+
+function incompleteEvent(sessionId: string, atMs: number, dead: readonly RecorderInstance[], reason: string): NewEvent {
+  const meta: SessionEndMeta = { state: 'incomplete', status: 0, reason: `${reason} (${dead.map((d) => d.id).join(', ')})` };
+  return { kind: 'session.end', sessionId, n: -1, atMs, meta, precondition: 'open' };
+}
+
+function processAlive(pid: number): boolean {
+  // Our own pid on an instance not open here: a previous run in a container that restarted.
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function bodyText(body: unknown): string {
+  if (typeof body === 'string') return body;
+  if (body instanceof Uint8Array) return Buffer.from(body).toString('utf8');
+  return JSON.stringify(body) ?? '';
+}
+
+function identityOf(p: Principal): RecordedIdentity {
+  return { issuer: p.issuer, subject: p.subject, email: p.email, name: p.name, groups: [...p.groups], client_id: p.clientId };
+}
+
+export class SessionWriter {
+  readonly id: string;
+  readonly bodies: boolean;
+  private controller: AbortController | undefined;
+  failure: GatewayError | undefined;
+  ended = false;
+  private n = 0;
+  private last: Promise<void> = Promise.resolve();
+  private chunkIndex = 0;
+  private firstOffset: number | undefined;
+  private storedResponseBytes = 0;
+  /** Kept until the forwarded body is recorded, to store an unchanged body once. */
+  private requestText: string | undefined;
+  private buffer = { texts: [] as string[], offsets: [] as number[], sizes: [] as number[], bytes: 0, truncated: false, since: 0 };
+
+  /** @internal use Recorder.startSession / beginSession */
+  constructor(
+    private readonly recorder: Recorder,
+    start: SessionStart,
+    bodies: boolean,
+  ) {
+    this.id = start.id;
+    this.bodies = bodies;
+    const n = this.n++;
+    if (bodies) this.requestText = bodyText(start.requestBody);
+    const request = this.requestText === undefined ? undefined : recorder.encode(this.requestText, start.id, n);
+    const meta: SessionStartMeta = {
+      received_at: start.receivedAt,
+      identity: identityOf(start.principal),
+      client_ip: start.clientIp,
+      user_agent: start.userAgent,
+      connection: start.connection,
+      model: start.model,
+      operation: start.operation,
+      stream: start.stream,
+      bodies,
+      instance: recorder.instanceId,
+      request: request?.info,
+    };
+    const events: NewEvent[] = [{ kind: 'session.start', sessionId: this.id, n, atMs: recorder.now(), meta, parts: request?.parts }];
+    if (start.forwardedBody !== undefined) events.push(this.forwardedEvent(start.forwardedBody, start.upstreamModel));
+    this.push(events);
+  }
+
+  private forwardedEvent(body: unknown, upstreamModel: string | undefined): NewEvent {
+    const n = this.n++;
+    const text = this.bodies ? bodyText(body) : undefined;
+    const same = text !== undefined && text === this.requestText;
+    this.requestText = undefined;
+    const encoded = text !== undefined && !same ? this.recorder.encode(text, this.id, n) : undefined;
+    const meta = { upstream_model: upstreamModel, body: encoded?.info, ...(same ? { same_as_request: true } : {}) };
+    return { kind: 'session.forwarded', sessionId: this.id, n, atMs: this.recorder.now(), meta, parts: encoded?.parts };
+  }
+
+  private push(events: NewEvent[]): Promise<void> {
+    const committed = this.recorder.enqueue(events).catch((err: unknown) => {
+      this.fail(err);
+    });
+    this.last = committed;
+    return committed;
+  }
+
+  /** Aborts when part of this session could not be recorded: cut the response rather than deliver it unrecorded. */
+  get signal(): AbortSignal {
+    // Created on first use: most sessions never ask.
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.failure) this.controller.abort(this.failure);
+    }
+    return this.controller.signal;
+  }
+
+  private fail(err: unknown): void {
+    if (this.failure) return;
+    this.failure = err instanceof GatewayError ? err : recordingUnavailable(err);
+    this.controller?.abort(this.failure);
+  }
+
+  /**
+   * Records the body as it will be forwarded, and resolves once it and
+   * everything before it is durable. Forward only after this resolves.
+   */
+  async forwarded(body: unknown, upstreamModel?: string): Promise<void> {
+    if (this.failure) throw this.failure;
+    await this.push([this.forwardedEvent(body, upstreamModel)]);
+    if (this.failure) throw this.failure;
+  }
+
+  decision(d: DecisionRecord): void {
+    const n = this.n++;
+    const excerpt = this.bodies && d.excerpt !== undefined ? this.recorder.encode(d.excerpt, this.id, n) : undefined;
+    const meta: DecisionMeta = {
+      direction: d.direction,
+      action: d.action,
+      rule: d.rule,
+      entity: d.entity,
+      field: d.field,
+      span: d.span,
+      confidence: d.confidence,
+      excerpt: excerpt?.info,
+    };
+    void this.push([{ kind: 'decision', sessionId: this.id, n, atMs: this.recorder.now(), meta, parts: excerpt?.parts }]);
+  }
+
+  approval(a: ApprovalRecord): void {
+    const n = this.n++;
+    const comment = this.bodies && a.comment !== undefined ? this.recorder.encode(a.comment, this.id, n) : undefined;
+    const meta: ApprovalMeta = { outcome: a.outcome, rule: a.rule, approver: a.approver, comment: comment?.info };
+    void this.push([{ kind: 'approval', sessionId: this.id, n, atMs: this.recorder.now(), meta, parts: comment?.parts }]);
+  }
+
+  /**
+   * One piece of the response exactly as delivered to the client (a whole
+   * SSE event or NDJSON line; the whole body for non-streamed responses),
+   * with its offset from `receivedAt`. Buffered; flushed at `chunk_bytes`.
+   */
+  chunk(text: string, offsetMs: number): void {
+    if (this.ended) return;
+    const size = Buffer.byteLength(text, 'utf8');
+    const b = this.buffer;
+    if (b.texts.length === 0) b.since = performance.now();
+    this.firstOffset ??= offsetMs;
+    let stored = '';
+    if (this.bodies && this.storedResponseBytes + size <= this.recorder.config.max_body_bytes) {
+      stored = text;
+      this.storedResponseBytes += size;
+    } else {
+      b.truncated = true;
+    }
+    b.texts.push(stored);
+    b.offsets.push(Math.round(offsetMs));
+    b.sizes.push(size);
+    b.bytes += (stored ? size : 0) + 16;
+    if (b.bytes >= this.recorder.config.chunk_bytes) this.flushChunks();
+  }
+
+  /** @internal Flushes buffered chunks (only if buffered before `olderThan`, when given). */
+  flushChunks(olderThan?: number): void {
+    const b = this.buffer;
+    if (b.texts.length === 0 || (olderThan !== undefined && b.since > olderThan)) return;
+    const n = this.n++;
+    const meta: ResponseChunksMeta = { first: this.chunkIndex, offsets: b.offsets, sizes: b.sizes, truncated: b.truncated };
+    const encoded = this.bodies ? this.recorder.encode(frameChunks(b.texts), this.id, n, Number.MAX_SAFE_INTEGER) : undefined;
+    this.chunkIndex += b.texts.length;
+    this.buffer = { texts: [], offsets: [], sizes: [], bytes: 0, truncated: false, since: 0 };
+    void this.push([{ kind: 'response.chunks', sessionId: this.id, n, atMs: this.recorder.now(), meta, parts: encoded?.parts }]);
+  }
+
+  /** Resolves once everything recorded so far is durable; never rejects (see `failure`). */
+  async flush(): Promise<void> {
+    this.flushChunks();
+    await this.last;
+  }
+
+  /**
+   * Completes the session. Resolves once the end is durable, or once storing
+   * it failed (logged; the session is then marked incomplete by recovery).
+   */
+  async end(end: SessionEnd): Promise<void> {
+    if (this.ended) return;
+    this.flushChunks();
+    this.ended = true;
+    const meta: SessionEndMeta = {
+      state: end.state,
+      status: end.status,
+      error_code: end.errorCode,
+      usage: end.usage,
+      ttft_ms: end.ttftMs ?? (this.firstOffset === undefined ? undefined : Math.round(this.firstOffset)),
+      latency_ms: Math.round(end.latencyMs),
+    };
+    await this.push([{ kind: 'session.end', sessionId: this.id, n: this.n++, atMs: this.recorder.now(), meta }]);
+    this.recorder.forget(this);
+  }
+}

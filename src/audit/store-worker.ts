@@ -1,0 +1,90 @@
+// Worker thread entry: hosts the audit store off the gateway's event loop:
+// SQLite's synchronous writes and fsyncs, PostgreSQL's protocol encoding
+// and parsing. Speaks a small request/response protocol with WorkerStore.
+// Also imported on the main thread for `packEvents`; it serves only inside
+// a worker.
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import type { ContentPart, NewEvent } from './events.js';
+import type { StorageConfig } from './config.js';
+import type { AuditStore } from './store.js';
+
+export interface WorkerRequest {
+  id: number;
+  method: string;
+  args: unknown[];
+}
+
+export type WorkerReply =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; error: { name: string; message: string; sessionId?: string; reason?: string } }
+  | { ready: true }
+  | { ready: false; error: { name: string; message: string } };
+
+/** [offset, length] into the packed buffer. */
+type Slice = [number, number];
+type PackedPart = Omit<ContentPart, 'nonce' | 'data'> & { nonce: Slice | null; data: Slice };
+type PackedEvent = Omit<NewEvent, 'parts'> & { parts?: PackedPart[] };
+
+/**
+ * Events cross to the worker as one JSON string plus one transferred buffer
+ * holding every content part: far cheaper for the gateway's thread than
+ * structured-cloning nested objects and pooled Buffer views.
+ */
+export function packEvents(events: readonly NewEvent[]): { text: string; bytes: Uint8Array } {
+  let size = 0;
+  for (const e of events) for (const p of e.parts ?? []) size += p.data.byteLength + (p.nonce?.byteLength ?? 0);
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  const place = (b: Uint8Array): Slice => {
+    bytes.set(b, offset);
+    offset += b.byteLength;
+    return [offset - b.byteLength, b.byteLength];
+  };
+  const packed = events.map(({ parts, ...rest }): PackedEvent =>
+    parts ? { ...rest, parts: parts.map((p) => ({ part: p.part, keyId: p.keyId, nonce: p.nonce && place(p.nonce), data: place(p.data) })) } : rest,
+  );
+  return { text: JSON.stringify(packed), bytes };
+}
+
+function unpackEvents(text: string, bytes: Uint8Array): NewEvent[] {
+  const view = ([start, length]: Slice): Uint8Array => bytes.subarray(start, start + length);
+  return (JSON.parse(text) as PackedEvent[]).map(
+    (e) => (e.parts ? { ...e, parts: e.parts.map((p) => ({ part: p.part, keyId: p.keyId, nonce: p.nonce && view(p.nonce), data: view(p.data) })) } : e) as NewEvent,
+  );
+}
+
+async function serve(): Promise<void> {
+  const port = parentPort!;
+  const storage = workerData as StorageConfig;
+  let store: AuditStore;
+  try {
+    store =
+      storage.driver === 'postgres'
+        ? await (await import('./postgres-store.js')).PostgresStore.open(storage.postgres!)
+        : (await import('./sqlite-store.js')).SqliteStore.openSync(storage.sqlite);
+  } catch (err) {
+    port.postMessage({ ready: false, error: { name: (err as Error).name, message: (err as Error).message } } satisfies WorkerReply);
+    return;
+  }
+  const methods = store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const appendPacked = async (text: string, bytes: Uint8Array): Promise<unknown> => ({
+    seqs: await store.append(unpackEvents(text, bytes)),
+    transactions: store.transactions,
+  });
+  port.on('message', (request: WorkerRequest) => {
+    const reply = (message: WorkerReply): void => port.postMessage(message);
+    const method = request.method === 'appendPacked' ? (appendPacked as (...args: unknown[]) => Promise<unknown>) : methods[request.method];
+    if (typeof method !== 'function') {
+      reply({ id: request.id, ok: false, error: { name: 'Error', message: `unknown store method ${request.method}` } });
+      return;
+    }
+    method.apply(store, request.args).then(
+      (result) => reply({ id: request.id, ok: true, result }),
+      (err: Error & { sessionId?: string; reason?: string }) =>
+        reply({ id: request.id, ok: false, error: { name: err.name, message: err.message, sessionId: err.sessionId, reason: err.reason } }),
+    );
+  });
+  port.postMessage({ ready: true } satisfies WorkerReply);
+}
+
+if (!isMainThread && parentPort) await serve();

@@ -1,0 +1,179 @@
+// The store as the gateway uses it: the same SqliteStore or PostgresStore,
+// hosted in a worker thread, so recording costs the gateway's event loop
+// little more than packing events into a message.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { NewEvent, StoredEvent } from './events.js';
+import { packEvents } from './store-worker.js';
+import type { StorageConfig } from './config.js';
+import type { WorkerReply, WorkerRequest } from './store-worker.js';
+import {
+  SessionStateError,
+  StorageUnavailableError,
+  type AuditStore,
+  type ChainHead,
+  type ContentRewrite,
+  type DeleteOutcome,
+  type ExpiredQuery,
+  type RecorderInstance,
+  type SessionQuery,
+  type SessionRow,
+} from './store.js';
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
+
+export class WorkerStore implements AuditStore {
+  transactions = 0;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private failure: Error | undefined;
+
+  private constructor(
+    readonly driver: 'sqlite' | 'postgres',
+    private readonly worker: Worker,
+  ) {
+    worker.on('message', (reply: WorkerReply) => {
+      if (!('id' in reply)) return;
+      const call = this.pending.get(reply.id);
+      if (!call) return;
+      this.pending.delete(reply.id);
+      if (this.pending.size === 0) worker.unref();
+      if (reply.ok) call.resolve(reply.result);
+      else call.reject(rehydrate(reply.error));
+    });
+    const fail = (err: Error): void => {
+      this.failure = new StorageUnavailableError(`the audit store worker stopped: ${err.message}`, { cause: err });
+      for (const call of this.pending.values()) call.reject(this.failure);
+      this.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`exit code ${code}`)));
+  }
+
+  static async open(storage: StorageConfig): Promise<WorkerStore> {
+    const worker = startWorker(storage);
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (reply: WorkerReply): void => {
+        if (!('ready' in reply)) return;
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        if (reply.ready) resolve();
+        else {
+          void worker.terminate();
+          reject(new StorageUnavailableError(reply.error.message));
+        }
+      };
+      const onError = (err: Error): void => reject(new StorageUnavailableError(`the audit store worker failed to start: ${err.message}`, { cause: err }));
+      worker.on('message', onMessage);
+      worker.once('error', onError);
+    });
+    worker.unref();
+    return new WorkerStore(storage.driver, worker);
+  }
+
+  private call<T>(method: string, args: unknown[], transfer: ArrayBuffer[] = []): Promise<T> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      this.worker.ref();
+      this.worker.postMessage({ id, method, args } satisfies WorkerRequest, transfer);
+    });
+  }
+
+  async append(events: NewEvent[]): Promise<Array<number | null>> {
+    const { text, bytes } = packEvents(events);
+    const { seqs, transactions } = await this.call<{ seqs: Array<number | null>; transactions: number }>('appendPacked', [text, bytes], [bytes.buffer as ArrayBuffer]);
+    this.transactions = transactions;
+    return seqs;
+  }
+  registerInstance(instance: RecorderInstance): Promise<void> {
+    return this.call('registerInstance', [instance]);
+  }
+  heartbeat(id: string, atMs: number): Promise<void> {
+    return this.call('heartbeat', [id, atMs]);
+  }
+  closeInstance(id: string, atMs: number): Promise<void> {
+    return this.call('closeInstance', [id, atMs]);
+  }
+  unclosedInstances(): Promise<RecorderInstance[]> {
+    return this.call('unclosedInstances', []);
+  }
+  openSessions(instanceIds: string[]): Promise<string[]> {
+    return this.call('openSessions', [instanceIds]);
+  }
+  chainHead(): Promise<ChainHead> {
+    return this.call('chainHead', []);
+  }
+  getSession(id: string): Promise<SessionRow | undefined> {
+    return this.call('getSession', [id]);
+  }
+  listSessions(query: SessionQuery): Promise<SessionRow[]> {
+    return this.call('listSessions', [query]);
+  }
+  scanSessions(afterId: string, limit: number): Promise<SessionRow[]> {
+    return this.call('scanSessions', [afterId, limit]);
+  }
+  sessionEvents(sessionId: string, withContent: boolean): Promise<StoredEvent[]> {
+    return this.call('sessionEvents', [sessionId, withContent]);
+  }
+  eventsOfSessions(sessionIds: string[]): Promise<StoredEvent[]> {
+    return this.call('eventsOfSessions', [sessionIds]);
+  }
+  readEvents(afterSeq: number, limit: number, options?: { withContent?: boolean; kinds?: readonly string[]; sinceMs?: number }): Promise<StoredEvent[]> {
+    return this.call('readEvents', [afterSeq, limit, options]);
+  }
+  sessionIdsOfSubject(subject: string, issuer?: string): Promise<string[]> {
+    return this.call('sessionIdsOfSubject', [subject, issuer]);
+  }
+  expiredSessions(query: ExpiredQuery): Promise<string[]> {
+    return this.call('expiredSessions', [query]);
+  }
+  rewriteContents(sessionId: string, rewrites: ContentRewrite[], evidence: NewEvent & { kind: 'redaction' }): Promise<{ seq: number }> {
+    return this.call('rewriteContents', [sessionId, rewrites, evidence]);
+  }
+  deleteSessions(ids: string[], evidence: NewEvent & { kind: 'retention.delete' | 'session.delete' }): Promise<DeleteOutcome> {
+    return this.call('deleteSessions', [ids, evidence]);
+  }
+  purge(): Promise<void> {
+    return this.call('purge', []);
+  }
+
+  async close(): Promise<void> {
+    if (this.failure) return;
+    await this.call('close', []);
+    this.failure = new StorageUnavailableError('the audit store is closed');
+    await this.worker.terminate();
+  }
+}
+
+function rehydrate(error: { name: string; message: string; sessionId?: string; reason?: string }): Error {
+  if (error.name === 'SessionStateError' && error.sessionId && error.reason) {
+    return new SessionStateError(error.sessionId, error.reason as SessionStateError['reason']);
+  }
+  if (error.name === 'StorageUnavailableError') return new StorageUnavailableError(error.message);
+  const err = new Error(error.message);
+  err.name = error.name;
+  return err;
+}
+
+/**
+ * Compiled builds load store-worker.js beside this file. Running from source
+ * under tsx, the worker must register tsx itself: loader hooks of the main
+ * thread do not reach worker threads on Node 20.
+ */
+function startWorker(storage: StorageConfig): Worker {
+  const compiled = new URL('./store-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(compiled))) return new Worker(compiled, { workerData: storage });
+  const source = new URL('./store-worker.ts', import.meta.url).href;
+  const tsx = import.meta.resolve('tsx/esm/api');
+  return new Worker(`import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(source)}); })`, {
+    eval: true,
+    workerData: storage,
+    execArgv: [],
+  });
+}

@@ -1,0 +1,76 @@
+// Stage: the session record. A session starts once the route is known, so
+// refusals by guardrails are recorded too; the request part is made durable
+// before anything is forwarded (write-ahead: if storage fails, the caller
+// gets 503 and the model gets nothing), and the response is recorded as
+// delivered, frame by frame, with its time offsets.
+import type { EndState } from '../audit/events.js';
+import type { Decision } from '../policy/guardrails-types.js';
+import { formatPath } from '../protocol/body-path.js';
+import type { RequestContext } from './context.js';
+import type { GatewayServices } from './services.js';
+
+export function startRecording(services: GatewayServices, ctx: RequestContext, body: unknown): void {
+  const recorder = services.audit?.recorder;
+  if (!recorder || !ctx.principal || !ctx.route || !ctx.request) return;
+  const writer = recorder.startSession({
+    id: ctx.id,
+    receivedAt: Math.round(Date.now() - (performance.now() - ctx.receivedAt)),
+    principal: ctx.principal,
+    ...(ctx.req.socket.remoteAddress && { clientIp: ctx.req.socket.remoteAddress }),
+    ...(ctx.req.headers['user-agent'] && { userAgent: ctx.req.headers['user-agent'] }),
+    connection: ctx.route.connection.name,
+    model: ctx.route.model,
+    operation: ctx.request.operation,
+    stream: ctx.request.stream,
+    requestBody: body,
+  });
+  ctx.recording = writer;
+  // A recording failure mid-stream cuts the response: nothing goes unrecorded.
+  writer.signal.addEventListener('abort', () => ctx.abort.abort(writer.failure), { once: true });
+}
+
+export function recordDecisions(ctx: RequestContext, decisions: readonly Decision[], direction: 'input' | 'output'): void {
+  for (const d of decisions) {
+    ctx.recording?.decision({
+      direction,
+      action: d.action,
+      rule: d.rule,
+      ...(d.type && { entity: d.type }),
+      ...(d.span && { field: formatPath(d.span.path), span: { start: d.span.start, end: d.span.end } }),
+      ...(d.confidence !== undefined && { confidence: d.confidence }),
+    });
+  }
+}
+
+/** Resolves once the request as forwarded is durable; throws 503 `recording_unavailable` otherwise. */
+export async function makeDurable(ctx: RequestContext): Promise<void> {
+  if (!ctx.recording) return;
+  await ctx.recording.forwarded(ctx.forwardBody ?? ctx.request!.body, ctx.route!.upstreamModel);
+}
+
+/** Records what the client was sent, at its offset from the request's arrival. */
+export function recordDelivered(ctx: RequestContext, text: string): void {
+  ctx.recording?.chunk(text, elapsedMs(ctx));
+}
+
+export function endRecording(ctx: RequestContext): void {
+  if (!ctx.recording) return;
+  void ctx.recording.end({
+    state: endState(ctx),
+    status: ctx.res.statusCode,
+    ...(ctx.errorCode && { errorCode: ctx.errorCode }),
+    latencyMs: elapsedMs(ctx),
+  });
+}
+
+function endState(ctx: RequestContext): EndState {
+  if (ctx.errorCode?.startsWith('upstream_')) return 'upstream_failed';
+  if (!ctx.upstreamTarget) return 'refused';
+  if (ctx.abort.signal.aborted) return 'aborted';
+  return 'completed';
+}
+
+/** Whole milliseconds since the request arrived (the record stores integers). */
+function elapsedMs(ctx: RequestContext): number {
+  return Math.round(performance.now() - ctx.receivedAt);
+}
