@@ -51,7 +51,10 @@ const settings = {
   gatewayNodeFlags: (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean),
 };
 
-const TARGETS = { addedP50Ms: 0.5, throughputVsPortkey: 2, rssMb: 150 } as const;
+/** The machine's PostgreSQL (CI starts it); the bench writes to a schema of its own. */
+const BENCH_PG_URL = process.env.MODELGATE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+const TARGETS = { addedP50Ms: 0.5, throughputVsPortkey: 2, rssMb: 150, recordingThroughput: 0.85 } as const;
 const UPSTREAM_KEY = 'bench-upstream-key';
 const AUDIENCE = 'modelgate';
 /** A dev IdP service client whose token carries the `ci` group; the access rule allows only that group. */
@@ -151,6 +154,16 @@ async function main(): Promise<void> {
     targets.push(modelgate);
     // The same gateway with guardrails on: what input inspection and streamed output masking cost.
     targets.push(await startModelgate({ ...gatewayOptions, name: 'modelgate+guardrails', guardrails: BENCH_GUARDRAILS }));
+    // And with write-ahead session recording, on each store: what durability costs.
+    targets.push(await startModelgate({ ...gatewayOptions, name: 'modelgate+rec:sqlite', storage: { driver: 'sqlite', sqlite: { path: join(dir, 'audit.db') } } }));
+    const pgSchema = `bench_${process.pid}`;
+    try {
+      targets.push(
+        await startModelgate({ ...gatewayOptions, name: 'modelgate+rec:postgres', storage: { driver: 'postgres', postgres: { url: BENCH_PG_URL, schema: pgSchema } } }),
+      );
+    } catch (err) {
+      notes.push(`PostgreSQL recording is left out: ${(err as Error).message.split('\n')[0]}`);
+    }
 
     try {
       targets.push(await startPortkey(upstream.url, UPSTREAM_KEY, dir));
@@ -419,6 +432,21 @@ function buildReport(input: ReportInput): Report {
       pass: input.served >= settings.memoryRequests && input.rssAfter.rssMb < TARGETS.rssMb,
       detail: `at start ${input.rssAtStart.rssMb.toFixed(1)} MB, peak ${input.rssAfter.peakMb.toFixed(1)} MB`,
     },
+    // Durability's cost: the same gateway recording every session, against recording off.
+    ...(['sqlite', 'postgres'] as const).flatMap((store): Check[] => {
+      const recorded = c50.results.get(`modelgate+rec:${store}`);
+      if (!recorded) return [];
+      const ratio = paired(recorded, c50.results.get('modelgate')!, (x, y) => x.rps / y.rps);
+      return [
+        {
+          name: `throughput at c=50 with recording on ${store} / off`,
+          value: ratio,
+          unit: 'x',
+          target: `>= ${TARGETS.recordingThroughput}x`,
+          pass: ratio >= TARGETS.recordingThroughput,
+        },
+      ];
+    }),
   ];
 
   const rounds: Report['rounds'] = {};

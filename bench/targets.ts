@@ -195,6 +195,8 @@ export interface ModelgateOptions {
   nodeFlags: string[];
   /** A guardrails section: the same gateway with input inspection and output masking on. */
   guardrails?: Record<string, unknown>;
+  /** Session recording: off, or on with this storage section (default off, so the data path alone is measured). */
+  storage?: Record<string, unknown>;
   /** Target name in the report; default `modelgate`. */
   name?: string;
 }
@@ -223,6 +225,7 @@ export async function startModelgate(o: ModelgateOptions): Promise<Target> {
     connections: [{ name: 'bench', kind: 'openai', url: o.upstreamUrl, api_key: o.apiKey, models: [{ name: o.model }] }],
     access: [{ description: 'the bench client may chat', groups: [o.group], connections: ['bench'], models: [o.model] }],
     ...(o.guardrails && { guardrails: o.guardrails }),
+    ...(o.storage ? { storage: o.storage, recording: { enabled: true } } : { recording: { enabled: false } }),
   };
   const name = o.name ?? 'modelgate';
   const configPath = join(o.logDir, `${name}.yaml`);
