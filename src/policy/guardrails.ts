@@ -4,6 +4,7 @@
 //
 // Precedence: block > require_approval > mask > flag. Every decision names
 // its rule, and so does the client's error.
+import type { InjectionScore, InjectionSignal } from '../detect/injection/index.js';
 import type { ScannerOptions } from '../detect/scanner.js';
 import { categoryOf, type EntityType, type Span } from '../detect/types.js';
 import { GatewayError } from '../http/errors.js';
@@ -16,20 +17,6 @@ import { MaskingSession } from '../mask/session.js';
 import type { MaskStrategy, SpanRules } from '../mask/types.js';
 import { customPatternSpec, type GuardrailsPolicy, type InputRule, type LimitRule, type MaskStrategyName, type Selector } from './guardrails-schema.js';
 import type { Decision } from './guardrails-types.js';
-
-export interface InjectionSignal {
-  rule: string;
-  reason: string;
-  start: number;
-  end: number;
-  weight: number;
-}
-
-export interface InjectionScore {
-  /** 0..1 */
-  score: number;
-  signals: InjectionSignal[];
-}
 
 /** The detectors guardrails run: `scan` from createScanner(), and scoreInjection. */
 export interface InputDetectors {

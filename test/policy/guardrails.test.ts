@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Span } from '../../src/detect/types.js';
 import { MaskingSession } from '../../src/mask/session.js';
-import { createMaskingSession, evaluateInput, guardrailError, outputRulesFor, type InjectionScore, type InputDetectors } from '../../src/policy/guardrails.js';
+import type { InjectionScore } from '../../src/detect/injection/index.js';
+import { createMaskingSession, evaluateInput, guardrailError, outputRulesFor, type InputDetectors } from '../../src/policy/guardrails.js';
 import { guardrailsSchema, type GuardrailsPolicyInput } from '../../src/policy/guardrails-schema.js';
 import { parseModelRequest } from '../../src/protocol/parse-request.js';
 import type { Operation } from '../../src/protocol/types.js';
@@ -20,7 +21,7 @@ const detectors: InputDetectors = {
   scoreInjection: (text): InjectionScore => {
     const match = /ignore (all )?previous instructions/i.exec(text);
     if (!match) return { score: 0, signals: [] };
-    return { score: 0.9, signals: [{ rule: 'override', reason: 'asks to ignore earlier instructions', start: match.index, end: match.index + match[0].length, weight: 0.9 }] };
+    return { score: 0.9, signals: [{ rule: 'override', category: 'instruction_override', reason: 'asks to ignore earlier instructions', start: match.index, end: match.index + match[0].length, weight: 0.9 }] };
   },
 };
 
