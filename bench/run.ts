@@ -19,6 +19,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { startDevIdp } from '../src/dev/idp.js';
@@ -133,6 +134,7 @@ async function main(): Promise<void> {
     'Portkey runs with bench/portkey-fetch-fix.mjs preloaded: without it, streamed requests fail with "TypeError: immutable" on @hono/node-server >1.14.2 (Portkey-AI/gateway#1389). Non-streamed requests take Portkey\'s unmodified path.',
   ];
 
+  const pgSchema = `bench_${process.pid}`;
   progress.show('starting upstream, IdP and gateways…');
   const upstream = await startUpstream(UPSTREAM_KEY, dir);
   const idp = await startDevIdp({ audience: AUDIENCE, accessTokenTtlSeconds: 3600 });
@@ -156,7 +158,6 @@ async function main(): Promise<void> {
     targets.push(await startModelgate({ ...gatewayOptions, name: 'modelgate+guardrails', guardrails: BENCH_GUARDRAILS }));
     // And with write-ahead session recording, on each store: what durability costs.
     targets.push(await startModelgate({ ...gatewayOptions, name: 'modelgate+rec:sqlite', storage: { driver: 'sqlite', sqlite: { path: join(dir, 'audit.db') } } }));
-    const pgSchema = `bench_${process.pid}`;
     try {
       targets.push(
         await startModelgate({ ...gatewayOptions, name: 'modelgate+rec:postgres', storage: { driver: 'postgres', postgres: { url: BENCH_PG_URL, schema: pgSchema } } }),
@@ -247,6 +248,20 @@ async function main(): Promise<void> {
     progress.clear();
     await stopAllChildren();
     await idp.close();
+    await dropSchema(BENCH_PG_URL, pgSchema);
+  }
+}
+
+/** The recording bench's PostgreSQL schema is the bench's own: leave the database as it was. */
+async function dropSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
+  try {
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } catch {
+    // No PostgreSQL, nothing to clean.
+  } finally {
+    await client.end().catch(() => {});
   }
 }
 
