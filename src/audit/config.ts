@@ -5,29 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { parseByteSize, parseDuration } from '../config/units.js';
-
-const duration = z
-  .union([z.string(), z.number().nonnegative()])
-  .transform((value, ctx) => {
-    const ms = parseDuration(value);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration; use e.g. 2ms, 30s, 5m, 1h, 90d` });
-      return z.NEVER;
-    }
-    return ms;
-  });
-
-const byteSize = z
-  .union([z.string(), z.number().int().positive()])
-  .transform((value, ctx) => {
-    const bytes = parseByteSize(value);
-    if (bytes === undefined) {
-      ctx.addIssue({ code: 'custom', message: `"${value}" is not a size; use e.g. 64kb, 1mb` });
-      return z.NEVER;
-    }
-    return bytes;
-  });
+import { byteSize, duration } from '../config/fields.js';
 
 /** A retention period, or `forever` (kept until deleted by hand). Output: milliseconds, or null for forever. */
 const retentionPeriod = z.union([z.literal('forever').transform(() => null), duration]);

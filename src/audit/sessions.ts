@@ -22,18 +22,8 @@ import {
 import type { AuditStore, ContentRewrite, DecisionFilter, DeleteOutcome, SessionQuery, SessionRow } from './store.js';
 import { SessionStateError } from './store.js';
 
-export interface SessionFilter {
-  issuer?: string;
-  subject?: string;
-  /** Subject or email. */
-  user?: string;
-  group?: string;
-  connection?: string;
-  model?: string;
-  since?: number;
-  until?: number;
-  decision?: DecisionFilter;
-  state?: SessionRow['state'];
+/** The store's filters, plus text search and cursor paging, which the archive adds on top. */
+export interface SessionFilter extends Omit<SessionQuery, 'before' | 'limit'> {
   /** Case-insensitive text in prompts, bodies, excerpts and responses. */
   text?: string;
   limit?: number;

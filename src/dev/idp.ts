@@ -29,18 +29,7 @@ import {
 } from './idp-pages.js';
 import { DevIdpStore } from './idp-store.js';
 
-export {
-  CLI_CLIENT_ID,
-  CLI_REDIRECT_URI,
-  CONSOLE_CLIENT_ID,
-  CONSOLE_CLIENT_SECRET,
-  DEFAULT_CONSOLE_REDIRECT_URI,
-  DEMO_SERVICE_CLIENTS,
-  DEMO_USERS,
-  GATEWAY_SCOPE,
-  type DemoClient,
-  type DemoUser,
-} from './demo-identities.js';
+export * from './demo-identities.js';
 import {
   CLI_CLIENT_ID,
   CLI_REDIRECT_URI,

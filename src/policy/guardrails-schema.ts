@@ -3,6 +3,7 @@
 // validate a policy before it is deployed. Same style as the main schema:
 // strict objects, safe defaults, every cross-reference checked here.
 import { z } from 'zod';
+import { name } from '../config/fields.js';
 import { createCustomPatternDetector, CustomPatternError, MAX_CUSTOM_PATTERN_LENGTH } from '../detect/custom.js';
 import { INJECTION_THRESHOLD } from '../detect/injection/score.js';
 import { BUILTIN_ENTITY_TYPES, type EntityCategory, type EntityType } from '../detect/types.js';
@@ -41,7 +42,6 @@ const selector = z.string().transform((value, ctx): Selector => {
   return z.NEVER;
 });
 
-const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, 'use letters, digits and . _ : / - (at most 128 characters)');
 
 /** Which requests a rule applies to; absent means all. */
 const scope = {
