@@ -3,10 +3,13 @@
 // for everything else. Owns graceful shutdown.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { handleApprovalsApi, isApprovalsApiPath } from './approvals/api.js';
+import { Approvals } from './approvals/approvals.js';
+import { openReviewStore } from './approvals/review-store.js';
 import { AuditTrail } from './audit/audit-trail.js';
 import { handleSessionsApi, isSessionsApiPath } from './audit/api.js';
 import type { Config } from './config/schema.js';
-import { asGatewayError, GatewayError } from './http/errors.js';
+import { asGatewayError, GatewayError, methodNotAllowed } from './http/errors.js';
 import { clientRequestId, newRequestId } from './http/request-id.js';
 import { sendError, sendJson } from './http/send.js';
 import { IdentityServices } from './identity/identity-services.js';
@@ -77,6 +80,7 @@ export class Gateway {
     await this.services.identity.start();
     // Write-ahead recording must be ready before the first request can be forwarded.
     if (this.services.config.recording.enabled) this.services.audit = await AuditTrail.open(this.services.config, this.services.log);
+    await this.openApprovals();
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
@@ -90,6 +94,19 @@ export class Gateway {
       for (const r of results) if (r.status === 'rejected') this.services.log.warn({ err: String(r.reason) }, 'identity provider not reachable yet');
     });
     return this.url;
+  }
+
+  /** Reviews live in the storage database, so held requests and grants survive restarts and span instances. */
+  private async openApprovals(): Promise<void> {
+    const { config, metrics, log } = this.services;
+    const approvals = new Approvals(await openReviewStore(config.storage), config.approvals, {
+      log,
+      baseUrl: () => this.services.identity.publicUrl,
+      onEvent: (event, review) => metrics.reviews.inc({ kind: review.kind, event }),
+      onWebhook: (outcome) => metrics.webhookDeliveries.inc({ outcome }),
+    });
+    await approvals.start();
+    this.services.approvals = approvals;
   }
 
   get url(): string {
@@ -108,6 +125,7 @@ export class Gateway {
     this.server.closeAllConnections();
     await closed;
     await Promise.all([...this.services.transports.values()].map((t) => t.close()));
+    await this.services.approvals?.close();
     await this.services.audit?.close();
     await this.services.identity.close();
   }
@@ -173,6 +191,17 @@ export class Gateway {
       }
       default:
         if (await this.web.handle(ctx, path, method)) return;
+        if (isApprovalsApiPath(path) && this.services.approvals) {
+          ctx.principal = await authenticate(this.services, ctx);
+          const handled = await handleApprovalsApi(req, res, path, {
+            approvals: this.services.approvals,
+            principal: ctx.principal,
+            auditorGroups: this.services.config.recording.auditor_groups,
+            connections: this.services.config.connections.map((c) => c.name),
+            maxBodyBytes: this.services.config.server.max_body_bytes,
+          });
+          if (handled) return;
+        }
         if (isSessionsApiPath(path) && this.services.audit) {
           ctx.principal = await authenticate(this.services, ctx);
           const handled = await handleSessionsApi(req, res, {
@@ -233,14 +262,6 @@ export class Gateway {
   }
 }
 
-function methodNotAllowed(allowed: string): GatewayError {
-  return new GatewayError(`Method not allowed; use ${allowed}.`, {
-    status: 405,
-    type: 'invalid_request_error',
-    code: 'method_not_allowed',
-    headers: { allow: allowed },
-  });
-}
 
 function shuttingDown(): GatewayError {
   return new GatewayError('The gateway is shutting down; retry the request.', {

@@ -14,7 +14,7 @@
 //   DELETE /v1/sessions/:id             (auditors)
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { badRequest, GatewayError } from '../http/errors.js';
-import { readJsonBody } from '../http/read-json-body.js';
+import { jsonObjectBody as jsonBody, optionalString } from '../http/read-json-body.js';
 import { drained, sendJson } from '../http/send.js';
 import type { Principal } from '../identity/principal.js';
 import { parseTimeBound, type SessionArchive, type SessionFilter } from './sessions.js';
@@ -64,20 +64,6 @@ function stateError(err: unknown): never {
   throw err;
 }
 
-async function jsonBody(req: IncomingMessage, maxBytes: number): Promise<Record<string, unknown>> {
-  const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-  if (!hasBody) return {};
-  const body = await readJsonBody(req, maxBytes);
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('invalid_body', 'Send a JSON object.');
-  return body as Record<string, unknown>;
-}
-
-function optionalString(body: Record<string, unknown>, key: string): string | undefined {
-  const value = body[key];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw badRequest('invalid_body', `"${key}" must be a string.`, key);
-  return value;
-}
 
 function filterFromQuery(query: URLSearchParams, now: number): SessionFilter {
   const time = (key: string): number | undefined => {

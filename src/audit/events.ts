@@ -69,13 +69,23 @@ export interface DecisionMeta {
   excerpt?: ContentInfo;
 }
 
-export type ApprovalOutcome = 'requested' | 'approved' | 'denied' | 'expired';
+/**
+ * A review's state changes as a session records them. `waiting`: this request
+ * joined a review an identical request opened; `voted`: an approval short of
+ * the required number; `access_granted`: a just-in-time grant let it through.
+ */
+export type ApprovalOutcome = 'created' | 'waiting' | 'voted' | 'approved' | 'rejected' | 'expired' | 'cancelled' | 'executed' | 'access_granted';
 
 export interface ApprovalMeta {
   outcome: ApprovalOutcome;
+  review_id: string;
   rule?: string;
+  /** Who made the change (an approver's email or subject), or `gateway`. */
   approver?: string;
+  /** The approver's comment is content: encrypted with bodies, and redactable. */
   comment?: ContentInfo;
+  approvals?: number;
+  required?: number;
 }
 
 export interface ResponseChunksMeta {

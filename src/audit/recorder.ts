@@ -73,10 +73,8 @@ export interface DecisionRecord {
   excerpt?: string;
 }
 
-export interface ApprovalRecord {
-  outcome: ApprovalMeta['outcome'];
-  rule?: string;
-  approver?: string;
+export interface ApprovalRecord extends Omit<ApprovalMeta, 'comment'> {
+  /** Stored as content (encrypted, redactable). */
   comment?: string;
 }
 
@@ -457,10 +455,10 @@ export class SessionWriter {
     void this.push([{ kind: 'decision', sessionId: this.id, n, atMs: this.recorder.now(), meta, parts: excerpt?.parts }]);
   }
 
-  approval(a: ApprovalRecord): void {
+  approval({ comment: text, ...rest }: ApprovalRecord): void {
     const n = this.n++;
-    const comment = this.bodies && a.comment !== undefined ? this.recorder.encode(a.comment, this.id, n) : undefined;
-    const meta: ApprovalMeta = { outcome: a.outcome, rule: a.rule, approver: a.approver, comment: comment?.info };
+    const comment = this.bodies && text !== undefined ? this.recorder.encode(text, this.id, n) : undefined;
+    const meta: ApprovalMeta = { ...rest, comment: comment?.info };
     void this.push([{ kind: 'approval', sessionId: this.id, n, atMs: this.recorder.now(), meta, parts: comment?.parts }]);
   }
 

@@ -128,7 +128,7 @@ function printDetail(d: SessionDetail): void {
       `${paint.bold('decision')} ${decision.direction} ${decision.action} ${decision.rule}${decision.entity ? ` ${decision.entity}` : ''}${decision.field ? ` at ${decision.field}` : ''}${decision.span ? ` [${decision.span.start},${decision.span.end})` : ''}${decision.excerpt_text !== undefined ? `: ${JSON.stringify(decision.excerpt_text)}` : ''}`,
     );
   }
-  for (const approval of d.approvals) console.log(`${paint.bold('approval')} ${approval.outcome}${approval.approver ? ` by ${approval.approver}` : ''}${approval.comment_text ? `: ${approval.comment_text}` : ''}`);
+  for (const approval of d.approvals) console.log(`${paint.bold('approval')} ${approval.review_id} ${approval.outcome}${approval.approver ? ` by ${approval.approver}` : ''}${approval.comment_text ? `: ${approval.comment_text}` : ''}`);
   if (d.response.error) console.log(paint.red(`  response unreadable: ${d.response.error}`));
   if (d.response.chunks.length > 0) {
     console.log(paint.bold('\nresponse') + paint.dim(` (${d.response.chunks.length} chunk(s)${d.response.truncated ? ', truncated' : ''})`));

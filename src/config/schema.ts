@@ -3,6 +3,7 @@
 // asymmetric algorithms only).
 import { z } from 'zod';
 import { byteSize, duration, httpUrl, name } from './fields.js';
+import { approvalsSchema } from '../approvals/config.js';
 import { connectionRecordingSchema, recordingSchema, storageSchema } from '../audit/config.js';
 import { guardrailsSchema, unknownConnectionReferences } from '../policy/guardrails-schema.js';
 import { checkIdentityReferences, gatewayTokens, identityAssertion, identityState, loginSettings, webLogin, workloadBinding } from './identity-schema.js';
@@ -180,6 +181,7 @@ export const configSchema = z
     guardrails: guardrailsSchema.prefault({}),
     storage: storageSchema,
     recording: recordingSchema,
+    approvals: approvalsSchema,
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -208,6 +210,11 @@ export const configSchema = z
     for (const problem of unknownConnectionReferences(config.guardrails, connectionNames)) {
       ctx.addIssue({ code: 'custom', path: ['guardrails', ...problem.path], message: problem.message });
     }
+    config.approvals.access_requests.connections.forEach((name, j) => {
+      if (name !== '*' && !connectionNames.has(name)) {
+        ctx.addIssue({ code: 'custom', path: ['approvals', 'access_requests', 'connections', j], message: `unknown connection "${name}"` });
+      }
+    });
     config.access.forEach((rule, i) => {
       rule.connections.forEach((name, j) => {
         if (name !== '*' && !connectionNames.has(name)) {

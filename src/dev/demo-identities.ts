@@ -15,6 +15,7 @@ export const DEMO_USERS: readonly DemoUser[] = [
   { id: 'bob', password: 'bob-password', email: 'bob@example.com', name: 'Bob Brandt', groups: ['contractors'] },
   { id: 'carol', password: 'carol-password', email: 'carol@example.com', name: 'Carol Chen', groups: ['auditors', 'approvers'] },
   { id: 'dave', password: 'dave-password', email: 'dave@example.com', name: 'Dave Diaz', groups: [] },
+  { id: 'erin', password: 'erin-password', email: 'erin@example.com', name: 'Erin Eriksen', groups: ['approvers', 'security'] },
 ];
 
 /** A service account: a confidential client using the client_credentials grant. */

@@ -21,6 +21,8 @@ export interface GatewayErrorOptions {
   headers?: Record<string, string>;
   /** Body `error.param`, as OpenAI uses it for the offending field. */
   param?: string;
+  /** Extra fields of the error object, e.g. `review_id`; clients that do not know them ignore them. */
+  details?: Record<string, unknown>;
   cause?: unknown;
 }
 
@@ -30,6 +32,7 @@ export class GatewayError extends Error {
   readonly code: string;
   readonly headers: Record<string, string>;
   readonly param: string | undefined;
+  readonly details: Record<string, unknown> | undefined;
 
   constructor(message: string, options: GatewayErrorOptions) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -39,16 +42,26 @@ export class GatewayError extends Error {
     this.code = options.code;
     this.headers = options.headers ?? {};
     this.param = options.param;
+    this.details = options.details;
   }
 
   /** The OpenAI-style error body: `{"error":{"message","type","param","code"}}`. */
   toJSON(): { error: { message: string; type: string; param: string | null; code: string } } {
-    return { error: { message: this.message, type: this.type, param: this.param ?? null, code: this.code } };
+    return { error: { message: this.message, type: this.type, param: this.param ?? null, code: this.code, ...this.details } };
   }
 }
 
 export const badRequest = (code: string, message: string, param?: string): GatewayError =>
   new GatewayError(message, { status: 400, type: 'invalid_request_error', code, ...(param ? { param } : {}) });
+
+export function methodNotAllowed(allowed: string): GatewayError {
+  return new GatewayError(`Method not allowed; use ${allowed}.`, {
+    status: 405,
+    type: 'invalid_request_error',
+    code: 'method_not_allowed',
+    headers: { allow: allowed },
+  });
+}
 
 /** Wraps anything thrown into a GatewayError without leaking internals to the client. */
 export function asGatewayError(err: unknown): GatewayError {

@@ -48,3 +48,19 @@ function tooLarge(maxBytes: number): GatewayError {
     headers: { connection: 'close' },
   });
 }
+
+/** An optional JSON object body (API calls whose body may be empty). */
+export async function jsonObjectBody(req: IncomingMessage, maxBytes: number): Promise<Record<string, unknown>> {
+  const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  if (!hasBody) return {};
+  const body = await readJsonBody(req, maxBytes);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('invalid_body', 'Send a JSON object.');
+  return body as Record<string, unknown>;
+}
+
+export function optionalString(body: Record<string, unknown>, key: string): string | undefined {
+  const value = body[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw badRequest('invalid_body', `"${key}" must be a string.`, key);
+  return value;
+}

@@ -64,6 +64,33 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly heldRequests = new Gauge({
+    name: 'modelgate_held_requests',
+    help: 'Requests currently held waiting for a human approval.',
+    registers: [this.registry],
+  });
+
+  readonly approvalWait = new Histogram({
+    name: 'modelgate_approval_wait_seconds',
+    help: 'How long held requests waited for a decision (or until the wait ran out).',
+    buckets: [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300],
+    registers: [this.registry],
+  });
+
+  readonly reviews = new Counter({
+    name: 'modelgate_reviews_total',
+    help: 'Review state changes made on this instance, by kind (prompt, access) and event (created, approved, rejected, expired, cancelled, executed).',
+    labelNames: ['kind', 'event'] as const,
+    registers: [this.registry],
+  });
+
+  readonly webhookDeliveries = new Counter({
+    name: 'modelgate_review_webhook_deliveries_total',
+    help: 'Review notification webhooks, by outcome (delivered, failed after retries).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'modelgate_' });
   }

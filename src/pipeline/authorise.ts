@@ -5,10 +5,13 @@ import { GatewayError } from '../http/errors.js';
 import type { Principal } from '../identity/principal.js';
 import { decideAccess } from '../policy/access.js';
 import type { ModelRoute } from '../proxy/model-routes.js';
-import type { ModelRequest } from '../protocol/types.js';
+import type { Review } from '../approvals/review.js';
+import type { RequestContext } from './context.js';
 import type { GatewayServices } from './services.js';
 
-export function authorise(services: GatewayServices, principal: Principal, request: ModelRequest): ModelRoute {
+export async function authorise(services: GatewayServices, ctx: RequestContext): Promise<ModelRoute> {
+  const { principal, request } = ctx;
+  if (!principal || !request) throw new Error('authorise() runs after authenticate and parse');
   const route = services.routes.resolve(request.model);
   if (!route) {
     throw new GatewayError(`The model "${request.model}" does not exist on this gateway. GET /v1/models lists the models you may use.`, {
@@ -19,10 +22,12 @@ export function authorise(services: GatewayServices, principal: Principal, reque
     });
   }
   const decision = decideAccess(services.config.access, principal, route.connection.name, route.model);
-  if (!decision.allowed) {
+  // Only a caller the rules refuse pays for the grant lookup.
+  if (!decision.allowed) ctx.accessGrant = await grantFor(services, principal, route.connection.name);
+  if (!decision.allowed && !ctx.accessGrant) {
     const groups = principal.groups.length > 0 ? principal.groups.join(', ') : 'none';
     throw new GatewayError(
-      `You (${principal.subject}, groups: ${groups}) are not allowed to use model "${route.model}" on connection "${route.connection.name}". Ask an administrator for access.`,
+      `You (${principal.subject}, groups: ${groups}) are not allowed to use model "${route.model}" on connection "${route.connection.name}". Ask an administrator for access, or request temporary access: modelgate access request --connection ${route.connection.name} --for 1h --reason "..."`,
       { status: 403, type: 'permission_error', code: 'model_forbidden', param: 'model' },
     );
   }
@@ -35,9 +40,29 @@ export function authorise(services: GatewayServices, principal: Principal, reque
   return route;
 }
 
-/** Every model route the principal may use, for GET /v1/models. */
-export function allowedRoutes(services: GatewayServices, principal: Principal): ModelRoute[] {
-  return services.routes.all.filter(
-    (route) => decideAccess(services.config.access, principal, route.connection.name, route.model).allowed,
-  );
+/** Every model route the principal may use, for GET /v1/models: by the access rules, or by a running grant. */
+export async function allowedRoutes(services: GatewayServices, principal: Principal): Promise<ModelRoute[]> {
+  const granted = new Map<string, boolean>();
+  const routes: ModelRoute[] = [];
+  for (const route of services.routes.all) {
+    if (decideAccess(services.config.access, principal, route.connection.name, route.model).allowed) {
+      routes.push(route);
+      continue;
+    }
+    const name = route.connection.name;
+    if (!granted.has(name)) granted.set(name, (await grantFor(services, principal, name)) !== undefined);
+    if (granted.get(name)) routes.push(route);
+  }
+  return routes;
+}
+
+async function grantFor(services: GatewayServices, principal: Principal, connection: string): Promise<Review | undefined> {
+  if (!services.approvals) return undefined;
+  try {
+    return await services.approvals.grantFor(principal, connection);
+  } catch (err) {
+    // Fail closed: without the store, only the static access rules apply.
+    services.log.warn({ err: (err as Error).message }, 'could not check access grants; static access rules apply');
+    return undefined;
+  }
 }

@@ -2,6 +2,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal } from '../identity/principal.js';
 import type { SessionWriter } from '../audit/recorder.js';
+import type { Review } from '../approvals/review.js';
+import type { ApprovalNeed } from './approve.js';
 import type { MaskingSession } from '../mask/session.js';
 import type { Logger } from '../ops/logger.js';
 import type { Decision } from '../policy/guardrails-types.js';
@@ -26,6 +28,10 @@ export interface RequestContext {
   masking?: MaskingSession;
   /** The session record being written, when recording is on. */
   recording?: SessionWriter;
+  /** Set by inspect when a rule requires a human approval. */
+  approvalNeed?: ApprovalNeed;
+  /** The just-in-time access grant that let this request through, when access rules alone did not. */
+  accessGrant?: Review;
   /** The body to forward when input masking rewrote the prompt. */
   forwardBody?: Record<string, unknown>;
   /** Set once the upstream has answered, for the access log. */

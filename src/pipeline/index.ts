@@ -4,15 +4,16 @@
 // unless every stage before `forward` has passed.
 //
 //   authenticate → read body → parse → authorise → record (start) → inspect
-//     → record (durable) → forward → relay (masked, recorded) → record (end)
+//     → approve → record (durable) → forward → relay (masked, recorded) → record (end)
 //
-// Approvals slot in between inspect and the durable record; output masking
+// Approve holds a high-risk prompt until a person decides; output masking
 // and recording are transforms over relay's frame stream.
 import { readJsonBody } from '../http/read-json-body.js';
 import { sendJson } from '../http/send.js';
 import type { Endpoint } from '../protocol/endpoints.js';
 import { parseModelRequest } from '../protocol/parse-request.js';
 import { authenticate } from './authenticate.js';
+import { holdForApproval } from './approve.js';
 import { allowedRoutes, authorise } from './authorise.js';
 import type { RequestContext } from './context.js';
 import { forward } from './forward.js';
@@ -26,9 +27,10 @@ export async function handleModelCall(services: GatewayServices, ctx: RequestCon
   ctx.principal = await authenticate(services, ctx);
   const body = await readJsonBody(ctx.req, services.config.server.max_body_bytes);
   ctx.request = parseModelRequest(endpoint.operation, body);
-  ctx.route = authorise(services, ctx.principal, ctx.request);
+  ctx.route = await authorise(services, ctx);
   startRecording(services, ctx, body);
   inspect(services, ctx);
+  await holdForApproval(services, ctx);
   await makeDurable(ctx);
   const upstream = await forward(services, ctx, path);
   await relay(services, ctx, upstream);
@@ -37,7 +39,7 @@ export async function handleModelCall(services: GatewayServices, ctx: RequestCon
 /** GET /v1/models (OpenAI) or GET /api/tags (Ollama): only what the caller may use. */
 export async function handleListModels(services: GatewayServices, ctx: RequestContext, dialect: 'openai' | 'ollama'): Promise<void> {
   ctx.principal = await authenticate(services, ctx);
-  const routes = allowedRoutes(services, ctx.principal);
+  const routes = await allowedRoutes(services, ctx.principal);
   if (dialect === 'ollama') {
     const models = routes
       .filter((r) => r.connection.kind === 'ollama')

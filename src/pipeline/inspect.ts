@@ -1,7 +1,6 @@
 // Stage: guardrails on the prompt. Limits, detectors and injection
 // heuristics decide to block, mask, flag or ask for approval; every
 // decision is kept for the record, and a refusal names its rule.
-import { GatewayError } from '../http/errors.js';
 import { decidingDecision, guardrailError } from '../policy/guardrails.js';
 import type { RequestContext } from './context.js';
 import { recordDecisions } from './record.js';
@@ -20,12 +19,11 @@ export function inspect(services: GatewayServices, ctx: RequestContext): void {
   const refusal = guardrailError(evaluation);
   if (refusal) throw refusal;
   if (evaluation.action === 'require_approval') {
-    // Fail closed until the approvals workflow exists on this gateway.
-    const decision = decidingDecision(evaluation)!;
-    throw new GatewayError(
-      `Guardrail rule "${decision.rule}" requires a human approval for this prompt (${decision.reason}), and this gateway has no approval workflow enabled; the request was not forwarded.`,
-      { status: 403, type: 'permission_error', code: 'approval_required' },
-    );
+    ctx.approvalNeed = {
+      decision: decidingDecision(evaluation)!,
+      reasons: evaluation.decisions.filter((d) => d.action === 'require_approval').map((d) => `${d.rule}: ${d.reason}`),
+      reviewBody: evaluation.reviewBody,
+    };
   }
   if (evaluation.maskedBody) ctx.forwardBody = evaluation.maskedBody;
 }

@@ -25,6 +25,11 @@ export function startRecording(services: GatewayServices, ctx: RequestContext, b
     requestBody: body,
   });
   ctx.recording = writer;
+  if (ctx.accessGrant) {
+    const grant = ctx.accessGrant;
+    const approver = grant.votes.findLast((v) => v.decision === 'approve')?.by;
+    writer.approval({ outcome: 'access_granted', review_id: grant.id, approver: approver?.email ?? approver?.subject ?? 'gateway' });
+  }
   // A recording failure mid-stream cuts the response: nothing goes unrecorded.
   writer.signal.addEventListener('abort', () => ctx.abort.abort(writer.failure), { once: true });
 }

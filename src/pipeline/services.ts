@@ -1,4 +1,5 @@
 // The long-lived parts a request's stages use. Built once at start-up.
+import type { Approvals } from '../approvals/approvals.js';
 import type { AuditTrail } from '../audit/audit-trail.js';
 import type { Config } from '../config/schema.js';
 import type { IdentityServices } from '../identity/identity-services.js';
@@ -21,5 +22,7 @@ export interface GatewayServices {
   metrics: GatewayMetrics;
   /** Session recording; undefined when `recording.enabled` is false. Set before the gateway listens. */
   audit?: AuditTrail;
+  /** Reviews and access grants; set before the gateway listens. */
+  approvals?: Approvals;
   log: Logger;
 }

@@ -127,10 +127,19 @@ const inputRule = z
     min_confidence: z.number().min(0).max(1).default(0),
     /** Message roles whose text is inspected (system, user, assistant, tool); absent means all. */
     roles: z.array(z.string().min(1)).min(1).optional(),
+    /** For `action: require_approval`: groups whose members may approve (default: `approvals.approvers`). */
+    approvers: z.array(z.string().min(1)).min(1).optional(),
+    /** For `action: require_approval`: distinct approvers needed (default: `approvals.required_approvals`). */
+    required_approvals: z.number().int().min(1).max(10).optional(),
     ...scope,
   })
   .strict()
   .superRefine((rule, ctx) => {
+    for (const key of ['approvers', 'required_approvals'] as const) {
+      if (rule[key] !== undefined && rule.action !== 'require_approval') {
+        ctx.addIssue({ code: 'custom', path: [key], message: `\`${key}\` applies only to \`action: require_approval\`` });
+      }
+    }
     const injection = rule.detect.some((s) => s.kind === 'injection');
     if (injection && rule.action === 'mask') {
       ctx.addIssue({ code: 'custom', path: ['action'], message: 'a prompt injection cannot be masked; use block, require_approval or flag' });

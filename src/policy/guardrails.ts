@@ -41,6 +41,8 @@ export interface InputEvaluation {
   action: InputVerdict;
   /** The body to forward instead of `request.body` when a rule masked prompt text. */
   maskedBody?: Record<string, unknown>;
+  /** For `require_approval`: the prompt as approvers see it, with every detected entity masked, whatever its rule's action. */
+  reviewBody?: Record<string, unknown>;
 }
 
 const ACTION_RANK = { flag: 0, mask: 1, require_approval: 2, block: 3 } as const;
@@ -72,6 +74,7 @@ export function evaluateInput(
   const entityRules = rules.filter((rule) => rule.detect.some((s) => s.kind !== 'injection'));
   const injectionRules = rules.filter((rule) => rule.detect.some((s) => s.kind === 'injection'));
   const masks: Array<{ field: TextField; spans: Span[]; rules: SpanRules }> = [];
+  const detected: Array<{ field: TextField; spans: Span[]; rules: SpanRules }> = [];
 
   for (const field of request.fields) {
     const forField = (rule: InputRule): boolean => rule.roles === undefined || (field.role !== undefined && rule.roles.includes(field.role));
@@ -79,13 +82,16 @@ export function evaluateInput(
     if (fieldEntityRules.length > 0) {
       const spans = detectors.scan(field.text);
       const toMask: Span[] = [];
+      const selected: Span[] = [];
       for (const span of spans) {
         for (const rule of fieldEntityRules) {
           if (!ruleSelects(rule, span)) continue;
           decisions.push(entityDecision(rule, span, field));
+          if (selected.at(-1) !== span) selected.push(span);
           if (rule.action === 'mask' && toMask.at(-1) !== span) toMask.push(span);
         }
       }
+      if (selected.length > 0) detected.push({ field, spans: selected, rules: reviewMaskRules });
       if (toMask.length > 0) masks.push({ field, spans: toMask, rules: inputMaskRules(fieldEntityRules.filter((r) => r.action === 'mask'), policy) });
     }
     const fieldInjectionRules = injectionRules.filter(forField);
@@ -100,6 +106,8 @@ export function evaluateInput(
   const action = verdict(decisions);
   const evaluation: InputEvaluation = { decisions, action };
   if (action !== 'block' && masks.length > 0) evaluation.maskedBody = maskBody(request, masks, detectors, session);
+  // Approvers judge the request, not the secrets in it; placeholders of their own, so nothing links to the forwarded text.
+  if (action === 'require_approval') evaluation.reviewBody = detected.length > 0 ? maskBody(request, detected, detectors, createMaskingSession(policy)) : request.body;
   return evaluation;
 }
 
@@ -180,6 +188,8 @@ export function selects(selector: Selector, span: Span): boolean {
 }
 
 const ruleSelects = (rule: InputRule, span: Span): boolean => span.confidence >= rule.min_confidence && rule.detect.some((s) => selects(s, span));
+
+const reviewMaskRules: SpanRules = (span) => ({ action: 'mask', rule: span.rule, strategy: { kind: 'placeholder' } });
 
 function inputMaskRules(rules: readonly InputRule[], policy: GuardrailsPolicy): SpanRules {
   return (span) => {

@@ -93,7 +93,7 @@ export class WebRoutes {
   private async whoami(ctx: RequestContext): Promise<void> {
     const principal = await authenticate(this.services, ctx);
     ctx.principal = principal;
-    const models = allowedRoutes(this.services, principal).map((r) => ({ model: r.model, connection: r.connection.name }));
+    const models = (await allowedRoutes(this.services, principal)).map((r) => ({ model: r.model, connection: r.connection.name }));
     sendJson(ctx.res, 200, {
       subject: principal.subject,
       issuer: principal.issuer,

@@ -102,7 +102,7 @@ for (const factory of STORE_FIXTURES) {
           forwardedPrompt: 'my code is [MASKED]',
           reply: ['You said ', secret, '.'],
           decisions: [{ direction: 'input', action: 'mask', rule: 'custom.code', excerpt: secret }],
-          approval: { outcome: 'approved', approver: 'boss', comment: `ok to send ${secret}` },
+          approval: { outcome: 'approved', review_id: 'rev_test', approver: 'boss', comment: `ok to send ${secret}` },
         }),
         await recordSession(recorder, { subject: 'erasure-me', prompt: `again ${secret}` }),
       ];
@@ -193,7 +193,7 @@ for (const factory of STORE_FIXTURES) {
       const ids = {
         blocked: await recordSession(recorder, { subject: 'flt-ann', groups: ['sales'], receivedAt: t0, decisions: [{ direction: 'input', action: 'block', rule: 'secret.aws' }], end: 'refused' }),
         masked: await recordSession(recorder, { subject: 'flt-ann', groups: ['sales', 'emea'], receivedAt: t0 + 1000, connection: 'gpu', decisions: [{ direction: 'output', action: 'mask', rule: 'pii.email' }] }),
-        approved: await recordSession(recorder, { subject: 'flt-ben', groups: ['emea'], receivedAt: t0 + 2000, model: 'big-model', approval: { outcome: 'approved', approver: 'lead' } }),
+        approved: await recordSession(recorder, { subject: 'flt-ben', groups: ['emea'], receivedAt: t0 + 2000, model: 'big-model', approval: { outcome: 'approved', review_id: 'rev_test2', approver: 'lead' } }),
         plain: await recordSession(recorder, { subject: 'flt-ben', groups: ['ops'], receivedAt: t0 + 3000, prompt: 'the quick brown fox', reply: ['jumps ', 'over'] }),
       };
       await recorder.close({ closeStore: false });

@@ -1,0 +1,305 @@
+// The approvals service: opens reviews, takes votes, wakes held requests,
+// expires what nobody decided, and tells webhooks and metrics about every
+// state change. The review (in the shared store) is the full history; the
+// requests a review affects record what they saw in their own sessions
+// (see pipeline/approve.ts).
+import type { Principal } from '../identity/principal.js';
+import type { Logger } from '../ops/logger.js';
+import type { ApprovalsConfig, ReviewEventName } from './config.js';
+import {
+  applyVote,
+  cancel,
+  execute,
+  expire,
+  grantActive,
+  newReviewId,
+  partyOf,
+  sameParty,
+  approvalsOf,
+  type Review,
+  type ReviewParty,
+  type VoteResult,
+} from './review.js';
+import type { ReviewQuery, ReviewStore } from './review-store.js';
+import { WebhookNotifier } from './webhooks.js';
+
+/** How often pending reviews nobody waits for are checked for expiry. */
+const SWEEP_INTERVAL_MS = 15_000;
+/** While PostgreSQL pushes changes, held requests still poll this many times less often, in case a notification is lost. */
+const PUSHED_POLL_FACTOR = 5;
+
+export interface ApprovalsDeps {
+  log: Logger;
+  /** Called on every state change, for metrics. */
+  onEvent?: (event: ReviewEventName, review: Review) => void;
+  onWebhook?: (outcome: 'delivered' | 'failed') => void;
+  /** The gateway's base URL, for review links when `review_url` is not set. */
+  baseUrl: () => string;
+  now?: () => number;
+}
+
+export interface NewPromptReview {
+  principal: Principal;
+  sessionId: string;
+  connection: string;
+  model: string;
+  operation: string;
+  stream: boolean;
+  fingerprint: string;
+  prompt: unknown;
+  rule: string;
+  reason: string;
+  approvers: { groups: string[]; required: number };
+}
+
+/** What the identical request finds when it arrives. */
+export type PriorReview =
+  | { kind: 'approved'; review: Review }
+  | { kind: 'pending'; review: Review }
+  | { kind: 'rejected'; review: Review }
+  | { kind: 'none' };
+
+export type WaitOutcome = { kind: 'decided'; review: Review } | { kind: 'timeout'; review: Review } | { kind: 'aborted' };
+
+interface Waiter {
+  resolve(review: Review): void;
+}
+
+export class Approvals {
+  readonly webhooks: WebhookNotifier;
+  private readonly now: () => number;
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly store: ReviewStore,
+    readonly config: ApprovalsConfig,
+    private readonly deps: ApprovalsDeps,
+  ) {
+    this.now = deps.now ?? Date.now;
+    this.webhooks = new WebhookNotifier(config.webhooks, deps.log, deps.onWebhook);
+  }
+
+  async start(): Promise<void> {
+    await this.store.subscribe((id) => void this.changed(id));
+    this.sweepTimer = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    clearTimeout(this.pollTimer);
+    await this.webhooks.drain();
+    await this.store.close();
+  }
+
+  reviewUrl(id: string): string {
+    return (this.config.review_url ?? `${this.deps.baseUrl()}/v1/reviews/{id}`).replaceAll('{id}', id);
+  }
+
+  get(id: string): Promise<Review | undefined> {
+    return this.store.get(id);
+  }
+
+  list(query: ReviewQuery): Promise<Review[]> {
+    return this.store.list(query);
+  }
+
+  /** The newest review of the identical request that still matters to it. */
+  async prior(fingerprint: string, principal: Principal): Promise<PriorReview> {
+    const now = this.now();
+    for (const review of await this.store.byFingerprint(fingerprint)) {
+      if (!sameParty(review.requester, principal)) continue;
+      if (review.state === 'approved' && review.expires_at > now) return { kind: 'approved', review };
+      if (review.state === 'pending' && review.expires_at > now) return { kind: 'pending', review };
+      // A rejection is final for the identical request, until the review itself would have expired.
+      if (review.state === 'rejected' && review.created_at + this.config.expires_after > now) return { kind: 'rejected', review };
+    }
+    return { kind: 'none' };
+  }
+
+  async createPromptReview(input: NewPromptReview): Promise<Review> {
+    const now = this.now();
+    const review: Review = {
+      id: newReviewId(),
+      kind: 'prompt',
+      state: 'pending',
+      created_at: now,
+      updated_at: now,
+      expires_at: now + this.config.expires_after,
+      requester: { ...partyOf(input.principal), groups: input.principal.groups },
+      connection: input.connection,
+      model: input.model,
+      operation: input.operation,
+      stream: input.stream,
+      session_id: input.sessionId,
+      fingerprint: input.fingerprint,
+      prompt: input.prompt,
+      rule: input.rule,
+      reason: input.reason,
+      approvers: input.approvers,
+      votes: [],
+    };
+    await this.store.insert(review);
+    this.announce('created', review);
+    return review;
+  }
+
+  async requestAccess(principal: Principal, connection: string, durationMs: number, reason: string): Promise<Review> {
+    const now = this.now();
+    const settings = this.config.access_requests;
+    const review: Review = {
+      id: newReviewId(),
+      kind: 'access',
+      state: 'pending',
+      created_at: now,
+      updated_at: now,
+      expires_at: now + this.config.expires_after,
+      requester: { ...partyOf(principal), groups: principal.groups },
+      connection,
+      reason,
+      approvers: { groups: settings.approvers, required: settings.required_approvals },
+      votes: [],
+      grant: { duration_ms: durationMs },
+    };
+    await this.store.insert(review);
+    this.announce('created', review);
+    return review;
+  }
+
+  /** An approver's decision. Undefined when no such review exists. */
+  async vote(id: string, voter: Principal, decision: 'approve' | 'reject', comment?: string): Promise<VoteResult | undefined> {
+    const now = this.now();
+    const vote = { decision, by: partyOf(voter), at: now, ...(comment ? { comment } : {}) };
+    const result = await this.store.update(id, (current) => {
+      const r = applyVote(current, vote, voter.groups, now, this.config.approval_valid_for);
+      return { ...(r.ok && { next: r.review }), result: r };
+    });
+    if (!result?.ok) return result;
+    if (result.transition) this.announce(result.transition, result.review, vote.by, comment);
+    this.changed(id);
+    return result;
+  }
+
+  /** Uses an approval: true when this request is the one it lets through. */
+  async execute(id: string, sessionId: string): Promise<Review | undefined> {
+    const now = this.now();
+    const executed = await this.store.update(id, (current) => {
+      const next = execute(current, sessionId, now);
+      return { ...(next && { next }), result: next };
+    });
+    if (executed) this.announce('executed', executed);
+    return executed;
+  }
+
+  async cancel(id: string): Promise<Review | undefined> {
+    return this.transition(id, 'cancelled', (r) => cancel(r, this.now()));
+  }
+
+  async expire(id: string): Promise<Review | undefined> {
+    return this.transition(id, 'expired', (r) => expire(r, this.now()));
+  }
+
+  /** An approved access grant this principal holds for the connection, if any. */
+  async grantFor(principal: Pick<Principal, 'issuer' | 'subject'>, connection: string): Promise<Review | undefined> {
+    const now = this.now();
+    const grants = await this.store.activeGrants(principal.issuer, principal.subject, connection, now);
+    return grants.find((g) => grantActive(g, now));
+  }
+
+  /**
+   * Holds until the review is decided, the wait runs out, or `signal` fires.
+   * `keepalive` runs every `keepalive_interval` meanwhile.
+   */
+  async waitForDecision(review: Review, waitMs: number, signal: AbortSignal, keepalive?: () => void): Promise<WaitOutcome> {
+    if (signal.aborted) return { kind: 'aborted' };
+    return new Promise<WaitOutcome>((resolve) => {
+      const timers: NodeJS.Timeout[] = [];
+      const waiter: Waiter = { resolve: (decided) => done({ kind: 'decided', review: decided }) };
+      const onAbort = () => done({ kind: 'aborted' });
+      const done = (outcome: WaitOutcome) => {
+        for (const t of timers) clearTimeout(t);
+        signal.removeEventListener('abort', onAbort);
+        const set = this.waiters.get(review.id);
+        set?.delete(waiter);
+        if (set?.size === 0) this.waiters.delete(review.id);
+        resolve(outcome);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      let set = this.waiters.get(review.id);
+      if (!set) this.waiters.set(review.id, (set = new Set()));
+      set.add(waiter);
+      timers.push(setTimeout(() => done({ kind: 'timeout', review }), waitMs));
+      // The review may run out before the wait does.
+      const untilExpiry = review.expires_at - this.now();
+      if (untilExpiry < waitMs) timers.push(setTimeout(() => void this.expire(review.id).then(() => this.changed(review.id)), Math.max(0, untilExpiry)));
+      if (keepalive && this.config.keepalive_interval > 0) {
+        const beat = () => {
+          keepalive();
+          timers.push(setTimeout(beat, this.config.keepalive_interval));
+        };
+        timers.push(setTimeout(beat, this.config.keepalive_interval));
+      }
+      this.schedulePoll();
+      // A decision that landed between reading the review and starting to wait.
+      void this.changed(review.id);
+    });
+  }
+
+  /** Rereads a review someone may be waiting for and wakes them if it was decided. */
+  private async changed(id: string): Promise<void> {
+    if (!this.waiters.has(id)) return;
+    let review: Review | undefined;
+    try {
+      review = await this.store.get(id);
+    } catch (err) {
+      this.deps.log.warn({ err: (err as Error).message, review: id }, 'could not reread a review; polling continues');
+      return;
+    }
+    if (review && review.state !== 'pending') for (const w of [...(this.waiters.get(id) ?? [])]) w.resolve(review);
+  }
+
+  /** The fallback for lost notifications and for stores that cannot push. */
+  private schedulePoll(): void {
+    if (this.pollTimer || this.waiters.size === 0) return;
+    const interval = this.store.pushing ? this.config.poll_interval * PUSHED_POLL_FACTOR : this.config.poll_interval;
+    this.pollTimer = setTimeout(async () => {
+      try {
+        const reviews = await this.store.getMany([...this.waiters.keys()]);
+        for (const review of reviews) if (review.state !== 'pending') for (const w of [...(this.waiters.get(review.id) ?? [])]) w.resolve(review);
+      } catch (err) {
+        this.deps.log.warn({ err: (err as Error).message }, 'could not poll held reviews');
+      } finally {
+        this.pollTimer = undefined;
+        this.schedulePoll();
+      }
+    }, interval);
+  }
+
+  /** Expires pending reviews nobody is waiting for; any instance may, exactly one does. */
+  async sweep(): Promise<number> {
+    let expired = 0;
+    try {
+      for (const id of await this.store.duePending(this.now(), 100)) if (await this.expire(id)) expired++;
+    } catch (err) {
+      this.deps.log.warn({ err: (err as Error).message }, 'review expiry sweep failed; retrying later');
+    }
+    return expired;
+  }
+
+  private async transition(id: string, event: 'cancelled' | 'expired', change: (r: Review) => Review | undefined): Promise<Review | undefined> {
+    const next = await this.store.update(id, (current) => {
+      const n = change(current);
+      return { ...(n && { next: n }), result: n };
+    });
+    if (next) this.announce(event, next);
+    return next;
+  }
+
+  /** Counts a state change and notifies webhooks. */
+  private announce(event: ReviewEventName, review: Review, by?: ReviewParty, comment?: string): void {
+    this.deps.onEvent?.(event, review);
+    this.webhooks.notify({ event, review, ...(by && { by }), ...(comment !== undefined && { comment }), reviewUrl: this.reviewUrl(review.id) });
+  }
+}

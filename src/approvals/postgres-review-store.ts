@@ -1,0 +1,217 @@
+// Reviews in PostgreSQL, shared by a fleet. Every change is announced with
+// NOTIFY inside its transaction, so a request held on one instance hears
+// about an approval made on another as soon as it commits. The listening
+// connection reconnects with backoff; while it is down, held requests poll.
+import pg from 'pg';
+import type { PostgresSettings } from '../audit/postgres-store.js';
+import type { Review } from './review.js';
+import { reviewColumns, ReviewStoreUnavailableError, type ReviewQuery, type ReviewStore } from './review-store.js';
+
+const CHANNEL = 'modelgate_reviews';
+/** Arbitrary but fixed: serialises table creation when several instances start at once. */
+const SCHEMA_LOCK_ID = 0x6d67_7276;
+const RECONNECT_MAX_MS = 5_000;
+
+const COLUMNS = 'id, kind, state, requester_issuer, requester_subject, connection, fingerprint, created_at, expires_at, grant_expires_at, doc';
+
+const parse = (rows: Array<{ doc: string }>): Review[] => rows.map((r) => JSON.parse(r.doc) as Review);
+
+export class PostgresReviewStore implements ReviewStore {
+  private listener: pg.Client | undefined;
+  private listeners: Array<(id: string) => void> = [];
+  private connected = false;
+  private closed = false;
+  private reconnectDelay = 100;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly settings: PostgresSettings,
+  ) {}
+
+  static async open(settings: PostgresSettings): Promise<PostgresReviewStore> {
+    const pool = new pg.Pool({
+      connectionString: settings.url,
+      max: Math.min(settings.pool_size, 5),
+      connectionTimeoutMillis: settings.connect_timeout,
+      statement_timeout: settings.statement_timeout,
+      application_name: 'modelgate-approvals',
+      ...(settings.schema ? { options: `-c search_path=${settings.schema}` } : {}),
+    });
+    pool.on('error', () => {});
+    try {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_ID]);
+        if (settings.schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${settings.schema}`);
+        await client.query(`
+          CREATE TABLE IF NOT EXISTS approval_reviews (
+            id text PRIMARY KEY,
+            kind text NOT NULL,
+            state text NOT NULL,
+            requester_issuer text NOT NULL,
+            requester_subject text NOT NULL,
+            connection text NOT NULL,
+            fingerprint text,
+            created_at bigint NOT NULL,
+            expires_at bigint NOT NULL,
+            grant_expires_at bigint,
+            doc text NOT NULL
+          );
+          CREATE INDEX IF NOT EXISTS approval_reviews_fingerprint ON approval_reviews (fingerprint, created_at);
+          CREATE INDEX IF NOT EXISTS approval_reviews_pending ON approval_reviews (state, expires_at);
+          CREATE INDEX IF NOT EXISTS approval_reviews_requester ON approval_reviews (requester_subject, created_at);
+        `);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      } finally {
+        client.release();
+      }
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw new ReviewStoreUnavailableError(`cannot prepare the PostgreSQL review store: ${(err as Error).message}`, { cause: err });
+    }
+    return new PostgresReviewStore(pool, settings);
+  }
+
+  get pushing(): boolean {
+    return this.connected;
+  }
+
+  async insert(review: Review): Promise<void> {
+    const c = reviewColumns(review);
+    await this.pool.query(
+      `WITH inserted AS (INSERT INTO approval_reviews (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id)
+       SELECT pg_notify($12, id) FROM inserted`,
+      [c.id, c.kind, c.state, c.requester_issuer, c.requester_subject, c.connection, c.fingerprint, c.created_at, c.expires_at, c.grant_expires_at, c.doc, CHANNEL],
+    );
+  }
+
+  async get(id: string): Promise<Review | undefined> {
+    const { rows } = await this.pool.query<{ doc: string }>('SELECT doc FROM approval_reviews WHERE id = $1', [id]);
+    return parse(rows)[0];
+  }
+
+  async getMany(ids: readonly string[]): Promise<Review[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.pool.query<{ doc: string }>('SELECT doc FROM approval_reviews WHERE id = ANY($1)', [ids]);
+    return parse(rows);
+  }
+
+  async list(query: ReviewQuery): Promise<Review[]> {
+    const clauses: string[] = [];
+    const params: unknown[] = [];
+    const param = (v: unknown) => (params.push(v), `$${params.length}`);
+    if (query.state) clauses.push(`state = ${param(query.state)}`);
+    if (query.kind) clauses.push(`kind = ${param(query.kind)}`);
+    if (query.requester) clauses.push(`requester_issuer = ${param(query.requester.issuer)} AND requester_subject = ${param(query.requester.subject)}`);
+    const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '';
+    const { rows } = await this.pool.query<{ doc: string }>(`SELECT doc FROM approval_reviews ${where} ORDER BY created_at DESC LIMIT ${param(query.limit ?? 100)}`, params);
+    return parse(rows);
+  }
+
+  async byFingerprint(fingerprint: string): Promise<Review[]> {
+    const { rows } = await this.pool.query<{ doc: string }>('SELECT doc FROM approval_reviews WHERE fingerprint = $1 ORDER BY created_at DESC LIMIT 20', [fingerprint]);
+    return parse(rows);
+  }
+
+  async activeGrants(issuer: string, subject: string, connection: string, now: number): Promise<Review[]> {
+    const { rows } = await this.pool.query<{ doc: string }>(
+      `SELECT doc FROM approval_reviews WHERE kind = 'access' AND state = 'approved' AND requester_issuer = $1 AND requester_subject = $2 AND connection = $3 AND grant_expires_at > $4`,
+      [issuer, subject, connection, now],
+    );
+    return parse(rows);
+  }
+
+  async duePending(now: number, limit: number): Promise<string[]> {
+    const { rows } = await this.pool.query<{ id: string }>(`SELECT id FROM approval_reviews WHERE state = 'pending' AND expires_at <= $1 LIMIT $2`, [now, limit]);
+    return rows.map((r) => r.id);
+  }
+
+  async update<T>(id: string, change: (current: Review) => { next?: Review; result: T }): Promise<T | undefined> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ doc: string }>('SELECT doc FROM approval_reviews WHERE id = $1 FOR UPDATE', [id]);
+      const current = parse(rows)[0];
+      if (!current) {
+        await client.query('ROLLBACK');
+        return undefined;
+      }
+      const { next, result } = change(current);
+      if (next) {
+        const c = reviewColumns(next);
+        await client.query('UPDATE approval_reviews SET state = $2, expires_at = $3, grant_expires_at = $4, doc = $5 WHERE id = $1', [
+          id,
+          c.state,
+          c.expires_at,
+          c.grant_expires_at,
+          c.doc,
+        ]);
+        await client.query('SELECT pg_notify($1, $2)', [CHANNEL, id]);
+      }
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async subscribe(listener: (id: string) => void): Promise<boolean> {
+    this.listeners.push(listener);
+    if (!this.listener) await this.listen();
+    return true;
+  }
+
+  /** A dedicated connection for LISTEN (pooled connections cannot hold one). */
+  private async listen(): Promise<void> {
+    if (this.closed) return;
+    const client = new pg.Client({
+      connectionString: this.settings.url,
+      connectionTimeoutMillis: this.settings.connect_timeout,
+      application_name: 'modelgate-approvals-listen',
+      ...(this.settings.schema ? { options: `-c search_path=${this.settings.schema}` } : {}),
+    });
+    this.listener = client;
+    const lost = () => {
+      if (this.listener !== client) return;
+      this.connected = false;
+      this.listener = undefined;
+      client.end().catch(() => {});
+      if (this.closed) return;
+      this.reconnectTimer = setTimeout(() => void this.listen(), this.reconnectDelay);
+      this.reconnectTimer.unref();
+      this.reconnectDelay = Math.min(this.reconnectDelay * 2, RECONNECT_MAX_MS);
+    };
+    client.on('error', lost);
+    client.on('end', lost);
+    client.on('notification', (message) => {
+      if (message.channel !== CHANNEL || !message.payload) return;
+      for (const l of this.listeners) l(message.payload);
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+      this.connected = true;
+      this.reconnectDelay = 100;
+    } catch {
+      lost();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    const listener = this.listener;
+    this.listener = undefined;
+    this.connected = false;
+    await listener?.end().catch(() => {});
+    await this.pool.end();
+  }
+}

@@ -1,0 +1,69 @@
+// Where reviews live: the `storage:` database every gateway instance shares.
+// A review is one JSON document plus the columns it is looked up by. All
+// changes go through `update`, a read-modify-write under the row's lock, so
+// the pure state machine in review.ts decides and the store only serialises.
+import type { StorageConfig } from '../audit/config.js';
+import type { Review, ReviewKind, ReviewState } from './review.js';
+
+export interface ReviewQuery {
+  state?: ReviewState;
+  kind?: ReviewKind;
+  /** Reviews requested by this subject (at this issuer). */
+  requester?: { issuer: string; subject: string };
+  /** Newest first; default 100. */
+  limit?: number;
+}
+
+export interface ReviewStore {
+  insert(review: Review): Promise<void>;
+  get(id: string): Promise<Review | undefined>;
+  getMany(ids: readonly string[]): Promise<Review[]>;
+  list(query: ReviewQuery): Promise<Review[]>;
+  /** Reviews raised by the identical request, newest first. */
+  byFingerprint(fingerprint: string): Promise<Review[]>;
+  /** Approved access reviews of this requester for this connection whose grant has not run out. */
+  activeGrants(issuer: string, subject: string, connection: string, now: number): Promise<Review[]>;
+  /** Pending reviews whose time is up. */
+  duePending(now: number, limit: number): Promise<string[]>;
+  /**
+   * Reads the review under its row lock, lets `change` decide, and writes
+   * what it returns as `next` in the same transaction. Other instances are
+   * told about the change. Undefined when the review does not exist.
+   */
+  update<T>(id: string, change: (current: Review) => { next?: Review; result: T }): Promise<T | undefined>;
+  /** Calls `listener` with the ID of every review changed by any instance; false when this store cannot push (poll instead). */
+  subscribe(listener: (id: string) => void): Promise<boolean>;
+  /** True while pushed changes are known to arrive; held requests poll faster otherwise. */
+  readonly pushing: boolean;
+  close(): Promise<void>;
+}
+
+export class ReviewStoreUnavailableError extends Error {
+  override name = 'ReviewStoreUnavailableError';
+}
+
+export async function openReviewStore(storage: StorageConfig): Promise<ReviewStore> {
+  if (storage.driver === 'postgres') {
+    const { PostgresReviewStore } = await import('./postgres-review-store.js');
+    return PostgresReviewStore.open(storage.postgres!);
+  }
+  const { SqliteReviewStore } = await import('./sqlite-review-store.js');
+  return SqliteReviewStore.open(storage.sqlite);
+}
+
+/** The columns a review is found by, from its document. */
+export function reviewColumns(review: Review) {
+  return {
+    id: review.id,
+    kind: review.kind,
+    state: review.state,
+    requester_issuer: review.requester.issuer,
+    requester_subject: review.requester.subject,
+    connection: review.connection,
+    fingerprint: review.fingerprint ?? null,
+    created_at: review.created_at,
+    expires_at: review.expires_at,
+    grant_expires_at: review.grant?.expires_at ?? null,
+    doc: JSON.stringify(review),
+  };
+}

@@ -1,0 +1,117 @@
+// Reviews in the embedded SQLite database (one host). Transactions are
+// IMMEDIATE, so two processes on one file take turns; there is no push, so
+// held requests poll.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { SqliteSettings } from '../audit/sqlite-store.js';
+import type { Review } from './review.js';
+import { reviewColumns, ReviewStoreUnavailableError, type ReviewQuery, type ReviewStore } from './review-store.js';
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS approval_reviews (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    requester_issuer TEXT NOT NULL,
+    requester_subject TEXT NOT NULL,
+    connection TEXT NOT NULL,
+    fingerprint TEXT,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    grant_expires_at INTEGER,
+    doc TEXT NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS approval_reviews_fingerprint ON approval_reviews (fingerprint, created_at);
+  CREATE INDEX IF NOT EXISTS approval_reviews_pending ON approval_reviews (state, expires_at);
+  CREATE INDEX IF NOT EXISTS approval_reviews_requester ON approval_reviews (requester_subject, created_at);
+`;
+
+export class SqliteReviewStore implements ReviewStore {
+  readonly pushing = false;
+  private readonly statements;
+
+  private constructor(private readonly db: Database.Database) {
+    this.statements = {
+      insert: db.prepare(`INSERT INTO approval_reviews (id, kind, state, requester_issuer, requester_subject, connection, fingerprint, created_at, expires_at, grant_expires_at, doc)
+        VALUES (@id, @kind, @state, @requester_issuer, @requester_subject, @connection, @fingerprint, @created_at, @expires_at, @grant_expires_at, @doc)`),
+      update: db.prepare(`UPDATE approval_reviews SET state = @state, expires_at = @expires_at, grant_expires_at = @grant_expires_at, doc = @doc WHERE id = @id`),
+      get: db.prepare<[string], { doc: string }>('SELECT doc FROM approval_reviews WHERE id = ?'),
+      byFingerprint: db.prepare<[string], { doc: string }>('SELECT doc FROM approval_reviews WHERE fingerprint = ? ORDER BY created_at DESC LIMIT 20'),
+      activeGrants: db.prepare<[string, string, string, number], { doc: string }>(
+        `SELECT doc FROM approval_reviews WHERE kind = 'access' AND state = 'approved' AND requester_issuer = ? AND requester_subject = ? AND connection = ? AND grant_expires_at > ?`,
+      ),
+      duePending: db.prepare<[number, number], { id: string }>(`SELECT id FROM approval_reviews WHERE state = 'pending' AND expires_at <= ? LIMIT ?`),
+    };
+  }
+
+  static open(settings: SqliteSettings): SqliteReviewStore {
+    try {
+      if (settings.path !== ':memory:') mkdirSync(dirname(settings.path), { recursive: true });
+      const db = new Database(settings.path, { timeout: settings.busy_timeout });
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${settings.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+      db.exec(SCHEMA);
+      return new SqliteReviewStore(db);
+    } catch (err) {
+      throw new ReviewStoreUnavailableError(`cannot open the SQLite review store ${settings.path}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async insert(review: Review): Promise<void> {
+    this.statements.insert.run(reviewColumns(review));
+  }
+
+  async get(id: string): Promise<Review | undefined> {
+    const row = this.statements.get.get(id);
+    return row && (JSON.parse(row.doc) as Review);
+  }
+
+  async getMany(ids: readonly string[]): Promise<Review[]> {
+    if (ids.length === 0) return [];
+    const rows = this.db.prepare(`SELECT doc FROM approval_reviews WHERE id IN (${ids.map(() => '?').join(',')})`).all(...ids) as Array<{ doc: string }>;
+    return rows.map((r) => JSON.parse(r.doc) as Review);
+  }
+
+  async list(query: ReviewQuery): Promise<Review[]> {
+    const clauses: string[] = [];
+    const params: unknown[] = [];
+    if (query.state) (clauses.push('state = ?'), params.push(query.state));
+    if (query.kind) (clauses.push('kind = ?'), params.push(query.kind));
+    if (query.requester) (clauses.push('requester_issuer = ? AND requester_subject = ?'), params.push(query.requester.issuer, query.requester.subject));
+    const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '';
+    const rows = this.db.prepare(`SELECT doc FROM approval_reviews ${where} ORDER BY created_at DESC LIMIT ?`).all(...params, query.limit ?? 100) as Array<{ doc: string }>;
+    return rows.map((r) => JSON.parse(r.doc) as Review);
+  }
+
+  async byFingerprint(fingerprint: string): Promise<Review[]> {
+    return this.statements.byFingerprint.all(fingerprint).map((r) => JSON.parse(r.doc) as Review);
+  }
+
+  async activeGrants(issuer: string, subject: string, connection: string, now: number): Promise<Review[]> {
+    return this.statements.activeGrants.all(issuer, subject, connection, now).map((r) => JSON.parse(r.doc) as Review);
+  }
+
+  async duePending(now: number, limit: number): Promise<string[]> {
+    return this.statements.duePending.all(now, limit).map((r) => r.id);
+  }
+
+  async update<T>(id: string, change: (current: Review) => { next?: Review; result: T }): Promise<T | undefined> {
+    const run = this.db.transaction((): T | undefined => {
+      const row = this.statements.get.get(id);
+      if (!row) return undefined;
+      const { next, result } = change(JSON.parse(row.doc) as Review);
+      if (next) this.statements.update.run(reviewColumns(next));
+      return result;
+    });
+    return run.immediate();
+  }
+
+  async subscribe(): Promise<boolean> {
+    return false;
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}

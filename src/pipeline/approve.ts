@@ -1,0 +1,209 @@
+// Stage: a human approves a high-risk prompt. Runs after inspect and before
+// anything is forwarded. The request is held open (no response bytes yet,
+// only `102 Processing` to keep idle-timeouts away) until the review is
+// decided or the wait runs out. The identical request retried after an
+// approval passes once. Whatever happens is recorded in this session.
+import type { ApprovalOutcome } from '../audit/events.js';
+import { requestFingerprint } from '../approvals/fingerprint.js';
+import type { Approvals } from '../approvals/approvals.js';
+import { approvalsOf, type Review } from '../approvals/review.js';
+import { GatewayError } from '../http/errors.js';
+import type { Decision } from '../policy/guardrails-types.js';
+import type { RequestContext } from './context.js';
+import type { GatewayServices } from './services.js';
+
+/** What inspect found that needs a person. */
+export interface ApprovalNeed {
+  /** The first `require_approval` decision: its rule picks the approvers. */
+  decision: Decision;
+  /** Every `require_approval` reason, for the approvers. */
+  reasons: string[];
+  /** The prompt as approvers see it. */
+  reviewBody: unknown;
+}
+
+/** Seconds a client is told to wait before retrying an unapproved request. */
+const RETRY_AFTER_SECONDS = 30;
+
+export async function holdForApproval(services: GatewayServices, ctx: RequestContext): Promise<void> {
+  const need = ctx.approvalNeed;
+  if (!need) return;
+  const approvals = services.approvals;
+  if (!approvals) throw approvalsUnavailable();
+  const { principal, route, request } = ctx;
+  if (!principal || !route || !request) throw new Error('holdForApproval() runs after inspect');
+
+  const fingerprint = requestFingerprint({
+    issuer: principal.issuer,
+    subject: principal.subject,
+    connection: route.connection.name,
+    model: route.model,
+    operation: request.operation,
+    body: request.body,
+  });
+  try {
+    const prior = await approvals.prior(fingerprint, principal);
+    if (prior.kind === 'rejected') {
+      recordReview(ctx, prior.review, 'rejected');
+      throw rejected(prior.review);
+    }
+    if (prior.kind === 'approved' && (await passOnce(approvals, ctx, prior.review))) return;
+
+    let review: Review;
+    if (prior.kind === 'pending') {
+      review = prior.review;
+    } else {
+      // The review points at this session, so the session must exist first.
+      await ctx.recording?.flush();
+      if (ctx.recording?.failure) throw ctx.recording.failure;
+      review = await approvals.createPromptReview({
+        principal,
+        sessionId: ctx.id,
+        connection: route.connection.name,
+        model: route.model,
+        operation: request.operation,
+        stream: request.stream,
+        fingerprint,
+        prompt: need.reviewBody,
+        rule: need.decision.rule,
+        reason: need.reasons.join('; '),
+        approvers: approversFor(services, need.decision.rule),
+      });
+    }
+    ctx.recording?.approval({ outcome: prior.kind === 'pending' ? 'waiting' : 'created', review_id: review.id, rule: review.rule, approver: 'gateway', approvals: 0, required: review.approvers.required });
+    ctx.log.info({ review: review.id, rule: review.rule }, 'request held for approval');
+
+    const held = performance.now();
+    services.metrics.heldRequests.inc();
+    const outcome = await approvals
+      .waitForDecision(review, approvals.config.wait, ctx.abort.signal, () => {
+        if (!ctx.res.headersSent && !ctx.res.destroyed) ctx.res.writeProcessing();
+      })
+      .finally(() => {
+        services.metrics.heldRequests.dec();
+        services.metrics.approvalWait.observe((performance.now() - held) / 1000);
+      });
+
+    switch (outcome.kind) {
+      case 'aborted': {
+        const cancelled = await approvals.cancel(review.id);
+        recordReview(ctx, cancelled ?? review, 'cancelled');
+        throw new GatewayError(`The client disconnected while review ${review.id} was pending; the review was cancelled.`, {
+          status: 499 as number,
+          type: 'invalid_request_error',
+          code: 'client_disconnected',
+        });
+      }
+      case 'timeout':
+        recordReview(ctx, (await approvals.get(review.id)) ?? review, undefined);
+        throw approvalRequired(approvals, review, need);
+      case 'decided': {
+        const decided = outcome.review;
+        if (decided.state === 'approved' && (await passOnce(approvals, ctx, decided))) return;
+        recordReview(ctx, decided, decided.state === 'approved' || decided.state === 'pending' ? undefined : (decided.state as ApprovalOutcome));
+        if (decided.state === 'rejected') throw rejected(decided);
+        if (decided.state === 'expired') throw expired(decided);
+        if (decided.state === 'cancelled') throw cancelledElsewhere(decided);
+        // Approved, but the approval was used by another copy of this request.
+        throw approvalRequired(approvals, decided, need);
+      }
+    }
+  } catch (err) {
+    if (err instanceof GatewayError) throw err;
+    throw approvalsUnavailable(err);
+  }
+}
+
+/** Uses an approval for this request; false when another request used it first. */
+async function passOnce(approvals: Approvals, ctx: RequestContext, review: Review): Promise<boolean> {
+  const executed = await approvals.execute(review.id, ctx.id);
+  if (!executed) return false;
+  recordReview(ctx, executed, 'executed');
+  ctx.log.info({ review: review.id }, 'approved request released');
+  return true;
+}
+
+/** Records the review's votes (who, and their comments) and how it ended for this request. */
+function recordReview(ctx: RequestContext, review: Review, outcome: ApprovalOutcome | undefined): void {
+  const writer = ctx.recording;
+  if (!writer) return;
+  let approvals = 0;
+  for (const vote of review.votes) {
+    if (vote.decision === 'approve') approvals++;
+    writer.approval({
+      outcome: vote.decision === 'reject' ? 'rejected' : approvals >= review.approvers.required ? 'approved' : 'voted',
+      review_id: review.id,
+      rule: review.rule,
+      approver: vote.by.email ?? vote.by.subject,
+      ...(vote.comment !== undefined && { comment: vote.comment }),
+      approvals,
+      required: review.approvers.required,
+    });
+  }
+  if (outcome && outcome !== 'rejected') {
+    writer.approval({ outcome, review_id: review.id, rule: review.rule, approver: 'gateway', approvals: approvalsOf(review), required: review.approvers.required });
+  }
+}
+
+/** The rule's approvers, else the defaults. */
+function approversFor(services: GatewayServices, ruleName: string): { groups: string[]; required: number } {
+  const defaults = services.config.approvals;
+  const rule = services.config.guardrails.input.find((r) => r.name === ruleName);
+  return { groups: rule?.approvers ?? defaults.approvers, required: rule?.required_approvals ?? defaults.required_approvals };
+}
+
+function approvalRequired(approvals: Approvals, review: Review, need: ApprovalNeed): GatewayError {
+  const url = approvals.reviewUrl(review.id);
+  const waited = Math.round(approvals.config.wait / 1000);
+  const who = `${review.approvers.required} approval${review.approvers.required === 1 ? '' : 's'} from ${review.approvers.groups.join(' or ')}`;
+  return new GatewayError(
+    `Guardrail rule "${need.decision.rule}" requires a human approval for this prompt (${need.decision.reason}). Review ${review.id} needs ${who} and was not decided within ${waited}s, so the request was not forwarded. Once it is approved, send the identical request again and it will pass once. Review: ${url}`,
+    {
+      status: 403,
+      type: 'permission_error',
+      code: 'approval_required',
+      headers: { 'retry-after': String(RETRY_AFTER_SECONDS), 'x-modelgate-review-id': review.id },
+      details: { review_id: review.id, review_url: url },
+    },
+  );
+}
+
+function lastComment(review: Review, decision: 'approve' | 'reject'): string {
+  const vote = review.votes.findLast((v) => v.decision === decision);
+  if (!vote) return '';
+  return ` by ${vote.by.email ?? vote.by.subject}${vote.comment ? `: "${vote.comment}"` : ' (no comment)'}`;
+}
+
+function rejected(review: Review): GatewayError {
+  return new GatewayError(
+    `Review ${review.id} of this request was rejected${lastComment(review, 'reject')}. The request was not forwarded; a rejection is final for this exact request.`,
+    { status: 403, type: 'permission_error', code: 'approval_rejected', headers: { 'x-modelgate-review-id': review.id }, details: { review_id: review.id } },
+  );
+}
+
+function expired(review: Review): GatewayError {
+  return new GatewayError(`Review ${review.id} expired without a decision, so the request was not forwarded. Send it again to open a new review.`, {
+    status: 403,
+    type: 'permission_error',
+    code: 'approval_expired',
+    headers: { 'x-modelgate-review-id': review.id },
+    details: { review_id: review.id },
+  });
+}
+
+function cancelledElsewhere(review: Review): GatewayError {
+  return new GatewayError(`Review ${review.id} was cancelled (the request that opened it went away). Send the request again to open a new review.`, {
+    status: 403,
+    type: 'permission_error',
+    code: 'approval_cancelled',
+    headers: { 'x-modelgate-review-id': review.id },
+    details: { review_id: review.id },
+  });
+}
+
+function approvalsUnavailable(cause?: unknown): GatewayError {
+  return new GatewayError(
+    'This prompt needs a human approval, but the gateway cannot reach its review store, so the request was not forwarded. Retry shortly; if it persists, an operator should check the storage database.',
+    { status: 503, type: 'service_unavailable', code: 'approvals_unavailable', headers: { 'retry-after': '5' }, cause },
+  );
+}

@@ -1,0 +1,313 @@
+// Just-in-time approval end to end, on SQLite and on PostgreSQL: the
+// official SDK's request is held while a real approver (a dev IdP identity)
+// decides through the reviews API, and the SDK gets either the model's
+// answer or a clear refusal.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import OpenAI from 'openai';
+import { postJson, startHarness, errorOf, type Harness } from '../helpers/harness.js';
+import { STORE_FIXTURES, type StoreFixture } from '../audit/fixtures.js';
+
+const WAIT = '3s';
+
+interface ReviewView {
+  id: string;
+  state: string;
+  kind: string;
+  prompt?: unknown;
+  reason: string;
+  rule?: string;
+  approvals: number;
+  votes: Array<{ decision: string; by: { subject: string }; comment?: string }>;
+  requester: { subject: string };
+}
+
+for (const factory of STORE_FIXTURES) {
+  describe(`approvals through the gateway on ${factory.driver}`, () => {
+    let fx: StoreFixture;
+    let h: Harness;
+    const sdk = async (user: string) => new OpenAI({ baseURL: `${h.url}/v1`, apiKey: await h.userToken(user), maxRetries: 0 });
+
+    before(async () => {
+      fx = await factory.create();
+      h = await startHarness({
+        configure: (input) => {
+          input.storage = fx.storage as typeof input.storage;
+          input.approvals = { wait: WAIT, keepalive_interval: '200ms', poll_interval: '100ms', approval_valid_for: '1m' };
+          input.access = [...(input.access ?? []), { groups: ['approvers'], connections: ['demo'] }];
+          input.guardrails = {
+            dictionaries: [
+              { name: 'codenames', terms: ['nightingale'] },
+              { name: 'crown_jewels', terms: ['merger'] },
+            ],
+            input: [
+              { name: 'codename-review', detect: ['dictionary.codenames'], action: 'require_approval' },
+              { name: 'two-person-rule', detect: ['dictionary.crown_jewels'], action: 'require_approval', approvers: ['approvers'], required_approvals: 2 },
+            ],
+          };
+        },
+      });
+    });
+    after(async () => {
+      await h?.close();
+      await fx?.cleanup();
+    });
+
+    async function api(user: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<Response> {
+      const token = await h.userToken(user);
+      if (method === 'GET') return fetch(`${h.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+      return postJson(`${h.url}${path}`, token, body ?? {});
+    }
+
+    /** The pending review whose prompt mentions `marker`, as an approver sees it. */
+    async function pendingReview(marker: string): Promise<ReviewView> {
+      for (let i = 0; i < 200; i++) {
+        const list = (await (await api('carol', 'GET', '/v1/reviews?state=pending')).json()) as { data: ReviewView[] };
+        for (const r of list.data) {
+          const full = (await (await api('carol', 'GET', `/v1/reviews/${r.id}`)).json()) as ReviewView;
+          if (JSON.stringify(full.prompt).includes(marker)) return full;
+        }
+        await sleep(25);
+      }
+      throw new Error(`no pending review mentions ${marker}`);
+    }
+
+    async function decide(user: string, id: string, action: 'approve' | 'reject', comment?: string): Promise<Response> {
+      return api(user, 'POST', `/v1/reviews/${id}/${action}`, comment === undefined ? {} : { comment });
+    }
+
+    test('non-streaming: approved while waiting, the SDK gets the answer and the session records who approved', async () => {
+      const client = await sdk('alice');
+      const marker = `ns-${Date.now()}`;
+      const pending = client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: `nightingale status ${marker}` }] });
+      const review = await pendingReview(marker);
+      assert.equal(review.rule, 'codename-review');
+      assert.equal(review.requester.subject, 'alice');
+      assert.match(review.reason, /codename-review/);
+      const decided = await decide('carol', review.id, 'approve', 'fine for the weekly report');
+      assert.equal(decided.status, 200, 'carol may approve');
+      const completion = await pending;
+      assert.ok(completion.choices[0]?.message.content, 'a completion came back');
+
+      const after = (await (await api('alice', 'GET', `/v1/reviews/${review.id}`)).json()) as ReviewView & { executed_session_id: string };
+      assert.equal(after.state, 'executed');
+      const session = await h.gateway.services.audit!.archive.show(after.executed_session_id);
+      const outcomes = session!.approvals.map((a) => `${a.outcome}:${a.approver}`);
+      assert.deepEqual(outcomes, ['created:gateway', 'approved:carol@example.com', 'executed:gateway']);
+      assert.equal(session!.approvals[1]!.comment_text, 'fine for the weekly report');
+      assert.equal(session!.session.approved, true);
+    });
+
+    test('streaming: held with 102 keep-alives, approved, and the SDK parses the stream', async () => {
+      const client = await sdk('alice');
+      const marker = `st-${Date.now()}`;
+      const stream = client.chat.completions.create({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content: `nightingale ${marker}` }] });
+      const review = await pendingReview(marker);
+      await sleep(700); // several keep-alives go out before the decision
+      assert.equal((await decide('carol', review.id, 'approve')).status, 200);
+      let text = '';
+      for await (const chunk of await stream) text += chunk.choices[0]?.delta?.content ?? '';
+      assert.ok(text.length > 0, 'streamed text arrived');
+    });
+
+    test('approved after the wait ran out: the identical retry passes once, a second is held again', async () => {
+      const client = await sdk('alice');
+      const marker = `late-${Date.now()}`;
+      const body = { model: 'demo-chat', messages: [{ role: 'user' as const, content: `nightingale ${marker}` }] };
+      const first = await client.chat.completions.create(body).then(
+        () => assert.fail('should not pass unapproved'),
+        (err: unknown) => err,
+      );
+      assert.ok(first instanceof OpenAI.PermissionDeniedError, `a 403 (${String(first)})`);
+      assert.equal(first.code, 'approval_required');
+      const errorBody = first.error as { review_id: string; review_url: string };
+      assert.match(errorBody.review_id, /^rev_/);
+      assert.ok(errorBody.review_url.endsWith(`/v1/reviews/${errorBody.review_id}`), 'a link to the review');
+      assert.equal(first.headers.get('retry-after'), '30');
+      assert.match(first.message, /send the identical request again/);
+
+      assert.equal((await decide('carol', errorBody.review_id, 'approve', 'ok')).status, 200);
+      const retried = await client.chat.completions.create(body);
+      assert.ok(retried.choices[0]?.message.content, 'the identical retry passes');
+
+      // Keys in another order are still the identical request, so the approval, already used, does not pass it again.
+      const again = await postJson(`${h.url}/v1/chat/completions`, await h.userToken('alice'), `{"messages":${JSON.stringify(body.messages)},"model":"demo-chat"}`);
+      assert.equal(again.status, 403);
+      const error = await errorOf(again);
+      assert.equal(error.code, 'approval_required');
+      assert.notEqual((error as unknown as { review_id: string }).review_id, errorBody.review_id, 'a new review');
+    });
+
+    test('a changed prompt does not ride on an approval', async () => {
+      const marker = `changed-${Date.now()}`;
+      const token = await h.userToken('alice');
+      const held = postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: `nightingale ${marker}` }] });
+      const review = await pendingReview(marker);
+      await decide('carol', review.id, 'approve');
+      assert.equal((await held).status, 200);
+      const other = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: `nightingale ${marker} and more` }] });
+      assert.equal((await errorOf(other)).code, 'approval_required');
+    });
+
+    test('rejection while waiting is final, with the approver\'s comment', async () => {
+      const marker = `rej-${Date.now()}`;
+      const token = await h.userToken('alice');
+      const body = { model: 'demo-chat', messages: [{ role: 'user', content: `nightingale ${marker}` }] };
+      const held = postJson(`${h.url}/v1/chat/completions`, token, body);
+      const review = await pendingReview(marker);
+      assert.equal((await decide('erin', review.id, 'reject', 'not outside the project team')).status, 200);
+      const response = await held;
+      assert.equal(response.status, 403);
+      const error = await errorOf(response);
+      assert.equal(error.code, 'approval_rejected');
+      assert.match(error.message, /erin@example\.com: "not outside the project team"/);
+
+      const started = Date.now();
+      const retry = await postJson(`${h.url}/v1/chat/completions`, token, body);
+      assert.equal((await errorOf(retry)).code, 'approval_rejected', 'the retry is refused at once, not held again');
+      assert.ok(Date.now() - started < 2_500, 'not held for the full wait');
+      assert.equal((await decide('carol', review.id, 'approve')).status, 409, 'a rejected review cannot be approved');
+    });
+
+    test('the requester cannot approve their own review, even as an approver', async () => {
+      const marker = `self-${Date.now()}`;
+      const held = postJson(`${h.url}/v1/chat/completions`, await h.userToken('carol'), { model: 'demo-chat', messages: [{ role: 'user', content: `nightingale ${marker}` }] });
+      const review = await pendingReview(marker);
+      const self = await decide('carol', review.id, 'approve');
+      assert.equal(self.status, 403);
+      assert.equal((await errorOf(self)).code, 'self_approval_forbidden');
+      const selfReject = await decide('carol', review.id, 'reject');
+      assert.equal((await errorOf(selfReject)).code, 'self_approval_forbidden', 'nor decide it the other way');
+      assert.equal((await decide('erin', review.id, 'approve')).status, 200);
+      assert.equal((await held).status, 200);
+    });
+
+    test('people outside the approver groups cannot decide', async () => {
+      const marker = `outsider-${Date.now()}`;
+      const held = postJson(`${h.url}/v1/chat/completions`, await h.userToken('alice'), { model: 'demo-chat', messages: [{ role: 'user', content: `nightingale ${marker}` }] });
+      const review = await pendingReview(marker);
+      const bob = await decide('bob', review.id, 'approve');
+      assert.equal(bob.status, 404, 'bob may not even see it');
+      const forged = await postJson(`${h.url}/v1/reviews/${review.id}/approve`, undefined, {});
+      assert.equal(forged.status, 401, 'no token, no decision');
+      await decide('carol', review.id, 'reject', 'cleanup');
+      assert.equal((await held).status, 403);
+    });
+
+    test('two approvals required: one is not enough, the same approver twice is not two', async () => {
+      const marker = `two-${Date.now()}`;
+      const controller = new AbortController();
+      let settled = false;
+      const held = postJson(`${h.url}/v1/chat/completions`, await h.userToken('alice'), { model: 'demo-chat', messages: [{ role: 'user', content: `the merger ${marker}` }] }).finally(() => {
+        settled = true;
+      });
+      const review = await pendingReview(marker);
+      assert.equal(review.rule, 'two-person-rule');
+      const one = await decide('carol', review.id, 'approve', 'first');
+      assert.equal(((await one.json()) as ReviewView).state, 'pending', 'one approval of two');
+      const twice = await decide('carol', review.id, 'approve');
+      assert.equal((await errorOf(twice)).code, 'already_voted');
+      await sleep(300);
+      assert.equal(settled, false, 'still held after one approval');
+      const two = await decide('erin', review.id, 'approve', 'second');
+      assert.equal(((await two.json()) as ReviewView).state, 'approved');
+      assert.equal((await held).status, 200);
+      controller.abort();
+    });
+
+    test('a client that disconnects cancels its review', async () => {
+      const marker = `gone-${Date.now()}`;
+      const controller = new AbortController();
+      const held = fetch(`${h.url}/v1/chat/completions`, {
+        method: 'POST',
+        signal: controller.signal,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${await h.userToken('alice')}` },
+        body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: `nightingale ${marker}` }] }),
+      }).catch((err: unknown) => err);
+      const review = await pendingReview(marker);
+      controller.abort();
+      await held;
+      let state = 'pending';
+      for (let i = 0; i < 100 && state === 'pending'; i++) {
+        await sleep(25);
+        state = ((await (await api('carol', 'GET', `/v1/reviews/${review.id}`)).json()) as ReviewView).state;
+      }
+      assert.equal(state, 'cancelled');
+      assert.equal((await errorOf(await decide('carol', review.id, 'approve'))).code, 'review_not_pending');
+    });
+
+    test('approvers see the prompt with detected entities masked', async () => {
+      const marker = `masked-${Date.now()}`;
+      const held = postJson(`${h.url}/v1/chat/completions`, await h.userToken('alice'), {
+        model: 'demo-chat',
+        messages: [{ role: 'user', content: `nightingale ${marker}` }],
+      });
+      const review = await pendingReview(marker);
+      assert.ok(!JSON.stringify(review.prompt).includes('nightingale'), `the codename is masked for approvers: ${JSON.stringify(review.prompt)}`);
+      await decide('carol', review.id, 'reject');
+      await held;
+    });
+
+    test('a just-in-time grant opens access to a connection and closes it when it runs out', async () => {
+      const bob = await h.userToken('bob');
+      const chat = () => postJson(`${h.url}/v1/chat/completions`, bob, { model: 'demo-chat', messages: [{ role: 'user', content: 'hello' }] });
+      const before = await chat();
+      assert.equal(before.status, 403);
+      assert.match((await errorOf(before)).message, /modelgate access request --connection demo/);
+
+      const requested = await api('bob', 'POST', '/v1/access/requests', { connection: 'demo', duration: '2s', reason: 'incident 42: need chat for triage' });
+      assert.equal(requested.status, 201);
+      const grant = (await requested.json()) as ReviewView;
+      assert.equal(grant.kind, 'access');
+      assert.equal((await errorOf(await decide('bob', grant.id, 'approve'))).code, 'self_approval_forbidden');
+      assert.equal((await decide('carol', grant.id, 'approve', 'for the incident')).status, 200);
+
+      const during = await chat();
+      assert.equal(during.status, 200, 'the grant opens access');
+      const models = (await (await api('bob', 'GET', '/v1/models')).json()) as { data: Array<{ id: string }> };
+      assert.ok(models.data.some((m) => m.id === 'demo-chat'), 'the granted models are listed');
+      const grants = (await (await api('bob', 'GET', '/v1/access/grants')).json()) as { data: ReviewView[] };
+      assert.deepEqual(grants.data.map((g) => g.id), [grant.id]);
+
+      await sleep(2_100);
+      assert.equal((await chat()).status, 403, 'the grant closes when it runs out');
+    });
+
+    test('access requests are validated', async () => {
+      const cases: Array<[unknown, number, string]> = [
+        [{ connection: 'nope', duration: '1h', reason: 'x' }, 404, 'connection_not_found'],
+        [{ connection: 'demo', duration: '1h' }, 400, 'invalid_body'],
+        [{ connection: 'demo', duration: '9h', reason: 'x' }, 400, 'invalid_duration'],
+        [{ connection: 'demo', duration: 'soon', reason: 'x' }, 400, 'invalid_duration'],
+        [[1, 2], 400, 'invalid_body'],
+      ];
+      for (const [body, status, code] of cases) {
+        const response = await api('bob', 'POST', '/v1/access/requests', body);
+        assert.equal(response.status, status, JSON.stringify(body));
+        assert.equal((await errorOf(response)).code, code, JSON.stringify(body));
+      }
+    });
+  });
+}
+
+describe('review expiry', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({
+      configure: (input) => {
+        input.approvals = { wait: '5s', expires_after: '500ms', poll_interval: '100ms' };
+        input.guardrails = { dictionaries: [{ name: 'codenames', terms: ['nightingale'] }], input: [{ name: 'codename-review', detect: ['dictionary.codenames'], action: 'require_approval' }] };
+      },
+    });
+  });
+  after(() => h?.close());
+
+  test('a review nobody decides expires, and the held request is told so', async () => {
+    const response = await postJson(`${h.url}/v1/chat/completions`, await h.userToken('alice'), { model: 'demo-chat', messages: [{ role: 'user', content: 'nightingale' }] });
+    assert.equal(response.status, 403);
+    const error = await errorOf(response);
+    assert.equal(error.code, 'approval_expired');
+    assert.match(error.message, /Send it again to open a new review/);
+  });
+});
