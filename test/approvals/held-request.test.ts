@@ -1,0 +1,66 @@
+// What a held request looks like on the wire: interim `102 Processing`
+// responses keep the connection busy, and not one byte of the final
+// response is sent before the decision, so a refusal can still be a proper
+// 403 with a JSON body even for a streaming request.
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { postJson, startHarness, type Harness } from '../helpers/harness.js';
+
+describe('a held streaming request on the wire', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({
+      configure: (input) => {
+        input.approvals = { wait: '10s', keepalive_interval: '100ms', poll_interval: '100ms' };
+        input.guardrails = { dictionaries: [{ name: 'codenames', terms: ['nightingale'] }], input: [{ name: 'codename-review', detect: ['dictionary.codenames'], action: 'require_approval' }] };
+      },
+    });
+  });
+  after(() => h?.close());
+
+  async function rawStream(decision: 'approve' | 'reject'): Promise<{ beforeDecision: string; all: string }> {
+    const token = await h.userToken('alice');
+    const body = JSON.stringify({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content: `nightingale ${decision}` }] });
+    const { port } = new URL(h.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+
+    let reviewId: string | undefined;
+    const carol = await h.userToken('carol');
+    for (let i = 0; i < 200 && !reviewId; i++) {
+      await sleep(25);
+      const list = (await (await fetch(`${h.url}/v1/reviews?state=pending`, { headers: { authorization: `Bearer ${carol}` } })).json()) as { data: Array<{ id: string; requester: { subject: string } }> };
+      reviewId = list.data.find((r) => r.requester.subject === 'alice')?.id;
+    }
+    assert.ok(reviewId, 'the review opened');
+    await sleep(450);
+    const beforeDecision = received;
+    assert.equal((await postJson(`${h.url}/v1/reviews/${reviewId}/${decision}`, carol, { comment: 'x' })).status, 200);
+    await closed;
+    return { beforeDecision, all: received };
+  }
+
+  test('approved: 102s while held, then the 200 event stream', async () => {
+    const { beforeDecision, all } = await rawStream('approve');
+    const interim = beforeDecision.match(/HTTP\/1\.1 102 Processing\r\n\r\n/g) ?? [];
+    assert.ok(interim.length >= 2, `keep-alives were sent while held: ${JSON.stringify(beforeDecision)}`);
+    assert.equal(beforeDecision.replaceAll('HTTP/1.1 102 Processing\r\n\r\n', ''), '', 'nothing but interim responses before the decision');
+    const final = all.slice(all.lastIndexOf('HTTP/1.1 102 Processing\r\n\r\n') + 'HTTP/1.1 102 Processing\r\n\r\n'.length);
+    assert.match(final, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(final, /content-type: text\/event-stream/i);
+    assert.match(final, /data: \[DONE\]/);
+  });
+
+  test('rejected: a 403 JSON error, never a half-started stream', async () => {
+    const { all } = await rawStream('reject');
+    const final = all.replaceAll('HTTP/1.1 102 Processing\r\n\r\n', '');
+    assert.match(final, /^HTTP\/1\.1 403 Forbidden\r\n/);
+    assert.match(final, /content-type: application\/json/i);
+    assert.match(final, /"code":"approval_rejected"/);
+  });
+});
