@@ -175,7 +175,8 @@ export class PostgresReviewStore implements ReviewStore {
     const client = new pg.Client({
       connectionString: this.settings.url,
       connectionTimeoutMillis: this.settings.connect_timeout,
-      application_name: 'modelgate-approvals-listen',
+      // The pid tells an operator (and a test) which instance's listener a backend is.
+      application_name: `modelgate-approvals-listen:${process.pid}`,
       ...(this.settings.schema ? { options: `-c search_path=${this.settings.schema}` } : {}),
     });
     this.listener = client;
