@@ -4,7 +4,7 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { JWK } from 'jose';
-import { devConfig, DEV_AUDIENCE } from '../dev/dev-config.js';
+import { DEMO_CODENAME, devConfig, DEV_AUDIENCE } from '../dev/dev-config.js';
 import { DEMO_USERS } from '../dev/demo-identities.js';
 import type { DevIdp } from '../dev/idp.js';
 import { createLogger } from '../ops/logger.js';
@@ -141,6 +141,11 @@ function banner({ url, idp, model, user, token, tokenFile, dataDir }: BannerInpu
     paint.bold('Sign in as yourself, as you would against a real IdP:'),
     `  modelgate login --gateway ${url}     # device code, or --browser; any demo user`,
     `  modelgate whoami  ·  OPENAI_API_KEY=$(modelgate token)  ·  modelgate connect   # proxy on 127.0.0.1:8787`,
+    '',
+    paint.bold('Approvals:'),
+    `  A prompt that mentions "${DEMO_CODENAME}" is held until an approver (carol or erin) decides:`,
+    `  modelgate login --gateway ${url} --profile carol   # sign in as carol`,
+    `  modelgate reviews list --profile carol  ·  modelgate reviews approve <review-id> --comment "ok" --profile carol`,
     paint.dim('JSON logs go to stderr. Ctrl-C stops everything.'),
     '',
   ].join('\n');

@@ -4,6 +4,8 @@ import { configSchema, type Config, type ConfigInput } from '../config/schema.js
 import { CLI_CLIENT_ID, GATEWAY_SCOPE } from './demo-identities.js';
 
 export const DEV_AUDIENCE = 'modelgate';
+/** A prompt containing this word needs an approval in `modelgate dev`. */
+export const DEMO_CODENAME = 'nightingale';
 
 export interface DevConfigInput {
   host: string;
@@ -42,6 +44,11 @@ export function devConfigInput({ host, port, issuer, modelUrl, logLevel = 'info'
         ],
       },
     ],
+    // A prompt naming the secret project waits for an approver (carol or erin): the approvals demo.
+    guardrails: {
+      dictionaries: [{ name: 'codenames', terms: [DEMO_CODENAME] }],
+      input: [{ name: 'codename-review', description: 'Prompts about the secret project need an approver', detect: ['dictionary.codenames'], action: 'require_approval' }],
+    },
     access: [
       { description: 'Engineers use every demo model', groups: ['engineering'], connections: ['demo'] },
       { description: 'Contractors may only embed', groups: ['contractors'], connections: ['demo'], models: ['demo-embed'] },

@@ -52,6 +52,8 @@ describe('modelgate CLI', () => {
       const example = await modelgate(['gateway', '--config', fileURLToPath(new URL('../../examples/modelgate.yaml', import.meta.url)), '--check'], {
         VLLM_API_KEY: 'x',
         TGI_KEY: 'y',
+        SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/T0/B0/x',
+        MODELGATE_WEBHOOK_SECRET: 'example-webhook-secret-0123456789',
       });
       assert.equal(example.code, 0, example.stderr);
       assert.match(example.stdout, /configuration is valid/);

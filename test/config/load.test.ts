@@ -98,8 +98,14 @@ describe('configuration loading', () => {
 
   test('the shipped example validates', async () => {
     const path = fileURLToPath(new URL('../../examples/modelgate.yaml', import.meta.url));
-    const config = await loadConfigFile(path, { VLLM_API_KEY: 'a', TGI_KEY: 'b' });
+    const config = await loadConfigFile(path, {
+      VLLM_API_KEY: 'a',
+      TGI_KEY: 'b',
+      SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/T0/B0/x',
+      MODELGATE_WEBHOOK_SECRET: 'example-webhook-secret-0123456789',
+    });
     assert.equal(config.connections.length, 3);
+    assert.equal(config.approvals.webhooks.length, 2);
     assert.equal(config.connections[0]!.targets.length, 2);
   });
 
