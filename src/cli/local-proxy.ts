@@ -17,7 +17,7 @@ const HOP_BY_HOP = new Set([
   'host', 'authorization', 'cookie', 'content-length', 'expect',
 ]);
 /** Token refusals worth one retry with a refreshed token. */
-const RETRY_ON = new Set(['token_expired', 'token_revoked', 'token_key_unknown', 'token_signature_invalid', 'token_not_yet_valid']);
+export const RETRY_ON = new Set(['token_expired', 'token_revoked', 'token_key_unknown', 'token_signature_invalid', 'token_not_yet_valid']);
 
 export interface LocalProxyOptions {
   gateway: string;
