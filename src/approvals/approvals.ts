@@ -98,8 +98,11 @@ export class Approvals {
     return (this.config.review_url ?? `${this.deps.baseUrl()}/v1/reviews/{id}`).replaceAll('{id}', id);
   }
 
-  get(id: string): Promise<Review | undefined> {
-    return this.store.get(id);
+  /** A review as it stands now: one whose time ran out reads as expired, without waiting for the sweep. */
+  async get(id: string): Promise<Review | undefined> {
+    const review = await this.store.get(id);
+    if (review?.state === 'pending' && review.expires_at <= this.now()) return (await this.expire(id)) ?? this.store.get(id);
+    return review;
   }
 
   list(query: ReviewQuery): Promise<Review[]> {

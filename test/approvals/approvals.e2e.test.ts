@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import OpenAI from 'openai';
 import { postJson, startHarness, errorOf, type Harness } from '../helpers/harness.js';
 import { STORE_FIXTURES, type StoreFixture } from '../audit/fixtures.js';
+import { withTwoPersonRule } from '../helpers/approvals.js';
 
 const WAIT = '3s';
 
@@ -36,16 +37,7 @@ for (const factory of STORE_FIXTURES) {
           input.storage = fx.storage as typeof input.storage;
           input.approvals = { wait: WAIT, keepalive_interval: '200ms', poll_interval: '100ms', approval_valid_for: '1m' };
           input.access = [...(input.access ?? []), { groups: ['approvers'], connections: ['demo'] }];
-          input.guardrails = {
-            dictionaries: [
-              { name: 'codenames', terms: ['nightingale'] },
-              { name: 'crown_jewels', terms: ['merger'] },
-            ],
-            input: [
-              { name: 'codename-review', detect: ['dictionary.codenames'], action: 'require_approval' },
-              { name: 'two-person-rule', detect: ['dictionary.crown_jewels'], action: 'require_approval', approvers: ['approvers'], required_approvals: 2 },
-            ],
-          };
+          input.guardrails = withTwoPersonRule(input.guardrails);
         },
       });
     });
@@ -297,7 +289,6 @@ describe('review expiry', () => {
     h = await startHarness({
       configure: (input) => {
         input.approvals = { wait: '5s', expires_after: '500ms', poll_interval: '100ms' };
-        input.guardrails = { dictionaries: [{ name: 'codenames', terms: ['nightingale'] }], input: [{ name: 'codename-review', detect: ['dictionary.codenames'], action: 'require_approval' }] };
       },
     });
   });

@@ -68,7 +68,7 @@ for (const driver of ['postgres', 'sqlite'] as const) {
         driver === 'postgres' ? { driver: 'postgres', postgres: { url: PG_URL, schema, pool_size: 4 } } : { driver: 'sqlite', sqlite: { path: join(dir, 'shared.db') } };
       input.recording = { enabled: false };
       input.approvals = { wait: '30s', poll_interval: pollInterval };
-      input.guardrails = { dictionaries: [{ name: 'codenames', terms: ['nightingale'] }], input: [{ name: 'codename-review', detect: ['dictionary.codenames'], action: 'require_approval' }] };
+      // The dev configuration's guardrails hold prompts naming "nightingale" for an approver.
       const configPath = join(dir, 'modelgate.yaml');
       await writeFile(configPath, stringify(input));
       // Started one after the other: both create the tables if missing, and must not trip over each other.

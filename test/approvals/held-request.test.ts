@@ -14,7 +14,6 @@ describe('a held streaming request on the wire', () => {
     h = await startHarness({
       configure: (input) => {
         input.approvals = { wait: '10s', keepalive_interval: '100ms', poll_interval: '100ms' };
-        input.guardrails = { dictionaries: [{ name: 'codenames', terms: ['nightingale'] }], input: [{ name: 'codename-review', detect: ['dictionary.codenames'], action: 'require_approval' }] };
       },
     });
   });

@@ -67,7 +67,6 @@ describe('review webhooks through the gateway', () => {
             { url: `${hooks.url}/json`, format: 'json', secret: SECRET, events: ['created', 'approved'] },
           ],
         };
-        input.guardrails = { dictionaries: [{ name: 'codenames', terms: ['nightingale'] }], input: [{ name: 'codename-review', detect: ['dictionary.codenames'], action: 'require_approval' }] };
       },
     });
   });

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { decodeJwt } from 'jose';
 import { main } from '../../src/cli/main.js';
 import { errorOf, postJson, startHarness, type Harness } from '../helpers/harness.js';
+import { withTwoPersonRule } from '../helpers/approvals.js';
 
 const ENTRY = fileURLToPath(new URL('../identity/cli-entry.ts', import.meta.url));
 const ID = /rev_[0-9a-z]{26}/;
@@ -45,16 +46,7 @@ describe('modelgate reviews and modelgate access', () => {
       configure: (input) => {
         input.approvals = { wait: '60s', keepalive_interval: '200ms', poll_interval: '100ms' };
         input.access = [...(input.access ?? []), { groups: ['approvers'], connections: ['demo'] }];
-        input.guardrails = {
-          dictionaries: [
-            { name: 'codenames', terms: ['nightingale'] },
-            { name: 'crown_jewels', terms: ['merger'] },
-          ],
-          input: [
-            { name: 'codename-review', detect: ['dictionary.codenames'], action: 'require_approval' },
-            { name: 'two-person-rule', detect: ['dictionary.crown_jewels'], action: 'require_approval', required_approvals: 2 },
-          ],
-        };
+        input.guardrails = withTwoPersonRule(input.guardrails);
       },
     });
     configDir = await mkdtemp(join(tmpdir(), 'modelgate-reviews-cli-'));
