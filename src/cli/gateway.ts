@@ -1,6 +1,7 @@
 // `modelgate gateway --config modelgate.yaml`: the production entry point.
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import { Gateway } from '../gateway.js';
+import { limitHeapGrowth } from '../ops/heap.js';
 import type { Command } from './command.js';
 import { onShutdownSignal } from './signals.js';
 
@@ -29,6 +30,7 @@ export const gatewayCommand: Command = {
       console.log(`${path}: configuration is valid (${config.connections.length} connection(s), ${config.identity.issuers.length} issuer(s), ${config.access.length} access rule(s))`);
       return 0;
     }
+    limitHeapGrowth();
     const gateway = new Gateway(config);
     const url = await gateway.listen();
     gateway.services.log.info({ url, connections: config.connections.map((c) => c.name) }, 'gateway listening');

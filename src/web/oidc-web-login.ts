@@ -13,11 +13,11 @@ import type { Principal } from '../identity/principal.js';
 import type { IdentityState } from '../identity/state/identity-state.js';
 import type { TokenVerifier } from '../identity/verify-token.js';
 import { cookieName, readCookie, setCookie } from './cookies.js';
+import { OIDC_CALLBACK_PATH } from './login-paths.js';
 import type { SessionIdentity } from './web-sessions.js';
 import { digest, sameSecret } from './web-sessions.js';
 import { loginFailed, safeReturnPath } from './web-http.js';
 
-export const OIDC_CALLBACK_PATH = '/auth/oidc/callback';
 const LOGIN_TTL_MS = 10 * 60_000;
 const BINDING_COOKIE = 'modelgate_oidc_login';
 

@@ -11,11 +11,10 @@ import type { SamlWebLoginConfig } from '../config/identity-schema.js';
 import { readGroupsClaim, readStringClaim } from '../identity/claims.js';
 import type { IdentityState } from '../identity/state/identity-state.js';
 import { cookieName, readCookie, setCookie } from './cookies.js';
+import { SAML_ACS_PATH, SAML_METADATA_PATH } from './login-paths.js';
 import { loginFailed, safeReturnPath } from './web-http.js';
 import { digest, sameSecret, type SessionIdentity } from './web-sessions.js';
 
-export const SAML_ACS_PATH = '/auth/saml/acs';
-export const SAML_METADATA_PATH = '/auth/saml/metadata';
 const LOGIN_TTL_MS = 10 * 60_000;
 const BINDING_COOKIE = 'modelgate_saml_login';
 const BEARER = 'urn:oasis:names:tc:SAML:2.0:cm:bearer';

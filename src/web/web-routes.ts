@@ -8,8 +8,9 @@ import { authenticate } from '../pipeline/authenticate.js';
 import { allowedRoutes } from '../pipeline/authorise.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { GatewayServices } from '../pipeline/services.js';
-import { OIDC_CALLBACK_PATH, OidcWebLogin } from './oidc-web-login.js';
-import { SAML_ACS_PATH, SAML_METADATA_PATH, SamlWebLogin } from './saml-web-login.js';
+import { OIDC_CALLBACK_PATH, SAML_ACS_PATH, SAML_METADATA_PATH } from './login-paths.js';
+import type { OidcWebLogin } from './oidc-web-login.js';
+import type { SamlWebLogin } from './saml-web-login.js';
 import { gatewayDiscovery } from './well-known.js';
 import { methodNotAllowed, readForm, redirect } from './web-http.js';
 import { WebSessions, type SessionIdentity } from './web-sessions.js';
@@ -21,7 +22,7 @@ interface WebLogins {
 }
 
 export class WebRoutes {
-  private built: WebLogins | undefined;
+  private built: Promise<WebLogins> | undefined;
 
   constructor(private readonly services: GatewayServices) {}
 
@@ -53,36 +54,38 @@ export class WebRoutes {
         only('POST');
         await this.issueToken(ctx);
         return true;
-      case '/auth/logout':
+      case '/auth/logout': {
         only('POST');
-        await this.logins().sessions.requireForChange(ctx.req);
-        await this.logins().sessions.end(ctx.req, res);
+        const { sessions } = await this.logins();
+        await sessions.requireForChange(ctx.req);
+        await sessions.end(ctx.req, res);
         res.writeHead(204, { 'cache-control': 'no-store' }).end();
         return true;
+      }
       case '/auth/oidc/login':
         only('GET');
-        redirect(res, await this.oidc().begin(res, returnTo(ctx)));
+        redirect(res, await (await this.oidc()).begin(res, returnTo(ctx)));
         return true;
       case OIDC_CALLBACK_PATH: {
         only('GET');
-        const { identity: signedIn, returnTo: next } = await this.oidc().complete(ctx.req, res);
+        const { identity: signedIn, returnTo: next } = await (await this.oidc()).complete(ctx.req, res);
         await this.signIn(ctx, signedIn, next);
         return true;
       }
       case '/auth/saml/login':
         only('GET');
-        redirect(res, await this.saml().begin(res, returnTo(ctx)));
+        redirect(res, await (await this.saml()).begin(res, returnTo(ctx)));
         return true;
       case SAML_ACS_PATH: {
         only('POST');
         const form = await readForm(ctx.req);
-        const { identity: signedIn, returnTo: next } = await this.saml().complete(ctx.req, res, form);
+        const { identity: signedIn, returnTo: next } = await (await this.saml()).complete(ctx.req, res, form);
         await this.signIn(ctx, signedIn, next);
         return true;
       }
       case SAML_METADATA_PATH:
         only('GET');
-        res.writeHead(200, { 'content-type': 'application/samlmetadata+xml', 'cache-control': 'max-age=300' }).end(this.saml().metadata());
+        res.writeHead(200, { 'content-type': 'application/samlmetadata+xml', 'cache-control': 'max-age=300' }).end((await this.saml()).metadata());
         return true;
       default:
         return false;
@@ -109,13 +112,13 @@ export class WebRoutes {
   }
 
   private async session(ctx: RequestContext): Promise<void> {
-    const session = await this.logins().sessions.require(ctx.req);
+    const session = await (await this.logins()).sessions.require(ctx.req);
     sendJson(ctx.res, 200, { identity: session.identity, csrf_token: session.csrfToken, expires_at: Math.floor(session.expiresAt / 1000) });
   }
 
   /** An API token for the signed-in browser user: how people who sign in with SAML call models. */
   private async issueToken(ctx: RequestContext): Promise<void> {
-    const { identity } = await this.logins().sessions.requireForChange(ctx.req);
+    const { identity } = await (await this.logins()).sessions.requireForChange(ctx.req);
     const subject = { subject: identity.subject, groups: identity.groups, origin: identity.origin, email: identity.email, name: identity.name };
     const { token, expiresAt } = await this.services.identity.gatewayTokens.mint(subject);
     ctx.log.info({ sub: identity.subject, via: identity.method }, 'issued a gateway access token');
@@ -123,33 +126,46 @@ export class WebRoutes {
   }
 
   private async signIn(ctx: RequestContext, identity: SessionIdentity, next: string): Promise<void> {
-    await this.logins().sessions.start(ctx.res, identity);
+    await (await this.logins()).sessions.start(ctx.res, identity);
     ctx.log.info({ sub: identity.subject, via: identity.method, origin: identity.origin }, 'browser signed in');
     redirect(ctx.res, next, 303);
   }
 
-  private oidc(): OidcWebLogin {
-    const login = this.logins().oidc;
+  private async oidc(): Promise<OidcWebLogin> {
+    const login = (await this.logins()).oidc;
     if (!login) throw notConfigured('OIDC', 'identity.web.oidc');
     return login;
   }
 
-  private saml(): SamlWebLogin {
-    const login = this.logins().saml;
+  private async saml(): Promise<SamlWebLogin> {
+    const login = (await this.logins()).saml;
     if (!login) throw notConfigured('SAML', 'identity.web.saml');
     return login;
   }
 
-  /** Built on first use: the public URL is known only once the gateway listens. */
-  private logins(): WebLogins {
-    if (this.built) return this.built;
+  /**
+   * Built on first use: the public URL is known only once the gateway
+   * listens. The OIDC and SAML stacks are loaded only when configured
+   * (SAML's XML libraries alone hold several MB a gateway without it never uses).
+   */
+  private logins(): Promise<WebLogins> {
+    this.built ??= this.buildLogins();
+    return this.built;
+  }
+
+  private async buildLogins(): Promise<WebLogins> {
     const { identity, config } = this.services;
     const web = config.identity.web;
     const publicUrl = identity.publicUrl;
     const built: WebLogins = { sessions: new WebSessions(identity.state, web.session_lifetime, new URL(publicUrl).origin) };
-    if (web.oidc) built.oidc = new OidcWebLogin(web.oidc, identity.state, identity.verifier, publicUrl);
-    if (web.saml) built.saml = new SamlWebLogin(web.saml, identity.state, publicUrl, config.identity.clock_skew);
-    this.built = built;
+    if (web.oidc) {
+      const { OidcWebLogin } = await import('./oidc-web-login.js');
+      built.oidc = new OidcWebLogin(web.oidc, identity.state, identity.verifier, publicUrl);
+    }
+    if (web.saml) {
+      const { SamlWebLogin } = await import('./saml-web-login.js');
+      built.saml = new SamlWebLogin(web.saml, identity.state, publicUrl, config.identity.clock_skew);
+    }
     return built;
   }
 }
