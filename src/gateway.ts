@@ -119,6 +119,8 @@ export class Gateway {
     this.draining = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
+    // Held requests could wait longer than the grace period; their clients retry elsewhere and rejoin the same review.
+    this.services.approvals?.releaseHeld();
     const deadline = Date.now() + graceMs;
     while (this.inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const ctx of this.inFlight) ctx.abort.abort(new Error('gateway shutting down'));

@@ -59,10 +59,12 @@ export type PriorReview =
   | { kind: 'rejected'; review: Review }
   | { kind: 'none' };
 
-export type WaitOutcome = { kind: 'decided'; review: Review } | { kind: 'timeout'; review: Review } | { kind: 'aborted' };
+export type WaitOutcome = { kind: 'decided'; review: Review } | { kind: 'timeout'; review: Review } | { kind: 'aborted' } | { kind: 'draining'; review: Review };
 
 interface Waiter {
   resolve(review: Review): void;
+  /** The gateway is shutting down: stop waiting, leave the review pending. */
+  release(): void;
 }
 
 export class Approvals {
@@ -219,7 +221,7 @@ export class Approvals {
     if (signal.aborted) return { kind: 'aborted' };
     return new Promise<WaitOutcome>((resolve) => {
       const timers: NodeJS.Timeout[] = [];
-      const waiter: Waiter = { resolve: (decided) => done({ kind: 'decided', review: decided }) };
+      const waiter: Waiter = { resolve: (decided) => done({ kind: 'decided', review: decided }), release: () => done({ kind: 'draining', review }) };
       const onAbort = () => done({ kind: 'aborted' });
       const done = (outcome: WaitOutcome) => {
         for (const t of timers) clearTimeout(t);
@@ -248,6 +250,14 @@ export class Approvals {
       // A decision that landed between reading the review and starting to wait.
       void this.changed(review.id);
     });
+  }
+
+  /**
+   * Lets every held request go (shutdown): their reviews stay pending, so
+   * the client's retry, on any instance, waits on the same review.
+   */
+  releaseHeld(): void {
+    for (const set of [...this.waiters.values()]) for (const w of [...set]) w.release();
   }
 
   /** Rereads a review someone may be waiting for and wakes them if it was decided. */

@@ -97,6 +97,11 @@ export async function holdForApproval(services: GatewayServices, ctx: RequestCon
       case 'timeout':
         recordReview(ctx, (await approvals.get(review.id)) ?? review, undefined);
         throw approvalRequired(approvals, review, need);
+      case 'draining':
+        throw new GatewayError(
+          `This gateway instance is shutting down while review ${review.id} is pending. Retry the identical request: it will wait on the same review.`,
+          { status: 503, type: 'service_unavailable', code: 'shutting_down', headers: { 'retry-after': '1', 'x-modelgate-review-id': review.id, connection: 'close' }, details: { review_id: review.id } },
+        );
       case 'decided': {
         const decided = outcome.review;
         if (decided.state === 'approved' && (await passOnce(approvals, ctx, decided))) return;

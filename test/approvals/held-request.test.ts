@@ -1,11 +1,13 @@
 // What a held request looks like on the wire: interim `102 Processing`
 // responses keep the connection busy, and not one byte of the final
 // response is sent before the decision, so a refusal can still be a proper
-// 403 with a JSON body even for a streaming request.
+// 403 with a JSON body even for a streaming request. And what it gets when
+// the gateway shuts down under it.
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { openReviewStore } from '../../src/approvals/review-store.js';
 import { postJson, startHarness, type Harness } from '../helpers/harness.js';
 
 describe('a held streaming request on the wire', () => {
@@ -61,5 +63,37 @@ describe('a held streaming request on the wire', () => {
     assert.match(final, /^HTTP\/1\.1 403 Forbidden\r\n/);
     assert.match(final, /content-type: application\/json/i);
     assert.match(final, /"code":"approval_rejected"/);
+  });
+});
+
+describe('a gateway shutting down with requests held', () => {
+  test('held requests get 503 at once and their reviews stay pending for the retry', async () => {
+    const h = await startHarness({ configure: (input) => void (input.approvals = { wait: '60s', poll_interval: '100ms' }) });
+    const storage = h.gateway.services.config.storage;
+    try {
+      const held = postJson(`${h.url}/v1/chat/completions`, await h.userToken('alice'), { model: 'demo-chat', messages: [{ role: 'user', content: 'nightingale roadmap' }] });
+      const carol = await h.userToken('carol');
+      let reviewId: string | undefined;
+      for (let i = 0; i < 200 && !reviewId; i++) {
+        await sleep(25);
+        const list = (await (await fetch(`${h.url}/v1/reviews?state=pending`, { headers: { authorization: `Bearer ${carol}` } })).json()) as { data: Array<{ id: string }> };
+        reviewId = list.data[0]?.id;
+      }
+      assert.ok(reviewId, 'the review opened');
+      const closing = h.gateway.close(30_000);
+      const response = await held;
+      assert.equal(response.status, 503, 'released with a retryable error rather than held through the drain');
+      const error = (await response.json()) as { error: { code: string; review_id: string } };
+      assert.equal(error.error.code, 'shutting_down');
+      assert.equal(error.error.review_id, reviewId);
+      assert.equal(response.headers.get('retry-after'), '1');
+      await closing;
+
+      const store = await openReviewStore(storage);
+      assert.equal((await store.get(reviewId))?.state, 'pending', 'the review waits for the retry');
+      await store.close();
+    } finally {
+      await Promise.all([h.idp.close(), h.model.close()]);
+    }
   });
 });
