@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { handleApprovalsApi, isApprovalsApiPath } from './approvals/api.js';
 import { Approvals } from './approvals/approvals.js';
-import { openReviewStore } from './approvals/review-store.js';
+import { openReviewStore, redactRequesterReviews } from './approvals/review-store.js';
 import { AuditTrail } from './audit/audit-trail.js';
 import { handleSessionsApi, isSessionsApiPath } from './audit/api.js';
 import type { Config } from './config/schema.js';
@@ -211,6 +211,10 @@ export class Gateway {
             principal: ctx.principal,
             auditorGroups: this.services.config.recording.auditor_groups,
             maxBodyBytes: this.services.config.server.max_body_bytes,
+            redactSubjectElsewhere: async (subject, issuer) => {
+              const approvals = this.services.approvals;
+              return approvals ? { reviews_redacted: await redactRequesterReviews(approvals.store, subject, issuer) } : {};
+            },
           });
           if (handled) return;
         }

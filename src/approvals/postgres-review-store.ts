@@ -107,7 +107,8 @@ export class PostgresReviewStore implements ReviewStore {
     const param = (v: unknown) => (params.push(v), `$${params.length}`);
     if (query.state) clauses.push(`state = ${param(query.state)}`);
     if (query.kind) clauses.push(`kind = ${param(query.kind)}`);
-    if (query.requester) clauses.push(`requester_issuer = ${param(query.requester.issuer)} AND requester_subject = ${param(query.requester.subject)}`);
+    if (query.requester) clauses.push(`requester_subject = ${param(query.requester.subject)}`);
+    if (query.requester?.issuer !== undefined) clauses.push(`requester_issuer = ${param(query.requester.issuer)}`);
     const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '';
     const { rows } = await this.pool.query<{ doc: string }>(`SELECT doc FROM approval_reviews ${where} ORDER BY created_at DESC LIMIT ${param(query.limit ?? 100)}`, params);
     return parse(rows);

@@ -8,8 +8,8 @@ import type { Review, ReviewKind, ReviewState } from './review.js';
 export interface ReviewQuery {
   state?: ReviewState;
   kind?: ReviewKind;
-  /** Reviews requested by this subject (at this issuer). */
-  requester?: { issuer: string; subject: string };
+  /** Reviews requested by this subject (at this issuer, when given). */
+  requester?: { issuer?: string; subject: string };
   /** Newest first; default 100. */
   limit?: number;
 }
@@ -36,6 +36,33 @@ export interface ReviewStore {
   /** True while pushed changes are known to arrive; held requests poll faster otherwise. */
   readonly pushing: boolean;
   close(): Promise<void>;
+}
+
+const REDACTED = '[redacted]';
+
+/**
+ * Right to erasure for reviews: what the requester and their approvers
+ * wrote (the masked prompt, an access request's reason, comments) is
+ * replaced; who, when, which rule and the outcome stay. Returns the IDs.
+ */
+export async function redactRequesterReviews(store: ReviewStore, subject: string, issuer: string | undefined, now = Date.now()): Promise<string[]> {
+  const redacted: string[] = [];
+  const reviews = await store.list({ requester: { subject, ...(issuer !== undefined && { issuer }) }, limit: Number.MAX_SAFE_INTEGER });
+  for (const review of reviews) {
+    if (review.redacted_at !== undefined) continue;
+    await store.update(review.id, (current) => ({
+      next: {
+        ...current,
+        ...(current.prompt !== undefined && { prompt: REDACTED }),
+        ...(current.kind === 'access' && { reason: REDACTED }),
+        votes: current.votes.map((v) => (v.comment === undefined ? v : { ...v, comment: REDACTED })),
+        redacted_at: now,
+      },
+      result: undefined,
+    }));
+    redacted.push(review.id);
+  }
+  return redacted;
 }
 
 export class ReviewStoreUnavailableError extends Error {

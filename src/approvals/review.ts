@@ -60,6 +60,8 @@ export interface Review {
   executed_at?: number;
   /** The request that used the approval. */
   executed_session_id?: string;
+  /** Set when the requester's content was erased (right to erasure); the decision trail stays. */
+  redacted_at?: number;
   /** Access reviews: how long the grant lasts once approved, and until when it does. */
   grant?: { duration_ms: number; expires_at?: number };
 }

@@ -78,7 +78,8 @@ export class SqliteReviewStore implements ReviewStore {
     const params: unknown[] = [];
     if (query.state) (clauses.push('state = ?'), params.push(query.state));
     if (query.kind) (clauses.push('kind = ?'), params.push(query.kind));
-    if (query.requester) (clauses.push('requester_issuer = ? AND requester_subject = ?'), params.push(query.requester.issuer, query.requester.subject));
+    if (query.requester) (clauses.push('requester_subject = ?'), params.push(query.requester.subject));
+    if (query.requester?.issuer !== undefined) (clauses.push('requester_issuer = ?'), params.push(query.requester.issuer));
     const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '';
     const rows = this.db.prepare(`SELECT doc FROM approval_reviews ${where} ORDER BY created_at DESC LIMIT ?`).all(...params, query.limit ?? 100) as Array<{ doc: string }>;
     return rows.map((r) => JSON.parse(r.doc) as Review);

@@ -28,6 +28,8 @@ export interface SessionsApiContext {
   auditorGroups: readonly string[];
   /** Limit for POST bodies. */
   maxBodyBytes?: number;
+  /** Erases the subject's content kept outside the trail (reviews); returns what it touched. */
+  redactSubjectElsewhere?: (subject: string, issuer: string | undefined) => Promise<Record<string, string[] | undefined>>;
 }
 
 const DECISIONS: readonly DecisionFilter[] = ['blocked', 'masked', 'approved'];
@@ -157,10 +159,13 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
     const pattern = optionalString(body, 'pattern');
     const reason = optionalString(body, 'reason');
     if ((subject === undefined) === (pattern === undefined)) throw badRequest('invalid_body', 'Send exactly one of "subject" (right to erasure) or "pattern".');
-    const outcome =
-      subject !== undefined
-        ? await ctx.archive.redactSubject(subject, optionalString(body, 'issuer'), actorOf(ctx.principal), reason)
-        : await withPattern(() => ctx.archive.redactPattern(pattern!, { filter: filterFromQuery(url.searchParams, Date.now()) }, actorOf(ctx.principal), reason));
+    if (subject !== undefined) {
+      const issuer = optionalString(body, 'issuer');
+      const outcome = await ctx.archive.redactSubject(subject, issuer, actorOf(ctx.principal), reason);
+      sendJson(res, 200, { ...outcome, ...(await ctx.redactSubjectElsewhere?.(subject, issuer)) });
+      return true;
+    }
+    const outcome = await withPattern(() => ctx.archive.redactPattern(pattern!, { filter: filterFromQuery(url.searchParams, Date.now()) }, actorOf(ctx.principal), reason));
     sendJson(res, 200, outcome);
     return true;
   }

@@ -2,6 +2,7 @@
 // sessions, straight from the audit store named in the gateway's config.
 import { hostname, userInfo } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { openReviewStore, redactRequesterReviews } from '../approvals/review-store.js';
 import { AuditConfigError, loadAuditSettings, type AuditSettings } from '../audit/config.js';
 import { parseTimeBound, SessionArchive, type SessionDetail, type SessionFilter } from '../audit/sessions.js';
 import { openStore, SessionStateError, type DecisionFilter, type SessionRow } from '../audit/store.js';
@@ -34,6 +35,16 @@ export async function openArchive(values: Values): Promise<{ archive: SessionArc
   }
   const store = await openStore(settings.storage);
   return { archive: new SessionArchive(store, settings.recording, settings.connections), settings };
+}
+
+/** The subject's approval reviews live in the same database as the trail: erasure reaches them too. */
+async function redactReviews(settings: AuditSettings, subject: string, issuer: string | undefined): Promise<string[]> {
+  const store = await openReviewStore(settings.storage);
+  try {
+    return await redactRequesterReviews(store, subject, issuer);
+  } finally {
+    await store.close();
+  }
 }
 
 /** Who ran the command, as recorded in redaction, deletion and hold events. */
@@ -216,7 +227,7 @@ export const sessionsCommand: Command = {
     if (!opened) return EXIT_CONFIG;
     const { archive } = opened;
     try {
-      return await runSubcommand(sub as Subcommand, archive, values, args, filter, speed);
+      return await runSubcommand(sub as Subcommand, opened, values, args, filter, speed);
     } catch (err) {
       if (err instanceof SessionStateError) {
         console.error(`modelgate sessions: ${err.message}`);
@@ -229,7 +240,7 @@ export const sessionsCommand: Command = {
   },
 };
 
-async function runSubcommand(sub: Subcommand, archive: SessionArchive, values: Values, args: string[], filter: SessionFilter, speed: number): Promise<number> {
+async function runSubcommand(sub: Subcommand, { archive, settings }: { archive: SessionArchive; settings: AuditSettings }, values: Values, args: string[], filter: SessionFilter, speed: number): Promise<number> {
   const reason = values.reason as string | undefined;
   switch (sub) {
     case 'list': {
@@ -268,11 +279,12 @@ async function runSubcommand(sub: Subcommand, archive: SessionArchive, values: V
         return 0;
       }
       const outcome = bySubject
-        ? await archive.redactSubject(String(values.subject), values.issuer as string | undefined, cliActor(), reason)
+        ? { ...(await archive.redactSubject(String(values.subject), values.issuer as string | undefined, cliActor(), reason)), reviews_redacted: await redactReviews(settings, String(values.subject), values.issuer as string | undefined) }
         : await archive.redactPattern(String(values.pattern), args.length > 0 ? { ids: args } : { filter }, cliActor(), reason);
       if (values.json) console.log(JSON.stringify(outcome, null, 2));
       else {
         console.log(`redacted ${outcome.redacted.length} session(s)`);
+        if ('reviews_redacted' in outcome && outcome.reviews_redacted.length > 0) console.log(`redacted ${outcome.reviews_redacted.length} approval review(s)`);
         if (outcome.held.length > 0) console.log(`kept ${outcome.held.length} on legal hold: ${outcome.held.join(' ')}`);
         if (outcome.open.length > 0) console.log(`skipped ${outcome.open.length} still in progress: ${outcome.open.join(' ')}`);
       }

@@ -280,6 +280,27 @@ for (const factory of STORE_FIXTURES) {
         assert.equal((await errorOf(response)).code, code, JSON.stringify(body));
       }
     });
+
+    // Last: it erases alice's content for the tests before it.
+    test('erasure by subject reaches the reviews: prompts and comments go, the decision trail stays', async () => {
+      const marker = `erase-${Date.now()}`;
+      const held = postJson(`${h.url}/v1/chat/completions`, await h.userToken('alice'), { model: 'demo-chat', messages: [{ role: 'user', content: `nightingale ${marker}` }] });
+      const review = await pendingReview(marker);
+      await decide('carol', review.id, 'approve', `approved ${marker}`);
+      assert.equal((await held).status, 200);
+
+      const response = await api('carol', 'POST', '/v1/sessions/redact', { subject: 'alice', reason: 'erasure request #7' });
+      assert.equal(response.status, 200);
+      const outcome = (await response.json()) as { redacted: string[]; reviews_redacted: string[] };
+      assert.ok(outcome.reviews_redacted.includes(review.id), 'the review was redacted');
+      const after = (await (await api('carol', 'GET', `/v1/reviews/${review.id}`)).json()) as ReviewView & { redacted_at: number };
+      assert.equal(after.prompt, '[redacted]');
+      assert.equal(after.votes[0]!.comment, '[redacted]');
+      assert.equal(after.votes[0]!.by.subject, 'carol', 'who decided stays');
+      assert.equal(after.state, 'executed', 'and the outcome');
+      const rows = await fx.raw.query<{ doc: string }>('SELECT doc FROM approval_reviews');
+      assert.ok(!rows.some((r) => r.doc.includes(marker)), 'no copy left in the review table');
+    });
   });
 }
 
