@@ -290,15 +290,19 @@ export class Approvals {
     }, interval);
   }
 
-  /** Expires pending reviews nobody is waiting for; any instance may, exactly one does. */
-  async sweep(): Promise<number> {
-    let expired = 0;
+  /**
+   * Expires pending reviews nobody is waiting for (any instance may, exactly
+   * one does), and deletes decided reviews past `retention`, a batch a time.
+   */
+  async sweep(): Promise<{ expired: number; deleted: number }> {
+    const result = { expired: 0, deleted: 0 };
     try {
-      for (const id of await this.store.duePending(this.now(), 100)) if (await this.expire(id)) expired++;
+      for (const id of await this.store.duePending(this.now(), 100)) if (await this.expire(id)) result.expired++;
+      if (this.config.retention !== null) result.deleted = await this.store.deleteDecidedBefore(this.now() - this.config.retention, 500);
     } catch (err) {
-      this.deps.log.warn({ err: (err as Error).message }, 'review expiry sweep failed; retrying later');
+      this.deps.log.warn({ err: (err as Error).message }, 'review sweep failed; retrying later');
     }
-    return expired;
+    return result;
   }
 
   private async transition(id: string, event: 'cancelled' | 'expired', change: (r: Review) => Review | undefined): Promise<Review | undefined> {

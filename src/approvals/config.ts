@@ -55,6 +55,8 @@ export const approvalsSchema = z
       .strict()
       .prefault({}),
     webhooks: z.array(webhook).default([]),
+    /** Decided reviews are deleted this long after their last change, or kept `forever`. */
+    retention: z.union([z.literal('forever').transform(() => null), duration]).prefault('90d'),
   })
   .strict()
   .superRefine((a, ctx) => {

@@ -12,7 +12,7 @@ const CHANNEL = 'modelgate_reviews';
 const SCHEMA_LOCK_ID = 0x6d67_7276;
 const RECONNECT_MAX_MS = 5_000;
 
-const COLUMNS = 'id, kind, state, requester_issuer, requester_subject, connection, fingerprint, created_at, expires_at, grant_expires_at, doc';
+const COLUMNS = 'id, kind, state, requester_issuer, requester_subject, connection, fingerprint, created_at, updated_at, expires_at, grant_expires_at, doc';
 
 const parse = (rows: Array<{ doc: string }>): Review[] => rows.map((r) => JSON.parse(r.doc) as Review);
 
@@ -55,6 +55,7 @@ export class PostgresReviewStore implements ReviewStore {
             connection text NOT NULL,
             fingerprint text,
             created_at bigint NOT NULL,
+            updated_at bigint NOT NULL,
             expires_at bigint NOT NULL,
             grant_expires_at bigint,
             doc text NOT NULL
@@ -62,6 +63,7 @@ export class PostgresReviewStore implements ReviewStore {
           CREATE INDEX IF NOT EXISTS approval_reviews_fingerprint ON approval_reviews (fingerprint, created_at);
           CREATE INDEX IF NOT EXISTS approval_reviews_pending ON approval_reviews (state, expires_at);
           CREATE INDEX IF NOT EXISTS approval_reviews_requester ON approval_reviews (requester_subject, created_at);
+          CREATE INDEX IF NOT EXISTS approval_reviews_updated ON approval_reviews (updated_at);
         `);
         await client.query('COMMIT');
       } catch (err) {
@@ -84,9 +86,9 @@ export class PostgresReviewStore implements ReviewStore {
   async insert(review: Review): Promise<void> {
     const c = reviewColumns(review);
     await this.pool.query(
-      `WITH inserted AS (INSERT INTO approval_reviews (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id)
-       SELECT pg_notify($12, id) FROM inserted`,
-      [c.id, c.kind, c.state, c.requester_issuer, c.requester_subject, c.connection, c.fingerprint, c.created_at, c.expires_at, c.grant_expires_at, c.doc, CHANNEL],
+      `WITH inserted AS (INSERT INTO approval_reviews (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id)
+       SELECT pg_notify($13, id) FROM inserted`,
+      [c.id, c.kind, c.state, c.requester_issuer, c.requester_subject, c.connection, c.fingerprint, c.created_at, c.updated_at, c.expires_at, c.grant_expires_at, c.doc, CHANNEL],
     );
   }
 
@@ -127,6 +129,14 @@ export class PostgresReviewStore implements ReviewStore {
     return parse(rows);
   }
 
+  async deleteDecidedBefore(cutoff: number, limit: number): Promise<number> {
+    const { rowCount } = await this.pool.query(
+      `DELETE FROM approval_reviews WHERE id IN (SELECT id FROM approval_reviews WHERE state <> 'pending' AND updated_at < $1 LIMIT $2)`,
+      [cutoff, limit],
+    );
+    return rowCount ?? 0;
+  }
+
   async duePending(now: number, limit: number): Promise<string[]> {
     const { rows } = await this.pool.query<{ id: string }>(`SELECT id FROM approval_reviews WHERE state = 'pending' AND expires_at <= $1 LIMIT $2`, [now, limit]);
     return rows.map((r) => r.id);
@@ -145,12 +155,13 @@ export class PostgresReviewStore implements ReviewStore {
       const { next, result } = change(current);
       if (next) {
         const c = reviewColumns(next);
-        await client.query('UPDATE approval_reviews SET state = $2, expires_at = $3, grant_expires_at = $4, doc = $5 WHERE id = $1', [
+        await client.query('UPDATE approval_reviews SET state = $2, updated_at = $6, expires_at = $3, grant_expires_at = $4, doc = $5 WHERE id = $1', [
           id,
           c.state,
           c.expires_at,
           c.grant_expires_at,
           c.doc,
+          c.updated_at,
         ]);
         await client.query('SELECT pg_notify($1, $2)', [CHANNEL, id]);
       }

@@ -23,6 +23,8 @@ export interface ReviewStore {
   byFingerprint(fingerprint: string): Promise<Review[]>;
   /** Approved access reviews of this requester for this connection whose grant has not run out. */
   activeGrants(issuer: string, subject: string, connection: string, now: number): Promise<Review[]>;
+  /** Deletes up to `limit` decided reviews last changed before `cutoff`; returns how many. */
+  deleteDecidedBefore(cutoff: number, limit: number): Promise<number>;
   /** Pending reviews whose time is up. */
   duePending(now: number, limit: number): Promise<string[]>;
   /**
@@ -89,6 +91,7 @@ export function reviewColumns(review: Review) {
     connection: review.connection,
     fingerprint: review.fingerprint ?? null,
     created_at: review.created_at,
+    updated_at: review.updated_at,
     expires_at: review.expires_at,
     grant_expires_at: review.grant?.expires_at ?? null,
     doc: JSON.stringify(review),

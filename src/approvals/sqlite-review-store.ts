@@ -18,6 +18,7 @@ const SCHEMA = `
     connection TEXT NOT NULL,
     fingerprint TEXT,
     created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     grant_expires_at INTEGER,
     doc TEXT NOT NULL
@@ -25,6 +26,7 @@ const SCHEMA = `
   CREATE INDEX IF NOT EXISTS approval_reviews_fingerprint ON approval_reviews (fingerprint, created_at);
   CREATE INDEX IF NOT EXISTS approval_reviews_pending ON approval_reviews (state, expires_at);
   CREATE INDEX IF NOT EXISTS approval_reviews_requester ON approval_reviews (requester_subject, created_at);
+  CREATE INDEX IF NOT EXISTS approval_reviews_updated ON approval_reviews (updated_at);
 `;
 
 export class SqliteReviewStore implements ReviewStore {
@@ -33,9 +35,9 @@ export class SqliteReviewStore implements ReviewStore {
 
   private constructor(private readonly db: Database.Database) {
     this.statements = {
-      insert: db.prepare(`INSERT INTO approval_reviews (id, kind, state, requester_issuer, requester_subject, connection, fingerprint, created_at, expires_at, grant_expires_at, doc)
-        VALUES (@id, @kind, @state, @requester_issuer, @requester_subject, @connection, @fingerprint, @created_at, @expires_at, @grant_expires_at, @doc)`),
-      update: db.prepare(`UPDATE approval_reviews SET state = @state, expires_at = @expires_at, grant_expires_at = @grant_expires_at, doc = @doc WHERE id = @id`),
+      insert: db.prepare(`INSERT INTO approval_reviews (id, kind, state, requester_issuer, requester_subject, connection, fingerprint, created_at, updated_at, expires_at, grant_expires_at, doc)
+        VALUES (@id, @kind, @state, @requester_issuer, @requester_subject, @connection, @fingerprint, @created_at, @updated_at, @expires_at, @grant_expires_at, @doc)`),
+      update: db.prepare(`UPDATE approval_reviews SET state = @state, updated_at = @updated_at, expires_at = @expires_at, grant_expires_at = @grant_expires_at, doc = @doc WHERE id = @id`),
       get: db.prepare<[string], { doc: string }>('SELECT doc FROM approval_reviews WHERE id = ?'),
       byFingerprint: db.prepare<[string], { doc: string }>('SELECT doc FROM approval_reviews WHERE fingerprint = ? ORDER BY created_at DESC LIMIT 20'),
       activeGrants: db.prepare<[string, string, string, number], { doc: string }>(
@@ -91,6 +93,12 @@ export class SqliteReviewStore implements ReviewStore {
 
   async activeGrants(issuer: string, subject: string, connection: string, now: number): Promise<Review[]> {
     return this.statements.activeGrants.all(issuer, subject, connection, now).map((r) => JSON.parse(r.doc) as Review);
+  }
+
+  async deleteDecidedBefore(cutoff: number, limit: number): Promise<number> {
+    return this.db
+      .prepare(`DELETE FROM approval_reviews WHERE id IN (SELECT id FROM approval_reviews WHERE state <> 'pending' AND updated_at < ? LIMIT ?)`)
+      .run(cutoff, limit).changes;
   }
 
   async duePending(now: number, limit: number): Promise<string[]> {

@@ -87,6 +87,18 @@ for (const factory of STORE_FIXTURES) {
       assert.equal(await two.update('rev_missing', () => ({ result: 1 })), undefined);
     });
 
+    test('retention deletes decided reviews past their time, never pending ones', async () => {
+      const now = Date.now();
+      const oldDecided = pending({ state: 'rejected', updated_at: now - 10_000 });
+      const oldPending = pending({ updated_at: now - 10_000 });
+      const recentDecided = pending({ state: 'executed', updated_at: now });
+      for (const r of [oldDecided, oldPending, recentDecided]) await one.insert(r);
+      await two.deleteDecidedBefore(now - 5_000, 500);
+      assert.equal(await one.get(oldDecided.id), undefined, 'the old decided review is gone');
+      assert.ok(await one.get(oldPending.id), 'a pending review is kept whatever its age');
+      assert.ok(await one.get(recentDecided.id), 'a recent decided review is kept');
+    });
+
     if (factory.driver === 'postgres') {
       test('changes are pushed to the other instance, and again after the listening connection is cut', async () => {
         const heard: string[] = [];
