@@ -12,6 +12,16 @@ import { withTwoPersonRule } from '../helpers/approvals.js';
 
 const WAIT = '3s';
 
+/** The SDK's error for a refused request. */
+async function refusalOf(call: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
+  const err = await call.then(
+    () => assert.fail('the request should have been refused'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof OpenAI.APIError, `an API error, not ${String(err)}`);
+  return err;
+}
+
 interface ReviewView {
   id: string;
   state: string;
@@ -65,6 +75,13 @@ for (const factory of STORE_FIXTURES) {
       throw new Error(`no pending review mentions ${marker}`);
     }
 
+    /** Every review (any state) whose prompt mentions `marker`. */
+    async function reviewsMentioning(marker: string): Promise<ReviewView[]> {
+      const list = (await (await api('carol', 'GET', '/v1/reviews')).json()) as { data: ReviewView[] };
+      const full = await Promise.all(list.data.map(async (r) => (await (await api('carol', 'GET', `/v1/reviews/${r.id}`)).json()) as ReviewView));
+      return full.filter((r) => JSON.stringify(r.prompt).includes(marker));
+    }
+
     async function decide(user: string, id: string, action: 'approve' | 'reject', comment?: string): Promise<Response> {
       return api(user, 'POST', `/v1/reviews/${id}/${action}`, comment === undefined ? {} : { comment });
     }
@@ -101,6 +118,18 @@ for (const factory of STORE_FIXTURES) {
       let text = '';
       for await (const chunk of await stream) text += chunk.choices[0]?.delta?.content ?? '';
       assert.ok(text.length > 0, 'streamed text arrived');
+    });
+
+    test('Ollama clients are held the same way: approved, the NDJSON stream follows', async () => {
+      const marker = `ollama-${Date.now()}`;
+      const held = postJson(`${h.url}/api/chat`, await h.userToken('alice'), { model: 'demo-chat', messages: [{ role: 'user', content: `nightingale ${marker}` }] });
+      const review = await pendingReview(marker);
+      assert.equal((await decide('carol', review.id, 'approve')).status, 200);
+      const response = await held;
+      assert.equal(response.status, 200);
+      assert.match(response.headers.get('content-type') ?? '', /application\/x-ndjson/);
+      const lines = (await response.text()).trim().split('\n').map((l) => JSON.parse(l) as { done: boolean });
+      assert.equal(lines.at(-1)?.done, true, 'a complete NDJSON stream');
     });
 
     test('approved after the wait ran out: the identical retry passes once, a second is held again', async () => {
@@ -144,27 +173,25 @@ for (const factory of STORE_FIXTURES) {
 
     test('rejection while waiting is final, with the approver\'s comment', async () => {
       const marker = `rej-${Date.now()}`;
-      const token = await h.userToken('alice');
-      const body = { model: 'demo-chat', messages: [{ role: 'user', content: `nightingale ${marker}` }] };
-      const held = postJson(`${h.url}/v1/chat/completions`, token, body);
+      const client = await sdk('alice');
+      const body = { model: 'demo-chat', messages: [{ role: 'user' as const, content: `nightingale ${marker}` }] };
+      const held = refusalOf(client.chat.completions.create(body));
       const review = await pendingReview(marker);
       assert.equal((await decide('erin', review.id, 'reject', 'not outside the project team')).status, 200);
-      const response = await held;
-      assert.equal(response.status, 403);
-      const error = await errorOf(response);
+      const error = await held;
+      assert.equal(error.status, 403);
       assert.equal(error.code, 'approval_rejected');
       assert.match(error.message, /erin@example\.com: "not outside the project team"/);
 
-      const started = Date.now();
-      const retry = await postJson(`${h.url}/v1/chat/completions`, token, body);
-      assert.equal((await errorOf(retry)).code, 'approval_rejected', 'the retry is refused at once, not held again');
-      assert.ok(Date.now() - started < 2_500, 'not held for the full wait');
+      const retry = await refusalOf(client.chat.completions.create(body));
+      assert.equal(retry.code, 'approval_rejected', 'the identical retry is refused with the same rejection');
+      assert.equal((await reviewsMentioning(marker)).length, 1, 'and opens no new review');
       assert.equal((await decide('carol', review.id, 'approve')).status, 409, 'a rejected review cannot be approved');
     });
 
     test('the requester cannot approve their own review, even as an approver', async () => {
       const marker = `self-${Date.now()}`;
-      const held = postJson(`${h.url}/v1/chat/completions`, await h.userToken('carol'), { model: 'demo-chat', messages: [{ role: 'user', content: `nightingale ${marker}` }] });
+      const held = (await sdk('carol')).chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: `nightingale ${marker}` }] });
       const review = await pendingReview(marker);
       const self = await decide('carol', review.id, 'approve');
       assert.equal(self.status, 403);
@@ -172,7 +199,7 @@ for (const factory of STORE_FIXTURES) {
       const selfReject = await decide('carol', review.id, 'reject');
       assert.equal((await errorOf(selfReject)).code, 'self_approval_forbidden', 'nor decide it the other way');
       assert.equal((await decide('erin', review.id, 'approve')).status, 200);
-      assert.equal((await held).status, 200);
+      assert.ok((await held).choices[0]?.message.content, 'released once another approver decided');
     });
 
     test('people outside the approver groups cannot decide', async () => {
@@ -189,9 +216,8 @@ for (const factory of STORE_FIXTURES) {
 
     test('two approvals required: one is not enough, the same approver twice is not two', async () => {
       const marker = `two-${Date.now()}`;
-      const controller = new AbortController();
       let settled = false;
-      const held = postJson(`${h.url}/v1/chat/completions`, await h.userToken('alice'), { model: 'demo-chat', messages: [{ role: 'user', content: `the merger ${marker}` }] }).finally(() => {
+      const held = (await sdk('alice')).chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: `the merger ${marker}` }] }).finally(() => {
         settled = true;
       });
       const review = await pendingReview(marker);
@@ -204,19 +230,15 @@ for (const factory of STORE_FIXTURES) {
       assert.equal(settled, false, 'still held after one approval');
       const two = await decide('erin', review.id, 'approve', 'second');
       assert.equal(((await two.json()) as ReviewView).state, 'approved');
-      assert.equal((await held).status, 200);
-      controller.abort();
+      assert.ok((await held).choices[0]?.message.content, 'released after the second approval');
     });
 
     test('a client that disconnects cancels its review', async () => {
       const marker = `gone-${Date.now()}`;
       const controller = new AbortController();
-      const held = fetch(`${h.url}/v1/chat/completions`, {
-        method: 'POST',
-        signal: controller.signal,
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${await h.userToken('alice')}` },
-        body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: `nightingale ${marker}` }] }),
-      }).catch((err: unknown) => err);
+      const held = (await sdk('alice')).chat.completions
+        .create({ model: 'demo-chat', messages: [{ role: 'user', content: `nightingale ${marker}` }] }, { signal: controller.signal })
+        .catch((err: unknown) => err);
       const review = await pendingReview(marker);
       controller.abort();
       await held;
