@@ -60,6 +60,8 @@ export class PostgresReviewStore implements ReviewStore {
             grant_expires_at bigint,
             doc text NOT NULL
           );
+          -- Tables from the first approvals build lack updated_at (retention needs it).
+          ALTER TABLE approval_reviews ADD COLUMN IF NOT EXISTS updated_at bigint NOT NULL DEFAULT 0;
           CREATE INDEX IF NOT EXISTS approval_reviews_fingerprint ON approval_reviews (fingerprint, created_at);
           CREATE INDEX IF NOT EXISTS approval_reviews_pending ON approval_reviews (state, expires_at);
           CREATE INDEX IF NOT EXISTS approval_reviews_requester ON approval_reviews (requester_subject, created_at);

@@ -23,6 +23,10 @@ const SCHEMA = `
     grant_expires_at INTEGER,
     doc TEXT NOT NULL
   );
+`;
+
+/** Indexes, created once every column they need exists. */
+const INDEXES = `
   CREATE INDEX IF NOT EXISTS approval_reviews_fingerprint ON approval_reviews (fingerprint, created_at);
   CREATE INDEX IF NOT EXISTS approval_reviews_pending ON approval_reviews (state, expires_at);
   CREATE INDEX IF NOT EXISTS approval_reviews_requester ON approval_reviews (requester_subject, created_at);
@@ -54,6 +58,10 @@ export class SqliteReviewStore implements ReviewStore {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${settings.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
       db.exec(SCHEMA);
+      // Tables from the first approvals build lack updated_at (retention needs it).
+      const columns = db.prepare<[], { name: string }>('PRAGMA table_info(approval_reviews)').all();
+      if (!columns.some((c) => c.name === 'updated_at')) db.exec('ALTER TABLE approval_reviews ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0');
+      db.exec(INDEXES);
       return new SqliteReviewStore(db);
     } catch (err) {
       throw new ReviewStoreUnavailableError(`cannot open the SQLite review store ${settings.path}: ${(err as Error).message}`, { cause: err });
