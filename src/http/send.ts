@@ -10,10 +10,11 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   }
   const payload = JSON.stringify(body);
   res.writeHead(status, {
+    // Answers are per caller unless the handler says otherwise (public discovery documents do).
+    'cache-control': 'no-store',
     ...headers,
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(payload),
-    'cache-control': 'no-store',
   });
   res.end(payload);
 }

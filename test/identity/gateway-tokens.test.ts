@@ -117,7 +117,9 @@ describe('gateway-issued tokens through the gateway', () => {
   test('a gateway token is accepted, and verifies against /.well-known/jwks.json like any JWT', async () => {
     const { token, expiresAt } = await tokens().mint(alice);
     await expectStatus(token, 200);
-    const jwks = (await (await fetch(`${h.url}/.well-known/jwks.json`)).json()) as { keys: JWK[] };
+    const published = await fetch(`${h.url}/.well-known/jwks.json`);
+    assert.equal(published.headers.get('cache-control'), 'max-age=60', 'verifiers may cache the key set briefly');
+    const jwks = (await published.json()) as { keys: JWK[] };
     assert.ok(jwks.keys.length >= 1 && jwks.keys.every((k) => k.d === undefined), 'public keys only');
     const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(jwks), { issuer: h.url, audience: h.url, typ: 'at+jwt' });
     assert.equal(payload.sub, 'alice@corp');
