@@ -3,6 +3,7 @@
 // state change. The review (in the shared store) is the full history; the
 // requests a review affects record what they saw in their own sessions
 // (see pipeline/approve.ts).
+import { GatewayError } from '../http/errors.js';
 import type { Principal } from '../identity/principal.js';
 import type { Logger } from '../ops/logger.js';
 import type { ApprovalsConfig, ReviewEventName } from './config.js';
@@ -125,6 +126,7 @@ export class Approvals {
   }
 
   async createPromptReview(input: NewPromptReview): Promise<Review> {
+    await this.checkPendingLimit(input.principal);
     const now = this.now();
     const review: Review = {
       id: newReviewId(),
@@ -152,6 +154,7 @@ export class Approvals {
   }
 
   async requestAccess(principal: Principal, connection: string, durationMs: number, reason: string): Promise<Review> {
+    await this.checkPendingLimit(principal);
     const now = this.now();
     const settings = this.config.access_requests;
     const review: Review = {
@@ -204,6 +207,20 @@ export class Approvals {
 
   async expire(id: string): Promise<Review | undefined> {
     return this.transition(id, 'expired', (r) => expire(r, this.now()));
+  }
+
+  /** Refuses a new review while the requester already has `max_pending_per_requester` waiting. */
+  private async checkPendingLimit(principal: Principal): Promise<void> {
+    const max = this.config.max_pending_per_requester;
+    const now = this.now();
+    const open = (await this.store.list({ state: 'pending', requester: principal, limit: max })).filter((r) => r.expires_at > now);
+    if (open.length >= max) {
+      const retryAfter = Math.max(1, Math.ceil((Math.min(...open.map((r) => r.expires_at)) - now) / 1000));
+      throw new GatewayError(
+        `You already have ${max} reviews waiting for approvers (${open.map((r) => r.id).join(', ')}); wait for them to be decided or to expire before asking for more.`,
+        { status: 429, type: 'rate_limit_error', code: 'too_many_pending_reviews', headers: { 'retry-after': String(retryAfter) } },
+      );
+    }
   }
 
   /** An approved access grant this principal holds for the connection, if any. */

@@ -41,6 +41,8 @@ export const approvalsSchema = z
     approval_valid_for: duration.prefault('15m'),
     /** Link in errors and notifications; `{id}` is replaced. Default: <server.public_url>/v1/reviews/{id}. */
     review_url: z.string().includes('{id}', { message: 'must contain {id}' }).optional(),
+    /** Pending reviews one requester may have open at once; more are refused (429), so no one can flood approvers. */
+    max_pending_per_requester: z.number().int().min(1).max(1000).default(10),
     /** How often held requests re-read their reviews when PostgreSQL notifications are unavailable (and as a safety net). */
     poll_interval: duration.prefault('1s'),
     access_requests: z

@@ -345,3 +345,29 @@ describe('review expiry', () => {
     assert.match(error.message, /Send it again to open a new review/);
   });
 });
+
+describe('pending review limit', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ configure: (input) => void (input.approvals = { wait: '5s', max_pending_per_requester: 2 }) });
+  });
+  after(() => h?.close());
+
+  test('a requester cannot flood approvers: past the limit, new reviews are refused with 429', async () => {
+    const alice = await h.userToken('alice');
+    for (let i = 0; i < 2; i++) {
+      const requested = await postJson(`${h.url}/v1/access/requests`, alice, { connection: 'demo', duration: '1h', reason: `need ${i}` });
+      assert.equal(requested.status, 201, `request ${i} is accepted`);
+    }
+    const third = await postJson(`${h.url}/v1/access/requests`, alice, { connection: 'demo', duration: '1h', reason: 'one more' });
+    assert.equal(third.status, 429);
+    assert.equal((await errorOf(third)).code, 'too_many_pending_reviews');
+    assert.ok(Number(third.headers.get('retry-after')) > 0, 'with Retry-After');
+
+    const prompt = await postJson(`${h.url}/v1/chat/completions`, alice, { model: 'demo-chat', messages: [{ role: 'user', content: 'nightingale' }] });
+    assert.equal(prompt.status, 429, 'a held prompt is refused at once too, not held');
+    assert.equal((await errorOf(prompt)).code, 'too_many_pending_reviews');
+    const other = await postJson(`${h.url}/v1/access/requests`, await h.userToken('bob'), { connection: 'demo', duration: '1h', reason: 'mine' });
+    assert.equal(other.status, 201, 'the limit is per requester');
+  });
+});
