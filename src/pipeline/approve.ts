@@ -77,7 +77,9 @@ export async function holdForApproval(services: GatewayServices, ctx: RequestCon
     services.metrics.heldRequests.inc();
     const outcome = await approvals
       .waitForDecision(review, approvals.config.wait, ctx.abort.signal, () => {
-        if (!ctx.res.headersSent && !ctx.res.destroyed) ctx.res.writeProcessing();
+        // HTTP/1.0 clients cannot take interim responses (RFC 9110 §15.2).
+        const interimOk = ctx.req.httpVersionMajor > 1 || ctx.req.httpVersionMinor >= 1;
+        if (interimOk && !ctx.res.headersSent && !ctx.res.destroyed) ctx.res.writeProcessing();
       })
       .finally(() => {
         services.metrics.heldRequests.dec();

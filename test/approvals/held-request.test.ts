@@ -21,15 +21,15 @@ describe('a held streaming request on the wire', () => {
   });
   after(() => h?.close());
 
-  async function rawStream(decision: 'approve' | 'reject'): Promise<{ beforeDecision: string; all: string }> {
+  async function rawStream(decision: 'approve' | 'reject', httpVersion = '1.1'): Promise<{ beforeDecision: string; all: string }> {
     const token = await h.userToken('alice');
-    const body = JSON.stringify({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content: `nightingale ${decision}` }] });
+    const body = JSON.stringify({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content: `nightingale ${decision} ${httpVersion}` }] });
     const { port } = new URL(h.url);
     const socket = connect(Number(port), '127.0.0.1');
     let received = '';
     socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
     const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    socket.write(`POST /v1/chat/completions HTTP/${httpVersion}\r\nhost: gateway\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 
     let reviewId: string | undefined;
     const carol = await h.userToken('carol');
@@ -55,6 +55,12 @@ describe('a held streaming request on the wire', () => {
     assert.match(final, /^HTTP\/1\.1 200 OK\r\n/);
     assert.match(final, /content-type: text\/event-stream/i);
     assert.match(final, /data: \[DONE\]/);
+  });
+
+  test('HTTP/1.0 clients get no interim responses, only the final one', async () => {
+    const { beforeDecision, all } = await rawStream('approve', '1.0');
+    assert.equal(beforeDecision, '', 'nothing at all before the decision');
+    assert.match(all, /^HTTP\/1\.1 200 OK\r\n/);
   });
 
   test('rejected: a 403 JSON error, never a half-started stream', async () => {
