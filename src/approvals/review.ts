@@ -16,6 +16,8 @@ export type ReviewState = 'pending' | 'approved' | 'rejected' | 'expired' | 'can
 export interface ReviewParty {
   issuer: string;
   subject: string;
+  /** Where the person signed in, when `issuer` is the gateway itself (browser sign-in). */
+  origin?: string;
   email?: string;
   name?: string;
 }
@@ -74,16 +76,26 @@ export function newReviewId(): string {
   return `rev_${n.toString(36).padStart(26, '0').slice(-26)}`;
 }
 
-export function partyOf(principal: Pick<Principal, 'issuer' | 'subject' | 'email' | 'name'>): ReviewParty {
+export function partyOf(principal: Pick<Principal, 'issuer' | 'subject' | 'origin' | 'email' | 'name'>): ReviewParty {
   return {
     issuer: principal.issuer,
     subject: principal.subject,
+    ...(principal.origin !== undefined && { origin: principal.origin }),
     ...(principal.email !== undefined && { email: principal.email }),
     ...(principal.name !== undefined && { name: principal.name }),
   };
 }
 
-export const sameParty = (a: ReviewParty, b: ReviewParty): boolean => a.issuer === b.issuer && a.subject === b.subject;
+/**
+ * Whether two identities are one person: the same subject at the same
+ * identity provider (whether the token came from it or from the gateway
+ * after a browser sign-in), or the same verified email. Erring towards
+ * "same" only ever refuses a vote, so the email rule is safe.
+ */
+export function sameParty(a: Pick<ReviewParty, 'issuer' | 'subject' | 'origin' | 'email'>, b: Pick<ReviewParty, 'issuer' | 'subject' | 'origin' | 'email'>): boolean {
+  if (a.subject === b.subject && (a.origin ?? a.issuer) === (b.origin ?? b.issuer)) return true;
+  return a.email !== undefined && b.email !== undefined && a.email.toLowerCase() === b.email.toLowerCase();
+}
 
 /** Why a vote was refused; each maps to a distinct API error. */
 export type VoteRefusal =

@@ -134,6 +134,8 @@ export class GatewayTokens implements TokenIssuer {
     if (email) principal.email = email;
     if (name) principal.name = name;
     if (payload.jti) principal.tokenId = payload.jti;
+    const origin = readStringClaim(claims, 'idp');
+    if (origin) principal.origin = origin;
     return principal;
   }
 

@@ -20,6 +20,12 @@ export interface Principal {
   /** Epoch seconds. */
   expiresAt: number;
   method?: AuthenticationMethod;
+  /**
+   * The identity provider that authenticated the person, when the token's
+   * issuer is not it (gateway-issued tokens after browser sign-in carry it
+   * as `idp`). The same person then has one identity: (origin ?? issuer, subject).
+   */
+  origin?: string;
   /** For workloads: the CI token's own subject (e.g. `repo:org/repo:ref:refs/heads/main`), for attribution. */
   workloadSubject?: string;
 }

@@ -198,6 +198,10 @@ for (const factory of STORE_FIXTURES) {
       assert.equal((await errorOf(self)).code, 'self_approval_forbidden');
       const selfReject = await decide('carol', review.id, 'reject');
       assert.equal((await errorOf(selfReject)).code, 'self_approval_forbidden', 'nor decide it the other way');
+      // Signed in through the browser instead: a gateway-issued token for the same person.
+      const browserToken = await h.gateway.services.identity.gatewayTokens.mint({ subject: 'carol', groups: ['auditors', 'approvers'], origin: h.idp.issuer });
+      const viaBrowser = await postJson(`${h.url}/v1/reviews/${review.id}/approve`, browserToken.token, {});
+      assert.equal((await errorOf(viaBrowser)).code, 'self_approval_forbidden', 'nor through a browser session');
       assert.equal((await decide('erin', review.id, 'approve')).status, 200);
       assert.ok((await held).choices[0]?.message.content, 'released once another approver decided');
     });

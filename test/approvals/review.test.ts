@@ -41,6 +41,19 @@ describe('review state machine', () => {
     assert.deepEqual(!rejectOwn.ok && rejectOwn.refusal, { code: 'self_approval_forbidden' });
   });
 
+  test('the requester signed in through the browser (a gateway-issued token) is still the requester', () => {
+    const viaGateway: Vote = { decision: 'approve', by: { issuer: 'https://gateway.example', origin: ISS, subject: 'alice' }, at: T0 + 1 };
+    const r = applyVote(review(), viaGateway, ['approvers'], T0 + 1, 1000);
+    assert.deepEqual(!r.ok && r.refusal, { code: 'self_approval_forbidden' });
+  });
+
+  test('the same verified email at another identity provider is the same person', () => {
+    const requested = review({ requester: { issuer: ISS, subject: 'alice', email: 'Alice@Example.com', groups: ['approvers'] } });
+    const elsewhere: Vote = { decision: 'approve', by: { issuer: 'https://saml-idp.example', subject: 'a.anders', email: 'alice@example.com' }, at: T0 + 1 };
+    const r = applyVote(requested, elsewhere, ['approvers'], T0 + 1, 1000);
+    assert.deepEqual(!r.ok && r.refusal, { code: 'self_approval_forbidden' });
+  });
+
   test('the same subject at another issuer is another person', () => {
     const r = applyVote(review(), vote('alice', 'approve', 'https://other-idp.example'), ['approvers'], T0 + 1, 1000);
     assert.equal(r.ok && r.transition, 'approved');
