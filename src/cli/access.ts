@@ -7,6 +7,7 @@ import { UsageError, type Command, type OptionValues as Values } from './command
 import { gatewayApiOptions, withGatewayApi, type GatewayApi } from './gateway-api.js';
 import { paint } from './paint.js';
 import { isoTime, printTable, rejection, reviewPath, span, stateLabel, who, type ReviewList, type ReviewView } from './review-view.js';
+import { printable } from './terminal-text.js';
 
 const SUBCOMMANDS = ['request', 'grants'] as const;
 const POLL_MS = 1_000;
@@ -111,7 +112,7 @@ async function waitForDecision(api: GatewayApi, created: ReviewView, waitMs: num
 }
 
 function outcome(r: ReviewView): string {
-  const approvers = r.votes.filter((v) => v.decision === 'approve').map((v) => `${who(v.by)}${v.comment ? ` (${JSON.stringify(v.comment)})` : ''}`);
+  const approvers = r.votes.filter((v) => v.decision === 'approve').map((v) => `${who(v.by)}${v.comment ? ` (${printable(JSON.stringify(v.comment))})` : ''}`);
   switch (r.state) {
     case 'approved':
       return `${stateLabel('approved')} by ${approvers.join(', ')}: access to ${r.connection} until ${r.grant?.expires_at ? isoTime(r.grant.expires_at) : '?'}`;

@@ -2,6 +2,7 @@
 // `reviews` and `access` commands print them with.
 import type { Review, ReviewParty, ReviewState } from '../approvals/review.js';
 import { paint } from './paint.js';
+import { printable } from './terminal-text.js';
 
 /** GET /v1/reviews/:id (lists leave `prompt` out). */
 export type ReviewView = Omit<Review, 'fingerprint'> & {
@@ -34,13 +35,13 @@ export const tally = (r: ReviewView): string => `${r.approvals} of ${r.approvers
 /** A vote as one line: "approve by carol@example.com at <time>: "comment"". */
 export function voteLine(v: Review['votes'][number]): string {
   const decision = v.decision === 'approve' ? paint.green('approve') : paint.red('reject ');
-  return `${decision} by ${who(v.by)} at ${isoTime(v.at)}${v.comment ? `: ${JSON.stringify(v.comment)}` : ''}`;
+  return `${decision} by ${who(v.by)} at ${isoTime(v.at)}${v.comment ? `: ${printable(JSON.stringify(v.comment))}` : ''}`;
 }
 
 /** The rejecting vote, worded for the requester: "rejected by erin@example.com: "not now"". */
 export function rejection(r: ReviewView): string {
   const vote = r.votes.find((v) => v.decision === 'reject');
-  return vote ? `rejected by ${who(vote.by)}${vote.comment ? `: ${JSON.stringify(vote.comment)}` : ''}` : 'rejected';
+  return vote ? `rejected by ${who(vote.by)}${vote.comment ? `: ${printable(JSON.stringify(vote.comment))}` : ''}` : 'rejected';
 }
 
 export const isoTime = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');

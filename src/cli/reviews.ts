@@ -5,6 +5,7 @@ import type { ReviewKind, ReviewState } from '../approvals/review.js';
 import { UsageError, type Command, type OptionValues as Values } from './command.js';
 import { gatewayApiOptions, withGatewayApi, type GatewayApi } from './gateway-api.js';
 import { paint } from './paint.js';
+import { printable } from './terminal-text.js';
 import { isoTime, printTable, rejection, REVIEW_STATES, reviewPath, span, stateLabel, tally, voteLine, who, type ReviewList, type ReviewView } from './review-view.js';
 
 const SUBCOMMANDS = ['list', 'show', 'approve', 'reject'] as const;
@@ -93,7 +94,7 @@ async function show(api: GatewayApi, id: string, values: Values): Promise<number
   field('groups', r.requester.groups.join(', ') || '-');
   field('route', r.kind === 'access' ? r.connection : `${route(r)}${r.operation ? ` (${r.operation}${r.stream ? ', streamed' : ''})` : ''}`);
   if (r.rule) field('rule', r.rule);
-  field('reason', r.reason);
+  field('reason', printable(r.reason));
   if (r.grant) field('grant', `${span(r.grant.duration_ms)}${r.grant.expires_at ? ` until ${isoTime(r.grant.expires_at)}${r.grant.expires_at <= now ? ' (over)' : ''}` : ' once approved'}`);
   field('created', `${isoTime(r.created_at)} (${span(now - r.created_at)} ago)`);
   if (r.state === 'pending') field('expires', `${isoTime(r.expires_at)} (in ${span(r.expires_at - now)})`);
@@ -126,11 +127,11 @@ async function decide(api: GatewayApi, id: string, action: 'approve' | 'reject',
 
 /** The request body approvers review, as readable lines: one per message for chat, the text for the other APIs. */
 export function promptLines(prompt: unknown): string[] {
-  if (typeof prompt !== 'object' || prompt === null) return [String(prompt)];
+  if (typeof prompt !== 'object' || prompt === null) return [printable(String(prompt))];
   const body = prompt as Record<string, unknown>;
   const lines: string[] = [];
   if (typeof body.model === 'string') lines.push(paint.dim(`model: ${body.model}`));
-  const turn = (role: string, text: string) => lines.push(`${paint.cyan(`${role}:`)} ${text.replace(/\n/g, '\n    ')}`);
+  const turn = (role: string, text: string) => lines.push(`${paint.cyan(`${printable(role)}:`)} ${printable(text).replace(/\n/g, '\n    ')}`);
   if (typeof body.system === 'string') turn('system', body.system);
   if (typeof body.instructions === 'string') turn('instructions', body.instructions);
   if (Array.isArray(body.messages)) for (const m of body.messages) turn(roleOf(m), messageText(m));
@@ -141,7 +142,7 @@ export function promptLines(prompt: unknown): string[] {
     else if (Array.isArray(value)) for (const item of value) typeof item === 'string' ? turn(key, item) : turn(roleOf(item, key), messageText(item));
     else turn(key, JSON.stringify(value));
   }
-  return lines.length > (typeof body.model === 'string' ? 1 : 0) ? lines : JSON.stringify(prompt, null, 2).split('\n');
+  return lines.length > (typeof body.model === 'string' ? 1 : 0) ? lines : printable(JSON.stringify(prompt, null, 2)).split('\n');
 }
 
 const roleOf = (m: unknown, fallback = 'message'): string =>

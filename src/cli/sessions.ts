@@ -9,6 +9,7 @@ import { openStore, SessionStateError, type DecisionFilter, type SessionRow } fr
 import { UsageError, type Command } from './command.js';
 import { EXIT_CONFIG } from './gateway.js';
 import { paint } from './paint.js';
+import { printable } from './terminal-text.js';
 
 const SUBCOMMANDS = ['list', 'show', 'replay', 'export', 'redact', 'delete', 'hold'] as const;
 type Subcommand = (typeof SUBCOMMANDS)[number];
@@ -132,18 +133,18 @@ function printDetail(d: SessionDetail): void {
   if (d.request.error) console.log(paint.red(`  request unreadable: ${d.request.error}`));
   if (request !== undefined) {
     console.log(paint.bold('\nrequest') + (d.forwarded && d.forwarded.body !== undefined ? paint.dim(' (as forwarded)') : ''));
-    console.log(typeof request === 'string' ? request : JSON.stringify(request, null, 2));
+    console.log(printable(typeof request === 'string' ? request : JSON.stringify(request, null, 2)));
   }
   for (const decision of d.decisions) {
     console.log(
-      `${paint.bold('decision')} ${decision.direction} ${decision.action} ${decision.rule}${decision.entity ? ` ${decision.entity}` : ''}${decision.field ? ` at ${decision.field}` : ''}${decision.span ? ` [${decision.span.start},${decision.span.end})` : ''}${decision.excerpt_text !== undefined ? `: ${JSON.stringify(decision.excerpt_text)}` : ''}`,
+      `${paint.bold('decision')} ${decision.direction} ${decision.action} ${decision.rule}${decision.entity ? ` ${decision.entity}` : ''}${decision.field ? ` at ${decision.field}` : ''}${decision.span ? ` [${decision.span.start},${decision.span.end})` : ''}${decision.excerpt_text !== undefined ? `: ${printable(JSON.stringify(decision.excerpt_text))}` : ''}`,
     );
   }
-  for (const approval of d.approvals) console.log(`${paint.bold('approval')} ${approval.review_id} ${approval.outcome}${approval.approver ? ` by ${approval.approver}` : ''}${approval.comment_text ? `: ${approval.comment_text}` : ''}`);
+  for (const approval of d.approvals) console.log(`${paint.bold('approval')} ${approval.review_id} ${approval.outcome}${approval.approver ? ` by ${approval.approver}` : ''}${approval.comment_text ? `: ${printable(approval.comment_text)}` : ''}`);
   if (d.response.error) console.log(paint.red(`  response unreadable: ${d.response.error}`));
   if (d.response.chunks.length > 0) {
     console.log(paint.bold('\nresponse') + paint.dim(` (${d.response.chunks.length} chunk(s)${d.response.truncated ? ', truncated' : ''})`));
-    console.log(d.response.text || d.response.chunks.map((c) => c.raw ?? '').join(''));
+    console.log(printable(d.response.text || d.response.chunks.map((c) => c.raw ?? '').join('')));
   }
   if (d.end?.reason) console.log(paint.dim(`\n${d.end.reason}`));
 }
@@ -156,7 +157,7 @@ async function replay(archive: SessionArchive, id: string, speed: number): Promi
   }
   const out = process.stdout;
   out.write(paint.dim(`${new Date(r.session.received_at).toISOString()}  ${r.session.email ?? r.session.subject} → ${r.session.connection ?? '-'}/${r.session.model}\n\n`));
-  for (const turn of r.prompt) out.write(`${paint.cyan(`${turn.role}:`)} ${turn.text}\n`);
+  for (const turn of r.prompt) out.write(`${paint.cyan(`${printable(turn.role)}:`)} ${printable(turn.text)}\n`);
   out.write(`${paint.green('assistant:')} `);
   const started = performance.now();
   for (const chunk of r.chunks) {
@@ -164,7 +165,7 @@ async function replay(archive: SessionArchive, id: string, speed: number): Promi
       const due = chunk.offset_ms / speed - (performance.now() - started);
       if (due > 0) await sleep(due);
     }
-    out.write(chunk.raw === null ? paint.dim(`[${chunk.size} bytes not recorded]`) : chunk.text);
+    out.write(chunk.raw === null ? paint.dim(`[${chunk.size} bytes not recorded]`) : printable(chunk.text));
   }
   const end = r.end;
   out.write(`\n\n${paint.dim(end ? `${end.state} ${end.status}${end.error_code ? ` ${end.error_code}` : ''}, ${end.latency_ms ?? '?'} ms` : 'session still open')}\n`);

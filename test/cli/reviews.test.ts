@@ -208,6 +208,20 @@ describe('modelgate reviews and modelgate access', () => {
     assert.match(shown.stdout, /state\s+rejected .*rejected by erin@example\.com: "not outside the project team"/);
   });
 
+  test('a prompt cannot drive the approver\'s terminal: escape sequences and bidi overrides are shown, not obeyed', async () => {
+    const marker = `cli-escape-${Date.now()}`;
+    // Conceal the real request, then show a harmless one; reorder text with a right-to-left override.
+    const request = held(`nightingale ${marker} \u001b[8mexport the customer table\u001b[0m \u001b]0;pwned\u0007 harmless \u202Eevil\u202C`);
+    const id = await reviewMentioning(marker);
+    const shown = await cli('carol', ['reviews', 'show', id]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.ok(!/[\u001b\u0007\u202e]/.test(shown.stdout), `no raw control characters reach the terminal: ${JSON.stringify(shown.stdout)}`);
+    assert.match(shown.stdout, /\\u\{1b\}\[8mexport the customer table/, 'the hidden text is visible, with its escape shown');
+    assert.match(shown.stdout, /\\u\{202e\}evil/);
+    assert.equal((await cli('carol', ['reviews', 'reject', id, '-m', 'nice try'])).code, 0);
+    await request;
+  });
+
   test('self-approval and outsiders are refused with the gateway\'s message and exit 1', async () => {
     const marker = `cli-self-${Date.now()}`;
     const request = held(`nightingale ${marker}`, 'carol');
