@@ -5,16 +5,16 @@
 import pg from 'pg';
 import type { PostgresSettings } from '../audit/postgres-store.js';
 import type { Review } from './review.js';
-import { reviewColumns, ReviewStoreUnavailableError, type ReviewQuery, type ReviewStore } from './review-store.js';
+import { reviewColumns, reviewFromRow, ReviewStoreUnavailableError, type ReviewQuery, type ReviewStore } from './review-store.js';
 
 const CHANNEL = 'modelgate_reviews';
 /** Arbitrary but fixed: serialises table creation when several instances start at once. */
 const SCHEMA_LOCK_ID = 0x6d67_7276;
 const RECONNECT_MAX_MS = 5_000;
 
-const COLUMNS = 'id, kind, state, requester_issuer, requester_subject, connection, fingerprint, created_at, updated_at, expires_at, grant_expires_at, doc';
+const COLUMNS = 'id, kind, state, requester_issuer, requester_subject, connection, fingerprint, created_at, updated_at, expires_at, grant_expires_at, doc, prompt';
 
-const parse = (rows: Array<{ doc: string }>): Review[] => rows.map((r) => JSON.parse(r.doc) as Review);
+const parse = (rows: Array<{ doc: string; prompt?: string | null }>): Review[] => rows.map(reviewFromRow);
 
 export class PostgresReviewStore implements ReviewStore {
   private listener: pg.Client | undefined;
@@ -58,10 +58,12 @@ export class PostgresReviewStore implements ReviewStore {
             updated_at bigint NOT NULL,
             expires_at bigint NOT NULL,
             grant_expires_at bigint,
-            doc text NOT NULL
+            doc text NOT NULL,
+            prompt text
           );
-          -- Tables from the first approvals build lack updated_at (retention needs it).
+          -- Tables from the first approvals build lack updated_at (retention) and the separate prompt column.
           ALTER TABLE approval_reviews ADD COLUMN IF NOT EXISTS updated_at bigint NOT NULL DEFAULT 0;
+          ALTER TABLE approval_reviews ADD COLUMN IF NOT EXISTS prompt text;
           CREATE INDEX IF NOT EXISTS approval_reviews_fingerprint ON approval_reviews (fingerprint, created_at);
           CREATE INDEX IF NOT EXISTS approval_reviews_pending ON approval_reviews (state, expires_at);
           CREATE INDEX IF NOT EXISTS approval_reviews_requester ON approval_reviews (requester_subject, created_at);
@@ -88,14 +90,14 @@ export class PostgresReviewStore implements ReviewStore {
   async insert(review: Review): Promise<void> {
     const c = reviewColumns(review);
     await this.pool.query(
-      `WITH inserted AS (INSERT INTO approval_reviews (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id)
-       SELECT pg_notify($13, id) FROM inserted`,
-      [c.id, c.kind, c.state, c.requester_issuer, c.requester_subject, c.connection, c.fingerprint, c.created_at, c.updated_at, c.expires_at, c.grant_expires_at, c.doc, CHANNEL],
+      `WITH inserted AS (INSERT INTO approval_reviews (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id)
+       SELECT pg_notify($14, id) FROM inserted`,
+      [c.id, c.kind, c.state, c.requester_issuer, c.requester_subject, c.connection, c.fingerprint, c.created_at, c.updated_at, c.expires_at, c.grant_expires_at, c.doc, c.prompt, CHANNEL],
     );
   }
 
   async get(id: string): Promise<Review | undefined> {
-    const { rows } = await this.pool.query<{ doc: string }>('SELECT doc FROM approval_reviews WHERE id = $1', [id]);
+    const { rows } = await this.pool.query<{ doc: string; prompt: string | null }>('SELECT doc, prompt FROM approval_reviews WHERE id = $1', [id]);
     return parse(rows)[0];
   }
 
@@ -148,7 +150,7 @@ export class PostgresReviewStore implements ReviewStore {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
-      const { rows } = await client.query<{ doc: string }>('SELECT doc FROM approval_reviews WHERE id = $1 FOR UPDATE', [id]);
+      const { rows } = await client.query<{ doc: string; prompt: string | null }>('SELECT doc, prompt FROM approval_reviews WHERE id = $1 FOR UPDATE', [id]);
       const current = parse(rows)[0];
       if (!current) {
         await client.query('ROLLBACK');
@@ -157,13 +159,14 @@ export class PostgresReviewStore implements ReviewStore {
       const { next, result } = change(current);
       if (next) {
         const c = reviewColumns(next);
-        await client.query('UPDATE approval_reviews SET state = $2, updated_at = $6, expires_at = $3, grant_expires_at = $4, doc = $5 WHERE id = $1', [
+        await client.query('UPDATE approval_reviews SET state = $2, updated_at = $6, expires_at = $3, grant_expires_at = $4, doc = $5, prompt = $7 WHERE id = $1', [
           id,
           c.state,
           c.expires_at,
           c.grant_expires_at,
           c.doc,
           c.updated_at,
+          c.prompt,
         ]);
         await client.query('SELECT pg_notify($1, $2)', [CHANNEL, id]);
       }

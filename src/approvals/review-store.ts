@@ -1,5 +1,7 @@
 // Where reviews live: the `storage:` database every gateway instance shares.
-// A review is one JSON document plus the columns it is looked up by. All
+// A review is one JSON document plus the columns it is looked up by; its
+// prompt, which can be megabytes, is a column of its own that only `get`
+// and `update` read. All
 // changes go through `update`, a read-modify-write under the row's lock, so
 // the pure state machine in review.ts decides and the store only serialises.
 import type { StorageConfig } from '../audit/config.js';
@@ -14,6 +16,7 @@ export interface ReviewQuery {
   limit?: number;
 }
 
+/** Every method but `get` and `update` leaves `prompt` out. */
 export interface ReviewStore {
   insert(review: Review): Promise<void>;
   get(id: string): Promise<Review | undefined>;
@@ -94,6 +97,14 @@ export function reviewColumns(review: Review) {
     updated_at: review.updated_at,
     expires_at: review.expires_at,
     grant_expires_at: review.grant?.expires_at ?? null,
-    doc: JSON.stringify(review),
+    doc: JSON.stringify({ ...review, prompt: undefined }),
+    prompt: review.prompt === undefined ? null : JSON.stringify(review.prompt),
   };
+}
+
+/** A review from its row; `prompt` only when the row was read with it. */
+export function reviewFromRow(row: { doc: string; prompt?: string | null }): Review {
+  const review = JSON.parse(row.doc) as Review;
+  if (row.prompt != null) review.prompt = JSON.parse(row.prompt);
+  return review;
 }

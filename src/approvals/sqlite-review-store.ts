@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { SqliteSettings } from '../audit/sqlite-store.js';
 import type { Review } from './review.js';
-import { reviewColumns, ReviewStoreUnavailableError, type ReviewQuery, type ReviewStore } from './review-store.js';
+import { reviewColumns, reviewFromRow, ReviewStoreUnavailableError, type ReviewQuery, type ReviewStore } from './review-store.js';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS approval_reviews (
@@ -21,7 +21,8 @@ const SCHEMA = `
     updated_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     grant_expires_at INTEGER,
-    doc TEXT NOT NULL
+    doc TEXT NOT NULL,
+    prompt TEXT
   );
 `;
 
@@ -39,10 +40,10 @@ export class SqliteReviewStore implements ReviewStore {
 
   private constructor(private readonly db: Database.Database) {
     this.statements = {
-      insert: db.prepare(`INSERT INTO approval_reviews (id, kind, state, requester_issuer, requester_subject, connection, fingerprint, created_at, updated_at, expires_at, grant_expires_at, doc)
-        VALUES (@id, @kind, @state, @requester_issuer, @requester_subject, @connection, @fingerprint, @created_at, @updated_at, @expires_at, @grant_expires_at, @doc)`),
-      update: db.prepare(`UPDATE approval_reviews SET state = @state, updated_at = @updated_at, expires_at = @expires_at, grant_expires_at = @grant_expires_at, doc = @doc WHERE id = @id`),
-      get: db.prepare<[string], { doc: string }>('SELECT doc FROM approval_reviews WHERE id = ?'),
+      insert: db.prepare(`INSERT INTO approval_reviews (id, kind, state, requester_issuer, requester_subject, connection, fingerprint, created_at, updated_at, expires_at, grant_expires_at, doc, prompt)
+        VALUES (@id, @kind, @state, @requester_issuer, @requester_subject, @connection, @fingerprint, @created_at, @updated_at, @expires_at, @grant_expires_at, @doc, @prompt)`),
+      update: db.prepare(`UPDATE approval_reviews SET state = @state, updated_at = @updated_at, expires_at = @expires_at, grant_expires_at = @grant_expires_at, doc = @doc, prompt = @prompt WHERE id = @id`),
+      get: db.prepare<[string], { doc: string; prompt: string | null }>('SELECT doc, prompt FROM approval_reviews WHERE id = ?'),
       byFingerprint: db.prepare<[string], { doc: string }>('SELECT doc FROM approval_reviews WHERE fingerprint = ? ORDER BY created_at DESC LIMIT 20'),
       activeGrants: db.prepare<[string, string, string, number], { doc: string }>(
         `SELECT doc FROM approval_reviews WHERE kind = 'access' AND state = 'approved' AND requester_issuer = ? AND requester_subject = ? AND connection = ? AND grant_expires_at > ?`,
@@ -58,9 +59,10 @@ export class SqliteReviewStore implements ReviewStore {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${settings.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
       db.exec(SCHEMA);
-      // Tables from the first approvals build lack updated_at (retention needs it).
+      // Tables from the first approvals build lack updated_at (retention) and the separate prompt column.
       const columns = db.prepare<[], { name: string }>('PRAGMA table_info(approval_reviews)').all();
       if (!columns.some((c) => c.name === 'updated_at')) db.exec('ALTER TABLE approval_reviews ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0');
+      if (!columns.some((c) => c.name === 'prompt')) db.exec('ALTER TABLE approval_reviews ADD COLUMN prompt TEXT');
       db.exec(INDEXES);
       return new SqliteReviewStore(db);
     } catch (err) {
@@ -74,13 +76,13 @@ export class SqliteReviewStore implements ReviewStore {
 
   async get(id: string): Promise<Review | undefined> {
     const row = this.statements.get.get(id);
-    return row && (JSON.parse(row.doc) as Review);
+    return row && reviewFromRow(row);
   }
 
   async getMany(ids: readonly string[]): Promise<Review[]> {
     if (ids.length === 0) return [];
     const rows = this.db.prepare(`SELECT doc FROM approval_reviews WHERE id IN (${ids.map(() => '?').join(',')})`).all(...ids) as Array<{ doc: string }>;
-    return rows.map((r) => JSON.parse(r.doc) as Review);
+    return rows.map((r) => reviewFromRow(r));
   }
 
   async list(query: ReviewQuery): Promise<Review[]> {
@@ -92,15 +94,15 @@ export class SqliteReviewStore implements ReviewStore {
     if (query.requester?.issuer !== undefined) (clauses.push('requester_issuer = ?'), params.push(query.requester.issuer));
     const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '';
     const rows = this.db.prepare(`SELECT doc FROM approval_reviews ${where} ORDER BY created_at DESC LIMIT ?`).all(...params, query.limit ?? 100) as Array<{ doc: string }>;
-    return rows.map((r) => JSON.parse(r.doc) as Review);
+    return rows.map((r) => reviewFromRow(r));
   }
 
   async byFingerprint(fingerprint: string): Promise<Review[]> {
-    return this.statements.byFingerprint.all(fingerprint).map((r) => JSON.parse(r.doc) as Review);
+    return this.statements.byFingerprint.all(fingerprint).map((r) => reviewFromRow(r));
   }
 
   async activeGrants(issuer: string, subject: string, connection: string, now: number): Promise<Review[]> {
-    return this.statements.activeGrants.all(issuer, subject, connection, now).map((r) => JSON.parse(r.doc) as Review);
+    return this.statements.activeGrants.all(issuer, subject, connection, now).map((r) => reviewFromRow(r));
   }
 
   async deleteDecidedBefore(cutoff: number, limit: number): Promise<number> {
@@ -117,7 +119,7 @@ export class SqliteReviewStore implements ReviewStore {
     const run = this.db.transaction((): T | undefined => {
       const row = this.statements.get.get(id);
       if (!row) return undefined;
-      const { next, result } = change(JSON.parse(row.doc) as Review);
+      const { next, result } = change(reviewFromRow(row));
       if (next) this.statements.update.run(reviewColumns(next));
       return result;
     });

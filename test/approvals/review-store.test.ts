@@ -87,6 +87,18 @@ for (const factory of STORE_FIXTURES) {
       assert.equal(await two.update('rev_missing', () => ({ result: 1 })), undefined);
     });
 
+    test('the prompt is read only for one review, never in lists', async () => {
+      const review = pending({ prompt: { messages: [{ role: 'user', content: 'x'.repeat(100_000) }] } });
+      await one.insert(review);
+      assert.deepEqual((await two.get(review.id))?.prompt, review.prompt, 'get has it');
+      const listed = (await two.list({ requester: { subject: 'alice' }, limit: 1000 })).find((r) => r.id === review.id);
+      assert.ok(listed, 'listed');
+      assert.equal(listed.prompt, undefined, 'a list leaves it out');
+      assert.equal((await two.byFingerprint(review.fingerprint!))[0]?.prompt, undefined);
+      await two.update(review.id, (current) => ({ next: { ...current, state: 'cancelled' }, result: true }));
+      assert.deepEqual((await one.get(review.id))?.prompt, review.prompt, 'an update keeps it');
+    });
+
     test('retention deletes decided reviews past their time, never pending ones', async () => {
       const now = Date.now();
       const oldDecided = pending({ state: 'rejected', updated_at: now - 10_000 });
