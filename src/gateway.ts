@@ -102,6 +102,7 @@ export class Gateway {
     const approvals = new Approvals(await openReviewStore(config.storage), config.approvals, {
       log,
       baseUrl: () => this.services.identity.publicUrl,
+      archive: () => this.services.audit?.archive,
       onEvent: (event, review) => metrics.reviews.inc({ kind: review.kind, event }),
       onWebhook: (outcome) => metrics.webhookDeliveries.inc({ outcome }),
     });

@@ -1,8 +1,11 @@
 // The approvals service: opens reviews, takes votes, wakes held requests,
 // expires what nobody decided, and tells webhooks and metrics about every
-// state change. The review (in the shared store) is the full history; the
-// requests a review affects record what they saw in their own sessions
-// (see pipeline/approve.ts).
+// state change. Each change is also recorded, once, in the session of the
+// request that raised the review, by whichever instance made it: a vote on
+// instance B lands in a session instance A is still writing. The requests
+// themselves record `created`, `waiting` and `executed` (pipeline/approve.ts).
+import { APPENDED_ORDINAL_BASE, type ApprovalOutcome } from '../audit/events.js';
+import type { SessionArchive } from '../audit/sessions.js';
 import { GatewayError } from '../http/errors.js';
 import type { Principal } from '../identity/principal.js';
 import type { Logger } from '../ops/logger.js';
@@ -29,8 +32,13 @@ const SWEEP_INTERVAL_MS = 15_000;
 /** While PostgreSQL pushes changes, held requests still poll this many times less often, in case a notification is lost. */
 const PUSHED_POLL_FACTOR = 5;
 
+/** Ordinals of changes appended to the raising session: a vote's is BASE + its index. */
+const APPENDED = { expired: APPENDED_ORDINAL_BASE + 1000, cancelled: APPENDED_ORDINAL_BASE + 1001, executed: APPENDED_ORDINAL_BASE + 1002 } as const;
+
 export interface ApprovalsDeps {
   log: Logger;
+  /** The session archive, for recording changes in the raising session; absent when recording is off. */
+  archive?: () => SessionArchive | undefined;
   /** Called on every state change, for metrics. */
   onEvent?: (event: ReviewEventName, review: Review) => void;
   onWebhook?: (outcome: 'delivered' | 'failed') => void;
@@ -40,6 +48,8 @@ export interface ApprovalsDeps {
 }
 
 export interface NewPromptReview {
+  /** Chosen by the caller, so the session can record `created` before the review exists. */
+  id: string;
   principal: Principal;
   sessionId: string;
   connection: string;
@@ -129,7 +139,7 @@ export class Approvals {
     await this.checkPendingLimit(input.principal);
     const now = this.now();
     const review: Review = {
-      id: newReviewId(),
+      id: input.id,
       kind: 'prompt',
       state: 'pending',
       created_at: now,
@@ -185,7 +195,10 @@ export class Approvals {
       return { ...(r.ok && { next: r.review }), result: r };
     });
     if (!result?.ok) return result;
-    if (result.transition) this.announce(result.transition, result.review, vote.by, comment);
+    const review = result.review;
+    const outcome: ApprovalOutcome = decision === 'reject' ? 'rejected' : (result.transition ?? 'voted');
+    await this.recordInRaisingSession(review, outcome, APPENDED_ORDINAL_BASE + review.votes.length - 1, vote.by.email ?? vote.by.subject, comment);
+    if (result.transition) this.announce(result.transition, review, vote.by, comment);
     this.changed(id);
     return result;
   }
@@ -197,6 +210,7 @@ export class Approvals {
       const next = execute(current, sessionId, now);
       return { ...(next && { next }), result: next };
     });
+    if (executed && executed.session_id !== sessionId) await this.recordInRaisingSession(executed, 'executed', APPENDED.executed, 'gateway');
     if (executed) this.announce('executed', executed);
     return executed;
   }
@@ -327,8 +341,23 @@ export class Approvals {
       const n = change(current);
       return { ...(n && { next: n }), result: n };
     });
-    if (next) this.announce(event, next);
+    if (next) {
+      await this.recordInRaisingSession(next, event, APPENDED[event], 'gateway');
+      this.announce(event, next);
+    }
     return next;
+  }
+
+  /** Appends the change to the session that raised the review; a failure is logged, the change stands. */
+  private async recordInRaisingSession(review: Review, outcome: ApprovalOutcome, n: number, by: string, comment?: string): Promise<void> {
+    const archive = this.deps.archive?.();
+    if (!archive || !review.session_id) return;
+    const meta = { outcome, review_id: review.id, ...(review.rule !== undefined && { rule: review.rule }), approver: by, approvals: approvalsOf(review), required: review.approvers.required };
+    try {
+      await archive.appendApproval(review.session_id, n, meta, comment);
+    } catch (err) {
+      this.deps.log.error({ err, review: review.id, outcome }, 'could not record a review change in its session');
+    }
   }
 
   /** Counts a state change and notifies webhooks. */

@@ -166,6 +166,12 @@ export const TRAIL_SESSION_ID = '';
 
 /** Events not written by a session's own writer have no content and this ordinal. */
 export const NO_ORDINAL = -1;
+/**
+ * Ordinals from here up are for events another party appends to a session
+ * it does not write (an approver's vote, made on any instance); a writer's
+ * own ordinals count up from 0 and never get here.
+ */
+export const APPENDED_ORDINAL_BASE = 2_000_000_000;
 
 /** The typed union: `meta` narrows with `kind`. */
 export type AuditEvent = { [K in EventKind]: { kind: K; meta: EventMetaByKind[K] } }[EventKind];

@@ -455,6 +455,17 @@ export class SessionArchive {
     return outcome;
   }
 
+  /**
+   * Records a review's state change in the session that raised it, from
+   * wherever the change was made. `n` must be unique within the session
+   * (at or above APPENDED_ORDINAL_BASE); the comment is content, so it is
+   * encrypted and redactable like the rest. Dropped if the session is gone.
+   */
+  async appendApproval(sessionId: string, n: number, meta: Omit<ApprovalMeta, 'comment'>, comment?: string): Promise<void> {
+    const encoded = comment === undefined ? undefined : encodeContent(comment, { sessionId, n }, { maxBytes: this.recording.max_body_bytes, partBytes: this.recording.chunk_bytes }, this.cipher);
+    await this.store.append([{ kind: 'approval', sessionId, n, atMs: this.now(), meta: { ...meta, comment: encoded?.info }, parts: encoded?.parts, precondition: 'exists' }]);
+  }
+
   /** Places or releases a legal hold: a held session is exempt from retention, deletion and redaction. */
   async setLegalHold(id: string, hold: boolean, by: string, reason?: string): Promise<void> {
     const [seq] = await this.store.append([{ kind: 'legal_hold', sessionId: id, n: NO_ORDINAL, atMs: this.now(), meta: { hold, by, reason }, precondition: 'exists' }]);

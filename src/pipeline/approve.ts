@@ -2,11 +2,13 @@
 // anything is forwarded. The request is held open (no response bytes yet,
 // only `102 Processing` to keep idle-timeouts away) until the review is
 // decided or the wait runs out. The identical request retried after an
-// approval passes once. Whatever happens is recorded in this session.
-import type { ApprovalOutcome } from '../audit/events.js';
+// approval passes once. This session records `created` (or `waiting`, when
+// it joins the identical request's review) and `executed`; votes, expiry
+// and cancellation are recorded in the raising session by whoever makes
+// them (approvals/approvals.ts).
 import { requestFingerprint } from '../approvals/fingerprint.js';
 import type { Approvals } from '../approvals/approvals.js';
-import { approvalsOf, type Review } from '../approvals/review.js';
+import { approvalsOf, newReviewId, type Review } from '../approvals/review.js';
 import { GatewayError } from '../http/errors.js';
 import type { Decision } from '../policy/guardrails-types.js';
 import type { RequestContext } from './context.js';
@@ -44,7 +46,7 @@ export async function holdForApproval(services: GatewayServices, ctx: RequestCon
   try {
     const prior = await approvals.prior(fingerprint, principal);
     if (prior.kind === 'rejected') {
-      recordReview(ctx, prior.review, 'rejected');
+      recordSeen(ctx, prior.review, 'rejected');
       throw rejected(prior.review);
     }
     if (prior.kind === 'approved' && (await passOnce(approvals, ctx, prior.review))) return;
@@ -52,11 +54,16 @@ export async function holdForApproval(services: GatewayServices, ctx: RequestCon
     let review: Review;
     if (prior.kind === 'pending') {
       review = prior.review;
+      recordSeen(ctx, review, 'waiting');
     } else {
-      // The review points at this session, so the session must exist first.
+      // The review points at this session, so the session, and its `created`, are durable first.
+      const id = newReviewId();
+      const approvers = approversFor(services, need.decision.rule);
+      ctx.recording?.approval({ outcome: 'created', review_id: id, rule: need.decision.rule, approver: 'gateway', approvals: 0, required: approvers.required });
       await ctx.recording?.flush();
       if (ctx.recording?.failure) throw ctx.recording.failure;
       review = await approvals.createPromptReview({
+        id,
         principal,
         sessionId: ctx.id,
         connection: route.connection.name,
@@ -67,10 +74,9 @@ export async function holdForApproval(services: GatewayServices, ctx: RequestCon
         prompt: need.reviewBody,
         rule: need.decision.rule,
         reason: need.reasons.join('; '),
-        approvers: approversFor(services, need.decision.rule),
+        approvers,
       });
     }
-    ctx.recording?.approval({ outcome: prior.kind === 'pending' ? 'waiting' : 'created', review_id: review.id, rule: review.rule, approver: 'gateway', approvals: 0, required: review.approvers.required });
     ctx.log.info({ review: review.id, rule: review.rule }, 'request held for approval');
 
     const held = performance.now();
@@ -88,8 +94,7 @@ export async function holdForApproval(services: GatewayServices, ctx: RequestCon
 
     switch (outcome.kind) {
       case 'aborted': {
-        const cancelled = await approvals.cancel(review.id);
-        recordReview(ctx, cancelled ?? review, 'cancelled');
+        await approvals.cancel(review.id);
         throw new GatewayError(`The client disconnected while review ${review.id} was pending; the review was cancelled.`, {
           status: 499 as number,
           type: 'invalid_request_error',
@@ -97,7 +102,6 @@ export async function holdForApproval(services: GatewayServices, ctx: RequestCon
         });
       }
       case 'timeout':
-        recordReview(ctx, (await approvals.get(review.id)) ?? review, undefined);
         throw approvalRequired(approvals, review, need);
       case 'draining':
         throw new GatewayError(
@@ -107,7 +111,6 @@ export async function holdForApproval(services: GatewayServices, ctx: RequestCon
       case 'decided': {
         const decided = outcome.review;
         if (decided.state === 'approved' && (await passOnce(approvals, ctx, decided))) return;
-        recordReview(ctx, decided, decided.state === 'approved' || decided.state === 'pending' ? undefined : (decided.state as ApprovalOutcome));
         if (decided.state === 'rejected') throw rejected(decided);
         if (decided.state === 'expired') throw expired(decided);
         if (decided.state === 'cancelled') throw cancelledElsewhere(decided);
@@ -125,31 +128,22 @@ export async function holdForApproval(services: GatewayServices, ctx: RequestCon
 async function passOnce(approvals: Approvals, ctx: RequestContext, review: Review): Promise<boolean> {
   const executed = await approvals.execute(review.id, ctx.id);
   if (!executed) return false;
-  recordReview(ctx, executed, 'executed');
+  recordSeen(ctx, executed, 'executed');
   ctx.log.info({ review: review.id }, 'approved request released');
   return true;
 }
 
-/** Records the review's votes (who, and their comments) and how it ended for this request. */
-function recordReview(ctx: RequestContext, review: Review, outcome: ApprovalOutcome | undefined): void {
-  const writer = ctx.recording;
-  if (!writer) return;
-  let approvals = 0;
-  for (const vote of review.votes) {
-    if (vote.decision === 'approve') approvals++;
-    writer.approval({
-      outcome: vote.decision === 'reject' ? 'rejected' : approvals >= review.approvers.required ? 'approved' : 'voted',
-      review_id: review.id,
-      rule: review.rule,
-      approver: vote.by.email ?? vote.by.subject,
-      ...(vote.comment !== undefined && { comment: vote.comment }),
-      approvals,
-      required: review.approvers.required,
-    });
-  }
-  if (outcome && outcome !== 'rejected') {
-    writer.approval({ outcome, review_id: review.id, rule: review.rule, approver: 'gateway', approvals: approvalsOf(review), required: review.approvers.required });
-  }
+/** Records in this session what became of the review for this request. */
+function recordSeen(ctx: RequestContext, review: Review, outcome: 'waiting' | 'executed' | 'rejected'): void {
+  const decider = outcome === 'rejected' ? review.votes.findLast((v) => v.decision === 'reject')?.by : undefined;
+  ctx.recording?.approval({
+    outcome,
+    review_id: review.id,
+    rule: review.rule,
+    approver: decider ? (decider.email ?? decider.subject) : 'gateway',
+    approvals: approvalsOf(review),
+    required: review.approvers.required,
+  });
 }
 
 /** The rule's approvers, else the defaults. */

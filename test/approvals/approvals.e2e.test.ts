@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import OpenAI from 'openai';
 import { postJson, startHarness, errorOf, type Harness } from '../helpers/harness.js';
+import { verify } from '../../src/audit/verify.js';
 import { STORE_FIXTURES, type StoreFixture } from '../audit/fixtures.js';
 import { withTwoPersonRule } from '../helpers/approvals.js';
 
@@ -24,6 +25,8 @@ async function refusalOf(call: Promise<unknown>): Promise<InstanceType<typeof Op
 
 interface ReviewView {
   id: string;
+  session_id?: string;
+  executed_session_id?: string;
   state: string;
   kind: string;
   prompt?: unknown;
@@ -99,9 +102,9 @@ for (const factory of STORE_FIXTURES) {
       const completion = await pending;
       assert.ok(completion.choices[0]?.message.content, 'a completion came back');
 
-      const after = (await (await api('alice', 'GET', `/v1/reviews/${review.id}`)).json()) as ReviewView & { executed_session_id: string };
+      const after = (await (await api('alice', 'GET', `/v1/reviews/${review.id}`)).json()) as ReviewView;
       assert.equal(after.state, 'executed');
-      const session = await h.gateway.services.audit!.archive.show(after.executed_session_id);
+      const session = await h.gateway.services.audit!.archive.show(after.executed_session_id!);
       const outcomes = session!.approvals.map((a) => `${a.outcome}:${a.approver}`);
       assert.deepEqual(outcomes, ['created:gateway', 'approved:carol@example.com', 'executed:gateway']);
       assert.equal(session!.approvals[1]!.comment_text, 'fine for the weekly report');
@@ -158,6 +161,18 @@ for (const factory of STORE_FIXTURES) {
       const error = await errorOf(again);
       assert.equal(error.code, 'approval_required');
       assert.notEqual((error as unknown as { review_id: string }).review_id, errorBody.review_id, 'a new review');
+
+      // The raising session holds every change, including those made after it ended; the retry's records that it used the approval.
+      const review = (await (await api('alice', 'GET', `/v1/reviews/${errorBody.review_id}`)).json()) as ReviewView;
+      const archive = h.gateway.services.audit!.archive;
+      const raising = await archive.show(review.session_id!);
+      assert.deepEqual(raising!.approvals.map((a) => `${a.outcome}:${a.approver}`), ['created:gateway', 'approved:carol@example.com', 'executed:gateway']);
+      assert.equal(raising!.approvals[1]!.comment_text, 'ok', 'with the approver\'s comment');
+      assert.equal(raising!.session.approved, true);
+      const retry = await archive.show(review.executed_session_id!);
+      assert.deepEqual(retry!.approvals.map((a) => `${a.outcome}:${a.review_id}`), [`executed:${review.id}`]);
+      const verified = await verify(archive.store);
+      assert.deepEqual(verified.problems, [], 'the chain verifies with changes appended by approvers');
     });
 
     test('a changed prompt does not ride on an approval', async () => {
@@ -253,6 +268,8 @@ for (const factory of STORE_FIXTURES) {
       }
       assert.equal(state, 'cancelled');
       assert.equal((await errorOf(await decide('carol', review.id, 'approve'))).code, 'review_not_pending');
+      const session = await h.gateway.services.audit!.archive.show(review.session_id!);
+      assert.deepEqual(session!.approvals.map((a) => a.outcome), ['created', 'cancelled'], 'the session records the cancellation');
     });
 
     test('approvers see the prompt with detected entities masked', async () => {
@@ -324,6 +341,8 @@ for (const factory of STORE_FIXTURES) {
       assert.equal(after.votes[0]!.comment, '[redacted]');
       assert.equal(after.votes[0]!.by.subject, 'carol', 'who decided stays');
       assert.equal(after.state, 'executed', 'and the outcome');
+      const session = await h.gateway.services.audit!.archive.show(after.session_id!);
+      assert.equal(session!.approvals.find((a) => a.outcome === 'approved')?.comment_text, '[redacted]', 'the comment in the session is erased too');
       const rows = await fx.raw.query<{ doc: string }>('SELECT doc FROM approval_reviews');
       assert.ok(!rows.some((r) => r.doc.includes(marker)), 'no copy left in the review table');
     });
@@ -347,6 +366,8 @@ describe('review expiry', () => {
     const error = await errorOf(response);
     assert.equal(error.code, 'approval_expired');
     assert.match(error.message, /Send it again to open a new review/);
+    const session = await h.gateway.services.audit!.archive.show(response.headers.get('x-request-id')!);
+    assert.deepEqual(session!.approvals.map((a) => a.outcome), ['created', 'expired'], 'the session records the expiry');
   });
 });
 
