@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { configSchema, type ConfigInput } from '../../src/config/schema.js';
 import { startDemoModel, type DemoModel, type DemoModelOptions } from '../../src/dev/demo-model.js';
 import { devConfigInput, DEV_AUDIENCE } from '../../src/dev/dev-config.js';
-import { startDevIdp, type DevIdp, type DevIdpOptions } from '../../src/dev/idp.js';
+import { CONSOLE_CLIENT_ID, CONSOLE_CLIENT_SECRET, GATEWAY_SCOPE, startDevIdp, type DevIdp, type DevIdpOptions } from '../../src/dev/idp.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/ops/logger.js';
 
@@ -58,6 +58,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** `identity.web.oidc` for browser sign-in at the dev IdP with its console client. */
+export function devConsoleOidc(issuer: string) {
+  return { issuer, client_id: CONSOLE_CLIENT_ID, client_secret: CONSOLE_CLIENT_SECRET, scopes: ['openid', 'email', 'profile', GATEWAY_SCOPE] };
 }
 
 /** fetch against the gateway with a bearer token and a JSON body. */

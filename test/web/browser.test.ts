@@ -10,9 +10,8 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
-import { CONSOLE_CLIENT_ID, CONSOLE_CLIENT_SECRET, GATEWAY_SCOPE } from '../../src/dev/idp.js';
 import { isLoopback, launchChromium, type LaunchedChromium } from '../helpers/chromium.js';
-import { startHarness, type Harness } from '../helpers/harness.js';
+import { devConsoleOidc, startHarness, type Harness } from '../helpers/harness.js';
 import { freePort } from './browser.js';
 import { TestSamlIdp, type SamlUser } from './saml-idp.js';
 
@@ -54,12 +53,7 @@ describe('browser sign-in in headless Chromium', () => {
         input.server = { ...input.server, port };
         input.identity!.web = {
           session_lifetime: '15m',
-          oidc: {
-            issuer: input.identity!.issuers[0]!.issuer,
-            client_id: CONSOLE_CLIENT_ID,
-            client_secret: CONSOLE_CLIENT_SECRET,
-            scopes: ['openid', 'email', 'profile', GATEWAY_SCOPE],
-          },
+          oidc: devConsoleOidc(input.identity!.issuers[0]!.issuer),
           // A real IdP on another site (localhost vs the gateway's 127.0.0.1), as in production.
           saml: { idp_sso_url: `${crossSite}/saml/sso`, idp_certificate: samlIdp.certificate, idp_entity_id: samlIdp.entityId },
         };

@@ -3,8 +3,7 @@
 // protection on every state-changing call made with that cookie.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { CONSOLE_CLIENT_ID, CONSOLE_CLIENT_SECRET, GATEWAY_SCOPE } from '../../src/dev/idp.js';
-import { errorOf, postJson, startHarness, type Harness } from '../helpers/harness.js';
+import { devConsoleOidc, errorOf, postJson, startHarness, type Harness } from '../helpers/harness.js';
 import { freePort, TestBrowser } from './browser.js';
 
 const chat = { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] };
@@ -22,12 +21,7 @@ describe('OIDC web login', () => {
         input.server = { ...input.server, port };
         input.identity!.web = {
           session_lifetime: '15m',
-          oidc: {
-            issuer: input.identity!.issuers[0]!.issuer,
-            client_id: CONSOLE_CLIENT_ID,
-            client_secret: CONSOLE_CLIENT_SECRET,
-            scopes: ['openid', 'email', 'profile', GATEWAY_SCOPE],
-          },
+          oidc: devConsoleOidc(input.identity!.issuers[0]!.issuer),
         };
       },
     });
