@@ -17,7 +17,7 @@ import { jsonObjectBody, optionalString } from '../http/read-json-body.js';
 import { sendJson } from '../http/send.js';
 import type { Principal } from '../identity/principal.js';
 import type { Approvals } from './approvals.js';
-import { grantActive, REVIEW_ID_PATTERN, sameParty, type Review, type ReviewKind, type ReviewState, type VoteRefusal } from './review.js';
+import { approvalsOf, grantActive, REVIEW_ID_PATTERN, sameParty, type Review, type ReviewKind, type ReviewState, type VoteRefusal } from './review.js';
 
 const STATES: readonly ReviewState[] = ['pending', 'approved', 'rejected', 'expired', 'cancelled', 'executed'];
 const KINDS: readonly ReviewKind[] = ['prompt', 'access'];
@@ -128,7 +128,7 @@ function view(review: Review, ctx: ApprovalsApiContext, withPrompt: boolean) {
   return {
     object: 'review',
     ...rest,
-    approvals: review.votes.filter((v) => v.decision === 'approve').length,
+    approvals: approvalsOf(review),
     url: ctx.approvals.reviewUrl(review.id),
     can_decide: review.state === 'pending' && isApprover(review, ctx.principal) && !sameParty(review.requester, ctx.principal) && !review.votes.some((v) => sameParty(v.by, ctx.principal)),
     ...(withPrompt && prompt !== undefined && { prompt }),

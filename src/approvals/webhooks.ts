@@ -97,7 +97,7 @@ export function verifySignature(secret: string, body: string, header: string | u
 }
 
 /** The review as notifications describe it: everything but the prompt. */
-export function reviewSummary(review: Review) {
+function reviewSummary(review: Review) {
   const { prompt: _prompt, fingerprint: _fingerprint, ...rest } = review;
   return rest;
 }
@@ -138,7 +138,7 @@ function slackMessage(e: ReviewEvent) {
   };
 }
 
-export function formatDuration(ms: number): string {
+function formatDuration(ms: number): string {
   if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
   if (ms % 60_000 === 0) return `${ms / 60_000}m`;
   return `${Math.round(ms / 1000)}s`;
