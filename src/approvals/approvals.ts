@@ -269,7 +269,15 @@ export class Approvals {
       timers.push(setTimeout(() => done({ kind: 'timeout', review }), waitMs));
       // The review may run out before the wait does.
       const untilExpiry = review.expires_at - this.now();
-      if (untilExpiry < waitMs) timers.push(setTimeout(() => void this.expire(review.id).then(() => this.changed(review.id)), Math.max(0, untilExpiry)));
+      if (untilExpiry < waitMs) {
+        const expireNow = () =>
+          this.expire(review.id).then(
+            () => this.changed(review.id),
+            // The store is down: the poll or the sweep expires it later; the wait still ends on time.
+            (err: unknown) => this.deps.log.warn({ err: (err as Error).message, review: review.id }, 'could not expire a review'),
+          );
+        timers.push(setTimeout(() => void expireNow(), Math.max(0, untilExpiry)));
+      }
       if (keepalive && this.config.keepalive_interval > 0) {
         const beat = () => {
           keepalive();

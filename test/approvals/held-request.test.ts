@@ -2,13 +2,16 @@
 // responses keep the connection busy, and not one byte of the final
 // response is sent before the decision, so a refusal can still be a proper
 // 403 with a JSON body even for a streaming request. And what it gets when
-// the gateway shuts down under it.
+// the gateway shuts down under it, or its review store is unreachable.
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { openReviewStore } from '../../src/approvals/review-store.js';
+import { PG_URL } from '../audit/fixtures.js';
 import { postJson, startHarness, type Harness } from '../helpers/harness.js';
+import { tcpRelay } from '../helpers/tcp-relay.js';
 
 describe('a held streaming request on the wire', () => {
   let h: Harness;
@@ -100,6 +103,43 @@ describe('a gateway shutting down with requests held', () => {
       await store.close();
     } finally {
       await Promise.all([h.idp.close(), h.model.close()]);
+    }
+  });
+});
+
+describe('the review store unreachable', () => {
+  test('a prompt that needs approval fails closed with 503, and the model gets nothing', async () => {
+    const schema = `mgtest_down_${process.pid}`;
+    const url = new URL(PG_URL);
+    const relay = await tcpRelay(Number(url.port || 5432));
+    url.port = String(relay.port);
+    const h = await startHarness({
+      configure: (input) => {
+        input.storage = { driver: 'postgres', postgres: { url: url.toString(), schema, pool_size: 2, connect_timeout: '1s' } };
+        // Recording off, so it is the review store, not the audit trail, that refuses.
+        input.recording = { enabled: false };
+      },
+    });
+    try {
+      const token = await h.userToken('alice');
+      const ok = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'hello' }] });
+      assert.equal(ok.status, 200, 'an ordinary prompt passes');
+      const before = h.model.received.length;
+      relay.cut();
+      const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'nightingale plans' }] });
+      assert.equal(response.status, 503);
+      const error = (await response.json()) as { error: { code: string; message: string } };
+      assert.equal(error.error.code, 'approvals_unavailable');
+      assert.match(error.error.message, /not forwarded/);
+      assert.equal(response.headers.get('retry-after'), '5');
+      assert.equal(h.model.received.length, before, 'nothing reached the model');
+    } finally {
+      await h.close();
+      await relay.close();
+      const admin = new pg.Client({ connectionString: PG_URL });
+      await admin.connect();
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.end();
     }
   });
 });

@@ -4,38 +4,12 @@
 // recorded too; and with the database gone, the caller gets a clear 503 and
 // the model gets nothing.
 import assert from 'node:assert/strict';
-import { createServer, Socket, type Server } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { SseDecoder } from '../../src/protocol/sse.js';
 import { postJson, startHarness, type Harness } from '../helpers/harness.js';
+import { tcpRelay } from '../helpers/tcp-relay.js';
 import { STORE_FIXTURES, type StoreFixture } from './fixtures.js';
-
-/** A TCP relay in front of PostgreSQL, so a test can take "the database" away without stopping the shared server. */
-async function tcpRelay(port: number): Promise<{ port: number; cut(): void; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = new Socket();
-    sockets.add(client).add(upstream);
-    upstream.connect(port, '127.0.0.1');
-    client.pipe(upstream).pipe(client);
-    const drop = (): void => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    cut() {
-      server.close();
-      for (const socket of sockets) socket.destroy();
-    },
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
 
 for (const factory of STORE_FIXTURES) {
   describe(`recording through the gateway on ${factory.driver}`, () => {
