@@ -21,7 +21,11 @@ import { endRecording } from './pipeline/record.js';
 import { handleListModels, handleModelCall } from './pipeline/index.js';
 import type { GatewayServices } from './pipeline/services.js';
 import { MODEL_ENDPOINTS } from './protocol/endpoints.js';
+import { AgentTransport } from './proxy/agent-transport.js';
 import { DirectTransport } from './proxy/direct-transport.js';
+import { AgentHub, isAgentServed } from './agent/hub.js';
+import { AgentKeys } from './agent/registry.js';
+import { openAgentKeyStore } from './agent/key-store.js';
 import { ModelRoutes } from './proxy/model-routes.js';
 import { GuardrailEngine } from './policy/guardrail-engine.js';
 import type { Transport } from './proxy/transport.js';
@@ -37,11 +41,16 @@ export class Gateway {
   private readonly inFlight = new Set<RequestContext>();
   private readonly web: WebRoutes;
   private draining = false;
+  /** Agent tunnels, when a connection is served `via: agent`. */
+  private agentHub: AgentHub | undefined;
 
   constructor(config: Config, options: GatewayOptions = {}) {
     const log = options.logger ?? createLogger(config.logging.level);
-    const transports = new Map<string, Transport>(config.connections.map((c) => [c.name, new DirectTransport(c)]));
     const metrics = new GatewayMetrics();
+    const agentHub = (this.agentHub = config.agents ? new AgentHub({ keys: lazyAgentKeys(config), config: config.agents, connections: config.connections, log, registry: metrics.registry }) : undefined);
+    const transports = new Map<string, Transport>(
+      config.connections.map((c) => [c.name, isAgentServed(c) && agentHub ? new AgentTransport(c, agentHub) : new DirectTransport(c)]),
+    );
     const identity = new IdentityServices(config, log, (issuer) => metrics.jwksFetches.inc({ issuer }));
     this.services = {
       config,
@@ -81,6 +90,7 @@ export class Gateway {
     // Write-ahead recording must be ready before the first request can be forwarded.
     if (this.services.config.recording.enabled) this.services.audit = await AuditTrail.open(this.services.config, this.services.log);
     await this.openApprovals();
+    if (this.agentHub) this.services.log.info({ url: await this.agentHub.listen() }, 'accepting agent tunnels');
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
@@ -110,6 +120,16 @@ export class Gateway {
     this.services.approvals = approvals;
   }
 
+  /** The agent tunnel listener's URL, when agents are configured. */
+  get agentsUrl(): string | undefined {
+    return this.agentHub?.url;
+  }
+
+  /** Connected agent tunnels on this instance. */
+  get agents(): AgentHub | undefined {
+    return this.agentHub;
+  }
+
   get url(): string {
     const { address, port } = this.server.address() as AddressInfo;
     return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
@@ -127,6 +147,8 @@ export class Gateway {
     for (const ctx of this.inFlight) ctx.abort.abort(new Error('gateway shutting down'));
     this.server.closeAllConnections();
     await closed;
+    await this.agentHub?.close();
+    await this.agentHub?.keys.store.close();
     await Promise.all([...this.services.transports.values()].map((t) => t.close()));
     await this.services.approvals?.close();
     await this.services.audit?.close();
@@ -269,6 +291,19 @@ export class Gateway {
   }
 }
 
+/** Agent keys live in the storage database, opened on first use (a gateway without agents never opens it). */
+function lazyAgentKeys(config: Config): AgentKeys {
+  let opened: ReturnType<typeof openAgentKeyStore> | undefined;
+  const store = () => (opened ??= openAgentKeyStore(config.storage));
+  return new AgentKeys({
+    insert: async (r) => (await store()).insert(r),
+    get: async (id) => (await store()).get(id),
+    list: async () => (await store()).list(),
+    revokeAgent: async (agent, now) => (await store()).revokeAgent(agent, now),
+    expire: async (id, at) => (await store()).expire(id, at),
+    close: async () => (opened ? (await opened).close() : undefined),
+  });
+}
 
 function shuttingDown(): GatewayError {
   return new GatewayError('The gateway is shutting down; retry the request.', {

@@ -27,7 +27,7 @@ export class DirectTransport implements Transport {
   constructor(private readonly connection: ConnectionConfig) {
     const { timeouts } = connection;
     this.targets = connection.targets.map((t) => {
-      const url = new URL(t.url);
+      const url = new URL(t.url!);
       return {
         origin: url.origin,
         basePath: url.pathname.replace(/\/$/, ''),
