@@ -49,7 +49,7 @@ export class Gateway {
     const metrics = new GatewayMetrics();
     const agentHub = (this.agentHub = config.agents ? new AgentHub({ keys: lazyAgentKeys(config), config: config.agents, connections: config.connections, log, registry: metrics.registry }) : undefined);
     const transports = new Map<string, Transport>(
-      config.connections.map((c) => [c.name, isAgentServed(c) && agentHub ? new AgentTransport(c, agentHub) : new DirectTransport(c)]),
+      config.connections.map((c) => [c.name, isAgentServed(c) && agentHub ? new AgentTransport(c, agentHub) : new DirectTransport(c, queueObserver(metrics, c.name))]),
     );
     const identity = new IdentityServices(config, log, (issuer) => metrics.jwksFetches.inc({ issuer }));
     this.services = {
@@ -289,6 +289,13 @@ export class Gateway {
       'request',
     );
   }
+}
+
+function queueObserver(metrics: GatewayMetrics, connection: string) {
+  return {
+    queued: (delta: number) => metrics.upstreamQueued.inc({ connection }, delta),
+    active: (delta: number) => metrics.upstreamActive.inc({ connection }, delta),
+  };
 }
 
 /** Agent keys live in the storage database, opened on first use (a gateway without agents never opens it). */

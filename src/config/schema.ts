@@ -117,6 +117,10 @@ const connection = z
     /** How long a target that refused a connection is skipped. */
     unhealthy_cooldown: duration.prefault('10s'),
     max_connections_per_target: z.number().int().min(1).max(10_000).default(256),
+    /** Requests allowed to wait for a busy target's connection; more get 503 + retry-after at once. */
+    max_queued: z.number().int().min(0).max(100_000).default(1024),
+    /** Longest wait for a connection before 503 + retry-after. */
+    queue_timeout: duration.prefault('30s'),
     identity_assertion: identityAssertion.optional(),
     /** Overrides of the recording defaults for this connection (bodies on/off, retention). */
     recording: connectionRecordingSchema.optional(),
