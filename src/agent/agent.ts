@@ -110,9 +110,10 @@ export class Agent {
     await Promise.all([...this.pools.values()].map((p) => p.close()));
   }
 
-  /** Kills the tunnel without a goodbye, as a crash would (for tests of the gateway's side). */
-  destroyTunnel(): void {
-    this.socket?.destroy();
+  /** Kills the tunnel without a goodbye, as a crash would: the socket, or the HTTP/2 session (for tests of the gateway's side). */
+  destroyTunnel(how: 'socket' | 'session' = 'socket'): void {
+    if (how === 'socket') this.socket?.destroy();
+    else this.session?.destroy();
   }
 
   private dial(): void {

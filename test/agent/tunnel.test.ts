@@ -113,7 +113,7 @@ describe('agent tunnel', () => {
     assert.equal(await forwarded(up, 'ok'), 6);
   });
 
-  test('an agent killed mid-stream: the client gets a clean error frame, never a silent truncation', async () => {
+  for (const how of ['socket'] as const) test(`an agent killed mid-stream (${how} destroyed): the client gets a clean error frame, never a silent truncation`, async () => {
     const a = agent(await createAgentKey(h, 'killed'));
     await agentsConnected(h, 1);
     h.model.setFault({ kind: 'stall_mid_stream', afterChunks: 2 }, { times: 1 });
@@ -122,7 +122,7 @@ describe('agent tunnel', () => {
     const reading = sseFrames(response);
     await until(() => h.model.received.length > 0 && a.state === 'connected', 'stream under way');
     await new Promise((r) => setTimeout(r, 100));
-    a.destroyTunnel();
+    a.destroyTunnel(how);
     const frames = await reading;
     assert.ok(frames.length >= 1);
     const last = frames.at(-1)!;
