@@ -199,7 +199,7 @@ export const configSchema = z
   .strict()
   .superRefine((config, ctx) => {
     config.connections.forEach((c, i) => {
-      if (!config.agents && c.targets.some((t) => t.via === 'agent')) {
+      if (!config.agents && c.targets?.some((t) => t.via === 'agent')) {
         ctx.addIssue({ code: 'custom', path: ['connections', i, 'targets'], message: `connection "${c.name}" is served via agent, so configure the \`agents\` section (where agents dial in)` });
       }
     });
