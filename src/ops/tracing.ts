@@ -30,6 +30,7 @@ const OPERATION_NAMES: Record<Operation, string> = {
   response: 'chat',
   ollama_chat: 'chat',
   ollama_generate: 'text_completion',
+  ollama_embed: 'embeddings',
 };
 
 export class Tracing {

@@ -7,7 +7,7 @@
 // When the call ends (`settleUsage`), what it really used, read by the usage
 // meter, replaces the reservations, frees its concurrency slots, and is
 // counted in metrics and kept for the session record and the access log.
-import { requestedMaxTokens, needsUsageRequested, UsageMeter } from '../usage/meter.js';
+import { generatesText, needsUsageRequested, requestedMaxTokens, UsageMeter } from '../usage/meter.js';
 import type { RequestContext } from './context.js';
 import type { GatewayServices } from './services.js';
 
@@ -17,7 +17,7 @@ export async function limit(services: GatewayServices, ctx: RequestContext): Pro
   ctx.usage = new UsageMeter(request, { stripUsage: needsUsageRequested(request) });
   const limiter = services.limiter;
   if (!limiter.active) return;
-  const maxTokens = request.operation === 'embedding' ? 0 : (requestedMaxTokens(request) ?? limiter.config.default_max_tokens);
+  const maxTokens = generatesText(request.operation) ? (requestedMaxTokens(request) ?? limiter.config.default_max_tokens) : 0;
   const grant = await limiter.admit({
     principal,
     connection: route.connection.name,

@@ -125,7 +125,7 @@ export class UsageMeter {
       }
     }
     if (!isObject(parsed)) return;
-    if (this.#operation === 'ollama_chat' || this.#operation === 'ollama_generate') return this.#ollama(parsed);
+    if (this.#operation.startsWith('ollama_')) return this.#ollama(parsed);
     this.#openAiUsage(parsed.usage);
     for (const choice of arrayOf(parsed.choices)) {
       if (!isObject(choice)) continue;
@@ -145,13 +145,12 @@ export class UsageMeter {
     const prompt = r.prompt ?? (r.total !== undefined && r.completion !== undefined ? r.total - r.completion : undefined);
     const completion = r.completion ?? (r.total !== undefined && prompt !== undefined ? r.total - prompt : undefined);
     const promptTokens = prompt ?? this.#promptEstimate;
-    // Embeddings generate nothing.
-    const completionTokens = completion ?? (this.#operation === 'embedding' ? 0 : estimateTokens(this.#outputChars));
+    const completionTokens = completion ?? (generatesText(this.#operation) ? estimateTokens(this.#outputChars) : 0);
     return {
       prompt_tokens: promptTokens,
       completion_tokens: completionTokens,
       total_tokens: promptTokens + completionTokens,
-      estimated: prompt === undefined || (completion === undefined && this.#operation !== 'embedding'),
+      estimated: prompt === undefined || (completion === undefined && generatesText(this.#operation)),
     };
   }
 
@@ -229,6 +228,11 @@ export class UsageMeter {
     if (typeof value === 'string') this.#outputChars += value.length;
     else if (isObject(value)) this.#outputChars += JSON.stringify(value).length; // Ollama tool-call arguments are objects
   }
+}
+
+/** Embeddings generate nothing: their completion tokens are 0, not unknown. */
+export function generatesText(operation: Operation): boolean {
+  return operation !== 'embedding' && operation !== 'ollama_embed';
 }
 
 function count(value: unknown): number | undefined {
