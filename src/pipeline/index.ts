@@ -4,7 +4,7 @@
 // unless every stage before `forward` has passed.
 //
 //   authenticate → read body → parse → authorise → record (start) → inspect
-//     → approve → record (durable) → forward → relay (masked, recorded) → record (end)
+//     → approve → record (durable) → strip output bypass → forward → relay (masked, recorded) → record (end)
 //
 // Approve holds a high-risk prompt until a person decides; output masking
 // and recording are transforms over relay's frame stream.
@@ -19,7 +19,7 @@ import type { RequestContext } from './context.js';
 import { forward } from './forward.js';
 import { inspect } from './inspect.js';
 import { makeDurable, startRecording } from './record.js';
-import { relay } from './relay.js';
+import { relay, stripOutputBypass } from './relay.js';
 import type { GatewayServices } from './services.js';
 
 /** A model call: chat, completion, embedding, response, or their Ollama forms. */
@@ -32,6 +32,7 @@ export async function handleModelCall(services: GatewayServices, ctx: RequestCon
   inspect(services, ctx);
   await holdForApproval(services, ctx);
   await makeDurable(ctx);
+  stripOutputBypass(services, ctx);
   const upstream = await forward(services, ctx, path);
   await relay(services, ctx, upstream);
 }
