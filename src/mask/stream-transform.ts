@@ -174,8 +174,6 @@ export class MaskingStreamTransform {
       // The upstream's own error: what was held is legitimate text and goes first.
       work.terminal = true;
       this.#flushWhere(() => true, work);
-    } else if (op === 'chat' || op === 'completion' || op === 'ollama_chat' || op === 'ollama_generate') {
-      this.#envelope = pickKeys(frame, ['id', 'object', 'created', 'model', 'system_fingerprint', 'service_tier', 'created_at']);
     }
     if (op === 'response') {
       this.#currentSequence = typeof frame.sequence_number === 'number' ? frame.sequence_number : undefined;
@@ -185,13 +183,20 @@ export class MaskingStreamTransform {
       }
     }
     const whole = op === 'response' && isEchoEvent(type) ? this.#echoes : this.#wholeValues;
+    // Fields are named by the upstream's ids, read before the walk masks them.
+    const responseLocation = op === 'response' ? responseField(type.replace(/\.(delta|done)$/, ''), frame) : undefined;
+    const named = responseLocation?.key;
     const changed = walkOutput(frame, this.#shape, (value, path, kind, slot) => {
-      const location = upstreamError ? undefined : deltaLocation(op, frame, path);
+      const location = upstreamError ? undefined : op === 'response' ? (deltaLocation(op, frame, path) && responseLocation) : deltaLocation(op, frame, path);
       if (location && slot) return this.#pushDelta(work, frame, location, path, value, kind, slot);
       return whole.mask(value, path, kind);
     });
     if (changed) work.changed = true;
-    if (!upstreamError) this.#complete(frame, type, work);
+    if (!upstreamError) {
+      // Synthesized frames copy the envelope as it went out, masked.
+      if (op !== 'response') this.#envelope = pickKeys(frame, ['id', 'object', 'created', 'model', 'system_fingerprint', 'service_tier', 'created_at']);
+      this.#complete(frame, type, named, work);
+    }
     if (op === 'response' && this.#currentSequence !== undefined && this.#sequenceShift > 0) {
       frame.sequence_number = this.#currentSequence + this.#sequenceShift;
       work.changed = true;
@@ -199,7 +204,7 @@ export class MaskingStreamTransform {
   }
 
   /** Releases the fields this frame says are complete. */
-  #complete(frame: Record<string, unknown>, type: string, work: FrameWork): void {
+  #complete(frame: Record<string, unknown>, type: string, named: string | undefined, work: FrameWork): void {
     switch (this.#options.operation) {
       case 'chat':
       case 'completion':
@@ -222,8 +227,7 @@ export class MaskingStreamTransform {
           const part = `${String(frame.output_index)}|${String(frame.content_index)}`;
           this.#flushWhere((field) => field.part === part, work);
         } else if (type.endsWith('.done')) {
-          const key = responseField(type.slice(0, -'.done'.length), frame).key;
-          this.#flushWhere((field) => field.location.key === key, work);
+          this.#flushWhere((field) => field.location.key === named, work);
         }
         return;
       case 'ollama_chat':
@@ -313,12 +317,16 @@ export class MaskingStreamTransform {
       }
       case 'response': {
         const type = frame.type as string;
-        const template: Record<string, unknown> = {};
-        for (const [key, value] of Object.entries(frame)) {
-          if (key === 'delta' || key === 'obfuscation' || key === 'sequence_number') continue;
-          template[key] = key === 'logprobs' ? [] : value;
-        }
-        return (text) => encodeSseFrame({ event: type, data: JSON.stringify({ ...template, delta: text, ...this.#syntheticSequence() }) });
+        // Read when first needed: by then the walk has masked the frame's other strings.
+        let template: Record<string, unknown> | undefined;
+        return (text) => {
+          template ??= Object.fromEntries(
+            Object.entries(frame)
+              .filter(([key]) => key !== 'delta' && key !== 'obfuscation' && key !== 'sequence_number')
+              .map(([key, value]) => [key, key === 'logprobs' ? [] : value]),
+          );
+          return encodeSseFrame({ event: type, data: JSON.stringify({ ...template, delta: text, ...this.#syntheticSequence() }) });
+        };
       }
       case 'ollama_chat':
         return (text) =>
