@@ -16,8 +16,8 @@ type EventOf<T extends StreamEvent['type']> = Omit<Extract<StreamEvent, { type: 
 type OutputItem = OpenAI.Responses.ResponseOutputItem;
 
 export const ENTITY = 'jane.doe@example.com';
-/** Each half alone is also a leak: the test looks for both. */
-export const ENTITY_HALVES = ['jane.doe', 'example.com'];
+/** Any piece alone is a leak too (the split streams cut after "jane"): the test looks for each. */
+export const ENTITY_HALVES = ['jane', 'doe@', 'example.com'];
 
 const ids = { item_id: 'msg_1', output_index: 0 };
 const part = { ...ids, content_index: 0 };
@@ -422,17 +422,26 @@ function splitDeltas(frame: Record<string, unknown>, operation: StreamShape['ope
   };
   visit(frame, twin, []);
   if (!split) return [frame, undefined];
-  stripTwin(twin, operation);
+  // The frame that completes the field is the second one: finish reasons, done and usage move there.
+  moveCompletion(frame, twin, operation);
   return [frame, twin];
 }
 
 const isId = (key: string): boolean => key === 'id' || key.endsWith('_id') || key === 'object' || key === 'model' || key === 'role' || key === 'created_at';
 
-/** The twin carries only the second halves: no finish reason, no done, no token arrays. */
-function stripTwin(twin: Record<string, unknown>, operation: StreamShape['operation']): void {
-  if (Array.isArray(twin.choices)) for (const choice of twin.choices as Array<Record<string, unknown>>) choice.finish_reason = null;
-  if (operation.startsWith('ollama')) twin.done = false;
-  delete twin.usage;
+/** The first frame of a split completes nothing; the twin carries the finish reason, done flag and usage. */
+function moveCompletion(first: Record<string, unknown>, twin: Record<string, unknown>, operation: StreamShape['operation']): void {
+  if (Array.isArray(first.choices)) {
+    (first.choices as Array<Record<string, unknown>>).forEach((choice, i) => {
+      (twin.choices as Array<Record<string, unknown>>)[i]!.finish_reason = choice.finish_reason ?? null;
+      choice.finish_reason = null;
+    });
+  }
+  if (operation.startsWith('ollama')) {
+    twin.done = first.done;
+    first.done = false;
+  }
+  delete first.usage;
 }
 
 function isDeltaPath(operation: StreamShape['operation'], path: string[], frame: Record<string, unknown>): boolean {
