@@ -14,7 +14,10 @@ import { NdjsonDecoder } from '../../src/protocol/ndjson.js';
 import { SseDecoder } from '../../src/protocol/sse.js';
 import {
   assembledDeltas,
+  assertStreamMasked,
   BODY_SHAPES,
+  decodeWire,
+  removedLeft,
   ENTITY,
   leaks,
   seededFrames,
@@ -28,21 +31,8 @@ import {
 const scanner = createScanner();
 const rules: SpanRules = (span) => (span.type === 'EMAIL' ? { action: 'mask', rule: 'mask-email', strategy: { kind: 'placeholder' } } : undefined);
 
-/** Keys that must not reach the client when output rules apply, with where they may legitimately stay (as null or []). */
-const REMOVED = ['token_ids', 'prompt_token_ids', 'prompt_logprobs', 'top_logprobs', 'context', 'partial_image_b64', 'data'];
-
-export function removedLeft(value: unknown, at = ''): string[] {
-  if (Array.isArray(value)) return value.flatMap((item, i) => removedLeft(item, `${at}[${i}]`));
-  if (typeof value !== 'object' || value === null) return [];
-  return Object.entries(value).flatMap(([k, v]) => {
-    const here = `${at}.${k}`;
-    const bad = REMOVED.includes(k) || (k === 'logprobs' && v !== null && !(Array.isArray(v) && v.length === 0)) || (k === 'result' && (value as { type?: unknown }).type === 'image_generation_call' && v !== null);
-    return [...(bad ? [here] : []), ...removedLeft(v, here)];
-  });
-}
-
 /** Runs wire text through the transform the relay uses; returns the client's decoded frames. */
-export function streamThrough(shape: StreamShape, wire: string, splitEvery?: number): Array<Record<string, unknown>> {
+function streamThrough(shape: StreamShape, wire: string, splitEvery?: number): Array<Record<string, unknown>> {
   const framing = shape.operation.startsWith('ollama') ? 'ndjson' : 'sse';
   const transform = new MaskingStreamTransform({ operation: shape.operation, framing, scanner, session: new MaskingSession(), rules });
   const decoder = framing === 'sse' ? new SseDecoder() : new NdjsonDecoder();
@@ -53,27 +43,6 @@ export function streamThrough(shape: StreamShape, wire: string, splitEvery?: num
   for (const frame of decoder.end()) out += transform.push(frame).join('');
   out += transform.end().join('');
   return decodeWire(framing, out);
-}
-
-export function decodeWire(framing: 'sse' | 'ndjson', wire: string): Array<Record<string, unknown>> {
-  if (framing === 'ndjson') return wire.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
-  const decoder = new SseDecoder();
-  return [...decoder.push(Buffer.from(wire)), ...decoder.end()].filter((f) => f.hasData && f.data !== '[DONE]').map((f) => JSON.parse(f.data) as Record<string, unknown>);
-}
-
-/** The assertions shared by the unit and end-to-end coverage tests. */
-export function assertStreamMasked(shape: StreamShape, sent: Array<Record<string, unknown>>, received: Array<Record<string, unknown>>): void {
-  assert.ok(!received.some((f) => f.error !== undefined && typeof f.error === 'object' && (f.error as { code?: string }).code === 'upstream_frame_uninspectable'), 'every frame was inspected');
-  const leaked = [...leaks(visibleStrings(received)), ...leaks(assembledDeltas(shape.operation, received))];
-  assert.deepEqual(leaked, [], `no part of ${ENTITY} reaches the client`);
-  assert.deepEqual(removedLeft(received), [], 'token ids, logprobs and media are removed');
-  assert.ok(JSON.stringify(received).includes('[EMAIL_1]'), 'the entity arrives as its placeholder');
-  if (shape.operation === 'response') {
-    const types = (frames: Array<Record<string, unknown>>): Set<unknown> => new Set(frames.map((f) => f.type));
-    assert.deepEqual([...types(sent)].filter((t) => !types(received).has(t)), [], 'every event type still reaches the client');
-  } else {
-    assert.ok(received.length >= sent.length - 1, 'frames are kept');
-  }
 }
 
 describe('protocol coverage: an entity in every string field is masked (frame and field layer, real scanner)', () => {
