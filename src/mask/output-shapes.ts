@@ -112,6 +112,7 @@ export function deltaLocation(operation: Operation, frame: Record<string, unknow
       if (path.length !== 1) return undefined;
       return { key: path.join('/'), group: 'response', recordPath: path };
     case 'embedding':
+    case 'ollama_embed':
       return undefined;
   }
 }

@@ -238,6 +238,7 @@ export class MaskingStreamTransform {
         }
         return;
       case 'embedding':
+      case 'ollama_embed':
         return;
     }
   }
@@ -334,6 +335,7 @@ export class MaskingStreamTransform {
       case 'ollama_generate':
         return (text) => `${JSON.stringify({ ...this.#envelope, response: '', ...(build(path, text) as object), done: false })}\n`;
       case 'embedding':
+      case 'ollama_embed':
         return () => '';
     }
   }
