@@ -48,6 +48,13 @@ export interface InputEvaluation {
 
 const ACTION_RANK = { flag: 0, mask: 1, require_approval: 2, block: 3 } as const;
 
+/**
+ * Roles a rule's `roles` can exempt. Text outside any message (tools,
+ * schemas, extras) and turns of any other role ("human", "User", which a
+ * template may still render as a user turn) are inspected by every rule.
+ */
+const STANDARD_ROLES: ReadonlySet<string | undefined> = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
+
 /** The policy's dictionaries and custom patterns, in the form createScanner() takes. */
 export function scannerOptionsFor(policy: GuardrailsPolicy): Pick<ScannerOptions, 'dictionaries' | 'customPatterns'> {
   return {
@@ -80,8 +87,7 @@ export function evaluateInput(
   const detected: Array<{ field: TextField; spans: Span[]; rules: SpanRules }> = [];
 
   for (const field of request.fields) {
-    // Text outside any message (tools, schemas, extras) has no role: every rule inspects it.
-    const forField = (rule: InputRule): boolean => rule.roles === undefined || field.role === undefined || rule.roles.includes(field.role);
+    const forField = (rule: InputRule): boolean => rule.roles === undefined || !STANDARD_ROLES.has(field.role!) || rule.roles.includes(field.role!);
     const fieldEntityRules = entityRules.filter(forField);
     if (fieldEntityRules.length > 0) {
       const spans = detectors.scan(field.text);
