@@ -11,7 +11,7 @@ import { handleSessionsApi, isSessionsApiPath } from './audit/api.js';
 import type { Config } from './config/schema.js';
 import { asGatewayError, GatewayError, methodNotAllowed } from './http/errors.js';
 import { clientRequestId, newRequestId } from './http/request-id.js';
-import { sendError, sendJson } from './http/send.js';
+import { errorShapeFor, sendError, sendJson } from './http/send.js';
 import { IdentityServices } from './identity/identity-services.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
@@ -19,6 +19,7 @@ import type { RequestContext } from './pipeline/context.js';
 import { authenticate } from './pipeline/authenticate.js';
 import { endRecording } from './pipeline/record.js';
 import { handleListModels, handleModelCall } from './pipeline/index.js';
+import { handleOllamaApi, OLLAMA_INFO_PATHS } from './pipeline/ollama-api.js';
 import type { GatewayServices } from './pipeline/services.js';
 import { MODEL_ENDPOINTS } from './protocol/endpoints.js';
 import { DirectTransport } from './proxy/direct-transport.js';
@@ -165,7 +166,7 @@ export class Gateway {
 
   private async route(ctx: RequestContext): Promise<void> {
     const { req, res } = ctx;
-    const path = (req.url ?? '/').split('?', 1)[0]!;
+    const path = pathOf(req);
     const method = req.method ?? 'GET';
 
     const endpoint = MODEL_ENDPOINTS.get(path);
@@ -173,6 +174,11 @@ export class Gateway {
       if (method !== 'POST') throw methodNotAllowed('POST');
       if (this.draining) throw shuttingDown();
       return handleModelCall(this.services, ctx, endpoint, path);
+    }
+    const ollamaInfo = OLLAMA_INFO_PATHS.get(path);
+    if (ollamaInfo) {
+      if (method !== ollamaInfo) throw methodNotAllowed(ollamaInfo);
+      return handleOllamaApi(this.services, ctx, path);
     }
     switch (path) {
       case '/v1/models':
@@ -219,11 +225,7 @@ export class Gateway {
           });
           if (handled) return;
         }
-        throw new GatewayError(`Unknown endpoint ${method} ${path}. The gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /v1/models, /api/chat and /api/generate.`, {
-          status: 404,
-          type: 'not_found_error',
-          code: 'unknown_endpoint',
-        });
+        throw unknownEndpoint(method, path);
     }
   }
 
@@ -236,7 +238,7 @@ export class Gateway {
       ctx.res.destroy();
       return;
     }
-    sendError(ctx.res, error);
+    sendError(ctx.res, error, errorShapeFor(pathOf(ctx.req)));
     if (error.headers.connection === 'close') ctx.req.destroy();
   }
 
@@ -269,6 +271,17 @@ export class Gateway {
   }
 }
 
+
+function unknownEndpoint(method: string, path: string): GatewayError {
+  const served = path.startsWith('/api/')
+    ? 'The gateway serves the Ollama API calls /api/chat, /api/generate, /api/embed, /api/embeddings, /api/tags, /api/show, /api/ps and /api/version; models are managed on the model servers, not through it.'
+    : 'The gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /v1/models, and the Ollama API under /api/.';
+  return new GatewayError(`Unknown endpoint ${method} ${path}. ${served}`, { status: 404, type: 'not_found_error', code: 'unknown_endpoint' });
+}
+
+function pathOf(req: IncomingMessage): string {
+  return (req.url ?? '/').split('?', 1)[0]!;
+}
 
 function shuttingDown(): GatewayError {
   return new GatewayError('The gateway is shutting down; retry the request.', {

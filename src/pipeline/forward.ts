@@ -3,6 +3,7 @@
 // the upstream except the body, so the client's Authorization (and any
 // smuggled hop-by-hop header) never does. The gateway injects the
 // connection's own credential instead.
+import type { ConnectionConfig } from '../config/schema.js';
 import type { UpstreamResponse } from '../proxy/transport.js';
 import type { RequestContext } from './context.js';
 import type { GatewayServices } from './services.js';
@@ -12,16 +13,9 @@ export async function forward(services: GatewayServices, ctx: RequestContext, pa
   if (!request || !route) throw new Error('forward() runs after parse and authorise');
 
   const body = { ...(ctx.forwardBody ?? request.body), model: route.upstreamModel };
-  const headers: Record<string, string> = {
-    'content-type': 'application/json',
-    accept: request.stream ? (request.framing === 'sse' ? 'text/event-stream' : 'application/x-ndjson') : 'application/json',
-    'x-request-id': ctx.id,
-    'user-agent': 'modelgate',
-  };
-  const credential = route.connection.credential;
-  if (credential) headers[credential.header.toLowerCase()] = credential.value;
-  const assertion = await services.identity.upstreamAssertion(ctx.principal!, route.connection, ctx.id);
-  if (assertion) headers[assertion[0]] = assertion[1];
+  const accept = request.stream ? (request.framing === 'sse' ? 'text/event-stream' : 'application/x-ndjson') : 'application/json';
+  const headers = await upstreamHeaders(services, ctx, route.connection, accept);
+  headers['content-type'] = 'application/json';
 
   const transport = services.transports.get(route.connection.name)!;
   try {
@@ -30,4 +24,14 @@ export async function forward(services: GatewayServices, ctx: RequestContext, pa
     services.metrics.upstreamErrors.inc({ connection: route.connection.name, reason: (err as { code?: string }).code ?? 'error' });
     throw err;
   }
+}
+
+/** The headers every upstream call carries: the connection's credential and identity assertion, never the client's. */
+export async function upstreamHeaders(services: GatewayServices, ctx: RequestContext, connection: ConnectionConfig, accept: string): Promise<Record<string, string>> {
+  const headers: Record<string, string> = { accept, 'x-request-id': ctx.id, 'user-agent': 'modelgate' };
+  const credential = connection.credential;
+  if (credential) headers[credential.header.toLowerCase()] = credential.value;
+  const assertion = await services.identity.upstreamAssertion(ctx.principal!, connection, ctx.id);
+  if (assertion) headers[assertion[0]] = assertion[1];
+  return headers;
 }

@@ -50,7 +50,10 @@ export async function relay(services: GatewayServices, ctx: RequestContext, upst
 }
 
 function outputRules(services: GatewayServices, ctx: RequestContext): SpanRules | undefined {
-  return ctx.request!.operation === 'embedding' ? undefined : services.guardrails.outputRules(ctx.principal!, ctx.route!.connection.name);
+  // Vectors carry no text to mask.
+  const operation = ctx.request!.operation;
+  if (operation === 'embedding' || operation === 'ollama_embed') return undefined;
+  return services.guardrails.outputRules(ctx.principal!, ctx.route!.connection.name);
 }
 
 /** A non-streamed JSON answer, masked whole before any of it is sent. */
