@@ -38,7 +38,7 @@ export function parseOllamaRequest(operation: OllamaOperation, body: unknown): M
     tools = readTools(object);
     consumed = ['messages', 'tools'];
   } else if (operation === 'ollama_embed') {
-    readEmbedTexts(object, texts);
+    checkEmbedTexts(object);
     consumed = ['input', 'prompt', 'stream'];
   } else {
     checkGenerateTexts(object);
@@ -127,17 +127,14 @@ function checkGenerateTexts(body: Record<string, unknown>): void {
 }
 
 /** `/api/embed` takes `input` (a string or strings); the older `/api/embeddings` takes one `prompt`. */
-function readEmbedTexts(body: Record<string, unknown>, texts: TextCollector): void {
+function checkEmbedTexts(body: Record<string, unknown>): void {
   const input = body.input;
-  if (typeof input === 'string') texts.add(['input'], 'input', input);
-  else if (Array.isArray(input)) {
+  if (Array.isArray(input)) {
     input.forEach((item, i) => {
       if (typeof item !== 'string') throw invalidAt('invalid_input', ['input', i], `\`input[${i}]\` must be a string, got ${describeType(item)}`);
-      texts.add(['input', i], 'input', item);
     });
-  } else if (input !== undefined && input !== null) {
+  } else if (typeof input !== 'string' && input !== undefined && input !== null) {
     throw badRequest('invalid_input', `\`input\` must be a string or an array of strings, got ${describeType(input)}`, 'input');
   }
-  const prompt = optionalString(body, 'prompt', [], 'invalid_prompt');
-  if (prompt !== undefined) texts.add(['prompt'], 'prompt', prompt);
+  optionalString(body, 'prompt', [], 'invalid_prompt');
 }

@@ -244,6 +244,15 @@ const SHAPES: Record<Operation, RequestShape> = {
     },
     known: ['stream', 'options', 'raw', 'logprobs', 'top_logprobs', 'truncate', 'shift'],
   },
+  ollama_embed: {
+    positions: {
+      'model': { string: 'id' },
+      'input': { kind: 'input' },
+      'prompt': { kind: 'prompt' },
+      'keep_alive': { string: 'id' },
+    },
+    known: ['stream', 'options', 'truncate', 'dimensions'],
+  },
 };
 
 const COMPILED = new Map<Operation, CompiledShape>();
