@@ -17,7 +17,8 @@ import { createLogger, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import type { RequestContext } from './pipeline/context.js';
 import { authenticate } from './pipeline/authenticate.js';
-import { endRecording } from './pipeline/record.js';
+import { endRecording, endState } from './pipeline/record.js';
+import { settleUsage } from './pipeline/limit.js';
 import { handleListModels, handleModelCall } from './pipeline/index.js';
 import { handleOllamaApi, OLLAMA_INFO_PATHS } from './pipeline/ollama-api.js';
 import type { GatewayServices } from './pipeline/services.js';
@@ -27,6 +28,8 @@ import { ModelRoutes } from './proxy/model-routes.js';
 import { GuardrailEngine } from './policy/guardrail-engine.js';
 import type { Transport } from './proxy/transport.js';
 import { WebRoutes } from './web/web-routes.js';
+import { Tracing } from './ops/tracing.js';
+import { createLimiter } from './usage/create-limiter.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -42,7 +45,7 @@ export class Gateway {
   constructor(config: Config, options: GatewayOptions = {}) {
     const log = options.logger ?? createLogger(config.logging.level);
     const transports = new Map<string, Transport>(config.connections.map((c) => [c.name, new DirectTransport(c)]));
-    const metrics = new GatewayMetrics();
+    const metrics = new GatewayMetrics({ subjectLabel: config.usage.metrics_subject_label });
     const identity = new IdentityServices(config, log, (issuer) => metrics.jwksFetches.inc({ issuer }));
     this.services = {
       config,
@@ -52,6 +55,8 @@ export class Gateway {
       guardrails: new GuardrailEngine(config.guardrails),
       transports,
       metrics,
+      limiter: createLimiter(config, metrics, log),
+      tracing: Tracing.fromEnv(config.tracing, log),
       log,
     };
     this.web = new WebRoutes(this.services);
@@ -82,6 +87,7 @@ export class Gateway {
     // Write-ahead recording must be ready before the first request can be forwarded.
     if (this.services.config.recording.enabled) this.services.audit = await AuditTrail.open(this.services.config, this.services.log);
     await this.openApprovals();
+    if (!(await this.services.limiter.store.ready())) this.services.log.warn('limit store (Redis) not reachable yet; limits apply their on_store_failure setting');
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
@@ -132,6 +138,8 @@ export class Gateway {
     await this.services.approvals?.close();
     await this.services.audit?.close();
     await this.services.identity.close();
+    await this.services.limiter.store.close();
+    await this.services.tracing.close();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -146,6 +154,8 @@ export class Gateway {
       decisions: [],
       log: this.services.log.child({ reqId: id, clientReqId: clientRequestId(req.headers['x-request-id']) }),
     };
+    const trace = this.services.tracing.startRequest(req.headers, req.method ?? 'GET', (req.url ?? '/').split('?', 1)[0]!, id);
+    if (trace) ctx.trace = trace;
     // `close` before the response finished means the client went away: cancel upstream work.
     res.once('close', () => {
       if (!res.writableFinished) ctx.abort.abort(new Error('client disconnected'));
@@ -243,9 +253,12 @@ export class Gateway {
   }
 
   private finish(ctx: RequestContext): void {
-    endRecording(ctx);
     const seconds = (performance.now() - ctx.receivedAt) / 1000;
+    if (ctx.route) settleUsage(this.services, ctx, endState(ctx), seconds);
+    endRecording(ctx);
     const status = ctx.res.statusCode;
+    const usage = ctx.usageResult;
+    ctx.trace?.finish(status, usage, ctx.errorCode, ctx.limits?.decision.outcome);
     const connection = ctx.route?.connection.name ?? '';
     const operation = ctx.request?.operation ?? '';
     if (ctx.route) {
@@ -265,12 +278,19 @@ export class Gateway {
         target: ctx.upstreamTarget,
         code: ctx.errorCode,
         aborted: ctx.abort.signal.aborted || undefined,
+        ...(usage && { usage: { prompt: usage.prompt_tokens, completion: usage.completion_tokens, ...(usage.estimated && { estimated: true }) } }),
+        ...(ctx.limits && ctx.limits.decision.outcome !== 'none' && { limits: ctx.limits.decision.outcome }),
+        ...(ctx.errorCode && LIMIT_CODES.has(ctx.errorCode) && { limits: 'refused' }),
+        ...(ctx.trace && { traceId: ctx.trace.traceId }),
       },
       'request',
     );
   }
 }
 
+
+/** Refusals by the limit stage, named in the access log's `limits` field. */
+const LIMIT_CODES = new Set(['rate_limit_exceeded', 'concurrency_limit_exceeded', 'budget_exceeded', 'request_exceeds_limit', 'limits_unavailable']);
 
 function unknownEndpoint(method: string, path: string): GatewayError {
   const served = path.startsWith('/api/')
