@@ -7,6 +7,7 @@ import { agentsSchema } from '../agent/config.js';
 import { approvalsSchema } from '../approvals/config.js';
 import { connectionRecordingSchema, recordingSchema, storageSchema } from '../audit/config.js';
 import { guardrailsSchema, unknownConnectionReferences } from '../policy/guardrails-schema.js';
+import { limitsSchema, tracingSchema, usageSchema } from '../usage/config.js';
 import { checkIdentityReferences, gatewayTokens, identityAssertion, identityState, loginSettings, webLogin, workloadBinding } from './identity-schema.js';
 
 /** Asymmetric JWS algorithms only: HMAC would let anyone holding the public key forge tokens. */
@@ -124,6 +125,12 @@ const connection = z
     identity_assertion: identityAssertion.optional(),
     /** Overrides of the recording defaults for this connection (bodies on/off, retention). */
     recording: connectionRecordingSchema.optional(),
+    /**
+     * Top-level request fields the protocol does not document: `inspect` reads
+     * them as text like any other field; `drop` removes them before inspection
+     * and forwarding.
+     */
+    unknown_fields: z.enum(['inspect', 'drop']).default('inspect'),
     models: z.array(model).min(1, 'a connection must serve at least one model'),
   })
   .strict()
@@ -193,6 +200,9 @@ export const configSchema = z
     storage: storageSchema,
     recording: recordingSchema,
     approvals: approvalsSchema,
+    limits: limitsSchema,
+    usage: usageSchema,
+    tracing: tracingSchema,
     /** Where agents (`modelgate agent`) dial in; needed when a connection has a `via: agent` target. */
     agents: agentsSchema.optional(),
   })
@@ -232,6 +242,13 @@ export const configSchema = z
       if (name !== '*' && !connectionNames.has(name)) {
         ctx.addIssue({ code: 'custom', path: ['approvals', 'access_requests', 'connections', j], message: `unknown connection "${name}"` });
       }
+    });
+    config.limits.rules.forEach((rule, i) => {
+      rule.connections.forEach((name, j) => {
+        if (name !== '*' && !connectionNames.has(name)) {
+          ctx.addIssue({ code: 'custom', path: ['limits', 'rules', i, 'connections', j], message: `unknown connection "${name}"` });
+        }
+      });
     });
     config.access.forEach((rule, i) => {
       rule.connections.forEach((name, j) => {
