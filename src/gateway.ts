@@ -13,7 +13,7 @@ import { asGatewayError, GatewayError, methodNotAllowed } from './http/errors.js
 import { clientRequestId, newRequestId } from './http/request-id.js';
 import { sendError, sendJson } from './http/send.js';
 import { IdentityServices } from './identity/identity-services.js';
-import { createLogger, type Logger } from './ops/logger.js';
+import { createLogger, pathForLog, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import type { RequestContext } from './pipeline/context.js';
 import { authenticate } from './pipeline/authenticate.js';
@@ -59,18 +59,21 @@ export class Gateway {
         // Reject ambiguous framing (CL+TE, obs-fold, bad chunk sizes) rather than guess: request smuggling defence.
         insecureHTTPParser: false,
         requireHostHeader: true,
-        requestTimeout: 60_000,
-        headersTimeout: 15_000,
+        requestTimeout: config.server.request_timeout,
+        headersTimeout: config.server.headers_timeout,
+        // Node checks both timeouts only this often (30 s by default): check at a fraction of the shorter one.
+        connectionsCheckingInterval: Math.max(100, Math.min(Math.floor(config.server.headers_timeout / 3), 30_000)),
         keepAliveTimeout: config.server.keep_alive_timeout,
         maxHeaderSize: 32 * 1024,
       },
       (req, res) => void this.handle(req, res),
     );
-    this.server.on('clientError', (err, socket) => {
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();
-      const body = JSON.stringify({ error: { message: 'Malformed HTTP request.', type: 'invalid_request_error', param: null, code: 'bad_http_request' } });
+      const [status, code, message] = clientErrorAnswer(err.code);
+      const body = JSON.stringify({ error: { message, type: 'invalid_request_error', param: null, code } });
       socket.end(
-        `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
       log.debug({ err: err.message }, 'rejected malformed HTTP request');
     });
@@ -253,7 +256,8 @@ export class Gateway {
     ctx.log.info(
       {
         method: ctx.req.method,
-        path: ctx.req.url,
+        // Query strings can carry tokens or prompts some client put there: the path alone is logged.
+        path: pathForLog(ctx.req.url),
         status,
         ms: Math.round(seconds * 1000 * 10) / 10,
         sub: ctx.principal?.subject,
@@ -269,6 +273,12 @@ export class Gateway {
   }
 }
 
+/** What a request Node refused before it reached a handler gets: slow senders 408, huge headers 431, the rest 400. */
+function clientErrorAnswer(code: string | undefined): [status: string, code: string, message: string] {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return ['408 Request Timeout', 'request_timeout', 'The request did not arrive in time (headers_timeout / request_timeout).'];
+  if (code === 'HPE_HEADER_OVERFLOW') return ['431 Request Header Fields Too Large', 'headers_too_large', 'The request headers exceed 32 KiB.'];
+  return ['400 Bad Request', 'bad_http_request', 'Malformed HTTP request.'];
+}
 
 function shuttingDown(): GatewayError {
   return new GatewayError('The gateway is shutting down; retry the request.', {

@@ -8,6 +8,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { Agent, request, type Dispatcher } from 'undici';
+import { pathForLog } from '../ops/logger.js';
 import type { TokenSource } from './token-source.js';
 
 /** Bodies are buffered so a refused request can be sent again; model requests are far smaller. */
@@ -109,12 +110,12 @@ export class LocalProxy {
         upstream = await this.forward(req, target, body, token, abort.signal);
         retried = true;
       } else {
-        this.options.onRequest?.({ method: req.method ?? 'GET', path: req.url ?? '/', status: 401, retried });
+        this.options.onRequest?.({ method: req.method ?? 'GET', path: pathForLog(req.url), status: 401, retried });
         res.writeHead(401, responseHeaders(upstream.headers)).end(refusal.raw);
         return;
       }
     }
-    this.options.onRequest?.({ method: req.method ?? 'GET', path: req.url ?? '/', status: upstream.statusCode, retried });
+    this.options.onRequest?.({ method: req.method ?? 'GET', path: pathForLog(req.url), status: upstream.statusCode, retried });
     res.writeHead(upstream.statusCode, responseHeaders(upstream.headers));
     res.flushHeaders();
     await pipeline(upstream.body, res).catch(() => {
