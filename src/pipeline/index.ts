@@ -25,7 +25,7 @@ import type { GatewayServices } from './services.js';
 /** A model call: chat, completion, embedding, response, or their Ollama forms. */
 export async function handleModelCall(services: GatewayServices, ctx: RequestContext, endpoint: Endpoint, path: string): Promise<void> {
   ctx.principal = await authenticate(services, ctx);
-  const body = await readJsonBody(ctx.req, services.config.server.max_body_bytes);
+  const body = await readJsonBody(ctx.req, services.config.server.max_body_bytes, services.config.server.max_json_depth);
   ctx.request = parseModelRequest(endpoint.operation, body);
   ctx.route = await authorise(services, ctx);
   startRecording(services, ctx, body);

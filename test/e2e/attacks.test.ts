@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { postJson, startHarness, type Harness } from '../helpers/harness.js';
+import { errorOf, postJson, startHarness, type Harness } from '../helpers/harness.js';
 
 /** Sends raw bytes (optionally leaving the request unfinished) and resolves with all the server wrote before closing. */
 function rawExchange(url: string, bytes: string, options: { end?: boolean } = {}): Promise<string> {
@@ -124,5 +124,30 @@ describe('attacks on the HTTP surface', () => {
     assert.equal(statusOf(raw), 408, raw);
     assert.equal(h.model.received.length, before);
   });
-});
 
+  describe('deeply nested JSON', () => {
+    const chat = (content: unknown) => ({ model: 'demo-chat', messages: [{ role: 'user', content }] });
+    const nested = (levels: number) => '['.repeat(levels) + ']'.repeat(levels);
+
+    test('2 million levels (4 MB) are refused with 400 json_too_deep before they are parsed', async () => {
+      const response = await postJson(`${h.url}/v1/chat/completions`, token, nested(2_000_000));
+      assert.equal(response.status, 400);
+      assert.equal((await errorOf(response)).code, 'json_too_deep');
+    });
+
+    test('the limit is 64 levels by default: 65 refused, 64 read', async () => {
+      // {"model":…,"messages":[{…,"content":[[…]]}]} puts the content array at depth 4.
+      const at = (depth: number) => `{"model":"demo-chat","messages":[{"role":"user","content":${nested(depth - 3)}}]}`;
+      const deep = await postJson(`${h.url}/v1/chat/completions`, token, at(65));
+      assert.equal((await errorOf(deep)).code, 'json_too_deep');
+      const fits = await postJson(`${h.url}/v1/chat/completions`, token, at(64));
+      assert.notEqual((await errorOf(fits)).code, 'json_too_deep', 'read, then refused for its content shape');
+    });
+
+    test('brackets inside strings (also after escaped quotes) do not count', async () => {
+      const response = await postJson(`${h.url}/v1/chat/completions`, token, chat(`\\"${nested(500)} {{{{ and ${'['.repeat(200)}`));
+      assert.equal(response.status, 200);
+      await response.body?.cancel();
+    });
+  });
+});
