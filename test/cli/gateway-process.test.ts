@@ -1,0 +1,68 @@
+// The production entry point as a supervisor sees it: the compiled bin in a
+// real process, with its exit code and its stderr.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../../bin/modelgate.js', import.meta.url));
+
+/** Runs `modelgate gateway` until it exits (or is killed after `killAfterMs`). */
+function gatewayProcess(config: string, cwd: string, killAfterMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, 'gateway', '--config', config], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+  return new Promise((resolve) =>
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    }),
+  );
+}
+
+/** The smallest valid configuration; state lands in `.modelgate/` under the process's working directory. */
+function minimalConfig(port: number): string {
+  return [
+    'server:',
+    `  port: ${port}`,
+    'identity:',
+    '  issuers: [{ issuer: "https://idp.example.com", audience: modelgate }]',
+    'connections:',
+    '  - name: vllm',
+    '    url: http://127.0.0.1:9',
+    '    models: [{ name: llama }]',
+    '',
+  ].join('\n');
+}
+
+describe('modelgate gateway as a process', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'modelgate-process-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  test('a port already in use: exit non-zero at once with a one-line message', async () => {
+    const holder: Server = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as { port: number }).port;
+    try {
+      const config = join(dir, 'taken.yaml');
+      await writeFile(config, minimalConfig(port));
+      const result = await gatewayProcess(config, dir);
+      assert.equal(result.code, 69, `exit code (null means it kept running and was killed): ${result.stderr}`);
+      const lines = result.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, result.stderr);
+      assert.match(lines[0]!, new RegExp(`^modelgate: cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`));
+    } finally {
+      holder.close();
+    }
+  });
+});
