@@ -15,6 +15,7 @@ import { sendError, sendJson } from './http/send.js';
 import { IdentityServices } from './identity/identity-services.js';
 import { createLogger, pathForLog, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
+import { tooOpen } from './ops/private-files.js';
 import type { RequestContext } from './pipeline/context.js';
 import { authenticate } from './pipeline/authenticate.js';
 import { endRecording } from './pipeline/record.js';
@@ -84,6 +85,7 @@ export class Gateway {
     // Write-ahead recording must be ready before the first request can be forwarded.
     if (this.services.config.recording.enabled) this.services.audit = await AuditTrail.open(this.services.config, this.services.log);
     await this.openApprovals();
+    this.warnAboutOpenState();
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
@@ -97,6 +99,18 @@ export class Gateway {
       for (const r of results) if (r.status === 'rejected') this.services.log.warn({ err: String(r.reason) }, 'identity provider not reachable yet');
     });
     return this.url;
+  }
+
+  /** State holds signing keys and prompts: say so at start-up when other users could read it. */
+  private warnAboutOpenState(): void {
+    const { storage, identity } = this.services.config;
+    const paths = [storage.driver === 'sqlite' ? storage.sqlite.path : undefined, identity.state.store === 'sqlite' ? identity.state.path : undefined];
+    const reported = new Set<string>();
+    for (const open of paths.flatMap((path) => (path ? tooOpen(path) : []))) {
+      if (reported.has(open.path)) continue; // two databases in one directory
+      reported.add(open.path);
+      this.services.log.warn(open, 'state readable by other users (signing keys, prompts): chmod 700 its directory and 600 its files');
+    }
   }
 
   /** Reviews live in the storage database, so held requests and grants survive restarts and span instances. */

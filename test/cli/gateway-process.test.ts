@@ -2,7 +2,7 @@
 // real process, with its exit code and its stderr.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,29 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const BIN = fileURLToPath(new URL('../../bin/modelgate.js', import.meta.url));
+
+/** Starts `modelgate gateway`, resolves with its stdout once it listens, and stops it. */
+async function runUntilListening(config: string, cwd: string): Promise<string> {
+  const child = spawn(process.execPath, [BIN, 'gateway', '--config', config], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.includes('"gateway listening"')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`the gateway exited with ${code}: ${stderr}${stdout}`)));
+    });
+  } finally {
+    child.kill('SIGTERM');
+    if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
+  }
+  return stdout;
+}
+
+const modeOf = async (path: string) => `0${((await stat(path)).mode & 0o777).toString(8)}`;
 
 /** Runs `modelgate gateway` until it exits (or is killed after `killAfterMs`). */
 function gatewayProcess(config: string, cwd: string, killAfterMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -64,5 +87,25 @@ describe('modelgate gateway as a process', () => {
     } finally {
       holder.close();
     }
+  });
+
+  test('state is created private (directory 0700, files 0600), and state made readable later is reported at start-up', async () => {
+    const cwd = await mkdtemp(join(dir, 'state-'));
+    const config = join(cwd, 'modelgate.yaml');
+    await writeFile(config, minimalConfig(0).replace('audience: modelgate }]', 'audience: modelgate }]\n  state: { store: sqlite, path: .modelgate/identity.db }'));
+    const first = await runUntilListening(config, cwd);
+    assert.doesNotMatch(first, /readable by other users/);
+    const state = join(cwd, '.modelgate');
+    assert.equal(await modeOf(state), '0700');
+    for (const file of ['modelgate.db', 'modelgate.db-wal', 'identity.db', 'identity.db-wal']) assert.equal(await modeOf(join(state, file)), '0600', file);
+
+    await chmod(state, 0o755);
+    await chmod(join(state, 'identity.db'), 0o644);
+    const second = await runUntilListening(config, cwd);
+    const warnings = second.split('\n').filter((l) => l.includes('readable by other users')).map((l) => JSON.parse(l) as { level: string; path: string; mode: string });
+    assert.deepEqual(
+      warnings.map((w) => [w.level, w.path, w.mode]).sort(),
+      [['warn', '.modelgate', '0755'], ['warn', '.modelgate/identity.db', '0644']],
+    );
   });
 });
