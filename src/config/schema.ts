@@ -6,6 +6,7 @@ import { byteSize, duration, httpUrl, name } from './fields.js';
 import { approvalsSchema } from '../approvals/config.js';
 import { connectionRecordingSchema, recordingSchema, storageSchema } from '../audit/config.js';
 import { guardrailsSchema, unknownConnectionReferences } from '../policy/guardrails-schema.js';
+import { limitsSchema, tracingSchema, usageSchema } from '../usage/config.js';
 import { checkIdentityReferences, gatewayTokens, identityAssertion, identityState, loginSettings, webLogin, workloadBinding } from './identity-schema.js';
 
 /** Asymmetric JWS algorithms only: HMAC would let anyone holding the public key forge tokens. */
@@ -199,6 +200,9 @@ export const configSchema = z
     storage: storageSchema,
     recording: recordingSchema,
     approvals: approvalsSchema,
+    limits: limitsSchema,
+    usage: usageSchema,
+    tracing: tracingSchema,
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -231,6 +235,13 @@ export const configSchema = z
       if (name !== '*' && !connectionNames.has(name)) {
         ctx.addIssue({ code: 'custom', path: ['approvals', 'access_requests', 'connections', j], message: `unknown connection "${name}"` });
       }
+    });
+    config.limits.rules.forEach((rule, i) => {
+      rule.connections.forEach((name, j) => {
+        if (name !== '*' && !connectionNames.has(name)) {
+          ctx.addIssue({ code: 'custom', path: ['limits', 'rules', i, 'connections', j], message: `unknown connection "${name}"` });
+        }
+      });
     });
     config.access.forEach((rule, i) => {
       rule.connections.forEach((name, j) => {

@@ -7,9 +7,21 @@ import { GatewayError, badRequest } from './errors.js';
 /** Deeper than any real API body; JSON.parse's cost on deep nesting grows far faster than its size. */
 export const DEFAULT_MAX_JSON_DEPTH = 64;
 
-export async function readJsonBody(req: IncomingMessage, maxBytes: number, maxDepth = DEFAULT_MAX_JSON_DEPTH): Promise<unknown> {
+export interface JsonBodyOptions {
+  /**
+   * Also take a body sent without a JSON Content-Type: none at all, or the
+   * form type `curl -d` sends. Ollama reads every body as JSON whatever its
+   * type, and its documented examples rely on that.
+   */
+  lenientContentType?: boolean;
+  /** Arrays and objects nested deeper are refused before parsing; default 64. */
+  maxDepth?: number;
+}
+
+export async function readJsonBody(req: IncomingMessage, maxBytes: number, options: JsonBodyOptions = {}): Promise<unknown> {
   const contentType = req.headers['content-type'] ?? '';
-  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) {
+  const lenient = options.lenientContentType && /^(?:application\/x-www-form-urlencoded\s*(?:;|$)|$)/i.test(contentType);
+  if (!lenient && !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) {
     throw new GatewayError(
       `Unsupported Content-Type "${contentType || '(none)'}"; send a JSON body with "Content-Type: application/json".`,
       { status: 415, type: 'invalid_request_error', code: 'unsupported_media_type' },
@@ -36,6 +48,7 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number, maxDe
   if (received === 0) throw badRequest('invalid_json', 'The request body is empty; send a JSON object.');
 
   const bytes = Buffer.concat(chunks, received);
+  const maxDepth = options.maxDepth ?? DEFAULT_MAX_JSON_DEPTH;
   if (exceedsDepth(bytes, maxDepth)) {
     throw badRequest('json_too_deep', `The request body nests JSON deeper than ${maxDepth} levels; flatten it.`);
   }

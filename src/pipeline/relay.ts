@@ -39,8 +39,10 @@ export async function relay(services: GatewayServices, ctx: RequestContext, upst
   try {
     for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
       recordDelivered(ctx, chunk.toString('utf8'));
+      ctx.usage?.bodyChunk(chunk);
       if (!ctx.res.write(chunk) && !(await drained(ctx.res))) break;
     }
+    ctx.usage?.body();
     ctx.res.end();
   } catch (err) {
     // A JSON body cut in half cannot be repaired; a reset tells the client it is incomplete.
@@ -50,7 +52,10 @@ export async function relay(services: GatewayServices, ctx: RequestContext, upst
 }
 
 function outputRules(services: GatewayServices, ctx: RequestContext): SpanRules | undefined {
-  return ctx.request!.operation === 'embedding' ? undefined : services.guardrails.outputRules(ctx.principal!, ctx.route!.connection.name);
+  // Vectors carry no text to mask.
+  const operation = ctx.request!.operation;
+  if (operation === 'embedding' || operation === 'ollama_embed') return undefined;
+  return services.guardrails.outputRules(ctx.principal!, ctx.route!.connection.name);
 }
 
 /** A non-streamed JSON answer, masked whole before any of it is sent. */
@@ -67,6 +72,7 @@ async function relayMaskedBody(services: GatewayServices, ctx: RequestContext, u
       code: 'upstream_response_uninspectable',
     });
   }
+  ctx.usage?.body(body);
   const masked = maskResponseBody(body, ctx.request!.operation, { scanner: services.guardrails.outputScanner!, session: ctx.masking!, rules });
   recordDecisions(services, ctx, masked.decisions.decisions);
   if (masked.termination) {
@@ -111,6 +117,7 @@ async function relayStream(
       firstFrame = false;
       const seconds = (performance.now() - ctx.receivedAt) / 1000;
       services.metrics.timeToFirstToken.observe({ connection: ctx.route!.connection.name, operation: ctx.request!.operation }, seconds);
+      ctx.trace?.firstToken();
     }
     recordDelivered(ctx, raw);
     return res.write(raw) || drained(res);
@@ -129,12 +136,17 @@ async function relayStream(
   };
 
   try {
+    // The meter reads usage from each frame and drops what the gateway's own include_usage added.
+    const meter = ctx.usage;
     for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
-      for (const frame of decoder.push(chunk)) {
-        if (!(await deliver(masking ? masking.push(frame) : [frame.raw]))) return;
+      for (const decoded of decoder.push(chunk)) {
+        const frame = meter ? meter.frame(decoded) : decoded;
+        if (frame && !(await deliver(masking ? masking.push(frame) : [frame.raw]))) return;
       }
     }
-    for (const frame of decoder.end()) {
+    for (const decoded of decoder.end()) {
+      const frame = meter ? meter.frame(decoded) : decoded;
+      if (!frame) continue;
       if (masking) {
         if (!(await deliver(masking.push(frame)))) return;
         continue;

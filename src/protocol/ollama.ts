@@ -1,5 +1,5 @@
-// Parses Ollama-dialect request bodies (/api/chat, /api/generate) into a
-// ModelRequest. Ollama streams NDJSON and, unlike OpenAI, streams by default.
+// Parses Ollama-dialect request bodies (/api/chat, /api/generate, /api/embed)
+// into a ModelRequest. Ollama streams NDJSON and, unlike OpenAI, streams by default.
 
 import { badRequest } from '../http/errors.js';
 import { formatPath, isJsonObject, type BodyPath } from './body-path.js';
@@ -19,12 +19,13 @@ import {
 } from './request-fields.js';
 import type { Message, ModelRequest, Operation } from './types.js';
 
-export type OllamaOperation = Extract<Operation, 'ollama_chat' | 'ollama_generate'>;
+export type OllamaOperation = Extract<Operation, 'ollama_chat' | 'ollama_generate' | 'ollama_embed'>;
 
 export function parseOllamaRequest(operation: OllamaOperation, body: unknown): ModelRequest {
   const object = requireJsonObjectBody(body);
   const model = requireModel(object);
-  const stream = readStream(object, true);
+  // Embeddings never stream.
+  const stream = operation === 'ollama_embed' ? false : readStream(object, true);
   const options = object.options;
   if (options !== undefined && options !== null && !isJsonObject(options)) {
     throw badRequest('invalid_options', `\`options\` must be an object, got ${describeType(options)}`, 'options');
@@ -37,6 +38,9 @@ export function parseOllamaRequest(operation: OllamaOperation, body: unknown): M
     messages = readChatMessages(object, texts);
     tools = readTools(object);
     consumed = ['messages', 'tools'];
+  } else if (operation === 'ollama_embed') {
+    readEmbedTexts(object, texts);
+    consumed = ['input', 'prompt', 'stream'];
   } else {
     readGenerateTexts(object, texts);
     consumed = ['prompt', 'suffix', 'system', 'template'];
@@ -132,4 +136,20 @@ function readGenerateTexts(body: Record<string, unknown>, texts: TextCollector):
   if (prompt !== undefined) texts.add(['prompt'], 'prompt', prompt);
   const suffix = optionalString(body, 'suffix', [], 'invalid_suffix');
   if (suffix !== undefined) texts.add(['suffix'], 'prompt', suffix);
+}
+
+/** `/api/embed` takes `input` (a string or strings); the older `/api/embeddings` takes one `prompt`. */
+function readEmbedTexts(body: Record<string, unknown>, texts: TextCollector): void {
+  const input = body.input;
+  if (typeof input === 'string') texts.add(['input'], 'input', input);
+  else if (Array.isArray(input)) {
+    input.forEach((item, i) => {
+      if (typeof item !== 'string') throw invalidAt('invalid_input', ['input', i], `\`input[${i}]\` must be a string, got ${describeType(item)}`);
+      texts.add(['input', i], 'input', item);
+    });
+  } else if (input !== undefined && input !== null) {
+    throw badRequest('invalid_input', `\`input\` must be a string or an array of strings, got ${describeType(input)}`, 'input');
+  }
+  const prompt = optionalString(body, 'prompt', [], 'invalid_prompt');
+  if (prompt !== undefined) texts.add(['prompt'], 'prompt', prompt);
 }

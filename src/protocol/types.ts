@@ -12,7 +12,8 @@ export type Operation =
   | 'embedding' // POST /v1/embeddings
   | 'response' // POST /v1/responses
   | 'ollama_chat' // POST /api/chat
-  | 'ollama_generate'; // POST /api/generate
+  | 'ollama_generate' // POST /api/generate
+  | 'ollama_embed'; // POST /api/embed, and the older /api/embeddings
 
 /** How a streamed response is framed on the wire. */
 export type StreamFraming = 'sse' | 'ndjson';
