@@ -117,6 +117,12 @@ const connection = z
     identity_assertion: identityAssertion.optional(),
     /** Overrides of the recording defaults for this connection (bodies on/off, retention). */
     recording: connectionRecordingSchema.optional(),
+    /**
+     * Top-level request fields the protocol does not document: `inspect` reads
+     * them as text like any other field; `drop` removes them before inspection
+     * and forwarding.
+     */
+    unknown_fields: z.enum(['inspect', 'drop']).default('inspect'),
     models: z.array(model).min(1, 'a connection must serve at least one model'),
   })
   .strict()

@@ -4,8 +4,8 @@
 // unless every stage before `forward` has passed.
 //
 //   authenticate → read body → parse → authorise → limit → record (start)
-//     → inspect → approve → record (durable) → forward → relay (masked,
-//     recorded, metered) → record (end), limits settled with real usage
+//     → inspect → approve → record (durable) → strip output bypass → forward
+//     → relay (masked, recorded, metered) → record (end), limits settled with real usage
 //
 // Approve holds a high-risk prompt until a person decides; output masking
 // and recording are transforms over relay's frame stream. When tracing is
@@ -22,7 +22,7 @@ import { forward } from './forward.js';
 import { inspect } from './inspect.js';
 import { limit } from './limit.js';
 import { makeDurable, startRecording } from './record.js';
-import { relay } from './relay.js';
+import { relay, stripOutputBypass } from './relay.js';
 import type { GatewayServices } from './services.js';
 
 /** A model call: chat, completion, embedding, response, or their Ollama forms. */
@@ -40,6 +40,7 @@ export async function handleModelCall(services: GatewayServices, ctx: RequestCon
   await stage('inspect', () => inspect(services, ctx));
   await stage('approve', () => holdForApproval(services, ctx));
   await makeDurable(ctx);
+  stripOutputBypass(services, ctx);
   const upstream = await forward(services, ctx, path);
   await stage('relay', () => relay(services, ctx, upstream));
 }
