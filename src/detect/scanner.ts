@@ -8,12 +8,12 @@ import { resolveOverlaps } from './overlap.js';
 import { createPiiDetectors } from './pii/index.js';
 import { KeywordPrefilter } from './prefilter.js';
 import { createSecretDetectors } from './secrets/index.js';
-import { BUILTIN_ENTITY_TYPES, type EntityType, type Span } from './types.js';
+import { BUILTIN_ENTITY_TYPES, NLP_ENTITY_TYPES, type EntityType, type Span } from './types.js';
 
 export type { CustomPatternSpec } from './custom.js';
 
 export interface ScannerOptions {
-  /** Built-in types to detect; default all of `BUILTIN_ENTITY_TYPES`. */
+  /** Built-in types to detect; default all of `BUILTIN_ENTITY_TYPES` (the opt-in `NLP_ENTITY_TYPES` only when listed). */
   types?: readonly EntityType[];
   /** Named term lists, matched case-insensitively as whole words; reported as `DICTIONARY`. */
   dictionaries?: Record<string, readonly string[]>;
@@ -52,7 +52,7 @@ function builtinDetectors(): readonly Detector[] {
 export function createScanner(options: ScannerOptions = {}): Scanner {
   const wanted = new Set<EntityType>(options.types ?? BUILTIN_ENTITY_TYPES);
   for (const type of wanted) {
-    if (!BUILTIN_ENTITY_TYPES.includes(type)) throw new Error(`"${type}" is not a built-in entity type; configure dictionaries or custom patterns instead`);
+    if (!BUILTIN_ENTITY_TYPES.includes(type) && !NLP_ENTITY_TYPES.includes(type)) throw new Error(`"${type}" is not a built-in entity type; configure dictionaries or custom patterns instead`);
   }
   const detectors: Detector[] = builtinDetectors().filter((d) => d.types.some((t) => wanted.has(t)));
   const reportable = new Set<EntityType>(wanted);

@@ -6,9 +6,9 @@ import { z } from 'zod';
 import { name } from '../config/fields.js';
 import { createCustomPatternDetector, CustomPatternError, MAX_CUSTOM_PATTERN_LENGTH } from '../detect/custom.js';
 import { INJECTION_THRESHOLD } from '../detect/injection/score.js';
-import { BUILTIN_ENTITY_TYPES, type EntityCategory, type EntityType } from '../detect/types.js';
+import { BUILTIN_ENTITY_TYPES, NLP_ENTITY_TYPES, type EntityCategory, type EntityType } from '../detect/types.js';
 
-const ENTITY_TYPES: ReadonlySet<string> = new Set<EntityType>([...BUILTIN_ENTITY_TYPES, 'DICTIONARY', 'CUSTOM']);
+const ENTITY_TYPES: ReadonlySet<string> = new Set<EntityType>([...BUILTIN_ENTITY_TYPES, ...NLP_ENTITY_TYPES, 'DICTIONARY', 'CUSTOM']);
 const isEntityType = (value: string): value is EntityType => ENTITY_TYPES.has(value);
 
 /** Category names as written in policies (plural and singular both read naturally). */

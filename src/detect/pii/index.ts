@@ -8,6 +8,8 @@ import { createNationalIdDetectors } from './national-id.js';
 import { createMrzDetector } from './passport.js';
 import { createPhoneDetector } from './phone.js';
 import { createUsSsnDetector } from './us-ssn.js';
+import { createAddressDetector } from './address.js';
+import { createNamesDetector } from './names.js';
 
 export function createPiiDetectors(): Detector[] {
   return [
@@ -20,5 +22,8 @@ export function createPiiDetectors(): Detector[] {
     ...createDateOfBirthDetectors(),
     createMrzDetector(),
     ...createNationalIdDetectors(),
+    // Opt-in types (NLP_ENTITY_TYPES): they run only when a scanner asks for them.
+    createNamesDetector(),
+    createAddressDetector(),
   ];
 }
