@@ -125,8 +125,11 @@ export function nearMissKind(value: string): string {
 const EVALUATED_TYPES: readonly EntityType[] = [...BUILTIN_ENTITY_TYPES, ...NLP_ENTITY_TYPES];
 
 export function evaluatePii(rows: readonly PiiRow[]): PiiReport {
-  const scanner = createScanner({ types: EVALUATED_TYPES });
-  const scored = new Set<string>(EVALUATED_TYPES);
+  // The opt-in types only when the corpus labels them: elsewhere their spans are not errors, just unlabelled.
+  const labelledTypes = new Set(rows.flatMap((row) => row.entities.map((e) => e.type)));
+  const types = EVALUATED_TYPES.filter((type) => BUILTIN_ENTITY_TYPES.includes(type) || labelledTypes.has(type));
+  const scanner = createScanner({ types });
+  const scored = new Set<string>(types);
   const unscored: Record<string, number> = {};
   const counts = new Map<string, { labelled: number; predicted: number; tp: number; found: number }>();
   const bucket = (type: string) => {

@@ -1,4 +1,5 @@
 import type { Detector } from '../detector.js';
+import { createCardContextDetector } from './card-context.js';
 import { createCreditCardDetector } from './credit-card.js';
 import { createDateOfBirthDetectors } from './date-of-birth.js';
 import { createEmailDetector } from './email.js';
@@ -16,6 +17,7 @@ export function createPiiDetectors(): Detector[] {
     createEmailDetector(),
     createPhoneDetector(),
     createCreditCardDetector(),
+    createCardContextDetector(),
     createUsSsnDetector(),
     createIbanDetector(),
     createIpAddressDetector(),
