@@ -28,8 +28,6 @@ export const TRAINING = {
   seed: 12345,
   /** FPR budget on the dev split for the combined score. */
   devFprBudget: 0.02,
-  /** Sentences taken from each long benign prompt as extra benign rows. */
-  fragmentsPerRow: Number(process.env.FRAG ?? 2),
 } as const;
 
 export interface Row {
@@ -170,25 +168,6 @@ const tpr = (r: Rates): number => (r.tp + r.fn === 0 ? 0 : r.tp / (r.tp + r.fn))
 const fpr = (r: Rates): number => (r.fp + r.tn === 0 ? 0 : r.fp / (r.fp + r.tn));
 const f3 = (n: number): string => n.toFixed(3);
 
-/**
- * Benign sentences taken out of the longer benign training prompts, as rows
- * of their own. Without them every benign example is a long coding or
- * role-play prompt and every short text looks like the short injections; the
- * gateway scores short prompts and windows of long ones, so it must see both.
- * Injection prompts are not cut: a sentence of a jailbreak may be harmless.
- */
-export function benignFragments(rows: readonly Row[]): Row[] {
-  const fragments: Row[] = [];
-  for (const row of rows) {
-    if (row.label !== 'benign' || row.text.length < 160) continue;
-    const sentences = row.text.split(/(?<=[.!?])\s+|\n+/).map((s) => s.trim()).filter((s) => s.length >= 24 && /\p{L}{3}/u.test(s));
-    for (let i = 0; i < Math.min(sentences.length, TRAINING.fragmentsPerRow); i++) {
-      fragments.push({ ...row, id: `${row.id}#${i}`, text: sentences[i]!, subtype: `${row.subtype ?? '-'} fragment` });
-    }
-  }
-  return fragments;
-}
-
 /** Every k-th row, so a sample keeps every source. */
 function sample(rows: Row[], n: number | undefined): Row[] {
   if (n === undefined || n >= rows.length) return rows;
@@ -204,8 +183,7 @@ export interface TrainResult {
 
 export function train(options: { data: string; sample?: number; log?: (line: string) => void }): TrainResult {
   const log = options.log ?? (() => {});
-  const sampled = sample(readRows(join(options.data, 'injection_train.jsonl')), options.sample);
-  const trainRows = [...sampled, ...benignFragments(sampled)];
+  const trainRows = sample(readRows(join(options.data, 'injection_train.jsonl')), options.sample);
   const devRows = sample(readRows(join(options.data, 'injection_dev.jsonl')), options.sample);
   log(`training on ${trainRows.length} rows (${trainRows.filter((r) => r.label === 'injection').length} injection), calibrating on ${devRows.length} dev rows`);
   const features = trainRows.map((row) => extractFeatures(row.text));
@@ -215,12 +193,19 @@ export function train(options: { data: string; sample?: number; log?: (line: str
   const loaded = loadModel(draft);
 
   const benign = devRows.filter((r) => r.label === 'benign').map((row) => ({ rules: scoreInjection(row.text, null).score, logit: injectionLogit(loaded, row.text) }));
-  const shift = chooseShift(benign, TRAINING.devFprBudget);
-  const model: InjectionModel = { ...draft, shift };
-  const final = loadModel(model);
+  // The closed form ignores rounding and decoded payloads: step up until the real scoring path keeps the budget.
+  let shift = chooseShift(benign, TRAINING.devFprBudget);
+  let model: InjectionModel = { ...draft, shift };
+  let final = loadModel(model);
+  let dev = measure(devRows, final);
+  while (fpr(dev.overall) > TRAINING.devFprBudget) {
+    shift = Number((shift + 0.01).toFixed(4));
+    model = { ...draft, shift };
+    final = loadModel(model);
+    dev = measure(devRows, final);
+  }
   log(`shift ${shift} chosen on the dev split`);
 
-  const dev = measure(devRows, final);
   const devRules = measure(devRows, null);
   const trainFit = measure(trainRows, final);
   const templatePath = resolve(options.data, '..', 'injection.jsonl');
