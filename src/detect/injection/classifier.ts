@@ -33,7 +33,7 @@ export function loadModel(model: InjectionModel): LoadedModel {
 }
 
 /** Texts up to this length are scored whole; longer ones in overlapping windows, so one paragraph of instructions inside a long document is not diluted. */
-export const WINDOW = 4096;
+export const WINDOW = 2048;
 const STRIDE = WINDOW / 2;
 
 function logitOf(model: LoadedModel, text: string): number {
