@@ -19,6 +19,15 @@ export const INJECTION_THRESHOLD = 0.5;
 
 /** The classifier's signal is listed (and counted) from this probability up. */
 const CLASSIFIER_FLOOR = 0.01;
+/** Fewer words than this are no evidence for a bag of n-grams ("hi", "key?"): only the rules judge them. */
+const CLASSIFIER_MIN_WORDS = 3;
+const WORDS = /[\p{L}\p{N}]+/gu;
+
+function hasWords(text: string, n: number): boolean {
+  WORDS.lastIndex = 0;
+  for (let seen = 0; seen < n; seen++) if (WORDS.exec(text) === null) return false;
+  return true;
+}
 
 export interface InjectionSignal {
   rule: string;
@@ -99,7 +108,7 @@ function scoreAt(text: string, depth: number, model: LoadedModel | null): Inject
     });
   }
 
-  if (model !== null && text.length > 0) {
+  if (model !== null && hasWords(text, CLASSIFIER_MIN_WORDS)) {
     const logit = injectionLogit(model, text);
     const probability = probabilityOf(model, logit);
     if (probability >= CLASSIFIER_FLOOR) {
