@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { injectionLogit, loadModel, WINDOW, type InjectionModel, type LoadedModel } from '../src/detect/injection/classifier.js';
+import { injectionLogit, loadModel, WHOLE, WINDOW, type InjectionModel, type LoadedModel } from '../src/detect/injection/classifier.js';
 import { extractFeatures, FEATURE_BITS, FEATURE_DIM, type FeatureVector } from '../src/detect/injection/features.js';
 import { INJECTION_THRESHOLD, scoreInjection } from '../src/detect/injection/score.js';
 
@@ -223,7 +223,7 @@ export function train(options: { data: string; sample?: number; log?: (line: str
     `Logistic regression over ${FEATURE_DIM.toLocaleString('en')} signed hashed buckets of word unigrams, word bigrams and`,
     'character 3- to 5-grams of the folded text (NFKC, invisible characters dropped, lower case, digit runs',
     'collapsed): `src/detect/injection/features.ts`. Weights are int8 with one scale (`model.ts`, 256 KiB).',
-    `Texts longer than ${WINDOW} characters are scored in overlapping windows and the highest logit counts.`,
+    `Texts longer than ${WHOLE} characters are scored in overlapping windows of ${WINDOW} and the highest logit counts.`,
     `Training: AdaGrad, ${TRAINING.epochs} epochs, learning rate ${TRAINING.learningRate}, L2 ${TRAINING.l2}, seed ${TRAINING.seed};`,
     'each class carries half the weight, and within a class each source/subtype group weighs as the square root of its size.',
     '',

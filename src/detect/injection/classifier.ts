@@ -32,7 +32,12 @@ export function loadModel(model: InjectionModel): LoadedModel {
   return { weights, bias: model.bias, shift: model.shift };
 }
 
-/** Texts up to this length are scored whole; longer ones in overlapping windows, so one paragraph of instructions inside a long document is not diluted. */
+/**
+ * Texts up to WHOLE characters are scored in one pass (a 4 KB prompt stays
+ * within its latency budget); longer ones in overlapping windows of WINDOW,
+ * so one paragraph of instructions inside a long document is not diluted.
+ */
+export const WHOLE = 4096;
 export const WINDOW = 2048;
 const STRIDE = WINDOW / 2;
 
@@ -45,7 +50,7 @@ function logitOf(model: LoadedModel, text: string): number {
 
 /** The highest logit over the text (whole, or its windows). */
 export function injectionLogit(model: LoadedModel, text: string): number {
-  if (text.length <= WINDOW) return logitOf(model, text);
+  if (text.length <= WHOLE) return logitOf(model, text);
   let best = -Infinity;
   for (let start = 0; start < text.length - STRIDE; start += STRIDE) best = Math.max(best, logitOf(model, text.slice(start, start + WINDOW)));
   return best;
