@@ -15,6 +15,7 @@ import { clampConfidence, type Detector, type ReportSpan } from '../detector.js'
 import { DIGIT_KEYWORDS, hasContext } from '../text.js';
 
 export const MAX_PHONE_LENGTH = 32;
+export const PHONE_DETECTOR_ID = 'pii.phone';
 const CONTEXT_BEFORE = 40;
 
 /** Words that make digits a phone number, in the languages of the default regions. */
@@ -39,8 +40,8 @@ const wordsPattern = (words: readonly string[]): RegExp => new RegExp(`(?<![\\p{
 const NOT_PHONE_WORDS = /(?<![\p{L}])(?:order|invoice|inv|ref|reference|ticket|case|account|acct|iban|sku|serial|tracking|id|no\.|nr\.?|po|customer|member|policy|version|build|licen[cs]e|passport|ssn|social security|tax)(?![\p{L}])/iu;
 const NOT_PHONE_BEFORE = 32;
 const DATE_SHAPE = /^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4})$/;
-const EXTENSION = /^\s?(?:x|ext\.?|extension)\s?\d{1,6}/iy;
-const CONTEXT_AFTER = 16;
+const EXTENSION = /\s?(?:x|ext\.?|extension)\s?\d{1,6}/iy;
+const CONTEXT_AFTER = 8;
 
 const INTERNATIONAL = /(?<![\w+])\+[1-9]\d{0,2}(?:[ .\u00a0-]?\(?\d{1,5}\)?){1,7}(?!\d)/y;
 const NANP_PARENS = /(?<![\w)])(?:\+?1[ .-]?)?\(\d{3}\)[ .\u00a0-]?\d{3}[ .-]\d{4}(?![\w-]|\.\d)/y;
@@ -93,7 +94,7 @@ export function createPhoneDetector(options: PhoneOptions = {}): Detector {
     return best;
   };
   return {
-    id: 'pii.phone',
+    id: PHONE_DETECTOR_ID,
     types: ['PHONE'],
     keywords: DIGIT_KEYWORDS,
     maxLength: MAX_PHONE_LENGTH,
