@@ -11,14 +11,17 @@ import { handleSessionsApi, isSessionsApiPath } from './audit/api.js';
 import type { Config } from './config/schema.js';
 import { asGatewayError, GatewayError, methodNotAllowed } from './http/errors.js';
 import { clientRequestId, newRequestId } from './http/request-id.js';
-import { sendError, sendJson } from './http/send.js';
+import { errorShapeFor, sendError, sendJson } from './http/send.js';
 import { IdentityServices } from './identity/identity-services.js';
-import { createLogger, type Logger } from './ops/logger.js';
+import { createLogger, pathForLog, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
+import { tooOpen } from './ops/private-files.js';
 import type { RequestContext } from './pipeline/context.js';
 import { authenticate } from './pipeline/authenticate.js';
-import { endRecording } from './pipeline/record.js';
+import { endRecording, endState } from './pipeline/record.js';
+import { settleUsage } from './pipeline/limit.js';
 import { handleListModels, handleModelCall } from './pipeline/index.js';
+import { handleOllamaApi, OLLAMA_INFO_PATHS } from './pipeline/ollama-api.js';
 import type { GatewayServices } from './pipeline/services.js';
 import { MODEL_ENDPOINTS } from './protocol/endpoints.js';
 import { DirectTransport } from './proxy/direct-transport.js';
@@ -26,6 +29,8 @@ import { ModelRoutes } from './proxy/model-routes.js';
 import { GuardrailEngine } from './policy/guardrail-engine.js';
 import type { Transport } from './proxy/transport.js';
 import { WebRoutes } from './web/web-routes.js';
+import { Tracing } from './ops/tracing.js';
+import { createLimiter } from './usage/create-limiter.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -41,7 +46,7 @@ export class Gateway {
   constructor(config: Config, options: GatewayOptions = {}) {
     const log = options.logger ?? createLogger(config.logging.level);
     const transports = new Map<string, Transport>(config.connections.map((c) => [c.name, new DirectTransport(c)]));
-    const metrics = new GatewayMetrics();
+    const metrics = new GatewayMetrics({ subjectLabel: config.usage.metrics_subject_label });
     const identity = new IdentityServices(config, log, (issuer) => metrics.jwksFetches.inc({ issuer }));
     this.services = {
       config,
@@ -51,6 +56,8 @@ export class Gateway {
       guardrails: new GuardrailEngine(config.guardrails),
       transports,
       metrics,
+      limiter: createLimiter(config, metrics, log),
+      tracing: Tracing.fromEnv(config.tracing, log),
       log,
     };
     this.web = new WebRoutes(this.services);
@@ -59,18 +66,21 @@ export class Gateway {
         // Reject ambiguous framing (CL+TE, obs-fold, bad chunk sizes) rather than guess: request smuggling defence.
         insecureHTTPParser: false,
         requireHostHeader: true,
-        requestTimeout: 60_000,
-        headersTimeout: 15_000,
+        requestTimeout: config.server.request_timeout,
+        headersTimeout: config.server.headers_timeout,
+        // Node checks both timeouts only this often (30 s by default): check at a fraction of the shorter one.
+        connectionsCheckingInterval: Math.max(100, Math.min(Math.floor(config.server.headers_timeout / 3), 30_000)),
         keepAliveTimeout: config.server.keep_alive_timeout,
         maxHeaderSize: 32 * 1024,
       },
       (req, res) => void this.handle(req, res),
     );
-    this.server.on('clientError', (err, socket) => {
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();
-      const body = JSON.stringify({ error: { message: 'Malformed HTTP request.', type: 'invalid_request_error', param: null, code: 'bad_http_request' } });
+      const [status, code, message] = clientErrorAnswer(err.code);
+      const body = JSON.stringify({ error: { message, type: 'invalid_request_error', param: null, code } });
       socket.end(
-        `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
       log.debug({ err: err.message }, 'rejected malformed HTTP request');
     });
@@ -81,6 +91,8 @@ export class Gateway {
     // Write-ahead recording must be ready before the first request can be forwarded.
     if (this.services.config.recording.enabled) this.services.audit = await AuditTrail.open(this.services.config, this.services.log);
     await this.openApprovals();
+    this.warnAboutOpenState();
+    if (!(await this.services.limiter.store.ready())) this.services.log.warn('limit store (Redis) not reachable yet; limits apply their on_store_failure setting');
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
@@ -94,6 +106,18 @@ export class Gateway {
       for (const r of results) if (r.status === 'rejected') this.services.log.warn({ err: String(r.reason) }, 'identity provider not reachable yet');
     });
     return this.url;
+  }
+
+  /** State holds signing keys and prompts: say so at start-up when other users could read it. */
+  private warnAboutOpenState(): void {
+    const { storage, identity } = this.services.config;
+    const paths = [storage.driver === 'sqlite' ? storage.sqlite.path : undefined, identity.state.store === 'sqlite' ? identity.state.path : undefined];
+    const reported = new Set<string>();
+    for (const open of paths.flatMap((path) => (path ? tooOpen(path) : []))) {
+      if (reported.has(open.path)) continue; // two databases in one directory
+      reported.add(open.path);
+      this.services.log.warn(open, 'state readable by other users (signing keys, prompts): chmod 700 its directory and 600 its files');
+    }
   }
 
   /** Reviews live in the storage database, so held requests and grants survive restarts and span instances. */
@@ -131,6 +155,8 @@ export class Gateway {
     await this.services.approvals?.close();
     await this.services.audit?.close();
     await this.services.identity.close();
+    await this.services.limiter.store.close();
+    await this.services.tracing.close();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -145,6 +171,8 @@ export class Gateway {
       decisions: [],
       log: this.services.log.child({ reqId: id, clientReqId: clientRequestId(req.headers['x-request-id']) }),
     };
+    const trace = this.services.tracing.startRequest(req.headers, req.method ?? 'GET', (req.url ?? '/').split('?', 1)[0]!, id);
+    if (trace) ctx.trace = trace;
     // `close` before the response finished means the client went away: cancel upstream work.
     res.once('close', () => {
       if (!res.writableFinished) ctx.abort.abort(new Error('client disconnected'));
@@ -165,7 +193,7 @@ export class Gateway {
 
   private async route(ctx: RequestContext): Promise<void> {
     const { req, res } = ctx;
-    const path = (req.url ?? '/').split('?', 1)[0]!;
+    const path = pathOf(req);
     const method = req.method ?? 'GET';
 
     const endpoint = MODEL_ENDPOINTS.get(path);
@@ -173,6 +201,11 @@ export class Gateway {
       if (method !== 'POST') throw methodNotAllowed('POST');
       if (this.draining) throw shuttingDown();
       return handleModelCall(this.services, ctx, endpoint, path);
+    }
+    const ollamaInfo = OLLAMA_INFO_PATHS.get(path);
+    if (ollamaInfo) {
+      if (method !== ollamaInfo) throw methodNotAllowed(ollamaInfo);
+      return handleOllamaApi(this.services, ctx, path);
     }
     switch (path) {
       case '/v1/models':
@@ -219,11 +252,7 @@ export class Gateway {
           });
           if (handled) return;
         }
-        throw new GatewayError(`Unknown endpoint ${method} ${path}. The gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /v1/models, /api/chat and /api/generate.`, {
-          status: 404,
-          type: 'not_found_error',
-          code: 'unknown_endpoint',
-        });
+        throw unknownEndpoint(method, path);
     }
   }
 
@@ -236,14 +265,17 @@ export class Gateway {
       ctx.res.destroy();
       return;
     }
-    sendError(ctx.res, error);
+    sendError(ctx.res, error, errorShapeFor(pathOf(ctx.req)));
     if (error.headers.connection === 'close') ctx.req.destroy();
   }
 
   private finish(ctx: RequestContext): void {
-    endRecording(ctx);
     const seconds = (performance.now() - ctx.receivedAt) / 1000;
+    if (ctx.route) settleUsage(this.services, ctx, endState(ctx), seconds);
+    endRecording(ctx);
     const status = ctx.res.statusCode;
+    const usage = ctx.usageResult;
+    ctx.trace?.finish(status, usage, ctx.errorCode, ctx.limits?.decision.outcome);
     const connection = ctx.route?.connection.name ?? '';
     const operation = ctx.request?.operation ?? '';
     if (ctx.route) {
@@ -253,7 +285,8 @@ export class Gateway {
     ctx.log.info(
       {
         method: ctx.req.method,
-        path: ctx.req.url,
+        // Query strings can carry tokens or prompts some client put there: the path alone is logged.
+        path: pathForLog(ctx.req.url),
         status,
         ms: Math.round(seconds * 1000 * 10) / 10,
         sub: ctx.principal?.subject,
@@ -263,12 +296,36 @@ export class Gateway {
         target: ctx.upstreamTarget,
         code: ctx.errorCode,
         aborted: ctx.abort.signal.aborted || undefined,
+        ...(usage && { usage: { prompt: usage.prompt_tokens, completion: usage.completion_tokens, ...(usage.estimated && { estimated: true }) } }),
+        ...(ctx.limits && ctx.limits.decision.outcome !== 'none' && { limits: ctx.limits.decision.outcome }),
+        ...(ctx.errorCode && LIMIT_CODES.has(ctx.errorCode) && { limits: 'refused' }),
+        ...(ctx.trace && { traceId: ctx.trace.traceId }),
       },
       'request',
     );
   }
 }
 
+/** What a request Node refused before it reached a handler gets: slow senders 408, huge headers 431, the rest 400. */
+function clientErrorAnswer(code: string | undefined): [status: string, code: string, message: string] {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return ['408 Request Timeout', 'request_timeout', 'The request did not arrive in time (headers_timeout / request_timeout).'];
+  if (code === 'HPE_HEADER_OVERFLOW') return ['431 Request Header Fields Too Large', 'headers_too_large', 'The request headers exceed 32 KiB.'];
+  return ['400 Bad Request', 'bad_http_request', 'Malformed HTTP request.'];
+}
+
+/** Refusals by the limit stage, named in the access log's `limits` field. */
+const LIMIT_CODES = new Set(['rate_limit_exceeded', 'concurrency_limit_exceeded', 'budget_exceeded', 'request_exceeds_limit', 'limits_unavailable']);
+
+function unknownEndpoint(method: string, path: string): GatewayError {
+  const served = path.startsWith('/api/')
+    ? 'The gateway serves the Ollama API calls /api/chat, /api/generate, /api/embed, /api/embeddings, /api/tags, /api/show, /api/ps and /api/version; models are managed on the model servers, not through it.'
+    : 'The gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /v1/models, and the Ollama API under /api/.';
+  return new GatewayError(`Unknown endpoint ${method} ${path}. ${served}`, { status: 404, type: 'not_found_error', code: 'unknown_endpoint' });
+}
+
+function pathOf(req: IncomingMessage): string {
+  return (req.url ?? '/').split('?', 1)[0]!;
+}
 
 function shuttingDown(): GatewayError {
   return new GatewayError('The gateway is shutting down; retry the request.', {

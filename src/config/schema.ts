@@ -6,6 +6,7 @@ import { byteSize, duration, httpUrl, name } from './fields.js';
 import { approvalsSchema } from '../approvals/config.js';
 import { connectionRecordingSchema, recordingSchema, storageSchema } from '../audit/config.js';
 import { guardrailsSchema, unknownConnectionReferences } from '../policy/guardrails-schema.js';
+import { limitsSchema, tracingSchema, usageSchema } from '../usage/config.js';
 import { checkIdentityReferences, gatewayTokens, identityAssertion, identityState, loginSettings, webLogin, workloadBinding } from './identity-schema.js';
 
 /** Asymmetric JWS algorithms only: HMAC would let anyone holding the public key forge tokens. */
@@ -116,6 +117,12 @@ const connection = z
     identity_assertion: identityAssertion.optional(),
     /** Overrides of the recording defaults for this connection (bodies on/off, retention). */
     recording: connectionRecordingSchema.optional(),
+    /**
+     * Top-level request fields the protocol does not document: `inspect` reads
+     * them as text like any other field; `drop` removes them before inspection
+     * and forwarding.
+     */
+    unknown_fields: z.enum(['inspect', 'drop']).default('inspect'),
     models: z.array(model).min(1, 'a connection must serve at least one model'),
   })
   .strict()
@@ -164,8 +171,25 @@ const server = z
     /** Trust X-Forwarded-For from these proxies when recording the client IP. */
     trusted_proxies: z.array(z.string()).default([]),
     keep_alive_timeout: duration.prefault('65s'),
+    /** The whole request (headers and body) must arrive within this: slow-body (slowloris) defence. */
+    request_timeout: duration.prefault('60s'),
+    /** The request headers must arrive within this; below `request_timeout`. */
+    headers_timeout: duration.prefault('15s'),
+    /** JSON bodies nested deeper than this are refused before they are parsed. */
+    max_json_depth: z.number().int().min(2).max(10_000).default(64),
+    /** Prometheus metrics: on the main port by default; `listen` moves them to their own address, `bearer` requires a token. */
+    metrics: z
+      .object({
+        /** `host:port` of a separate listener for /metrics; the main port then answers 404 for it. */
+        listen: z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[\w.-]+):\d{1,5}$/, 'use host:port, e.g. 127.0.0.1:9464').optional(),
+        /** A static bearer token scrapers must send (`${ENV}` it in). */
+        bearer: z.string().min(16, 'use a random bearer of at least 16 characters').optional(),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
+  .refine((s) => s.headers_timeout < s.request_timeout, { message: 'headers_timeout must be shorter than request_timeout', path: ['headers_timeout'] })
   .prefault({});
 
 export const configSchema = z
@@ -182,6 +206,9 @@ export const configSchema = z
     storage: storageSchema,
     recording: recordingSchema,
     approvals: approvalsSchema,
+    limits: limitsSchema,
+    usage: usageSchema,
+    tracing: tracingSchema,
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -214,6 +241,13 @@ export const configSchema = z
       if (name !== '*' && !connectionNames.has(name)) {
         ctx.addIssue({ code: 'custom', path: ['approvals', 'access_requests', 'connections', j], message: `unknown connection "${name}"` });
       }
+    });
+    config.limits.rules.forEach((rule, i) => {
+      rule.connections.forEach((name, j) => {
+        if (name !== '*' && !connectionNames.has(name)) {
+          ctx.addIssue({ code: 'custom', path: ['limits', 'rules', i, 'connections', j], message: `unknown connection "${name}"` });
+        }
+      });
     });
     config.access.forEach((rule, i) => {
       rule.connections.forEach((name, j) => {
