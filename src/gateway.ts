@@ -30,6 +30,7 @@ import type { Transport } from './proxy/transport.js';
 import { WebRoutes } from './web/web-routes.js';
 import { Tracing } from './ops/tracing.js';
 import { createLimiter } from './usage/create-limiter.js';
+import { handleUsageApi, isUsageApiPath } from './usage/api.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -220,6 +221,11 @@ export class Gateway {
             maxBodyBytes: this.services.config.server.max_body_bytes,
           });
           if (handled) return;
+        }
+        if (isUsageApiPath(path) && this.services.audit) {
+          ctx.principal = await authenticate(this.services, ctx);
+          await handleUsageApi(req, res, { archive: this.services.audit.archive, principal: ctx.principal, config: this.services.config, costs: this.services.limiter.costs });
+          return;
         }
         if (isSessionsApiPath(path) && this.services.audit) {
           ctx.principal = await authenticate(this.services, ctx);
