@@ -39,6 +39,7 @@ import {
   stopAllChildren,
   type Target,
   BENCH_GUARDRAILS,
+  benchLimits,
 } from './targets.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -55,7 +56,7 @@ const settings = {
 /** The machine's PostgreSQL (CI starts it); the bench writes to a schema of its own. */
 const BENCH_PG_URL = process.env.MODELGATE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-const TARGETS = { addedP50Ms: 0.5, throughputVsPortkey: 2, rssMb: 150, recordingThroughput: 0.85 } as const;
+const TARGETS = { addedP50Ms: 0.5, throughputVsPortkey: 2, rssMb: 150, recordingThroughput: 0.85, limitsInMemoryThroughput: 0.9 } as const;
 const UPSTREAM_KEY = 'bench-upstream-key';
 const AUDIENCE = 'modelgate';
 /** A dev IdP service client whose token carries the `ci` group; the access rule allows only that group. */
@@ -164,6 +165,14 @@ async function main(): Promise<void> {
       );
     } catch (err) {
       notes.push(`PostgreSQL recording is left out: ${(err as Error).message.split('\n')[0]}`);
+    }
+
+    // And with usage limits checked and settled on every request: in memory, and shared through Redis.
+    targets.push(await startModelgate({ ...gatewayOptions, name: 'modelgate+limits:memory', limits: benchLimits('memory') }));
+    try {
+      targets.push(await startModelgate({ ...gatewayOptions, name: 'modelgate+limits:redis', limits: benchLimits('redis') }));
+    } catch (err) {
+      notes.push(`Limits on Redis are left out: ${(err as Error).message.split('\n')[0]}`);
     }
 
     try {
@@ -459,6 +468,21 @@ function buildReport(input: ReportInput): Report {
           unit: 'x',
           target: `>= ${TARGETS.recordingThroughput}x`,
           pass: ratio >= TARGETS.recordingThroughput,
+        },
+      ];
+    }),
+    // What limits cost: the same gateway admitting and settling every request, against limits off.
+    ...(['memory', 'redis'] as const).flatMap((store): Check[] => {
+      const limited = c50.results.get(`modelgate+limits:${store}`);
+      if (!limited) return [];
+      const ratio = paired(limited, c50.results.get('modelgate')!, (x, y) => x.rps / y.rps);
+      return [
+        {
+          name: `throughput at c=50 with limits in ${store} / off`,
+          value: ratio,
+          unit: 'x',
+          target: store === 'memory' ? `>= ${TARGETS.limitsInMemoryThroughput}x` : 'reported',
+          pass: store === 'memory' ? ratio >= TARGETS.limitsInMemoryThroughput : null,
         },
       ];
     }),
