@@ -87,7 +87,7 @@ function printReport(report: UsageReport): void {
     String(row.prompt_tokens),
     String(row.completion_tokens),
     String(row.total_tokens),
-    row.cost.toFixed(4),
+    row.cost.toFixed(6),
   ];
   const rows = report.rows.map((row) => cells(row, report.by.map((d) => printable(row[d] || '-'))));
   rows.push(cells(report.total, report.by.map((_, i) => (i === 0 ? 'total' : ''))));
