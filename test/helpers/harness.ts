@@ -9,7 +9,7 @@ import { startDemoModel, type DemoModel, type DemoModelOptions } from '../../src
 import { devConfigInput, DEV_AUDIENCE } from '../../src/dev/dev-config.js';
 import { CONSOLE_CLIENT_ID, CONSOLE_CLIENT_SECRET, GATEWAY_SCOPE, startDevIdp, type DevIdp, type DevIdpOptions } from '../../src/dev/idp.js';
 import { Gateway } from '../../src/gateway.js';
-import { createLogger } from '../../src/ops/logger.js';
+import { createLogger, type Logger } from '../../src/ops/logger.js';
 
 export interface Harness {
   url: string;
@@ -28,6 +28,8 @@ export interface HarnessOptions {
   configure?: (input: ConfigInput & Required<Pick<ConfigInput, 'connections'>>) => void;
   idp?: Partial<DevIdpOptions>;
   model?: DemoModelOptions;
+  /** Where the gateway logs (default: silent, or TEST_LOG_LEVEL to stdout). */
+  logger?: Logger;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -36,7 +38,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const dataDir = await mkdtemp(join(tmpdir(), 'modelgate-harness-'));
   const input = devConfigInput({ host: '127.0.0.1', port: 0, issuer: idp.issuer, modelUrl: model.url, dataDir });
   options.configure?.(input as ConfigInput & Required<Pick<ConfigInput, 'connections'>>);
-  const gateway = new Gateway(configSchema.parse(input), { logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent') });
+  const gateway = new Gateway(configSchema.parse(input), { logger: options.logger ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent') });
   const url = await gateway.listen();
   await gateway.services.verifier.warmUp();
 

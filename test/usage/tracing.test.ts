@@ -6,8 +6,10 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
+import { createLogger } from '../../src/ops/logger.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
 interface OtlpSpan {
@@ -31,6 +33,13 @@ function attribute(span: OtlpSpan, key: string): unknown {
 describe('OpenTelemetry traces', () => {
   let receiver: Server;
   const spans: OtlpSpan[] = [];
+  const logLines: Array<Record<string, unknown>> = [];
+  const logSink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) logLines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
   const saved = { ...process.env };
 
   before(async () => {
@@ -56,7 +65,7 @@ describe('OpenTelemetry traces', () => {
     Object.assign(process.env, env);
     let h: Harness;
     try {
-      h = await startHarness();
+      h = await startHarness({ logger: createLogger('info', logSink) });
     } finally {
       process.env = before;
     }
@@ -103,6 +112,8 @@ describe('OpenTelemetry traces', () => {
       const received = h.model.received.at(-1)!.headers.traceparent;
       assert.equal(received, `00-${CLIENT_TRACE}-${upstream.spanId}-01`, 'the upstream continues the trace from the forward span');
       assert.ok(!JSON.stringify(trace).includes('quarterly'), 'prompt text in a span');
+      const logged = logLines.find((l) => l.msg === 'request' && l.path === '/v1/chat/completions');
+      assert.equal(logged?.traceId, CLIENT_TRACE, 'the access log names the trace');
     });
   });
 
