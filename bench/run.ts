@@ -14,7 +14,8 @@
 // Env: BENCH_DURATION (measured seconds per target and scenario, default 10),
 // BENCH_ROUNDS (3), BENCH_WARMUP (seconds per target, 2), BENCH_STREAMS
 // (sequential streams per target, 600), BENCH_GATEWAY_NODE_FLAGS (extra node
-// flags for modelgate, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+// flags for modelgate, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_TARGETS
+// (comma-separated target names to measure, beside direct; must include modelgate).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -190,6 +191,12 @@ async function main(): Promise<void> {
       notes.push('nginx is not installed; it is left out.');
     }
 
+    // BENCH_TARGETS=modelgate,modelgate+limits:memory measures only those (and direct): a quicker, less noisy comparison.
+    const only = process.env.BENCH_TARGETS?.split(',').map((t) => t.trim()).filter(Boolean);
+    if (only) {
+      targets.splice(0, targets.length, ...targets.filter((t) => t.name === 'direct' || only.includes(t.name)));
+      notes.push(`Only ${only.join(', ')} (BENCH_TARGETS) were measured, beside direct.`);
+    }
     for (const target of targets) await checkTarget(target);
     const background = backgroundMeter();
     // modelgate's RSS after each phase: growth with the request count would mean a leak, a plateau would not.
