@@ -4,8 +4,8 @@
 // unless every stage before `forward` has passed.
 //
 //   authenticate → read body → parse → authorise → limit → record (start)
-//     → inspect → approve → record (durable) → forward → relay (masked,
-//     recorded, metered) → record (end), limits settled with real usage
+//     → inspect → approve → record (durable) → strip output bypass → forward
+//     → relay (masked, recorded, metered) → record (end), limits settled with real usage
 //
 // Approve holds a high-risk prompt until a person decides; output masking
 // and recording are transforms over relay's frame stream. When tracing is
@@ -22,14 +22,17 @@ import { forward } from './forward.js';
 import { inspect } from './inspect.js';
 import { limit } from './limit.js';
 import { makeDurable, startRecording } from './record.js';
-import { relay } from './relay.js';
+import { relay, stripOutputBypass } from './relay.js';
 import type { GatewayServices } from './services.js';
 
 /** A model call: chat, completion, embedding, response, or their Ollama forms. */
 export async function handleModelCall(services: GatewayServices, ctx: RequestContext, endpoint: Endpoint, path: string): Promise<void> {
   const stage = <T>(name: string, run: () => Promise<T> | T): Promise<T> | T => (ctx.trace ? ctx.trace.stage(name, run) : run());
   ctx.principal = await stage('authenticate', () => authenticate(services, ctx));
-  const body = await readJsonBody(ctx.req, services.config.server.max_body_bytes, { lenientContentType: endpoint.dialect === 'ollama' });
+  const body = await readJsonBody(ctx.req, services.config.server.max_body_bytes, {
+    lenientContentType: endpoint.dialect === 'ollama',
+    maxDepth: services.config.server.max_json_depth,
+  });
   ctx.request = parseModelRequest(endpoint.operation, body);
   ctx.route = await stage('authorise', () => authorise(services, ctx));
   await stage('limit', () => limit(services, ctx));
@@ -37,6 +40,7 @@ export async function handleModelCall(services: GatewayServices, ctx: RequestCon
   await stage('inspect', () => inspect(services, ctx));
   await stage('approve', () => holdForApproval(services, ctx));
   await makeDurable(ctx);
+  stripOutputBypass(services, ctx);
   const upstream = await forward(services, ctx, path);
   await stage('relay', () => relay(services, ctx, upstream));
 }

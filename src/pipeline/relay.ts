@@ -5,6 +5,7 @@
 // When output rules apply, each frame passes through the masking transform,
 // which holds back only text that could still become part of an entity.
 import { GatewayError } from '../http/errors.js';
+import { stripOutputBypassParams } from '../mask/bypass-params.js';
 import { maskResponseBody } from '../mask/response-body.js';
 import { MaskingStreamTransform } from '../mask/stream-transform.js';
 import type { SpanRules } from '../mask/types.js';
@@ -49,6 +50,18 @@ export async function relay(services: GatewayServices, ctx: RequestContext, upst
     noteUpstreamFailure(services, ctx, err, 'upstream_stream_interrupted');
     ctx.res.destroy();
   }
+}
+
+/**
+ * Before forwarding: when output rules apply, the request must not ask for
+ * token ids or logprobs, which would carry the unmasked text past masking.
+ */
+export function stripOutputBypass(services: GatewayServices, ctx: RequestContext): void {
+  if (!outputRules(services, ctx)) return;
+  const { body, stripped } = stripOutputBypassParams(ctx.forwardBody ?? ctx.request!.body);
+  if (stripped.length === 0) return;
+  ctx.forwardBody = body;
+  ctx.log.debug({ stripped }, 'output bypass parameters stripped before forwarding');
 }
 
 function outputRules(services: GatewayServices, ctx: RequestContext): SpanRules | undefined {
@@ -224,8 +237,25 @@ async function relayUpstreamError(services: GatewayServices, ctx: RequestContext
     };
   }
   ctx.errorCode = `upstream_http_${upstream.status}`;
+  const rules = outputRules(services, ctx);
+  if (rules) body = maskErrorBody(services, ctx, body, rules, upstream.status);
   const retryAfter = headerValue(upstream.headers['retry-after']);
   sendJson(ctx.res, upstream.status, body, retryAfter ? { 'retry-after': retryAfter } : {});
+}
+
+/** An upstream's error body is model-server output like any other: masked, or withheld if a rule ends responses. */
+function maskErrorBody(services: GatewayServices, ctx: RequestContext, body: unknown, rules: SpanRules, status: number): unknown {
+  const masked = maskResponseBody(body, ctx.request!.operation, { scanner: services.guardrails.outputScanner!, session: ctx.masking!, rules });
+  recordDecisions(services, ctx, masked.decisions.decisions);
+  if (!masked.termination) return masked.body;
+  return {
+    error: {
+      message: `The model server's error message was withheld by output rule "${masked.termination.rule}": it contained ${masked.termination.type}.`,
+      type: 'upstream_error',
+      param: null,
+      code: `upstream_http_${status}`,
+    },
+  };
 }
 
 function noteUpstreamFailure(services: GatewayServices, ctx: RequestContext, err: unknown, code: string): void {

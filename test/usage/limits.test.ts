@@ -12,12 +12,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { devConfigInput } from '../../src/dev/dev-config.js';
-import { createLogger } from '../../src/ops/logger.js';
 import { errorOf, postJson, startHarness, type Harness, type HarnessOptions } from '../helpers/harness.js';
 
 type LimitsInput = NonNullable<ConfigInput['limits']>;
@@ -229,13 +227,7 @@ for (const store of ['memory', 'redis'] as const) {
 
 describe('limit decisions in the access log', () => {
   test('each request line names its usage and limit decision', async () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString('utf8').split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
+    const logs: string[] = [];
     await withGateway(
       limitsFor('memory', { rules: [{ name: 'one', requests_per_minute: 1 }] }),
       async (h) => {
@@ -243,9 +235,9 @@ describe('limit decisions in the access log', () => {
         for (let i = 0; i < 2; i++) await (await postJson(`${h.url}/v1/chat/completions`, token, chat())).text();
         await new Promise((r) => setTimeout(r, 50));
       },
-      { logger: createLogger('info', sink) },
+      { logs },
     );
-    const requests = lines.filter((l) => l.msg === 'request' && l.path === '/v1/chat/completions');
+    const requests = logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request' && l.path === '/v1/chat/completions');
     assert.equal(requests.length, 2);
     assert.equal(requests[0]!.limits, 'allowed');
     assert.ok((requests[0]!.usage as { completion: number }).completion > 0);

@@ -6,10 +6,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
-import { createLogger } from '../../src/ops/logger.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
 interface OtlpSpan {
@@ -33,13 +31,7 @@ function attribute(span: OtlpSpan, key: string): unknown {
 describe('OpenTelemetry traces', () => {
   let receiver: Server;
   const spans: OtlpSpan[] = [];
-  const logLines: Array<Record<string, unknown>> = [];
-  const logSink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) logLines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
+  const logs: string[] = [];
   const saved = { ...process.env };
 
   before(async () => {
@@ -65,7 +57,7 @@ describe('OpenTelemetry traces', () => {
     Object.assign(process.env, env);
     let h: Harness;
     try {
-      h = await startHarness({ logger: createLogger('info', logSink) });
+      h = await startHarness({ logs });
     } finally {
       process.env = before;
     }
@@ -112,7 +104,7 @@ describe('OpenTelemetry traces', () => {
       const received = h.model.received.at(-1)!.headers.traceparent;
       assert.equal(received, `00-${CLIENT_TRACE}-${upstream.spanId}-01`, 'the upstream continues the trace from the forward span');
       assert.ok(!JSON.stringify(trace).includes('quarterly'), 'prompt text in a span');
-      const logged = logLines.find((l) => l.msg === 'request' && l.path === '/v1/chat/completions');
+      const logged = logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'request' && l.path === '/v1/chat/completions');
       assert.equal(logged?.traceId, CLIENT_TRACE, 'the access log names the trace');
     });
   });
