@@ -25,6 +25,7 @@ import { DirectTransport } from './proxy/direct-transport.js';
 import { ModelRoutes } from './proxy/model-routes.js';
 import { GuardrailEngine } from './policy/guardrail-engine.js';
 import type { Transport } from './proxy/transport.js';
+import { handlePolicyApi, isPolicyApiPath } from './web/policy-api.js';
 import { WebRoutes } from './web/web-routes.js';
 
 export interface GatewayOptions {
@@ -202,8 +203,13 @@ export class Gateway {
             auditorGroups: this.services.config.recording.auditor_groups,
             connections: this.services.config.connections.map((c) => c.name),
             maxBodyBytes: this.services.config.server.max_body_bytes,
+            signal: ctx.abort.signal,
           });
           if (handled) return;
+        }
+        if (isPolicyApiPath(path)) {
+          ctx.principal = await authenticate(this.services, ctx);
+          return handlePolicyApi(req, res, path, { config: this.services.config, guardrails: this.services.guardrails, principal: ctx.principal });
         }
         if (isSessionsApiPath(path) && this.services.audit) {
           ctx.principal = await authenticate(this.services, ctx);

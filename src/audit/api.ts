@@ -12,6 +12,9 @@
 //   POST   /v1/sessions/:id/redact      whole session, or a pattern in it (auditors)
 //   POST   /v1/sessions/:id/hold        {"hold": true|false, "reason"} (auditors)
 //   DELETE /v1/sessions/:id             (auditors)
+//
+// Opening, replaying and exporting are recorded (`session.view`, with who
+// did it) before anything is read: reading is itself audited.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { badRequest, GatewayError } from '../http/errors.js';
 import { jsonObjectBody as jsonBody, optionalString } from '../http/read-json-body.js';
@@ -147,6 +150,7 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
     const until = url.searchParams.get('until');
     const untilMs = until === null ? undefined : parseTimeBound(until, Date.now());
     if (until !== null && untilMs === undefined) throw badRequest('invalid_time', '"until" must be a time.', 'until');
+    await ctx.archive.recordView(undefined, actorOf(ctx.principal), 'export', { since: sinceMs, until: untilMs });
     await streamExport(res, ctx.archive.export({ since: sinceMs, until: untilMs, content: url.searchParams.get('content') !== 'false' }));
     return true;
   }
@@ -191,6 +195,7 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
   if (action === undefined) {
     allow('GET', 'DELETE');
     await visible();
+    await ctx.archive.recordView(id, actorOf(ctx.principal), 'open');
     const detail = await ctx.archive.show(id);
     if (!detail) throw notFound(id);
     sendJson(res, 200, detail);
@@ -199,6 +204,7 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
   if (action === 'replay') {
     allow('GET');
     await visible();
+    await ctx.archive.recordView(id, actorOf(ctx.principal), 'replay');
     const replay = await ctx.archive.replay(id);
     if (!replay) throw notFound(id);
     sendJson(res, 200, replay);
