@@ -225,6 +225,8 @@ export class Approvals {
     const outcome: ApprovalOutcome = decision === 'reject' ? 'rejected' : (result.transition ?? 'voted');
     await this.recordInRaisingSession(review, outcome, APPENDED_ORDINAL_BASE + review.votes.length - 1, vote.by.email ?? vote.by.subject, comment);
     if (result.transition) this.announce(result.transition, review, vote.by, comment);
+    // A vote that does not decide yet (one of two) changes what every approver's inbox shows.
+    else for (const w of [...this.watchers]) w('changed', review);
     this.changed(id);
     return result;
   }

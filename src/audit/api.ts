@@ -115,7 +115,9 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
   if (!isSessionsApiPath(url.pathname)) return false;
   const method = req.method ?? 'GET';
   const auditor = isAuditor(ctx.principal, ctx.auditorGroups);
-  const mine = (s: SessionRow): boolean => s.issuer === ctx.principal.issuer && s.subject === ctx.principal.subject;
+  // One person, whether the session was made with their IdP's token or a gateway token from a browser sign-in there.
+  const ownIssuers = [...new Set([ctx.principal.issuer, ctx.principal.origin].filter((i): i is string => i !== undefined))];
+  const mine = (s: SessionRow): boolean => ownIssuers.includes(s.issuer) && s.subject === ctx.principal.subject;
   const segments = url.pathname.slice(SESSIONS_API_PREFIX.length).split('/').filter(Boolean).map(decodeURIComponent);
   const maxBody = ctx.maxBodyBytes ?? 64 * 1024;
   const allow = (...methods: string[]): void => {
@@ -132,9 +134,9 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
   if (segments.length === 0) {
     allow('GET');
     const filter = filterFromQuery(url.searchParams, Date.now());
-    if (!auditor) Object.assign(filter, { issuer: ctx.principal.issuer, subject: ctx.principal.subject });
+    if (!auditor) Object.assign(filter, { issuer: undefined, issuers: ownIssuers, subject: ctx.principal.subject });
     const page = await listOrRefuse(ctx.archive, filter);
-    sendJson(res, 200, { object: 'list', data: page.sessions, has_more: page.next !== undefined, next_cursor: page.next ?? null, ...(page.scanned !== undefined ? { scanned: page.scanned, scan_limit_reached: page.scan_limit_reached ?? false } : {}) });
+    sendJson(res, 200, { object: 'list', scope: auditor ? 'all' : 'own', data: page.sessions, has_more: page.next !== undefined, next_cursor: page.next ?? null, ...(page.scanned !== undefined ? { scanned: page.scanned, scan_limit_reached: page.scan_limit_reached ?? false } : {}) });
     return true;
   }
 

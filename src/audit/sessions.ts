@@ -156,6 +156,7 @@ export class SessionArchive {
     const limit = Math.min(Math.max(filter.limit ?? 50, 1), 1000);
     const base: Omit<SessionQuery, 'limit'> = {
       issuer: filter.issuer,
+      issuers: filter.issuers,
       subject: filter.subject,
       user: filter.user,
       group: filter.group,

@@ -61,6 +61,7 @@ export async function serveConsole(res: ServerResponse, path: string, method: st
     throw new GatewayError('Method not allowed; use GET.', { status: 405, type: 'invalid_request_error', code: 'method_not_allowed', headers: { allow: 'GET, HEAD' } });
   }
   const relative = decodePath(path.slice(CONSOLE_PATH.length).replace(/^\/+/, ''));
+  if (relative === undefined) throw notFound(path);
   const isAsset = relative.startsWith('assets/') && extname(relative) !== '';
   const file = isAsset ? relative : 'index.html';
   const full = normalize(join(ASSETS_DIR, file));
@@ -89,14 +90,13 @@ export async function serveConsole(res: ServerResponse, path: string, method: st
   res.end(method === 'HEAD' ? undefined : body);
 }
 
-function decodePath(value: string): string {
+/** The path below /ui, decoded; undefined for traversal, backslashes, control characters or bad escapes. */
+function decodePath(value: string): string | undefined {
   try {
     const decoded = decodeURIComponent(value);
-    // No traversal, no backslashes, no control characters in an asset name.
-    if (/(^|\/)\.\.(\/|$)|\\|[\u0000-\u001f]/.test(decoded)) return 'index.html';
-    return decoded;
+    return /(^|\/)\.\.(\/|$)|\\|[\u0000-\u001f]/.test(decoded) ? undefined : decoded;
   } catch {
-    return 'index.html';
+    return undefined;
   }
 }
 
