@@ -182,6 +182,16 @@ describe('web console at /ui in headless Chromium', () => {
     await screenshot(page, 'inbox');
     assert.deepEqual(await seriousViolations(page), [], 'axe on the inbox');
 
+    // The session cookie alone (even with the CSRF token) never decides: state changes need the bearer token the console mints with its CSRF token.
+    const reviewId = await card.getAttribute('data-review-id');
+    const csrf = (await (await page.request.get(`${gateway}/auth/session`)).json()) as { csrf_token: string };
+    for (const headers of [{}, { 'x-csrf-token': csrf.csrf_token }] as Array<Record<string, string>>) {
+      const status = await page.evaluate<number, { url: string; headers: Record<string, string> }>(
+        async ({ url, headers }) => (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{}' })).status,
+        { url: `/v1/reviews/${reviewId}/approve`, headers },
+      );
+      assert.equal(status, 401, `a cookie-only approval is refused (${JSON.stringify(Object.keys(headers))})`);
+    }
     await card.getByLabel(/Comment/).fill('ok for the launch review');
     await card.getByRole('button', { name: 'Approve' }).click();
     const completion = await held;
