@@ -11,14 +11,16 @@ import { handleSessionsApi, isSessionsApiPath } from './audit/api.js';
 import type { Config } from './config/schema.js';
 import { asGatewayError, GatewayError, methodNotAllowed } from './http/errors.js';
 import { clientRequestId, newRequestId } from './http/request-id.js';
-import { sendError, sendJson } from './http/send.js';
+import { errorShapeFor, sendError, sendJson } from './http/send.js';
 import { IdentityServices } from './identity/identity-services.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import type { RequestContext } from './pipeline/context.js';
 import { authenticate } from './pipeline/authenticate.js';
-import { endRecording } from './pipeline/record.js';
+import { endRecording, endState } from './pipeline/record.js';
+import { settleUsage } from './pipeline/limit.js';
 import { handleListModels, handleModelCall } from './pipeline/index.js';
+import { handleOllamaApi, OLLAMA_INFO_PATHS } from './pipeline/ollama-api.js';
 import type { GatewayServices } from './pipeline/services.js';
 import { MODEL_ENDPOINTS } from './protocol/endpoints.js';
 import { DirectTransport } from './proxy/direct-transport.js';
@@ -27,6 +29,8 @@ import { GuardrailEngine } from './policy/guardrail-engine.js';
 import type { Transport } from './proxy/transport.js';
 import { handlePolicyApi, isPolicyApiPath } from './web/policy-api.js';
 import { WebRoutes } from './web/web-routes.js';
+import { Tracing } from './ops/tracing.js';
+import { createLimiter } from './usage/create-limiter.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -42,7 +46,7 @@ export class Gateway {
   constructor(config: Config, options: GatewayOptions = {}) {
     const log = options.logger ?? createLogger(config.logging.level);
     const transports = new Map<string, Transport>(config.connections.map((c) => [c.name, new DirectTransport(c)]));
-    const metrics = new GatewayMetrics();
+    const metrics = new GatewayMetrics({ subjectLabel: config.usage.metrics_subject_label });
     const identity = new IdentityServices(config, log, (issuer) => metrics.jwksFetches.inc({ issuer }));
     this.services = {
       config,
@@ -52,6 +56,8 @@ export class Gateway {
       guardrails: new GuardrailEngine(config.guardrails),
       transports,
       metrics,
+      limiter: createLimiter(config, metrics, log),
+      tracing: Tracing.fromEnv(config.tracing, log),
       log,
     };
     this.web = new WebRoutes(this.services);
@@ -82,6 +88,7 @@ export class Gateway {
     // Write-ahead recording must be ready before the first request can be forwarded.
     if (this.services.config.recording.enabled) this.services.audit = await AuditTrail.open(this.services.config, this.services.log);
     await this.openApprovals();
+    if (!(await this.services.limiter.store.ready())) this.services.log.warn('limit store (Redis) not reachable yet; limits apply their on_store_failure setting');
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
@@ -132,6 +139,8 @@ export class Gateway {
     await this.services.approvals?.close();
     await this.services.audit?.close();
     await this.services.identity.close();
+    await this.services.limiter.store.close();
+    await this.services.tracing.close();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -146,6 +155,8 @@ export class Gateway {
       decisions: [],
       log: this.services.log.child({ reqId: id, clientReqId: clientRequestId(req.headers['x-request-id']) }),
     };
+    const trace = this.services.tracing.startRequest(req.headers, req.method ?? 'GET', (req.url ?? '/').split('?', 1)[0]!, id);
+    if (trace) ctx.trace = trace;
     // `close` before the response finished means the client went away: cancel upstream work.
     res.once('close', () => {
       if (!res.writableFinished) ctx.abort.abort(new Error('client disconnected'));
@@ -166,7 +177,7 @@ export class Gateway {
 
   private async route(ctx: RequestContext): Promise<void> {
     const { req, res } = ctx;
-    const path = (req.url ?? '/').split('?', 1)[0]!;
+    const path = pathOf(req);
     const method = req.method ?? 'GET';
 
     const endpoint = MODEL_ENDPOINTS.get(path);
@@ -174,6 +185,11 @@ export class Gateway {
       if (method !== 'POST') throw methodNotAllowed('POST');
       if (this.draining) throw shuttingDown();
       return handleModelCall(this.services, ctx, endpoint, path);
+    }
+    const ollamaInfo = OLLAMA_INFO_PATHS.get(path);
+    if (ollamaInfo) {
+      if (method !== ollamaInfo) throw methodNotAllowed(ollamaInfo);
+      return handleOllamaApi(this.services, ctx, path);
     }
     switch (path) {
       case '/v1/models':
@@ -225,11 +241,7 @@ export class Gateway {
           });
           if (handled) return;
         }
-        throw new GatewayError(`Unknown endpoint ${method} ${path}. The gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /v1/models, /api/chat and /api/generate.`, {
-          status: 404,
-          type: 'not_found_error',
-          code: 'unknown_endpoint',
-        });
+        throw unknownEndpoint(method, path);
     }
   }
 
@@ -242,14 +254,17 @@ export class Gateway {
       ctx.res.destroy();
       return;
     }
-    sendError(ctx.res, error);
+    sendError(ctx.res, error, errorShapeFor(pathOf(ctx.req)));
     if (error.headers.connection === 'close') ctx.req.destroy();
   }
 
   private finish(ctx: RequestContext): void {
-    endRecording(ctx);
     const seconds = (performance.now() - ctx.receivedAt) / 1000;
+    if (ctx.route) settleUsage(this.services, ctx, endState(ctx), seconds);
+    endRecording(ctx);
     const status = ctx.res.statusCode;
+    const usage = ctx.usageResult;
+    ctx.trace?.finish(status, usage, ctx.errorCode, ctx.limits?.decision.outcome);
     const connection = ctx.route?.connection.name ?? '';
     const operation = ctx.request?.operation ?? '';
     if (ctx.route) {
@@ -269,12 +284,30 @@ export class Gateway {
         target: ctx.upstreamTarget,
         code: ctx.errorCode,
         aborted: ctx.abort.signal.aborted || undefined,
+        ...(usage && { usage: { prompt: usage.prompt_tokens, completion: usage.completion_tokens, ...(usage.estimated && { estimated: true }) } }),
+        ...(ctx.limits && ctx.limits.decision.outcome !== 'none' && { limits: ctx.limits.decision.outcome }),
+        ...(ctx.errorCode && LIMIT_CODES.has(ctx.errorCode) && { limits: 'refused' }),
+        ...(ctx.trace && { traceId: ctx.trace.traceId }),
       },
       'request',
     );
   }
 }
 
+
+/** Refusals by the limit stage, named in the access log's `limits` field. */
+const LIMIT_CODES = new Set(['rate_limit_exceeded', 'concurrency_limit_exceeded', 'budget_exceeded', 'request_exceeds_limit', 'limits_unavailable']);
+
+function unknownEndpoint(method: string, path: string): GatewayError {
+  const served = path.startsWith('/api/')
+    ? 'The gateway serves the Ollama API calls /api/chat, /api/generate, /api/embed, /api/embeddings, /api/tags, /api/show, /api/ps and /api/version; models are managed on the model servers, not through it.'
+    : 'The gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /v1/models, and the Ollama API under /api/.';
+  return new GatewayError(`Unknown endpoint ${method} ${path}. ${served}`, { status: 404, type: 'not_found_error', code: 'unknown_endpoint' });
+}
+
+function pathOf(req: IncomingMessage): string {
+  return (req.url ?? '/').split('?', 1)[0]!;
+}
 
 function shuttingDown(): GatewayError {
   return new GatewayError('The gateway is shutting down; retry the request.', {

@@ -103,6 +103,8 @@ export interface TokenUsage {
   prompt_tokens?: number;
   completion_tokens?: number;
   total_tokens?: number;
+  /** Some of the numbers were estimated from text: the model server reported none. */
+  estimated?: boolean;
 }
 
 export interface SessionEndMeta {

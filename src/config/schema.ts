@@ -6,6 +6,7 @@ import { byteSize, duration, httpUrl, name } from './fields.js';
 import { approvalsSchema } from '../approvals/config.js';
 import { connectionRecordingSchema, recordingSchema, storageSchema } from '../audit/config.js';
 import { guardrailsSchema, unknownConnectionReferences } from '../policy/guardrails-schema.js';
+import { limitsSchema, tracingSchema, usageSchema } from '../usage/config.js';
 import { checkIdentityReferences, gatewayTokens, identityAssertion, identityState, loginSettings, webLogin, workloadBinding } from './identity-schema.js';
 
 /** Asymmetric JWS algorithms only: HMAC would let anyone holding the public key forge tokens. */
@@ -116,6 +117,12 @@ const connection = z
     identity_assertion: identityAssertion.optional(),
     /** Overrides of the recording defaults for this connection (bodies on/off, retention). */
     recording: connectionRecordingSchema.optional(),
+    /**
+     * Top-level request fields the protocol does not document: `inspect` reads
+     * them as text like any other field; `drop` removes them before inspection
+     * and forwarding.
+     */
+    unknown_fields: z.enum(['inspect', 'drop']).default('inspect'),
     models: z.array(model).min(1, 'a connection must serve at least one model'),
   })
   .strict()
@@ -182,6 +189,9 @@ export const configSchema = z
     storage: storageSchema,
     recording: recordingSchema,
     approvals: approvalsSchema,
+    limits: limitsSchema,
+    usage: usageSchema,
+    tracing: tracingSchema,
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -214,6 +224,13 @@ export const configSchema = z
       if (name !== '*' && !connectionNames.has(name)) {
         ctx.addIssue({ code: 'custom', path: ['approvals', 'access_requests', 'connections', j], message: `unknown connection "${name}"` });
       }
+    });
+    config.limits.rules.forEach((rule, i) => {
+      rule.connections.forEach((name, j) => {
+        if (name !== '*' && !connectionNames.has(name)) {
+          ctx.addIssue({ code: 'custom', path: ['limits', 'rules', i, 'connections', j], message: `unknown connection "${name}"` });
+        }
+      });
     });
     config.access.forEach((rule, i) => {
       rule.connections.forEach((name, j) => {

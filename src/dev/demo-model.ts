@@ -140,6 +140,9 @@ class DemoModelServer implements DemoModel {
       ['/api/chat', { method: 'POST', handle: (ex, body) => this.ollamaChat(ex, requireObject(body, ex.dialect)) }],
       ['/api/generate', { method: 'POST', handle: (ex, body) => this.ollamaGenerate(ex, requireObject(body, ex.dialect)) }],
       ['/api/embed', { method: 'POST', handle: (ex, body) => this.ollamaEmbed(ex, requireObject(body, ex.dialect)) }],
+      ['/api/embeddings', { method: 'POST', handle: (ex, body) => this.ollamaEmbeddings(ex, requireObject(body, ex.dialect)) }],
+      ['/api/show', { method: 'POST', handle: (ex, body) => this.ollamaShow(ex, requireObject(body, ex.dialect)) }],
+      ['/api/ps', { method: 'GET', handle: (ex) => this.ollamaPs(ex) }],
     ]);
     this.server = http.createServer((req, res) => {
       this.serve(req, res).catch(() => {
@@ -632,6 +635,46 @@ class DemoModelServer implements DemoModel {
       total_duration: timings.total_duration,
       load_duration: timings.load_duration,
       prompt_eval_count: promptTokens,
+    }, OLLAMA_JSON_CONTENT_TYPE);
+  }
+
+  /** The older single-text form: `prompt` in, one `embedding` out. */
+  private ollamaEmbeddings(ex: Exchange, body: Json): Promise<void> {
+    this.resolveModel(body, 'ollama');
+    if (typeof body.prompt !== 'string') throw new RequestError(400, 'prompt must be a string');
+    return ex.sendJson(200, { embedding: Array.from(embeddingOf(body.prompt, DEFAULT_EMBEDDING_DIMENSIONS)) }, OLLAMA_JSON_CONTENT_TYPE);
+  }
+
+  private ollamaShow(ex: Exchange, body: Json): Promise<void> {
+    const model = this.resolveModel({ ...body, model: body.model ?? body.name }, 'ollama');
+    const embedding = model.includes('embed');
+    return ex.sendJson(200, {
+      license: 'Demo model: canned replies, no weights.',
+      // A real Ollama names its blob store here; gateways should not pass it on.
+      modelfile: `FROM /var/lib/ollama/blobs/sha256-${createHash('sha256').update(model).digest('hex')}`,
+      parameters: 'temperature 0.7',
+      template: '{{ .Prompt }}',
+      details: { parent_model: '', format: 'gguf', family: 'demo', families: ['demo'], parameter_size: '0B', quantization_level: 'F32' },
+      model_info: { 'general.architecture': 'demo', 'general.parameter_count': 0, 'demo.context_length': 8192 },
+      capabilities: embedding ? ['embedding'] : ['completion', 'tools'],
+      modified_at: this.startedAt.toISOString(),
+    }, OLLAMA_JSON_CONTENT_TYPE);
+  }
+
+  /** Every model reads as loaded: the demo has nothing to load. */
+  private ollamaPs(ex: Exchange): Promise<void> {
+    const expiresAt = new Date(Date.now() + 5 * 60_000).toISOString();
+    return ex.sendJson(200, {
+      models: this.modelNames.map((name) => ({
+        name,
+        model: name,
+        size: 4096,
+        digest: createHash('sha256').update(name).digest('hex'),
+        details: { parent_model: '', format: 'gguf', family: 'demo', families: ['demo'], parameter_size: '0B', quantization_level: 'F32' },
+        expires_at: expiresAt,
+        size_vram: 0,
+        context_length: 8192,
+      })),
     }, OLLAMA_JSON_CONTENT_TYPE);
   }
 }

@@ -90,6 +90,8 @@ export interface DevIdp {
   approveDevice(userCode: string, userId: string, password?: string): Promise<void>;
   /** Replaces the keys without changing the URL; pass old keys too to keep old tokens verifiable. */
   rotateSigningKeys(keys: JWK[]): Promise<void>;
+  /** Replaces the web console client's redirect URIs, e.g. once a gateway on port 0 knows its URL. */
+  setConsoleRedirectUris(uris: string[]): void;
   close(): Promise<void>;
 }
 
@@ -276,6 +278,12 @@ class RunningDevIdp implements DevIdp {
     // Built before the swap, so invalid keys leave the running provider untouched.
     this.current = createProviderInstance(this.settings, copies);
     this.keys = copies;
+  }
+
+  setConsoleRedirectUris(uris: string[]): void {
+    this.settings.consoleRedirectUris = [...uris];
+    // Client metadata is read when the provider is built; sign-ins in progress keep their state in the shared store.
+    this.current = createProviderInstance(this.settings, this.keys);
   }
 
   close(): Promise<void> {

@@ -45,6 +45,11 @@ export class GatewayError extends Error {
     this.details = options.details;
   }
 
+  /** Ollama's error body, `{"error":"message"}`: its clients show `error` as the message, so it must be a string. */
+  toOllamaJSON(): { error: string } {
+    return { error: this.message };
+  }
+
   /** The OpenAI-style error body: `{"error":{"message","type","param","code"}}`. */
   toJSON(): { error: { message: string; type: string; param: string | null; code: string } } {
     return { error: { message: this.message, type: this.type, param: this.param ?? null, code: this.code, ...this.details } };

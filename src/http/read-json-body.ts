@@ -4,9 +4,19 @@
 import type { IncomingMessage } from 'node:http';
 import { GatewayError, badRequest } from './errors.js';
 
-export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+export interface JsonBodyOptions {
+  /**
+   * Also take a body sent without a JSON Content-Type: none at all, or the
+   * form type `curl -d` sends. Ollama reads every body as JSON whatever its
+   * type, and its documented examples rely on that.
+   */
+  lenientContentType?: boolean;
+}
+
+export async function readJsonBody(req: IncomingMessage, maxBytes: number, options: JsonBodyOptions = {}): Promise<unknown> {
   const contentType = req.headers['content-type'] ?? '';
-  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) {
+  const lenient = options.lenientContentType && /^(?:application\/x-www-form-urlencoded\s*(?:;|$)|$)/i.test(contentType);
+  if (!lenient && !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) {
     throw new GatewayError(
       `Unsupported Content-Type "${contentType || '(none)'}"; send a JSON body with "Content-Type: application/json".`,
       { status: 415, type: 'invalid_request_error', code: 'unsupported_media_type' },

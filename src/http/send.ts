@@ -19,8 +19,20 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(payload);
 }
 
-export function sendError(res: ServerResponse, error: GatewayError): void {
-  sendJson(res, error.status, error.toJSON(), error.headers);
+/** The header carrying an error's stable code, for clients whose error shape has no room for it (Ollama's). */
+export const ERROR_CODE_HEADER = 'x-modelgate-error-code';
+
+/** Each API answers in its own error shape: OpenAI's object, or Ollama's string on `/api/*`. */
+export type ErrorShape = 'openai' | 'ollama';
+
+export function sendError(res: ServerResponse, error: GatewayError, shape: ErrorShape = 'openai'): void {
+  const body = shape === 'ollama' ? error.toOllamaJSON() : error.toJSON();
+  sendJson(res, error.status, body, { ...error.headers, [ERROR_CODE_HEADER]: error.code });
+}
+
+/** Ollama's API lives under `/api/`; everything else speaks OpenAI's error shape. */
+export function errorShapeFor(path: string): ErrorShape {
+  return path.startsWith('/api/') ? 'ollama' : 'openai';
 }
 
 /** Resolves when the client can take more data; false if it went away first. */

@@ -1,35 +1,33 @@
 // Output masking for streamed responses, one decoded frame at a time.
 //
-// Each text stream (a choice's content, reasoning or refusal, each tool
-// call's arguments, each Responses API text part, Ollama's content and
-// thinking) gets its own StreamMasker. A frame goes out with its text
-// replaced by what the masker releases (possibly ''), so frames stay one to
-// one and keep their order, ids, roles, finish reasons and usage. Held text
-// is flushed into a frame of its own (or appended to the frame's own text)
-// before anything that tells the client the text is complete: another field
-// of the same choice starting, `finish_reason`, a `*.done` event, `[DONE]`,
-// Ollama's `done: true`, or the end of the stream. A rule that ends the
-// response sends a well-formed error frame instead of the entity, and the
-// transform then drops everything after it.
+// Every string in a frame goes through one walker (walk-output.ts) driven by
+// the protocol's declared shape: metadata passes, token ids and logprobs go,
+// and everything else is text. A string that is a delta of a text field
+// (output-shapes.ts: deltaLocation) feeds that field's own masker, keyed by
+// its full path: each choice's content, reasoning, thinking, refusal, audio
+// transcript, each tool call's arguments (as decoded JSON), each Responses
+// API delta family. Every other string is masked whole.
+//
+// A field's held-back suffix is released only when the protocol says that
+// field is complete: its choice's `finish_reason`, its `*.done` event or
+// output item's end, `[DONE]`, Ollama's `done: true`, or the end of the
+// stream. An empty or unrelated sibling never releases it. The tail goes
+// into the frame's own text for the field when the frame carries one, or
+// into a frame of its own just before. A rule that ends the response sends
+// a well-formed error frame instead of the entity, and the transform then
+// drops everything after it.
 import { isJsonObject, type BodyPath } from '../protocol/body-path.js';
 import type { NdjsonLine } from '../protocol/ndjson.js';
 import { encodeSseFrame, type SseFrame } from '../protocol/sse.js';
 import { encodeStreamError } from '../protocol/stream-error.js';
 import type { Operation, StreamFraming } from '../protocol/types.js';
 import { DecisionLog } from './decision-log.js';
-import {
-  CHAT_TEXT_KEYS,
-  dropLogprobs,
-  dropOllamaExtras,
-  maskOllamaToolCalls,
-  maskResponseItem,
-  maskResponseObject,
-  maskResponsePart,
-  WholeTextMasker,
-  type OutputMasking,
-} from './response-body.js';
-import { StreamMasker } from './stream-masker.js';
+import { JsonTextMasker, type FieldMasker } from './json-text.js';
+import { BINARY_DELTA_EVENTS, deltaLocation, isMetadataValue, outputShape, responseField, type DeltaLocation, type OutputShape } from './output-shapes.js';
+import { WholeTextMasker, type OutputMasking } from './response-body.js';
+import { StreamMasker, type StreamMaskerOptions } from './stream-masker.js';
 import type { Termination } from './types.js';
+import { walkOutput, type StringSlot, type TextKind } from './walk-output.js';
 
 export interface StreamTransformOptions extends OutputMasking {
   operation: Operation;
@@ -45,13 +43,12 @@ export interface StreamStop {
   termination?: Termination;
 }
 
-/** One text stream inside the response. */
+/** One text field of the response, streamed in deltas. */
 interface Field {
-  key: string;
-  /** Fields of one group (a choice, an output item) follow each other; a new one completes the previous. */
-  group: string;
-  path: BodyPath;
-  masker: StreamMasker;
+  location: DeltaLocation;
+  masker: FieldMasker;
+  /** Output index and content index of a Responses field, which `content_part.done` completes. */
+  part?: string;
   /** A frame that carries only `text` for this field. */
   synthesize: (text: string) => string;
 }
@@ -67,52 +64,47 @@ interface FrameWork {
   terminal: boolean;
 }
 
-/** Responses API text deltas, the `.done` event that completes each, and where the text lives. */
-const RESPONSE_TEXT_EVENTS: ReadonlyMap<string, { done: string; doneKey: string; path: (event: Record<string, unknown>) => BodyPath }> = new Map([
-  ['response.output_text.delta', { done: 'response.output_text.done', doneKey: 'text', path: (e) => ['output', num(e.output_index), 'content', num(e.content_index), 'text'] }],
-  ['response.refusal.delta', { done: 'response.refusal.done', doneKey: 'refusal', path: (e) => ['output', num(e.output_index), 'content', num(e.content_index), 'refusal'] }],
-  ['response.reasoning_text.delta', { done: 'response.reasoning_text.done', doneKey: 'text', path: (e) => ['output', num(e.output_index), 'content', num(e.content_index), 'text'] }],
-  ['response.reasoning_summary_text.delta', { done: 'response.reasoning_summary_text.done', doneKey: 'text', path: (e) => ['output', num(e.output_index), 'summary', num(e.summary_index), 'text'] }],
-  ['response.function_call_arguments.delta', { done: 'response.function_call_arguments.done', doneKey: 'arguments', path: (e) => ['output', num(e.output_index), 'arguments'] }],
-  ['response.mcp_call_arguments.delta', { done: 'response.mcp_call_arguments.done', doneKey: 'arguments', path: (e) => ['output', num(e.output_index), 'arguments'] }],
-  ['response.custom_tool_call_input.delta', { done: 'response.custom_tool_call_input.done', doneKey: 'input', path: (e) => ['output', num(e.output_index), 'input'] }],
-]);
-const RESPONSE_DONE_EVENTS = new Map([...RESPONSE_TEXT_EVENTS].map(([delta, spec]) => [spec.done, { delta, ...spec }]));
-/** Events that end the response: anything still held goes out before them. */
+/** Events that end a Responses stream: anything still held goes out before them. */
 const RESPONSE_FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'response.failed', 'error']);
-
-const num = (value: unknown): number => (typeof value === 'number' ? value : 0);
+/** Responses events repeating text the deltas carried (and recorded) already. */
+const isEchoEvent = (type: string): boolean => type.endsWith('.done') || type === 'response.completed' || type === 'response.incomplete';
 
 export class MaskingStreamTransform {
   readonly decisions = new DecisionLog();
   readonly #options: StreamTransformOptions;
-  /** For whole texts inside events (`*.done`, `response.completed`), whose entities the deltas already recorded. */
-  readonly #wholeTexts: WholeTextMasker;
-  /** For Ollama tool calls, which arrive whole and are recorded here. */
-  readonly #toolCalls: WholeTextMasker;
+  readonly #shape: OutputShape;
+  /** Whole values inside frames (a tool's name, annotations, items, error messages). */
+  readonly #wholeValues: WholeTextMasker;
+  /** Whole texts the deltas already recorded (`*.done`, `response.completed`): masked again, not recorded twice. */
+  readonly #echoes: WholeTextMasker;
   readonly #fields = new Map<string, Field>();
-  readonly #activeField = new Map<string, Field>();
   /** Characters of a field key already masked by an earlier, completed segment, so offsets stay absolute. */
   readonly #segmentOffsets = new Map<string, number>();
   #termination: Termination | undefined;
   #stopped: StreamStop | undefined;
-  /** The chunk envelope (id, model, created...) synthesized chat and completion frames copy. */
+  /** The chunk envelope (id, model, created...) synthesized frames copy. */
   #envelope: Record<string, unknown> = {};
-  /** Ollama's `model` and `created_at`, likewise. */
-  #ollamaEnvelope: Record<string, unknown> = {};
   /** Responses events inserted so far: later events' sequence numbers move up by this much. */
   #sequenceShift = 0;
   #currentSequence: number | undefined;
 
   constructor(options: StreamTransformOptions) {
     this.#options = options;
-    this.#wholeTexts = new WholeTextMasker(options, new DecisionLog());
-    this.#toolCalls = new WholeTextMasker(options, this.decisions);
+    this.#shape = outputShape(options.operation);
+    this.#wholeValues = new WholeTextMasker(options, this.decisions);
+    this.#echoes = new WholeTextMasker(options, new DecisionLog());
   }
 
   /** Set once the transform ended the stream; the caller should end the response and cancel the upstream. */
   get stopped(): StreamStop | undefined {
     return this.#stopped;
+  }
+
+  /** Characters received but not yet released, over all fields (what masking holds in memory). */
+  get heldLength(): number {
+    let held = 0;
+    for (const field of this.#fields.values()) held += field.masker instanceof StreamMasker ? field.masker.heldLength : 0;
+    return held;
   }
 
   /** The text to write for one decoded upstream frame (SSE frame or NDJSON line), in order. */
@@ -127,18 +119,22 @@ export class MaskingStreamTransform {
     // Events inserted now come after the last one sent.
     if (this.#currentSequence !== undefined) this.#currentSequence += 1;
     const work = newWork();
-    this.#flushAll(work);
+    this.#flushWhere(() => true, work);
     return this.#finish(work, []);
   }
 
-  #sseFrame(frame: SseFrame): string[] {
-    if (!frame.hasData) return frame.incomplete ? [] : [frame.raw];
+  #sseFrame(upstreamFrame: SseFrame): string[] {
+    // Comments, event names and ids reach a raw client too.
+    const frame = this.#maskSseEnvelope(upstreamFrame);
+    if (!frame.hasData) return frame.incomplete ? [] : [frame === upstreamFrame ? frame.raw : encodeSse(frame, undefined)];
     const work = newWork();
     if (frame.data === '[DONE]') {
       work.terminal = true;
-      this.#flushAll(work);
+      this.#flushWhere(() => true, work);
       return this.#finish(work, [passSse(frame)]);
     }
+    const op = this.#options.operation;
+    if (op !== 'chat' && op !== 'completion' && op !== 'response') return this.#uninspectable();
     let event: unknown;
     try {
       event = JSON.parse(frame.data);
@@ -146,45 +142,118 @@ export class MaskingStreamTransform {
       return this.#uninspectable();
     }
     if (!isJsonObject(event)) return this.#uninspectable();
-    if (event.error !== undefined && event.error !== null) {
-      // The upstream's own error: what was held is legitimate text and goes first.
-      work.terminal = true;
-      this.#flushAll(work);
-      return this.#finish(work, [passSse(frame)]);
-    }
-    switch (this.#options.operation) {
-      case 'chat':
-        this.#chatChunk(event, work);
-        break;
-      case 'completion':
-        this.#completionChunk(event, work);
-        break;
-      case 'response':
-        this.#responseEvent(event, work);
-        break;
-      default:
-        // An Ollama operation never streams SSE, and embeddings do not stream.
-        return this.#uninspectable();
-    }
-    return this.#finish(work, [work.changed ? encodeSse(frame, event) : passSse(frame)]);
+    this.#maskFrame(event, work);
+    return this.#finish(work, [work.changed || frame !== upstreamFrame ? encodeSse(frame, event) : passSse(frame)]);
+  }
+
+  /** The frame with its comments, event name and id masked (the same object when nothing changed). */
+  #maskSseEnvelope(frame: SseFrame): SseFrame {
+    const masked = (value: string, key: string): string => (isMetadataValue(value) ? value : this.#wholeValues.mask(value, [`sse:${key}`]));
+    const comments = frame.comments.map((comment) => (comment === '' ? comment : this.#wholeValues.mask(comment, ['sse:comment'])));
+    const event = frame.event === undefined ? undefined : masked(frame.event, 'event');
+    const id = frame.id === undefined ? undefined : masked(frame.id, 'id');
+    if (event === frame.event && id === frame.id && comments.every((c, i) => c === frame.comments[i])) return frame;
+    return { ...frame, comments, ...(event !== undefined && { event }), ...(id !== undefined && { id }) };
   }
 
   #ndjsonLine(line: NdjsonLine): string[] {
     const value = line.value;
-    if (!isJsonObject(value)) return this.#uninspectable();
+    const op = this.#options.operation;
+    if (!isJsonObject(value) || (op !== 'ollama_chat' && op !== 'ollama_generate')) return this.#uninspectable();
     const work = newWork();
-    if (value.error !== undefined && value.error !== null) {
-      work.terminal = true;
-      this.#flushAll(work);
-      return this.#finish(work, [passLine(line)]);
-    }
-    if (this.#options.operation !== 'ollama_chat' && this.#options.operation !== 'ollama_generate') return this.#uninspectable();
-    this.#ollamaLine(value, work);
+    this.#maskFrame(value, work);
     return this.#finish(work, [work.changed ? `${JSON.stringify(value)}\n` : passLine(line)]);
   }
 
+  /** Masks one frame in place: deltas into their fields, every other string whole; then completes what the frame completes. */
+  #maskFrame(frame: Record<string, unknown>, work: FrameWork): void {
+    const op = this.#options.operation;
+    const type = typeof frame.type === 'string' ? frame.type : '';
+    const upstreamError = frame.error !== undefined && frame.error !== null;
+    if (upstreamError) {
+      // The upstream's own error: what was held is legitimate text and goes first.
+      work.terminal = true;
+      this.#flushWhere(() => true, work);
+    }
+    if (op === 'response') {
+      this.#currentSequence = typeof frame.sequence_number === 'number' ? frame.sequence_number : undefined;
+      if (BINARY_DELTA_EVENTS.has(type) && typeof frame.delta === 'string' && frame.delta !== '') {
+        frame.delta = '';
+        work.changed = true;
+      }
+    }
+    const whole = op === 'response' && isEchoEvent(type) ? this.#echoes : this.#wholeValues;
+    // Fields are named by the upstream's ids, read before the walk masks them.
+    const responseLocation = op === 'response' ? responseField(type.replace(/\.(delta|done)$/, ''), frame) : undefined;
+    const named = responseLocation?.key;
+    const changed = walkOutput(frame, this.#shape, (value, path, kind, slot) => {
+      const location = upstreamError ? undefined : op === 'response' ? (deltaLocation(op, frame, path) && responseLocation) : deltaLocation(op, frame, path);
+      if (location && slot) return this.#pushDelta(work, frame, location, path, value, kind, slot);
+      return whole.mask(value, path, kind);
+    });
+    if (changed) work.changed = true;
+    if (!upstreamError) {
+      // Synthesized frames copy the envelope as it went out, masked.
+      if (op !== 'response') this.#envelope = pickKeys(frame, ['id', 'object', 'created', 'model', 'system_fingerprint', 'service_tier', 'created_at']);
+      this.#complete(frame, type, named, work);
+    }
+    if (op === 'response' && this.#currentSequence !== undefined && this.#sequenceShift > 0) {
+      frame.sequence_number = this.#currentSequence + this.#sequenceShift;
+      work.changed = true;
+    }
+  }
+
+  /** Releases the fields this frame says are complete. */
+  #complete(frame: Record<string, unknown>, type: string, named: string | undefined, work: FrameWork): void {
+    switch (this.#options.operation) {
+      case 'chat':
+      case 'completion':
+        if (!Array.isArray(frame.choices)) return;
+        frame.choices.forEach((choice, position) => {
+          if (!isJsonObject(choice) || choice.finish_reason === undefined || choice.finish_reason === null) return;
+          const group = `choice:${typeof choice.index === 'number' ? choice.index : position}`;
+          work.terminal = true;
+          this.#flushWhere((field) => field.location.group === group, work);
+        });
+        return;
+      case 'response':
+        if (RESPONSE_FINAL_EVENTS.has(type)) {
+          work.terminal = true;
+          this.#flushWhere(() => true, work);
+        } else if (type === 'response.output_item.done') {
+          const group = `item:${String(frame.output_index ?? '')}`;
+          this.#flushWhere((field) => field.location.group === group, work);
+        } else if (type === 'response.content_part.done') {
+          const part = `${String(frame.output_index)}|${String(frame.content_index)}`;
+          this.#flushWhere((field) => field.part === part, work);
+        } else if (type.endsWith('.done')) {
+          this.#flushWhere((field) => field.location.key === named, work);
+        }
+        return;
+      case 'ollama_chat':
+      case 'ollama_generate':
+        if (frame.done === true) {
+          work.terminal = true;
+          this.#flushWhere(() => true, work);
+        }
+        return;
+      case 'embedding':
+      case 'ollama_embed':
+        return;
+    }
+  }
+
+  #uninspectable(): string[] {
+    // Fail closed: a frame the gateway cannot read may hold text it has not checked.
+    this.#stopped = {
+      code: 'upstream_frame_uninspectable',
+      message: 'The model server sent a stream frame the gateway could not inspect, so the response was ended rather than passed on unchecked.',
+    };
+    return [encodeStreamError(this.#options.framing, { message: this.#stopped.message, type: 'upstream_error', code: this.#stopped.code })];
+  }
+
   #finish(work: FrameWork, frames: string[]): string[] {
-    const termination = this.#termination ?? this.#wholeTexts.termination ?? this.#toolCalls.termination;
+    const termination = this.#termination ?? this.#wholeValues.termination ?? this.#echoes.termination;
     // A frame saying "complete" must not precede the error: clients stop reading at [DONE] or done:true.
     const out = termination && work.terminal ? [...work.before] : [...work.before, ...frames];
     if (termination) {
@@ -198,177 +267,93 @@ export class MaskingStreamTransform {
     return out;
   }
 
-  #uninspectable(): string[] {
-    // Fail closed: a frame the gateway cannot read may hold text it has not checked.
-    this.#stopped = {
-      code: 'upstream_frame_uninspectable',
-      message: 'The model server sent a stream frame the gateway could not inspect, so the response was ended rather than passed on unchecked.',
-    };
-    return [encodeStreamError(this.#options.framing, { message: this.#stopped.message, type: 'upstream_error', code: this.#stopped.code })];
-  }
-
   // ---- fields ------------------------------------------------------------
 
-  /** Masks `holder[key]` (a delta of the field `fieldKey`) in place. */
-  #maskDelta(work: FrameWork, holder: Record<string, unknown>, key: string, group: string, fieldKey: string, path: BodyPath, synthesize: (text: string) => string): void {
-    const delta = holder[key];
-    if (typeof delta !== 'string') return;
-    let field = this.#fields.get(fieldKey);
-    const active = this.#activeField.get(group);
-    if (active !== undefined && active !== field) this.#flushField(active, work);
+  /** Feeds one delta to its field's masker; returns what may be released now. */
+  #pushDelta(work: FrameWork, frame: Record<string, unknown>, location: DeltaLocation, path: BodyPath, delta: string, kind: TextKind, slot: StringSlot): string {
+    let field = this.#fields.get(location.key);
     if (field === undefined) {
-      field = this.#newField(fieldKey, group, path, synthesize);
-      this.#fields.set(fieldKey, field);
+      field = this.#newField(location, frame, path, kind === 'json' || location.json === true);
+      this.#fields.set(location.key, field);
     }
-    this.#activeField.set(group, field);
     const released = this.#termination ? '' : field.masker.push(delta);
     if (field.masker.termination) this.#termination ??= field.masker.termination;
-    holder[key] = released;
-    if (released !== delta) work.changed = true;
+    const { holder, key } = slot;
     work.appenders.set(field, (tail) => {
-      holder[key] = (holder[key] as string) + tail;
+      (holder as Record<string | number, unknown>)[key] = ((holder as Record<string | number, unknown>)[key] as string) + tail;
       work.changed = true;
     });
+    return released;
   }
 
-  #newField(key: string, group: string, path: BodyPath, synthesize: (text: string) => string): Field {
-    const offset = this.#segmentOffsets.get(key) ?? 0;
-    const masker = new StreamMasker({
+  #newField(location: DeltaLocation, frame: Record<string, unknown>, path: BodyPath, json: boolean): Field {
+    const offset = this.#segmentOffsets.get(location.key) ?? 0;
+    const options: StreamMaskerOptions = {
       scanner: this.#options.scanner,
       session: this.#options.session,
       rules: this.#options.rules,
       ...(this.#options.leftContext !== undefined && { leftContext: this.#options.leftContext }),
       onApplied: (applied) => {
         const span = { ...applied.span, start: applied.span.start + offset, end: applied.span.end + offset };
-        this.decisions.addApplied({ span, action: applied.action }, path);
+        this.decisions.addApplied({ span, action: applied.action }, location.recordPath);
       },
-    });
-    return { key, group, path, masker, synthesize };
+    };
+    const masker = json ? new JsonTextMasker(options) : new StreamMasker(options);
+    const part = this.#options.operation === 'response' ? `${String(frame.output_index)}|${String(frame.content_index)}` : undefined;
+    return { location, masker, ...(part !== undefined && { part }), synthesize: this.#synthesizer(frame, path) };
   }
 
-  #flushField(field: Field, work: FrameWork): void {
-    this.#fields.delete(field.key);
-    // A field that resumes later is a new segment; its offsets continue from here.
-    this.#segmentOffsets.set(field.key, (this.#segmentOffsets.get(field.key) ?? 0) + field.masker.receivedLength);
-    if (this.#activeField.get(field.group) === field) this.#activeField.delete(field.group);
-    if (this.#termination) return;
-    const tail = field.masker.flush();
-    if (field.masker.termination) this.#termination = field.masker.termination;
-    if (tail === '') return;
-    const append = work.appenders.get(field);
-    if (append) append(tail);
-    else work.before.push(field.synthesize(tail));
-  }
-
-  #flushGroup(group: string, work: FrameWork): void {
-    for (const field of [...this.#fields.values()]) if (field.group === group) this.#flushField(field, work);
-  }
-
-  #flushAll(work: FrameWork): void {
-    for (const field of [...this.#fields.values()]) this.#flushField(field, work);
-  }
-
-  // ---- OpenAI chat completions -------------------------------------------
-
-  #chatChunk(chunk: Record<string, unknown>, work: FrameWork): void {
-    this.#envelope = pickKeys(chunk, ['id', 'object', 'created', 'model', 'system_fingerprint', 'service_tier']);
-    forEachChoice(chunk, (choice, i) => {
-      if (dropLogprobs(choice)) work.changed = true;
-      const group = `choice:${i}`;
-      const delta = choice.delta;
-      const message: BodyPath = ['choices', i, 'message'];
-      if (isJsonObject(delta)) {
-        for (const key of CHAT_TEXT_KEYS) {
-          this.#maskDelta(work, delta, key, group, `${group}:${key}`, [...message, key], (text) => this.#chatFrame(i, { [key]: text }));
-        }
-        if (Array.isArray(delta.tool_calls)) {
-          delta.tool_calls.forEach((call, position) => {
-            if (!isJsonObject(call) || !isJsonObject(call.function)) return;
-            const k = typeof call.index === 'number' ? call.index : position;
-            this.#maskDelta(work, call.function, 'arguments', group, `${group}:tool:${k}`, [...message, 'tool_calls', k, 'function', 'arguments'], (text) =>
-              this.#chatFrame(i, { tool_calls: [{ index: k, function: { arguments: text } }] }),
-            );
-          });
-        }
-        if (isJsonObject(delta.function_call)) {
-          this.#maskDelta(work, delta.function_call, 'arguments', group, `${group}:function_call`, [...message, 'function_call', 'arguments'], (text) =>
-            this.#chatFrame(i, { function_call: { arguments: text } }),
+  /** How to write a frame carrying only a tail of the field at `path` of `frame`. */
+  #synthesizer(frame: Record<string, unknown>, path: BodyPath): (text: string) => string {
+    const op = this.#options.operation;
+    switch (op) {
+      case 'chat':
+      case 'completion': {
+        const index = path[1];
+        const rest = path.slice(op === 'chat' ? 3 : 2);
+        return (text) => {
+          const choice = op === 'chat' ? { index, delta: build(rest, text) } : { index, text: '', ...(build(rest, text) as object) };
+          return encodeSseFrame({ data: JSON.stringify({ ...this.#envelope, choices: [{ ...choice, logprobs: null, finish_reason: null }] }) });
+        };
+      }
+      case 'response': {
+        const type = frame.type as string;
+        // Read when first needed: by then the walk has masked the frame's other strings.
+        let template: Record<string, unknown> | undefined;
+        return (text) => {
+          template ??= Object.fromEntries(
+            Object.entries(frame)
+              .filter(([key]) => key !== 'delta' && key !== 'obfuscation' && key !== 'sequence_number')
+              .map(([key, value]) => [key, key === 'logprobs' ? [] : value]),
           );
-        }
+          return encodeSseFrame({ event: type, data: JSON.stringify({ ...template, delta: text, ...this.#syntheticSequence() }) });
+        };
       }
-      if (choice.finish_reason !== undefined && choice.finish_reason !== null) {
-        work.terminal = true;
-        this.#flushGroup(group, work);
-      }
-    });
-  }
-
-  #chatFrame(index: number, delta: Record<string, unknown>): string {
-    return encodeSseFrame({ data: JSON.stringify({ ...this.#envelope, choices: [{ index, delta, logprobs: null, finish_reason: null }] }) });
-  }
-
-  // ---- OpenAI completions -------------------------------------------------
-
-  #completionChunk(chunk: Record<string, unknown>, work: FrameWork): void {
-    this.#envelope = pickKeys(chunk, ['id', 'object', 'created', 'model', 'system_fingerprint']);
-    forEachChoice(chunk, (choice, i) => {
-      if (dropLogprobs(choice)) work.changed = true;
-      const group = `choice:${i}`;
-      this.#maskDelta(work, choice, 'text', group, `${group}:text`, ['choices', i, 'text'], (text) =>
-        encodeSseFrame({ data: JSON.stringify({ ...this.#envelope, choices: [{ index: i, text, logprobs: null, finish_reason: null }] }) }),
-      );
-      if (choice.finish_reason !== undefined && choice.finish_reason !== null) {
-        work.terminal = true;
-        this.#flushGroup(group, work);
-      }
-    });
-  }
-
-  // ---- OpenAI Responses API ----------------------------------------------
-
-  #responseEvent(event: Record<string, unknown>, work: FrameWork): void {
-    const type = typeof event.type === 'string' ? event.type : '';
-    this.#currentSequence = typeof event.sequence_number === 'number' ? event.sequence_number : undefined;
-    const textEvent = RESPONSE_TEXT_EVENTS.get(type);
-    const doneEvent = RESPONSE_DONE_EVENTS.get(type);
-    if (textEvent) {
-      const fieldKey = responseFieldKey(type, event);
-      const identity = pickKeys(event, ['item_id', 'output_index', 'content_index', 'summary_index']);
-      this.#maskDelta(work, event, 'delta', `item:${num(event.output_index)}`, fieldKey, textEvent.path(event), (text) =>
-        encodeSseFrame({
-          event: type,
-          data: JSON.stringify({ type, ...identity, delta: text, ...(type === 'response.output_text.delta' && { logprobs: [] }), ...this.#syntheticSequence() }),
-        }),
-      );
-      if (Array.isArray(event.logprobs) && event.logprobs.length > 0) {
-        event.logprobs = [];
-        work.changed = true;
-      }
-    } else if (doneEvent) {
-      const field = this.#fields.get(responseFieldKey(doneEvent.delta, event));
-      if (field) this.#flushField(field, work);
-      this.#wholeTexts.maskAt(event, doneEvent.doneKey, doneEvent.path(event));
-      work.changed = true;
-    } else if (type === 'response.content_part.added' || type === 'response.content_part.done') {
-      if (isJsonObject(event.part)) maskResponsePart(event.part, ['output', num(event.output_index), 'content', num(event.content_index)], this.#wholeTexts);
-      work.changed = true;
-    } else if (type === 'response.output_item.added' || type === 'response.output_item.done') {
-      if (isJsonObject(event.item)) maskResponseItem(event.item, ['output', num(event.output_index)], this.#wholeTexts);
-      work.changed = true;
-    } else if (isJsonObject(event.response)) {
-      if (RESPONSE_FINAL_EVENTS.has(type)) {
-        work.terminal = true;
-        this.#flushAll(work);
-      }
-      maskResponseObject(event.response, [], this.#wholeTexts);
-      work.changed = true;
-    } else if (RESPONSE_FINAL_EVENTS.has(type)) {
-      work.terminal = true;
-      this.#flushAll(work);
+      case 'ollama_chat':
+        return (text) =>
+          `${JSON.stringify({ ...this.#envelope, message: { role: 'assistant', content: '', ...(build(path.slice(1), text) as object) }, done: false })}\n`;
+      case 'ollama_generate':
+        return (text) => `${JSON.stringify({ ...this.#envelope, response: '', ...(build(path, text) as object), done: false })}\n`;
+      case 'embedding':
+      case 'ollama_embed':
+        return () => '';
     }
-    if (this.#currentSequence !== undefined && this.#sequenceShift > 0) {
-      event.sequence_number = this.#currentSequence + this.#sequenceShift;
-      work.changed = true;
+  }
+
+  /** Releases the held tails of the fields `which` selects, in the order the fields started. */
+  #flushWhere(which: (field: Field) => boolean, work: FrameWork): void {
+    for (const [key, field] of [...this.#fields]) {
+      if (!which(field)) continue;
+      this.#fields.delete(key);
+      // A field that resumes later is a new segment; its offsets continue from here.
+      this.#segmentOffsets.set(key, (this.#segmentOffsets.get(key) ?? 0) + field.masker.receivedLength);
+      if (this.#termination) continue;
+      const tail = field.masker.flush();
+      if (field.masker.termination) this.#termination = field.masker.termination;
+      if (tail === '') continue;
+      const append = work.appenders.get(field);
+      if (append) append(tail);
+      else work.before.push(field.synthesize(tail));
     }
   }
 
@@ -377,51 +362,19 @@ export class MaskingStreamTransform {
     if (this.#currentSequence === undefined) return {};
     return { sequence_number: this.#currentSequence + this.#sequenceShift++ };
   }
-
-  // ---- Ollama --------------------------------------------------------------
-
-  #ollamaLine(line: Record<string, unknown>, work: FrameWork): void {
-    this.#ollamaEnvelope = pickKeys(line, ['model', 'created_at']);
-    if (dropOllamaExtras(line)) work.changed = true;
-    if (this.#options.operation === 'ollama_generate') {
-      for (const key of ['thinking', 'response']) {
-        this.#maskDelta(work, line, key, 'response', `response:${key}`, [key], (text) =>
-          `${JSON.stringify({ ...this.#ollamaEnvelope, response: key === 'response' ? text : '', ...(key === 'thinking' && { thinking: text }), done: false })}\n`,
-        );
-      }
-    } else if (isJsonObject(line.message)) {
-      const message = line.message;
-      for (const key of ['thinking', 'content']) {
-        this.#maskDelta(work, message, key, 'message', `message:${key}`, ['message', key], (text) =>
-          `${JSON.stringify({ ...this.#ollamaEnvelope, message: { role: 'assistant', content: key === 'content' ? text : '', ...(key === 'thinking' && { thinking: text }) }, done: false })}\n`,
-        );
-      }
-      if (Array.isArray(message.tool_calls)) {
-        // Ollama sends each tool call whole, arguments as an object, in one line.
-        maskOllamaToolCalls(message, this.#toolCalls);
-        work.changed = true;
-      }
-    }
-    if (line.done === true) {
-      work.terminal = true;
-      this.#flushAll(work);
-    }
-  }
 }
 
 function newWork(): FrameWork {
   return { before: [], changed: false, appenders: new Map(), terminal: false };
 }
 
-function forEachChoice(chunk: Record<string, unknown>, visit: (choice: Record<string, unknown>, index: number) => void): void {
-  if (!Array.isArray(chunk.choices)) return;
-  chunk.choices.forEach((choice, position) => {
-    if (isJsonObject(choice)) visit(choice, typeof choice.index === 'number' ? choice.index : position);
-  });
-}
-
-function responseFieldKey(deltaType: string, event: Record<string, unknown>): string {
-  return `${deltaType}:${num(event.output_index)}:${num(event.content_index)}:${num(event.summary_index)}`;
+/** `value` placed at `path`; an array step becomes `[{ index, ... }]`, as streamed tool calls are addressed. */
+function build(path: BodyPath, value: string): unknown {
+  if (path.length === 0) return value;
+  const [head, ...rest] = path;
+  const inner = build(rest, value);
+  if (typeof head === 'number') return [isJsonObject(inner) ? { index: head, ...inner } : inner];
+  return { [head!]: inner };
 }
 
 function pickKeys(source: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
@@ -430,9 +383,10 @@ function pickKeys(source: Record<string, unknown>, keys: readonly string[]): Rec
   return picked;
 }
 
-/** A frame re-serialised with new data, keeping its event, id and comments. */
+/** A frame re-serialised with new data (none for a comment-only frame), keeping its event, id and comments. */
 function encodeSse(frame: SseFrame, data: unknown): string {
   const comments = frame.comments.map((comment) => `: ${comment.replace(/[\r\n]/g, ' ')}\n`).join('');
+  if (!frame.hasData) return `${comments}\n`;
   return comments + encodeSseFrame({ ...(frame.event !== undefined && { event: frame.event }), ...(frame.id !== undefined && { id: frame.id }), data: JSON.stringify(data) });
 }
 

@@ -91,7 +91,44 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  readonly tokens: Counter<'connection' | 'model' | 'group' | 'outcome' | 'type' | 'estimated' | 'subject'>;
+
+  readonly cost = new Counter({
+    name: 'modelgate_cost_total',
+    help: 'Cost of model calls in the configured currency (usage.costs), by connection, model and group.',
+    labelNames: ['connection', 'model', 'group'] as const,
+    registers: [this.registry],
+  });
+
+  readonly limitRefusals = new Counter({
+    name: 'modelgate_limit_refusals_total',
+    help: 'Requests refused by a limit or budget, by limit name and kind.',
+    labelNames: ['limit', 'kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly limitStoreFailures = new Counter({
+    name: 'modelgate_limit_store_failures_total',
+    help: 'Limit decisions the store (Redis) could not make, by outcome: let through (open) or refused with 503 (closed).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly budgetAlerts = new Counter({
+    name: 'modelgate_budget_alerts_total',
+    help: 'Monthly group budgets that crossed their soft threshold (counted once per group and month, by the instance that noticed).',
+    labelNames: ['group'] as const,
+    registers: [this.registry],
+  });
+
+  /** `subjectLabel` adds a per-person label to the token counter: opt-in, because it grows with the number of people. */
+  constructor(options: { subjectLabel?: boolean } = {}) {
+    this.tokens = new Counter({
+      name: 'modelgate_tokens_total',
+      help: 'Tokens used by model calls, by connection, model, group (once per group of the caller), outcome, type (prompt, completion) and whether they were estimated.',
+      labelNames: ['connection', 'model', 'group', 'outcome', 'type', 'estimated', ...(options.subjectLabel ? (['subject'] as const) : [])],
+      registers: [this.registry],
+    });
     collectDefaultMetrics({ register: this.registry, prefix: 'modelgate_' });
   }
 }

@@ -5,16 +5,24 @@ import { GatewayError } from '../http/errors.js';
 import type { Principal } from '../identity/principal.js';
 import { decideAccess } from '../policy/access.js';
 import type { ModelRoute } from '../proxy/model-routes.js';
+import type { Dialect } from '../protocol/types.js';
 import type { Review } from '../approvals/review.js';
 import type { RequestContext } from './context.js';
 import type { GatewayServices } from './services.js';
 
 export async function authorise(services: GatewayServices, ctx: RequestContext): Promise<ModelRoute> {
-  const { principal, request } = ctx;
-  if (!principal || !request) throw new Error('authorise() runs after authenticate and parse');
-  const route = services.routes.resolve(request.model);
+  const { request } = ctx;
+  if (!request) throw new Error('authorise() runs after parse');
+  return authoriseModel(services, ctx, request.model, request.dialect);
+}
+
+/** The access check alone, for calls that name a model without being model calls (Ollama's /api/show). */
+export async function authoriseModel(services: GatewayServices, ctx: RequestContext, model: string, dialect: Dialect): Promise<ModelRoute> {
+  const { principal } = ctx;
+  if (!principal) throw new Error('authorise() runs after authenticate');
+  const route = services.routes.resolve(model);
   if (!route) {
-    throw new GatewayError(`The model "${request.model}" does not exist on this gateway. GET /v1/models lists the models you may use.`, {
+    throw new GatewayError(`The model "${model}" does not exist on this gateway. ${dialect === 'ollama' ? 'GET /api/tags' : 'GET /v1/models'} lists the models you may use.`, {
       status: 404,
       type: 'not_found_error',
       code: 'model_not_found',
@@ -31,7 +39,7 @@ export async function authorise(services: GatewayServices, ctx: RequestContext):
       { status: 403, type: 'permission_error', code: 'model_forbidden', param: 'model' },
     );
   }
-  if (request.dialect === 'ollama' && route.connection.kind !== 'ollama') {
+  if (dialect === 'ollama' && route.connection.kind !== 'ollama') {
     throw new GatewayError(
       `Model "${route.model}" is served by an OpenAI-compatible server, which does not speak the Ollama API; call /v1/chat/completions instead.`,
       { status: 400, type: 'invalid_request_error', code: 'protocol_not_supported' },

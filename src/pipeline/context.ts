@@ -9,6 +9,9 @@ import type { Logger } from '../ops/logger.js';
 import type { Decision } from '../policy/guardrails-types.js';
 import type { ModelRoute } from '../proxy/model-routes.js';
 import type { ModelRequest } from '../protocol/types.js';
+import type { Grant } from '../usage/limiter.js';
+import type { Usage, UsageMeter } from '../usage/meter.js';
+import type { RequestTrace } from '../ops/tracing.js';
 
 export interface RequestContext {
   readonly id: string;
@@ -36,6 +39,14 @@ export interface RequestContext {
   forwardBody?: Record<string, unknown>;
   /** Set once the upstream has answered, for the access log. */
   upstreamTarget?: string;
+  /** Reads the call's token usage from the upstream's answer (set by the limit stage). */
+  usage?: UsageMeter;
+  /** What the call used, once it ended; for the record, metrics and logs. */
+  usageResult?: Usage;
+  /** The limits that admitted the call, to settle and release when it ends. */
+  limits?: Grant;
+  /** The request's span and its stages' spans. */
+  trace?: RequestTrace;
   /** The first refusal or failure, by stable code. */
   errorCode?: string;
 }

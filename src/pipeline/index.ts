@@ -3,11 +3,13 @@
 // throws a GatewayError that names the refusal. Nothing reaches a model
 // unless every stage before `forward` has passed.
 //
-//   authenticate → read body → parse → authorise → record (start) → inspect
-//     → approve → record (durable) → forward → relay (masked, recorded) → record (end)
+//   authenticate → read body → parse → authorise → limit → record (start)
+//     → inspect → approve → record (durable) → strip output bypass → forward
+//     → relay (masked, recorded, metered) → record (end), limits settled with real usage
 //
 // Approve holds a high-risk prompt until a person decides; output masking
-// and recording are transforms over relay's frame stream.
+// and recording are transforms over relay's frame stream. When tracing is
+// on, each stage runs in its own span (`stage`).
 import { readJsonBody } from '../http/read-json-body.js';
 import { sendJson } from '../http/send.js';
 import type { Endpoint } from '../protocol/endpoints.js';
@@ -18,22 +20,26 @@ import { allowedRoutes, authorise } from './authorise.js';
 import type { RequestContext } from './context.js';
 import { forward } from './forward.js';
 import { inspect } from './inspect.js';
+import { limit } from './limit.js';
 import { makeDurable, startRecording } from './record.js';
-import { relay } from './relay.js';
+import { relay, stripOutputBypass } from './relay.js';
 import type { GatewayServices } from './services.js';
 
 /** A model call: chat, completion, embedding, response, or their Ollama forms. */
 export async function handleModelCall(services: GatewayServices, ctx: RequestContext, endpoint: Endpoint, path: string): Promise<void> {
-  ctx.principal = await authenticate(services, ctx);
-  const body = await readJsonBody(ctx.req, services.config.server.max_body_bytes);
+  const stage = <T>(name: string, run: () => Promise<T> | T): Promise<T> | T => (ctx.trace ? ctx.trace.stage(name, run) : run());
+  ctx.principal = await stage('authenticate', () => authenticate(services, ctx));
+  const body = await readJsonBody(ctx.req, services.config.server.max_body_bytes, { lenientContentType: endpoint.dialect === 'ollama' });
   ctx.request = parseModelRequest(endpoint.operation, body);
-  ctx.route = await authorise(services, ctx);
+  ctx.route = await stage('authorise', () => authorise(services, ctx));
+  await stage('limit', () => limit(services, ctx));
   startRecording(services, ctx, body);
-  inspect(services, ctx);
-  await holdForApproval(services, ctx);
+  await stage('inspect', () => inspect(services, ctx));
+  await stage('approve', () => holdForApproval(services, ctx));
   await makeDurable(ctx);
+  stripOutputBypass(services, ctx);
   const upstream = await forward(services, ctx, path);
-  await relay(services, ctx, upstream);
+  await stage('relay', () => relay(services, ctx, upstream));
 }
 
 /** GET /v1/models (OpenAI) or GET /api/tags (Ollama): only what the caller may use. */

@@ -7,6 +7,7 @@ import type { EndState } from '../audit/events.js';
 import type { Decision } from '../policy/guardrails-types.js';
 import { formatPath } from '../protocol/body-path.js';
 import type { RequestContext } from './context.js';
+import { forwardedBody } from './forward.js';
 import type { GatewayServices } from './services.js';
 
 export function startRecording(services: GatewayServices, ctx: RequestContext, body: unknown): void {
@@ -50,7 +51,7 @@ export function recordDecisions(ctx: RequestContext, decisions: readonly Decisio
 /** Resolves once the request as forwarded is durable; throws 503 `recording_unavailable` otherwise. */
 export async function makeDurable(ctx: RequestContext): Promise<void> {
   if (!ctx.recording) return;
-  await ctx.recording.forwarded(ctx.forwardBody ?? ctx.request!.body, ctx.route!.upstreamModel);
+  await ctx.recording.forwarded(forwardedBody(ctx), ctx.route!.upstreamModel);
 }
 
 /** Records what the client was sent, at its offset from the request's arrival. */
@@ -60,15 +61,24 @@ export function recordDelivered(ctx: RequestContext, text: string): void {
 
 export function endRecording(ctx: RequestContext): void {
   if (!ctx.recording) return;
+  const usage = ctx.usageResult;
   void ctx.recording.end({
     state: endState(ctx),
+    ...(usage && {
+      usage: {
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: usage.completion_tokens,
+        total_tokens: usage.total_tokens,
+        ...(usage.estimated && { estimated: true }),
+      },
+    }),
     status: ctx.res.statusCode,
     ...(ctx.errorCode && { errorCode: ctx.errorCode }),
     latencyMs: elapsedMs(ctx),
   });
 }
 
-function endState(ctx: RequestContext): EndState {
+export function endState(ctx: RequestContext): EndState {
   if (ctx.errorCode?.startsWith('upstream_')) return 'upstream_failed';
   if (!ctx.upstreamTarget) return 'refused';
   if (ctx.abort.signal.aborted) return 'aborted';

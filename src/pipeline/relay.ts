@@ -5,6 +5,7 @@
 // When output rules apply, each frame passes through the masking transform,
 // which holds back only text that could still become part of an entity.
 import { GatewayError } from '../http/errors.js';
+import { stripOutputBypassParams } from '../mask/bypass-params.js';
 import { maskResponseBody } from '../mask/response-body.js';
 import { MaskingStreamTransform } from '../mask/stream-transform.js';
 import type { SpanRules } from '../mask/types.js';
@@ -39,8 +40,10 @@ export async function relay(services: GatewayServices, ctx: RequestContext, upst
   try {
     for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
       recordDelivered(ctx, chunk.toString('utf8'));
+      ctx.usage?.bodyChunk(chunk);
       if (!ctx.res.write(chunk) && !(await drained(ctx.res))) break;
     }
+    ctx.usage?.body();
     ctx.res.end();
   } catch (err) {
     // A JSON body cut in half cannot be repaired; a reset tells the client it is incomplete.
@@ -49,8 +52,23 @@ export async function relay(services: GatewayServices, ctx: RequestContext, upst
   }
 }
 
+/**
+ * Before forwarding: when output rules apply, the request must not ask for
+ * token ids or logprobs, which would carry the unmasked text past masking.
+ */
+export function stripOutputBypass(services: GatewayServices, ctx: RequestContext): void {
+  if (!outputRules(services, ctx)) return;
+  const { body, stripped } = stripOutputBypassParams(ctx.forwardBody ?? ctx.request!.body);
+  if (stripped.length === 0) return;
+  ctx.forwardBody = body;
+  ctx.log.debug({ stripped }, 'output bypass parameters stripped before forwarding');
+}
+
 function outputRules(services: GatewayServices, ctx: RequestContext): SpanRules | undefined {
-  return ctx.request!.operation === 'embedding' ? undefined : services.guardrails.outputRules(ctx.principal!, ctx.route!.connection.name);
+  // Vectors carry no text to mask.
+  const operation = ctx.request!.operation;
+  if (operation === 'embedding' || operation === 'ollama_embed') return undefined;
+  return services.guardrails.outputRules(ctx.principal!, ctx.route!.connection.name);
 }
 
 /** A non-streamed JSON answer, masked whole before any of it is sent. */
@@ -67,6 +85,7 @@ async function relayMaskedBody(services: GatewayServices, ctx: RequestContext, u
       code: 'upstream_response_uninspectable',
     });
   }
+  ctx.usage?.body(body);
   const masked = maskResponseBody(body, ctx.request!.operation, { scanner: services.guardrails.outputScanner!, session: ctx.masking!, rules });
   recordDecisions(services, ctx, masked.decisions.decisions);
   if (masked.termination) {
@@ -111,6 +130,7 @@ async function relayStream(
       firstFrame = false;
       const seconds = (performance.now() - ctx.receivedAt) / 1000;
       services.metrics.timeToFirstToken.observe({ connection: ctx.route!.connection.name, operation: ctx.request!.operation }, seconds);
+      ctx.trace?.firstToken();
     }
     recordDelivered(ctx, raw);
     return res.write(raw) || drained(res);
@@ -129,12 +149,17 @@ async function relayStream(
   };
 
   try {
+    // The meter reads usage from each frame and drops what the gateway's own include_usage added.
+    const meter = ctx.usage;
     for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
-      for (const frame of decoder.push(chunk)) {
-        if (!(await deliver(masking ? masking.push(frame) : [frame.raw]))) return;
+      for (const decoded of decoder.push(chunk)) {
+        const frame = meter ? meter.frame(decoded) : decoded;
+        if (frame && !(await deliver(masking ? masking.push(frame) : [frame.raw]))) return;
       }
     }
-    for (const frame of decoder.end()) {
+    for (const decoded of decoder.end()) {
+      const frame = meter ? meter.frame(decoded) : decoded;
+      if (!frame) continue;
       if (masking) {
         if (!(await deliver(masking.push(frame)))) return;
         continue;
@@ -212,8 +237,25 @@ async function relayUpstreamError(services: GatewayServices, ctx: RequestContext
     };
   }
   ctx.errorCode = `upstream_http_${upstream.status}`;
+  const rules = outputRules(services, ctx);
+  if (rules) body = maskErrorBody(services, ctx, body, rules, upstream.status);
   const retryAfter = headerValue(upstream.headers['retry-after']);
   sendJson(ctx.res, upstream.status, body, retryAfter ? { 'retry-after': retryAfter } : {});
+}
+
+/** An upstream's error body is model-server output like any other: masked, or withheld if a rule ends responses. */
+function maskErrorBody(services: GatewayServices, ctx: RequestContext, body: unknown, rules: SpanRules, status: number): unknown {
+  const masked = maskResponseBody(body, ctx.request!.operation, { scanner: services.guardrails.outputScanner!, session: ctx.masking!, rules });
+  recordDecisions(services, ctx, masked.decisions.decisions);
+  if (!masked.termination) return masked.body;
+  return {
+    error: {
+      message: `The model server's error message was withheld by output rule "${masked.termination.rule}": it contained ${masked.termination.type}.`,
+      type: 'upstream_error',
+      param: null,
+      code: `upstream_http_${status}`,
+    },
+  };
 }
 
 function noteUpstreamFailure(services: GatewayServices, ctx: RequestContext, err: unknown, code: string): void {

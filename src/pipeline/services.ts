@@ -9,6 +9,8 @@ import type { Logger } from '../ops/logger.js';
 import type { GuardrailEngine } from '../policy/guardrail-engine.js';
 import type { ModelRoutes } from '../proxy/model-routes.js';
 import type { Transport } from '../proxy/transport.js';
+import type { Limiter } from '../usage/limiter.js';
+import type { Tracing } from '../ops/tracing.js';
 
 export interface GatewayServices {
   config: Config;
@@ -24,5 +26,9 @@ export interface GatewayServices {
   audit?: AuditTrail;
   /** Reviews and access grants; set before the gateway listens. */
   approvals?: Approvals;
+  /** Limits and budgets, with their counter store (memory or Redis), and the cost table. */
+  limiter: Limiter;
+  /** OpenTelemetry spans; a no-op unless OTEL_* variables configure an exporter. */
+  tracing: Tracing;
   log: Logger;
 }

@@ -12,7 +12,6 @@ import type { Principal } from '../identity/principal.js';
 import { formatPath, getAtPath, isJsonObject, setAtPath } from '../protocol/body-path.js';
 import type { ModelRequest, TextField } from '../protocol/types.js';
 import { maskText } from '../mask/mask-text.js';
-import { maskJsonObject } from '../mask/response-body.js';
 import { MaskingSession } from '../mask/session.js';
 import type { MaskStrategy, SpanRules } from '../mask/types.js';
 import { customPatternSpec, type GuardrailsPolicy, type InputRule, type LimitRule, type MaskStrategyName, type Selector } from './guardrails-schema.js';
@@ -43,9 +42,18 @@ export interface InputEvaluation {
   maskedBody?: Record<string, unknown>;
   /** For `require_approval`: the prompt as approvers see it, with every detected entity masked, whatever its rule's action. */
   reviewBody?: Record<string, unknown>;
+  /** Set when the request was refused because part of its prompt is token IDs or embeddings: that part's path. */
+  uninspectable?: string;
 }
 
 const ACTION_RANK = { flag: 0, mask: 1, require_approval: 2, block: 3 } as const;
+
+/**
+ * Roles a rule's `roles` can exempt. Text outside any message (tools,
+ * schemas, extras) and turns of any other role ("human", "User", which a
+ * template may still render as a user turn) are inspected by every rule.
+ */
+const STANDARD_ROLES: ReadonlySet<string | undefined> = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
 /** The policy's dictionaries and custom patterns, in the form createScanner() takes. */
 export function scannerOptionsFor(policy: GuardrailsPolicy): Pick<ScannerOptions, 'dictionaries' | 'customPatterns'> {
@@ -71,13 +79,15 @@ export function evaluateInput(
   for (const rule of policy.limits) if (appliesTo(rule, input)) decisions.push(...checkLimits(rule, request));
 
   const rules = policy.input.filter((rule) => appliesTo(rule, input));
+  const uninspectable = uninspectableDecision(policy, rules, input);
+  if (uninspectable) return { decisions: [...decisions, uninspectable], action: 'block', uninspectable: uninspectable.param! };
   const entityRules = rules.filter((rule) => rule.detect.some((s) => s.kind !== 'injection'));
   const injectionRules = rules.filter((rule) => rule.detect.some((s) => s.kind === 'injection'));
   const masks: Array<{ field: TextField; spans: Span[]; rules: SpanRules }> = [];
   const detected: Array<{ field: TextField; spans: Span[]; rules: SpanRules }> = [];
 
   for (const field of request.fields) {
-    const forField = (rule: InputRule): boolean => rule.roles === undefined || (field.role !== undefined && rule.roles.includes(field.role));
+    const forField = (rule: InputRule): boolean => rule.roles === undefined || !STANDARD_ROLES.has(field.role!) || rule.roles.includes(field.role!);
     const fieldEntityRules = entityRules.filter(forField);
     if (fieldEntityRules.length > 0) {
       const spans = detectors.scan(field.text);
@@ -111,6 +121,25 @@ export function evaluateInput(
   return evaluation;
 }
 
+/**
+ * Token IDs or embeddings given as the prompt cannot be inspected, so they
+ * are refused whenever anything would inspect the prompt: an input rule or a
+ * prompt-size limit that applies to the caller and connection.
+ */
+function uninspectableDecision(policy: GuardrailsPolicy, rules: readonly InputRule[], input: GuardrailInput): Decision | undefined {
+  const [at] = input.request.uninspectable;
+  if (at === undefined) return undefined;
+  const rule = rules[0]?.name ?? policy.limits.find((limit) => limit.max_prompt_chars !== undefined && appliesTo(limit, input))?.name;
+  if (rule === undefined) return undefined;
+  const param = formatPath(at);
+  return {
+    rule,
+    action: 'block',
+    param,
+    reason: `\`${param}\` holds token IDs or embeddings, which guardrails cannot inspect; send the prompt as text`,
+  };
+}
+
 /** The strongest action among the decisions, as the request's fate. */
 function verdict(decisions: readonly Decision[]): InputVerdict {
   let rank = -1;
@@ -132,6 +161,9 @@ export function guardrailError(evaluation: InputEvaluation): GatewayError | unde
   if (evaluation.action !== 'block') return undefined;
   const decision = decidingDecision(evaluation)!;
   const message = `Blocked by guardrail rule "${decision.rule}": ${decision.reason}.`;
+  if (evaluation.uninspectable !== undefined) {
+    return new GatewayError(message, { status: 400, type: 'invalid_request_error', code: 'uninspectable_prompt', param: evaluation.uninspectable });
+  }
   if (decision.type === undefined) {
     return new GatewayError(message, { status: 400, type: 'invalid_request_error', code: 'guardrail_limit', ...(decision.param !== undefined && { param: decision.param }) });
   }
@@ -290,13 +322,35 @@ function maskBody(
   const body = structuredClone(request.body);
   for (const { field, spans, rules } of masks) {
     const original = getAtPath(body, field.path);
-    if (isJsonObject(original)) {
-      // Ollama tool-call arguments: an object whose JSON text was inspected.
-      const masked = maskJsonObject(original, field.path, (text) => maskText(text, text === field.text ? spans : detectors.scan(text), session, rules).text);
-      setAtPath(body, field.path, masked);
+    if (field.encoding === 'json' && (isJsonObject(original) || Array.isArray(original))) {
+      // A free-form value (schema, metadata, Ollama tool arguments) whose JSON text was inspected, keys included.
+      setAtPath(body, field.path, maskJsonValue(original, (text) => maskText(text, text === field.text ? spans : detectors.scan(text), session, rules).text));
     } else {
       setAtPath(body, field.path, maskText(field.text, spans, session, rules).text);
     }
   }
   return body;
+}
+
+/**
+ * A JSON value with `mask` applied to its JSON text. When a span ended inside
+ * an escape sequence and the result no longer parses, each key and string is
+ * masked on its own instead.
+ */
+function maskJsonValue(value: unknown, mask: (text: string) => string): unknown {
+  const json = JSON.stringify(value);
+  const masked = mask(json);
+  if (masked === json) return value;
+  try {
+    return JSON.parse(masked) as unknown;
+  } catch {
+    return maskLeaves(value, mask);
+  }
+}
+
+function maskLeaves(value: unknown, mask: (text: string) => string): unknown {
+  if (typeof value === 'string') return mask(value);
+  if (Array.isArray(value)) return value.map((item) => maskLeaves(item, mask));
+  if (isJsonObject(value)) return Object.fromEntries(Object.entries(value).map(([key, item]) => [mask(key), maskLeaves(item, mask)]));
+  return value;
 }

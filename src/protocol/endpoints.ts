@@ -15,4 +15,7 @@ export const MODEL_ENDPOINTS: ReadonlyMap<string, Endpoint> = new Map([
   ['/v1/responses', { operation: 'response', dialect: 'openai' }],
   ['/api/chat', { operation: 'ollama_chat', dialect: 'ollama' }],
   ['/api/generate', { operation: 'ollama_generate', dialect: 'ollama' }],
+  ['/api/embed', { operation: 'ollama_embed', dialect: 'ollama' }],
+  // The older single-text form (`prompt` in, `embedding` out), which clients still call.
+  ['/api/embeddings', { operation: 'ollama_embed', dialect: 'ollama' }],
 ]);

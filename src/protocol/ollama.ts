@@ -1,5 +1,5 @@
-// Parses Ollama-dialect request bodies (/api/chat, /api/generate) into a
-// ModelRequest. Ollama streams NDJSON and, unlike OpenAI, streams by default.
+// Parses Ollama-dialect request bodies (/api/chat, /api/generate, /api/embed)
+// into a ModelRequest. Ollama streams NDJSON and, unlike OpenAI, streams by default.
 
 import { badRequest } from '../http/errors.js';
 import { formatPath, isJsonObject, type BodyPath } from './body-path.js';
@@ -15,30 +15,33 @@ import {
   requireJsonObjectBody,
   requireModel,
   requireRole,
-  TextCollector,
+  requestTexts,
 } from './request-fields.js';
 import type { Message, ModelRequest, Operation } from './types.js';
 
-export type OllamaOperation = Extract<Operation, 'ollama_chat' | 'ollama_generate'>;
+export type OllamaOperation = Extract<Operation, 'ollama_chat' | 'ollama_generate' | 'ollama_embed'>;
 
 export function parseOllamaRequest(operation: OllamaOperation, body: unknown): ModelRequest {
   const object = requireJsonObjectBody(body);
   const model = requireModel(object);
-  const stream = readStream(object, true);
+  // Embeddings never stream.
+  const stream = operation === 'ollama_embed' ? false : readStream(object, true);
   const options = object.options;
   if (options !== undefined && options !== null && !isJsonObject(options)) {
     throw badRequest('invalid_options', `\`options\` must be an object, got ${describeType(options)}`, 'options');
   }
-  const texts = new TextCollector();
   let messages: Message[] = [];
   let tools: unknown[] = [];
   let consumed: string[];
   if (operation === 'ollama_chat') {
-    messages = readChatMessages(object, texts);
+    messages = readChatMessages(object);
     tools = readTools(object);
     consumed = ['messages', 'tools'];
+  } else if (operation === 'ollama_embed') {
+    checkEmbedTexts(object);
+    consumed = ['input', 'prompt', 'stream'];
   } else {
-    readGenerateTexts(object, texts);
+    checkGenerateTexts(object);
     consumed = ['prompt', 'suffix', 'system', 'template'];
   }
   return {
@@ -48,24 +51,24 @@ export function parseOllamaRequest(operation: OllamaOperation, body: unknown): M
     stream,
     framing: 'ndjson',
     messages,
-    fields: texts.fields,
+    ...requestTexts(operation, object),
     tools,
     params: remainingParams(object, new Set(['model', 'stream', ...consumed])),
     body: object,
   };
 }
 
-function readChatMessages(body: Record<string, unknown>, texts: TextCollector): Message[] {
+function readChatMessages(body: Record<string, unknown>): Message[] {
   const messages = body.messages;
   // No messages at all is how Ollama clients preload a model.
   if (messages === undefined || messages === null) return [];
   if (!Array.isArray(messages)) {
     throw badRequest('invalid_messages', `\`messages\` must be an array, got ${describeType(messages)}`, 'messages');
   }
-  return messages.map((message, i) => readChatMessage(message, ['messages', i], texts));
+  return messages.map((message, i) => readChatMessage(message, ['messages', i]));
 }
 
-function readChatMessage(raw: unknown, at: BodyPath, texts: TextCollector): Message {
+function readChatMessage(raw: unknown, at: BodyPath): Message {
   if (!isJsonObject(raw)) throw invalidAt('invalid_messages', at, `\`${formatPath(at)}\` must be a message object, got ${describeType(raw)}`);
   const message = newMessage(requireRole(raw, at, 'invalid_messages'));
   const toolName = optionalString(raw, 'tool_name', at, 'invalid_messages');
@@ -74,10 +77,9 @@ function readChatMessage(raw: unknown, at: BodyPath, texts: TextCollector): Mess
   if (toolCallId !== undefined) message.toolCallId = toolCallId;
 
   const content = optionalString(raw, 'content', at, 'invalid_messages');
-  if (content !== undefined) texts.addToMessage(message, [...at, 'content'], 'content', content);
+  if (content !== undefined) message.text.push(content);
   // Earlier turns' thinking, which thinking-model templates render back into the prompt.
-  const thinking = optionalString(raw, 'thinking', at, 'invalid_messages');
-  if (thinking !== undefined) texts.add([...at, 'thinking'], 'content', thinking, message.role);
+  optionalString(raw, 'thinking', at, 'invalid_messages');
 
   const images = raw.images;
   if (images !== undefined && images !== null) {
@@ -85,11 +87,11 @@ function readChatMessage(raw: unknown, at: BodyPath, texts: TextCollector): Mess
     if (!Array.isArray(images)) throw invalidAt('invalid_messages', imagesPath, `\`${formatPath(imagesPath)}\` must be an array of base64 strings, got ${describeType(images)}`);
     message.nonTextParts += images.length;
   }
-  readToolCalls(raw, at, message, texts);
+  readToolCalls(raw, at, message);
   return message;
 }
 
-function readToolCalls(raw: Record<string, unknown>, at: BodyPath, message: Message, texts: TextCollector): void {
+function readToolCalls(raw: Record<string, unknown>, at: BodyPath, message: Message): void {
   const calls = raw.tool_calls;
   if (calls === undefined || calls === null) return;
   const callsPath = [...at, 'tool_calls'];
@@ -111,25 +113,28 @@ function readToolCalls(raw: Record<string, unknown>, at: BodyPath, message: Mess
       return;
     }
     if (!isJsonObject(args)) throw invalidAt('invalid_tool_calls', argsPath, `\`${formatPath(argsPath)}\` must be an object, got ${describeType(args)}`);
-    // Ollama sends arguments as an object, not OpenAI's JSON string. The field
-    // holds its JSON text, but its path points at the object: a rewrite must
-    // JSON.parse the new text and set the object back.
-    const json = JSON.stringify(args);
-    message.toolCalls.push({ ...(id !== undefined && { id }), name, arguments: json });
-    texts.add(argsPath, 'tool_arguments', json, message.role);
+    // Ollama sends arguments as an object, not OpenAI's JSON string.
+    message.toolCalls.push({ ...(id !== undefined && { id }), name, arguments: JSON.stringify(args) });
   });
 }
 
-function readGenerateTexts(body: Record<string, unknown>, texts: TextCollector): void {
-  // In the order the model reads them: system text first, then prompt and suffix.
-  const system = optionalString(body, 'system', [], 'invalid_system');
-  if (system !== undefined) texts.add(['system'], 'system', system);
-  // A template override is prompt scaffolding the model reads verbatim.
-  const template = optionalString(body, 'template', [], 'invalid_template');
-  if (template !== undefined) texts.add(['template'], 'system', template);
-  // No prompt at all is how Ollama clients preload a model.
-  const prompt = optionalString(body, 'prompt', [], 'invalid_prompt');
-  if (prompt !== undefined) texts.add(['prompt'], 'prompt', prompt);
-  const suffix = optionalString(body, 'suffix', [], 'invalid_suffix');
-  if (suffix !== undefined) texts.add(['suffix'], 'prompt', suffix);
+/** Types of the generate texts; no prompt at all is how Ollama clients preload a model. */
+function checkGenerateTexts(body: Record<string, unknown>): void {
+  optionalString(body, 'system', [], 'invalid_system');
+  optionalString(body, 'template', [], 'invalid_template');
+  optionalString(body, 'prompt', [], 'invalid_prompt');
+  optionalString(body, 'suffix', [], 'invalid_suffix');
+}
+
+/** `/api/embed` takes `input` (a string or strings); the older `/api/embeddings` takes one `prompt`. */
+function checkEmbedTexts(body: Record<string, unknown>): void {
+  const input = body.input;
+  if (Array.isArray(input)) {
+    input.forEach((item, i) => {
+      if (typeof item !== 'string') throw invalidAt('invalid_input', ['input', i], `\`input[${i}]\` must be a string, got ${describeType(item)}`);
+    });
+  } else if (typeof input !== 'string' && input !== undefined && input !== null) {
+    throw badRequest('invalid_input', `\`input\` must be a string or an array of strings, got ${describeType(input)}`, 'input');
+  }
+  optionalString(body, 'prompt', [], 'invalid_prompt');
 }

@@ -1,8 +1,8 @@
 // Parses OpenAI-dialect request bodies (/v1/chat/completions, /v1/completions,
 // /v1/embeddings, /v1/responses) into a ModelRequest. Shapes are checked the
 // way the OpenAI API checks them, but unknown parameters pass: vLLM and
-// friends accept many extras. Every text that reaches the model is recorded
-// as a TextField with its exact path, so guardrails miss nothing.
+// friends accept many extras. Every text that reaches the model, read here or
+// not, is found by the request walker with its exact path (requestTexts).
 
 import { badRequest } from '../http/errors.js';
 import { formatPath, isJsonObject, type BodyPath } from './body-path.js';
@@ -19,7 +19,7 @@ import {
   requireJsonObjectBody,
   requireRole,
   requireModel,
-  TextCollector,
+  requestTexts,
 } from './request-fields.js';
 import type { Message, ModelRequest, Operation } from './types.js';
 
@@ -36,8 +36,7 @@ export function parseOpenAiRequest(operation: OpenAiOperation, body: unknown): M
   const object = requireJsonObjectBody(body);
   const model = requireModel(object);
   const stream = readStream(object, false);
-  const texts = new TextCollector();
-  const { messages, tools, consumed } = OPERATION_READERS[operation](object, texts);
+  const { messages, tools, consumed } = OPERATION_READERS[operation](object);
   return {
     dialect: 'openai',
     operation,
@@ -45,42 +44,40 @@ export function parseOpenAiRequest(operation: OpenAiOperation, body: unknown): M
     stream,
     framing: 'sse',
     messages,
-    fields: texts.fields,
+    ...requestTexts(operation, object),
     tools,
     params: remainingParams(object, new Set(['model', 'stream', ...consumed])),
     body: object,
   };
 }
 
-const OPERATION_READERS: Record<OpenAiOperation, (body: Record<string, unknown>, texts: TextCollector) => OperationParts> = {
-  chat: (body, texts) => ({ messages: readChatMessages(body, texts), tools: readTools(body), consumed: ['messages', 'tools'] }),
+const OPERATION_READERS: Record<OpenAiOperation, (body: Record<string, unknown>) => OperationParts> = {
+  chat: (body) => ({ messages: readChatMessages(body), tools: readTools(body), consumed: ['messages', 'tools'] }),
 
-  completion: (body, texts) => {
-    readPromptOrInput(body, 'prompt', texts);
-    const suffix = optionalString(body, 'suffix', [], 'invalid_suffix');
-    if (suffix !== undefined) texts.add(['suffix'], 'prompt', suffix);
+  completion: (body) => {
+    readPromptOrInput(body, 'prompt');
+    optionalString(body, 'suffix', [], 'invalid_suffix');
     return { messages: [], tools: [], consumed: ['prompt', 'suffix'] };
   },
 
-  embedding: (body, texts) => {
+  embedding: (body) => {
     // vLLM also embeds chat-style `messages` instead of `input`; read them so
     // their text is inspected like any other.
     const hasMessages = body.messages !== undefined && body.messages !== null;
-    const messages = hasMessages ? readChatMessages(body, texts) : [];
-    if (!hasMessages || (body.input !== undefined && body.input !== null)) readPromptOrInput(body, 'input', texts);
+    const messages = hasMessages ? readChatMessages(body) : [];
+    if (!hasMessages || (body.input !== undefined && body.input !== null)) readPromptOrInput(body, 'input');
     return { messages, tools: [], consumed: ['input', 'messages'] };
   },
 
-  response: (body, texts) => {
-    const instructions = optionalString(body, 'instructions', [], 'invalid_instructions');
-    if (instructions !== undefined) texts.add(['instructions'], 'instructions', instructions);
-    return { messages: readResponseInput(body, texts), tools: readTools(body), consumed: ['input', 'instructions', 'tools'] };
+  response: (body) => {
+    optionalString(body, 'instructions', [], 'invalid_instructions');
+    return { messages: readResponseInput(body), tools: readTools(body), consumed: ['input', 'instructions', 'tools'] };
   },
 };
 
 // ---- chat ----------------------------------------------------------------
 
-function readChatMessages(body: Record<string, unknown>, texts: TextCollector): Message[] {
+function readChatMessages(body: Record<string, unknown>): Message[] {
   const messages = body.messages;
   if (messages === undefined || messages === null) {
     throw badRequest('missing_messages', 'Request body must include `messages`, an array of chat messages', 'messages');
@@ -89,10 +86,10 @@ function readChatMessages(body: Record<string, unknown>, texts: TextCollector): 
     throw badRequest('invalid_messages', `\`messages\` must be an array, got ${describeType(messages)}`, 'messages');
   }
   if (messages.length === 0) throw badRequest('invalid_messages', '`messages` must contain at least one message', 'messages');
-  return messages.map((message, i) => readChatMessage(message, ['messages', i], texts));
+  return messages.map((message, i) => readChatMessage(message, ['messages', i]));
 }
 
-function readChatMessage(raw: unknown, at: BodyPath, texts: TextCollector): Message {
+function readChatMessage(raw: unknown, at: BodyPath): Message {
   if (!isJsonObject(raw)) throw invalidAt('invalid_messages', at, `\`${formatPath(at)}\` must be a message object, got ${describeType(raw)}`);
   const role = requireRole(raw, at, 'invalid_messages');
   const message = newMessage(role);
@@ -105,9 +102,9 @@ function readChatMessage(raw: unknown, at: BodyPath, texts: TextCollector): Mess
   const content = raw.content;
   const contentPath = [...at, 'content'];
   if (typeof content === 'string') {
-    texts.addToMessage(message, contentPath, 'content', content);
+    message.text.push(content);
   } else if (Array.isArray(content)) {
-    readContentParts(content, contentPath, message, texts, 'invalid_messages');
+    readContentParts(content, contentPath, message, 'invalid_messages');
   } else if (content !== undefined && content !== null) {
     throw invalidAt('invalid_messages', contentPath, `\`${formatPath(contentPath)}\` must be a string, an array of content parts or null, got ${describeType(content)}`);
   } else if (role !== 'assistant') {
@@ -116,16 +113,13 @@ function readChatMessage(raw: unknown, at: BodyPath, texts: TextCollector): Mess
   }
 
   // Reasoning from earlier turns: vLLM chat templates may render it back into the prompt.
-  for (const key of ['reasoning_content', 'reasoning']) {
-    const reasoning = optionalString(raw, key, at, 'invalid_messages');
-    if (reasoning !== undefined) texts.add([...at, key], 'content', reasoning, role);
-  }
-  readToolCalls(raw, at, message, texts);
-  readLegacyFunctionCall(raw, at, message, texts);
+  for (const key of ['reasoning_content', 'reasoning']) optionalString(raw, key, at, 'invalid_messages');
+  readToolCalls(raw, at, message);
+  readLegacyFunctionCall(raw, at, message);
   return message;
 }
 
-function readToolCalls(raw: Record<string, unknown>, at: BodyPath, message: Message, texts: TextCollector): void {
+function readToolCalls(raw: Record<string, unknown>, at: BodyPath, message: Message): void {
   const calls = raw.tool_calls;
   if (calls === undefined || calls === null) return;
   const callsPath = [...at, 'tool_calls'];
@@ -139,17 +133,15 @@ function readToolCalls(raw: Record<string, unknown>, at: BodyPath, message: Mess
     const id = optionalString(call, 'id', callPath, 'invalid_tool_calls');
     const { name, args } = readFunctionCall(call.function, [...callPath, 'function']);
     message.toolCalls.push({ ...(id !== undefined && { id }), name, arguments: args });
-    texts.add([...callPath, 'function', 'arguments'], 'tool_arguments', args, message.role);
   });
 }
 
 /** The deprecated single `function_call` on assistant messages. */
-function readLegacyFunctionCall(raw: Record<string, unknown>, at: BodyPath, message: Message, texts: TextCollector): void {
+function readLegacyFunctionCall(raw: Record<string, unknown>, at: BodyPath, message: Message): void {
   if (raw.function_call === undefined || raw.function_call === null) return;
   const path = [...at, 'function_call'];
   const { name, args } = readFunctionCall(raw.function_call, path);
   message.toolCalls.push({ name, arguments: args });
-  texts.add([...path, 'arguments'], 'tool_arguments', args, message.role);
 }
 
 function readFunctionCall(fn: unknown, path: BodyPath): { name: string; args: string } {
@@ -177,13 +169,13 @@ function itemKind(item: unknown): TokenPromptKind | undefined {
 
 /**
  * `prompt` (completions) or `input` (embeddings): a string, an array of
- * strings, or token IDs. Token IDs carry no text the gateway can read, so
- * they produce no fields.
+ * strings, or token IDs. Token IDs carry no text the gateway can read: the
+ * walker lists them as uninspectable.
  */
-function readPromptOrInput(body: Record<string, unknown>, key: 'prompt' | 'input', texts: TextCollector): void {
+function readPromptOrInput(body: Record<string, unknown>, key: 'prompt' | 'input'): void {
   const value = body[key];
   if (value === undefined || value === null) throw badRequest(`missing_${key}`, `Request body must include \`${key}\``, key);
-  if (typeof value === 'string') return texts.add([key], key, value);
+  if (typeof value === 'string') return;
   const expected = `\`${key}\` must be a string, an array of strings, an array of token IDs or an array of token-ID arrays`;
   if (!Array.isArray(value)) throw badRequest(`invalid_${key}`, `${expected}, got ${describeType(value)}`, key);
   if (value.length === 0) throw badRequest(`invalid_${key}`, `${expected}, got an empty array`, key);
@@ -192,7 +184,6 @@ function readPromptOrInput(body: Record<string, unknown>, key: 'prompt' | 'input
     if (itemKind(item) !== kind || kind === undefined) {
       throw invalidAt(`invalid_${key}`, [key, i], `${expected}, all of one kind; \`${key}[${i}]\` does not fit (${describeType(item)})`);
     }
-    if (typeof item === 'string') texts.add([key, i], key, item);
   });
 }
 
@@ -200,22 +191,22 @@ function readPromptOrInput(body: Record<string, unknown>, key: 'prompt' | 'input
 
 const RESPONSE_ITEM_TYPES = ['message', 'function_call', 'function_call_output', 'reasoning', 'item_reference'];
 
-function readResponseInput(body: Record<string, unknown>, texts: TextCollector): Message[] {
+function readResponseInput(body: Record<string, unknown>): Message[] {
   const input = body.input;
   // `input` is optional here: a request may continue from `previous_response_id`.
   if (input === undefined || input === null) return [];
   if (typeof input === 'string') {
     const message = newMessage('user');
-    texts.addToMessage(message, ['input'], 'input', input);
+    message.text.push(input);
     return [message];
   }
   if (!Array.isArray(input)) {
     throw badRequest('invalid_input', `\`input\` must be a string or an array of input items, got ${describeType(input)}`, 'input');
   }
-  return input.flatMap((item, i) => readResponseItem(item, ['input', i], texts));
+  return input.flatMap((item, i) => readResponseItem(item, ['input', i]));
 }
 
-function readResponseItem(item: unknown, at: BodyPath, texts: TextCollector): Message[] {
+function readResponseItem(item: unknown, at: BodyPath): Message[] {
   if (!isJsonObject(item)) throw invalidAt('invalid_input', at, `\`${formatPath(at)}\` must be an input item object, got ${describeType(item)}`);
   // Plain `{role, content}` messages may leave out `type`.
   const type = item.type ?? 'message';
@@ -224,8 +215,8 @@ function readResponseItem(item: unknown, at: BodyPath, texts: TextCollector): Me
       const message = newMessage(requireRole(item, at, 'invalid_input'));
       const content = item.content;
       const contentPath = [...at, 'content'];
-      if (typeof content === 'string') texts.addToMessage(message, contentPath, 'content', content);
-      else if (Array.isArray(content)) readContentParts(content, contentPath, message, texts, 'invalid_input');
+      if (typeof content === 'string') message.text.push(content);
+      else if (Array.isArray(content)) readContentParts(content, contentPath, message, 'invalid_input');
       else throw invalidAt('invalid_input', contentPath, `\`${formatPath(contentPath)}\` must be a string or an array of content parts, got ${describeType(content)}`);
       return [message];
     }
@@ -235,7 +226,6 @@ function readResponseItem(item: unknown, at: BodyPath, texts: TextCollector): Me
       const id = optionalString(item, 'call_id', at, 'invalid_input');
       const message = newMessage('assistant');
       message.toolCalls.push({ ...(id !== undefined && { id }), name, arguments: args });
-      texts.add([...at, 'arguments'], 'tool_arguments', args, 'assistant');
       return [message];
     }
     case 'function_call_output': {
@@ -243,14 +233,14 @@ function readResponseItem(item: unknown, at: BodyPath, texts: TextCollector): Me
       message.toolCallId = requiredString(item, 'call_id', at, 'invalid_input');
       const output = item.output;
       const outputPath = [...at, 'output'];
-      if (typeof output === 'string') texts.addToMessage(message, outputPath, 'content', output);
-      else if (Array.isArray(output)) readContentParts(output, outputPath, message, texts, 'invalid_input');
+      if (typeof output === 'string') message.text.push(output);
+      else if (Array.isArray(output)) readContentParts(output, outputPath, message, 'invalid_input');
       else throw invalidAt('invalid_input', outputPath, `\`${formatPath(outputPath)}\` must be a string or an array of content parts, got ${describeType(output)}`);
       return [message];
     }
     case 'reasoning':
       // Echoed reasoning from an earlier turn; chat templates may render it.
-      readReasoningText(item, at, texts);
+      checkReasoningParts(item, at);
       return [];
     case 'item_reference':
       return [];
@@ -265,7 +255,7 @@ function readResponseItem(item: unknown, at: BodyPath, texts: TextCollector): Me
   }
 }
 
-function readReasoningText(item: Record<string, unknown>, at: BodyPath, texts: TextCollector): void {
+function checkReasoningParts(item: Record<string, unknown>, at: BodyPath): void {
   for (const key of ['summary', 'content']) {
     const parts = item[key];
     if (parts === undefined || parts === null) continue;
@@ -274,7 +264,7 @@ function readReasoningText(item: Record<string, unknown>, at: BodyPath, texts: T
     parts.forEach((part, i) => {
       const partPath = [...partsPath, i];
       if (!isJsonObject(part)) throw invalidAt('invalid_input', partPath, `\`${formatPath(partPath)}\` must be an object, got ${describeType(part)}`);
-      texts.add([...partPath, 'text'], 'content', requiredString(part, 'text', partPath, 'invalid_input'), 'assistant');
+      requiredString(part, 'text', partPath, 'invalid_input');
     });
   }
 }

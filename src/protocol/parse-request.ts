@@ -7,6 +7,7 @@ export function parseModelRequest(operation: Operation, body: unknown): ModelReq
   switch (operation) {
     case 'ollama_chat':
     case 'ollama_generate':
+    case 'ollama_embed':
       return parseOllamaRequest(operation, body);
     default:
       return parseOpenAiRequest(operation, body);

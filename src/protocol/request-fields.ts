@@ -1,10 +1,13 @@
 // Shared pieces of the OpenAI and Ollama request parsers: body and model
-// checks, error construction from a body path, and the collector that turns
-// found text into TextFields and Messages.
+// checks, error construction from a body path, and Messages. The texts a
+// request carries are not found here but by one walker over the whole body
+// (request-texts.ts), so a field a parser does not read is still inspected.
 
 import { badRequest, type GatewayError } from '../http/errors.js';
 import { formatPath, isJsonObject, type BodyPath } from './body-path.js';
-import type { Message, TextField } from './types.js';
+import { requestShape } from './request-shapes.js';
+import { collectRequestTexts } from './request-texts.js';
+import type { Message, ModelRequest, Operation } from './types.js';
 
 /** A 400 whose `param` is the exact path of the offending value. */
 export const invalidAt = (code: string, path: BodyPath, message: string): GatewayError =>
@@ -76,6 +79,21 @@ export function requireRole(message: Record<string, unknown>, at: BodyPath, code
   return role;
 }
 
+/** The request without its undocumented top-level keys, for connections set to drop them. */
+export function withoutUnknownParams(request: ModelRequest): ModelRequest {
+  if (request.unknownParams.length === 0) return request;
+  const unknown = new Set<string | number>(request.unknownParams);
+  const keep = <T>(entries: Record<string, T>): Record<string, T> => Object.fromEntries(Object.entries(entries).filter(([key]) => !unknown.has(key)));
+  return {
+    ...request,
+    body: keep(request.body),
+    params: keep(request.params),
+    fields: request.fields.filter((field) => !unknown.has(field.path[0]!)),
+    uninspectable: request.uninspectable.filter((path) => !unknown.has(path[0]!)),
+    unknownParams: [],
+  };
+}
+
 /** Every top-level key the operation did not consume, so nothing the client sent goes unseen. */
 export function remainingParams(body: Record<string, unknown>, consumed: ReadonlySet<string>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(body).filter(([key]) => !consumed.has(key)));
@@ -83,24 +101,14 @@ export function remainingParams(body: Record<string, unknown>, consumed: Readonl
 
 export const newMessage = (role: string): Message => ({ role, text: [], nonTextParts: 0, toolCalls: [] });
 
-/** Collects inspectable text in body order. */
-export class TextCollector {
-  readonly fields: TextField[] = [];
-
-  add(path: BodyPath, kind: TextField['kind'], text: string, role?: string): void {
-    this.fields.push({ path, kind, ...(role !== undefined && { role }), text });
-  }
-
-  /** Adds message text: a field, and the text on the message itself. */
-  addToMessage(message: Message, path: BodyPath, kind: TextField['kind'], text: string): void {
-    this.add(path, kind, text, message.role);
-    message.text.push(text);
-  }
+/** The inspectable parts of a request: every text with its path, token-ID prompts, undocumented keys. */
+export function requestTexts(operation: Operation, body: Record<string, unknown>): Pick<ModelRequest, 'fields' | 'uninspectable' | 'unknownParams'> {
+  return collectRequestTexts(requestShape(operation), body);
 }
 
-// Content-part types whose value reaches the model as text, and the key that
-// holds it. Beyond OpenAI's own, vLLM renders `thinking` parts and bare
-// strings, so those are inspected too.
+// Content-part types whose value is the message's text (for approvals and
+// records; guardrails inspect every part through the walker). Beyond OpenAI's
+// own, vLLM renders `thinking` parts and bare strings.
 const TEXT_PART_KEYS = new Map([
   ['text', 'text'],
   ['input_text', 'text'],
@@ -110,14 +118,14 @@ const TEXT_PART_KEYS = new Map([
 ]);
 
 /**
- * Reads an array of content parts: text-bearing parts become fields and
- * message text, other parts (images, audio, files) are only counted.
+ * Reads an array of content parts: text-bearing parts become message text,
+ * other parts (images, audio, files) are only counted.
  */
-export function readContentParts(parts: unknown[], at: BodyPath, message: Message, texts: TextCollector, code: string): void {
+export function readContentParts(parts: unknown[], at: BodyPath, message: Message, code: string): void {
   parts.forEach((part, i) => {
     const partPath = [...at, i];
     if (typeof part === 'string') {
-      texts.addToMessage(message, partPath, 'content', part);
+      message.text.push(part);
       return;
     }
     if (!isJsonObject(part)) {
@@ -137,6 +145,6 @@ export function readContentParts(parts: unknown[], at: BodyPath, message: Messag
     if (typeof text !== 'string') {
       throw invalidAt(code, textPath, `\`${formatPath(textPath)}\` must be a string for a "${type}" part, got ${describeType(text)}`);
     }
-    texts.addToMessage(message, textPath, 'content', text);
+    message.text.push(text);
   });
 }

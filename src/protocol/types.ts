@@ -12,7 +12,8 @@ export type Operation =
   | 'embedding' // POST /v1/embeddings
   | 'response' // POST /v1/responses
   | 'ollama_chat' // POST /api/chat
-  | 'ollama_generate'; // POST /api/generate
+  | 'ollama_generate' // POST /api/generate
+  | 'ollama_embed'; // POST /api/embed, and the older /api/embeddings
 
 /** How a streamed response is framed on the wire. */
 export type StreamFraming = 'sse' | 'ndjson';
@@ -24,9 +25,20 @@ export type StreamFraming = 'sse' | 'ndjson';
  */
 export interface TextField {
   path: ReadonlyArray<string | number>;
-  kind: 'content' | 'tool_arguments' | 'prompt' | 'input' | 'instructions' | 'system';
-  /** The role of the message the text belongs to, where there is one. */
+  /** Where the text sits: a message, a prompt, or any other request parameter (tools, schemas, extras). */
+  kind: 'content' | 'tool_arguments' | 'prompt' | 'input' | 'instructions' | 'system' | 'parameter';
+  /**
+   * The role of the message the text belongs to; `system` for system text
+   * outside messages (instructions, Ollama's system and template). Absent for
+   * other parameters, which every input rule inspects whatever its `roles`.
+   */
   role?: string;
+  /**
+   * `json`: the value at `path` is an object or array whose keys reach the
+   * model as well (a JSON schema, metadata, Ollama tool arguments); `text` is
+   * its JSON, and a rewrite parses the masked JSON back.
+   */
+  encoding?: 'json';
   text: string;
 }
 
@@ -61,6 +73,14 @@ export interface ModelRequest {
   fields: TextField[];
   /** Tool (function) definitions offered to the model, as sent. */
   tools: unknown[];
+  /**
+   * Values that reach the model but cannot be read as text: token IDs
+   * (`prompt: [1, 2]`, Ollama `context`) and prompt embeddings. Refused when
+   * any input rule applies, since nothing could inspect them.
+   */
+  uninspectable: ReadonlyArray<ReadonlyArray<string | number>>;
+  /** Top-level keys the operation does not document: inspected as text, or dropped by the connection's `unknown_fields`. */
+  unknownParams: readonly string[];
   /** All remaining top-level parameters (temperature, max_tokens, options, ...). */
   params: Record<string, unknown>;
   /** The parsed body, untouched. Forwarding serialises a copy of it. */

@@ -13,8 +13,9 @@ import type { ApprovalRecord, DecisionRecord, Recorder } from '../../src/audit/r
 import type { EndState } from '../../src/audit/events.js';
 import { openStore, type AuditStore } from '../../src/audit/store.js';
 import type { Principal } from '../../src/identity/principal.js';
+import { PG_URL } from '../helpers/postgres.js';
 
-export const PG_URL = process.env.MODELGATE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export { PG_URL };
 
 export interface RawDb {
   /** `?` placeholders on both drivers. */

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { Recorder } from '../../src/audit/recorder.js';
+import { eventHash, GENESIS_HASH, serializeMeta } from '../../src/audit/chain.js';
 import { SessionArchive } from '../../src/audit/sessions.js';
 import type { AuditStore } from '../../src/audit/store.js';
 import { verify, type Problem } from '../../src/audit/verify.js';
@@ -166,8 +167,24 @@ for (const factory of STORE_FIXTURES) {
     test('--expect-head catches a chain rewritten from some point to the end', async () => {
       const { head } = await verify(store);
       assert.equal((await verify(store, { expectHead: head })).ok, true);
-      const tampered = { seq: head.seq, hash: 'a'.repeat(64) };
-      assert.equal((await verify(store, { expectHead: tampered })).ok, false);
+
+      // An operator with write access edits one event's meta and re-hashes every event after it, and the head.
+      type Row = { seq: number; session_id: string; n: number; kind: string; at_ms: number; meta: string; content_hash: string | null; hash: string };
+      const rows = await fx.raw.query<Row>('SELECT seq, session_id, n, kind, at_ms, meta, content_hash, hash FROM events ORDER BY seq');
+      const from = Math.floor(rows.length / 2);
+      let prev = from === 0 ? GENESIS_HASH : rows[from - 1]!.hash;
+      for (const [i, row] of rows.entries()) {
+        if (i < from) continue;
+        const meta = i === from ? serializeMeta({ ...(JSON.parse(row.meta) as object), rewritten: true }) : row.meta;
+        const rehashed = eventHash(prev, { seq: Number(row.seq), sessionId: row.session_id, n: Number(row.n), kind: row.kind, atMs: Number(row.at_ms), metaText: meta, contentHash: row.content_hash });
+        await fx.raw.query('UPDATE events SET meta = ?, prev_hash = ?, hash = ? WHERE seq = ?', meta, prev, rehashed, row.seq);
+        prev = rehashed;
+      }
+      await fx.raw.query('UPDATE chain_head SET hash = ?', prev);
+
+      assert.deepEqual(await problems(), [], 'the rewrite is self-consistent: without an outside anchor nothing is wrong');
+      const anchored = await verify(store, { expectHead: head });
+      assert.equal(anchored.ok, false, 'the head recorded before the rewrite no longer matches');
     });
   });
 }

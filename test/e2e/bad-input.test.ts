@@ -117,7 +117,11 @@ describe('bad input', () => {
       },
     });
     try {
-      await expectError(await postJson(`${openAiOnly.url}/api/chat`, await openAiOnly.userToken('alice'), chat), 400, 'protocol_not_supported');
+      // Ollama's error shape: the message as a string, the stable code in a header.
+      const response = await postJson(`${openAiOnly.url}/api/chat`, await openAiOnly.userToken('alice'), chat);
+      assert.equal(response.status, 400);
+      assert.equal(response.headers.get('x-modelgate-error-code'), 'protocol_not_supported');
+      assert.match(((await response.json()) as { error: string }).error, /does not speak the Ollama API/);
     } finally {
       await openAiOnly.close();
     }

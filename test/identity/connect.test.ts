@@ -97,8 +97,26 @@ describe('modelgate connect', () => {
   });
 
   test('a refusal that a new token cannot fix is passed through, not retried', async () => {
+    const servedBefore = served.length;
     const response = await client().chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
     assert.ok(response instanceof OpenAI.NotFoundError);
+    assert.deepEqual(served.slice(servedBefore), [{ method: 'POST', path: '/v1/chat/completions', status: 404, retried: false }], 'one attempt, no retry');
+  });
+
+  test('a 401 that a new token cannot fix is passed through once, without asking for a new token', async () => {
+    const asked: Array<{ force?: boolean }> = [];
+    const entries: typeof served = [];
+    const malformed = { bearer: async (options: { force?: boolean } = {}) => (asked.push(options), 'not-a-jwt') } as unknown as TokenSource;
+    const stubbed = new LocalProxy({ gateway: h.url, tokens: malformed, onRequest: (entry) => entries.push(entry) });
+    const url = await stubbed.listen(0);
+    try {
+      const refused = await new OpenAI({ baseURL: `${url}/v1`, apiKey: 'dummy', maxRetries: 0 }).models.list().catch((e: unknown) => e);
+      assert.ok(refused instanceof OpenAI.AuthenticationError);
+      assert.deepEqual(entries, [{ method: 'GET', path: '/v1/models', status: 401, retried: false }]);
+      assert.ok(!asked.some((o) => o.force), 'no forced refresh for a refusal a new token cannot fix');
+    } finally {
+      await stubbed.close();
+    }
   });
 
   test('DNS rebinding: a request for another host name is refused', async () => {

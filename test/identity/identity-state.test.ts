@@ -9,8 +9,8 @@ import { after, describe, test } from 'node:test';
 import pg from 'pg';
 import type { IdentityState, StoredSigningKey } from '../../src/identity/state/identity-state.js';
 import { openIdentityState } from '../../src/identity/state/open-identity-state.js';
+import { PG_URL } from '../helpers/postgres.js';
 
-export const POSTGRES_URL = process.env.MODELGATE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 /** A throwaway schema per test run, so concurrent test files never share identity tables. */
 export async function postgresSchema(): Promise<{ schema: string; drop: () => Promise<void> }> {
@@ -18,7 +18,7 @@ export async function postgresSchema(): Promise<{ schema: string; drop: () => Pr
   return {
     schema,
     async drop() {
-      const client = new pg.Client({ connectionString: POSTGRES_URL });
+      const client = new pg.Client({ connectionString: PG_URL });
       await client.connect();
       try {
         await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
@@ -45,7 +45,7 @@ const stores: Array<[string, () => Promise<{ open: () => Promise<IdentityState>;
   }],
   ['postgres', async () => {
     const { schema, drop } = await postgresSchema();
-    return { open: () => openIdentityState({ store: 'postgres', url: POSTGRES_URL, schema, pool_size: 2 }), cleanUp: drop };
+    return { open: () => openIdentityState({ store: 'postgres', url: PG_URL, schema, pool_size: 2 }), cleanUp: drop };
   }],
 ];
 

@@ -170,8 +170,13 @@ describe('bearer token verification', () => {
   });
 
   test('unknown kids refetch the JWKS at a bounded rate', async () => {
-    const fetches = async () => Number(/modelgate_jwks_fetches_total\{[^}]*\} (\d+)/.exec(await (await fetch(`${h.url}/metrics`)).text())?.[1] ?? 0);
+    const fetches = async () => {
+      const line = /modelgate_jwks_fetches_total\{[^}]*\} (\d+)/.exec(await (await fetch(`${h.url}/metrics`)).text());
+      assert.ok(line, 'modelgate_jwks_fetches_total is exported');
+      return Number(line[1]);
+    };
     const before = await fetches();
+    assert.ok(before >= 1, 'the JWKS fetch that verified the earlier tokens was counted');
     for (let i = 0; i < 20; i++) await expectRefusal(await forge({}, { key: await generateSigningKey('ES256'), alg: 'ES256' }), 'token_key_unknown');
     assert.ok((await fetches()) - before <= 1, 'twenty unknown kids caused at most one refetch within the cooldown');
   });

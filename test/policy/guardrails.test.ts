@@ -126,6 +126,28 @@ describe('evaluateInput', () => {
     assert.deepEqual(evaluate(policy, request, alice, 'prod').decisions.map((d) => d.rule), ['prod']);
   });
 
+  test('a token-ID prompt is refused only when a rule would inspect the prompt', () => {
+    const tokens = parseModelRequest('completion', { model: 'm', prompt: [1, 2, 3] });
+    assert.equal(evaluate({}, tokens).action, 'allow');
+    assert.equal(evaluate({ input: [{ name: 'prod-only', detect: ['pii'], action: 'block', connections: ['prod'] }] }, tokens).action, 'allow');
+    const refused = evaluate({ input: [{ name: 'pii', detect: ['pii'], action: 'flag' }] }, tokens);
+    assert.equal(refused.action, 'block');
+    const error = guardrailError(refused)!;
+    assert.deepEqual([error.status, error.code, error.param], [400, 'uninspectable_prompt', 'prompt']);
+    assert.match(error.message, /"pii": `prompt` holds token IDs or embeddings/);
+    assert.equal(evaluate({ limits: [{ name: 'size', max_prompt_chars: 100 }] }, tokens).action, 'block');
+  });
+
+  test('a mask in a free-form value rewrites its JSON, keys included', () => {
+    const request = parseModelRequest('chat', {
+      model: 'm',
+      messages: [{ role: 'user', content: 'hi' }],
+      metadata: { [EMAIL]: 'owner', note: `cc ${EMAIL}`, n: 1 },
+    });
+    const masked = evaluate({ input: [{ name: 'mask', detect: ['EMAIL'], action: 'mask' }] }, request).maskedBody!;
+    assert.deepEqual(masked.metadata, { '[EMAIL_1]': 'owner', note: 'cc [EMAIL_1]', n: 1 });
+  });
+
   test('min_confidence ignores spans the detectors are unsure of', () => {
     const policy: GuardrailsPolicyInput = { input: [{ name: 'sure', detect: ['pii'], action: 'block', min_confidence: 0.95 }] };
     assert.equal(evaluate(policy, chat(`mail ${EMAIL}`)).action, 'allow');

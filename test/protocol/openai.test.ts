@@ -60,9 +60,14 @@ describe('chat', () => {
 
   test('fields carry exact paths, kinds and roles in body order', () => {
     assert.deepEqual(parse('chat', body).fields, [
+      { path: ['chat_template_kwargs'], kind: 'parameter', encoding: 'json', text: '{"enable_thinking":false}' },
+      { path: ['tools', 0, 'function', 'name'], kind: 'parameter', text: 'get_weather' },
+      { path: ['tools', 0, 'function', 'parameters'], kind: 'parameter', encoding: 'json', text: '{"type":"object"}' },
       { path: ['messages', 0, 'content'], kind: 'content', role: 'system', text: 'You are terse.' },
+      { path: ['messages', 1, 'name'], kind: 'content', role: 'user', text: 'alice' },
       { path: ['messages', 1, 'content', 0, 'text'], kind: 'content', role: 'user', text: 'What is in' },
       { path: ['messages', 1, 'content', 2, 'text'], kind: 'content', role: 'user', text: 'this image?' },
+      { path: ['messages', 2, 'tool_calls', 0, 'function', 'name'], kind: 'content', role: 'assistant', text: 'get_weather' },
       { path: ['messages', 2, 'tool_calls', 0, 'function', 'arguments'], kind: 'tool_arguments', role: 'assistant', text: '{"city":"Paris"}' },
       { path: ['messages', 3, 'content'], kind: 'content', role: 'tool', text: '{"temp":21}' },
       { path: ['messages', 4, 'content'], kind: 'content', role: 'assistant', text: 'It is 21°C.' },
@@ -89,7 +94,7 @@ describe('chat', () => {
   test('the legacy function_call is a tool call too', () => {
     const request = parse('chat', { model: 'm', messages: [{ role: 'assistant', content: null, function_call: { name: 'lookup', arguments: '{"q":"x"}' } }] });
     assert.deepEqual(request.messages[0]?.toolCalls, [{ name: 'lookup', arguments: '{"q":"x"}' }]);
-    assert.deepEqual(request.fields.map((f) => f.path), [['messages', 0, 'function_call', 'arguments']]);
+    assert.deepEqual(request.fields.map((f) => f.path), [['messages', 0, 'function_call', 'name'], ['messages', 0, 'function_call', 'arguments']]);
   });
 
   test('text vLLM renders beyond OpenAI text parts is inspected too', () => {
@@ -109,15 +114,16 @@ describe('chat', () => {
         ['messages.1.content.0.thinking', 'hmm'],
         ['messages.1.content.1.refusal', 'no'],
         ['messages.1.reasoning', 'why'],
+        ['messages.2.role', 'ipython'], // a role outside the declared enum is text: templates render it
         ['messages.2.content', 'custom role'],
       ],
     );
   });
 
-  test('parts without a type, or of unknown type, are counted as non-text', () => {
+  test('parts without a type, or of unknown type, are counted as non-text but their strings are inspected', () => {
     const request = parse('chat', { model: 'm', messages: [{ role: 'user', content: [{ image_url: 'https://x/y.png' }, { type: 'video_url', video_url: { url: 'v' } }] }] });
     assert.equal(request.messages[0]?.nonTextParts, 2);
-    assert.deepEqual(request.fields, []);
+    assert.deepEqual(request.fields.map((f) => f.path.join('.')), ['messages.0.content.0.image_url', 'messages.0.content.1.video_url.url']);
   });
 
   test('an assistant message may omit content; tool call id and type may be left out', () => {
@@ -146,9 +152,10 @@ describe('completion', () => {
     ]);
   });
 
-  test('token-ID prompts carry no inspectable text', () => {
+  test('token-ID prompts carry no inspectable text and are listed as uninspectable', () => {
     assert.deepEqual(parse('completion', { model: 'm', prompt: [1, 2, 3] }).fields, []);
-    assert.deepEqual(parse('completion', { model: 'm', prompt: [[1, 2], [3]] }).fields, []);
+    assert.deepEqual(parse('completion', { model: 'm', prompt: [[1, 2], [3]] }).uninspectable, [['prompt']]);
+    assert.deepEqual(parse('completion', { model: 'm', prompt: 'x', prompt_embeds: 'AAAA' }).uninspectable, [['prompt_embeds']]);
   });
 
   test('keys other operations read are still params here', () => {
@@ -161,6 +168,7 @@ describe('embedding', () => {
     assert.deepEqual(parse('embedding', { model: 'e', input: 'hello', dimensions: 256 }).fields, [{ path: ['input'], kind: 'input', text: 'hello' }]);
     assert.deepEqual(parse('embedding', { model: 'e', input: ['a', 'b'] }).fields.map((f) => f.path), [['input', 0], ['input', 1]]);
     assert.deepEqual(parse('embedding', { model: 'e', input: [[1, 2], [3]] }).fields, []);
+    assert.deepEqual(parse('embedding', { model: 'e', input: [[1, 2], [3]] }).uninspectable, [['input']]);
     assert.deepEqual(parse('embedding', { model: 'e', input: 'x', dimensions: 256 }).params, { dimensions: 256 });
   });
 
@@ -172,10 +180,10 @@ describe('embedding', () => {
 });
 
 describe('response', () => {
-  test('a string input is one user message, with instructions first', () => {
+  test('a string input is one user message; instructions are system text', () => {
     const request = parse('response', { model: 'm', instructions: 'Be brief.', input: 'Hi there', stream: true, reasoning: { effort: 'low' } });
     assert.deepEqual(request.fields, [
-      { path: ['instructions'], kind: 'instructions', text: 'Be brief.' },
+      { path: ['instructions'], kind: 'instructions', role: 'system', text: 'Be brief.' },
       { path: ['input'], kind: 'input', role: 'user', text: 'Hi there' },
     ]);
     assert.deepEqual(request.messages, [{ role: 'user', text: ['Hi there'], nonTextParts: 0, toolCalls: [] }]);
@@ -200,9 +208,13 @@ describe('response', () => {
       ],
     });
     assert.deepEqual(request.fields, [
+      { path: ['tools', 0, 'name'], kind: 'parameter', text: 'get_weather' },
+      { path: ['tools', 0, 'parameters'], kind: 'parameter', encoding: 'json', text: '{}' },
       { path: ['input', 0, 'content'], kind: 'content', role: 'developer', text: 'Use tools.' },
       { path: ['input', 1, 'content', 0, 'text'], kind: 'content', role: 'user', text: 'Weather here?' },
+      { path: ['input', 1, 'content', 1, 'image_url'], kind: 'content', role: 'user', text: 'https://x/y.png' },
       { path: ['input', 2, 'summary', 0, 'text'], kind: 'content', role: 'assistant', text: 'Need the tool.' },
+      { path: ['input', 3, 'name'], kind: 'content', role: 'assistant', text: 'get_weather' },
       { path: ['input', 3, 'arguments'], kind: 'tool_arguments', role: 'assistant', text: '{"city":"Oslo"}' },
       { path: ['input', 4, 'output'], kind: 'content', role: 'tool', text: '{"temp":-3}' },
       { path: ['input', 5, 'content', 0, 'text'], kind: 'content', role: 'assistant', text: 'It is -3.' },

@@ -18,11 +18,11 @@ export function assertBadRequest(parse: () => unknown, code: string, param: stri
   });
 }
 
-/** Every field's path must lead to exactly its text (or, for object-valued tool arguments, its JSON). */
+/** Every field's path must lead to exactly its text (or, for free-form values, their JSON). */
 export function assertFieldPathsResolve(request: ModelRequest): void {
   for (const field of request.fields) {
     const value = getAtPath(request.body, field.path);
-    const text = typeof value === 'string' ? value : JSON.stringify(value);
+    const text = field.encoding === 'json' ? JSON.stringify(value) : value;
     assert.equal(text, field.text, `field at ${JSON.stringify(field.path)}`);
   }
 }

@@ -12,7 +12,6 @@ import { after, before, describe, test } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
 import { isLoopback, launchChromium, type LaunchedChromium } from '../helpers/chromium.js';
 import { devConsoleOidc, startHarness, type Harness } from '../helpers/harness.js';
-import { freePort } from './browser.js';
 import { TestSamlIdp, type SamlUser } from './saml-idp.js';
 
 const SESSION_COOKIE = 'modelgate_session';
@@ -41,16 +40,12 @@ describe('browser sign-in in headless Chromium', () => {
 
   before(async () => {
     samlIdp = new TestSamlIdp();
-    const port = await freePort();
-    gateway = `http://127.0.0.1:${port}`;
     [chromium, otherSite] = await Promise.all([launchChromium(), startOtherSite(samlIdp, samlRequests)]);
     const otherPort = (otherSite.address() as AddressInfo).port;
     crossSite = `http://localhost:${otherPort}`;
     sameSite = `http://127.0.0.1:${otherPort}`;
     h = await startHarness({
-      idp: { consoleRedirectUris: [`${gateway}/auth/oidc/callback`] },
       configure(input) {
-        input.server = { ...input.server, port };
         input.identity!.web = {
           session_lifetime: '15m',
           oidc: devConsoleOidc(input.identity!.issuers[0]!.issuer),
@@ -59,7 +54,9 @@ describe('browser sign-in in headless Chromium', () => {
         };
       },
     });
-    assert.equal(h.url, gateway, 'the gateway listens where the IdP redirects to');
+    // The gateway listened on port 0; only now is its callback URL known to register at the IdP.
+    gateway = h.url;
+    h.idp.setConsoleRedirectUris([`${gateway}/auth/oidc/callback`]);
   });
 
   after(async () => {

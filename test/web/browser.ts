@@ -1,8 +1,6 @@
 // A minimal browser for the gateway's sign-in routes: manual redirects and
 // a cookie jar keyed by name, enough to see exactly which cookies and
 // headers each step sends.
-import { createServer } from 'node:net';
-
 export class TestBrowser {
   readonly cookies = new Map<string, string>();
   /** Raw Set-Cookie headers seen, for attribute checks. */
@@ -35,15 +33,4 @@ export class TestBrowser {
     }
     return response;
   }
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }

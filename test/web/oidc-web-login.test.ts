@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { devConsoleOidc, errorOf, postJson, startHarness, type Harness } from '../helpers/harness.js';
-import { freePort, TestBrowser } from './browser.js';
+import { TestBrowser } from './browser.js';
 
 const chat = { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] };
 
@@ -13,19 +13,17 @@ describe('OIDC web login', () => {
   let gateway: string;
 
   before(async () => {
-    const port = await freePort();
-    gateway = `http://127.0.0.1:${port}`;
     h = await startHarness({
-      idp: { consoleRedirectUris: [`${gateway}/auth/oidc/callback`] },
       configure(input) {
-        input.server = { ...input.server, port };
         input.identity!.web = {
           session_lifetime: '15m',
           oidc: devConsoleOidc(input.identity!.issuers[0]!.issuer),
         };
       },
     });
-    assert.equal(h.url, gateway);
+    // The gateway listened on port 0; only now is its callback URL known to register at the IdP.
+    gateway = h.url;
+    h.idp.setConsoleRedirectUris([`${gateway}/auth/oidc/callback`]);
   });
   after(() => h.close());
 

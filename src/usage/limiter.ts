@@ -1,0 +1,356 @@
+// Limit decisions: which limits apply to a call (rules matched by identity,
+// connection and model; budgets by group), one atomic admission against all
+// of them, OpenAI's rate-limit headers on every response, and settling the
+// token and cost reservations with what the call really used.
+//
+// Pure bookkeeping over a LimitStore; the pipeline stage (pipeline/limit.ts)
+// does the wiring.
+import { GatewayError } from '../http/errors.js';
+import type { Principal } from '../identity/principal.js';
+import type { BudgetConfig, LimitDimension, LimitRule, LimitsConfig } from './config.js';
+import { CostTable, MICROS } from './costs.js';
+import type { Admission, Check, CheckResult, LimitStore, Settlement } from './limit-store.js';
+import type { Usage } from './meter.js';
+
+export type LimitKind = 'requests_per_minute' | 'tokens_per_minute' | 'tokens_per_day' | 'tokens_per_month' | 'concurrent_requests' | 'monthly_budget';
+
+const MINUTE = 60_000;
+const DAY = 24 * 60 * MINUTE;
+/** A sliding month: 30 days. Budgets use calendar months instead. */
+const MONTH = 30 * DAY;
+
+const WINDOWS: ReadonlyArray<['requests_per_minute' | 'tokens_per_minute' | 'tokens_per_day' | 'tokens_per_month', number, 'requests' | 'tokens']> = [
+  ['requests_per_minute', MINUTE, 'requests'],
+  ['tokens_per_minute', MINUTE, 'tokens'],
+  ['tokens_per_day', DAY, 'tokens'],
+  ['tokens_per_month', MONTH, 'tokens'],
+];
+
+const KIND_TEXT: Record<LimitKind, string> = {
+  requests_per_minute: 'requests per minute',
+  tokens_per_minute: 'tokens per minute',
+  tokens_per_day: 'tokens per day',
+  tokens_per_month: 'tokens per 30 days',
+  concurrent_requests: 'concurrent requests',
+  monthly_budget: 'monthly budget',
+};
+
+/** One limit applied to one call: the check and where it came from. */
+interface Applied {
+  check: Check;
+  kind: LimitKind;
+  name: string;
+  scope: string;
+  onStoreFailure: 'open' | 'closed';
+  budget?: BudgetConfig;
+}
+
+export interface LimitRequest {
+  principal: Principal;
+  connection: string;
+  model: string;
+  requestId: string;
+  promptEstimate: number;
+  /** What the call may generate at most (its max_tokens, or the configured default). */
+  maxTokens: number;
+}
+
+export interface LimitHooks {
+  /** The store failed and a limit let the call through anyway. */
+  onFailOpen?(names: string[], err: Error): void;
+  onRefused?(name: string, kind: LimitKind): void;
+  onBudgetAlert?(alert: BudgetAlert): void;
+}
+
+export interface BudgetAlert {
+  group: string;
+  month: string;
+  spent: number;
+  monthly: number;
+  threshold: number;
+}
+
+/** What the access log and the trace say about a call's limits. */
+export interface LimitDecision {
+  outcome: 'allowed' | 'refused' | 'store_failed_open' | 'none';
+  limit?: string;
+  kind?: LimitKind;
+}
+
+export class Grant {
+  #finished = false;
+  #renewal: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly limiter: Limiter,
+    readonly headers: Record<string, string>,
+    readonly decision: LimitDecision,
+    private readonly applied: readonly Applied[],
+    private readonly admission: Admission | undefined,
+    private readonly request: LimitRequest,
+    private readonly reservedTokens: number,
+    private readonly reservedMicros: number,
+  ) {
+    const slots = this.#slotKeys();
+    if (slots.length > 0 && admission) {
+      const lease = limiter.config.concurrency_lease;
+      this.#renewal = setInterval(() => void limiter.store.renew(slots, request.requestId, lease).catch(() => {}), Math.max(1000, lease / 3));
+      this.#renewal.unref();
+    }
+  }
+
+  /** Frees concurrency slots and replaces the reservations with real usage. Safe to call twice. */
+  async finish(usage: Usage | undefined, cost: number): Promise<void> {
+    if (this.#finished || !this.admission) return;
+    this.#finished = true;
+    clearInterval(this.#renewal);
+    const tokens = usage?.total_tokens ?? 0;
+    const micros = Math.round(cost * MICROS);
+    const settlements: Settlement[] = [];
+    this.applied.forEach((a, i) => {
+      const bucket = this.admission!.results[i]!.bucket;
+      if (a.check.kind === 'window' && a.kind !== 'requests_per_minute') settlements.push({ check: a.check, bucket, delta: tokens - this.reservedTokens });
+      if (a.check.kind === 'total') settlements.push({ check: a.check, bucket, delta: micros - this.reservedMicros });
+    });
+    const store = this.limiter.store;
+    await Promise.all([store.release(this.#slotKeys(), this.request.requestId), settlements.length > 0 ? store.settle(settlements) : undefined]);
+    await this.limiter.alertBudgets(this.applied, this.admission, micros - this.reservedMicros);
+  }
+
+  #slotKeys(): string[] {
+    return this.applied.filter((a) => a.check.kind === 'concurrency').map((a) => a.check.key);
+  }
+}
+
+export class Limiter {
+  readonly costs: CostTable;
+  readonly #rules: readonly LimitRule[];
+  readonly #budgets: ReadonlyMap<string, BudgetConfig>;
+
+  constructor(
+    readonly config: LimitsConfig,
+    costs: CostTable,
+    readonly store: LimitStore,
+    private readonly hooks: LimitHooks = {},
+    private readonly now: () => number = Date.now,
+  ) {
+    this.costs = costs;
+    this.#rules = config.rules;
+    this.#budgets = new Map(config.budgets.map((b) => [b.group, b]));
+  }
+
+  get active(): boolean {
+    return this.#rules.length > 0 || this.#budgets.size > 0;
+  }
+
+  /** Admits the call or throws the 429 (or 503) that names the limit. */
+  async admit(request: LimitRequest): Promise<Grant> {
+    const reservedTokens = request.promptEstimate + request.maxTokens;
+    const reservedMicros = Math.round(this.costs.cost(request.model, request.promptEstimate, request.maxTokens, 0) * MICROS);
+    const applied = this.#applicable(request, reservedTokens, reservedMicros);
+    if (applied.length === 0) return new Grant(this, {}, { outcome: 'none' }, [], undefined, request, 0, 0);
+
+    let admission: Admission;
+    try {
+      admission = await this.store.acquire(
+        applied.map((a) => a.check),
+        request.requestId,
+        this.config.concurrency_lease,
+      );
+    } catch (err) {
+      const closed = applied.filter((a) => a.onStoreFailure === 'closed');
+      if (closed.length > 0) {
+        throw new GatewayError(`The limit store is unreachable, and limit "${closed[0]!.name}" is set to refuse requests then. Retry shortly.`, {
+          status: 503,
+          type: 'service_unavailable',
+          code: 'limits_unavailable',
+          headers: { 'retry-after': '1' },
+          cause: err,
+        });
+      }
+      this.hooks.onFailOpen?.([...new Set(applied.map((a) => a.name))], err as Error);
+      return new Grant(this, {}, { outcome: 'store_failed_open' }, [], undefined, request, 0, 0);
+    }
+
+    const headers = this.#headers(applied, admission.results);
+    if (!admission.allowed) {
+      const a = applied[admission.denied]!;
+      const result = admission.results[admission.denied]!;
+      this.hooks.onRefused?.(a.name, a.kind);
+      throw this.#refusal(a, result, headers);
+    }
+    return new Grant(this, headers, { outcome: 'allowed' }, applied, admission, request, reservedTokens, reservedMicros);
+  }
+
+  /** After settling: a budget that crossed its soft threshold alerts once per group and month. */
+  async alertBudgets(applied: readonly Applied[], admission: Admission, correctionMicros: number): Promise<void> {
+    for (const [i, a] of applied.entries()) {
+      if (!a.budget || a.check.kind !== 'total') continue;
+      const budget = a.budget;
+      const spent = (admission.results[i]!.used + a.check.cost + correctionMicros) / MICROS;
+      if (spent < budget.monthly * budget.soft) continue;
+      const month = monthOf(this.now());
+      if (!(await this.store.claimOnce(`budget-alert:${enc(budget.group)}:${month}`, 32 * DAY).catch(() => false))) continue;
+      this.hooks.onBudgetAlert?.({ group: budget.group, month, spent, monthly: budget.monthly, threshold: budget.soft });
+    }
+  }
+
+  #applicable(request: LimitRequest, tokens: number, micros: number): Applied[] {
+    const { principal, connection, model } = request;
+    const applied: Applied[] = [];
+    for (const rule of this.#rules) {
+      if (!appliesTo(rule, principal, connection, model)) continue;
+      for (const scope of scopes(rule, principal, connection, model)) {
+        const base = `limit:${enc(rule.name)}:${scope}`;
+        for (const [kind, windowMs, unit] of WINDOWS) {
+          const limit = rule[kind];
+          if (limit === undefined) continue;
+          applied.push({
+            check: { kind: 'window', key: `${base}:${kind}`, windowMs, limit, cost: unit === 'requests' ? 1 : tokens },
+            kind,
+            name: rule.name,
+            scope,
+            onStoreFailure: rule.on_store_failure,
+          });
+        }
+        if (rule.concurrent_requests !== undefined) {
+          applied.push({
+            check: { kind: 'concurrency', key: `${base}:concurrent`, limit: rule.concurrent_requests },
+            kind: 'concurrent_requests',
+            name: rule.name,
+            scope,
+            onStoreFailure: rule.on_store_failure,
+          });
+        }
+      }
+    }
+    if (this.#budgets.size > 0) {
+      const month = monthOf(this.now());
+      for (const group of principal.groups) {
+        const budget = this.#budgets.get(group);
+        if (!budget) continue;
+        applied.push({
+          check: { kind: 'total', key: `budget:${enc(group)}:${month}`, limit: Math.round(budget.monthly * budget.hard * MICROS), cost: micros, ttlMs: 40 * DAY },
+          kind: 'monthly_budget',
+          name: `budget:${group}`,
+          scope: `group=${group}`,
+          onStoreFailure: budget.on_store_failure,
+          budget,
+        });
+      }
+    }
+    return applied;
+  }
+
+  /** OpenAI's headers for the tightest requests and tokens limits, plus concurrency and budget. */
+  #headers(applied: readonly Applied[], results: readonly CheckResult[]): Record<string, string> {
+    const tightest = new Map<string, { limit: number; result: CheckResult }>();
+    applied.forEach((a, i) => {
+      const family = a.kind === 'requests_per_minute' ? 'requests' : a.kind === 'concurrent_requests' ? 'concurrent' : a.kind === 'monthly_budget' ? 'budget' : 'tokens';
+      const result = results[i]!;
+      const limit = a.check.limit;
+      const current = tightest.get(family);
+      if (!current || result.remaining / limit < current.result.remaining / current.limit) tightest.set(family, { limit, result });
+    });
+    const headers: Record<string, string> = {};
+    for (const family of ['requests', 'tokens'] as const) {
+      const t = tightest.get(family);
+      if (!t) continue;
+      headers[`x-ratelimit-limit-${family}`] = String(t.limit);
+      headers[`x-ratelimit-remaining-${family}`] = String(t.result.remaining);
+      headers[`x-ratelimit-reset-${family}`] = formatDuration(t.result.resetMs);
+    }
+    const concurrent = tightest.get('concurrent');
+    if (concurrent) {
+      headers['x-ratelimit-limit-concurrent-requests'] = String(concurrent.limit);
+      headers['x-ratelimit-remaining-concurrent-requests'] = String(concurrent.result.remaining);
+    }
+    const budget = tightest.get('budget');
+    if (budget) headers['x-modelgate-budget-remaining'] = (budget.result.remaining / MICROS).toFixed(2);
+    return headers;
+  }
+
+  #refusal(a: Applied, result: CheckResult, headers: Record<string, string>): GatewayError {
+    const limit = a.kind === 'monthly_budget' ? `${(a.check.limit / MICROS).toFixed(2)}` : String(a.check.limit);
+    const what = `limit "${a.name}" (${limit} ${KIND_TEXT[a.kind]}, ${a.scope || 'shared'})`;
+    if (result.retryMs < 0) {
+      return new GatewayError(
+        `This request alone needs more than ${what} allows (prompt and max_tokens together). Lower max_tokens or shorten the prompt.`,
+        { status: 429, type: 'rate_limit_error', code: 'request_exceeds_limit', headers: { ...headers, 'x-should-retry': 'false' }, details: { limit: a.name, limit_kind: a.kind } },
+      );
+    }
+    let retryMs = result.retryMs;
+    if (a.kind === 'monthly_budget') retryMs = nextMonthStart(this.now()) - this.now();
+    const resetsAt = new Date(this.now() + retryMs);
+    const retryAfter = Math.max(1, Math.ceil(retryMs / 1000));
+    const code = a.kind === 'monthly_budget' ? 'budget_exceeded' : a.kind === 'concurrent_requests' ? 'concurrency_limit_exceeded' : 'rate_limit_exceeded';
+    const used = a.kind === 'monthly_budget' ? (result.used / MICROS).toFixed(2) : String(Math.ceil(result.used));
+    return new GatewayError(
+      `Rate limit reached: ${what}; used ${used}. ` +
+        (a.kind === 'concurrent_requests' ? 'Retry when one of your requests in progress has finished.' : `It allows this request again in ${formatDuration(retryMs)} (at ${resetsAt.toISOString()}).`),
+      {
+        status: 429,
+        type: 'rate_limit_error',
+        code,
+        headers: { ...headers, 'retry-after': String(retryAfter), 'x-should-retry': 'true' },
+        details: { limit: a.name, limit_kind: a.kind, resets_at: resetsAt.toISOString() },
+      },
+    );
+  }
+}
+
+function appliesTo(rule: LimitRule, principal: Principal, connection: string, model: string): boolean {
+  if (!rule.connections.includes('*') && !rule.connections.includes(connection)) return false;
+  if (!rule.models.includes('*') && !rule.models.includes(model)) return false;
+  if (rule.groups.length === 0 && rule.subjects.length === 0) return true;
+  return rule.subjects.includes(principal.subject) || principal.groups.some((g) => rule.groups.includes(g));
+}
+
+/** The counter keys a rule charges for this call: one per combination of its `per` dimensions. */
+function scopes(rule: LimitRule, principal: Principal, connection: string, model: string): string[] {
+  let combos: string[] = [''];
+  for (const dimension of rule.per) {
+    const values = dimensionValues(dimension, rule, principal, connection, model);
+    combos = combos.flatMap((prefix) => values.map((v) => `${prefix}${prefix ? ',' : ''}${dimension}=${enc(v)}`));
+  }
+  return combos;
+}
+
+function dimensionValues(dimension: LimitDimension, rule: LimitRule, principal: Principal, connection: string, model: string): string[] {
+  switch (dimension) {
+    case 'subject':
+      // One person across IdPs that vouch for them is still keyed by issuer: two IdPs may reuse a subject.
+      return [`${principal.origin ?? principal.issuer}#${principal.subject}`];
+    case 'group':
+      return rule.groups.length > 0 ? principal.groups.filter((g) => rule.groups.includes(g)) : principal.groups;
+    case 'connection':
+      return [connection];
+    case 'model':
+      return [model];
+  }
+}
+
+const enc = (value: string): string => encodeURIComponent(value);
+
+export function monthOf(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 7);
+}
+
+function nextMonthStart(ms: number): number {
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+}
+
+/** OpenAI's reset format: "20ms", "1s", "6m0s", "1h2m3s". */
+export function formatDuration(ms: number): string {
+  if (ms <= 0) return '0s';
+  if (ms < 1000) return `${Math.ceil(ms)}ms`;
+  let seconds = Math.ceil(ms / 1000);
+  const hours = Math.floor(seconds / 3600);
+  seconds -= hours * 3600;
+  const minutes = Math.floor(seconds / 60);
+  seconds -= minutes * 60;
+  if (hours > 0) return `${hours}h${minutes}m${seconds}s`;
+  if (minutes > 0) return `${minutes}m${seconds}s`;
+  return `${seconds}s`;
+}

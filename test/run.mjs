@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+// `npm test`'s runner: every test/**/*.test.ts through node:test, two files
+// at a time. A file still running at its timeout is stopped and fails,
+// whether a test hangs or an open handle keeps it alive; the whole run has a
+// timeout of its own. A hang fails CI instead of stalling it. Ends with the
+// count per folder and a plain total line.
+//   MODELGATE_TEST_FILE_TIMEOUT_MS (default 300000), MODELGATE_TEST_TIMEOUT_MS (default 1800000)
+//   Arguments, if any, replace the file list: node test/run.mjs test/mask
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const fileTimeout = Number(process.env.MODELGATE_TEST_FILE_TIMEOUT_MS ?? 300_000);
+const runTimeout = Number(process.env.MODELGATE_TEST_TIMEOUT_MS ?? 1_800_000);
+
+function testFiles(path) {
+  if (!statSync(path).isDirectory()) return [path];
+  return readdirSync(path, { withFileTypes: true })
+    .flatMap((entry) => (entry.isDirectory() ? testFiles(join(path, entry.name)) : entry.name.endsWith('.test.ts') ? [join(path, entry.name)] : []))
+    .sort();
+}
+
+const files = (process.argv.length > 2 ? process.argv.slice(2) : ['test']).flatMap(testFiles);
+const scratch = mkdtempSync(join(tmpdir(), 'modelgate-test-run-'));
+const countsFile = join(scratch, 'counts.json');
+
+const child = spawn(
+  process.execPath,
+  [
+    '--import', 'tsx', '--test', '--test-concurrency=2', `--test-timeout=${fileTimeout}`,
+    '--test-reporter=tap', '--test-reporter-destination=stdout',
+    '--test-reporter=./test/folder-counts.mjs', `--test-reporter-destination=${countsFile}`,
+    ...files,
+  ],
+  { stdio: 'inherit', detached: true },
+);
+
+let timedOut = false;
+const timer = setTimeout(() => {
+  timedOut = true;
+  console.error(`\nnpm test: the run took longer than ${runTimeout / 1000} s (MODELGATE_TEST_TIMEOUT_MS); stopping it.`);
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
+  }
+}, runTimeout);
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+
+child.on('exit', (code, signal) => {
+  clearTimeout(timer);
+  let folders = {};
+  try {
+    folders = JSON.parse(readFileSync(countsFile, 'utf8'));
+  } catch {
+    // No counts: the run was stopped before the reporter finished.
+  }
+  rmSync(scratch, { recursive: true, force: true });
+  const total = { passed: 0, failed: 0, skipped: 0 };
+  console.log('\n# tests by folder');
+  for (const [folder, counts] of Object.entries(folders).sort(([a], [b]) => a.localeCompare(b))) {
+    console.log(`#   ${folder.padEnd(12)} ${String(counts.passed).padStart(4)} passed, ${counts.failed} failed, ${counts.skipped} skipped`);
+    for (const key of Object.keys(total)) total[key] += counts[key];
+  }
+  console.log(`tests: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped`);
+  process.exitCode = timedOut ? 1 : (code ?? (signal ? 1 : 0));
+});
