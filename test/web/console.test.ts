@@ -13,7 +13,6 @@ import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { isLoopback, launchChromium, type LaunchedChromium } from '../helpers/chromium.js';
 import { withTwoPersonRule } from '../helpers/approvals.js';
 import { devConsoleOidc, startHarness, type Harness } from '../helpers/harness.js';
-import { freePort } from './browser.js';
 
 const WAIT_MS = 20_000;
 const SCREENSHOTS = join(process.cwd(), 'test-results', 'console');
@@ -46,17 +45,13 @@ describe('web console at /ui in headless Chromium', () => {
   const pageErrors: string[] = [];
 
   before(async () => {
-    const port = await freePort();
-    gateway = `http://127.0.0.1:${port}`;
     await mkdir(join(SCREENSHOTS, 'last'), { recursive: true });
     [chromium, h] = await Promise.all([
       launchChromium(),
       startHarness({
-        idp: { consoleRedirectUris: [`${gateway}/auth/oidc/callback`] },
         // Paced like a real model, so the replay has timing to play back.
         model: { chunkDelayMs: 15 },
         configure(input) {
-          input.server = { ...input.server, port };
           input.identity!.web = { session_lifetime: '15m', oidc: devConsoleOidc(input.identity!.issuers[0]!.issuer) };
           // Held SDK calls wait long enough for a person to click.
           input.approvals = { wait: '30s', keepalive_interval: '1s', poll_interval: '100ms' };
@@ -68,7 +63,9 @@ describe('web console at /ui in headless Chromium', () => {
         },
       }),
     ]);
-    assert.equal(h.url, gateway, 'the gateway listens where the IdP redirects to');
+    // The gateway listened on port 0; only now is its callback URL known to register at the IdP.
+    gateway = h.url;
+    h.idp.setConsoleRedirectUris([`${gateway}/auth/oidc/callback`]);
   });
 
   // What every page of a test showed at its end, failed or not: the first thing to look at when one fails.
