@@ -13,8 +13,9 @@ import { asGatewayError, GatewayError, methodNotAllowed } from './http/errors.js
 import { clientRequestId, newRequestId } from './http/request-id.js';
 import { errorShapeFor, sendError, sendJson } from './http/send.js';
 import { IdentityServices } from './identity/identity-services.js';
-import { createLogger, type Logger } from './ops/logger.js';
+import { createLogger, pathForLog, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
+import { tooOpen } from './ops/private-files.js';
 import type { RequestContext } from './pipeline/context.js';
 import { authenticate } from './pipeline/authenticate.js';
 import { endRecording, endState } from './pipeline/record.js';
@@ -66,18 +67,21 @@ export class Gateway {
         // Reject ambiguous framing (CL+TE, obs-fold, bad chunk sizes) rather than guess: request smuggling defence.
         insecureHTTPParser: false,
         requireHostHeader: true,
-        requestTimeout: 60_000,
-        headersTimeout: 15_000,
+        requestTimeout: config.server.request_timeout,
+        headersTimeout: config.server.headers_timeout,
+        // Node checks both timeouts only this often (30 s by default): check at a fraction of the shorter one.
+        connectionsCheckingInterval: Math.max(100, Math.min(Math.floor(config.server.headers_timeout / 3), 30_000)),
         keepAliveTimeout: config.server.keep_alive_timeout,
         maxHeaderSize: 32 * 1024,
       },
       (req, res) => void this.handle(req, res),
     );
-    this.server.on('clientError', (err, socket) => {
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();
-      const body = JSON.stringify({ error: { message: 'Malformed HTTP request.', type: 'invalid_request_error', param: null, code: 'bad_http_request' } });
+      const [status, code, message] = clientErrorAnswer(err.code);
+      const body = JSON.stringify({ error: { message, type: 'invalid_request_error', param: null, code } });
       socket.end(
-        `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
       log.debug({ err: err.message }, 'rejected malformed HTTP request');
     });
@@ -88,6 +92,7 @@ export class Gateway {
     // Write-ahead recording must be ready before the first request can be forwarded.
     if (this.services.config.recording.enabled) this.services.audit = await AuditTrail.open(this.services.config, this.services.log);
     await this.openApprovals();
+    this.warnAboutOpenState();
     if (!(await this.services.limiter.store.ready())) this.services.log.warn('limit store (Redis) not reachable yet; limits apply their on_store_failure setting');
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
@@ -102,6 +107,18 @@ export class Gateway {
       for (const r of results) if (r.status === 'rejected') this.services.log.warn({ err: String(r.reason) }, 'identity provider not reachable yet');
     });
     return this.url;
+  }
+
+  /** State holds signing keys and prompts: say so at start-up when other users could read it. */
+  private warnAboutOpenState(): void {
+    const { storage, identity } = this.services.config;
+    const paths = [storage.driver === 'sqlite' ? storage.sqlite.path : undefined, identity.state.store === 'sqlite' ? identity.state.path : undefined];
+    const reported = new Set<string>();
+    for (const open of paths.flatMap((path) => (path ? tooOpen(path) : []))) {
+      if (reported.has(open.path)) continue; // two databases in one directory
+      reported.add(open.path);
+      this.services.log.warn(open, 'state readable by other users (signing keys, prompts): chmod 700 its directory and 600 its files');
+    }
   }
 
   /** Reviews live in the storage database, so held requests and grants survive restarts and span instances. */
@@ -274,7 +291,8 @@ export class Gateway {
     ctx.log.info(
       {
         method: ctx.req.method,
-        path: ctx.req.url,
+        // Query strings can carry tokens or prompts some client put there: the path alone is logged.
+        path: pathForLog(ctx.req.url),
         status,
         ms: Math.round(seconds * 1000 * 10) / 10,
         sub: ctx.principal?.subject,
@@ -294,6 +312,12 @@ export class Gateway {
   }
 }
 
+/** What a request Node refused before it reached a handler gets: slow senders 408, huge headers 431, the rest 400. */
+function clientErrorAnswer(code: string | undefined): [status: string, code: string, message: string] {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return ['408 Request Timeout', 'request_timeout', 'The request did not arrive in time (headers_timeout / request_timeout).'];
+  if (code === 'HPE_HEADER_OVERFLOW') return ['431 Request Header Fields Too Large', 'headers_too_large', 'The request headers exceed 32 KiB.'];
+  return ['400 Bad Request', 'bad_http_request', 'Malformed HTTP request.'];
+}
 
 /** Refusals by the limit stage, named in the access log's `limits` field. */
 const LIMIT_CODES = new Set(['rate_limit_exceeded', 'concurrency_limit_exceeded', 'budget_exceeded', 'request_exceeds_limit', 'limits_unavailable']);

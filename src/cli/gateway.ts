@@ -7,6 +7,8 @@ import { onShutdownSignal } from './signals.js';
 
 /** sysexits.h EX_CONFIG: lets supervisors tell a bad config from a crash. */
 export const EXIT_CONFIG = 78;
+/** sysexits.h EX_UNAVAILABLE: the port is taken or not ours to bind. */
+export const EXIT_UNAVAILABLE = 69;
 
 export const gatewayCommand: Command = {
   name: 'gateway',
@@ -32,7 +34,17 @@ export const gatewayCommand: Command = {
     }
     limitHeapGrowth();
     const gateway = new Gateway(config);
-    const url = await gateway.listen();
+    let url: string;
+    try {
+      url = await gateway.listen();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL') throw err;
+      // A supervisor restarts a process that exits; one that lingers without a port serves nobody.
+      console.error(`modelgate: cannot listen on ${config.server.host}:${config.server.port} (${code}); stop whatever holds it or change server.port`);
+      await Promise.race([gateway.close(0).catch(() => undefined), new Promise((r) => setTimeout(r, 2_000).unref())]);
+      process.exit(EXIT_UNAVAILABLE);
+    }
     gateway.services.log.info({ url, connections: config.connections.map((c) => c.name) }, 'gateway listening');
     await onShutdownSignal(async (signal) => {
       gateway.services.log.info({ signal }, 'draining in-flight requests');
