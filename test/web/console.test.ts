@@ -407,7 +407,7 @@ describe('web console at /ui in headless Chromium', () => {
         images: document.querySelectorAll('img').length,
         svgs: document.querySelectorAll('main svg').length,
         iframes: document.querySelectorAll('iframe').length,
-        jsLinks: [...document.querySelectorAll('a')].filter((a) => a.href.startsWith('javascript:')).length,
+        jsLinks: [...document.querySelectorAll('a')].filter((a) => /^\s*javascript:/i.test(a.getAttribute('href') ?? '')).length,
         dirs: [...document.querySelectorAll('[dir]')].map((e) => e.getAttribute('dir')).filter((d) => d !== 'ltr'),
       })`,
     );
