@@ -342,10 +342,15 @@ describe('web console at /ui in headless Chromium', () => {
   });
 
   test('usage charts are drawn from the sessions the person may see', async () => {
+    await (await sdk('alice')).chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'usage please' }] });
+    await lastEndedSession('alice');
     const { page } = await signIn('carol', '/ui/usage');
     await page.getByText(/From \d+ recorded sessions/).waitFor();
     assert.ok((await page.locator('figure.chart').count()) >= 5, 'charts of requests, tokens, blocks, masks, approvals, latency');
-    assert.match((await page.locator('table.list', { hasText: 'By model' }).textContent()) ?? '', /demo-chat/);
+    assert.match((await page.getByRole('table', { name: 'By model', exact: true }).textContent()) ?? '', /demo-chat/);
+    const costs = page.getByRole('table', { name: 'Tokens and cost by model' });
+    await costs.waitFor();
+    assert.match((await costs.textContent()) ?? '', /demo-chat/, 'totals and cost per model from /v1/usage');
     await screenshot(page, 'usage');
     assert.deepEqual(await seriousViolations(page), [], 'axe on the usage page');
   });
