@@ -145,6 +145,15 @@ function row(name: string, times: number[]): string {
   return `| ${name} | ${p50.toFixed(1)} | ${p95.toFixed(1)} | ${p95 < TARGET_MS ? 'met' : 'MISSED'} (< ${TARGET_MS}) |`;
 }
 
+const IN_PAGE_CLICK_TO_FIRST_ROW = `new Promise((resolve) => {
+  const start = performance.now();
+  const done = () => document.querySelector('tr[data-session-id]') && (observer.disconnect(), resolve(performance.now() - start), true);
+  const observer = new MutationObserver(() => void done());
+  observer.observe(document.body, { childList: true, subtree: true });
+  [...document.querySelectorAll('nav a')].find((a) => a.textContent === 'Sessions').click();
+  done();
+})`;
+
 /** Signs carol in once, then times the sessions page until a row is visible: opened from the console's navigation, and loaded cold. */
 async function browserFirstRow(url: string): Promise<{ inApp: number[]; cold: number[] }> {
   const chromium = await launchChromium();
@@ -161,11 +170,9 @@ async function browserFirstRow(url: string): Promise<{ inApp: number[]; cold: nu
     for (let i = 0; i < Math.min(SAMPLES, 15); i++) {
       await page.getByRole('link', { name: 'Reviews' }).click();
       await page.locator('tr[data-session-id]').first().waitFor({ state: 'detached' });
-      let t = performance.now();
-      await page.getByRole('link', { name: 'Sessions' }).click();
-      await page.locator('tr[data-session-id]').first().waitFor();
-      inApp.push(performance.now() - t);
-      t = performance.now();
+      // Timed inside the page (click to first row in the DOM), free of the driver's round trips and polling.
+      inApp.push(await page.evaluate<number>(IN_PAGE_CLICK_TO_FIRST_ROW));
+      const t = performance.now();
       await page.goto(`${url}/ui/sessions?i=${i}`);
       await page.locator('tr[data-session-id]').first().waitFor();
       cold.push(performance.now() - t);
