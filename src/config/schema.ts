@@ -35,6 +35,13 @@ const issuer = z
     require_groups: z.boolean().default(true),
     /** Prefix added to this issuer's groups, so two IdPs cannot collide on a group name. */
     group_prefix: z.string().default(''),
+    /**
+     * What proves a token is an access token and not an ID token replayed as one. `at+jwt`: the header must
+     * say `typ: at+jwt` (RFC 9068; set it when the IdP issues such tokens). `auto`: `at+jwt` passes, and tokens
+     * carrying ID-token claims (`nonce`, `at_hash`, `c_hash`, or Keycloak's `typ: ID`) are refused. `any`: no
+     * check, for IdPs whose ID token is the bearer (`identity.login.bearer: id_token` implies it for its issuer).
+     */
+    token_type: z.enum(['auto', 'at+jwt', 'any']).default('auto'),
     /** A CI issuer's tokens are trusted only through these bindings (claim conditions → service identity). */
     workload: z.array(workloadBinding).default([]),
     jwks: z
