@@ -155,6 +155,11 @@ const accessRule = z
     description: z.string().optional(),
     groups: z.array(z.string().min(1)).default([]),
     subjects: z.array(z.string().min(1)).default([]),
+    /**
+     * The issuer `subjects` belong to (an `identity.issuers` URL, or the SAML IdP's entity ID): the same `sub`
+     * from another issuer is another person. Required with subjects when there is more than one issuer.
+     */
+    issuer: z.string().min(1).optional(),
     /** Connection names, or "*". */
     connections: z.array(z.string().min(1)).min(1),
     /** Model names (not aliases), or "*" for every model of the listed connections. */
@@ -256,6 +261,7 @@ export const configSchema = z
         }
       });
     });
+    checkSubjectIssuers(config, ctx);
     config.access.forEach((rule, i) => {
       rule.connections.forEach((name, j) => {
         if (name !== '*' && !connectionNames.has(name)) {
@@ -264,6 +270,27 @@ export const configSchema = z
       });
     });
   });
+
+/**
+ * Subject rules name their issuer: a second issuer's token with the same `sub` must not get the first one's
+ * service account. A bare subject is allowed only when there is one source of identities.
+ */
+function checkSubjectIssuers(config: { identity: z.output<typeof identity>; access: Array<z.output<typeof accessRule>> }, ctx: z.RefinementCtx): void {
+  const saml = config.identity.web.saml;
+  const sources = [...config.identity.issuers.map((i) => i.issuer), ...(saml ? [saml.idp_entity_id ?? 'the SAML IdP'] : [])];
+  config.access.forEach((rule, i) => {
+    if (rule.issuer !== undefined && !sources.includes(rule.issuer)) {
+      ctx.addIssue({ code: 'custom', path: ['access', i, 'issuer'], message: `"${rule.issuer}" is not one of identity.issuers (or the SAML IdP's idp_entity_id)` });
+    }
+    if (rule.subjects.length > 0 && rule.issuer === undefined && sources.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['access', i, 'subjects'],
+        message: `with several issuers a subject is ambiguous: add \`issuer:\` to this rule naming the one its subjects belong to (one of ${sources.join(', ')}), or split it into one rule per issuer`,
+      });
+    }
+  });
+}
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
