@@ -29,6 +29,7 @@ import { ModelRoutes } from './proxy/model-routes.js';
 import { GuardrailEngine } from './policy/guardrail-engine.js';
 import type { Transport } from './proxy/transport.js';
 import { WebRoutes } from './web/web-routes.js';
+import { reloadServices, type ReloadOutcome } from './config/reload.js';
 import { Tracing } from './ops/tracing.js';
 import { createLimiter } from './usage/create-limiter.js';
 
@@ -37,8 +38,11 @@ export interface GatewayOptions {
 }
 
 export class Gateway {
-  readonly services: GatewayServices;
+  /** The services of the configuration in force; a reload swaps the whole snapshot at once (config/reload.ts). */
+  private current: GatewayServices;
   readonly server: Server;
+  /** Transports a reload replaced, closed once the requests that may use them are done. */
+  private readonly retiring = new Set<Transport>();
   private readonly inFlight = new Set<RequestContext>();
   private readonly web: WebRoutes;
   private draining = false;
@@ -48,7 +52,7 @@ export class Gateway {
     const transports = new Map<string, Transport>(config.connections.map((c) => [c.name, new DirectTransport(c)]));
     const metrics = new GatewayMetrics({ subjectLabel: config.usage.metrics_subject_label });
     const identity = new IdentityServices(config, log, (issuer) => metrics.jwksFetches.inc({ issuer }));
-    this.services = {
+    this.current = {
       config,
       verifier: identity.verifier,
       identity,
@@ -60,7 +64,7 @@ export class Gateway {
       tracing: Tracing.fromEnv(config.tracing, log),
       log,
     };
-    this.web = new WebRoutes(this.services);
+    this.web = new WebRoutes(() => this.current);
     this.server = createServer(
       {
         // Reject ambiguous framing (CL+TE, obs-fold, bad chunk sizes) rather than guess: request smuggling defence.
@@ -151,7 +155,7 @@ export class Gateway {
     for (const ctx of this.inFlight) ctx.abort.abort(new Error('gateway shutting down'));
     this.server.closeAllConnections();
     await closed;
-    await Promise.all([...this.services.transports.values()].map((t) => t.close()));
+    await Promise.all([...this.services.transports.values(), ...this.retiring].map((t) => t.close()));
     await this.services.approvals?.close();
     await this.services.audit?.close();
     await this.services.identity.close();
@@ -159,7 +163,42 @@ export class Gateway {
     await this.services.tracing.close();
   }
 
+  get services(): GatewayServices {
+    return this.current;
+  }
+
+  /**
+   * Puts a new, already validated configuration in force. Requests already
+   * under way finish with the snapshot they started with (streams are never
+   * cut); new requests see the new one. Only what can change safely at run
+   * time is swapped (see config/reload.ts); the rest is reported back.
+   */
+  applyConfig(config: Config): ReloadOutcome {
+    const previous = this.current;
+    const { services, retired, outcome } = reloadServices(previous, config);
+    this.current = services;
+    if (retired.length > 0) this.retireWhenDrained(retired);
+    return outcome;
+  }
+
+  /** Closes replaced transports after every request that started before the swap has finished. */
+  private retireWhenDrained(transports: Transport[]): void {
+    const startedBefore = new Set(this.inFlight);
+    for (const t of transports) this.retiring.add(t);
+    const check = (): void => {
+      for (const ctx of startedBefore) if (!this.inFlight.has(ctx)) startedBefore.delete(ctx);
+      if (startedBefore.size > 0) return void setTimeout(check, 250).unref();
+      for (const t of transports) {
+        this.retiring.delete(t);
+        void t.close().catch((err: unknown) => this.current.log.warn({ err: (err as Error).message }, 'could not close a replaced connection pool'));
+      }
+    };
+    check();
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // One snapshot for the whole request, however long it streams: a reload never changes the rules under it.
+    const services = this.current;
     const id = newRequestId();
     res.setHeader('x-request-id', id);
     const ctx: RequestContext = {
@@ -169,9 +208,9 @@ export class Gateway {
       res,
       abort: new AbortController(),
       decisions: [],
-      log: this.services.log.child({ reqId: id, clientReqId: clientRequestId(req.headers['x-request-id']) }),
+      log: services.log.child({ reqId: id, clientReqId: clientRequestId(req.headers['x-request-id']) }),
     };
-    const trace = this.services.tracing.startRequest(req.headers, req.method ?? 'GET', (req.url ?? '/').split('?', 1)[0]!, id);
+    const trace = services.tracing.startRequest(req.headers, req.method ?? 'GET', (req.url ?? '/').split('?', 1)[0]!, id);
     if (trace) ctx.trace = trace;
     // `close` before the response finished means the client went away: cancel upstream work.
     res.once('close', () => {
@@ -179,19 +218,19 @@ export class Gateway {
     });
 
     this.inFlight.add(ctx);
-    this.services.metrics.inFlight.inc();
+    services.metrics.inFlight.inc();
     try {
-      await this.route(ctx);
+      await this.route(ctx, services);
     } catch (err) {
       this.refuse(ctx, err);
     } finally {
       this.inFlight.delete(ctx);
-      this.services.metrics.inFlight.dec();
-      this.finish(ctx);
+      services.metrics.inFlight.dec();
+      this.finish(ctx, services);
     }
   }
 
-  private async route(ctx: RequestContext): Promise<void> {
+  private async route(ctx: RequestContext, services: GatewayServices): Promise<void> {
     const { req, res } = ctx;
     const path = pathOf(req);
     const method = req.method ?? 'GET';
@@ -200,53 +239,53 @@ export class Gateway {
     if (endpoint) {
       if (method !== 'POST') throw methodNotAllowed('POST');
       if (this.draining) throw shuttingDown();
-      return handleModelCall(this.services, ctx, endpoint, path);
+      return handleModelCall(services, ctx, endpoint, path);
     }
     const ollamaInfo = OLLAMA_INFO_PATHS.get(path);
     if (ollamaInfo) {
       if (method !== ollamaInfo) throw methodNotAllowed(ollamaInfo);
-      return handleOllamaApi(this.services, ctx, path);
+      return handleOllamaApi(services, ctx, path);
     }
     switch (path) {
       case '/v1/models':
       case '/api/tags':
         if (method !== 'GET') throw methodNotAllowed('GET');
-        return handleListModels(this.services, ctx, path === '/api/tags' ? 'ollama' : 'openai');
+        return handleListModels(services, ctx, path === '/api/tags' ? 'ollama' : 'openai');
       case '/healthz':
         return sendJson(res, 200, { status: 'ok' });
       case '/readyz': {
-        const identity = this.services.verifier.ready;
+        const identity = services.verifier.ready;
         const ready = identity && !this.draining;
         return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', checks: { identity, draining: this.draining } });
       }
       case '/metrics': {
-        const body = await this.services.metrics.registry.metrics();
-        res.writeHead(200, { 'content-type': this.services.metrics.registry.contentType });
+        const body = await services.metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': services.metrics.registry.contentType });
         res.end(body);
         return;
       }
       default:
         if (await this.web.handle(ctx, path, method)) return;
-        if (isApprovalsApiPath(path) && this.services.approvals) {
-          ctx.principal = await authenticate(this.services, ctx);
+        if (isApprovalsApiPath(path) && services.approvals) {
+          ctx.principal = await authenticate(services, ctx);
           const handled = await handleApprovalsApi(req, res, path, {
-            approvals: this.services.approvals,
+            approvals: services.approvals,
             principal: ctx.principal,
-            auditorGroups: this.services.config.recording.auditor_groups,
-            connections: this.services.config.connections.map((c) => c.name),
-            maxBodyBytes: this.services.config.server.max_body_bytes,
+            auditorGroups: services.config.recording.auditor_groups,
+            connections: services.config.connections.map((c) => c.name),
+            maxBodyBytes: services.config.server.max_body_bytes,
           });
           if (handled) return;
         }
-        if (isSessionsApiPath(path) && this.services.audit) {
-          ctx.principal = await authenticate(this.services, ctx);
+        if (isSessionsApiPath(path) && services.audit) {
+          ctx.principal = await authenticate(services, ctx);
           const handled = await handleSessionsApi(req, res, {
-            archive: this.services.audit.archive,
+            archive: services.audit.archive,
             principal: ctx.principal,
-            auditorGroups: this.services.config.recording.auditor_groups,
-            maxBodyBytes: this.services.config.server.max_body_bytes,
+            auditorGroups: services.config.recording.auditor_groups,
+            maxBodyBytes: services.config.server.max_body_bytes,
             redactSubjectElsewhere: async (subject, issuer) => {
-              const approvals = this.services.approvals;
+              const approvals = services.approvals;
               return approvals ? { reviews_redacted: await redactRequesterReviews(approvals.store, subject, issuer) } : {};
             },
           });
@@ -269,9 +308,9 @@ export class Gateway {
     if (error.headers.connection === 'close') ctx.req.destroy();
   }
 
-  private finish(ctx: RequestContext): void {
+  private finish(ctx: RequestContext, services: GatewayServices): void {
     const seconds = (performance.now() - ctx.receivedAt) / 1000;
-    if (ctx.route) settleUsage(this.services, ctx, endState(ctx), seconds);
+    if (ctx.route) settleUsage(services, ctx, endState(ctx), seconds);
     endRecording(ctx);
     const status = ctx.res.statusCode;
     const usage = ctx.usageResult;
@@ -279,8 +318,8 @@ export class Gateway {
     const connection = ctx.route?.connection.name ?? '';
     const operation = ctx.request?.operation ?? '';
     if (ctx.route) {
-      this.services.metrics.requests.inc({ connection, model: ctx.route.model, operation, status });
-      this.services.metrics.duration.observe({ connection, operation, stream: String(ctx.request?.stream ?? false) }, seconds);
+      services.metrics.requests.inc({ connection, model: ctx.route.model, operation, status });
+      services.metrics.duration.observe({ connection, operation, stream: String(ctx.request?.stream ?? false) }, seconds);
     }
     ctx.log.info(
       {

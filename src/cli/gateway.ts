@@ -1,5 +1,6 @@
 // `modelgate gateway --config modelgate.yaml`: the production entry point.
 import { ConfigError, loadConfigFile } from '../config/load.js';
+import { ConfigReloader } from '../config/reload.js';
 import { Gateway } from '../gateway.js';
 import { limitHeapGrowth } from '../ops/heap.js';
 import type { Command } from './command.js';
@@ -13,10 +14,11 @@ export const EXIT_UNAVAILABLE = 69;
 export const gatewayCommand: Command = {
   name: 'gateway',
   summary: 'Run the gateway with a YAML configuration file.',
-  usage: 'modelgate gateway [--config modelgate.yaml] [--check]',
+  usage: 'modelgate gateway [--config modelgate.yaml] [--check] [--watch]\n\nSIGHUP reloads the configuration file: it is validated first, and an invalid file leaves the running configuration in force.',
   options: {
     config: { type: 'string', short: 'c', description: 'Configuration file; ${ENV} references are substituted', valueName: 'file', default: process.env.MODELGATE_CONFIG ?? 'modelgate.yaml' },
     check: { type: 'boolean', description: 'Validate the configuration and exit' },
+    watch: { type: 'boolean', description: 'Reload the configuration whenever the file changes (as SIGHUP does)' },
   },
   async run(values) {
     const path = String(values.config);
@@ -46,7 +48,13 @@ export const gatewayCommand: Command = {
       process.exit(EXIT_UNAVAILABLE);
     }
     gateway.services.log.info({ url, connections: config.connections.map((c) => c.name) }, 'gateway listening');
+    const reloader = new ConfigReloader(gateway, path);
+    const onHangup = (): void => void reloader.reload('SIGHUP');
+    process.on('SIGHUP', onHangup);
+    if (values.watch) reloader.watch();
     await onShutdownSignal(async (signal) => {
+      process.off('SIGHUP', onHangup);
+      reloader.close();
       gateway.services.log.info({ signal }, 'draining in-flight requests');
       await gateway.close();
       gateway.services.log.info('gateway stopped');

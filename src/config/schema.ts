@@ -31,7 +31,10 @@ const issuer = z
     /** Skip discovery and use this JWKS URL directly. */
     jwks_uri: httpUrl.optional(),
     claims: claimMapping,
-    /** Reject tokens that carry no groups (least privilege: a token without groups is usually a misconfigured client). */
+    /**
+     * Reject tokens without the groups claim at all (usually an IdP not configured to send it). A token whose claim
+     * is present but empty is a person in no group; set false for IdPs that omit the claim for such people.
+     */
     require_groups: z.boolean().default(true),
     /** Prefix added to this issuer's groups, so two IdPs cannot collide on a group name. */
     group_prefix: z.string().default(''),
