@@ -45,7 +45,10 @@ export class Gateway {
   private readonly retiring = new Set<Transport>();
   private readonly inFlight = new Set<RequestContext>();
   private readonly web: WebRoutes;
+  /** `/readyz` reports draining: set on shutdown, before new requests are refused. */
   private draining = false;
+  /** Shutdown past its drain notice: new model calls are refused. */
+  private refusingNew = false;
 
   constructor(config: Config, options: GatewayOptions = {}) {
     const log = options.logger ?? createLogger(config.logging.level);
@@ -145,12 +148,17 @@ export class Gateway {
 
   /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then cuts the rest. */
   async close(graceMs = this.services.config.server.shutdown_grace): Promise<void> {
+    const deadline = Date.now() + graceMs;
+    // First tell load balancers (`/readyz` answers 503 draining) while still serving what they send meanwhile.
     this.draining = true;
+    const notice = Math.min(this.services.config.server.drain_notice, graceMs);
+    if (notice > 0) this.services.log.info({ ms: notice }, '/readyz reports draining; still serving until load balancers notice');
+    await new Promise((r) => setTimeout(r, notice));
+    this.refusingNew = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     // Held requests could wait longer than the grace period; their clients retry elsewhere and rejoin the same review.
     this.services.approvals?.releaseHeld();
-    const deadline = Date.now() + graceMs;
     while (this.inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const ctx of this.inFlight) ctx.abort.abort(new Error('gateway shutting down'));
     this.server.closeAllConnections();
@@ -238,7 +246,7 @@ export class Gateway {
     const endpoint = MODEL_ENDPOINTS.get(path);
     if (endpoint) {
       if (method !== 'POST') throw methodNotAllowed('POST');
-      if (this.draining) throw shuttingDown();
+      if (this.refusingNew) throw shuttingDown();
       return handleModelCall(services, ctx, endpoint, path);
     }
     const ollamaInfo = OLLAMA_INFO_PATHS.get(path);
@@ -256,7 +264,7 @@ export class Gateway {
       case '/readyz': {
         const identity = services.verifier.ready;
         const ready = identity && !this.draining;
-        return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', checks: { identity, draining: this.draining } });
+        return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : this.draining ? 'draining' : 'not_ready', checks: { identity, draining: this.draining } });
       }
       case '/metrics': {
         const body = await services.metrics.registry.metrics();

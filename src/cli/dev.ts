@@ -2,13 +2,14 @@
 // model in one process, with embedded state under ./.modelgate/. Prints a
 // curl line and an SDK snippet that work as pasted.
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import type { JWK } from 'jose';
 import { DEMO_CODENAME, devConfig, DEV_AUDIENCE } from '../dev/dev-config.js';
 import { DEMO_USERS } from '../dev/demo-identities.js';
 import type { DevIdp } from '../dev/idp.js';
 import { createLogger } from '../ops/logger.js';
-import type { Command } from './command.js';
+import { UsageError, type Command } from './command.js';
+import { parseDuration } from '../config/units.js';
 import { paint } from './paint.js';
 import { onShutdownSignal } from './signals.js';
 
@@ -17,7 +18,7 @@ const TOKEN_TTL_SECONDS = 900;
 export const devCommand: Command = {
   name: 'dev',
   summary: 'Run the gateway, a development identity provider and a demo model in one process.',
-  usage: 'modelgate dev [--port 8080] [--user alice]',
+  usage: 'modelgate dev [--port 8080] [--user alice] [--pace 30ms]',
   options: {
     host: { type: 'string', description: 'Address to listen on (loopback only by design)', default: '127.0.0.1', valueName: 'addr' },
     port: { type: 'string', description: 'Gateway port (0 picks a free one)', default: '8080', valueName: 'port' },
@@ -26,6 +27,7 @@ export const devCommand: Command = {
     user: { type: 'string', description: `Demo user to print a token for (${DEMO_USERS.map((u) => u.id).join(', ')})`, default: 'alice', valueName: 'id' },
     'data-dir': { type: 'string', description: 'Embedded state directory', default: '.modelgate', valueName: 'dir' },
     'log-level': { type: 'string', description: 'Log level for the JSON logs on stderr', default: 'info', valueName: 'level' },
+    pace: { type: 'string', description: 'Pause between the demo model\'s streamed words, like a real model (0 sends them at once)', default: '30ms', valueName: 'duration' },
   },
   async run(values) {
     const host = String(values.host);
@@ -39,7 +41,9 @@ export const devCommand: Command = {
     ]);
     const log = createLogger(String(values['log-level']), process.stderr);
 
-    const model = await startDemoModel({ host, port: Number(values['model-port']), apiKey: 'demo-upstream-key' });
+    const pace = parseDuration(String(values.pace));
+    if (pace === undefined) throw new UsageError(`--pace takes a duration such as 30ms or 0, not "${String(values.pace)}".`);
+    const model = await startDemoModel({ host, port: Number(values['model-port']), apiKey: 'demo-upstream-key', chunkDelayMs: pace });
     const idp = await startDevIdp({
       host,
       port: Number(values['idp-port']),
@@ -55,7 +59,7 @@ export const devCommand: Command = {
     const tokenFile = join(dataDir, 'dev-token');
     const stopRefreshing = await keepTokenFresh(idp, user, tokenFile, (err) => log.warn({ err: String(err) }, 'could not refresh the dev token'));
     const token = await readFile(tokenFile, 'utf8');
-    console.log(banner({ url, idp: idp.issuer, model: model.url, user, token, tokenFile: relative(process.cwd(), tokenFile) || tokenFile, dataDir }));
+    console.log(banner({ url, idp: idp.issuer, model: model.url, user, token, tokenFile: relative(process.cwd(), tokenFile) || tokenFile, dataDir, cli: cliAsTyped() }));
 
     await onShutdownSignal(async () => {
       stopRefreshing();
@@ -99,7 +103,20 @@ async function keepTokenFresh(idp: DevIdp, user: string, file: string, onError: 
   return () => clearInterval(timer);
 }
 
+/**
+ * How to run this CLI as pasted: a fresh clone has no `modelgate` on the
+ * PATH, so name the script itself, relative when it is under the working
+ * directory (`./bin/modelgate.js`), else by its full path.
+ */
+function cliAsTyped(): string {
+  const script = process.argv[1];
+  if (!script) return 'modelgate';
+  const fromHere = relative(process.cwd(), script);
+  return fromHere && !fromHere.startsWith('..') && !isAbsolute(fromHere) ? `./${fromHere}` : script;
+}
+
 interface BannerInput {
+  cli: string;
   url: string;
   idp: string;
   model: string;
@@ -109,7 +126,7 @@ interface BannerInput {
   dataDir: string;
 }
 
-function banner({ url, idp, model, user, token, tokenFile, dataDir }: BannerInput): string {
+function banner({ cli, url, idp, model, user, token, tokenFile, dataDir }: BannerInput): string {
   const demoUser = DEMO_USERS.find((u) => u.id === user);
   const groups = demoUser?.groups.join(', ') || 'none';
   const body = JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'Hello, modelgate!' }] });
@@ -133,19 +150,22 @@ function banner({ url, idp, model, user, token, tokenFile, dataDir }: BannerInpu
     `  print(client.chat.completions.create(model="demo-chat", messages=[{"role": "user", "content": "Hello!"}]).choices[0].message.content)`,
     '',
     paint.bold('OpenAI SDK (Node):'),
+    `  import fs from 'node:fs';`,
     `  import OpenAI from 'openai';`,
     `  const client = new OpenAI({ baseURL: '${url}/v1', apiKey: fs.readFileSync('${tokenFile}', 'utf8') });`,
+    `  const stream = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'Hello!' }], stream: true });`,
+    `  for await (const part of stream) process.stdout.write(part.choices[0]?.delta.content ?? '');`,
     '',
     `Or point any client at it: export OPENAI_BASE_URL=${url}/v1 OPENAI_API_KEY=$(cat ${tokenFile})`,
     '',
     paint.bold('Sign in as yourself, as you would against a real IdP:'),
-    `  modelgate login --gateway ${url}     # device code, or --browser; any demo user`,
-    `  modelgate whoami  ·  OPENAI_API_KEY=$(modelgate token)  ·  modelgate connect   # proxy on 127.0.0.1:8787`,
+    `  ${cli} login --gateway ${url}     # device code, or --browser; any demo user`,
+    `  ${cli} whoami  ·  OPENAI_API_KEY=$(${cli} token)  ·  ${cli} connect   # proxy on 127.0.0.1:8787`,
     '',
     paint.bold('Approvals:'),
     `  A prompt that mentions "${DEMO_CODENAME}" is held until an approver (carol or erin) decides:`,
-    `  modelgate login --gateway ${url} --profile carol   # sign in as carol`,
-    `  modelgate reviews list --profile carol  ·  modelgate reviews approve <review-id> --comment "ok" --profile carol`,
+    `  ${cli} login --gateway ${url} --profile carol   # sign in as carol`,
+    `  ${cli} reviews list --profile carol  ·  ${cli} reviews approve <review-id> --comment "ok" --profile carol`,
     paint.dim('JSON logs go to stderr. Ctrl-C stops everything.'),
     '',
   ].join('\n');

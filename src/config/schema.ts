@@ -171,6 +171,11 @@ const server = z
     max_body_bytes: byteSize.prefault('4mb'),
     /** How long graceful shutdown waits for in-flight streams. */
     shutdown_grace: duration.prefault('30s'),
+    /**
+     * On SIGTERM, how long the gateway keeps accepting and serving while `/readyz` reports draining, so load
+     * balancers stop sending before it stops listening. Counts towards `shutdown_grace`.
+     */
+    drain_notice: duration.prefault('5s'),
     /** Trust X-Forwarded-For from these proxies when recording the client IP. */
     trusted_proxies: z.array(z.string()).default([]),
     keep_alive_timeout: duration.prefault('65s'),
