@@ -32,6 +32,7 @@ import { WebRoutes } from './web/web-routes.js';
 import { reloadServices, type ReloadOutcome } from './config/reload.js';
 import { Tracing } from './ops/tracing.js';
 import { createLimiter } from './usage/create-limiter.js';
+import { handleUsageApi, isUsageApiPath } from './usage/api.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -284,6 +285,11 @@ export class Gateway {
             maxBodyBytes: services.config.server.max_body_bytes,
           });
           if (handled) return;
+        }
+        if (isUsageApiPath(path) && services.audit) {
+          ctx.principal = await authenticate(services, ctx);
+          await handleUsageApi(req, res, { archive: services.audit.archive, principal: ctx.principal, config: services.config, costs: services.limiter.costs });
+          return;
         }
         if (isSessionsApiPath(path) && services.audit) {
           ctx.principal = await authenticate(services, ctx);
