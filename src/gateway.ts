@@ -32,6 +32,7 @@ import { openAgentKeyStore } from './agent/key-store.js';
 import { ModelRoutes } from './proxy/model-routes.js';
 import { GuardrailEngine } from './policy/guardrail-engine.js';
 import type { Transport } from './proxy/transport.js';
+import { handlePolicyApi, isPolicyApiPath } from './web/policy-api.js';
 import { WebRoutes } from './web/web-routes.js';
 import { reloadServices, type ReloadOutcome } from './config/reload.js';
 import { Tracing } from './ops/tracing.js';
@@ -305,8 +306,13 @@ export class Gateway {
             auditorGroups: services.config.recording.auditor_groups,
             connections: services.config.connections.map((c) => c.name),
             maxBodyBytes: services.config.server.max_body_bytes,
+            signal: ctx.abort.signal,
           });
           if (handled) return;
+        }
+        if (isPolicyApiPath(path)) {
+          ctx.principal = await authenticate(services, ctx);
+          return handlePolicyApi(req, res, path, { config: services.config, guardrails: services.guardrails, principal: ctx.principal });
         }
         if (isUsageApiPath(path) && services.audit) {
           ctx.principal = await authenticate(services, ctx);
