@@ -3,6 +3,7 @@
 // asymmetric algorithms only).
 import { z } from 'zod';
 import { byteSize, duration, httpUrl, name } from './fields.js';
+import { agentsSchema } from '../agent/config.js';
 import { approvalsSchema } from '../approvals/config.js';
 import { connectionRecordingSchema, recordingSchema, storageSchema } from '../audit/config.js';
 import { guardrailsSchema, unknownConnectionReferences } from '../policy/guardrails-schema.js';
@@ -38,6 +39,13 @@ const issuer = z
     require_groups: z.boolean().default(true),
     /** Prefix added to this issuer's groups, so two IdPs cannot collide on a group name. */
     group_prefix: z.string().default(''),
+    /**
+     * What proves a token is an access token and not an ID token replayed as one. `at+jwt`: the header must
+     * say `typ: at+jwt` (RFC 9068; set it when the IdP issues such tokens). `auto`: `at+jwt` passes, and tokens
+     * carrying ID-token claims (`nonce`, `at_hash`, `c_hash`, or Keycloak's `typ: ID`) are refused. `any`: no
+     * check, for IdPs whose ID token is the bearer (`identity.login.bearer: id_token` implies it for its issuer).
+     */
+    token_type: z.enum(['auto', 'at+jwt', 'any']).default('auto'),
     /** A CI issuer's tokens are trusted only through these bindings (claim conditions → service identity). */
     workload: z.array(workloadBinding).default([]),
     jwks: z
@@ -72,10 +80,13 @@ const identity = z
 
 const target = z
   .object({
-    url: httpUrl,
+    url: httpUrl.optional(),
+    /** `agent`: the model is reached through the agents that serve this connection (`modelgate agent`), not by URL. */
+    via: z.literal('agent').optional(),
     weight: z.number().int().min(1).max(100).default(1),
   })
-  .strict();
+  .strict()
+  .refine((t) => !t.url !== !t.via, { message: 'a target has either `url` or `via: agent`', path: ['url'] });
 
 const model = z
   .object({
@@ -121,6 +132,10 @@ const connection = z
     /** How long a target that refused a connection is skipped. */
     unhealthy_cooldown: duration.prefault('10s'),
     max_connections_per_target: z.number().int().min(1).max(10_000).default(256),
+    /** Requests allowed to wait for a busy target's connection; more get 503 + retry-after at once. */
+    max_queued: z.number().int().min(0).max(100_000).default(1024),
+    /** Longest wait for a connection before 503 + retry-after. */
+    queue_timeout: duration.prefault('30s'),
     identity_assertion: identityAssertion.optional(),
     /** Overrides of the recording defaults for this connection (bodies on/off, retention). */
     recording: connectionRecordingSchema.optional(),
@@ -140,6 +155,9 @@ const connection = z
     if (c.targets && c.targets.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['targets'], message: 'needs at least one target' });
     }
+    if (c.targets && c.targets.length > 1 && c.targets.some((t) => t.via === 'agent')) {
+      ctx.addIssue({ code: 'custom', path: ['targets'], message: 'a `via: agent` target stands alone: the agents serving the connection are its targets' });
+    }
     if (c.api_key && c.credential) {
       ctx.addIssue({ code: 'custom', path: ['api_key'], message: 'set at most one of `api_key` or `credential`' });
     }
@@ -155,6 +173,11 @@ const accessRule = z
     description: z.string().optional(),
     groups: z.array(z.string().min(1)).default([]),
     subjects: z.array(z.string().min(1)).default([]),
+    /**
+     * The issuer `subjects` belong to (an `identity.issuers` URL, or the SAML IdP's entity ID): the same `sub`
+     * from another issuer is another person. Required with subjects when there is more than one issuer.
+     */
+    issuer: z.string().min(1).optional(),
     /** Connection names, or "*". */
     connections: z.array(z.string().min(1)).min(1),
     /** Model names (not aliases), or "*" for every model of the listed connections. */
@@ -221,9 +244,16 @@ export const configSchema = z
     limits: limitsSchema,
     usage: usageSchema,
     tracing: tracingSchema,
+    /** Where agents (`modelgate agent`) dial in; needed when a connection has a `via: agent` target. */
+    agents: agentsSchema.optional(),
   })
   .strict()
   .superRefine((config, ctx) => {
+    config.connections.forEach((c, i) => {
+      if (!config.agents && c.targets?.some((t) => t.via === 'agent')) {
+        ctx.addIssue({ code: 'custom', path: ['connections', i, 'targets'], message: `connection "${c.name}" is served via agent, so configure the \`agents\` section (where agents dial in)` });
+      }
+    });
     checkIdentityReferences(config.identity, ctx);
     const connectionNames = new Set<string>();
     const modelOwners = new Map<string, string>();
@@ -261,6 +291,7 @@ export const configSchema = z
         }
       });
     });
+    checkSubjectIssuers(config, ctx);
     config.access.forEach((rule, i) => {
       rule.connections.forEach((name, j) => {
         if (name !== '*' && !connectionNames.has(name)) {
@@ -269,6 +300,27 @@ export const configSchema = z
       });
     });
   });
+
+/**
+ * Subject rules name their issuer: a second issuer's token with the same `sub` must not get the first one's
+ * service account. A bare subject is allowed only when there is one source of identities.
+ */
+function checkSubjectIssuers(config: { identity: z.output<typeof identity>; access: Array<z.output<typeof accessRule>> }, ctx: z.RefinementCtx): void {
+  const saml = config.identity.web.saml;
+  const sources = [...config.identity.issuers.map((i) => i.issuer), ...(saml ? [saml.idp_entity_id ?? 'the SAML IdP'] : [])];
+  config.access.forEach((rule, i) => {
+    if (rule.issuer !== undefined && !sources.includes(rule.issuer)) {
+      ctx.addIssue({ code: 'custom', path: ['access', i, 'issuer'], message: `"${rule.issuer}" is not one of identity.issuers (or the SAML IdP's idp_entity_id)` });
+    }
+    if (rule.subjects.length > 0 && rule.issuer === undefined && sources.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['access', i, 'subjects'],
+        message: `with several issuers a subject is ambiguous: add \`issuer:\` to this rule naming the one its subjects belong to (one of ${sources.join(', ')}), or split it into one rule per issuer`,
+      });
+    }
+  });
+}
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
