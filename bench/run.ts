@@ -7,6 +7,8 @@
 //   2. streamed chat completions one at a time (time to first frame, total time)
 //   3. streamed chat completions at concurrency 50
 //   4. modelgate's RSS once it has served at least 100k requests
+//   5. time to the first visible text (not the first frame) on a stream paced
+//      at 20 ms a frame, with output masking on and off (bench/visible-text.ts)
 // Measured runs are split into rounds with the target order rotated, so
 // background noise on this shared machine does not favour one target;
 // medians of the rounds are reported.
@@ -24,6 +26,7 @@ import pg from 'pg';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { startDevIdp } from '../src/dev/idp.js';
+import { measureVisibleText, printVisibleText } from './visible-text.js';
 import { CHAT_PATH, chatBody, median, percentile, rotate, runLoad, streamInterleaved, type LoadRun, type StreamSample } from './load.js';
 import {
   benchCpuTicks,
@@ -260,6 +263,14 @@ async function main(): Promise<void> {
     printReport(report);
     const file = writeResults(report);
     console.log(`\nresults: ${file}`);
+
+    progress.show('paced streams: time to first visible text…');
+    const visible = await measureVisibleText({ logDir: dir });
+    progress.clear();
+    printVisibleText(visible);
+    const visibleFile = join(ROOT, 'bench', 'results', `visible-text-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+    writeFileSync(visibleFile, `${JSON.stringify(visible, null, 2)}\n`);
+    console.log(`results: ${visibleFile}`);
   } finally {
     progress.clear();
     await stopAllChildren();

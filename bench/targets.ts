@@ -156,9 +156,9 @@ export function memoryOf(pid: number): { rssMb: number; peakMb: number } {
 
 // ------------------------------------------------------------------ targets
 
-export async function startUpstream(apiKey: string, logDir: string): Promise<{ url: string; process: ManagedProcess }> {
-  const proc = spawnTracked('upstream', process.execPath, ['--import', 'tsx', 'bench/upstream.ts'], {
-    env: { BENCH_UPSTREAM_KEY: apiKey },
+export async function startUpstream(apiKey: string, logDir: string, chunkDelayMs = 0): Promise<{ url: string; process: ManagedProcess }> {
+  const proc = spawnTracked(chunkDelayMs > 0 ? 'upstream-paced' : 'upstream', process.execPath, ['--import', 'tsx', 'bench/upstream.ts'], {
+    env: { BENCH_UPSTREAM_KEY: apiKey, BENCH_CHUNK_DELAY_MS: String(chunkDelayMs) },
     stdout: 'pipe',
     logDir,
   });
