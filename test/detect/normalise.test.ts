@@ -2,7 +2,8 @@
 // spaces as spaces, %40 as @) and reports spans on the ORIGINAL text: masking
 // replaces exactly the original characters and leaves the text around them.
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { describe, it, test } from 'node:test';
+import fc from 'fast-check';
 import { normaliseForDetection, toOriginal } from '../../src/detect/normalise.js';
 import { createScanner } from '../../src/detect/scanner.js';
 import type { EntityType } from '../../src/detect/types.js';
@@ -25,7 +26,7 @@ describe('normaliseForDetection', () => {
     const text = 'a\u200bb\u00a0ｃ%40e\u0301ﬁ';
     const n = normaliseForDetection(text)!;
     assert.equal(n.text, 'ab c@éfi');
-    const back = (i: number) => text.slice(n.sourceStart[i], n.sourceEnd[i]);
+    const back = (i: number) => text.slice(n.sourceStart(i), n.sourceEnd(i));
     assert.deepEqual([...n.text].map((_, i) => back(i)), ['a', 'b', '\u00a0', 'ｃ', '%40', 'e\u0301', 'ﬁ', 'ﬁ']);
     assert.deepEqual(toOriginal(n, 1, 4), { start: 2, end: 5 }, 'the copy\'s "b c" is the original from b to ｃ');
   });
@@ -64,6 +65,7 @@ describe('formats found beyond ASCII conventions', () => {
     ['an email directly followed by Japanese', 'メールはjane@example.co.jpまでお願いします', [['EMAIL', 'jane@example.co.jp']]],
     ['an email followed by Korean', '이메일jane@example.com으로', [['EMAIL', 'jane@example.com']]],
     ['an email followed by a CJK full stop', '邮箱：jane@example.com。', [['EMAIL', 'jane@example.com']]],
+    ['an email right after a label and a colon', 'Email:jane@example.com', [['EMAIL', 'jane@example.com']]],
     ['an internationalised address stays whole', '联系 用户@例子.中国 吧', [['EMAIL', '用户@例子.中国']]],
     ['a lower-case IBAN', 'iban de89 3704 0044 0532 0130 00 please', [['IBAN', 'de89 3704 0044 0532 0130 00']]],
     ['a compact lower-case IBAN', 'to gb82west12345698765432.', [['IBAN', 'gb82west12345698765432']]],
@@ -78,6 +80,27 @@ describe('formats found beyond ASCII conventions', () => {
     ['a decimal is not a card', 'pi is 0.4111111111111111 roughly'],
     ['a card-like run inside a word is not a card', 'id abc4111111111111111'],
     ['a lower-case word that happens to be country+digits is not an IBAN', 'see de89 for details'],
+    ['URL credentials are not an email', 'git clone https://deploy:hunter2@example.com/repo.git'],
   ];
-  for (const [label, text] of nearMisses) test(label, () => assert.deepEqual(found(text).filter(([t]) => t === 'CREDIT_CARD' || t === 'IBAN'), []));
+  for (const [label, text] of nearMisses) test(label, () => assert.deepEqual(found(text).filter(([t]) => t === 'CREDIT_CARD' || t === 'IBAN' || t === 'EMAIL'), []));
+});
+
+describe('offset mapping (property-based)', () => {
+  const pool = ['a', 'Z', '4', ' ', '@', '.', '%40', '%4', '%', '\u200b', '\u00ad', '\u202e', '\u00a0', '\u2009', '４', 'ｊ', 'ﬁ', 'e\u0301', '\u0301', '東', '😀', '\ufe0f', '①'];
+  it('maps every copied character to a non-empty, ordered slice of the original', () => {
+    fc.assert(fc.property(fc.array(fc.constantFrom(...pool), { maxLength: 40 }), (pieces) => {
+      const text = pieces.join('');
+      const n = normaliseForDetection(text);
+      if (n === undefined) return;
+      let previousStart = 0;
+      for (let i = 0; i < n.text.length; i++) {
+        const [start, end] = [n.sourceStart(i), n.sourceEnd(i)];
+        assert.ok(start >= previousStart && start < end && end <= text.length, `${JSON.stringify(text)} copy[${i}] → ${start}..${end}`);
+        previousStart = start;
+      }
+      // Nothing visible is lost: the copy is the NFKC of the text without invisible characters (and %40 read as @).
+      const expected = text.replace(/%40/g, '@').replace(/[\u200b\u00ad\u202e\ufe0f]/g, '').normalize('NFKC').replace(/\s/g, ' ');
+      assert.equal(n.text, expected, JSON.stringify(text));
+    }), { numRuns: 500 });
+  });
 });
