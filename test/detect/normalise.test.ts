@@ -98,9 +98,10 @@ describe('offset mapping (property-based)', () => {
         assert.ok(start >= previousStart && start < end && end <= text.length, `${JSON.stringify(text)} copy[${i}] → ${start}..${end}`);
         previousStart = start;
       }
-      // Nothing visible is lost: the copy is the NFKC of the text without invisible characters (and %40 read as @).
+      // Nothing visible is lost: the copy is canonically equivalent to the NFKC of the text without invisible
+      // characters (and %40 read as @); a mark right after an invisible character is not composed across it.
       const expected = text.replace(/%40/g, '@').replace(/[\u200b\u00ad\u202e\ufe0f]/g, '').normalize('NFKC').replace(/\s/g, ' ');
-      assert.equal(n.text, expected, JSON.stringify(text));
+      assert.equal(n.text.normalize('NFD'), expected.normalize('NFD'), JSON.stringify(text));
     }), { numRuns: 500 });
   });
 });
