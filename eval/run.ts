@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { evaluateDir, formatReport, summary } from './score.js';
+import { corpusFile, evaluateDir, formatReport, summary } from './score.js';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const argument = process.argv.slice(2).find((a) => !a.startsWith('-'));
@@ -14,8 +14,8 @@ if (!existsSync(dir)) {
   console.log(`eval skipped: no corpus folder at ${dir} (pass another folder with: npm run eval -- DIR)`);
   process.exit(0);
 }
-if (!existsSync(resolve(dir, 'pii.jsonl')) && !existsSync(resolve(dir, 'injection.jsonl'))) {
-  console.log(`eval skipped: ${dir} holds neither pii.jsonl nor injection.jsonl`);
+if (corpusFile(dir, 'pii') === undefined && corpusFile(dir, 'injection') === undefined) {
+  console.log(`eval skipped: ${dir} holds none of pii.jsonl, injection.jsonl, pii_dev.jsonl, injection_dev.jsonl`);
   process.exit(0);
 }
 

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { INJECTION_THRESHOLD, scoreInjection } from '../src/detect/injection/index.js';
 import { createScanner } from '../src/detect/scanner.js';
-import type { EntityType, Span } from '../src/detect/types.js';
+import { BUILTIN_ENTITY_TYPES, NLP_ENTITY_TYPES, type EntityType, type Span } from '../src/detect/types.js';
 
 export interface LabelledEntity {
   type: string;
@@ -19,6 +19,8 @@ interface PiiRow {
   id: string;
   text: string;
   entities: LabelledEntity[];
+  /** Real corpora (../shared/eval/real/): where the row comes from. Other extra fields are ignored. */
+  source?: string;
 }
 
 interface InjectionRow {
@@ -26,6 +28,13 @@ interface InjectionRow {
   text: string;
   label: 'injection' | 'benign';
   source?: string;
+  subtype?: string;
+}
+
+/** Flagged share of one slice of an injection corpus (a source, or a label and subtype). */
+export interface InjectionSlice {
+  rows: number;
+  flagged: number;
 }
 
 export interface TypeScore {
@@ -49,6 +58,8 @@ export interface FalsePositive {
 
 export interface PiiReport {
   rows: number;
+  /** Labelled types no detector reports (ORGANIZATION, DATE_TIME, ...): listed, not scored. */
+  unscored: Record<string, number>;
   byType: Record<string, TypeScore>;
   /** Types the corpus labels; the JSON summary uses these names. */
   corpusTypes: string[];
@@ -67,6 +78,9 @@ export interface InjectionReport {
   tpr: number;
   fpr: number;
   misclassified: Array<{ id: string; label: string; score: number; text: string }>;
+  /** By `label · source` and by `label · subtype`, when the rows carry them. */
+  bySource: Record<string, InjectionSlice>;
+  bySubtype: Record<string, InjectionSlice>;
 }
 
 export interface EvalReport {
@@ -107,8 +121,16 @@ export function nearMissKind(value: string): string {
   return 'other';
 }
 
+/** Types the evaluation scans for: the default set plus the opt-in NLP types (PERSON, LOCATION, ADDRESS). */
+const EVALUATED_TYPES: readonly EntityType[] = [...BUILTIN_ENTITY_TYPES, ...NLP_ENTITY_TYPES];
+
 export function evaluatePii(rows: readonly PiiRow[]): PiiReport {
-  const scanner = createScanner();
+  // The opt-in types only when the corpus labels them: elsewhere their spans are not errors, just unlabelled.
+  const labelledTypes = new Set(rows.flatMap((row) => row.entities.map((e) => e.type)));
+  const types = EVALUATED_TYPES.filter((type) => BUILTIN_ENTITY_TYPES.includes(type) || labelledTypes.has(type));
+  const scanner = createScanner({ types });
+  const scored = new Set<string>(types);
+  const unscored: Record<string, number> = {};
   const counts = new Map<string, { labelled: number; predicted: number; tp: number; found: number }>();
   const bucket = (type: string) => {
     let c = counts.get(type);
@@ -121,6 +143,10 @@ export function evaluatePii(rows: readonly PiiRow[]): PiiReport {
   for (const row of rows) {
     const predicted: Span[] = scanner.scan(row.text);
     for (const entity of row.entities) {
+      if (!scored.has(entity.type)) {
+        unscored[entity.type] = (unscored[entity.type] ?? 0) + 1;
+        continue;
+      }
       corpusTypes.add(entity.type);
       const c = bucket(entity.type);
       c.labelled++;
@@ -150,6 +176,7 @@ export function evaluatePii(rows: readonly PiiRow[]): PiiReport {
   }
   return {
     rows: rows.length,
+    unscored,
     byType,
     corpusTypes: [...corpusTypes].sort(),
     overall: score(labelled, predictedTotal, tp, found),
@@ -161,26 +188,43 @@ export function evaluatePii(rows: readonly PiiRow[]): PiiReport {
 export function evaluateInjection(rows: readonly InjectionRow[], threshold = INJECTION_THRESHOLD): InjectionReport {
   let tp = 0, fn = 0, fp = 0, tn = 0;
   const misclassified: InjectionReport['misclassified'] = [];
+  const bySource: Record<string, InjectionSlice> = {};
+  const bySubtype: Record<string, InjectionSlice> = {};
+  const count = (slices: Record<string, InjectionSlice>, key: string, flagged: boolean): void => {
+    const slice = (slices[key] ??= { rows: 0, flagged: 0 });
+    slice.rows++;
+    if (flagged) slice.flagged++;
+  };
   for (const row of rows) {
     const { score: s } = scoreInjection(row.text);
     const flagged = s >= threshold;
     const attack = row.label === 'injection';
+    if (row.source !== undefined) count(bySource, `${row.label} · ${row.source}`, flagged);
+    if (row.subtype !== undefined) count(bySubtype, `${row.label} · ${row.subtype}`, flagged);
     if (attack && flagged) tp++;
     else if (attack) fn++;
     else if (flagged) fp++;
     else tn++;
     if (flagged !== attack) misclassified.push({ id: row.id, label: row.label, score: s, text: row.text });
   }
-  return { rows: rows.length, threshold, truePositives: tp, falseNegatives: fn, falsePositives: fp, trueNegatives: tn, tpr: ratio(tp, tp + fn), fpr: fp + tn === 0 ? 0 : fp / (fp + tn), misclassified };
+  return { rows: rows.length, threshold, truePositives: tp, falseNegatives: fn, falsePositives: fp, trueNegatives: tn, tpr: ratio(tp, tp + fn), fpr: fp + tn === 0 ? 0 : fp / (fp + tn), misclassified, bySource, bySubtype };
 }
 
-/** Evaluates whichever of pii.jsonl and injection.jsonl the folder holds. */
+/**
+ * The corpus file of a kind in a folder: `<kind>.jsonl` (the template corpus),
+ * else `<kind>_dev.jsonl` (the real corpus: its dev split, never the training split).
+ */
+export function corpusFile(dir: string, kind: 'pii' | 'injection'): string | undefined {
+  return [join(dir, `${kind}.jsonl`), join(dir, `${kind}_dev.jsonl`)].find((path) => existsSync(path));
+}
+
+/** Evaluates whichever of the PII and injection corpora the folder holds. */
 export function evaluateDir(dir: string): EvalReport {
   const report: EvalReport = { dir };
-  const piiPath = join(dir, 'pii.jsonl');
-  const injectionPath = join(dir, 'injection.jsonl');
-  if (existsSync(piiPath)) report.pii = evaluatePii(readJsonl<PiiRow>(piiPath));
-  if (existsSync(injectionPath)) report.injection = evaluateInjection(readJsonl<InjectionRow>(injectionPath));
+  const piiPath = corpusFile(dir, 'pii');
+  const injectionPath = corpusFile(dir, 'injection');
+  if (piiPath !== undefined) report.pii = evaluatePii(readJsonl<PiiRow>(piiPath));
+  if (injectionPath !== undefined) report.injection = evaluateInjection(readJsonl<InjectionRow>(injectionPath));
   return report;
 }
 
@@ -220,6 +264,8 @@ export function formatReport(report: EvalReport): string {
     for (const fp of pii.falsePositives) kinds.set(`${fp.type} on ${fp.kind}`, (kinds.get(`${fp.type} on ${fp.kind}`) ?? 0) + 1);
     for (const [kind, n] of [...kinds.entries()].sort((a, b) => b[1] - a[1])) lines.push(`  ${String(n).padStart(4)}  ${kind}`);
     for (const fp of pii.falsePositives.slice(0, 10)) lines.push(`        ${fp.id} ${fp.rule}: ${JSON.stringify(fp.value.slice(0, 60))}`);
+    const unscored = Object.entries(pii.unscored);
+    if (unscored.length > 0) lines.push(`Labelled but not scored (no detector): ${unscored.map(([type, n]) => `${type} ${n}`).join(', ')}`);
     lines.push(`Missed labelled spans: ${pii.misses.length}`);
     for (const miss of pii.misses.slice(0, 10)) lines.push(`        ${miss.id} ${miss.type}: ${JSON.stringify(miss.value.slice(0, 60))}`);
   } else {
@@ -230,6 +276,14 @@ export function formatReport(report: EvalReport): string {
     lines.push('', `Prompt injection (${i.rows} texts, threshold ${i.threshold})`, '');
     lines.push(`  true positives  ${String(i.truePositives).padStart(5)}   false negatives ${String(i.falseNegatives).padStart(5)}   TPR ${pct(i.tpr)}`);
     lines.push(`  false positives ${String(i.falsePositives).padStart(5)}   true negatives  ${String(i.trueNegatives).padStart(5)}   FPR ${pct(i.fpr)}`);
+    for (const [title, slices] of [['By source', i.bySource], ['By subtype', i.bySubtype]] as const) {
+      if (Object.keys(slices).length === 0) continue;
+      lines.push('', `  ${title} (share flagged: TPR for injection rows, FPR for benign ones)`);
+      for (const [key, slice] of Object.entries(slices).sort(([a], [b]) => a.localeCompare(b))) {
+        lines.push(`    ${pct(slice.flagged / slice.rows)}  ${String(slice.rows).padStart(5)}  ${key}`);
+      }
+    }
+    lines.push('');
     for (const m of i.misclassified.slice(0, 10)) lines.push(`        ${m.id} ${m.label} scored ${m.score.toFixed(2)}: ${JSON.stringify(m.text.slice(0, 90))}`);
   } else {
     lines.push('', 'Prompt injection: no injection.jsonl in this folder');

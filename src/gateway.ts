@@ -13,8 +13,9 @@ import { asGatewayError, GatewayError, methodNotAllowed } from './http/errors.js
 import { clientRequestId, newRequestId } from './http/request-id.js';
 import { errorShapeFor, sendError, sendJson } from './http/send.js';
 import { IdentityServices } from './identity/identity-services.js';
-import { createLogger, type Logger } from './ops/logger.js';
+import { createLogger, pathForLog, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
+import { tooOpen } from './ops/private-files.js';
 import type { RequestContext } from './pipeline/context.js';
 import { authenticate } from './pipeline/authenticate.js';
 import { endRecording, endState } from './pipeline/record.js';
@@ -28,6 +29,7 @@ import { ModelRoutes } from './proxy/model-routes.js';
 import { GuardrailEngine } from './policy/guardrail-engine.js';
 import type { Transport } from './proxy/transport.js';
 import { WebRoutes } from './web/web-routes.js';
+import { reloadServices, type ReloadOutcome } from './config/reload.js';
 import { Tracing } from './ops/tracing.js';
 import { createLimiter } from './usage/create-limiter.js';
 
@@ -36,8 +38,11 @@ export interface GatewayOptions {
 }
 
 export class Gateway {
-  readonly services: GatewayServices;
+  /** The services of the configuration in force; a reload swaps the whole snapshot at once (config/reload.ts). */
+  private current: GatewayServices;
   readonly server: Server;
+  /** Transports a reload replaced, closed once the requests that may use them are done. */
+  private readonly retiring = new Set<Transport>();
   private readonly inFlight = new Set<RequestContext>();
   private readonly web: WebRoutes;
   private draining = false;
@@ -47,7 +52,7 @@ export class Gateway {
     const transports = new Map<string, Transport>(config.connections.map((c) => [c.name, new DirectTransport(c)]));
     const metrics = new GatewayMetrics({ subjectLabel: config.usage.metrics_subject_label });
     const identity = new IdentityServices(config, log, (issuer) => metrics.jwksFetches.inc({ issuer }));
-    this.services = {
+    this.current = {
       config,
       verifier: identity.verifier,
       identity,
@@ -59,24 +64,27 @@ export class Gateway {
       tracing: Tracing.fromEnv(config.tracing, log),
       log,
     };
-    this.web = new WebRoutes(this.services);
+    this.web = new WebRoutes(() => this.current);
     this.server = createServer(
       {
         // Reject ambiguous framing (CL+TE, obs-fold, bad chunk sizes) rather than guess: request smuggling defence.
         insecureHTTPParser: false,
         requireHostHeader: true,
-        requestTimeout: 60_000,
-        headersTimeout: 15_000,
+        requestTimeout: config.server.request_timeout,
+        headersTimeout: config.server.headers_timeout,
+        // Node checks both timeouts only this often (30 s by default): check at a fraction of the shorter one.
+        connectionsCheckingInterval: Math.max(100, Math.min(Math.floor(config.server.headers_timeout / 3), 30_000)),
         keepAliveTimeout: config.server.keep_alive_timeout,
         maxHeaderSize: 32 * 1024,
       },
       (req, res) => void this.handle(req, res),
     );
-    this.server.on('clientError', (err, socket) => {
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();
-      const body = JSON.stringify({ error: { message: 'Malformed HTTP request.', type: 'invalid_request_error', param: null, code: 'bad_http_request' } });
+      const [status, code, message] = clientErrorAnswer(err.code);
+      const body = JSON.stringify({ error: { message, type: 'invalid_request_error', param: null, code } });
       socket.end(
-        `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
       log.debug({ err: err.message }, 'rejected malformed HTTP request');
     });
@@ -87,6 +95,7 @@ export class Gateway {
     // Write-ahead recording must be ready before the first request can be forwarded.
     if (this.services.config.recording.enabled) this.services.audit = await AuditTrail.open(this.services.config, this.services.log);
     await this.openApprovals();
+    this.warnAboutOpenState();
     if (!(await this.services.limiter.store.ready())) this.services.log.warn('limit store (Redis) not reachable yet; limits apply their on_store_failure setting');
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
@@ -101,6 +110,18 @@ export class Gateway {
       for (const r of results) if (r.status === 'rejected') this.services.log.warn({ err: String(r.reason) }, 'identity provider not reachable yet');
     });
     return this.url;
+  }
+
+  /** State holds signing keys and prompts: say so at start-up when other users could read it. */
+  private warnAboutOpenState(): void {
+    const { storage, identity } = this.services.config;
+    const paths = [storage.driver === 'sqlite' ? storage.sqlite.path : undefined, identity.state.store === 'sqlite' ? identity.state.path : undefined];
+    const reported = new Set<string>();
+    for (const open of paths.flatMap((path) => (path ? tooOpen(path) : []))) {
+      if (reported.has(open.path)) continue; // two databases in one directory
+      reported.add(open.path);
+      this.services.log.warn(open, 'state readable by other users (signing keys, prompts): chmod 700 its directory and 600 its files');
+    }
   }
 
   /** Reviews live in the storage database, so held requests and grants survive restarts and span instances. */
@@ -134,7 +155,7 @@ export class Gateway {
     for (const ctx of this.inFlight) ctx.abort.abort(new Error('gateway shutting down'));
     this.server.closeAllConnections();
     await closed;
-    await Promise.all([...this.services.transports.values()].map((t) => t.close()));
+    await Promise.all([...this.services.transports.values(), ...this.retiring].map((t) => t.close()));
     await this.services.approvals?.close();
     await this.services.audit?.close();
     await this.services.identity.close();
@@ -142,7 +163,42 @@ export class Gateway {
     await this.services.tracing.close();
   }
 
+  get services(): GatewayServices {
+    return this.current;
+  }
+
+  /**
+   * Puts a new, already validated configuration in force. Requests already
+   * under way finish with the snapshot they started with (streams are never
+   * cut); new requests see the new one. Only what can change safely at run
+   * time is swapped (see config/reload.ts); the rest is reported back.
+   */
+  applyConfig(config: Config): ReloadOutcome {
+    const previous = this.current;
+    const { services, retired, outcome } = reloadServices(previous, config);
+    this.current = services;
+    if (retired.length > 0) this.retireWhenDrained(retired);
+    return outcome;
+  }
+
+  /** Closes replaced transports after every request that started before the swap has finished. */
+  private retireWhenDrained(transports: Transport[]): void {
+    const startedBefore = new Set(this.inFlight);
+    for (const t of transports) this.retiring.add(t);
+    const check = (): void => {
+      for (const ctx of startedBefore) if (!this.inFlight.has(ctx)) startedBefore.delete(ctx);
+      if (startedBefore.size > 0) return void setTimeout(check, 250).unref();
+      for (const t of transports) {
+        this.retiring.delete(t);
+        void t.close().catch((err: unknown) => this.current.log.warn({ err: (err as Error).message }, 'could not close a replaced connection pool'));
+      }
+    };
+    check();
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // One snapshot for the whole request, however long it streams: a reload never changes the rules under it.
+    const services = this.current;
     const id = newRequestId();
     res.setHeader('x-request-id', id);
     const ctx: RequestContext = {
@@ -152,9 +208,9 @@ export class Gateway {
       res,
       abort: new AbortController(),
       decisions: [],
-      log: this.services.log.child({ reqId: id, clientReqId: clientRequestId(req.headers['x-request-id']) }),
+      log: services.log.child({ reqId: id, clientReqId: clientRequestId(req.headers['x-request-id']) }),
     };
-    const trace = this.services.tracing.startRequest(req.headers, req.method ?? 'GET', (req.url ?? '/').split('?', 1)[0]!, id);
+    const trace = services.tracing.startRequest(req.headers, req.method ?? 'GET', (req.url ?? '/').split('?', 1)[0]!, id);
     if (trace) ctx.trace = trace;
     // `close` before the response finished means the client went away: cancel upstream work.
     res.once('close', () => {
@@ -162,19 +218,19 @@ export class Gateway {
     });
 
     this.inFlight.add(ctx);
-    this.services.metrics.inFlight.inc();
+    services.metrics.inFlight.inc();
     try {
-      await this.route(ctx);
+      await this.route(ctx, services);
     } catch (err) {
       this.refuse(ctx, err);
     } finally {
       this.inFlight.delete(ctx);
-      this.services.metrics.inFlight.dec();
-      this.finish(ctx);
+      services.metrics.inFlight.dec();
+      this.finish(ctx, services);
     }
   }
 
-  private async route(ctx: RequestContext): Promise<void> {
+  private async route(ctx: RequestContext, services: GatewayServices): Promise<void> {
     const { req, res } = ctx;
     const path = pathOf(req);
     const method = req.method ?? 'GET';
@@ -183,53 +239,53 @@ export class Gateway {
     if (endpoint) {
       if (method !== 'POST') throw methodNotAllowed('POST');
       if (this.draining) throw shuttingDown();
-      return handleModelCall(this.services, ctx, endpoint, path);
+      return handleModelCall(services, ctx, endpoint, path);
     }
     const ollamaInfo = OLLAMA_INFO_PATHS.get(path);
     if (ollamaInfo) {
       if (method !== ollamaInfo) throw methodNotAllowed(ollamaInfo);
-      return handleOllamaApi(this.services, ctx, path);
+      return handleOllamaApi(services, ctx, path);
     }
     switch (path) {
       case '/v1/models':
       case '/api/tags':
         if (method !== 'GET') throw methodNotAllowed('GET');
-        return handleListModels(this.services, ctx, path === '/api/tags' ? 'ollama' : 'openai');
+        return handleListModels(services, ctx, path === '/api/tags' ? 'ollama' : 'openai');
       case '/healthz':
         return sendJson(res, 200, { status: 'ok' });
       case '/readyz': {
-        const identity = this.services.verifier.ready;
+        const identity = services.verifier.ready;
         const ready = identity && !this.draining;
         return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', checks: { identity, draining: this.draining } });
       }
       case '/metrics': {
-        const body = await this.services.metrics.registry.metrics();
-        res.writeHead(200, { 'content-type': this.services.metrics.registry.contentType });
+        const body = await services.metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': services.metrics.registry.contentType });
         res.end(body);
         return;
       }
       default:
         if (await this.web.handle(ctx, path, method)) return;
-        if (isApprovalsApiPath(path) && this.services.approvals) {
-          ctx.principal = await authenticate(this.services, ctx);
+        if (isApprovalsApiPath(path) && services.approvals) {
+          ctx.principal = await authenticate(services, ctx);
           const handled = await handleApprovalsApi(req, res, path, {
-            approvals: this.services.approvals,
+            approvals: services.approvals,
             principal: ctx.principal,
-            auditorGroups: this.services.config.recording.auditor_groups,
-            connections: this.services.config.connections.map((c) => c.name),
-            maxBodyBytes: this.services.config.server.max_body_bytes,
+            auditorGroups: services.config.recording.auditor_groups,
+            connections: services.config.connections.map((c) => c.name),
+            maxBodyBytes: services.config.server.max_body_bytes,
           });
           if (handled) return;
         }
-        if (isSessionsApiPath(path) && this.services.audit) {
-          ctx.principal = await authenticate(this.services, ctx);
+        if (isSessionsApiPath(path) && services.audit) {
+          ctx.principal = await authenticate(services, ctx);
           const handled = await handleSessionsApi(req, res, {
-            archive: this.services.audit.archive,
+            archive: services.audit.archive,
             principal: ctx.principal,
-            auditorGroups: this.services.config.recording.auditor_groups,
-            maxBodyBytes: this.services.config.server.max_body_bytes,
+            auditorGroups: services.config.recording.auditor_groups,
+            maxBodyBytes: services.config.server.max_body_bytes,
             redactSubjectElsewhere: async (subject, issuer) => {
-              const approvals = this.services.approvals;
+              const approvals = services.approvals;
               return approvals ? { reviews_redacted: await redactRequesterReviews(approvals.store, subject, issuer) } : {};
             },
           });
@@ -252,9 +308,9 @@ export class Gateway {
     if (error.headers.connection === 'close') ctx.req.destroy();
   }
 
-  private finish(ctx: RequestContext): void {
+  private finish(ctx: RequestContext, services: GatewayServices): void {
     const seconds = (performance.now() - ctx.receivedAt) / 1000;
-    if (ctx.route) settleUsage(this.services, ctx, endState(ctx), seconds);
+    if (ctx.route) settleUsage(services, ctx, endState(ctx), seconds);
     endRecording(ctx);
     const status = ctx.res.statusCode;
     const usage = ctx.usageResult;
@@ -262,13 +318,14 @@ export class Gateway {
     const connection = ctx.route?.connection.name ?? '';
     const operation = ctx.request?.operation ?? '';
     if (ctx.route) {
-      this.services.metrics.requests.inc({ connection, model: ctx.route.model, operation, status });
-      this.services.metrics.duration.observe({ connection, operation, stream: String(ctx.request?.stream ?? false) }, seconds);
+      services.metrics.requests.inc({ connection, model: ctx.route.model, operation, status });
+      services.metrics.duration.observe({ connection, operation, stream: String(ctx.request?.stream ?? false) }, seconds);
     }
     ctx.log.info(
       {
         method: ctx.req.method,
-        path: ctx.req.url,
+        // Query strings can carry tokens or prompts some client put there: the path alone is logged.
+        path: pathForLog(ctx.req.url),
         status,
         ms: Math.round(seconds * 1000 * 10) / 10,
         sub: ctx.principal?.subject,
@@ -288,6 +345,12 @@ export class Gateway {
   }
 }
 
+/** What a request Node refused before it reached a handler gets: slow senders 408, huge headers 431, the rest 400. */
+function clientErrorAnswer(code: string | undefined): [status: string, code: string, message: string] {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return ['408 Request Timeout', 'request_timeout', 'The request did not arrive in time (headers_timeout / request_timeout).'];
+  if (code === 'HPE_HEADER_OVERFLOW') return ['431 Request Header Fields Too Large', 'headers_too_large', 'The request headers exceed 32 KiB.'];
+  return ['400 Bad Request', 'bad_http_request', 'Malformed HTTP request.'];
+}
 
 /** Refusals by the limit stage, named in the access log's `limits` field. */
 const LIMIT_CODES = new Set(['rate_limit_exceeded', 'concurrency_limit_exceeded', 'budget_exceeded', 'request_exceeds_limit', 'limits_unavailable']);

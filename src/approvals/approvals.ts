@@ -83,6 +83,8 @@ export class Approvals {
   private readonly now: () => number;
   private readonly waiters = new Map<string, Set<Waiter>>();
   private pollTimer: NodeJS.Timeout | undefined;
+  /** Reviews whose client went away, and when to cancel them if still nobody waits. */
+  private readonly abandoned = new Map<string, NodeJS.Timeout>();
   private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -101,6 +103,8 @@ export class Approvals {
   }
 
   async close(): Promise<void> {
+    for (const timer of this.abandoned.values()) clearTimeout(timer);
+    this.abandoned.clear();
     clearInterval(this.sweepTimer);
     clearTimeout(this.pollTimer);
     await this.webhooks.drain();
@@ -266,6 +270,9 @@ export class Approvals {
       let set = this.waiters.get(review.id);
       if (!set) this.waiters.set(review.id, (set = new Set()));
       set.add(waiter);
+      // Someone came back for an abandoned review: it is no longer to be cancelled.
+      clearTimeout(this.abandoned.get(review.id));
+      this.abandoned.delete(review.id);
       timers.push(setTimeout(() => done({ kind: 'timeout', review }), waitMs));
       // The review may run out before the wait does.
       const untilExpiry = review.expires_at - this.now();
@@ -289,6 +296,28 @@ export class Approvals {
       // A decision that landed between reading the review and starting to wait.
       void this.changed(review.id);
     });
+  }
+
+  /** Held requests on this instance waiting on the review. */
+  waitingOn(id: string): number {
+    return this.waiters.get(id)?.size ?? 0;
+  }
+
+  /**
+   * The client that held this review went away. Another held request may
+   * still be waiting on it, or the same client may be about to retry: the
+   * review is cancelled only if, after `cancel_abandoned_after`, no request
+   * on this instance waits on it.
+   */
+  abandon(id: string): void {
+    if (this.waitingOn(id) > 0 || this.abandoned.has(id)) return;
+    const timer = setTimeout(() => {
+      this.abandoned.delete(id);
+      if (this.waitingOn(id) > 0) return;
+      this.cancel(id).catch((err: unknown) => this.deps.log.warn({ err: (err as Error).message, review: id }, 'could not cancel an abandoned review; it expires instead'));
+    }, this.config.cancel_abandoned_after);
+    timer.unref();
+    this.abandoned.set(id, timer);
   }
 
   /**

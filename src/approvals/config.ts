@@ -31,8 +31,18 @@ export const approvalsSchema = z
     approvers: groups.default(['approvers']),
     /** Distinct approvers needed, unless the rule says otherwise. */
     required_approvals: z.number().int().min(1).max(10).default(1),
-    /** How long the gateway holds a request open waiting for a decision. */
+    /**
+     * How long the gateway holds a request open waiting for a decision, at most. A client that says how long it
+     * waits (`X-Stainless-Timeout`, sent by the OpenAI SDKs, or `Prefer: wait=N`) is answered before that instead.
+     */
     wait: duration.prefault('60s'),
+    /** A held request answers `approval_required` this long before the client's own timeout, so the client reads it. */
+    answer_before_client_timeout: duration.prefault('1s'),
+    /**
+     * A review whose client went away is cancelled after this if no identical request has come back to wait on it,
+     * so a client's retry after its own timeout joins the same review rather than opening a new one.
+     */
+    cancel_abandoned_after: duration.prefault('30s'),
     /** While a request is held, an HTTP `102 Processing` is sent this often so idle-timeouts do not cut it; 0 turns it off. */
     keepalive_interval: duration.prefault('15s'),
     /** A pending review no one decided expires after this. */

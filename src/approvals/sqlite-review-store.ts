@@ -1,12 +1,11 @@
 // Reviews in the embedded SQLite database (one host). Transactions are
 // IMMEDIATE, so two processes on one file take turns; there is no push, so
 // held requests poll.
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { SqliteSettings } from '../audit/sqlite-store.js';
 import type { Review } from './review.js';
 import { reviewColumns, reviewFromRow, ReviewStoreUnavailableError, type ReviewQuery, type ReviewStore } from './review-store.js';
+import { preparePrivateFile } from '../ops/private-files.js';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS approval_reviews (
@@ -54,7 +53,7 @@ export class SqliteReviewStore implements ReviewStore {
 
   static open(settings: SqliteSettings): SqliteReviewStore {
     try {
-      if (settings.path !== ':memory:') mkdirSync(dirname(settings.path), { recursive: true });
+      preparePrivateFile(settings.path);
       const db = new Database(settings.path, { timeout: settings.busy_timeout });
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${settings.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);

@@ -6,8 +6,6 @@
 // better-sqlite3 is synchronous: in the gateway this class runs inside a
 // worker thread (worker-store.ts), so an fsync never stalls the event loop.
 // The CLI and tests use it directly.
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { contentHash, eventHash, serializeMeta } from './chain.js';
 import type { StorageConfig } from './config.js';
@@ -26,6 +24,7 @@ import {
   type EventTableRow,
   type SessionTableRow,
 } from './sql.js';
+import { preparePrivateFile } from '../ops/private-files.js';
 import {
   SessionStateError,
   StorageUnavailableError,
@@ -138,7 +137,7 @@ export class SqliteStore implements AuditStore {
   static openSync(settings: SqliteSettings): SqliteStore {
     let db: Database.Database;
     try {
-      if (settings.path !== ':memory:') mkdirSync(dirname(settings.path), { recursive: true });
+      preparePrivateFile(settings.path);
       db = new Database(settings.path, { timeout: settings.busy_timeout });
       const mode = db.pragma('journal_mode = WAL', { simple: true });
       if (mode !== 'wal' && settings.path !== ':memory:') throw new Error(`could not switch to WAL mode (got "${String(mode)}")`);

@@ -1,5 +1,6 @@
 // `modelgate gateway --config modelgate.yaml`: the production entry point.
 import { ConfigError, loadConfigFile } from '../config/load.js';
+import { ConfigReloader } from '../config/reload.js';
 import { Gateway } from '../gateway.js';
 import { limitHeapGrowth } from '../ops/heap.js';
 import type { Command } from './command.js';
@@ -7,14 +8,17 @@ import { onShutdownSignal } from './signals.js';
 
 /** sysexits.h EX_CONFIG: lets supervisors tell a bad config from a crash. */
 export const EXIT_CONFIG = 78;
+/** sysexits.h EX_UNAVAILABLE: the port is taken or not ours to bind. */
+export const EXIT_UNAVAILABLE = 69;
 
 export const gatewayCommand: Command = {
   name: 'gateway',
   summary: 'Run the gateway with a YAML configuration file.',
-  usage: 'modelgate gateway [--config modelgate.yaml] [--check]',
+  usage: 'modelgate gateway [--config modelgate.yaml] [--check] [--watch]\n\nSIGHUP reloads the configuration file: it is validated first, and an invalid file leaves the running configuration in force.',
   options: {
     config: { type: 'string', short: 'c', description: 'Configuration file; ${ENV} references are substituted', valueName: 'file', default: process.env.MODELGATE_CONFIG ?? 'modelgate.yaml' },
     check: { type: 'boolean', description: 'Validate the configuration and exit' },
+    watch: { type: 'boolean', description: 'Reload the configuration whenever the file changes (as SIGHUP does)' },
   },
   async run(values) {
     const path = String(values.config);
@@ -32,9 +36,25 @@ export const gatewayCommand: Command = {
     }
     limitHeapGrowth();
     const gateway = new Gateway(config);
-    const url = await gateway.listen();
+    let url: string;
+    try {
+      url = await gateway.listen();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL') throw err;
+      // A supervisor restarts a process that exits; one that lingers without a port serves nobody.
+      console.error(`modelgate: cannot listen on ${config.server.host}:${config.server.port} (${code}); stop whatever holds it or change server.port`);
+      await Promise.race([gateway.close(0).catch(() => undefined), new Promise((r) => setTimeout(r, 2_000).unref())]);
+      process.exit(EXIT_UNAVAILABLE);
+    }
     gateway.services.log.info({ url, connections: config.connections.map((c) => c.name) }, 'gateway listening');
+    const reloader = new ConfigReloader(gateway, path);
+    const onHangup = (): void => void reloader.reload('SIGHUP');
+    process.on('SIGHUP', onHangup);
+    if (values.watch) reloader.watch();
     await onShutdownSignal(async (signal) => {
+      process.off('SIGHUP', onHangup);
+      reloader.close();
       gateway.services.log.info({ signal }, 'draining in-flight requests');
       await gateway.close();
       gateway.services.log.info('gateway stopped');

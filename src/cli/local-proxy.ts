@@ -8,6 +8,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { Agent, request, type Dispatcher } from 'undici';
+import { pathForLog } from '../ops/logger.js';
 import type { TokenSource } from './token-source.js';
 
 /** Bodies are buffered so a refused request can be sent again; model requests are far smaller. */
@@ -70,6 +71,21 @@ export class LocalProxy {
       sendError(res, 403, 'connect_host_refused', 'modelgate connect answers only to 127.0.0.1 and localhost.');
       return;
     }
+    // A page on another site must not drive the caller's identity (approve a review, hold a session) through the proxy.
+    const crossSite = crossSiteRefusal(req, this.port);
+    if (crossSite) {
+      sendError(res, 403, 'connect_cross_site_refused', crossSite);
+      return;
+    }
+    const target = gatewayTarget(req.url ?? '/', this.options.gateway);
+    if (!target) {
+      sendError(res, 400, 'connect_path_refused', `modelgate connect forwards only the gateway's API paths (${API_PREFIXES.join(', ')}) to ${new URL(this.options.gateway).origin}.`);
+      return;
+    }
+    if (!SAFE_METHODS.has(req.method ?? 'GET') && !isJson(req.headers['content-type'])) {
+      sendError(res, 415, 'connect_json_required', 'State-changing calls through modelgate connect need "Content-Type: application/json".');
+      return;
+    }
     if (this.options.localKey && !this.hasLocalKey(req.headers.authorization)) {
       sendError(res, 401, 'connect_key_invalid', 'This modelgate connect proxy requires the key it printed at start-up as the API key.');
       return;
@@ -85,21 +101,21 @@ export class LocalProxy {
     });
 
     let token = await this.options.tokens.bearer({ minValiditySeconds: this.options.refreshMarginSeconds ?? 30 });
-    let upstream = await this.forward(req, body, token, abort.signal);
+    let upstream = await this.forward(req, target, body, token, abort.signal);
     let retried = false;
     if (upstream.statusCode === 401) {
       const refusal = await readRefusal(upstream);
       if (refusal.code && RETRY_ON.has(refusal.code)) {
         token = await this.options.tokens.bearer({ force: true, refusedToken: token });
-        upstream = await this.forward(req, body, token, abort.signal);
+        upstream = await this.forward(req, target, body, token, abort.signal);
         retried = true;
       } else {
-        this.options.onRequest?.({ method: req.method ?? 'GET', path: req.url ?? '/', status: 401, retried });
+        this.options.onRequest?.({ method: req.method ?? 'GET', path: pathForLog(req.url), status: 401, retried });
         res.writeHead(401, responseHeaders(upstream.headers)).end(refusal.raw);
         return;
       }
     }
-    this.options.onRequest?.({ method: req.method ?? 'GET', path: req.url ?? '/', status: upstream.statusCode, retried });
+    this.options.onRequest?.({ method: req.method ?? 'GET', path: pathForLog(req.url), status: upstream.statusCode, retried });
     res.writeHead(upstream.statusCode, responseHeaders(upstream.headers));
     res.flushHeaders();
     await pipeline(upstream.body, res).catch(() => {
@@ -107,14 +123,13 @@ export class LocalProxy {
     });
   }
 
-  private forward(req: IncomingMessage, body: Buffer, token: string, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+  private forward(req: IncomingMessage, target: URL, body: Buffer, token: string, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (value === undefined || HOP_BY_HOP.has(name)) continue;
       headers[name] = Array.isArray(value) ? value.join(', ') : value;
     }
     headers.authorization = `Bearer ${token}`;
-    const target = new URL(req.url ?? '/', this.options.gateway);
     return request(target, {
       method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
       headers,
@@ -133,6 +148,43 @@ export class LocalProxy {
     const digest = (v: string) => createHash('sha256').update(v).digest();
     return timingSafeEqual(digest(sent), digest(this.options.localKey!));
   }
+}
+
+/** The gateway's API: the OpenAI and Ollama model paths, reviews, access and sessions. Nothing else carries the token. */
+export const API_PREFIXES = ['/v1/', '/api/'];
+const SAFE_METHODS = new Set(['GET', 'HEAD']);
+
+/**
+ * The URL to send a request to, always on the gateway's origin, or undefined when the request line is not a
+ * plain API path. `new URL(req.url, gateway)` would let `//host/x`, `/\\host/x` or an absolute URL replace the
+ * gateway and hand the caller's token to whoever runs that host.
+ */
+export function gatewayTarget(requestTarget: string, gateway: string): URL | undefined {
+  if (!requestTarget.startsWith('/') || requestTarget.startsWith('//') || requestTarget.includes('\\')) return undefined;
+  const origin = new URL(gateway).origin;
+  const parsed = new URL(`${origin}${requestTarget}`);
+  // Dot segments (also percent-encoded) are resolved by the parse; check what is actually requested.
+  if (parsed.origin !== origin || !API_PREFIXES.some((prefix) => parsed.pathname.startsWith(prefix))) return undefined;
+  return parsed;
+}
+
+/**
+ * Why a request from a browser page of another origin is refused, or undefined. Browsers send `Origin` on
+ * cross-origin POSTs (also no-cors ones) and `Sec-Fetch-Site` on everything; command-line clients send neither.
+ */
+function crossSiteRefusal(req: IncomingMessage, port: number): string | undefined {
+  const fetchSite = req.headers['sec-fetch-site'];
+  if (fetchSite !== undefined && fetchSite !== 'same-origin' && fetchSite !== 'none') {
+    return `modelgate connect refuses requests from web pages of other origins (Sec-Fetch-Site: ${fetchSite}).`;
+  }
+  const origin = req.headers.origin;
+  const own = [`http://127.0.0.1:${port}`, `http://localhost:${port}`, `http://[::1]:${port}`];
+  if (origin !== undefined && !own.includes(origin)) return `modelgate connect refuses requests from web pages of other origins (Origin: ${origin}).`;
+  return undefined;
+}
+
+function isJson(contentType: string | undefined): boolean {
+  return /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType ?? '');
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {

@@ -31,7 +31,10 @@ const issuer = z
     /** Skip discovery and use this JWKS URL directly. */
     jwks_uri: httpUrl.optional(),
     claims: claimMapping,
-    /** Reject tokens that carry no groups (least privilege: a token without groups is usually a misconfigured client). */
+    /**
+     * Reject tokens without the groups claim at all (usually an IdP not configured to send it). A token whose claim
+     * is present but empty is a person in no group; set false for IdPs that omit the claim for such people.
+     */
     require_groups: z.boolean().default(true),
     /** Prefix added to this issuer's groups, so two IdPs cannot collide on a group name. */
     group_prefix: z.string().default(''),
@@ -171,8 +174,25 @@ const server = z
     /** Trust X-Forwarded-For from these proxies when recording the client IP. */
     trusted_proxies: z.array(z.string()).default([]),
     keep_alive_timeout: duration.prefault('65s'),
+    /** The whole request (headers and body) must arrive within this: slow-body (slowloris) defence. */
+    request_timeout: duration.prefault('60s'),
+    /** The request headers must arrive within this; below `request_timeout`. */
+    headers_timeout: duration.prefault('15s'),
+    /** JSON bodies nested deeper than this are refused before they are parsed. */
+    max_json_depth: z.number().int().min(2).max(10_000).default(64),
+    /** Prometheus metrics: on the main port by default; `listen` moves them to their own address, `bearer` requires a token. */
+    metrics: z
+      .object({
+        /** `host:port` of a separate listener for /metrics; the main port then answers 404 for it. */
+        listen: z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[\w.-]+):\d{1,5}$/, 'use host:port, e.g. 127.0.0.1:9464').optional(),
+        /** A static bearer token scrapers must send (`${ENV}` it in). */
+        bearer: z.string().min(16, 'use a random bearer of at least 16 characters').optional(),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
+  .refine((s) => s.headers_timeout < s.request_timeout, { message: 'headers_timeout must be shorter than request_timeout', path: ['headers_timeout'] })
   .prefault({});
 
 export const configSchema = z

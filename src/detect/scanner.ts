@@ -10,17 +10,20 @@ import { createDictionaryDetector } from './dictionary.js';
 import { resolveOverlaps } from './overlap.js';
 import { createPiiDetectors } from './pii/index.js';
 import { normaliseForDetection, originalOffset, toOriginal, type NormalisedText } from './normalise.js';
+import { createPhoneDetector, PHONE_DETECTOR_ID, type PhoneOptions } from './pii/phone.js';
 import { KeywordPrefilter } from './prefilter.js';
 import { createSecretDetectors } from './secrets/index.js';
-import { BUILTIN_ENTITY_TYPES, type EntityType, type Span } from './types.js';
+import { BUILTIN_ENTITY_TYPES, NLP_ENTITY_TYPES, type EntityType, type Span } from './types.js';
 
 export type { CustomPatternSpec } from './custom.js';
 
 export interface ScannerOptions {
-  /** Built-in types to detect; default all of `BUILTIN_ENTITY_TYPES`. */
+  /** Built-in types to detect; default all of `BUILTIN_ENTITY_TYPES` (the opt-in `NLP_ENTITY_TYPES` only when listed). */
   types?: readonly EntityType[];
   /** Named term lists, matched case-insensitively as whole words; reported as `DICTIONARY`. */
   dictionaries?: Record<string, readonly string[]>;
+  /** Regions and context words for national phone numbers; default DEFAULT_PHONE_REGIONS and DEFAULT_PHONE_WORDS. */
+  phone?: PhoneOptions;
   /** Named RE2 patterns; invalid ones throw `CustomPatternError` naming the pattern and why. */
   customPatterns?: Record<string, CustomPatternSpec>;
 }
@@ -56,9 +59,11 @@ function builtinDetectors(): readonly Detector[] {
 export function createScanner(options: ScannerOptions = {}): Scanner {
   const wanted = new Set<EntityType>(options.types ?? BUILTIN_ENTITY_TYPES);
   for (const type of wanted) {
-    if (!BUILTIN_ENTITY_TYPES.includes(type)) throw new Error(`"${type}" is not a built-in entity type; configure dictionaries or custom patterns instead`);
+    if (!BUILTIN_ENTITY_TYPES.includes(type) && !NLP_ENTITY_TYPES.includes(type)) throw new Error(`"${type}" is not a built-in entity type; configure dictionaries or custom patterns instead`);
   }
-  const detectors: Detector[] = builtinDetectors().filter((d) => d.types.some((t) => wanted.has(t)));
+  let detectors: Detector[] = builtinDetectors().filter((d) => d.types.some((t) => wanted.has(t)));
+  // Phone regions and words are the operator's: a phone detector of their own replaces the shared one.
+  if (options.phone !== undefined) detectors = detectors.map((d) => (d.id === PHONE_DETECTOR_ID ? createPhoneDetector(options.phone) : d));
   const reportable = new Set<EntityType>(wanted);
   const dictionary = createDictionaryDetector(options.dictionaries ?? {});
   if (dictionary !== undefined) {
@@ -109,12 +114,11 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
     },
     undecidedFrom(original: string): number {
       const { normalised, candidates } = scanned(original);
-      let from = shapeBound(original);
-      if (normalised !== undefined) {
-        // Decided on the copy, then mapped back; the last two characters stay open, since one more
-        // character can still change how they normalise ('%4' + '0', a letter + a combining mark).
-        from = Math.max(0, Math.min(originalOffset(normalised, shapeBound(normalised.text), original.length), original.length - 2));
-      }
+      // Decided on the copy, then mapped back; the last two characters stay open, since one more
+      // character can still change how they normalise ('%4' + '0', a letter + a combining mark).
+      let from = normalised === undefined
+        ? shapeBound(original)
+        : Math.max(0, Math.min(originalOffset(normalised, shapeBound(normalised.text), original.length), original.length - 2));
       // A candidate across that point may be suppressed by, or suppress, a span that is still growing.
       for (let moved = true; moved;) {
         moved = false;

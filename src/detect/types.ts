@@ -14,6 +14,9 @@ export type EntityType =
   | 'DATE_OF_BIRTH'
   | 'PASSPORT'
   | 'NATIONAL_ID'
+  | 'PERSON'
+  | 'LOCATION'
+  | 'ADDRESS'
   // Secrets
   | 'AWS_ACCESS_KEY'
   | 'AWS_SECRET_KEY'
@@ -54,8 +57,15 @@ export const BUILTIN_ENTITY_TYPES: readonly EntityType[] = [
   'ANTHROPIC_KEY', 'GOOGLE_API_KEY', 'AZURE_KEY', 'JWT', 'PRIVATE_KEY', 'GENERIC_SECRET',
 ];
 
+/**
+ * Names, places and street addresses: built in, but never in a default set,
+ * since they are slower and less precise than the validated types (figures in
+ * eval/README.md). A scanner or policy rule names them to turn them on.
+ */
+export const NLP_ENTITY_TYPES: readonly EntityType[] = ['PERSON', 'LOCATION', 'ADDRESS'];
+
 const PII_TYPES: ReadonlySet<EntityType> = new Set<EntityType>([
-  'EMAIL', 'PHONE', 'CREDIT_CARD', 'US_SSN', 'IBAN', 'IP_ADDRESS', 'DATE_OF_BIRTH', 'PASSPORT', 'NATIONAL_ID',
+  'EMAIL', 'PHONE', 'CREDIT_CARD', 'US_SSN', 'IBAN', 'IP_ADDRESS', 'DATE_OF_BIRTH', 'PASSPORT', 'NATIONAL_ID', ...NLP_ENTITY_TYPES,
 ]);
 
 export function categoryOf(type: EntityType): EntityCategory {

@@ -569,9 +569,9 @@ function clientRegistrations(settings: IdpSettings): ClientMetadata[] {
   ];
 }
 
-/** Identity claims the gateway reads from access tokens; `groups` is omitted when empty. */
+/** Identity claims the gateway reads from access tokens; `groups` is always there, empty for a person in no group. */
 function accessTokenClaims(settings: IdpSettings, token: IssuedToken): Record<string, unknown> | undefined {
-  const groupsClaim = (groups: readonly string[]) => (groups.length > 0 ? { groups: [...groups] } : {});
+  const groupsClaim = (groups: readonly string[]) => ({ groups: [...groups] });
   if (token.kind === 'ClientCredentials') {
     const client = settings.serviceClients.get(token.clientId);
     return client ? groupsClaim(client.groups) : undefined;

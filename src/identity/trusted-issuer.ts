@@ -5,7 +5,7 @@
 // through its bindings instead of reading groups from the token.
 import { createRemoteJWKSet, customFetch, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { IssuerConfig } from '../config/schema.js';
-import { readGroupsClaim, readStringClaim } from './claims.js';
+import { readClaim, readGroupsClaim, readStringClaim } from './claims.js';
 import { invalidToken } from './errors.js';
 import type { Principal } from './principal.js';
 import type { TokenIssuer } from './verify-token.js';
@@ -77,10 +77,12 @@ export class TrustedIssuer implements TokenIssuer {
         'Token has too many groups to carry them (Microsoft Entra ID groups overage), so the gateway cannot see them. Ask your IdP administrator to emit only the groups assigned to the application, or app roles.',
       );
     }
-    if (require_groups && groups.length === 0) {
+    // An empty groups claim is a person in no group (who then gets a 403 naming what they lack). Only a token
+    // without the claim at all, from an issuer that must send it, says the IdP is not configured to send groups.
+    if (require_groups && readClaim(claims, mapping.groups) === undefined) {
       throw invalidToken(
         'token_groups_missing',
-        `Token carries no groups in claim "${mapping.groups}"; this issuer requires group membership. Ask your IdP administrator to add the groups claim to access tokens.`,
+        `Token has no groups claim "${mapping.groups}"; this issuer is configured to always send one (require_groups). Ask your IdP administrator to add the groups claim to access tokens, or set require_groups: false for this issuer if its tokens omit the claim for people in no group.`,
       );
     }
     const principal: Principal = { issuer: this.id, subject, groups, expiresAt: payload.exp!, method: 'oidc' };

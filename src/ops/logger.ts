@@ -16,3 +16,10 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
     destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
+
+/** A request target for a log line: the path, with any query string replaced, since it may carry a token. */
+export function pathForLog(url: string | undefined): string {
+  const target = url ?? '/';
+  const query = target.indexOf('?');
+  return query === -1 ? target : `${target.slice(0, query)}?[redacted]`;
+}

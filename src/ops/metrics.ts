@@ -14,6 +14,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly configReloads = new Counter({
+    name: 'modelgate_config_reloads_total',
+    help: 'Configuration reloads (SIGHUP or --watch), by result: applied or rejected (invalid file, old configuration kept).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
   readonly refusals = new Counter({
     name: 'modelgate_refusals_total',
     help: 'Requests refused by the gateway itself, by stable error code.',

@@ -7,7 +7,9 @@
 // and cancellation are recorded in the raising session by whoever makes
 // them (approvals/approvals.ts).
 import { requestFingerprint } from '../approvals/fingerprint.js';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Approvals } from '../approvals/approvals.js';
+import type { ApprovalsConfig } from '../approvals/config.js';
 import { approvalsOf, newReviewId, type Review } from '../approvals/review.js';
 import { GatewayError } from '../http/errors.js';
 import type { Decision } from '../policy/guardrails-types.js';
@@ -80,9 +82,10 @@ export async function holdForApproval(services: GatewayServices, ctx: RequestCon
     ctx.log.info({ review: review.id, rule: review.rule }, 'request held for approval');
 
     const held = performance.now();
+    const holdMs = holdFor(approvals.config, ctx.req.headers);
     services.metrics.heldRequests.inc();
     const outcome = await approvals
-      .waitForDecision(review, approvals.config.wait, ctx.abort.signal, () => {
+      .waitForDecision(review, holdMs, ctx.abort.signal, () => {
         // HTTP/1.0 clients cannot take interim responses (RFC 9110 §15.2).
         const interimOk = ctx.req.httpVersionMajor > 1 || ctx.req.httpVersionMinor >= 1;
         if (interimOk && !ctx.res.headersSent && !ctx.res.destroyed) ctx.res.writeProcessing();
@@ -94,15 +97,16 @@ export async function holdForApproval(services: GatewayServices, ctx: RequestCon
 
     switch (outcome.kind) {
       case 'aborted': {
-        await approvals.cancel(review.id);
-        throw new GatewayError(`The client disconnected while review ${review.id} was pending; the review was cancelled.`, {
+        // Others may wait on the same review, or this client may retry: never cancel under them.
+        approvals.abandon(review.id);
+        throw new GatewayError(`The client disconnected while review ${review.id} was pending.`, {
           status: 499 as number,
           type: 'invalid_request_error',
           code: 'client_disconnected',
         });
       }
       case 'timeout':
-        throw approvalRequired(approvals, review, need);
+        throw approvalRequired(approvals, review, need, holdMs);
       case 'draining':
         throw new GatewayError(
           `This gateway instance is shutting down while review ${review.id} is pending. Retry the identical request: it will wait on the same review.`,
@@ -115,7 +119,7 @@ export async function holdForApproval(services: GatewayServices, ctx: RequestCon
         if (decided.state === 'expired') throw expired(decided);
         if (decided.state === 'cancelled') throw cancelledElsewhere(decided);
         // Approved, but the approval was used by another copy of this request.
-        throw approvalRequired(approvals, decided, need);
+        throw approvalRequired(approvals, decided, need, holdMs);
       }
     }
   } catch (err) {
@@ -153,12 +157,34 @@ function approversFor(services: GatewayServices, ruleName: string): { groups: st
   return { groups: rule?.approvers ?? defaults.approvers, required: rule?.required_approvals ?? defaults.required_approvals };
 }
 
-function approvalRequired(approvals: Approvals, review: Review, need: ApprovalNeed): GatewayError {
+/**
+ * How long to hold this request: `approvals.wait`, or less when the client
+ * says it gives up sooner, so it reads `approval_required` (which SDKs raise
+ * as a permission error, not retry) instead of timing out and retrying.
+ */
+export function holdFor(config: ApprovalsConfig, headers: IncomingHttpHeaders): number {
+  const clientTimeoutMs = clientTimeout(headers);
+  if (clientTimeoutMs === undefined) return config.wait;
+  // Leave a margin for the answer to travel, but never all of a short timeout.
+  const margin = Math.min(config.answer_before_client_timeout, clientTimeoutMs / 5);
+  return Math.max(0, Math.min(config.wait, clientTimeoutMs - margin));
+}
+
+/** The client's own timeout in ms: the OpenAI SDKs' `X-Stainless-Timeout` (seconds), or RFC 7240 `Prefer: wait=N`. */
+function clientTimeout(headers: IncomingHttpHeaders): number | undefined {
+  const stainless = Number(headers['x-stainless-timeout']);
+  if (Number.isFinite(stainless) && stainless > 0) return stainless * 1000;
+  const prefer = /(?:^|[,;\s])wait=(\d+)/i.exec(String(headers.prefer ?? ''));
+  if (prefer) return Number(prefer[1]) * 1000;
+  return undefined;
+}
+
+function approvalRequired(approvals: Approvals, review: Review, need: ApprovalNeed, heldMs: number): GatewayError {
   const url = approvals.reviewUrl(review.id);
-  const waited = Math.round(approvals.config.wait / 1000);
+  const waited = Math.round(heldMs / 1000);
   const who = `${review.approvers.required} approval${review.approvers.required === 1 ? '' : 's'} from ${review.approvers.groups.join(' or ')}`;
   return new GatewayError(
-    `Guardrail rule "${need.decision.rule}" requires a human approval for this prompt (${need.decision.reason}). Review ${review.id} needs ${who} and was not decided within ${waited}s, so the request was not forwarded. Once it is approved, send the identical request again and it will pass once. Review: ${url}`,
+    `Guardrail rule "${need.decision.rule}" requires a human approval for this prompt (${need.decision.reason}). Review ${review.id} needs ${who} and was not decided within ${waited}s, so the request was not forwarded. A person is deciding: send the identical request again to keep waiting on the same review (no new review opens), and once it is approved it passes once. Review: ${url}`,
     {
       status: 403,
       type: 'permission_error',

@@ -3,7 +3,7 @@
 // next step for each.
 import { GatewayError } from '../http/errors.js';
 import type { Principal } from '../identity/principal.js';
-import { decideAccess } from '../policy/access.js';
+import { decideAccess, groupsGranting } from '../policy/access.js';
 import type { ModelRoute } from '../proxy/model-routes.js';
 import type { Dialect } from '../protocol/types.js';
 import type { Review } from '../approvals/review.js';
@@ -34,8 +34,10 @@ export async function authoriseModel(services: GatewayServices, ctx: RequestCont
   if (!decision.allowed) ctx.accessGrant = await grantFor(services, principal, route.connection.name);
   if (!decision.allowed && !ctx.accessGrant) {
     const groups = principal.groups.length > 0 ? principal.groups.join(', ') : 'none';
+    const granting = groupsGranting(services.config.access, route.connection.name, route.model);
+    const lacking = granting.length > 0 ? ` It is granted to members of ${granting.join(' or ')}, and you are in none of them.` : ' No group is granted it.';
     throw new GatewayError(
-      `You (${principal.subject}, groups: ${groups}) are not allowed to use model "${route.model}" on connection "${route.connection.name}". Ask an administrator for access, or request temporary access: modelgate access request --connection ${route.connection.name} --for 1h --reason "..."`,
+      `You (${principal.subject}, groups: ${groups}) are not allowed to use model "${route.model}" on connection "${route.connection.name}".${lacking} Ask an administrator for access, or request temporary access: modelgate access request --connection ${route.connection.name} --for 1h --reason "..."`,
       { status: 403, type: 'permission_error', code: 'model_forbidden', param: 'model' },
     );
   }

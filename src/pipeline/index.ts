@@ -29,7 +29,10 @@ import type { GatewayServices } from './services.js';
 export async function handleModelCall(services: GatewayServices, ctx: RequestContext, endpoint: Endpoint, path: string): Promise<void> {
   const stage = <T>(name: string, run: () => Promise<T> | T): Promise<T> | T => (ctx.trace ? ctx.trace.stage(name, run) : run());
   ctx.principal = await stage('authenticate', () => authenticate(services, ctx));
-  const body = await readJsonBody(ctx.req, services.config.server.max_body_bytes, { lenientContentType: endpoint.dialect === 'ollama' });
+  const body = await readJsonBody(ctx.req, services.config.server.max_body_bytes, {
+    lenientContentType: endpoint.dialect === 'ollama',
+    maxDepth: services.config.server.max_json_depth,
+  });
   ctx.request = parseModelRequest(endpoint.operation, body);
   ctx.route = await stage('authorise', () => authorise(services, ctx));
   await stage('limit', () => limit(services, ctx));

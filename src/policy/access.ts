@@ -31,3 +31,9 @@ function appliesTo(rule: AccessRule, principal: Pick<Principal, 'subject' | 'gro
 function matches(patterns: readonly string[], name: string): boolean {
   return patterns.includes('*') || patterns.includes(name);
 }
+
+/** The groups whose members the rules let use this model, so a refusal can name what the caller lacks. */
+export function groupsGranting(rules: readonly AccessRule[], connection: string, model: string): string[] {
+  const groups = rules.filter((r) => matches(r.connections, connection) && matches(r.models, model)).flatMap((r) => r.groups);
+  return [...new Set(groups)];
+}

@@ -4,7 +4,7 @@
 // per-request decisions. Pure: no I/O.
 import { scoreInjection } from '../detect/injection/index.js';
 import { createScanner, type Scanner } from '../detect/scanner.js';
-import { BUILTIN_ENTITY_TYPES, categoryOf, type EntityType } from '../detect/types.js';
+import { BUILTIN_ENTITY_TYPES, categoryOf, NLP_ENTITY_TYPES, type EntityType } from '../detect/types.js';
 import type { Principal } from '../identity/principal.js';
 import type { MaskingSession } from '../mask/session.js';
 import type { SpanRules } from '../mask/types.js';
@@ -51,7 +51,8 @@ function builtinTypesFor(selectors: readonly Selector[]): EntityType[] {
   for (const selector of selectors) {
     switch (selector.kind) {
       case 'type':
-        if (BUILTIN_ENTITY_TYPES.includes(selector.type)) types.add(selector.type);
+        // PERSON, LOCATION and ADDRESS only when named: a `pii` category does not turn them on.
+        if (BUILTIN_ENTITY_TYPES.includes(selector.type) || NLP_ENTITY_TYPES.includes(selector.type)) types.add(selector.type);
         break;
       case 'category':
         for (const type of BUILTIN_ENTITY_TYPES) if (categoryOf(type) === selector.category) types.add(type);

@@ -6,9 +6,10 @@ import { z } from 'zod';
 import { name } from '../config/fields.js';
 import { createCustomPatternDetector, CustomPatternError, MAX_CUSTOM_PATTERN_LENGTH } from '../detect/custom.js';
 import { INJECTION_THRESHOLD } from '../detect/injection/score.js';
-import { BUILTIN_ENTITY_TYPES, type EntityCategory, type EntityType } from '../detect/types.js';
+import { isSupportedCountry } from 'libphonenumber-js';
+import { BUILTIN_ENTITY_TYPES, NLP_ENTITY_TYPES, type EntityCategory, type EntityType } from '../detect/types.js';
 
-const ENTITY_TYPES: ReadonlySet<string> = new Set<EntityType>([...BUILTIN_ENTITY_TYPES, 'DICTIONARY', 'CUSTOM']);
+const ENTITY_TYPES: ReadonlySet<string> = new Set<EntityType>([...BUILTIN_ENTITY_TYPES, ...NLP_ENTITY_TYPES, 'DICTIONARY', 'CUSTOM']);
 const isEntityType = (value: string): value is EntityType => ENTITY_TYPES.has(value);
 
 /** Category names as written in policies (plural and singular both read naturally). */
@@ -187,9 +188,21 @@ const outputRule = z
   .strict()
   .refine((r) => r.mask !== undefined || r.end_stream_on !== undefined, { message: 'an output rule must set `mask` or `end_stream_on`' });
 
+/** How PHONE finds national numbers without a country code. */
+const phone = z
+  .object({
+    /** ISO 3166 regions whose national formats are tried, in order. */
+    regions: z.array(z.string().refine((r) => isSupportedCountry(r), 'not a region libphonenumber knows (use ISO 3166 alpha-2, e.g. GB, DE, IN)')).min(1).optional(),
+    /** Words next to a number (before it, or just after) that make it a phone number. */
+    context_words: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .strict()
+  .optional();
+
 export const guardrailsSchema = z
   .object({
     masking,
+    phone,
     dictionaries: z.array(dictionary).default([]),
     patterns: z.array(pattern).default([]),
     input: z.array(inputRule).default([]),

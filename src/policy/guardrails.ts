@@ -5,6 +5,7 @@
 // Precedence: block > require_approval > mask > flag. Every decision names
 // its rule, and so does the client's error.
 import type { InjectionScore, InjectionSignal } from '../detect/injection/index.js';
+import type { CountryCode } from 'libphonenumber-js';
 import type { ScannerOptions } from '../detect/scanner.js';
 import { categoryOf, type EntityType, type Span } from '../detect/types.js';
 import { GatewayError } from '../http/errors.js';
@@ -56,10 +57,16 @@ const ACTION_RANK = { flag: 0, mask: 1, require_approval: 2, block: 3 } as const
 const STANDARD_ROLES: ReadonlySet<string | undefined> = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
 /** The policy's dictionaries and custom patterns, in the form createScanner() takes. */
-export function scannerOptionsFor(policy: GuardrailsPolicy): Pick<ScannerOptions, 'dictionaries' | 'customPatterns'> {
+export function scannerOptionsFor(policy: GuardrailsPolicy): Pick<ScannerOptions, 'dictionaries' | 'customPatterns' | 'phone'> {
   return {
     dictionaries: Object.fromEntries(policy.dictionaries.map((d) => [d.name, d.terms])),
     customPatterns: Object.fromEntries(policy.patterns.map((p) => [p.name, customPatternSpec(p)])),
+    ...(policy.phone !== undefined && {
+      phone: {
+        ...(policy.phone.regions !== undefined && { regions: policy.phone.regions as CountryCode[] }),
+        ...(policy.phone.context_words !== undefined && { contextWords: policy.phone.context_words }),
+      },
+    }),
   };
 }
 

@@ -24,7 +24,12 @@ interface WebLogins {
 export class WebRoutes {
   private built: Promise<WebLogins> | undefined;
 
-  constructor(private readonly services: GatewayServices) {}
+  /** Takes the services in force at each call, so a configuration reload reaches sign-in too. */
+  constructor(private readonly servicesNow: () => GatewayServices) {}
+
+  private get services(): GatewayServices {
+    return this.servicesNow();
+  }
 
   /** Serves `path` if it is an identity route; false lets the gateway answer 404. */
   async handle(ctx: RequestContext, path: string, method: string): Promise<boolean> {

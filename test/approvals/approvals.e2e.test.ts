@@ -48,7 +48,7 @@ for (const factory of STORE_FIXTURES) {
       h = await startHarness({
         configure: (input) => {
           input.storage = fx.storage as typeof input.storage;
-          input.approvals = { wait: WAIT, keepalive_interval: '200ms', poll_interval: '100ms', approval_valid_for: '1m' };
+          input.approvals = { wait: WAIT, keepalive_interval: '200ms', poll_interval: '100ms', approval_valid_for: '1m', cancel_abandoned_after: '300ms' };
           input.access = [...(input.access ?? []), { groups: ['approvers'], connections: ['demo'] }];
           input.guardrails = withTwoPersonRule(input.guardrails);
         },
@@ -252,7 +252,7 @@ for (const factory of STORE_FIXTURES) {
       assert.ok((await held).choices[0]?.message.content, 'released after the second approval');
     });
 
-    test('a client that disconnects cancels its review', async () => {
+    test('a client that disconnects and does not come back has its review cancelled', async () => {
       const marker = `gone-${Date.now()}`;
       const controller = new AbortController();
       const held = (await sdk('alice')).chat.completions

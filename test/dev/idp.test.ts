@@ -144,11 +144,11 @@ describe('dev IdP', () => {
     await assert.rejects(idp.loginAs('mallory'), /Wrong username or password/);
   });
 
-  test('loginAs: dave has no groups, so his token carries no groups claim', async () => {
+  test('loginAs: dave has no groups, so his token carries an empty groups claim', async () => {
     const payload = await verifyAccessToken(idp, (await idp.loginAs('dave')).accessToken);
     assert.equal(payload.sub, 'dave');
     assert.equal(payload.email, 'dave@example.com');
-    assert.equal('groups' in payload, false);
+    assert.deepEqual(payload.groups, []);
   });
 
   test('refresh: a new access token, and the used refresh token is rotated out', async () => {
@@ -409,7 +409,7 @@ describe('dev IdP options', () => {
     try {
       const service = decodeJwt(await idp.clientCredentialsToken());
       assert.equal(service.sub, 'nightly-eval');
-      assert.equal('groups' in service, false, 'no groups, no claim');
+      assert.deepEqual(service.groups, [], 'no groups: an empty claim');
       await assert.rejects(idp.clientCredentialsToken('batch-summariser'), /no service client/);
 
       await assert.rejects(idp.loginAs('alice'), /Wrong username or password/);

@@ -4,6 +4,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { configSchema, type ConfigInput } from '../../src/config/schema.js';
 import { startDemoModel, type DemoModel, type DemoModelOptions } from '../../src/dev/demo-model.js';
 import { devConfigInput, DEV_AUDIENCE } from '../../src/dev/dev-config.js';
@@ -28,6 +29,8 @@ export interface HarnessOptions {
   configure?: (input: ConfigInput & Required<Pick<ConfigInput, 'connections'>>) => void;
   idp?: Partial<DevIdpOptions>;
   model?: DemoModelOptions;
+  /** Capture every log line (at debug level) here, so a test can assert what never reaches the logs. */
+  logs?: string[];
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -36,7 +39,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const dataDir = await mkdtemp(join(tmpdir(), 'modelgate-harness-'));
   const input = devConfigInput({ host: '127.0.0.1', port: 0, issuer: idp.issuer, modelUrl: model.url, dataDir });
   options.configure?.(input as ConfigInput & Required<Pick<ConfigInput, 'connections'>>);
-  const gateway = new Gateway(configSchema.parse(input), { logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent') });
+  const logger = options.logs ? createLogger('debug', captureLines(options.logs)) : createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+  const gateway = new Gateway(configSchema.parse(input), { logger });
   const url = await gateway.listen();
   await gateway.services.verifier.warmUp();
 
@@ -58,6 +62,15 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+function captureLines(lines: string[]): NodeJS.WritableStream {
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
 }
 
 /** `identity.web.oidc` for browser sign-in at the dev IdP with its console client. */

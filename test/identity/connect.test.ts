@@ -4,7 +4,8 @@
 // still believed valid (refreshed and retried once).
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -147,5 +148,82 @@ describe('modelgate connect', () => {
     } finally {
       await locked.close();
     }
+  });
+
+  /** A raw request, so the request line and headers are exactly what an attacker sends. */
+  function raw(path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(proxyUrl, { path, method: options.method ?? 'GET', headers: options.headers }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.on('error', reject);
+      req.end(options.body);
+    });
+  }
+  const codeOf = (body: string) => (JSON.parse(body) as { error: { code: string } }).error.code;
+
+  describe('the token goes only to the gateway', () => {
+    let evil: Server;
+    let evilHost: string;
+    const collected: string[] = [];
+    before(async () => {
+      evil = createServer((req, res) => {
+        collected.push(`${req.url} ${req.headers.authorization ?? ''}`);
+        res.end('{}');
+      });
+      await new Promise<void>((resolve) => evil.listen(0, '127.0.0.1', resolve));
+      evilHost = `127.0.0.1:${(evil.address() as AddressInfo).port}`;
+    });
+    after(() => new Promise<void>((resolve) => evil.close(() => resolve())));
+
+    for (const [name, path] of [
+      ['a scheme-relative path', (host: string) => `//${host}/v1/models`],
+      ['an absolute URL', (host: string) => `http://${host}/v1/models`],
+      ['a backslash path', (host: string) => `/\\${host}/v1/models`],
+      ['a backslash inside an API path', (host: string) => `/v1/\\${host}/models`],
+    ] as const) {
+      test(`${name} cannot send the token to another host: 400`, async () => {
+        const answer = await raw(path(evilHost));
+        assert.deepEqual(collected, [], 'nothing reached the other host');
+        assert.equal(answer.status, 400, answer.body);
+        assert.equal(codeOf(answer.body), 'connect_path_refused');
+      });
+    }
+
+    test('paths outside the API (also reached through dot segments) are refused', async () => {
+      for (const path of ['/auth/token', '/v1/../auth/token', '/v1/%2e%2e/metrics', '/metrics']) {
+        const answer = await raw(path);
+        assert.equal(answer.status, 400, `${path}: ${answer.body}`);
+        assert.equal(codeOf(answer.body), 'connect_path_refused');
+      }
+      assert.equal((await raw('/v1/models')).status, 200, 'API paths still pass');
+    });
+  });
+
+  describe('cross-site requests', () => {
+    test('a page of another site cannot approve a review through the proxy (Origin)', async () => {
+      const answer = await raw('/v1/reviews/rev_x/approve', { method: 'POST', headers: { origin: 'https://evil.example', 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(answer.status, 403, answer.body);
+      assert.equal(codeOf(answer.body), 'connect_cross_site_refused');
+    });
+
+    test('Sec-Fetch-Site of another site is refused, also on GET', async () => {
+      for (const site of ['cross-site', 'same-site']) {
+        const answer = await raw('/v1/models', { headers: { 'sec-fetch-site': site } });
+        assert.equal(answer.status, 403, `${site}: ${answer.body}`);
+        assert.equal(codeOf(answer.body), 'connect_cross_site_refused');
+      }
+      assert.equal((await raw('/v1/models', { headers: { 'sec-fetch-site': 'same-origin', origin: proxyUrl } })).status, 200);
+    });
+
+    test('a state-changing call needs a JSON content type (a simple form post has none)', async () => {
+      for (const headers of [{ 'content-type': 'text/plain' }, { 'content-type': 'application/x-www-form-urlencoded' }, {} as Record<string, string>]) {
+        const answer = await raw('/v1/sessions/s_x/hold', { method: 'POST', headers, body: 'a=b' });
+        assert.equal(answer.status, 415, answer.body);
+        assert.equal(codeOf(answer.body), 'connect_json_required');
+      }
+    });
   });
 });

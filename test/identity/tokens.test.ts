@@ -145,9 +145,25 @@ describe('bearer token verification', () => {
     await expectRefusal(await forge({ iat: undefined }), 'token_claim_missing');
   });
 
-  test('token without groups (real login of a user in no groups)', async () => {
-    const message = await expectRefusal(await h.userToken('dave'), 'token_groups_missing');
-    assert.match(message, /groups/);
+  test('a person in no group (real login, empty groups claim) is a person: 403 naming what they lack, and whoami shows them', async () => {
+    const dave = await h.userToken('dave');
+    const response = await postJson(`${h.url}/v1/chat/completions`, dave, chat);
+    assert.equal(response.status, 403);
+    const error = await errorOf(response);
+    assert.equal(error.code, 'model_forbidden');
+    assert.match(error.message, /\(dave, groups: none\)/);
+    assert.match(error.message, /granted to members of engineering or ci, and you are in none of them/);
+    const whoami = await fetch(`${h.url}/auth/whoami`, { headers: { authorization: `Bearer ${dave}` } });
+    assert.equal(whoami.status, 200);
+    const me = (await whoami.json()) as { subject: string; groups: string[]; models: unknown[] };
+    assert.equal(me.subject, 'dave');
+    assert.deepEqual(me.groups, []);
+    assert.deepEqual(me.models, []);
+  });
+
+  test('a token without the groups claim at all, from an issuer that requires it: 401 token_groups_missing', async () => {
+    const message = await expectRefusal(await forge({ groups: undefined }), 'token_groups_missing');
+    assert.match(message, /require_groups/);
   });
 
   test('groups from a nested claim path, as a single string', async () => {

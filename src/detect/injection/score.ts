@@ -1,22 +1,37 @@
 // Scores text for prompt injection and jailbreak attempts with explainable
-// signals. Each rule that matches adds a signal; signals combine as
-// independent evidence (noisy-OR: 1 - Π(1 - weight)), so one strong move
-// ("ignore all previous instructions") crosses the threshold alone while weak
-// hints ("just say", a persona name) need company.
+// signals: the learned classifier's probability (classifier.ts) and each rule
+// that matches (rules.ts). Signals combine as independent evidence (noisy-OR:
+// 1 - Π(1 - weight)), so one strong move ("ignore all previous instructions")
+// or a confident classifier crosses the threshold alone, while weak hints
+// ("just say", a persona name, a hesitant classifier) need company.
+import { injectionLogit, probabilityOf, shippedModel, type LoadedModel } from './classifier.js';
 import { findEncodedBlobs } from './decode.js';
 import { INJECTION_RULES, type InjectionCategory } from './rules.js';
 
 /**
  * Default decision threshold. Every rule weighted 0.5 or more is, alone, a
- * clear attack move; weaker hints (mode switches, "just say", turn markers,
- * persona names) need a second signal. Chosen on the shared corpus to keep
- * benign requests about security, quoting or imperative tasks below it.
+ * clear attack move; weaker hints need a second signal. The classifier's
+ * probability is 0.5 at the logit the training script chose on the dev split
+ * (injection_dev.jsonl, never trained on) for a false-positive rate of at most
+ * 2% of the combined score: see MODEL.md.
  */
 export const INJECTION_THRESHOLD = 0.5;
 
+/** The classifier's signal is listed (and counted) from this probability up. */
+const CLASSIFIER_FLOOR = 0.01;
+/** Fewer words than this are no evidence for a bag of n-grams ("hi", "key?"): only the rules judge them. */
+const CLASSIFIER_MIN_WORDS = 3;
+const WORDS = /[\p{L}\p{N}]+/gu;
+
+function hasWords(text: string, n: number): boolean {
+  WORDS.lastIndex = 0;
+  for (let seen = 0; seen < n; seen++) if (WORDS.exec(text) === null) return false;
+  return true;
+}
+
 export interface InjectionSignal {
   rule: string;
-  category: InjectionCategory;
+  category: InjectionCategory | 'learned';
   reason: string;
   /** UTF-16 offsets of the evidence in the scored text. */
   start: number;
@@ -66,7 +81,7 @@ function combine(weights: readonly number[]): number {
   return 1 - weights.reduce((rest, w) => rest * (1 - w), 1);
 }
 
-function scoreAt(text: string, depth: number): InjectionScore {
+function scoreAt(text: string, depth: number, model: LoadedModel | null): InjectionScore {
   const { text: normalised, origin } = normalise(text);
   const discussion = DISCUSSION.test(normalised);
   const quoted = discussion ? quotedRanges(normalised) : [];
@@ -93,9 +108,24 @@ function scoreAt(text: string, depth: number): InjectionScore {
     });
   }
 
+  if (model !== null && hasWords(text, CLASSIFIER_MIN_WORDS)) {
+    const logit = injectionLogit(model, text);
+    const probability = probabilityOf(model, logit);
+    if (probability >= CLASSIFIER_FLOOR) {
+      add({
+        rule: 'classifier.ngram_logistic',
+        category: 'learned',
+        reason: `learned classifier gives ${probability.toFixed(2)} (logit ${logit.toFixed(2)}; 0.5 at ${model.shift.toFixed(2)})`,
+        start: 0,
+        end: text.length,
+        weight: Math.round(probability * 1000) / 1000,
+      });
+    }
+  }
+
   if (depth < MAX_DECODE_DEPTH) {
     for (const blob of findEncodedBlobs(text)) {
-      const inner = scoreAt(blob.decoded, depth + 1);
+      const inner = scoreAt(blob.decoded, depth + 1, model);
       if (inner.score < INJECTION_THRESHOLD) continue;
       const preview = blob.decoded.length > 80 ? `${blob.decoded.slice(0, 77)}...` : blob.decoded;
       add({
@@ -113,8 +143,12 @@ function scoreAt(text: string, depth: number): InjectionScore {
   return { score: Math.round(combine(signals.map((s) => s.weight)) * 1000) / 1000, signals };
 }
 
-export function scoreInjection(text: string): InjectionScore {
-  return scoreAt(text, 0);
+/**
+ * Scores a text: rules plus the shipped classifier. `model: null` scores with
+ * the rules alone (to compare, or to calibrate the classifier beside them).
+ */
+export function scoreInjection(text: string, model: LoadedModel | null = shippedModel()): InjectionScore {
+  return scoreAt(text, 0, model);
 }
 
 export function isInjection(text: string, threshold = INJECTION_THRESHOLD): boolean {

@@ -2,6 +2,7 @@
 // share it (WAL mode, busy timeout). Statements are prepared once.
 import type BetterSqlite3 from 'better-sqlite3';
 import type { IdentityState, RecordKind, Revocation, StoredSigningKey } from './identity-state.js';
+import { preparePrivateFile } from '../../ops/private-files.js';
 
 interface KeyRow {
   kid: string;
@@ -44,6 +45,7 @@ export class SqliteIdentityState implements IdentityState {
 
   static async open(path: string): Promise<SqliteIdentityState> {
     const { default: Database } = await import('better-sqlite3');
+    preparePrivateFile(path);
     const db = new Database(path);
     db.pragma('journal_mode = WAL');
     db.pragma('busy_timeout = 5000');
