@@ -7,6 +7,8 @@
 //   2. streamed chat completions one at a time (time to first frame, total time)
 //   3. streamed chat completions at concurrency 50
 //   4. modelgate's RSS once it has served at least 100k requests
+//   5. time to the first visible text (not the first frame) on a stream paced
+//      at 20 ms a frame, with output masking on and off (bench/visible-text.ts)
 // Measured runs are split into rounds with the target order rotated, so
 // background noise on this shared machine does not favour one target;
 // medians of the rounds are reported.
@@ -14,7 +16,8 @@
 // Env: BENCH_DURATION (measured seconds per target and scenario, default 10),
 // BENCH_ROUNDS (3), BENCH_WARMUP (seconds per target, 2), BENCH_STREAMS
 // (sequential streams per target, 600), BENCH_GATEWAY_NODE_FLAGS (extra node
-// flags for modelgate, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+// flags for modelgate, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_TARGETS
+// (comma-separated target names to measure, beside direct; must include modelgate).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -23,6 +26,7 @@ import pg from 'pg';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { startDevIdp } from '../src/dev/idp.js';
+import { measureVisibleText, printVisibleText } from './visible-text.js';
 import { CHAT_PATH, chatBody, median, percentile, rotate, runLoad, streamInterleaved, type LoadRun, type StreamSample } from './load.js';
 import {
   benchCpuTicks,
@@ -39,6 +43,7 @@ import {
   stopAllChildren,
   type Target,
   BENCH_GUARDRAILS,
+  benchLimits,
 } from './targets.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -55,7 +60,7 @@ const settings = {
 /** The machine's PostgreSQL (CI starts it); the bench writes to a schema of its own. */
 const BENCH_PG_URL = process.env.MODELGATE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-const TARGETS = { addedP50Ms: 0.5, throughputVsPortkey: 2, rssMb: 150, recordingThroughput: 0.85 } as const;
+const TARGETS = { addedP50Ms: 0.5, throughputVsPortkey: 2, rssMb: 150, recordingThroughput: 0.85, limitsInMemoryThroughput: 0.9 } as const;
 const UPSTREAM_KEY = 'bench-upstream-key';
 const AUDIENCE = 'modelgate';
 /** A dev IdP service client whose token carries the `ci` group; the access rule allows only that group. */
@@ -166,6 +171,14 @@ async function main(): Promise<void> {
       notes.push(`PostgreSQL recording is left out: ${(err as Error).message.split('\n')[0]}`);
     }
 
+    // And with usage limits checked and settled on every request: in memory, and shared through Redis.
+    targets.push(await startModelgate({ ...gatewayOptions, name: 'modelgate+limits:memory', limits: benchLimits('memory') }));
+    try {
+      targets.push(await startModelgate({ ...gatewayOptions, name: 'modelgate+limits:redis', limits: benchLimits('redis') }));
+    } catch (err) {
+      notes.push(`Limits on Redis are left out: ${(err as Error).message.split('\n')[0]}`);
+    }
+
     try {
       targets.push(await startPortkey(upstream.url, UPSTREAM_KEY, dir));
     } catch (err) {
@@ -181,6 +194,12 @@ async function main(): Promise<void> {
       notes.push('nginx is not installed; it is left out.');
     }
 
+    // BENCH_TARGETS=modelgate,modelgate+limits:memory measures only those (and direct): a quicker, less noisy comparison.
+    const only = process.env.BENCH_TARGETS?.split(',').map((t) => t.trim()).filter(Boolean);
+    if (only) {
+      targets.splice(0, targets.length, ...targets.filter((t) => t.name === 'direct' || only.includes(t.name)));
+      notes.push(`Only ${only.join(', ')} (BENCH_TARGETS) were measured, beside direct.`);
+    }
     for (const target of targets) await checkTarget(target);
     const background = backgroundMeter();
     // modelgate's RSS after each phase: growth with the request count would mean a leak, a plateau would not.
@@ -244,6 +263,14 @@ async function main(): Promise<void> {
     printReport(report);
     const file = writeResults(report);
     console.log(`\nresults: ${file}`);
+
+    progress.show('paced streams: time to first visible text…');
+    const visible = await measureVisibleText({ logDir: dir });
+    progress.clear();
+    printVisibleText(visible);
+    const visibleFile = join(ROOT, 'bench', 'results', `visible-text-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+    writeFileSync(visibleFile, `${JSON.stringify(visible, null, 2)}\n`);
+    console.log(`results: ${visibleFile}`);
   } finally {
     progress.clear();
     await stopAllChildren();
@@ -459,6 +486,21 @@ function buildReport(input: ReportInput): Report {
           unit: 'x',
           target: `>= ${TARGETS.recordingThroughput}x`,
           pass: ratio >= TARGETS.recordingThroughput,
+        },
+      ];
+    }),
+    // What limits cost: the same gateway admitting and settling every request, against limits off.
+    ...(['memory', 'redis'] as const).flatMap((store): Check[] => {
+      const limited = c50.results.get(`modelgate+limits:${store}`);
+      if (!limited) return [];
+      const ratio = paired(limited, c50.results.get('modelgate')!, (x, y) => x.rps / y.rps);
+      return [
+        {
+          name: `throughput at c=50 with limits in ${store} / off`,
+          value: ratio,
+          unit: 'x',
+          target: store === 'memory' ? `>= ${TARGETS.limitsInMemoryThroughput}x` : 'reported',
+          pass: store === 'memory' ? ratio >= TARGETS.limitsInMemoryThroughput : null,
         },
       ];
     }),

@@ -156,9 +156,9 @@ export function memoryOf(pid: number): { rssMb: number; peakMb: number } {
 
 // ------------------------------------------------------------------ targets
 
-export async function startUpstream(apiKey: string, logDir: string): Promise<{ url: string; process: ManagedProcess }> {
-  const proc = spawnTracked('upstream', process.execPath, ['--import', 'tsx', 'bench/upstream.ts'], {
-    env: { BENCH_UPSTREAM_KEY: apiKey },
+export async function startUpstream(apiKey: string, logDir: string, chunkDelayMs = 0): Promise<{ url: string; process: ManagedProcess }> {
+  const proc = spawnTracked(chunkDelayMs > 0 ? 'upstream-paced' : 'upstream', process.execPath, ['--import', 'tsx', 'bench/upstream.ts'], {
+    env: { BENCH_UPSTREAM_KEY: apiKey, BENCH_CHUNK_DELAY_MS: String(chunkDelayMs) },
     stdout: 'pipe',
     logDir,
   });
@@ -197,8 +197,25 @@ export interface ModelgateOptions {
   guardrails?: Record<string, unknown>;
   /** Session recording: off, or on with this storage section (default off, so the data path alone is measured). */
   storage?: Record<string, unknown>;
+  /** A limits section: the same gateway admitting every request against limits (memory or Redis). */
+  limits?: Record<string, unknown>;
   /** Target name in the report; default `modelgate`. */
   name?: string;
+}
+
+/**
+ * Limits every request is checked against and charged to, set high enough
+ * that none is refused: what admission and settlement cost, not refusals.
+ */
+export function benchLimits(store: 'memory' | 'redis'): Record<string, unknown> {
+  return {
+    store,
+    ...(store === 'redis' && { redis: { url: 'redis://127.0.0.1:6379', key_prefix: `bench:${process.pid}:` } }),
+    rules: [
+      { name: 'per-caller', per: ['subject'], requests_per_minute: 100_000_000, tokens_per_minute: 1_000_000_000, tokens_per_day: 1_000_000_000, concurrent_requests: 10_000 },
+      { name: 'per-model', per: ['model'], tokens_per_month: 1_000_000_000_000 },
+    ],
+  };
 }
 
 /** A typical policy: secrets blocked and PII masked in prompts; PII masked and private keys stopped in responses. */
@@ -225,6 +242,7 @@ export async function startModelgate(o: ModelgateOptions): Promise<Target> {
     connections: [{ name: 'bench', kind: 'openai', url: o.upstreamUrl, api_key: o.apiKey, models: [{ name: o.model }] }],
     access: [{ description: 'the bench client may chat', groups: [o.group], connections: ['bench'], models: [o.model] }],
     ...(o.guardrails && { guardrails: o.guardrails }),
+    ...(o.limits && { limits: o.limits }),
     ...(o.storage ? { storage: o.storage, recording: { enabled: true } } : { recording: { enabled: false } }),
   };
   const name = o.name ?? 'modelgate';

@@ -8,7 +8,7 @@ import { Approvals } from './approvals/approvals.js';
 import { openReviewStore, redactRequesterReviews } from './approvals/review-store.js';
 import { AuditTrail } from './audit/audit-trail.js';
 import { handleSessionsApi, isSessionsApiPath } from './audit/api.js';
-import type { Config } from './config/schema.js';
+import type { Config, ConnectionConfig } from './config/schema.js';
 import { asGatewayError, GatewayError, methodNotAllowed } from './http/errors.js';
 import { clientRequestId, newRequestId } from './http/request-id.js';
 import { errorShapeFor, sendError, sendJson } from './http/send.js';
@@ -24,14 +24,20 @@ import { handleListModels, handleModelCall } from './pipeline/index.js';
 import { handleOllamaApi, OLLAMA_INFO_PATHS } from './pipeline/ollama-api.js';
 import type { GatewayServices } from './pipeline/services.js';
 import { MODEL_ENDPOINTS } from './protocol/endpoints.js';
+import { AgentTransport } from './proxy/agent-transport.js';
 import { DirectTransport } from './proxy/direct-transport.js';
+import { AgentHub, isAgentServed } from './agent/hub.js';
+import { AgentKeys } from './agent/registry.js';
+import { openAgentKeyStore } from './agent/key-store.js';
 import { ModelRoutes } from './proxy/model-routes.js';
 import { GuardrailEngine } from './policy/guardrail-engine.js';
 import type { Transport } from './proxy/transport.js';
+import { handlePolicyApi, isPolicyApiPath } from './web/policy-api.js';
 import { WebRoutes } from './web/web-routes.js';
 import { reloadServices, type ReloadOutcome } from './config/reload.js';
 import { Tracing } from './ops/tracing.js';
 import { createLimiter } from './usage/create-limiter.js';
+import { handleUsageApi, isUsageApiPath } from './usage/api.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -45,12 +51,19 @@ export class Gateway {
   private readonly retiring = new Set<Transport>();
   private readonly inFlight = new Set<RequestContext>();
   private readonly web: WebRoutes;
+  /** `/readyz` reports draining: set on shutdown, before new requests are refused. */
   private draining = false;
+  /** Agent tunnels, when a connection is served `via: agent`. */
+  private agentHub: AgentHub | undefined;
+  /** Shutdown past its drain notice: new model calls are refused. */
+  private refusingNew = false;
 
   constructor(config: Config, options: GatewayOptions = {}) {
     const log = options.logger ?? createLogger(config.logging.level);
-    const transports = new Map<string, Transport>(config.connections.map((c) => [c.name, new DirectTransport(c)]));
     const metrics = new GatewayMetrics({ subjectLabel: config.usage.metrics_subject_label });
+    const agentHub = (this.agentHub = config.agents ? new AgentHub({ keys: lazyAgentKeys(config), config: config.agents, connections: config.connections, log, registry: metrics.registry }) : undefined);
+    const newTransport = (c: ConnectionConfig): Transport => (isAgentServed(c) && agentHub ? new AgentTransport(c, agentHub) : new DirectTransport(c, queueObserver(metrics, c.name)));
+    const transports = new Map<string, Transport>(config.connections.map((c) => [c.name, newTransport(c)]));
     const identity = new IdentityServices(config, log, (issuer) => metrics.jwksFetches.inc({ issuer }));
     this.current = {
       config,
@@ -59,6 +72,7 @@ export class Gateway {
       routes: new ModelRoutes(config.connections),
       guardrails: new GuardrailEngine(config.guardrails),
       transports,
+      newTransport,
       metrics,
       limiter: createLimiter(config, metrics, log),
       tracing: Tracing.fromEnv(config.tracing, log),
@@ -97,6 +111,7 @@ export class Gateway {
     await this.openApprovals();
     this.warnAboutOpenState();
     if (!(await this.services.limiter.store.ready())) this.services.log.warn('limit store (Redis) not reachable yet; limits apply their on_store_failure setting');
+    if (this.agentHub) this.services.log.info({ url: await this.agentHub.listen() }, 'accepting agent tunnels');
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
@@ -138,6 +153,16 @@ export class Gateway {
     this.services.approvals = approvals;
   }
 
+  /** The agent tunnel listener's URL, when agents are configured. */
+  get agentsUrl(): string | undefined {
+    return this.agentHub?.url;
+  }
+
+  /** Connected agent tunnels on this instance. */
+  get agents(): AgentHub | undefined {
+    return this.agentHub;
+  }
+
   get url(): string {
     const { address, port } = this.server.address() as AddressInfo;
     return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
@@ -145,16 +170,23 @@ export class Gateway {
 
   /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then cuts the rest. */
   async close(graceMs = this.services.config.server.shutdown_grace): Promise<void> {
+    const deadline = Date.now() + graceMs;
+    // First tell load balancers (`/readyz` answers 503 draining) while still serving what they send meanwhile.
     this.draining = true;
+    const notice = Math.min(this.services.config.server.drain_notice, graceMs);
+    if (notice > 0) this.services.log.info({ ms: notice }, '/readyz reports draining; still serving until load balancers notice');
+    await new Promise((r) => setTimeout(r, notice));
+    this.refusingNew = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     // Held requests could wait longer than the grace period; their clients retry elsewhere and rejoin the same review.
     this.services.approvals?.releaseHeld();
-    const deadline = Date.now() + graceMs;
     while (this.inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const ctx of this.inFlight) ctx.abort.abort(new Error('gateway shutting down'));
     this.server.closeAllConnections();
     await closed;
+    await this.agentHub?.close();
+    await this.agentHub?.keys.store.close();
     await Promise.all([...this.services.transports.values(), ...this.retiring].map((t) => t.close()));
     await this.services.approvals?.close();
     await this.services.audit?.close();
@@ -238,7 +270,7 @@ export class Gateway {
     const endpoint = MODEL_ENDPOINTS.get(path);
     if (endpoint) {
       if (method !== 'POST') throw methodNotAllowed('POST');
-      if (this.draining) throw shuttingDown();
+      if (this.refusingNew) throw shuttingDown();
       return handleModelCall(services, ctx, endpoint, path);
     }
     const ollamaInfo = OLLAMA_INFO_PATHS.get(path);
@@ -256,7 +288,7 @@ export class Gateway {
       case '/readyz': {
         const identity = services.verifier.ready;
         const ready = identity && !this.draining;
-        return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', checks: { identity, draining: this.draining } });
+        return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : this.draining ? 'draining' : 'not_ready', checks: { identity, draining: this.draining } });
       }
       case '/metrics': {
         const body = await services.metrics.registry.metrics();
@@ -274,8 +306,18 @@ export class Gateway {
             auditorGroups: services.config.recording.auditor_groups,
             connections: services.config.connections.map((c) => c.name),
             maxBodyBytes: services.config.server.max_body_bytes,
+            signal: ctx.abort.signal,
           });
           if (handled) return;
+        }
+        if (isPolicyApiPath(path)) {
+          ctx.principal = await authenticate(services, ctx);
+          return handlePolicyApi(req, res, path, { config: services.config, guardrails: services.guardrails, principal: ctx.principal });
+        }
+        if (isUsageApiPath(path) && services.audit) {
+          ctx.principal = await authenticate(services, ctx);
+          await handleUsageApi(req, res, { archive: services.audit.archive, principal: ctx.principal, config: services.config, costs: services.limiter.costs });
+          return;
         }
         if (isSessionsApiPath(path) && services.audit) {
           ctx.principal = await authenticate(services, ctx);
@@ -343,6 +385,27 @@ export class Gateway {
       'request',
     );
   }
+}
+
+function queueObserver(metrics: GatewayMetrics, connection: string) {
+  return {
+    queued: (delta: number) => metrics.upstreamQueued.inc({ connection }, delta),
+    active: (delta: number) => metrics.upstreamActive.inc({ connection }, delta),
+  };
+}
+
+/** Agent keys live in the storage database, opened on first use (a gateway without agents never opens it). */
+function lazyAgentKeys(config: Config): AgentKeys {
+  let opened: ReturnType<typeof openAgentKeyStore> | undefined;
+  const store = () => (opened ??= openAgentKeyStore(config.storage));
+  return new AgentKeys({
+    insert: async (r) => (await store()).insert(r),
+    get: async (id) => (await store()).get(id),
+    list: async () => (await store()).list(),
+    revokeAgent: async (agent, now) => (await store()).revokeAgent(agent, now),
+    expire: async (id, at) => (await store()).expire(id, at),
+    close: async () => (opened ? (await opened).close() : undefined),
+  });
 }
 
 /** What a request Node refused before it reached a handler gets: slow senders 408, huge headers 431, the rest 400. */

@@ -8,13 +8,16 @@ import { loginCommand, logoutCommand } from './login.js';
 import { auditCommand } from './audit.js';
 import { policyCommand } from './policy.js';
 import { sessionsCommand } from './sessions.js';
+import { usageCommand } from './usage.js';
 import { revokeTokensCommand } from './revoke-tokens.js';
 import { tokenCommand } from './token.js';
 import { whoamiCommand } from './whoami.js';
 import { reviewsCommand } from './reviews.js';
 import { accessCommand } from './access.js';
+import { agentCommand } from './agent.js';
+import { agentsCommand } from './agents.js';
 
-const COMMANDS: readonly Command[] = [devCommand, gatewayCommand, loginCommand, logoutCommand, whoamiCommand, tokenCommand, connectCommand, revokeTokensCommand, policyCommand, sessionsCommand, auditCommand, reviewsCommand, accessCommand];
+const COMMANDS: readonly Command[] = [devCommand, gatewayCommand, loginCommand, logoutCommand, whoamiCommand, tokenCommand, connectCommand, revokeTokensCommand, policyCommand, sessionsCommand, usageCommand, auditCommand, reviewsCommand, accessCommand, agentCommand, agentsCommand];
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 

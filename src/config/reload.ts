@@ -18,7 +18,7 @@ import { ConfigError, loadConfigFile } from './load.js';
 import type { Config } from './schema.js';
 
 /** Top-level sections that only take effect at start-up. */
-const RESTART_ONLY = ['server', 'identity', 'storage', 'recording', 'approvals', 'tracing'] as const satisfies ReadonlyArray<keyof Config>;
+const RESTART_ONLY = ['server', 'identity', 'storage', 'recording', 'approvals', 'tracing', 'agents'] as const satisfies ReadonlyArray<keyof Config>;
 
 export interface ReloadOutcome {
   /** Top-level sections whose new settings are now in force. */
@@ -44,7 +44,7 @@ export function reloadServices(previous: GatewayServices, config: Config): { ser
   for (const connection of inForce.connections) {
     const before = old.connections.find((c) => c.name === connection.name);
     const reusable = before && isDeepStrictEqual(before, connection) ? previous.transports.get(connection.name) : undefined;
-    transports.set(connection.name, reusable ?? new DirectTransport(connection));
+    transports.set(connection.name, reusable ?? previous.newTransport?.(connection) ?? new DirectTransport(connection));
   }
   const kept = new Set(transports.values());
   const retired = [...previous.transports.values()].filter((t) => !kept.has(t));

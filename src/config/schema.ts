@@ -3,6 +3,7 @@
 // asymmetric algorithms only).
 import { z } from 'zod';
 import { byteSize, duration, httpUrl, name } from './fields.js';
+import { agentsSchema } from '../agent/config.js';
 import { approvalsSchema } from '../approvals/config.js';
 import { connectionRecordingSchema, recordingSchema, storageSchema } from '../audit/config.js';
 import { guardrailsSchema, unknownConnectionReferences } from '../policy/guardrails-schema.js';
@@ -68,10 +69,13 @@ const identity = z
 
 const target = z
   .object({
-    url: httpUrl,
+    url: httpUrl.optional(),
+    /** `agent`: the model is reached through the agents that serve this connection (`modelgate agent`), not by URL. */
+    via: z.literal('agent').optional(),
     weight: z.number().int().min(1).max(100).default(1),
   })
-  .strict();
+  .strict()
+  .refine((t) => !t.url !== !t.via, { message: 'a target has either `url` or `via: agent`', path: ['url'] });
 
 const model = z
   .object({
@@ -117,6 +121,10 @@ const connection = z
     /** How long a target that refused a connection is skipped. */
     unhealthy_cooldown: duration.prefault('10s'),
     max_connections_per_target: z.number().int().min(1).max(10_000).default(256),
+    /** Requests allowed to wait for a busy target's connection; more get 503 + retry-after at once. */
+    max_queued: z.number().int().min(0).max(100_000).default(1024),
+    /** Longest wait for a connection before 503 + retry-after. */
+    queue_timeout: duration.prefault('30s'),
     identity_assertion: identityAssertion.optional(),
     /** Overrides of the recording defaults for this connection (bodies on/off, retention). */
     recording: connectionRecordingSchema.optional(),
@@ -135,6 +143,9 @@ const connection = z
     }
     if (c.targets && c.targets.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['targets'], message: 'needs at least one target' });
+    }
+    if (c.targets && c.targets.length > 1 && c.targets.some((t) => t.via === 'agent')) {
+      ctx.addIssue({ code: 'custom', path: ['targets'], message: 'a `via: agent` target stands alone: the agents serving the connection are its targets' });
     }
     if (c.api_key && c.credential) {
       ctx.addIssue({ code: 'custom', path: ['api_key'], message: 'set at most one of `api_key` or `credential`' });
@@ -171,6 +182,11 @@ const server = z
     max_body_bytes: byteSize.prefault('4mb'),
     /** How long graceful shutdown waits for in-flight streams. */
     shutdown_grace: duration.prefault('30s'),
+    /**
+     * On SIGTERM, how long the gateway keeps accepting and serving while `/readyz` reports draining, so load
+     * balancers stop sending before it stops listening. Counts towards `shutdown_grace`.
+     */
+    drain_notice: duration.prefault('5s'),
     /** Trust X-Forwarded-For from these proxies when recording the client IP. */
     trusted_proxies: z.array(z.string()).default([]),
     keep_alive_timeout: duration.prefault('65s'),
@@ -212,9 +228,16 @@ export const configSchema = z
     limits: limitsSchema,
     usage: usageSchema,
     tracing: tracingSchema,
+    /** Where agents (`modelgate agent`) dial in; needed when a connection has a `via: agent` target. */
+    agents: agentsSchema.optional(),
   })
   .strict()
   .superRefine((config, ctx) => {
+    config.connections.forEach((c, i) => {
+      if (!config.agents && c.targets?.some((t) => t.via === 'agent')) {
+        ctx.addIssue({ code: 'custom', path: ['connections', i, 'targets'], message: `connection "${c.name}" is served via agent, so configure the \`agents\` section (where agents dial in)` });
+      }
+    });
     checkIdentityReferences(config.identity, ctx);
     const connectionNames = new Set<string>();
     const modelOwners = new Map<string, string>();

@@ -58,6 +58,8 @@ export interface DemoModel {
   setFault(fault: Fault | null, opts?: FaultOptions): void;
   /** Resolves with the next request whose client disconnected before the response finished (queued if it already happened). */
   waitForAbort(timeoutMs?: number): Promise<ReceivedRequest>;
+  /** Response body bytes handed to sockets so far, all requests together: how far a stream got past backpressure. */
+  readonly bytesWritten: number;
   close(): Promise<void>;
 }
 
@@ -106,6 +108,10 @@ interface Route {
 
 class DemoModelServer implements DemoModel {
   readonly received: ReceivedRequest[] = [];
+  readonly #written = { bytes: 0 };
+  get bytesWritten(): number {
+    return this.#written.bytes;
+  }
   private readonly server: http.Server;
   private readonly modelNames: string[];
   private readonly modelSet: Set<string>;
@@ -230,6 +236,7 @@ class DemoModelServer implements DemoModel {
     this.remember(record);
 
     const ex = new Exchange(req, res, pathname.startsWith('/api/') ? 'ollama' : 'openai', this.chunkDelayMs);
+    ex.written = this.#written;
     // Writes after a client disconnect surface as errors; the 'close' handler below already covers them.
     res.on('error', () => {});
     res.on('close', () => {
@@ -689,6 +696,8 @@ class Exchange {
   destroyedByServer = false;
   interrupt: InterruptFault | null = null;
   wire: WireFault | null = null;
+  /** The model's shared count of body bytes written. */
+  written = { bytes: 0 };
 
   constructor(
     readonly req: http.IncomingMessage,
@@ -843,6 +852,7 @@ class Exchange {
   private writeChunk(data: string | Buffer, flush: boolean): boolean | Promise<boolean> {
     if (this.gone) return false;
     const { res } = this;
+    this.written.bytes += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
     if (!flush) return res.write(data) || this.drained();
     return new Promise<boolean>((resolve) => {
       const unsubscribe = this.onGone(() => resolve(false));

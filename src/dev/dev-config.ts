@@ -20,7 +20,8 @@ export interface DevConfigInput {
 /** The raw (pre-validation) configuration; tests adjust it before parsing. */
 export function devConfigInput({ host, port, issuer, modelUrl, logLevel = 'info', dataDir }: DevConfigInput): ConfigInput {
   return {
-    server: { host, port },
+    // No load balancer in front of `modelgate dev`: stop at once.
+    server: { host, port, drain_notice: '0s' },
     storage: { driver: 'sqlite', sqlite: { path: `${dataDir}/modelgate.db` } },
     // Carol (auditors) sees every recorded session; everyone else sees their own.
     recording: { auditor_groups: ['auditors'] },

@@ -98,6 +98,20 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly upstreamQueued = new Gauge({
+    name: 'modelgate_upstream_queued_requests',
+    help: 'Requests waiting for a free connection to a busy upstream target, by connection (bounded by max_queued and queue_timeout).',
+    labelNames: ['connection'] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamActive = new Gauge({
+    name: 'modelgate_upstream_active_requests',
+    help: 'Requests holding an upstream connection (headers to end of body), by connection.',
+    labelNames: ['connection'] as const,
+    registers: [this.registry],
+  });
+
   readonly tokens: Counter<'connection' | 'model' | 'group' | 'outcome' | 'type' | 'estimated' | 'subject'>;
 
   readonly cost = new Counter({

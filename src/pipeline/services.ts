@@ -1,7 +1,7 @@
 // The long-lived parts a request's stages use. Built once at start-up.
 import type { Approvals } from '../approvals/approvals.js';
 import type { AuditTrail } from '../audit/audit-trail.js';
-import type { Config } from '../config/schema.js';
+import type { Config, ConnectionConfig } from '../config/schema.js';
 import type { IdentityServices } from '../identity/identity-services.js';
 import type { TokenVerifier } from '../identity/verify-token.js';
 import type { GatewayMetrics } from '../ops/metrics.js';
@@ -21,6 +21,8 @@ export interface GatewayServices {
   guardrails: GuardrailEngine;
   /** One transport per connection, by connection name. */
   transports: ReadonlyMap<string, Transport>;
+  /** Builds a connection's transport (direct, or through agents); a reload uses it for changed connections. */
+  newTransport?: (connection: ConnectionConfig) => Transport;
   metrics: GatewayMetrics;
   /** Session recording; undefined when `recording.enabled` is false. Set before the gateway listens. */
   audit?: AuditTrail;

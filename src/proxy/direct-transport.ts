@@ -7,12 +7,15 @@ import { Pool, errors as undiciErrors } from 'undici';
 import type { ConnectionConfig } from '../config/schema.js';
 import { GatewayError } from '../http/errors.js';
 import type { Transport, UpstreamRequest, UpstreamResponse } from './transport.js';
+import { UpstreamQueue, type QueueObserver } from './upstream-queue.js';
 
 interface Target {
   origin: string;
   basePath: string;
   weight: number;
   pool: Pool;
+  /** Admission: the pool's connections, and a bounded, timed wait for one. */
+  queue: UpstreamQueue;
   unhealthyUntil: number;
 }
 
@@ -24,15 +27,19 @@ export class DirectTransport implements Transport {
   private readonly schedule: number[];
   private cursor = 0;
 
-  constructor(private readonly connection: ConnectionConfig) {
+  constructor(
+    private readonly connection: ConnectionConfig,
+    observer?: QueueObserver,
+  ) {
     const { timeouts } = connection;
     this.targets = connection.targets.map((t) => {
-      const url = new URL(t.url);
+      const url = new URL(t.url!);
       return {
         origin: url.origin,
         basePath: url.pathname.replace(/\/$/, ''),
         weight: t.weight,
         unhealthyUntil: 0,
+        queue: new UpstreamQueue(connection.name, connection.max_connections_per_target, connection.max_queued, connection.queue_timeout, observer),
         pool: new Pool(url.origin, {
           connections: connection.max_connections_per_target,
           connect: { timeout: timeouts.connect },
@@ -47,7 +54,12 @@ export class DirectTransport implements Transport {
 
   async send(request: UpstreamRequest): Promise<UpstreamResponse> {
     let lastError: unknown;
-    for (const target of this.candidates()) {
+    const candidates = this.candidates();
+    // A target with a free connection first; when all are busy, wait in the first one's queue.
+    const freeAt = candidates.findIndex((t) => t.queue.free);
+    if (freeAt > 0) candidates.unshift(...candidates.splice(freeAt, 1));
+    for (const target of candidates) {
+      const release = await target.queue.acquire(request.signal);
       try {
         const response = await target.pool.request({
           origin: target.origin,
@@ -58,8 +70,11 @@ export class DirectTransport implements Transport {
           signal: request.signal,
         });
         target.unhealthyUntil = 0;
+        // The connection is busy until the body is done with, however it ends.
+        response.body.once('close', release);
         return { status: response.statusCode, headers: response.headers, body: response.body, target: target.origin };
       } catch (err) {
+        release();
         if (request.signal.aborted) throw err;
         if (!isConnectFailure(err)) throw this.describe(err);
         target.unhealthyUntil = Date.now() + this.connection.unhealthy_cooldown;

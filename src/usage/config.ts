@@ -79,7 +79,7 @@ export const limitsSchema = z
         /** Prefix of every key the gateway writes, so several deployments can share one Redis. */
         key_prefix: z.string().default('modelgate:'),
         /** How long one limit decision may wait for Redis before it counts as unreachable. */
-        timeout: duration.prefault('250ms'),
+        timeout: duration.prefault('1s'),
       })
       .strict()
       .prefault({}),

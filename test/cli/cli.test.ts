@@ -116,6 +116,17 @@ describe('modelgate CLI', () => {
     }
   });
 
+  test('modelgate dev paces the demo model like a real one, configurably', async () => {
+    const { stdout: help } = await run(process.execPath, [BIN, 'dev', '--help']);
+    assert.match(help, /--pace <duration>.*\(default: 30ms\)/);
+    const refused = await run(process.execPath, [BIN, 'dev', '--pace', 'slowly', '--port', '0', '--idp-port', '0', '--model-port', '0']).then(
+      () => assert.fail('an unreadable pace was accepted'),
+      (err: { code: number; stderr: string }) => err,
+    );
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /--pace takes a duration such as 30ms or 0/);
+  });
+
   test('modelgate dev prints a curl line that returns a completion', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'modelgate-dev-'));
     const child = spawn(process.execPath, [BIN, 'dev', '--port', '0', '--idp-port', '0', '--model-port', '0'], {
@@ -139,6 +150,27 @@ describe('modelgate CLI', () => {
 
       const tokenFile = join(dir, '.modelgate', 'dev-token');
       assert.equal((await stat(tokenFile)).mode & 0o777, 0o600, 'the token file is private');
+
+      // The Node snippet as pasted into a module (next to the repo's node_modules, as in a project that installed openai).
+      const lines = stdout.split('\n');
+      const from = lines.findIndex((l) => l.includes('OpenAI SDK (Node):'));
+      const snippet = lines.slice(from + 1, lines.indexOf('', from)).map((l) => l.trim()).join('\n');
+      assert.match(snippet, /^import fs from 'node:fs';/);
+      const script = fileURLToPath(new URL(`../../.dev-snippet-${process.pid}.mjs`, import.meta.url));
+      await writeFile(script, snippet);
+      try {
+        const { stdout: streamed } = await run(process.execPath, [script], { cwd: dir });
+        assert.match(streamed, /Hello!/, 'the snippet streams the demo reply');
+      } finally {
+        await rm(script, { force: true });
+      }
+
+      // The CLI commands it prints run as pasted, though `modelgate` is not on the PATH of a fresh clone.
+      const whoamiLine = lines.find((l) => l.includes(' whoami  ·'))!.trim();
+      const cli = whoamiLine.slice(0, whoamiLine.indexOf(' whoami'));
+      assert.notEqual(cli, 'modelgate');
+      const { stdout: help } = await run('sh', ['-c', `${cli} --help`], { cwd: dir });
+      assert.match(help, /Commands:/);
     } finally {
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));

@@ -9,6 +9,16 @@ import { NdjsonDecoder } from '../../src/protocol/ndjson.js';
 import { SseDecoder } from '../../src/protocol/sse.js';
 import { postJson, startHarness, type Harness } from '../helpers/harness.js';
 
+/**
+ * What may sit between a blocked upstream and a client that does not read:
+ * kernel socket buffers on both loopback hops (they autotune to several MB;
+ * about 8 MB was measured here) plus the one frame the gateway holds. The
+ * reply is ~150 MB, so a gateway that buffered would let the upstream write
+ * far more than this.
+ */
+const MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024;
+const LONG_REPLY_WORDS = 1_000_000;
+
 describe('streaming', () => {
   let h: Harness;
   let client: OpenAI;
@@ -159,14 +169,14 @@ describe('streaming', () => {
     assert.deepEqual(body.models.map((m) => m.name).sort(), ['demo-chat', 'demo-embed']);
   });
 
-  test('a slow reader applies backpressure all the way to the upstream instead of the gateway buffering', async () => {
-    // ~30 MB of frames: far more than socket buffers hold. If the gateway buffered, the
-    // upstream would finish writing; with backpressure it is still blocked when we hang up.
-    const big = await startHarness({ model: { replyWords: 200_000 } });
+  test('a slow reader holds the upstream back: bytes in flight stay bounded, far below the reply, until the client leaves', async (t) => {
+    // With backpressure the upstream stalls once the socket buffers on both
+    // hops and the one frame the gateway holds are full; a gateway that
+    // buffered would let it write everything.
+    const big = await startHarness({ model: { replyWords: LONG_REPLY_WORDS } });
     try {
       const bigToken = await big.userToken('alice');
       const { hostname, port } = new URL(big.url);
-      const aborted = big.model.waitForAbort(20_000);
       const res = await new Promise<IncomingMessage>((resolve, reject) => {
         const req = request(
           { hostname, port, path: '/v1/chat/completions', method: 'POST', headers: { authorization: `Bearer ${bigToken}`, 'content-type': 'application/json' } },
@@ -176,9 +186,20 @@ describe('streaming', () => {
         req.end(JSON.stringify({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'long' }] }));
       });
       res.pause();
-      await new Promise((r) => setTimeout(r, 1_000));
+      // Wait for the upstream to stop making progress (blocked, or done), however long that takes
+      // on a busy machine; or for it to pass the bound, which fails at once.
+      let written = -1;
+      for (let unchanged = 0; unchanged < 20 && written <= MAX_IN_FLIGHT_BYTES; ) {
+        await new Promise((r) => setTimeout(r, 50));
+        const now = big.model.bytesWritten;
+        unchanged = now === written ? unchanged + 1 : 0;
+        written = now;
+      }
+      t.diagnostic(`upstream stopped after writing ${written} bytes`);
+      assert.ok(written > 0, 'the stream started');
+      assert.ok(written < MAX_IN_FLIGHT_BYTES, `the upstream wrote ${written} bytes while the client read nothing, more than ${MAX_IN_FLIGHT_BYTES} can be in flight: the gateway is buffering`);
       res.destroy();
-      assert.equal((await aborted).aborted, true, 'the upstream was still waiting to write when the client left');
+      assert.equal((await big.model.waitForAbort(20_000)).aborted, true, 'the upstream was still waiting to write when the client left');
     } finally {
       await big.close();
     }

@@ -1,6 +1,8 @@
-// The scanners the masking property tests run against. The test double
-// always; the real detectors too when MODELGATE_TEST_REAL_SCANNER=1, so the
-// same properties can be checked against createScanner() once it exists.
+// The scanners the masking property tests run against: always the real
+// detectors (createScanner(), the gateway's own), and beside them a test
+// double whose short maximum entity length makes the fixed holdback window
+// slide within short texts.
+import { createScanner } from '../../src/detect/scanner.js';
 import { maskText } from '../../src/mask/mask-text.js';
 import { MaskingSession } from '../../src/mask/session.js';
 import { StreamMasker } from '../../src/mask/stream-masker.js';
@@ -18,21 +20,31 @@ export interface ScannerUnderTest {
  */
 export async function scannersUnderTest(options: { pemBodyMax?: number; piiSubset?: boolean } = {}): Promise<ScannerUnderTest[]> {
   const double = options.pemBodyMax === undefined ? {} : { pemBodyMax: options.pemBodyMax };
-  const scanners: ScannerUnderTest[] = [
+  const scanners: ScannerUnderTest[] = [{ name: 'createScanner()', scanner: createScanner() }];
+  if (options.piiSubset) {
+    const types = ['EMAIL', 'CREDIT_CARD', 'IBAN', 'PHONE', 'US_SSN', 'IP_ADDRESS'] as const;
+    scanners.push({ name: `createScanner({ types: ${types.join(', ')} })`, scanner: createScanner({ types: [...types] }) });
+  }
+  scanners.push(
     { name: 'test double, fixed holdback', scanner: createTestScanner(double) },
     { name: 'test double, undecidedFrom', scanner: createTestScanner({ ...double, withUndecidedFrom: true }) },
-  ];
-  if (process.env.MODELGATE_TEST_REAL_SCANNER === '1') {
-    // A variable specifier keeps the type checker from requiring the module before it exists.
-    const specifier = process.env.MODELGATE_TEST_SCANNER_MODULE ?? '../../src/detect/scanner.js';
-    const detect = (await import(specifier)) as { createScanner: (options?: { types?: string[] }) => EntityScanner };
-    scanners.push({ name: 'createScanner()', scanner: detect.createScanner() });
-    if (options.piiSubset) {
-      const types = ['EMAIL', 'CREDIT_CARD', 'IBAN', 'PHONE', 'US_SSN', 'IP_ADDRESS'];
-      scanners.push({ name: `createScanner({ types: ${types.join(', ')} })`, scanner: detect.createScanner({ types }) });
-    }
-  }
+  );
   return scanners;
+}
+
+/**
+ * fast-check parameters that make a run reproducible: the seed (printed by
+ * the caller) and, to replay a failure, the `path` fast-check reports.
+ * FAST_CHECK_SEED=<seed> FAST_CHECK_PATH=<path> replays one counterexample.
+ */
+export function propertyRun(runs: number): { seed: number; path?: string; numRuns: number; endOnFailure: boolean } {
+  const seed = process.env.FAST_CHECK_SEED === undefined ? (Date.now() ^ (Math.random() * 0x7fffffff)) | 0 : Number(process.env.FAST_CHECK_SEED);
+  return {
+    seed,
+    ...(process.env.FAST_CHECK_PATH !== undefined && { path: process.env.FAST_CHECK_PATH }),
+    numRuns: Number(process.env.FAST_CHECK_RUNS ?? runs),
+    endOnFailure: process.env.FAST_CHECK_SHRINK !== '1',
+  };
 }
 
 export const maskAll: SpanRules = () => ({ action: 'mask', rule: 'mask-all', strategy: { kind: 'placeholder' } });

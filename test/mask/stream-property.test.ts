@@ -1,15 +1,16 @@
 // Acceptance property: for generated responses containing entities, however
 // the stream is cut into chunks, the streamed output equals the non-streamed
 // masked output, so no entity reaches the client unmasked. Runs are bounded
-// (the machine is shared); set FAST_CHECK_RUNS to run more.
+// (the machine is shared); set FAST_CHECK_RUNS to run more. Each test prints
+// its seed; FAST_CHECK_SEED (and FAST_CHECK_PATH from a failure) replays it.
+// The same property through the frame and field layer is field-property.test.ts.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { MaskingSession } from '../../src/mask/session.js';
 import type { SpanRules } from '../../src/mask/types.js';
-import { scannersUnderTest, splitAt, streamMask, wholeMask } from './scanners.js';
+import { propertyRun, scannersUnderTest, splitAt, streamMask, wholeMask } from './scanners.js';
 
-const RUNS = Number(process.env.FAST_CHECK_RUNS ?? 150);
 
 const PEM = '-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEAq7BFUpkGp3+LQmlQ\n-----END PRIVATE KEY-----';
 
@@ -71,7 +72,9 @@ const RULE_SETS: Array<[string, SpanRules]> = [
 for (const { name, scanner } of await scannersUnderTest({ pemBodyMax: 80, piiSubset: true })) {
   describe(`streamed masking equals whole-text masking (${name})`, () => {
     for (const [label, rules] of RULE_SETS) {
-      test(label, () => {
+      test(label, (t) => {
+        const run = propertyRun(60);
+        t.diagnostic(`fast-check seed ${run.seed} (replay: FAST_CHECK_SEED=${run.seed})`);
         fc.assert(
           fc.property(textAndCuts, ({ text, cuts }) => {
             const session = (): MaskingSession => new MaskingSession({ hashKey: 'a-test-key-that-is-long-enough-000' });
@@ -80,7 +83,7 @@ for (const { name, scanner } of await scannersUnderTest({ pemBodyMax: 80, piiSub
             assert.equal(streamed.text, whole.text);
             assert.deepEqual(streamed.termination, whole.termination);
           }),
-          { numRuns: RUNS, endOnFailure: process.env.FAST_CHECK_SHRINK !== "1" },
+          run,
         );
       });
     }

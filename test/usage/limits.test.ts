@@ -225,6 +225,28 @@ for (const store of ['memory', 'redis'] as const) {
   });
 }
 
+describe('limit decisions in the access log', () => {
+  test('each request line names its usage and limit decision', async () => {
+    const logs: string[] = [];
+    await withGateway(
+      limitsFor('memory', { rules: [{ name: 'one', requests_per_minute: 1 }] }),
+      async (h) => {
+        const token = await h.userToken('alice');
+        for (let i = 0; i < 2; i++) await (await postJson(`${h.url}/v1/chat/completions`, token, chat())).text();
+        await new Promise((r) => setTimeout(r, 50));
+      },
+      { logs },
+    );
+    const requests = logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request' && l.path === '/v1/chat/completions');
+    assert.equal(requests.length, 2);
+    assert.equal(requests[0]!.limits, 'allowed');
+    assert.ok((requests[0]!.usage as { completion: number }).completion > 0);
+    assert.equal(requests[1]!.limits, 'refused');
+    assert.equal(requests[1]!.code, 'rate_limit_exceeded');
+    assert.equal(requests[1]!.usage, undefined);
+  });
+});
+
 describe('limits on Redis shared by several gateways', () => {
   const children: ChildProcess[] = [];
   after(() => {

@@ -1,0 +1,306 @@
+// `modelgate agent`, run beside the model: dials out to the gateway, upgrades
+// to a reversed HTTP/2 session, and forwards each stream the gateway opens to
+// the model server of the connection it names. A thin, auditable transport:
+// it inspects nothing and only reaches the model URLs it was started with.
+// Reconnects with capped exponential backoff and full jitter; a new key
+// (rotation) is picked up by dialling a second tunnel before closing the old.
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import http2 from 'node:http2';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { Pool } from 'undici';
+import type { Logger } from '../ops/logger.js';
+import { HEADER, HOP_BY_HOP, TUNNEL_PATH, UPGRADE_TOKEN } from './protocol.js';
+
+const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+
+export interface AgentOptions {
+  /** The gateway's agent listener, https:// (or http:// on loopback only). */
+  gateway: URL;
+  /** Read before every dial, so a rotated key file is used on the next one. */
+  readKey: () => Promise<string>;
+  /** Connection name → the model server's base URL. */
+  serve: ReadonlyMap<string, URL>;
+  version: string;
+  log: Logger;
+  /** PEM CA for the gateway's certificate, when not a public one. */
+  ca?: Buffer;
+  backoff?: { initialMs: number; maxMs: number };
+  /** How long a model may take to send response headers; the gateway keeps its own limits too. */
+  upstreamHeadersTimeoutMs?: number;
+}
+
+export type TunnelState = 'connecting' | 'connected' | 'stopped';
+
+export class Agent {
+  readonly instance = randomUUID();
+  readonly registry = new Registry();
+  private session: http2.ServerHttp2Session | undefined;
+  private socket: Socket | undefined;
+  private readonly h2 = http2.createServer();
+  private readonly pools = new Map<string, Pool>();
+  private stopped = false;
+  private attempt = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private dialing: Promise<void> | undefined;
+  private lastKey: string | undefined;
+  private readonly metrics;
+
+  constructor(private readonly options: AgentOptions) {
+    const { gateway } = options;
+    if (gateway.protocol !== 'https:' && !(gateway.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(gateway.hostname))) {
+      throw new Error(`the gateway URL must be https:// (cleartext http:// only to loopback): ${gateway.href}`);
+    }
+    for (const [name, url] of options.serve) {
+      this.pools.set(name, new Pool(url.origin, { connections: 1024, headersTimeout: options.upstreamHeadersTimeoutMs ?? 300_000, bodyTimeout: 0, connect: { timeout: 5_000 } }));
+    }
+    this.h2.on('stream', (stream, headers) => void this.forward(stream, headers));
+    const agent = this;
+    this.metrics = {
+      connected: new Gauge({ name: 'modelgate_agent_connected', help: '1 while the tunnel to the gateway is up.', registers: [this.registry], collect() { this.set(agent.state === 'connected' ? 1 : 0); } }),
+      active: new Gauge({ name: 'modelgate_agent_active_streams', help: 'Requests being forwarded now.', registers: [this.registry] }),
+      streams: new Counter({ name: 'modelgate_agent_streams_total', help: 'Requests forwarded, by connection and outcome.', labelNames: ['connection', 'outcome'] as const, registers: [this.registry] }),
+      dials: new Counter({ name: 'modelgate_agent_dials_total', help: 'Tunnel dial attempts by outcome.', labelNames: ['outcome'] as const, registers: [this.registry] }),
+    };
+  }
+
+  get state(): TunnelState {
+    if (this.stopped) return 'stopped';
+    return this.session && !this.session.closed && !this.session.destroyed ? 'connected' : 'connecting';
+  }
+
+  /** Starts dialling; resolves once the first tunnel is up (or rejects on a refusal that retrying cannot fix, e.g. a bad key, while still retrying). */
+  start(): void {
+    this.dial();
+  }
+
+  /** Re-reads the key; if it changed, opens a tunnel with the new key before closing the old one. */
+  async reload(): Promise<void> {
+    const key = (await this.options.readKey()).trim();
+    if (key === this.lastKey || this.stopped) return;
+    const old = this.session;
+    this.session = undefined;
+    await this.connect().catch((err: Error) => this.options.log.warn({ err: err.message }, 'tunnel with the new key failed; keeping the old one'));
+    if (this.session && old) old.close();
+    else if (!this.session) this.session = old;
+  }
+
+  /** Stops taking new requests (GOAWAY), lets open ones finish for up to `graceMs`, then closes. */
+  async close(graceMs = 10_000): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    const session = this.session;
+    if (session && !session.closed) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          session.destroy();
+          resolve();
+        }, graceMs);
+        session.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
+  }
+
+  /** Kills the tunnel without a goodbye, as a crash would: the socket, or the HTTP/2 session (for tests of the gateway's side). */
+  destroyTunnel(how: 'socket' | 'session' = 'socket'): void {
+    if (how === 'socket') this.socket?.destroy();
+    else this.session?.destroy();
+  }
+
+  private dial(): void {
+    if (this.stopped || this.dialing) return;
+    this.dialing = this.connect()
+      .then(() => {
+        this.attempt = 0;
+      })
+      .catch((err: Error) => {
+        this.options.log.warn({ err: err.message, gateway: this.options.gateway.origin }, 'could not open the tunnel; retrying');
+        this.scheduleRetry();
+      })
+      .finally(() => {
+        this.dialing = undefined;
+      });
+  }
+
+  /** Full jitter: a random delay up to the capped exponential, so a fleet does not reconnect in step. */
+  private scheduleRetry(): void {
+    if (this.stopped) return;
+    const { initialMs, maxMs } = this.options.backoff ?? { initialMs: 500, maxMs: 30_000 };
+    const ceiling = Math.min(maxMs, initialMs * 2 ** this.attempt++);
+    const delay = Math.max(50, Math.round(Math.random() * ceiling));
+    this.retryTimer = setTimeout(() => this.dial(), delay);
+    this.retryTimer.unref?.();
+  }
+
+  private async connect(): Promise<void> {
+    const key = (await this.options.readKey()).trim();
+    const { gateway, ca } = this.options;
+    const headers = {
+      connection: 'Upgrade',
+      upgrade: UPGRADE_TOKEN,
+      authorization: `Bearer ${key}`,
+      [HEADER.version]: this.options.version,
+      [HEADER.connections]: [...this.options.serve.keys()].join(','),
+      [HEADER.instance]: this.instance,
+    };
+    const target = new URL(TUNNEL_PATH, gateway);
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const req = (gateway.protocol === 'https:' ? https : http).request(target, { method: 'GET', headers, timeout: 10_000, ...(ca ? { ca } : {}) });
+      req.once('upgrade', (_res, socket: Socket, head: Buffer) => {
+        if (head.length > 0) socket.unshift(head);
+        resolve(socket);
+      });
+      req.once('response', (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d.slice(0, 2000)));
+        res.on('end', () => {
+          this.metrics.dials.inc({ outcome: String(res.statusCode) });
+          reject(new Error(`gateway refused the tunnel: HTTP ${res.statusCode} ${describeError(body)}`));
+        });
+      });
+      req.once('timeout', () => req.destroy(new Error('tunnel handshake timed out')));
+      req.once('error', (err) => {
+        this.metrics.dials.inc({ outcome: 'error' });
+        reject(err);
+      });
+      req.end();
+    });
+    this.metrics.dials.inc({ outcome: 'connected' });
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    // node's HTTP/2 server treats a TLS socket without ALPN "h2" as HTTP/1; after the upgrade this socket speaks HTTP/2.
+    if ((socket as { encrypted?: boolean }).encrypted) Object.defineProperty(socket, 'alpnProtocol', { value: 'h2' });
+    const session = await new Promise<http2.ServerHttp2Session>((resolve) => {
+      this.h2.once('session', resolve);
+      this.h2.emit('connection', socket);
+    });
+    session.on('error', (err) => this.options.log.warn({ err: err.message }, 'tunnel error'));
+    session.once('close', () => {
+      if (this.session !== session) return;
+      this.session = undefined;
+      if (this.stopped) return;
+      this.options.log.warn({ gateway: gateway.origin }, 'tunnel closed; reconnecting');
+      this.scheduleRetry();
+    });
+    this.session = session;
+    this.socket = socket;
+    this.lastKey = key;
+    this.options.log.info({ gateway: gateway.origin, connections: [...this.options.serve.keys()] }, 'tunnel connected');
+  }
+
+  private async forward(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<void> {
+    const connection = String(headers[HEADER.connection] ?? '');
+    const base = this.options.serve.get(connection);
+    const pool = this.pools.get(connection);
+    const method = String(headers[':method']);
+    const path = String(headers[':path'] ?? '');
+    if (!base || !pool) return this.refuse(stream, 'unknown_connection', `this agent does not serve connection "${connection}"`);
+    // Only a path on the configured model server: no absolute URLs, no other hosts.
+    if (!path.startsWith('/') || path.startsWith('//') || (method !== 'POST' && method !== 'GET')) return this.refuse(stream, 'bad_request', 'bad method or path', 400);
+
+    const abort = new AbortController();
+    stream.once('close', () => {
+      if (!stream.writableFinished || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) abort.abort(new Error('gateway cancelled the stream'));
+    });
+    const forwardHeaders: Record<string, string> = {};
+    for (const [k, v] of Object.entries(headers)) {
+      if (k.startsWith(':') || HOP_BY_HOP.has(k) || k === HEADER.connection || v === undefined) continue;
+      forwardHeaders[k] = Array.isArray(v) ? v.join(', ') : v;
+    }
+    this.metrics.active.inc();
+    let outcome = 'ok';
+    try {
+      const response = await pool.request({
+        path: base.pathname.replace(/\/$/, '') + path,
+        method: method as 'POST' | 'GET',
+        headers: forwardHeaders,
+        // A pass-through, not the HTTP/2 stream itself: undici destroys a body stream once sent, which would end our response side too.
+        body: method === 'POST' ? stream.pipe(new PassThrough()) : null,
+        signal: abort.signal,
+      });
+      const out: http2.OutgoingHttpHeaders = { ':status': response.statusCode };
+      for (const [k, v] of Object.entries(response.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
+      if (stream.closed) {
+        response.body.destroy();
+        outcome = 'cancelled';
+        return;
+      }
+      stream.respond(out);
+      await pipeline(response.body, stream);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (abort.signal.aborted || stream.closed) outcome = 'cancelled';
+      else if (!stream.headersSent && code && CONNECT_FAILURES.has(code)) {
+        outcome = 'upstream_unreachable';
+        this.refuse(stream, 'upstream_unreachable', `the model server for "${connection}" refused the connection (${code})`);
+      } else {
+        // The model broke mid-answer (or before): reset the stream so the gateway reports it, never a silent truncation.
+        outcome = 'upstream_error';
+        if (!stream.destroyed) stream.close(NGHTTP2_INTERNAL_ERROR);
+      }
+      this.options.log.debug({ connection, code, err: (err as Error).message }, 'forward failed');
+    } finally {
+      this.metrics.active.dec();
+      this.metrics.streams.inc({ connection, outcome });
+    }
+  }
+
+  private refuse(stream: http2.ServerHttp2Stream, code: string, message: string, status = 502): void {
+    if (stream.closed || stream.headersSent) return;
+    stream.respond({ ':status': status, 'content-type': 'application/json', [HEADER.agentError]: code });
+    stream.end(JSON.stringify({ error: { message: `modelgate agent: ${message}`, type: 'upstream_error', param: null, code } }));
+  }
+}
+
+function describeError(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as { error?: { code?: string; message?: string } };
+    if (parsed.error?.message) return `${parsed.error.code ?? ''}: ${parsed.error.message}`;
+  } catch {
+    /* not JSON */
+  }
+  return body.slice(0, 200);
+}
+
+/** The agent's own /healthz, /readyz and /metrics, on a port of its own. */
+export async function serveAgentStatus(agent: Agent, host: string, port: number): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz' || path === '/readyz') {
+      const ready = agent.state === 'connected';
+      const status = path === '/healthz' || ready ? 200 : 503;
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: path === '/healthz' ? 'ok' : ready ? 'ready' : 'not_ready', tunnel: agent.state }));
+      return;
+    }
+    if (path === '/metrics') {
+      void agent.registry.metrics().then((body) => {
+        res.writeHead(200, { 'content-type': agent.registry.contentType });
+        res.end(body);
+      });
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: { message: 'The agent serves /healthz, /readyz and /metrics.', type: 'not_found_error', param: null, code: 'unknown_endpoint' } }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}
+
+export function statusUrl(server: http.Server): string {
+  const { address, port } = server.address() as AddressInfo;
+  return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+}

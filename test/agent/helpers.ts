@@ -1,0 +1,50 @@
+// Agents for tests: a gateway harness whose `demo` connection is served via
+// agent, keys created through the real registry, and real `Agent`s dialling
+// the gateway's tunnel listener on loopback.
+import { Agent } from '../../src/agent/agent.js';
+import { createLogger } from '../../src/ops/logger.js';
+import type { Harness, HarnessOptions } from '../helpers/harness.js';
+import { startHarness } from '../helpers/harness.js';
+
+export async function startAgentHarness(options: HarnessOptions = {}): Promise<Harness> {
+  return startHarness({
+    ...options,
+    configure: (input) => {
+      const demo = input.connections[0]!;
+      delete (demo as { url?: string }).url;
+      demo.targets = [{ via: 'agent' }];
+      input.agents = { listen: { host: '127.0.0.1', port: 0 }, key_check_interval: '200ms', heartbeat_interval: '1s', heartbeat_timeout: '1s' };
+      options.configure?.(input);
+    },
+  });
+}
+
+export async function createAgentKey(h: Harness, name: string, connections = ['demo']): Promise<string> {
+  return (await h.gateway.agents!.keys.create(name, connections)).key;
+}
+
+export function startAgent(h: Harness, key: string | (() => string), serve: Record<string, string> = { demo: h.model.url }): Agent {
+  const agent = new Agent({
+    gateway: new URL(h.gateway.agentsUrl!),
+    readKey: async () => (typeof key === 'function' ? key() : key),
+    serve: new Map(Object.entries(serve).map(([k, v]) => [k, new URL(v)])),
+    version: 'test',
+    log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'),
+    backoff: { initialMs: 50, maxMs: 200 },
+  });
+  agent.start();
+  return agent;
+}
+
+export async function until(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Waits until `count` agents serve `connection` at the gateway. */
+export function agentsConnected(h: Harness, count: number, connection = 'demo'): Promise<void> {
+  return until(() => h.gateway.agents!.agentsFor(connection).length === count, `${count} agent(s) connected`);
+}

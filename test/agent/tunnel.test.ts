@@ -1,0 +1,207 @@
+// A connection served via agent: requests cross the reversed HTTP/2 tunnel
+// with the pipeline unchanged (guardrails, masking and recording stay in the
+// gateway), agents are load-balanced and fail over, cancellation crosses
+// the tunnel, a broken tunnel ends a stream with an error frame, and a
+// revoked key cuts a connected agent.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { after, afterEach, before, describe, test } from 'node:test';
+import OpenAI from 'openai';
+import type { Agent } from '../../src/agent/agent.js';
+import { SseDecoder } from '../../src/protocol/sse.js';
+import { errorOf, postJson, type Harness } from '../helpers/harness.js';
+import { agentsConnected, createAgentKey, startAgent, startAgentHarness, until } from './helpers.js';
+
+/** A loopback port nothing listens on: a model server that is down. */
+async function closedPort(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((r) => server.close(() => r()));
+  return `http://127.0.0.1:${port}`;
+}
+
+async function sseFrames(response: Response): Promise<Array<{ data: string }>> {
+  const decoder = new SseDecoder();
+  const frames = [];
+  try {
+    for await (const chunk of response.body as AsyncIterable<Uint8Array>) frames.push(...decoder.push(chunk));
+  } catch {
+    /* a reset connection ends the read; the frames so far are the evidence */
+  }
+  frames.push(...decoder.end());
+  return frames.filter((f) => f.hasData);
+}
+
+describe('agent tunnel', () => {
+  let h: Harness;
+  let token: string;
+  let client: OpenAI;
+  const agents: Agent[] = [];
+  const agent = (key: string | (() => string), serve?: Record<string, string>) => {
+    const a = startAgent(h, key, serve);
+    agents.push(a);
+    return a;
+  };
+
+  before(async () => {
+    h = await startAgentHarness({
+      model: { chunkDelayMs: 5 },
+      configure: (input) => {
+        input.guardrails = { ...input.guardrails, output: [{ name: 'mask-email-out', mask: { types: ['EMAIL'], strategy: 'placeholder' } }] };
+      },
+    });
+    token = await h.userToken('alice');
+    client = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: token, maxRetries: 0 });
+  });
+  afterEach(async () => {
+    h.model.setFault(null);
+    await Promise.all(agents.splice(0).map((a) => a.close(100)));
+    await agentsConnected(h, 0);
+  });
+  after(() => h.close());
+
+  test('without a connected agent, a clean 503 that tells SDKs to retry', async () => {
+    const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(response.status, 503);
+    assert.equal(response.headers.get('retry-after'), '5');
+    assert.equal((await errorOf(response)).code, 'agent_unavailable');
+  });
+
+  test('chat, streamed and not, through the tunnel with the connection credential and request id, and recorded', async () => {
+    agent(await createAgentKey(h, 'beside-model-1'));
+    await agentsConnected(h, 1);
+    const answer = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'hello through the tunnel' }] });
+    assert.ok(answer.choices[0]!.message.content!.length > 0);
+    const seen = h.model.received.at(-1)!;
+    assert.equal(seen.headers.authorization, 'Bearer demo-upstream-key', 'the gateway injects the connection credential, the agent forwards it');
+    assert.ok(seen.headers['x-request-id']);
+
+    const stream = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'stream it' }], stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    assert.ok(text.length > 0);
+
+    const requestId = seen.headers['x-request-id'] as string;
+    const session = await h.gateway.services.audit!.archive.show(requestId);
+    assert.ok(session, 'the session record exists for a request that went through an agent');
+    assert.equal(session.session.connection, 'demo');
+    assert.ok(session.events.some((e) => e.kind === 'session.end'), 'and it is complete');
+  });
+
+  test('masking stays in the gateway: a secret in the model output is masked after the tunnel', async () => {
+    agent(await createAgentKey(h, 'beside-model-mask'));
+    await agentsConnected(h, 1);
+    const email = 'leak.me@example.com';
+    const frame = (content: string) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'demo-chat', choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`;
+    h.model.setFault({ kind: 'raw', contentType: 'text/event-stream', writes: [frame(`write to ${email} now`), 'data: [DONE]\n\n'] }, { times: 1 });
+    const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'contact?' }] });
+    const body = (await sseFrames(response)).map((f) => f.data).join('\n');
+    assert.ok(!body.includes(email), `the email must be masked: ${body}`);
+  });
+
+  test('two agents share the load; one whose model is down never sees a request fail (not-started retry)', async () => {
+    const down = agent(await createAgentKey(h, 'model-down'), { demo: await closedPort() });
+    const up = agent(await createAgentKey(h, 'model-up'));
+    await agentsConnected(h, 2);
+    for (let i = 0; i < 6; i++) {
+      const answer = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: `n${i}` }] });
+      assert.ok(answer.choices[0]!.message.content);
+    }
+    const forwarded = async (a: Agent, outcome: string) => (await a.registry.getSingleMetric('modelgate_agent_streams_total')!.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+    assert.ok((await forwarded(down, 'upstream_unreachable')) >= 1, 'the agent with the model down was tried');
+    assert.equal(await forwarded(up, 'ok'), 6);
+  });
+
+  for (const how of ['socket'] as const) test(`an agent killed mid-stream (${how} destroyed): the client gets a clean error frame, never a silent truncation`, async () => {
+    const a = agent(await createAgentKey(h, 'killed'));
+    await agentsConnected(h, 1);
+    h.model.setFault({ kind: 'stall_mid_stream', afterChunks: 2 }, { times: 1 });
+    const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'long answer' }] });
+    assert.equal(response.status, 200);
+    const reading = sseFrames(response);
+    await until(() => h.model.received.length > 0 && a.state === 'connected', 'stream under way');
+    await new Promise((r) => setTimeout(r, 100));
+    a.destroyTunnel(how);
+    const frames = await reading;
+    assert.ok(frames.length >= 1);
+    const last = frames.at(-1)!;
+    assert.notEqual(last.data, '[DONE]');
+    assert.ok(JSON.parse(last.data).error, `the last frame is an error frame: ${last.data}`);
+  });
+
+  test('an upstream reset mid-stream at the agent ends the stream with an error frame', async () => {
+    agent(await createAgentKey(h, 'reset'));
+    await agentsConnected(h, 1);
+    h.model.setFault({ kind: 'reset_mid_stream', afterChunks: 2 }, { times: 1 });
+    const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'x' }] });
+    const frames = await sseFrames(response);
+    assert.ok(JSON.parse(frames.at(-1)!.data).error, 'error frame last');
+  });
+
+  test('a client that goes away cancels the model request on the far side of the tunnel, even before the model answered', async () => {
+    agent(await createAgentKey(h, 'cancel'));
+    await agentsConnected(h, 1);
+    h.model.setFault({ kind: 'hang' }, { times: 1, path: '/v1/chat/completions' });
+    const controller = new AbortController();
+    const aborted = h.model.waitForAbort(5_000);
+    const pending = fetch(`${h.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'x' }] }),
+      signal: controller.signal,
+    }).catch(() => undefined);
+    await until(() => h.model.received.some((r) => r.path === '/v1/chat/completions' && !r.aborted && r === h.model.received.at(-1)), 'the model has the request');
+    controller.abort();
+    await pending;
+    assert.equal((await aborted).aborted, true);
+  });
+
+  test('one client not reading does not stall another stream on the same tunnel (per-stream flow control)', async () => {
+    agent(await createAgentKey(h, 'flow'));
+    await agentsConnected(h, 1);
+    const big = `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'demo-chat', choices: [{ index: 0, delta: { content: 'x'.repeat(16_000) }, finish_reason: null }] })}\n\n`;
+    h.model.setFault({ kind: 'raw', contentType: 'text/event-stream', writes: Array<string>(400).fill(big) }, { times: 1 });
+    const stalled = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'big' }] });
+    assert.equal(stalled.status, 200); // headers only: its body is never read
+    await new Promise((r) => setTimeout(r, 300));
+    const answer = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'meanwhile' }] });
+    assert.ok(answer.choices[0]!.message.content);
+    await stalled.body!.cancel();
+  });
+
+  test('a bad key, and a key for other connections, are refused at the handshake', async () => {
+    const genuine = await createAgentKey(h, 'forged');
+    const bad = agent(genuine.slice(0, -4) + (genuine.endsWith('AAAA') ? 'BBBB' : 'AAAA')); // a real key id with a wrong secret
+    const other = agent(await createAgentKey(h, 'other-conn', ['elsewhere']));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(bad.state, 'connecting');
+    assert.equal(other.state, 'connecting');
+    assert.equal(h.gateway.agents!.agentsFor('demo').length, 0);
+    const refused = (await h.gateway.services.metrics.registry.getSingleMetric('modelgate_agent_handshakes_total')!.get()).values;
+    assert.ok(refused.some((v) => v.labels.outcome === 'invalid_agent_key'));
+    assert.ok(refused.some((v) => v.labels.outcome === 'agent_connection_not_allowed'));
+  });
+
+  test('revocation cuts a connected agent at once, and it cannot come back', async () => {
+    const a = agent(await createAgentKey(h, 'to-revoke'));
+    await agentsConnected(h, 1);
+    assert.equal(await h.gateway.agents!.keys.revoke('to-revoke'), 1);
+    await agentsConnected(h, 0);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(a.state, 'connecting', 'its reconnects are refused');
+  });
+
+  test('rotation without downtime: the agent switches to the new key before the old one lapses', async () => {
+    let key = await createAgentKey(h, 'rotating');
+    const a = agent(() => key);
+    await agentsConnected(h, 1);
+    const rotated = await h.gateway.agents!.keys.rotate('rotating', 60_000);
+    key = rotated.key;
+    await a.reload();
+    await agentsConnected(h, 1);
+    assert.equal(h.gateway.agents!.agentsFor('demo')[0]!.key.id, rotated.record.id);
+    const answer = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'after rotation' }] });
+    assert.ok(answer.choices[0]!.message.content);
+  });
+});

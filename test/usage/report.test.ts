@@ -1,0 +1,133 @@
+// Usage reports: GET /v1/usage and `modelgate usage` over the sessions a
+// real gateway recorded, with costs from `usage.costs`. Auditors see
+// everyone; anyone else only themselves.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import OpenAI from 'openai';
+import { stringify } from 'yaml';
+import { runCommand } from '../../src/cli/command.js';
+import { usageCommand } from '../../src/cli/usage.js';
+import type { UsageReport } from '../../src/usage/report.js';
+import { errorOf, startHarness, type Harness } from '../helpers/harness.js';
+
+const COSTS = [{ models: ['demo-chat'], per_1k_prompt_tokens: 1, per_1k_completion_tokens: 2 }];
+
+describe('usage reports', () => {
+  let h: Harness;
+  let dir: string;
+  let configFile: string;
+  const used = new Map<string, { prompt: number; completion: number; requests: number }>();
+
+  before(async () => {
+    h = await startHarness({ configure: (input) => void (input.usage = { currency: 'EUR', costs: COSTS }) });
+    const calls: Array<[string, string]> = [
+      ['alice', 'demo-chat'],
+      ['alice', 'demo-chat'],
+      ['alice', 'demo-embed'],
+      ['batch-summariser', 'demo-chat'],
+    ];
+    for (const [who, model] of calls) {
+      const token = who === 'alice' ? await h.userToken(who) : await h.serviceToken(who);
+      const client = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: token, maxRetries: 0 });
+      const usage =
+        model === 'demo-embed'
+          ? { prompt_tokens: (await client.embeddings.create({ model, input: 'embed me' })).usage.prompt_tokens, completion_tokens: 0 }
+          : (await client.chat.completions.create({ model, messages: [{ role: 'user', content: `report ${who}` }] })).usage!;
+      const key = `${who}|${model}`;
+      const entry = used.get(key) ?? { prompt: 0, completion: 0, requests: 0 };
+      entry.prompt += usage.prompt_tokens;
+      entry.completion += usage.completion_tokens;
+      entry.requests += 1;
+      used.set(key, entry);
+    }
+    await h.gateway.services.audit!.recorder.flush();
+    dir = await mkdtemp(join(tmpdir(), 'modelgate-usage-cli-'));
+    configFile = join(dir, 'modelgate.yaml');
+    await writeFile(configFile, stringify({ storage: { driver: 'sqlite', sqlite: { path: h.gateway.services.config.storage.sqlite.path } }, usage: { currency: 'EUR', costs: COSTS } }));
+  });
+  after(async () => {
+    await h.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function usageApi(user: string, query: string): Promise<Response> {
+    return fetch(`${h.url}/v1/usage?${query}`, { headers: { authorization: `Bearer ${await h.userToken(user)}` } });
+  }
+
+  test('an auditor gets everyone, by subject and model, with costs', async () => {
+    const response = await usageApi('carol', 'by=subject,model&since=1h');
+    assert.equal(response.status, 200);
+    const report = (await response.json()) as UsageReport;
+    assert.equal(report.currency, 'EUR');
+    const aliceChat = report.rows.find((r) => r.subject === 'alice@example.com' && r.model === 'demo-chat')!;
+    const expected = used.get('alice|demo-chat')!;
+    assert.equal(aliceChat.requests, 2);
+    assert.equal(aliceChat.prompt_tokens, expected.prompt);
+    assert.equal(aliceChat.completion_tokens, expected.completion);
+    assert.equal(aliceChat.total_tokens, expected.prompt + expected.completion);
+    assert.equal(aliceChat.cost, Math.round(((expected.prompt * 1 + expected.completion * 2) / 1000) * 1e6) / 1e6);
+    const embed = report.rows.find((r) => r.subject === 'alice@example.com' && r.model === 'demo-embed')!;
+    assert.equal(embed.cost, 0, 'a model without a price costs nothing');
+    assert.ok(report.rows.some((r) => r.model === 'demo-chat' && r.subject !== 'alice@example.com'), 'the service account is there too');
+    assert.equal(report.total.requests, 4);
+  });
+
+  test('by group: a session counts once in each of its groups', async () => {
+    const report = (await (await usageApi('carol', 'by=group')).json()) as UsageReport;
+    const engineering = report.rows.find((r) => r.group === 'engineering')!;
+    const mlPlatform = report.rows.find((r) => r.group === 'ml-platform')!;
+    assert.equal(engineering.requests, 4, 'alice and the batch service are both in engineering');
+    assert.equal(mlPlatform.requests, 3, 'only alice is in ml-platform');
+  });
+
+  test('anyone else sees only their own usage, and may not ask for someone else', async () => {
+    const report = (await (await usageApi('alice', 'by=subject')).json()) as UsageReport;
+    assert.deepEqual(
+      report.rows.map((r) => r.subject),
+      ['alice@example.com'],
+    );
+    const refused = await usageApi('alice', 'subject=someone-else');
+    assert.equal(refused.status, 403);
+    assert.equal((await errorOf(refused)).code, 'usage_of_others');
+    const bad = await usageApi('carol', 'by=colour');
+    assert.equal(bad.status, 400);
+    assert.equal((await errorOf(bad)).code, 'invalid_dimension');
+  });
+
+  test('modelgate usage prints the same numbers as a table, JSON and CSV', async () => {
+    const api = (await (await usageApi('carol', 'by=group,model&since=1h')).json()) as UsageReport;
+    const json = JSON.parse((await cli(['--config', configFile, '--by', 'group,model', '--since', '1h', '--json'])).out) as UsageReport;
+    assert.deepEqual(json.rows, api.rows);
+
+    const csv = (await cli(['--config', configFile, '--by', 'model', '--csv'])).out.trim().split('\n');
+    assert.equal(csv[0], 'model,requests,prompt_tokens,completion_tokens,total_tokens,cost');
+    assert.match(csv.find((l) => l.startsWith('demo-chat,'))!, /^demo-chat,3,\d+,\d+,\d+,[\d.]+$/);
+
+    const table = await cli(['--config', configFile, '--by', 'subject']);
+    assert.equal(table.code, 0);
+    assert.match(table.out, /SUBJECT\s+REQUESTS\s+PROMPT\s+COMPLETION\s+TOTAL\s+COST \(EUR\)/);
+    assert.match(table.out, /alice@example\.com\s+3\s+\d+/);
+
+    const wrong = await cli(['--config', configFile, '--by', 'colour']);
+    assert.equal(wrong.code, 2);
+  });
+});
+
+async function cli(args: string[]): Promise<{ code: number; out: string }> {
+  const out: string[] = [];
+  const write = process.stdout.write;
+  const log = console.log;
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) =>
+    typeof chunk === 'string' ? (out.push(chunk), true) : write.call(process.stdout, chunk, ...rest)) as typeof process.stdout.write;
+  console.log = (...parts: unknown[]) => void out.push(`${parts.join(' ')}\n`);
+  try {
+    const code = await runCommand(usageCommand, args).catch((err: Error) => (err.constructor.name === 'UsageError' ? 2 : Promise.reject(err)));
+    return { code, out: out.join('') };
+  } finally {
+    process.stdout.write = write;
+    console.log = log;
+  }
+}
