@@ -34,6 +34,14 @@ export class TrustedIssuer implements TokenIssuer {
     return this.config.audience;
   }
 
+  get tokenType(): string | undefined {
+    return this.config.token_type === 'at+jwt' ? 'at+jwt' : undefined;
+  }
+
+  get refusesIdTokens(): boolean {
+    return this.config.token_type === 'auto';
+  }
+
   /** True once the JWKS has been fetched at least once. */
   get ready(): boolean {
     return this.jwks?.jwks() !== undefined;

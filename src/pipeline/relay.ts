@@ -18,6 +18,7 @@ import type { UpstreamResponse } from '../proxy/transport.js';
 import type { RequestContext } from './context.js';
 import { recordDecisions as recordInSession, recordDelivered } from './record.js';
 import type { GatewayServices } from './services.js';
+import { scrubCredential } from '../proxy/scrub-credential.js';
 
 /** Error bodies from an upstream are small; more than this is not an error message. */
 const MAX_UPSTREAM_ERROR_BYTES = 64 * 1024;
@@ -210,7 +211,8 @@ function terminate(frame: SseFrame | NdjsonLine): string | undefined {
 async function relayUpstreamError(services: GatewayServices, ctx: RequestContext, upstream: UpstreamResponse): Promise<void> {
   const connection = ctx.route!.connection.name;
   services.metrics.upstreamErrors.inc({ connection, reason: `status_${upstream.status}` });
-  const text = await readCapped(upstream.body, MAX_UPSTREAM_ERROR_BYTES);
+  // The credential goes first: no later step (parse, mask, relay, log) ever sees it.
+  const text = scrubCredential(await readCapped(upstream.body, MAX_UPSTREAM_ERROR_BYTES), ctx.route!.connection);
 
   if (upstream.status === 401 || upstream.status === 403 || upstream.status === 407) {
     // The upstream refused the gateway's own credential: an operator problem, not the caller's.
