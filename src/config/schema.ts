@@ -8,7 +8,7 @@ import { approvalsSchema } from '../approvals/config.js';
 import { connectionRecordingSchema, recordingSchema, storageSchema } from '../audit/config.js';
 import { guardrailsSchema, unknownConnectionReferences } from '../policy/guardrails-schema.js';
 import { limitsSchema, tracingSchema, usageSchema } from '../usage/config.js';
-import { checkIdentityReferences, gatewayTokens, identityAssertion, identityState, loginSettings, webLogin, workloadBinding } from './identity-schema.js';
+import { checkIdentityReferences, defaultGatewayTokenLifetime, gatewayTokens, identityAssertion, identityState, loginSettings, webLogin, workloadBinding } from './identity-schema.js';
 
 /** Asymmetric JWS algorithms only: HMAC would let anyone holding the public key forge tokens. */
 export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
@@ -77,7 +77,11 @@ const identity = z
     state: identityState,
     web: webLogin,
   })
-  .strict();
+  .strict()
+  .transform((id) => ({
+    ...id,
+    gateway_tokens: { ...id.gateway_tokens, lifetime: id.gateway_tokens.lifetime ?? defaultGatewayTokenLifetime(id.max_token_lifetime) },
+  }));
 
 const target = z
   .object({
