@@ -46,6 +46,11 @@ const issuer = z
      * check, for IdPs whose ID token is the bearer (`identity.login.bearer: id_token` implies it for its issuer).
      */
     token_type: z.enum(['auto', 'at+jwt', 'any']).default('auto'),
+    /**
+     * Whether this issuer's `email_verified: true` may make its user the same person as a user of another
+     * issuer with that email (reviews they may see, approvals they may use). Off: people are (issuer, subject).
+     */
+    trust_email: z.boolean().default(false),
     /** A CI issuer's tokens are trusted only through these bindings (claim conditions → service identity). */
     workload: z.array(workloadBinding).default([]),
     jwks: z
