@@ -51,9 +51,8 @@ export interface LimitStore {
   ready(): Promise<boolean>;
   /** Admits (and charges every check) or refuses (and charges none). Throws when the store is unreachable. */
   acquire(checks: readonly Check[], leaseId: string, leaseMs: number): Promise<Admission>;
-  settle(settlements: readonly Settlement[]): Promise<void>;
-  /** Frees the request's concurrency slots. */
-  release(keys: readonly string[], leaseId: string): Promise<void>;
+  /** Corrects the request's charges with its real cost and frees its concurrency slots, in one step. */
+  finish(settlements: readonly Settlement[], slotKeys: readonly string[], leaseId: string): Promise<void>;
   /** Extends the lease of a long request's concurrency slots. */
   renew(keys: readonly string[], leaseId: string, leaseMs: number): Promise<void>;
   /** True for the first caller to claim `key` within `ttlMs` (across instances, with Redis): sends an alert once. */
@@ -146,7 +145,8 @@ export class MemoryLimitStore implements LimitStore {
     return { allowed: true, denied: -1, results };
   }
 
-  async settle(settlements: readonly Settlement[]): Promise<void> {
+  async finish(settlements: readonly Settlement[], slotKeys: readonly string[], leaseId: string): Promise<void> {
+    for (const key of slotKeys) this.#slots.get(key)?.delete(leaseId);
     for (const { check, bucket, delta } of settlements) {
       if (check.kind === 'window') {
         const c = this.#windows.get(check.key);
@@ -158,10 +158,6 @@ export class MemoryLimitStore implements LimitStore {
         else if (delta > 0) this.#totals.set(check.key, { value: delta, expires: this.now() + check.ttlMs });
       }
     }
-  }
-
-  async release(keys: readonly string[], leaseId: string): Promise<void> {
-    for (const key of keys) this.#slots.get(key)?.delete(leaseId);
   }
 
   async renew(keys: readonly string[], leaseId: string, leaseMs: number): Promise<void> {
