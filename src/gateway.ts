@@ -16,6 +16,7 @@ import { IdentityServices } from './identity/identity-services.js';
 import { createLogger, pathForLog, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import { tooOpen } from './ops/private-files.js';
+import { MetricsListener, serveMetrics } from './ops/metrics-endpoint.js';
 import type { RequestContext } from './pipeline/context.js';
 import { authenticate } from './pipeline/authenticate.js';
 import { endRecording, endState } from './pipeline/record.js';
@@ -49,6 +50,9 @@ export class Gateway {
   readonly server: Server;
   /** Transports a reload replaced, closed once the requests that may use them are done. */
   private readonly retiring = new Set<Transport>();
+  /** Where /metrics is served when `server.metrics.listen` moves it off the main port. */
+  metricsUrl: string | undefined;
+  private metricsListener: MetricsListener | undefined;
   private readonly inFlight = new Set<RequestContext>();
   private readonly web: WebRoutes;
   /** `/readyz` reports draining: set on shutdown, before new requests are refused. */
@@ -120,6 +124,11 @@ export class Gateway {
         resolve();
       });
     });
+    const metrics = this.services.config.server.metrics;
+    if (metrics.listen) {
+      this.metricsListener = new MetricsListener(this.services.metrics.registry, metrics);
+      this.metricsUrl = await this.metricsListener.listen(metrics.listen);
+    }
     // Fetch IdP keys now so the first request is not the one paying for discovery.
     void this.services.verifier.warmUp().then((results) => {
       for (const r of results) if (r.status === 'rejected') this.services.log.warn({ err: String(r.reason) }, 'identity provider not reachable yet');
@@ -191,6 +200,7 @@ export class Gateway {
     await this.services.approvals?.close();
     await this.services.audit?.close();
     await this.services.identity.close();
+    await this.metricsListener?.close();
     await this.services.limiter.store.close();
     await this.services.tracing.close();
   }
@@ -290,12 +300,10 @@ export class Gateway {
         const ready = identity && !this.draining;
         return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : this.draining ? 'draining' : 'not_ready', checks: { identity, draining: this.draining } });
       }
-      case '/metrics': {
-        const body = await services.metrics.registry.metrics();
-        res.writeHead(200, { 'content-type': services.metrics.registry.contentType });
-        res.end(body);
-        return;
-      }
+      case '/metrics':
+        // Moved to its own listener: the main port does not serve it at all.
+        if (services.config.server.metrics.listen) throw unknownEndpoint(method, path);
+        return serveMetrics(req, res, services.metrics.registry, services.config.server.metrics);
       default:
         if (await this.web.handle(ctx, path, method)) return;
         if (isApprovalsApiPath(path) && services.approvals) {

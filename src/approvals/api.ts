@@ -19,7 +19,7 @@ import { jsonObjectBody, optionalString } from '../http/read-json-body.js';
 import { sendJson } from '../http/send.js';
 import type { Principal } from '../identity/principal.js';
 import type { Approvals } from './approvals.js';
-import { approvalsOf, grantActive, REVIEW_ID_PATTERN, sameParty, type Review, type ReviewKind, type ReviewState, type VoteRefusal } from './review.js';
+import { approvalsOf, grantActive, REVIEW_ID_PATTERN, sameParty, samePerson, type Review, type ReviewKind, type ReviewState, type VoteRefusal } from './review.js';
 
 const STATES: readonly ReviewState[] = ['pending', 'approved', 'rejected', 'expired', 'cancelled', 'executed'];
 const KINDS: readonly ReviewKind[] = ['prompt', 'access'];
@@ -161,7 +161,7 @@ async function requestAccess(ctx: ApprovalsApiContext, body: Record<string, unkn
 }
 
 function maySee(review: Review, ctx: ApprovalsApiContext): boolean {
-  return sameParty(review.requester, ctx.principal) || isApprover(review, ctx.principal) || isAuditor(ctx.principal, ctx.auditorGroups);
+  return samePerson(review.requester, ctx.principal) || isApprover(review, ctx.principal) || isAuditor(ctx.principal, ctx.auditorGroups);
 }
 
 const isApprover = (review: Review, principal: Principal): boolean => review.approvers.groups.some((g) => principal.groups.includes(g));

@@ -19,6 +19,7 @@ import {
   newReviewId,
   partyOf,
   sameParty,
+  samePerson,
   approvalsOf,
   type Review,
   type ReviewParty,
@@ -156,7 +157,7 @@ export class Approvals {
   async prior(fingerprint: string, principal: Principal): Promise<PriorReview> {
     const now = this.now();
     for (const review of await this.store.byFingerprint(fingerprint)) {
-      if (!sameParty(review.requester, principal)) continue;
+      if (!samePerson(review.requester, principal)) continue;
       if (review.state === 'approved' && review.expires_at > now) return { kind: 'approved', review };
       if (review.state === 'pending' && review.expires_at > now) return { kind: 'pending', review };
       // A rejection is final for the identical request, until the review itself would have expired.

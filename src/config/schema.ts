@@ -8,7 +8,7 @@ import { approvalsSchema } from '../approvals/config.js';
 import { connectionRecordingSchema, recordingSchema, storageSchema } from '../audit/config.js';
 import { guardrailsSchema, unknownConnectionReferences } from '../policy/guardrails-schema.js';
 import { limitsSchema, tracingSchema, usageSchema } from '../usage/config.js';
-import { checkIdentityReferences, gatewayTokens, identityAssertion, identityState, loginSettings, webLogin, workloadBinding } from './identity-schema.js';
+import { checkIdentityReferences, defaultGatewayTokenLifetime, gatewayTokens, identityAssertion, identityState, loginSettings, webLogin, workloadBinding } from './identity-schema.js';
 
 /** Asymmetric JWS algorithms only: HMAC would let anyone holding the public key forge tokens. */
 export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
@@ -46,6 +46,11 @@ const issuer = z
      * check, for IdPs whose ID token is the bearer (`identity.login.bearer: id_token` implies it for its issuer).
      */
     token_type: z.enum(['auto', 'at+jwt', 'any']).default('auto'),
+    /**
+     * Whether this issuer's `email_verified: true` may make its user the same person as a user of another
+     * issuer with that email (reviews they may see, approvals they may use). Off: people are (issuer, subject).
+     */
+    trust_email: z.boolean().default(false),
     /** A CI issuer's tokens are trusted only through these bindings (claim conditions → service identity). */
     workload: z.array(workloadBinding).default([]),
     jwks: z
@@ -72,7 +77,11 @@ const identity = z
     state: identityState,
     web: webLogin,
   })
-  .strict();
+  .strict()
+  .transform((id) => ({
+    ...id,
+    gateway_tokens: { ...id.gateway_tokens, lifetime: id.gateway_tokens.lifetime ?? defaultGatewayTokenLifetime(id.max_token_lifetime) },
+  }));
 
 const target = z
   .object({

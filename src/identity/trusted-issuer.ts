@@ -98,6 +98,7 @@ export class TrustedIssuer implements TokenIssuer {
     const name = readStringClaim(claims, mapping.name);
     const clientId = readStringClaim(claims, 'client_id') ?? readStringClaim(claims, 'azp');
     if (email) principal.email = email;
+    if (email && this.config.trust_email && claims.email_verified === true) principal.emailTrusted = true;
     if (name) principal.name = name;
     if (clientId) principal.clientId = clientId;
     if (payload.jti) principal.tokenId = payload.jti;

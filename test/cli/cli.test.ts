@@ -111,6 +111,12 @@ describe('modelgate CLI', () => {
       assert.equal(result.decisions[0]!.rule, 'mask-mail');
       assert.deepEqual([result.decisions[0]!.span.start, result.decisions[0]!.span.end], [9, 24]);
       assert.equal(result.forwarded.messages[0]!.content, 'write to [EMAIL_1]');
+
+      // AWS's documented example key passes secret detection on purpose, and policy test says so.
+      const example = await modelgate(['policy', 'test', '--config', config, '--connection', 'vllm', '--prompt', 'use AKIAIOSFODNN7EXAMPLE for the demo']);
+      assert.equal(example.code, 0, example.stderr);
+      assert.match(example.stdout, /verdict: allow/);
+      assert.match(example.stdout, /note: AKIAIOSFODNN7EXAMPLE is AWS's documented example access key ID; secret detection lets documented example keys through on purpose/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
