@@ -11,11 +11,13 @@ import { handleSessionsApi, isSessionsApiPath } from './audit/api.js';
 import type { Config, ConnectionConfig } from './config/schema.js';
 import { asGatewayError, GatewayError, methodNotAllowed } from './http/errors.js';
 import { clientRequestId, newRequestId } from './http/request-id.js';
+import { retryHintForRefusal } from './http/retry-hint.js';
 import { errorShapeFor, sendError, sendJson } from './http/send.js';
 import { IdentityServices } from './identity/identity-services.js';
 import { createLogger, pathForLog, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import { tooOpen } from './ops/private-files.js';
+import { MetricsListener, serveMetrics } from './ops/metrics-endpoint.js';
 import type { RequestContext } from './pipeline/context.js';
 import { authenticate } from './pipeline/authenticate.js';
 import { endRecording, endState } from './pipeline/record.js';
@@ -32,6 +34,7 @@ import { openAgentKeyStore } from './agent/key-store.js';
 import { ModelRoutes } from './proxy/model-routes.js';
 import { GuardrailEngine } from './policy/guardrail-engine.js';
 import type { Transport } from './proxy/transport.js';
+import { handlePolicyApi, isPolicyApiPath } from './web/policy-api.js';
 import { WebRoutes } from './web/web-routes.js';
 import { reloadServices, type ReloadOutcome } from './config/reload.js';
 import { Tracing } from './ops/tracing.js';
@@ -48,6 +51,9 @@ export class Gateway {
   readonly server: Server;
   /** Transports a reload replaced, closed once the requests that may use them are done. */
   private readonly retiring = new Set<Transport>();
+  /** Where /metrics is served when `server.metrics.listen` moves it off the main port. */
+  metricsUrl: string | undefined;
+  private metricsListener: MetricsListener | undefined;
   private readonly inFlight = new Set<RequestContext>();
   private readonly web: WebRoutes;
   /** `/readyz` reports draining: set on shutdown, before new requests are refused. */
@@ -119,6 +125,11 @@ export class Gateway {
         resolve();
       });
     });
+    const metrics = this.services.config.server.metrics;
+    if (metrics.listen) {
+      this.metricsListener = new MetricsListener(this.services.metrics.registry, metrics);
+      this.metricsUrl = await this.metricsListener.listen(metrics.listen);
+    }
     // Fetch IdP keys now so the first request is not the one paying for discovery.
     void this.services.verifier.warmUp().then((results) => {
       for (const r of results) if (r.status === 'rejected') this.services.log.warn({ err: String(r.reason) }, 'identity provider not reachable yet');
@@ -190,6 +201,7 @@ export class Gateway {
     await this.services.approvals?.close();
     await this.services.audit?.close();
     await this.services.identity.close();
+    await this.metricsListener?.close();
     await this.services.limiter.store.close();
     await this.services.tracing.close();
   }
@@ -289,12 +301,10 @@ export class Gateway {
         const ready = identity && !this.draining;
         return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : this.draining ? 'draining' : 'not_ready', checks: { identity, draining: this.draining } });
       }
-      case '/metrics': {
-        const body = await services.metrics.registry.metrics();
-        res.writeHead(200, { 'content-type': services.metrics.registry.contentType });
-        res.end(body);
-        return;
-      }
+      case '/metrics':
+        // Moved to its own listener: the main port does not serve it at all.
+        if (services.config.server.metrics.listen) throw unknownEndpoint(method, path);
+        return serveMetrics(req, res, services.metrics.registry, services.config.server.metrics);
       default:
         if (await this.web.handle(ctx, path, method)) return;
         if (isApprovalsApiPath(path) && services.approvals) {
@@ -305,8 +315,13 @@ export class Gateway {
             auditorGroups: services.config.recording.auditor_groups,
             connections: services.config.connections.map((c) => c.name),
             maxBodyBytes: services.config.server.max_body_bytes,
+            signal: ctx.abort.signal,
           });
           if (handled) return;
+        }
+        if (isPolicyApiPath(path)) {
+          ctx.principal = await authenticate(services, ctx);
+          return handlePolicyApi(req, res, path, { config: services.config, guardrails: services.guardrails, principal: ctx.principal });
         }
         if (isUsageApiPath(path) && services.audit) {
           ctx.principal = await authenticate(services, ctx);
@@ -340,6 +355,8 @@ export class Gateway {
       ctx.res.destroy();
       return;
     }
+    const retryHint = retryHintForRefusal(error, ctx.upstreamMayHavePrompt);
+    if (retryHint) ctx.res.setHeader('x-should-retry', retryHint);
     sendError(ctx.res, error, errorShapeFor(pathOf(ctx.req)));
     if (error.headers.connection === 'close') ctx.req.destroy();
   }

@@ -4,6 +4,8 @@
 // groups, and to auditors; only approvers other than the requester decide.
 //
 //   GET  /v1/reviews?state=&kind=&limit=   reviews the caller may see, newest first
+//   GET  /v1/reviews/events                server-sent events: `review` {event, id, state} for
+//                                          each change to a review the caller may see
 //   GET  /v1/reviews/:id                   one review, with the (masked) prompt
 //   POST /v1/reviews/:id/approve           {"comment"}
 //   POST /v1/reviews/:id/reject            {"comment"}
@@ -17,7 +19,7 @@ import { jsonObjectBody, optionalString } from '../http/read-json-body.js';
 import { sendJson } from '../http/send.js';
 import type { Principal } from '../identity/principal.js';
 import type { Approvals } from './approvals.js';
-import { approvalsOf, grantActive, REVIEW_ID_PATTERN, sameParty, type Review, type ReviewKind, type ReviewState, type VoteRefusal } from './review.js';
+import { approvalsOf, grantActive, REVIEW_ID_PATTERN, sameParty, samePerson, type Review, type ReviewKind, type ReviewState, type VoteRefusal } from './review.js';
 
 const STATES: readonly ReviewState[] = ['pending', 'approved', 'rejected', 'expired', 'cancelled', 'executed'];
 const KINDS: readonly ReviewKind[] = ['prompt', 'access'];
@@ -31,7 +33,12 @@ export interface ApprovalsApiContext {
   /** Connections that exist, for access requests. */
   connections: readonly string[];
   maxBodyBytes: number;
+  /** Ends long-lived answers (the event stream) when the gateway shuts down. */
+  signal?: AbortSignal;
 }
+
+/** A comment line this often keeps proxies from closing an idle event stream. */
+const EVENT_STREAM_HEARTBEAT_MS = 15_000;
 
 export function isApprovalsApiPath(path: string): boolean {
   return path === '/v1/reviews' || path.startsWith('/v1/reviews/') || path.startsWith('/v1/access/');
@@ -39,6 +46,22 @@ export function isApprovalsApiPath(path: string): boolean {
 
 /** Handles the request if the path is ours; false otherwise. */
 export async function handleApprovalsApi(req: IncomingMessage, res: ServerResponse, path: string, ctx: ApprovalsApiContext): Promise<boolean> {
+  try {
+    return await routeApprovalsApi(req, res, path, ctx);
+  } catch (err) {
+    if (err instanceof GatewayError) throw err;
+    // Everything else here comes from the review store: an outage the caller can wait out, not a bug of theirs.
+    throw new GatewayError('The review store is unreachable right now; retry shortly. If it persists, an operator should check the storage database.', {
+      status: 503,
+      type: 'service_unavailable',
+      code: 'reviews_unavailable',
+      headers: { 'retry-after': '5' },
+      cause: err,
+    });
+  }
+}
+
+async function routeApprovalsApi(req: IncomingMessage, res: ServerResponse, path: string, ctx: ApprovalsApiContext): Promise<boolean> {
   const method = req.method ?? 'GET';
   const url = new URL(req.url ?? '/', 'http://gateway');
   if (path === '/v1/reviews') {
@@ -54,6 +77,11 @@ export async function handleApprovalsApi(req: IncomingMessage, res: ServerRespon
     const mine = await ctx.approvals.list({ kind: 'access', state: 'approved', requester: ctx.principal });
     const now = Date.now();
     return send(res, 200, { object: 'list', data: mine.filter((r) => grantActive(r, now)).map((r) => view(r, ctx, true)) });
+  }
+  if (path === '/v1/reviews/events') {
+    allow(method, 'GET');
+    await streamReviewEvents(res, ctx);
+    return true;
   }
   const match = /^\/v1\/reviews\/([^/]+)(?:\/(approve|reject))?$/.exec(path);
   if (!match) return false;
@@ -76,6 +104,38 @@ export async function handleApprovalsApi(req: IncomingMessage, res: ServerRespon
     throw refusal(result.refusal, result.review);
   }
   return send(res, 200, view(result.review, ctx, true));
+}
+
+/**
+ * Live changes as server-sent events, until the client or the gateway goes
+ * away. Only the review's ID and state travel: the page rereads what it
+ * shows through the same API, so visibility rules are applied in one place.
+ */
+async function streamReviewEvents(res: ServerResponse, ctx: ApprovalsApiContext): Promise<void> {
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+  res.write('retry: 3000\n: reviews\n\n');
+  await new Promise<void>((resolve) => {
+    const stop = ctx.approvals.watch((event, review) => {
+      if (!maySee(review, ctx)) return;
+      res.write(`event: review\ndata: ${JSON.stringify({ event, id: review.id, state: review.state, kind: review.kind })}\n\n`);
+    });
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), EVENT_STREAM_HEARTBEAT_MS);
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      stop();
+      clearInterval(heartbeat);
+      ctx.signal?.removeEventListener('abort', end);
+      ctx.approvals.releasing.removeEventListener('abort', end);
+      res.end();
+      resolve();
+    };
+    res.once('close', end);
+    ctx.signal?.addEventListener('abort', end, { once: true });
+    // Shutdown: held requests are let go at once, and so are event streams.
+    ctx.approvals.releasing.addEventListener('abort', end, { once: true });
+  });
 }
 
 async function listReviews(ctx: ApprovalsApiContext, params: URLSearchParams): Promise<unknown[]> {
@@ -117,7 +177,7 @@ async function requestAccess(ctx: ApprovalsApiContext, body: Record<string, unkn
 }
 
 function maySee(review: Review, ctx: ApprovalsApiContext): boolean {
-  return sameParty(review.requester, ctx.principal) || isApprover(review, ctx.principal) || isAuditor(ctx.principal, ctx.auditorGroups);
+  return samePerson(review.requester, ctx.principal) || isApprover(review, ctx.principal) || isAuditor(ctx.principal, ctx.auditorGroups);
 }
 
 const isApprover = (review: Review, principal: Principal): boolean => review.approvers.groups.some((g) => principal.groups.includes(g));

@@ -19,6 +19,7 @@ import {
   newReviewId,
   partyOf,
   sameParty,
+  samePerson,
   approvalsOf,
   type Review,
   type ReviewParty,
@@ -70,6 +71,8 @@ export type PriorReview =
   | { kind: 'rejected'; review: Review }
   | { kind: 'none' };
 
+export type ReviewWatcher = (event: ReviewEventName | 'changed', review: Review) => void;
+
 export type WaitOutcome = { kind: 'decided'; review: Review } | { kind: 'timeout'; review: Review } | { kind: 'aborted' } | { kind: 'draining'; review: Review };
 
 interface Waiter {
@@ -82,6 +85,9 @@ export class Approvals {
   readonly webhooks: WebhookNotifier;
   private readonly now: () => number;
   private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Live listeners (the reviews event stream); told of every change this instance makes or the store pushes. */
+  private readonly watchers = new Set<ReviewWatcher>();
+  private readonly release = new AbortController();
   private pollTimer: NodeJS.Timeout | undefined;
   /** Reviews whose client went away, and when to cancel them if still nobody waits. */
   private readonly abandoned = new Map<string, NodeJS.Timeout>();
@@ -97,7 +103,10 @@ export class Approvals {
   }
 
   async start(): Promise<void> {
-    await this.store.subscribe((id) => void this.changed(id));
+    await this.store.subscribe((id) => {
+      void this.changed(id);
+      void this.pushedToWatchers(id);
+    });
     this.sweepTimer = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
   }
@@ -112,7 +121,25 @@ export class Approvals {
   }
 
   reviewUrl(id: string): string {
-    return (this.config.review_url ?? `${this.deps.baseUrl()}/v1/reviews/{id}`).replaceAll('{id}', id);
+    return (this.config.review_url ?? `${this.deps.baseUrl()}/ui/reviews/{id}`).replaceAll('{id}', id);
+  }
+
+  /** Aborts when the gateway starts shutting down (releaseHeld): long-lived answers end then. */
+  get releasing(): AbortSignal {
+    return this.release.signal;
+  }
+
+  /** Calls `watcher` on every review change until the returned function is called. */
+  watch(watcher: ReviewWatcher): () => void {
+    this.watchers.add(watcher);
+    return () => this.watchers.delete(watcher);
+  }
+
+  /** A change another instance made (pushed by the store): watchers reread it. */
+  private async pushedToWatchers(id: string): Promise<void> {
+    if (this.watchers.size === 0) return;
+    const review = await this.store.get(id).catch(() => undefined);
+    if (review) for (const w of [...this.watchers]) w('changed', review);
   }
 
   /** A review as it stands now: one whose time ran out reads as expired, without waiting for the sweep. */
@@ -130,7 +157,7 @@ export class Approvals {
   async prior(fingerprint: string, principal: Principal): Promise<PriorReview> {
     const now = this.now();
     for (const review of await this.store.byFingerprint(fingerprint)) {
-      if (!sameParty(review.requester, principal)) continue;
+      if (!samePerson(review.requester, principal)) continue;
       if (review.state === 'approved' && review.expires_at > now) return { kind: 'approved', review };
       if (review.state === 'pending' && review.expires_at > now) return { kind: 'pending', review };
       // A rejection is final for the identical request, until the review itself would have expired.
@@ -203,6 +230,8 @@ export class Approvals {
     const outcome: ApprovalOutcome = decision === 'reject' ? 'rejected' : (result.transition ?? 'voted');
     await this.recordInRaisingSession(review, outcome, APPENDED_ORDINAL_BASE + review.votes.length - 1, vote.by.email ?? vote.by.subject, comment);
     if (result.transition) this.announce(result.transition, review, vote.by, comment);
+    // A vote that does not decide yet (one of two) changes what every approver's inbox shows.
+    else for (const w of [...this.watchers]) w('changed', review);
     this.changed(id);
     return result;
   }
@@ -325,6 +354,7 @@ export class Approvals {
    * the client's retry, on any instance, waits on the same review.
    */
   releaseHeld(): void {
+    this.release.abort();
     for (const set of [...this.waiters.values()]) for (const w of [...set]) w.release();
   }
 
@@ -400,6 +430,7 @@ export class Approvals {
   /** Counts a state change and notifies webhooks. */
   private announce(event: ReviewEventName, review: Review, by?: ReviewParty, comment?: string): void {
     this.deps.onEvent?.(event, review);
+    for (const w of [...this.watchers]) w(event, review);
     this.webhooks.notify({ event, review, ...(by && { by }), ...(comment !== undefined && { comment }), reviewUrl: this.reviewUrl(review.id) });
   }
 }

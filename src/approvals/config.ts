@@ -49,7 +49,7 @@ export const approvalsSchema = z
     expires_after: duration.prefault('1h'),
     /** After approval, the identical request must be retried within this (once) if the original stopped waiting. */
     approval_valid_for: duration.prefault('15m'),
-    /** Link in errors and notifications; `{id}` is replaced. Default: <server.public_url>/v1/reviews/{id}. */
+    /** Link in errors and notifications; `{id}` is replaced. Default: the console review page, <server.public_url>/ui/reviews/{id}. */
     review_url: z.string().includes('{id}', { message: 'must contain {id}' }).optional(),
     /** Pending reviews one requester may have open at once; more are refused (429), so no one can flood approvers. */
     max_pending_per_requester: z.number().int().min(1).max(1000).default(10),

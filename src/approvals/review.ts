@@ -19,6 +19,8 @@ export interface ReviewParty {
   /** Where the person signed in, when `issuer` is the gateway itself (browser sign-in). */
   origin?: string;
   email?: string;
+  /** The email was verified by an issuer trusted to merge people by email (`trust_email`). */
+  emailTrusted?: boolean;
   name?: string;
 }
 
@@ -76,12 +78,13 @@ export function newReviewId(): string {
   return `rev_${n.toString(36).padStart(26, '0').slice(-26)}`;
 }
 
-export function partyOf(principal: Pick<Principal, 'issuer' | 'subject' | 'origin' | 'email' | 'name'>): ReviewParty {
+export function partyOf(principal: Pick<Principal, 'issuer' | 'subject' | 'origin' | 'email' | 'emailTrusted' | 'name'>): ReviewParty {
   return {
     issuer: principal.issuer,
     subject: principal.subject,
     ...(principal.origin !== undefined && { origin: principal.origin }),
     ...(principal.email !== undefined && { email: principal.email }),
+    ...(principal.emailTrusted && { emailTrusted: true }),
     ...(principal.name !== undefined && { name: principal.name }),
   };
 }
@@ -95,6 +98,18 @@ export function partyOf(principal: Pick<Principal, 'issuer' | 'subject' | 'origi
 export function sameParty(a: Pick<ReviewParty, 'issuer' | 'subject' | 'origin' | 'email'>, b: Pick<ReviewParty, 'issuer' | 'subject' | 'origin' | 'email'>): boolean {
   if (a.subject === b.subject && (a.origin ?? a.issuer) === (b.origin ?? b.issuer)) return true;
   return a.email !== undefined && b.email !== undefined && a.email.toLowerCase() === b.email.toLowerCase();
+}
+
+type PersonKey = Pick<ReviewParty, 'issuer' | 'subject' | 'origin' | 'email' | 'emailTrusted'>;
+
+/**
+ * Whether two identities are one person for what grants something (seeing a review, using its approval):
+ * the same subject at the same identity provider, or the same email when both issuers verified it and are
+ * trusted to merge by email. Unlike `sameParty`, erring towards "same" here would give things away.
+ */
+export function samePerson(a: PersonKey, b: PersonKey): boolean {
+  if (a.subject === b.subject && (a.origin ?? a.issuer) === (b.origin ?? b.issuer)) return true;
+  return a.emailTrusted === true && b.emailTrusted === true && a.email !== undefined && b.email !== undefined && a.email.toLowerCase() === b.email.toLowerCase();
 }
 
 /** Why a vote was refused; each maps to a distinct API error. */

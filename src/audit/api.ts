@@ -12,6 +12,9 @@
 //   POST   /v1/sessions/:id/redact      whole session, or a pattern in it (auditors)
 //   POST   /v1/sessions/:id/hold        {"hold": true|false, "reason"} (auditors)
 //   DELETE /v1/sessions/:id             (auditors)
+//
+// Opening, replaying and exporting are recorded (`session.view`, with who
+// did it) before anything is read: reading is itself audited.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { badRequest, GatewayError } from '../http/errors.js';
 import { jsonObjectBody as jsonBody, optionalString } from '../http/read-json-body.js';
@@ -112,7 +115,9 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
   if (!isSessionsApiPath(url.pathname)) return false;
   const method = req.method ?? 'GET';
   const auditor = isAuditor(ctx.principal, ctx.auditorGroups);
-  const mine = (s: SessionRow): boolean => s.issuer === ctx.principal.issuer && s.subject === ctx.principal.subject;
+  // One person, whether the session was made with their IdP's token or a gateway token from a browser sign-in there.
+  const ownIssuers = [...new Set([ctx.principal.issuer, ctx.principal.origin].filter((i): i is string => i !== undefined))];
+  const mine = (s: SessionRow): boolean => ownIssuers.includes(s.issuer) && s.subject === ctx.principal.subject;
   const segments = url.pathname.slice(SESSIONS_API_PREFIX.length).split('/').filter(Boolean).map(decodeURIComponent);
   const maxBody = ctx.maxBodyBytes ?? 64 * 1024;
   const allow = (...methods: string[]): void => {
@@ -129,9 +134,9 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
   if (segments.length === 0) {
     allow('GET');
     const filter = filterFromQuery(url.searchParams, Date.now());
-    if (!auditor) Object.assign(filter, { issuer: ctx.principal.issuer, subject: ctx.principal.subject });
+    if (!auditor) Object.assign(filter, { issuer: undefined, issuers: ownIssuers, subject: ctx.principal.subject });
     const page = await listOrRefuse(ctx.archive, filter);
-    sendJson(res, 200, { object: 'list', data: page.sessions, has_more: page.next !== undefined, next_cursor: page.next ?? null, ...(page.scanned !== undefined ? { scanned: page.scanned, scan_limit_reached: page.scan_limit_reached ?? false } : {}) });
+    sendJson(res, 200, { object: 'list', scope: auditor ? 'all' : 'own', data: page.sessions, has_more: page.next !== undefined, next_cursor: page.next ?? null, ...(page.scanned !== undefined ? { scanned: page.scanned, scan_limit_reached: page.scan_limit_reached ?? false } : {}) });
     return true;
   }
 
@@ -147,6 +152,7 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
     const until = url.searchParams.get('until');
     const untilMs = until === null ? undefined : parseTimeBound(until, Date.now());
     if (until !== null && untilMs === undefined) throw badRequest('invalid_time', '"until" must be a time.', 'until');
+    await ctx.archive.recordView(undefined, actorOf(ctx.principal), 'export', { since: sinceMs, until: untilMs });
     await streamExport(res, ctx.archive.export({ since: sinceMs, until: untilMs, content: url.searchParams.get('content') !== 'false' }));
     return true;
   }
@@ -191,6 +197,7 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
   if (action === undefined) {
     allow('GET', 'DELETE');
     await visible();
+    await ctx.archive.recordView(id, actorOf(ctx.principal), 'open');
     const detail = await ctx.archive.show(id);
     if (!detail) throw notFound(id);
     sendJson(res, 200, detail);
@@ -199,6 +206,7 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
   if (action === 'replay') {
     allow('GET');
     await visible();
+    await ctx.archive.recordView(id, actorOf(ctx.principal), 'replay');
     const replay = await ctx.archive.replay(id);
     if (!replay) throw notFound(id);
     sendJson(res, 200, replay);

@@ -145,6 +145,15 @@ export interface LegalHoldMeta {
   reason?: string;
 }
 
+/** Someone read a session (or, on the trail, exported sessions): who viewed what is itself recorded. */
+export interface ViewMeta {
+  by: string;
+  action: 'open' | 'replay' | 'export';
+  /** Export only: the time range asked for (epoch ms). */
+  since?: number;
+  until?: number;
+}
+
 export interface EventMetaByKind {
   'session.start': SessionStartMeta;
   'session.forwarded': SessionForwardedMeta;
@@ -156,6 +165,7 @@ export interface EventMetaByKind {
   'retention.delete': DeletionMeta;
   'session.delete': DeletionMeta;
   legal_hold: LegalHoldMeta;
+  'session.view': ViewMeta;
 }
 
 export type EventKind = keyof EventMetaByKind;

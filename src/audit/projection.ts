@@ -149,6 +149,7 @@ export function projectEvent(sessionId: string, event: AuditEvent, atMs: number)
     case 'response.chunks':
     case 'retention.delete':
     case 'session.delete':
+    case 'session.view':
       return undefined;
   }
 }

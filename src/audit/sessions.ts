@@ -18,6 +18,7 @@ import {
   type ResponseChunksMeta,
   type SessionEndMeta,
   type StoredEvent,
+  type ViewMeta,
 } from './events.js';
 import type { AuditStore, ContentRewrite, DecisionFilter, DeleteOutcome, SessionQuery, SessionRow } from './store.js';
 import { SessionStateError } from './store.js';
@@ -155,6 +156,7 @@ export class SessionArchive {
     const limit = Math.min(Math.max(filter.limit ?? 50, 1), 1000);
     const base: Omit<SessionQuery, 'limit'> = {
       issuer: filter.issuer,
+      issuers: filter.issuers,
       subject: filter.subject,
       user: filter.user,
       group: filter.group,
@@ -464,6 +466,12 @@ export class SessionArchive {
   async appendApproval(sessionId: string, n: number, meta: Omit<ApprovalMeta, 'comment'>, comment?: string): Promise<void> {
     const encoded = comment === undefined ? undefined : encodeContent(comment, { sessionId, n }, { maxBytes: this.recording.max_body_bytes, partBytes: this.recording.chunk_bytes }, this.cipher);
     await this.store.append([{ kind: 'approval', sessionId, n, atMs: this.now(), meta: { ...meta, comment: encoded?.info }, parts: encoded?.parts, precondition: 'exists' }]);
+  }
+
+  /** Records that `by` opened, replayed or exported sessions: a session's own viewing is part of its trail. */
+  async recordView(sessionId: string | undefined, by: string, action: ViewMeta['action'], range: { since?: number; until?: number } = {}): Promise<void> {
+    const meta: ViewMeta = { by, action, ...(range.since !== undefined && { since: range.since }), ...(range.until !== undefined && { until: range.until }) };
+    await this.store.append([{ kind: 'session.view', sessionId: sessionId ?? TRAIL_SESSION_ID, n: NO_ORDINAL, atMs: this.now(), meta, ...(sessionId !== undefined && { precondition: 'exists' as const }) }]);
   }
 
   /** Places or releases a legal hold: a held session is exempt from retention, deletion and redaction. */

@@ -8,6 +8,7 @@ import type { ExpiredQuery, SessionQuery } from './store.js';
 export function sessionWhere(query: SessionQuery, param: (value: unknown) => string): string {
   const clauses: string[] = [];
   if (query.issuer !== undefined) clauses.push(`issuer = ${param(query.issuer)}`);
+  if (query.issuers !== undefined) clauses.push(query.issuers.length === 0 ? '1 = 0' : `(${query.issuers.map((i) => `issuer = ${param(i)}`).join(' OR ')})`);
   if (query.subject !== undefined) clauses.push(`subject = ${param(query.subject)}`);
   if (query.user !== undefined) clauses.push(`(subject = ${param(query.user)} OR email = ${param(query.user)})`);
   if (query.group !== undefined) clauses.push(`sid IN (SELECT sid FROM session_groups WHERE group_name = ${param(query.group)})`);

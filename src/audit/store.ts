@@ -26,6 +26,8 @@ export type DecisionFilter = 'blocked' | 'masked' | 'approved';
 
 export interface SessionQuery {
   issuer?: string;
+  /** Any of these issuers: one person's identity at their IdP and in gateway-issued tokens (browser sign-in). */
+  issuers?: string[];
   subject?: string;
   /** Subject or email. */
   user?: string;

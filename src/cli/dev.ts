@@ -4,8 +4,9 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, relative } from 'node:path';
 import type { JWK } from 'jose';
-import { DEMO_CODENAME, devConfig, DEV_AUDIENCE } from '../dev/dev-config.js';
-import { DEMO_USERS } from '../dev/demo-identities.js';
+import { configSchema } from '../config/schema.js';
+import { DEMO_CODENAME, devConfigInput, DEV_AUDIENCE } from '../dev/dev-config.js';
+import { CONSOLE_CLIENT_ID, CONSOLE_CLIENT_SECRET, DEMO_USERS, GATEWAY_SCOPE } from '../dev/demo-identities.js';
 import type { DevIdp } from '../dev/idp.js';
 import { createLogger } from '../ops/logger.js';
 import { UsageError, type Command } from './command.js';
@@ -44,14 +45,22 @@ export const devCommand: Command = {
     const pace = parseDuration(String(values.pace));
     if (pace === undefined) throw new UsageError(`--pace takes a duration such as 30ms or 0, not "${String(values.pace)}".`);
     const model = await startDemoModel({ host, port: Number(values['model-port']), apiKey: 'demo-upstream-key', chunkDelayMs: pace });
+    // The web console signs in at the dev IdP; its callback must be known before the gateway listens (not with --port 0).
+    const port = Number(values.port);
+    const consoleCallback = port > 0 ? `http://${host.includes(':') ? `[${host}]` : host}:${port}/auth/oidc/callback` : undefined;
     const idp = await startDevIdp({
       host,
       port: Number(values['idp-port']),
+      ...(consoleCallback && { consoleRedirectUris: [consoleCallback] }),
       audience: DEV_AUDIENCE,
       accessTokenTtlSeconds: TOKEN_TTL_SECONDS,
       signingKeys: await loadOrCreateSigningKeys(join(dataDir, 'idp-signing-keys.json'), () => generateSigningKey('RS256')),
     });
-    const config = devConfig({ host, port: Number(values.port), issuer: idp.issuer, modelUrl: model.url, logLevel: String(values['log-level']), dataDir });
+    const input = devConfigInput({ host, port, issuer: idp.issuer, modelUrl: model.url, logLevel: String(values['log-level']), dataDir });
+    if (consoleCallback) {
+      input.identity!.web = { oidc: { issuer: idp.issuer, client_id: CONSOLE_CLIENT_ID, client_secret: CONSOLE_CLIENT_SECRET, scopes: ['openid', 'email', 'profile', GATEWAY_SCOPE] } };
+    }
+    const config = configSchema.parse(input);
     const gateway = new Gateway(config, { logger: log });
     const url = await gateway.listen();
 
@@ -59,7 +68,7 @@ export const devCommand: Command = {
     const tokenFile = join(dataDir, 'dev-token');
     const stopRefreshing = await keepTokenFresh(idp, user, tokenFile, (err) => log.warn({ err: String(err) }, 'could not refresh the dev token'));
     const token = await readFile(tokenFile, 'utf8');
-    console.log(banner({ url, idp: idp.issuer, model: model.url, user, token, tokenFile: relative(process.cwd(), tokenFile) || tokenFile, dataDir, cli: cliAsTyped() }));
+    console.log(banner({ url, idp: idp.issuer, model: model.url, user, token, tokenFile: relative(process.cwd(), tokenFile) || tokenFile, dataDir, cli: cliAsTyped(), webConsole: consoleCallback !== undefined }));
 
     await onShutdownSignal(async () => {
       stopRefreshing();
@@ -124,9 +133,10 @@ interface BannerInput {
   token: string;
   tokenFile: string;
   dataDir: string;
+  webConsole: boolean;
 }
 
-function banner({ cli, url, idp, model, user, token, tokenFile, dataDir }: BannerInput): string {
+function banner({ cli, url, idp, model, user, token, tokenFile, dataDir, webConsole }: BannerInput): string {
   const demoUser = DEMO_USERS.find((u) => u.id === user);
   const groups = demoUser?.groups.join(', ') || 'none';
   const body = JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'Hello, modelgate!' }] });
@@ -134,6 +144,7 @@ function banner({ cli, url, idp, model, user, token, tokenFile, dataDir }: Banne
     '',
     paint.bold('modelgate dev is running'),
     `  gateway     ${paint.cyan(url)}  (OpenAI API under /v1, Ollama API under /api)`,
+    ...(webConsole ? [`  console     ${paint.cyan(`${url}/ui/`)}  (sign in as carol to review and audit, alice to see her own sessions)`] : []),
     `  identity    ${idp}  (development OpenID provider: users ${DEMO_USERS.map((u) => u.id).join(', ')}; password <user>-password)`,
     `  demo model  ${model}  (connection "demo": demo-chat, demo-embed)`,
     `  state       ${dataDir}/`,

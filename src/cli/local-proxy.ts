@@ -9,7 +9,9 @@ import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import { pathForLog } from '../ops/logger.js';
-import type { TokenSource } from './token-source.js';
+import { newRequestId } from '../http/request-id.js';
+import { ProfileNotFoundError } from './credential-store.js';
+import { SessionExpiredError, type TokenSource } from './token-source.js';
 
 /** Bodies are buffered so a refused request can be sent again; model requests are far smaller. */
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -38,8 +40,13 @@ export class LocalProxy {
   constructor(private readonly options: LocalProxyOptions) {
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
-        if (!res.headersSent) sendError(res, 502, 'connect_proxy_error', `modelgate connect could not reach the gateway: ${(err as Error).message}`);
-        else res.destroy();
+        if (res.headersSent) return void res.destroy();
+        // No usable login is the caller's to fix, not a gateway failure an SDK should retry: 401, saying how.
+        if (err instanceof ProfileNotFoundError || err instanceof SessionExpiredError) {
+          sendError(res, 401, err instanceof ProfileNotFoundError ? 'connect_not_logged_in' : 'connect_session_expired', `modelgate connect has no valid login to send: ${err.message}`);
+          return;
+        }
+        sendError(res, 502, 'connect_proxy_error', `modelgate connect could not reach the gateway: ${(err as Error).message}`);
       });
     });
   }
@@ -218,6 +225,7 @@ function responseHeaders(headers: IncomingHttpHeaders): Record<string, string | 
 }
 
 function sendError(res: ServerResponse, status: number, code: string, message: string): void {
-  const body = JSON.stringify({ error: { message, type: 'connect_error', param: null, code } });
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+  const body = JSON.stringify({ error: { message, type: status === 401 ? 'authentication_error' : 'connect_error', param: null, code } });
+  // A request ID on the proxy's own answers too, so a report can tell them from the gateway's.
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-request-id': newRequestId() }).end(body);
 }

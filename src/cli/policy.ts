@@ -58,7 +58,8 @@ async function testPolicy(values: Record<string, string | boolean | undefined>):
   const refusal = guardrailError(evaluation);
 
   if (values.json) {
-    console.log(JSON.stringify({ verdict: evaluation.action, error: refusal?.toJSON().error, decisions: evaluation.decisions, forwarded: evaluation.maskedBody }, null, 2));
+    const notes = knownExamplesIn(prompt).map((e) => `${e.value} is ${e.what}, allowed on purpose`);
+    console.log(JSON.stringify({ verdict: evaluation.action, error: refusal?.toJSON().error, decisions: evaluation.decisions, forwarded: evaluation.maskedBody, ...(notes.length > 0 && { notes }) }, null, 2));
     return 0;
   }
   const verdictColour = evaluation.action === 'allow' ? paint.green : paint.red;
@@ -69,9 +70,23 @@ async function testPolicy(values: Record<string, string | boolean | undefined>):
     const confidence = d.confidence !== undefined ? ` confidence ${d.confidence.toFixed(2)}` : '';
     console.log(`- ${paint.bold(d.rule)}: ${d.action}${d.type ? ` ${d.type}` : ''}${where}${confidence}\n    ${d.reason}`);
   }
+  for (const example of knownExamplesIn(prompt)) {
+    console.log(`note: ${example.value} is ${example.what}; secret detection lets documented example keys through on purpose, so documentation and tutorials can be discussed. Try a real-looking key to test a secrets rule.`);
+  }
   if (evaluation.maskedBody) {
     const messages = evaluation.maskedBody.messages as Array<{ content: string }>;
     console.log(`forwarded prompt: ${messages[0]!.content}`);
   }
   return 0;
+}
+
+/** Credentials vendors publish in their documentation, which the secrets detector deliberately does not flag. */
+const KNOWN_EXAMPLE_KEYS: ReadonlyArray<{ value: string; what: string }> = [
+  { value: 'AKIAIOSFODNN7EXAMPLE', what: "AWS's documented example access key ID" },
+  { value: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', what: "AWS's documented example secret access key" },
+  { value: 'ASIAIOSFODNN7EXAMPLE', what: "AWS's documented example temporary access key ID" },
+];
+
+function knownExamplesIn(prompt: string): Array<{ value: string; what: string }> {
+  return KNOWN_EXAMPLE_KEYS.filter((example) => prompt.includes(example.value));
 }

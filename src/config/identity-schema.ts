@@ -45,8 +45,8 @@ export const loginSettings = z
 
 export const gatewayTokens = z
   .object({
-    /** Lifetime of gateway-issued access tokens. */
-    lifetime: duration.prefault('1h'),
+    /** Lifetime of gateway-issued access tokens. Default: 1h, or `identity.max_token_lifetime` when that is shorter. */
+    lifetime: duration.optional(),
     /** A new signing key is made this often; old keys stay published until their tokens expire. */
     key_rotation: duration.prefault('24h'),
     /** A new key is published this long before it starts signing, so verifiers' JWKS caches have it. */
@@ -135,7 +135,13 @@ export const identityAssertion = z
 
 export type WorkloadBinding = z.output<typeof workloadBinding>;
 export type LoginSettings = z.output<typeof loginSettings>;
-export type GatewayTokensConfig = z.output<typeof gatewayTokens>;
+/** After the identity section fills in the default lifetime (config/schema.ts). */
+export type GatewayTokensConfig = z.output<typeof gatewayTokens> & { lifetime: number };
+
+/** The default lifetime of gateway-issued tokens: an hour, but never longer than the gateway itself accepts. */
+export function defaultGatewayTokenLifetime(maxTokenLifetime: number): number {
+  return Math.min(60 * 60 * 1000, maxTokenLifetime);
+}
 export type IdentityStateConfig = z.output<typeof identityState>;
 export type WebLoginConfig = z.output<typeof webLogin>;
 export type SamlWebLoginConfig = NonNullable<WebLoginConfig['saml']>;
@@ -169,7 +175,7 @@ export function checkIdentityReferences(identity: IdentitySection, ctx: z.Refine
     ctx.addIssue({
       code: 'custom',
       path: ['identity', 'gateway_tokens', 'lifetime'],
-      message: 'is longer than identity.max_token_lifetime, so the gateway would refuse its own tokens',
+      message: 'is longer than identity.max_token_lifetime, so the gateway would refuse its own tokens; shorten it, or remove it to default to max_token_lifetime',
     });
   }
   if (!identity.algorithms.includes(identity.gateway_tokens.algorithm)) {

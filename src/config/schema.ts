@@ -8,7 +8,7 @@ import { approvalsSchema } from '../approvals/config.js';
 import { connectionRecordingSchema, recordingSchema, storageSchema } from '../audit/config.js';
 import { guardrailsSchema, unknownConnectionReferences } from '../policy/guardrails-schema.js';
 import { limitsSchema, tracingSchema, usageSchema } from '../usage/config.js';
-import { checkIdentityReferences, gatewayTokens, identityAssertion, identityState, loginSettings, webLogin, workloadBinding } from './identity-schema.js';
+import { checkIdentityReferences, defaultGatewayTokenLifetime, gatewayTokens, identityAssertion, identityState, loginSettings, webLogin, workloadBinding } from './identity-schema.js';
 
 /** Asymmetric JWS algorithms only: HMAC would let anyone holding the public key forge tokens. */
 export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
@@ -39,6 +39,18 @@ const issuer = z
     require_groups: z.boolean().default(true),
     /** Prefix added to this issuer's groups, so two IdPs cannot collide on a group name. */
     group_prefix: z.string().default(''),
+    /**
+     * What proves a token is an access token and not an ID token replayed as one. `at+jwt`: the header must
+     * say `typ: at+jwt` (RFC 9068; set it when the IdP issues such tokens). `auto`: `at+jwt` passes, and tokens
+     * carrying ID-token claims (`nonce`, `at_hash`, `c_hash`, or Keycloak's `typ: ID`) are refused. `any`: no
+     * check, for IdPs whose ID token is the bearer (`identity.login.bearer: id_token` implies it for its issuer).
+     */
+    token_type: z.enum(['auto', 'at+jwt', 'any']).default('auto'),
+    /**
+     * Whether this issuer's `email_verified: true` may make its user the same person as a user of another
+     * issuer with that email (reviews they may see, approvals they may use). Off: people are (issuer, subject).
+     */
+    trust_email: z.boolean().default(false),
     /** A CI issuer's tokens are trusted only through these bindings (claim conditions → service identity). */
     workload: z.array(workloadBinding).default([]),
     jwks: z
@@ -65,7 +77,11 @@ const identity = z
     state: identityState,
     web: webLogin,
   })
-  .strict();
+  .strict()
+  .transform((id) => ({
+    ...id,
+    gateway_tokens: { ...id.gateway_tokens, lifetime: id.gateway_tokens.lifetime ?? defaultGatewayTokenLifetime(id.max_token_lifetime) },
+  }));
 
 const target = z
   .object({
@@ -162,6 +178,11 @@ const accessRule = z
     description: z.string().optional(),
     groups: z.array(z.string().min(1)).default([]),
     subjects: z.array(z.string().min(1)).default([]),
+    /**
+     * The issuer `subjects` belong to (an `identity.issuers` URL, or the SAML IdP's entity ID): the same `sub`
+     * from another issuer is another person. Required with subjects when there is more than one issuer.
+     */
+    issuer: z.string().min(1).optional(),
     /** Connection names, or "*". */
     connections: z.array(z.string().min(1)).min(1),
     /** Model names (not aliases), or "*" for every model of the listed connections. */
@@ -275,6 +296,7 @@ export const configSchema = z
         }
       });
     });
+    checkSubjectIssuers(config, ctx);
     config.access.forEach((rule, i) => {
       rule.connections.forEach((name, j) => {
         if (name !== '*' && !connectionNames.has(name)) {
@@ -283,6 +305,27 @@ export const configSchema = z
       });
     });
   });
+
+/**
+ * Subject rules name their issuer: a second issuer's token with the same `sub` must not get the first one's
+ * service account. A bare subject is allowed only when there is one source of identities.
+ */
+function checkSubjectIssuers(config: { identity: z.output<typeof identity>; access: Array<z.output<typeof accessRule>> }, ctx: z.RefinementCtx): void {
+  const saml = config.identity.web.saml;
+  const sources = [...config.identity.issuers.map((i) => i.issuer), ...(saml ? [saml.idp_entity_id ?? 'the SAML IdP'] : [])];
+  config.access.forEach((rule, i) => {
+    if (rule.issuer !== undefined && !sources.includes(rule.issuer)) {
+      ctx.addIssue({ code: 'custom', path: ['access', i, 'issuer'], message: `"${rule.issuer}" is not one of identity.issuers (or the SAML IdP's idp_entity_id)` });
+    }
+    if (rule.subjects.length > 0 && rule.issuer === undefined && sources.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['access', i, 'subjects'],
+        message: `with several issuers a subject is ambiguous: add \`issuer:\` to this rule naming the one its subjects belong to (one of ${sources.join(', ')}), or split it into one rule per issuer`,
+      });
+    }
+  });
+}
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

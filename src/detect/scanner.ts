@@ -1,11 +1,15 @@
 // The scanner: one keyword pass picks the detectors that can match, those
 // run with their validators, and overlapping candidates are resolved.
+// Detectors see the normalised copy of the text (normalise.ts: NFKC,
+// invisible characters removed, odd spaces as spaces, %40 as @); spans are
+// mapped back, so they cover the original characters.
 import { ScanContext } from './context.js';
 import { createCustomPatternDetector, type CustomPatternSpec } from './custom.js';
 import type { Detector } from './detector.js';
 import { createDictionaryDetector } from './dictionary.js';
 import { resolveOverlaps } from './overlap.js';
 import { createPiiDetectors } from './pii/index.js';
+import { normaliseForDetection, originalOffset, toOriginal, type NormalisedText } from './normalise.js';
 import { createPhoneDetector, PHONE_DETECTOR_ID, type PhoneOptions } from './pii/phone.js';
 import { KeywordPrefilter } from './prefilter.js';
 import { createSecretDetectors } from './secrets/index.js';
@@ -76,22 +80,28 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
   const contextLength = Math.max(0, ...detectors.map((d) => d.lookahead));
 
   // Candidates before overlap resolution, for the last text seen: the masker asks scan and undecidedFrom about the same window.
-  let last: { text: string; candidates: Span[] } | undefined;
-  const candidatesOf = (text: string): Span[] => {
-    if (last?.text === text) return last.candidates;
+  let last: { text: string; normalised: NormalisedText | undefined; candidates: Span[] } | undefined;
+  const scanned = (text: string): NonNullable<typeof last> => {
+    if (last?.text === text) return last;
     const candidates: Span[] = [];
-    const context = new ScanContext(text);
+    const normalised = normaliseForDetection(text);
+    const seen = normalised?.text ?? text;
+    const context = new ScanContext(seen);
+    const add = normalised === undefined
+      ? (span: Span) => { candidates.push(span); }
+      : (span: Span) => { candidates.push({ ...span, ...toOriginal(normalised, span.start, span.end) }); };
     for (const index of prefilter.select(context)) {
       const detector = detectors[index]!;
       // Custom patterns may be declared with a built-in type the caller did not ask for; they still count.
       const keep = detector === custom || detector === dictionary
-        ? (span: Span) => { candidates.push(span); }
-        : (span: Span) => { if (wanted.has(span.type)) candidates.push(span); };
-      detector.detect(text, keep, context);
+        ? add
+        : (span: Span) => { if (wanted.has(span.type)) add(span); };
+      detector.detect(seen, keep, context);
     }
-    last = { text, candidates };
-    return candidates;
+    last = { text, normalised, candidates };
+    return last;
   };
+  const candidatesOf = (text: string): Span[] => scanned(text).candidates;
 
   return {
     maxEntityLength: Math.max(0, ...detectors.map((d) => d.maxLength)),
@@ -102,26 +112,14 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
       // Copies, so a caller that edits a span cannot change the remembered candidates.
       return text.length === 0 ? [] : resolveOverlaps(candidatesOf(text)).map((span) => ({ ...span }));
     },
-    undecidedFrom(text: string): number {
-      const settled = text.length - contextLength;
-      if (settled <= 0) return 0;
-      // How far back the trailing run of each detector's span characters reaches, at most its maxLength.
-      const runs = new Map<RegExp, number>();
-      const trailingRun = (chars: RegExp, limit: number): number => {
-        let run = runs.get(chars) ?? 0;
-        while (run < limit && run < settled && chars.test(text[settled - run - 1]!)) run++;
-        runs.set(chars, Math.max(run, runs.get(chars) ?? 0));
-        return Math.min(run, limit);
-      };
-      let from = settled;
-      for (const detector of detectors) {
-        const open = detector.openFrom?.(text, settled)
-          ?? settled - (detector.spanChars === undefined ? detector.maxLength : trailingRun(detector.spanChars, detector.maxLength));
-        from = Math.min(from, open);
-      }
-      from = Math.max(0, from);
+    undecidedFrom(original: string): number {
+      const { normalised, candidates } = scanned(original);
+      // Decided on the copy, then mapped back; the last two characters stay open, since one more
+      // character can still change how they normalise ('%4' + '0', a letter + a combining mark).
+      let from = normalised === undefined
+        ? shapeBound(original)
+        : Math.max(0, Math.min(originalOffset(normalised, shapeBound(normalised.text), original.length), original.length - 2));
       // A candidate across that point may be suppressed by, or suppress, a span that is still growing.
-      const candidates = candidatesOf(text);
       for (let moved = true; moved;) {
         moved = false;
         for (const c of candidates) {
@@ -134,4 +132,25 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
       return from;
     },
   };
+
+  /** From each detector's shape: the earliest start of a span in `text` (what detectors see) that is not final. */
+  function shapeBound(text: string): number {
+    const settled = text.length - contextLength;
+    if (settled <= 0) return 0;
+    // How far back the trailing run of each detector's span characters reaches, at most its maxLength.
+    const runs = new Map<RegExp, number>();
+    const trailingRun = (chars: RegExp, limit: number): number => {
+      let run = runs.get(chars) ?? 0;
+      while (run < limit && run < settled && chars.test(text[settled - run - 1]!)) run++;
+      runs.set(chars, Math.max(run, runs.get(chars) ?? 0));
+      return Math.min(run, limit);
+    };
+    let from = settled;
+    for (const detector of detectors) {
+      const open = detector.openFrom?.(text, settled)
+        ?? settled - (detector.spanChars === undefined ? detector.maxLength : trailingRun(detector.spanChars, detector.maxLength));
+      from = Math.min(from, open);
+    }
+    return Math.max(0, from);
+  }
 }

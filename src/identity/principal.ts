@@ -12,6 +12,8 @@ export interface Principal {
   issuer: string;
   subject: string;
   email?: string;
+  /** The issuer asserted `email_verified` and is trusted (`trust_email`) to merge people by email. */
+  emailTrusted?: boolean;
   name?: string;
   groups: string[];
   /** OAuth client that obtained the token (`azp`/`client_id`), for service accounts. */

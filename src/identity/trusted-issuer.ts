@@ -34,6 +34,14 @@ export class TrustedIssuer implements TokenIssuer {
     return this.config.audience;
   }
 
+  get tokenType(): string | undefined {
+    return this.config.token_type === 'at+jwt' ? 'at+jwt' : undefined;
+  }
+
+  get refusesIdTokens(): boolean {
+    return this.config.token_type === 'auto';
+  }
+
   /** True once the JWKS has been fetched at least once. */
   get ready(): boolean {
     return this.jwks?.jwks() !== undefined;
@@ -90,6 +98,7 @@ export class TrustedIssuer implements TokenIssuer {
     const name = readStringClaim(claims, mapping.name);
     const clientId = readStringClaim(claims, 'client_id') ?? readStringClaim(claims, 'azp');
     if (email) principal.email = email;
+    if (email && this.config.trust_email && claims.email_verified === true) principal.emailTrusted = true;
     if (name) principal.name = name;
     if (clientId) principal.clientId = clientId;
     if (payload.jti) principal.tokenId = payload.jti;

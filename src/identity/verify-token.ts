@@ -15,6 +15,8 @@ export interface TokenIssuer {
   readonly audience: readonly string[];
   /** Required JWT `typ`, when the issuer sets one (the gateway's own tokens). */
   readonly tokenType?: string;
+  /** Refuse tokens that carry ID-token claims (issuers whose access tokens have no `typ: at+jwt`). */
+  readonly refusesIdTokens?: boolean;
   /** True once keys are loaded. */
   readonly ready: boolean;
   keyResolver(): Promise<JWTVerifyGetKey>;
@@ -55,7 +57,12 @@ export class TokenVerifier {
       this.forgetVerifiedSignatures(issuer);
       onJwksFetch?.(issuer);
     };
-    for (const issuer of config.issuers) this.issuers.set(issuer.issuer, new TrustedIssuer(issuer, keysFetched));
+    // Where people log in with the ID token as their bearer, that issuer's ID tokens are its access tokens.
+    const idTokenBearer = config.login?.bearer === 'id_token' ? (config.login.issuer ?? config.issuers.find((i) => i.workload.length === 0)?.issuer) : undefined;
+    for (const issuer of config.issuers) {
+      const settings = issuer.issuer === idTokenBearer && issuer.token_type === 'auto' ? { ...issuer, token_type: 'any' as const } : issuer;
+      this.issuers.set(issuer.issuer, new TrustedIssuer(settings, keysFetched));
+    }
     this.algorithms = [...config.algorithms];
     this.clockSkewSeconds = Math.ceil(config.clock_skew / 1000);
     this.maxLifetimeSeconds = Math.floor(config.max_token_lifetime / 1000);
@@ -106,6 +113,12 @@ export class TokenVerifier {
       throw invalidToken('token_issuer_untrusted', `Token issuer ${JSON.stringify(claims.iss ?? null)} is not a trusted issuer of this gateway.`);
     }
 
+    if (issuer.refusesIdTokens && looksLikeIdToken(header, claims)) {
+      throw invalidToken(
+        'token_type_invalid',
+        'This is an ID token, not an access token; send the access token your identity provider issued for this gateway.',
+      );
+    }
     const payload = await this.verifySignatureAndClaims(token, issuer);
     const principal = issuer.toPrincipal(payload);
     this.remember(token, issuer, payload);
@@ -171,6 +184,12 @@ export class TokenVerifier {
     }
     return payload;
   }
+}
+
+/** An ID token by its claims, unless the header says it is an RFC 9068 access token. */
+function looksLikeIdToken(header: Record<string, unknown>, claims: JWTPayload): boolean {
+  if (/^(?:application\/)?at\+jwt$/i.test(String(header.typ ?? ''))) return false;
+  return claims.nonce !== undefined || claims.at_hash !== undefined || claims.c_hash !== undefined || claims.typ === 'ID';
 }
 
 function decodeUnverified(token: string): { header: Record<string, unknown>; claims: JWTPayload } {

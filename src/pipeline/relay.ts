@@ -13,11 +13,13 @@ import { drained, sendJson } from '../http/send.js';
 import { NdjsonDecoder, NdjsonLineTooLargeError, type NdjsonLine } from '../protocol/ndjson.js';
 import { encodeSseFrame, SseDecoder, SseFrameTooLargeError, type SseFrame } from '../protocol/sse.js';
 import { encodeStreamError } from '../protocol/stream-error.js';
+import { frameCarriesText } from '../protocol/frame-text.js';
 import type { StreamFraming } from '../protocol/types.js';
 import type { UpstreamResponse } from '../proxy/transport.js';
 import type { RequestContext } from './context.js';
 import { recordDecisions as recordInSession, recordDelivered } from './record.js';
 import type { GatewayServices } from './services.js';
+import { scrubCredential } from '../proxy/scrub-credential.js';
 
 /** Error bodies from an upstream are small; more than this is not an error message. */
 const MAX_UPSTREAM_ERROR_BYTES = 64 * 1024;
@@ -124,10 +126,11 @@ async function relayStream(
   res.flushHeaders();
 
   const decoder = framing === 'sse' ? new SseDecoder() : new NdjsonDecoder();
-  let firstFrame = true;
+  // Time to first token is measured at the first frame that carries text, not at an empty opening frame.
+  let awaitingText = true;
   const send = async (raw: string): Promise<boolean> => {
-    if (firstFrame) {
-      firstFrame = false;
+    if (awaitingText && frameCarriesText(raw, framing)) {
+      awaitingText = false;
       const seconds = (performance.now() - ctx.receivedAt) / 1000;
       services.metrics.timeToFirstToken.observe({ connection: ctx.route!.connection.name, operation: ctx.request!.operation }, seconds);
       ctx.trace?.firstToken();
@@ -210,7 +213,8 @@ function terminate(frame: SseFrame | NdjsonLine): string | undefined {
 async function relayUpstreamError(services: GatewayServices, ctx: RequestContext, upstream: UpstreamResponse): Promise<void> {
   const connection = ctx.route!.connection.name;
   services.metrics.upstreamErrors.inc({ connection, reason: `status_${upstream.status}` });
-  const text = await readCapped(upstream.body, MAX_UPSTREAM_ERROR_BYTES);
+  // The credential goes first: no later step (parse, mask, relay, log) ever sees it.
+  const text = scrubCredential(await readCapped(upstream.body, MAX_UPSTREAM_ERROR_BYTES), ctx.route!.connection);
 
   if (upstream.status === 401 || upstream.status === 403 || upstream.status === 407) {
     // The upstream refused the gateway's own credential: an operator problem, not the caller's.

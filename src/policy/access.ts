@@ -11,7 +11,7 @@ export interface AccessDecision {
 
 export function decideAccess(
   rules: readonly AccessRule[],
-  principal: Pick<Principal, 'subject' | 'groups'>,
+  principal: Pick<Principal, 'subject' | 'groups' | 'issuer' | 'origin'>,
   connection: string,
   model: string,
 ): AccessDecision {
@@ -24,8 +24,16 @@ export function decideAccess(
   return { allowed: false };
 }
 
-function appliesTo(rule: AccessRule, principal: Pick<Principal, 'subject' | 'groups'>): boolean {
-  return rule.subjects.includes(principal.subject) || rule.groups.some((g) => principal.groups.includes(g));
+function appliesTo(rule: AccessRule, principal: Pick<Principal, 'subject' | 'groups' | 'issuer' | 'origin'>): boolean {
+  return (rule.subjects.includes(principal.subject) && fromIssuer(rule, principal)) || rule.groups.some((g) => principal.groups.includes(g));
+}
+
+/**
+ * A subject means something only at its issuer. A person's issuer is the IdP that authenticated them (a
+ * gateway token's `idp`). Without `issuer` the configuration has one source of identities (checked at start-up).
+ */
+function fromIssuer(rule: AccessRule, principal: Pick<Principal, 'issuer' | 'origin'>): boolean {
+  return rule.issuer === undefined || rule.issuer === (principal.origin ?? principal.issuer);
 }
 
 function matches(patterns: readonly string[], name: string): boolean {

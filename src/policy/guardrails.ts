@@ -113,7 +113,7 @@ export function evaluateInput(
     }
     const fieldInjectionRules = injectionRules.filter(forField);
     if (fieldInjectionRules.length > 0) {
-      const scored = detectors.scoreInjection(field.text);
+      const scored = detectors.scoreInjection(field.encoding === 'json' ? jsonProse(field.text) : field.text);
       for (const rule of fieldInjectionRules) {
         if (scored.score >= rule.threshold) decisions.push(injectionDecision(rule, scored, field));
       }
@@ -145,6 +145,23 @@ function uninspectableDecision(policy: GuardrailsPolicy, rules: readonly InputRu
     param,
     reason: `\`${param}\` holds token IDs or embeddings, which guardrails cannot inspect; send the prompt as text`,
   };
+}
+
+/**
+ * The prose of a free-form value for injection scoring: its strings, one per
+ * line. Keys and JSON syntax are identifiers (`enable_thinking`), which an
+ * injection classifier mistakes for instructions; entity detectors still
+ * read them, keys included.
+ */
+function jsonProse(json: string): string {
+  const lines: string[] = [];
+  const visit = (value: unknown): void => {
+    if (typeof value === 'string') lines.push(value);
+    else if (Array.isArray(value)) value.forEach(visit);
+    else if (isJsonObject(value)) Object.values(value).forEach(visit);
+  };
+  visit(JSON.parse(json) as unknown);
+  return lines.join('\n');
 }
 
 /** The strongest action among the decisions, as the request's fate. */
@@ -255,7 +272,8 @@ function injectionDecision(rule: InputRule, scored: InjectionScore, field: TextF
     rule: rule.name,
     action: rule.action,
     type: 'PROMPT_INJECTION',
-    span: { path: field.path, start: strongest?.start ?? 0, end: strongest?.end ?? field.text.length },
+    // In a free-form value the offsets are into its prose, not its JSON: the whole field is the evidence.
+    span: field.encoding === 'json' ? { path: field.path, start: 0, end: field.text.length } : { path: field.path, start: strongest?.start ?? 0, end: strongest?.end ?? field.text.length },
     confidence: scored.score,
     reason: `prompt-injection score ${scored.score.toFixed(2)} (threshold ${rule.threshold}) in ${formatPath(field.path)}${why ? ` — ${why}` : ''}`,
   };

@@ -113,7 +113,7 @@ export class Grant {
       if (a.check.kind === 'total') settlements.push({ check: a.check, bucket, delta: micros - this.reservedMicros });
     });
     const store = this.limiter.store;
-    await Promise.all([store.release(this.#slotKeys(), this.request.requestId), settlements.length > 0 ? store.settle(settlements) : undefined]);
+    await store.finish(settlements, this.#slotKeys(), this.request.requestId);
     await this.limiter.alertBudgets(this.applied, this.admission, micros - this.reservedMicros);
   }
 

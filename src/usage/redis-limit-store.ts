@@ -85,13 +85,17 @@ end
 return {0, denied, unpack(out)}
 `;
 
-/** Corrects an earlier charge; a counter that already expired stays gone. */
-const SETTLE = `
-for i = 1, #KEYS do
+/** Corrects earlier charges (a counter that already expired stays gone) and frees concurrency slots, in one round trip. */
+const FINISH = `
+local settled = tonumber(ARGV[1])
+for i = 1, settled do
   if redis.call('EXISTS', KEYS[i]) == 1 then
-    local v = redis.call('INCRBY', KEYS[i], ARGV[i])
+    local v = redis.call('INCRBY', KEYS[i], ARGV[2 + i])
     if v < 0 then redis.call('SET', KEYS[i], 0, 'KEEPTTL') end
   end
+end
+for i = settled + 1, #KEYS do
+  redis.call('ZREM', KEYS[i], ARGV[2])
 end
 return 0
 `;
@@ -108,7 +112,7 @@ return 0
 
 type ScriptedRedis = Redis & {
   limitAcquire(...args: (string | number)[]): Promise<number[]>;
-  limitSettle(...args: (string | number)[]): Promise<number>;
+  limitFinish(...args: (string | number)[]): Promise<number>;
   limitRenew(...args: (string | number)[]): Promise<number>;
 };
 
@@ -136,7 +140,7 @@ export class RedisLimitStore implements LimitStore {
       retryStrategy: (times) => Math.min(times * 100, 2000),
     });
     redis.defineCommand('limitAcquire', { lua: ACQUIRE });
-    redis.defineCommand('limitSettle', { lua: SETTLE });
+    redis.defineCommand('limitFinish', { lua: FINISH });
     redis.defineCommand('limitRenew', { lua: RENEW });
     redis.on('ready', () => {
       if (this.#state !== 'ready') options.onStateChange?.('ready');
@@ -183,7 +187,7 @@ export class RedisLimitStore implements LimitStore {
     return { allowed: reply[0] === 1, denied: reply[1]!, results };
   }
 
-  async settle(settlements: readonly Settlement[]): Promise<void> {
+  async finish(settlements: readonly Settlement[], slotKeys: readonly string[], leaseId: string): Promise<void> {
     const keys: string[] = [];
     const deltas: number[] = [];
     for (const { check, bucket, delta } of settlements) {
@@ -191,14 +195,9 @@ export class RedisLimitStore implements LimitStore {
       keys.push(this.#prefix + (check.kind === 'window' ? `${check.key}:${bucket}` : check.key));
       deltas.push(Math.round(delta));
     }
-    if (keys.length > 0) await this.#redis.limitSettle(keys.length, ...keys, ...deltas);
-  }
-
-  async release(keys: readonly string[], leaseId: string): Promise<void> {
-    if (keys.length === 0) return;
-    const pipeline = this.#redis.pipeline();
-    for (const key of keys) pipeline.zrem(this.#prefix + key, leaseId);
-    await pipeline.exec();
+    if (keys.length === 0 && slotKeys.length === 0) return;
+    const slots = slotKeys.map((k) => this.#prefix + k);
+    await this.#redis.limitFinish(keys.length + slots.length, ...keys, ...slots, keys.length, leaseId, ...deltas);
   }
 
   async renew(keys: readonly string[], leaseId: string, leaseMs: number): Promise<void> {

@@ -12,6 +12,7 @@ import { OIDC_CALLBACK_PATH, SAML_ACS_PATH, SAML_METADATA_PATH } from './login-p
 import type { OidcWebLogin } from './oidc-web-login.js';
 import type { SamlWebLogin } from './saml-web-login.js';
 import { gatewayDiscovery } from './well-known.js';
+import { CONSOLE_PATH, isConsolePath, serveConsole } from './console-assets.js';
 import { methodNotAllowed, readForm, redirect } from './web-http.js';
 import { WebSessions, type SessionIdentity } from './web-sessions.js';
 
@@ -92,8 +93,15 @@ export class WebRoutes {
         only('GET');
         res.writeHead(200, { 'content-type': 'application/samlmetadata+xml', 'cache-control': 'max-age=300' }).end((await this.saml()).metadata());
         return true;
+      case '/':
+        // A person who opens the gateway in a browser lands on the console.
+        if (method !== 'GET' && method !== 'HEAD') return false;
+        redirect(res, `${CONSOLE_PATH}/`);
+        return true;
       default:
-        return false;
+        if (!isConsolePath(path)) return false;
+        await serveConsole(res, path, method);
+        return true;
     }
   }
 

@@ -147,7 +147,7 @@ for (const factory of STORE_FIXTURES) {
       assert.equal(first.code, 'approval_required');
       const errorBody = first.error as { review_id: string; review_url: string };
       assert.match(errorBody.review_id, /^rev_/);
-      assert.ok(errorBody.review_url.endsWith(`/v1/reviews/${errorBody.review_id}`), 'a link to the review');
+      assert.ok(errorBody.review_url.endsWith(`/ui/reviews/${errorBody.review_id}`), 'a link to the console review page');
       assert.equal(first.headers.get('retry-after'), '30');
       assert.match(first.message, /send the identical request again/);
 

@@ -111,6 +111,12 @@ describe('modelgate CLI', () => {
       assert.equal(result.decisions[0]!.rule, 'mask-mail');
       assert.deepEqual([result.decisions[0]!.span.start, result.decisions[0]!.span.end], [9, 24]);
       assert.equal(result.forwarded.messages[0]!.content, 'write to [EMAIL_1]');
+
+      // AWS's documented example key passes secret detection on purpose, and policy test says so.
+      const example = await modelgate(['policy', 'test', '--config', config, '--connection', 'vllm', '--prompt', 'use AKIAIOSFODNN7EXAMPLE for the demo']);
+      assert.equal(example.code, 0, example.stderr);
+      assert.match(example.stdout, /verdict: allow/);
+      assert.match(example.stdout, /note: AKIAIOSFODNN7EXAMPLE is AWS's documented example access key ID; secret detection lets documented example keys through on purpose/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -164,6 +170,17 @@ describe('modelgate CLI', () => {
       } finally {
         await rm(script, { force: true });
       }
+
+      // `sessions` and `audit` find the dev state without a config file.
+      let listed = { stdout: '', stderr: '' };
+      for (let i = 0; i < 40 && !listed.stdout.includes('demo-chat'); i++) {
+        listed = await run(process.execPath, [BIN, 'sessions', 'list'], { cwd: dir });
+        if (!listed.stdout.includes('demo-chat')) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.match(listed.stdout, /demo-chat/, `the curl call's session is listed: ${listed.stdout}`);
+      assert.match(listed.stderr, /reading the modelgate dev state in \.modelgate\//);
+      const verified = await run(process.execPath, [BIN, 'audit', 'verify'], { cwd: dir });
+      assert.match(verified.stdout + verified.stderr, /ok|verified|intact/i);
 
       // The CLI commands it prints run as pasted, though `modelgate` is not on the PATH of a fresh clone.
       const whoamiLine = lines.find((l) => l.includes(' whoami  ·'))!.trim();

@@ -168,7 +168,7 @@ describe('modelgate reviews and modelgate access', () => {
     assert.match(shown.stdout, /requester\s+alice <alice@example\.com>/);
     assert.match(shown.stdout, /rule\s+codename-review/);
     assert.match(shown.stdout, /reason\s+.*codename-review/);
-    assert.match(shown.stdout, new RegExp(`url\\s+${h.url}/v1/reviews/${id}`));
+    assert.match(shown.stdout, new RegExp(`url\\s+${h.url}/ui/reviews/${id}`));
     assert.match(shown.stdout, new RegExp(`user: .* status ${marker}`), 'the prompt, one line per message');
     assert.doesNotMatch(shown.stdout, /nightingale/, 'the codename is masked for approvers');
     assert.match(shown.stdout, new RegExp(`modelgate reviews approve ${id}`), 'carol is told how to decide');
@@ -292,7 +292,7 @@ describe('modelgate reviews and modelgate access', () => {
   test('access request --wait, approved by carol through the CLI: bob\'s chat passes and access grants lists it', async () => {
     assert.equal((await bobChats()).status, 403, 'bob may not chat before');
     const { id, waiting } = await requestAndWait('incident 42: need chat for triage');
-    assert.match(waiting.stdout(), new RegExp(`review ${id}\\n  ${h.url}/v1/reviews/${id}\\n  asked one approver from approvers`), waiting.stdout());
+    assert.match(waiting.stdout(), new RegExp(`review ${id}\\n  ${h.url}/ui/reviews/${id}\\n  asked one approver from approvers`), waiting.stdout());
 
     const pending = await cli('carol', ['reviews', 'list', '--kind', 'access']);
     assert.match(pending.stdout, new RegExp(`${id}\\s+access\\s+bob@example\\.com\\s+demo\\s+-\\s+0/1\\s+\\d+[smhd]\\s+pending`), pending.stdout);

@@ -49,9 +49,9 @@ describe('credit card', () => {
   it('rejects a Luhn-valid number without a known issuer prefix', () => {
     assert.deepEqual(valuesOf('ref 9971 9540 6135 8952', 'CREDIT_CARD'), []);
   });
-  it('rejects odd groupings, mixed separators and IBAN tails', () => {
+  it('rejects odd groupings and IBAN tails; mixed separators in card groups are a card', () => {
     assert.deepEqual(valuesOf('x 49458 0730 2157 365 y', 'CREDIT_CARD'), []);
-    assert.deepEqual(valuesOf('x 4945-8073 0215-7365 y', 'CREDIT_CARD'), []);
+    assert.deepEqual(valuesOf('x 4945-8073 0215-7365 y', 'CREDIT_CARD'), ['4945-8073 0215-7365']);
     assert.deepEqual(valuesOf('Ticket id DE44 5802 0530 9011 8572 07 closed', 'CREDIT_CARD'), []);
   });
   it('drops a trailing group that belongs to the next number', () => {

@@ -64,10 +64,14 @@ const ENTITY_PIECES = [
   '10.20.30.40', 'fe80::1', 'born on 12 March 1985', 'AKIA5T66TBPVOMYZAWKP', `ghp_${randomChars(BASE62, 36, 3)}`,
   `aws_secret_access_key = ${randomChars(BASE64, 40, 4)}`, 'password="Xy7!kq9#Lm2$vB"', 'SSN 536-22-1234', 'DNI 12345678Z',
   `sk-proj-${randomChars(BASE62, 48, 5)}`, 'BSN 111222333',
+  // Found on the normalised copy, reported on the original characters.
+  '4111\u00a01111\u20091111\u202f1111', '４１１１ １１１１ １１１１ １１１１', '4111\u200b1111\u200b1111\u200b1111', 'ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ',
+  'jane.doe%40example.com', '联系jane@example.com获取', 'de89 3704 0044 0532 0130 00', 'No.4111111111111111', '4111 1111-1111 1111',
 ];
 const NOISE_PIECES = [
   'the', 'quarterly', 'report', '2024', '14:05', 'v1.2.3', '4906 0443 1982 9657', '000-12-3456', 'ORD-12345678', 'sk-...', 'ghp_xxx',
   randomChars('0123456789abcdef', 40, 6), '3f2b1c4d-8e9a-4b7c-9d1e-2f3a4b5c6d7e', '😀', 'é', '\n', ',', '.', ':', '=', '"', '-',
+  '\u200b', '\u00a0', '\u00ad', '\u202e', 'e\u0301', '\u0301', '%4', '%', 'ﬁ', '１', '東京',
 ];
 const SEPARATORS = [' ', ' ', ' ', '\n', ', ', '. ', ' — ', ''];
 const textArbitrary = fc.array(

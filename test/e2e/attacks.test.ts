@@ -125,6 +125,21 @@ describe('attacks on the HTTP surface', () => {
     assert.equal(h.model.received.length, before);
   });
 
+  test("an upstream error body that echoes the request headers reaches the client without the connection's key", async () => {
+    const echoes: unknown[] = [
+      { error: { message: 'invalid request; headers: {"authorization":"Bearer demo-upstream-key"}', type: 'invalid_request_error' } },
+      'bad request. authorization: Bearer demo-upstream-key, x-api-key: demo-upstream-key',
+    ];
+    for (const [i, body] of echoes.entries()) {
+      h.model.setFault({ kind: 'status', status: i === 0 ? 400 : 500, body }, { times: 1, path: '/v1/chat/completions' });
+      const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] });
+      assert.equal(response.status, i === 0 ? 400 : 500);
+      const text = await response.text();
+      assert.doesNotMatch(text, /demo-upstream-key/, text);
+      assert.match(text, /\[redacted\]/, 'the rest of the message is kept');
+    }
+  });
+
   describe('deeply nested JSON', () => {
     const chat = (content: unknown) => ({ model: 'demo-chat', messages: [{ role: 'user', content }] });
     const nested = (levels: number) => '['.repeat(levels) + ']'.repeat(levels);

@@ -194,6 +194,19 @@ describe('input coverage: every field family a client can send is inspected', ()
     assert.equal((await send('ollama_chat', { messages: [{ role: 'User', content: INJECTION }] }, 'drop-chat')).status, 403);
   });
 
+  test('everyday parameters pass the rules: thinking switches, schemas, documents', async () => {
+    const outcome = await send('chat', {
+      messages: hi,
+      chat_template_kwargs: { enable_thinking: false, add_generation_prompt: true },
+      tools: [{ type: 'function', function: { name: 'get_weather', description: 'Get the weather for a city', parameters: schema('') } }],
+      documents: [{ title: 'Q3 report', text: 'Revenue grew 4% in the quarter.' }],
+      response_format: { type: 'json_object' },
+      stop: ['\n\n'],
+      user: 'user-1234',
+    });
+    assert.equal(outcome.status, 200, JSON.stringify(outcome));
+  });
+
   describe('token-ID prompts are refused: no rule can read them', () => {
     const cases: Array<[string, Endpoint, Record<string, unknown>, string]> = [
       ['completions prompt', 'completion', { prompt: [1, 2, 3] }, 'prompt'],

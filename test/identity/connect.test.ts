@@ -76,6 +76,35 @@ describe('modelgate connect', () => {
     assert.equal(seen.headers.authorization, 'Bearer demo-upstream-key', 'neither the dummy key nor the user token reaches the model');
   });
 
+  test('after logout: 401 in the OpenAI shape saying to run modelgate login, with a request ID, and no SDK retry', async () => {
+    // A profile with no stored login, as `modelgate logout` leaves it.
+    const loggedOut = new LocalProxy({ gateway: h.url, tokens: new TokenSource(store, 'logged-out') });
+    const url = await loggedOut.listen(0);
+    let attempts = 0;
+    const sdk = new OpenAI({
+      baseURL: `${url}/v1`,
+      apiKey: 'dummy',
+      maxRetries: 2,
+      fetch: (input, init) => {
+        attempts++;
+        return fetch(input, init);
+      },
+    });
+    try {
+      const err = await sdk.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] }).then(
+        () => assert.fail('served without a login'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof OpenAI.AuthenticationError, `a 401, not ${String(err)}`);
+      assert.equal(err.code, 'connect_not_logged_in');
+      assert.match(err.message, /Run: modelgate login --gateway/);
+      assert.match(err.requestID ?? '', /^req_/);
+      assert.equal(attempts, 1, 'the SDK does not retry a missing login');
+    } finally {
+      await loggedOut.close();
+    }
+  });
+
   test('across token expiry: the proxy refreshes before the token runs out', async () => {
     const before = (await store.read('default')).tokens.bearer;
     await new Promise((r) => setTimeout(r, 2_200)); // under the 2 s margin of the 3 s token left

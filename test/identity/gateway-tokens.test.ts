@@ -21,7 +21,7 @@ const MINUTE = 60_000;
 const alice = { subject: 'alice@corp', email: 'alice@corp.example', groups: ['engineering'], origin: 'https://idp.corp.example/saml' };
 
 describe('gateway signing keys rotate on schedule', () => {
-  const config = gatewayTokensSchema.parse({ key_rotation: '60m', key_prepublish: '10m', sync_interval: '1s' });
+  const config = { lifetime: 60 * MINUTE, ...gatewayTokensSchema.parse({ key_rotation: '60m', key_prepublish: '10m', sync_interval: '1s' }) };
   const retention = 65 * MINUTE;
 
   test('first key at once; next key published 10 minutes early; old key kept until its tokens expire', async () => {

@@ -42,6 +42,11 @@ describe('identity configuration', () => {
     );
   });
 
+  test('max_token_lifetime below 1 h: gateway tokens default to it instead of failing on a key the file does not have', () => {
+    const config = parseConfig(base.replace('identity:\n', 'identity:\n  max_token_lifetime: 15m\n'), 'modelgate.yaml');
+    assert.equal(config.identity.gateway_tokens.lifetime, 15 * 60_000);
+  });
+
   test('gateway tokens may not outlive what the gateway itself accepts', () => {
     assert.match(problems('  gateway_tokens: { lifetime: 2h }\n'), /identity\.gateway_tokens\.lifetime: is longer than identity\.max_token_lifetime/);
   });

@@ -7,6 +7,7 @@
 // wire. What the client assembles per field equals what the non-streamed
 // path (maskResponseBody) gives for the same response, and no entity that
 // the non-streamed path masks appears raw. Real scanner; seeds printed.
+// Then the same deterministically: four fields cut at every offset.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
@@ -252,5 +253,38 @@ describe('streamed masking equals non-streamed masking through the frame and fie
       }),
       run,
     );
+  });
+});
+
+describe('every boundary, several fields per frame (real scanner)', () => {
+  // Four fields of one choice, each holding entities, cut at the same offset
+  // and sent two frames at a time: both frames carry every field, with empty
+  // siblings beside them and the tool calls interleaved.
+  const fields: Record<string, string> = {
+    reasoning: 'The user is jane.doe@example.com, card 4111 1111 1111 1111.',
+    content: 'Mail bob@example.org or call; IBAN DE89 3704 0044 0532 0130 00 ok',
+    'tool:0': String.raw`{"to":"jane.doe\u0040example.com","cc":"x"}`,
+    'tool:1': JSON.stringify({ card: '5500-0000-0000-0004', note: 'a.b+c@mail.co.uk' }),
+  };
+  const rules = RULE_SETS[0]![1];
+  const whole = maskResponseBody(
+    chatBody([{ texts: { reasoning: fields.reasoning!, content: fields.content! }, toolArgs: [fields['tool:0']!, fields['tool:1']!] }]),
+    'chat',
+    { scanner, session: new MaskingSession({ hashKey: HASH_KEY }), rules },
+  );
+  const expectedFields = expected(whole.body as Record<string, unknown>);
+  const longest = Math.max(...Object.values(fields).map((t) => t.length));
+
+  test('cut at every offset: the assembled fields equal the non-streamed response', () => {
+    for (let cut = 0; cut <= longest; cut++) {
+      const first: Piece[] = [];
+      const second: Piece[] = [];
+      // Tool call 1 before tool call 0 in the second frame: interleaved, not one after the other.
+      for (const field of ['reasoning', 'content', 'tool:0', 'tool:1']) first.push({ choice: 0, field, text: fields[field]!.slice(0, cut) });
+      for (const field of ['tool:1', 'content', 'tool:0', 'reasoning']) second.push({ choice: 0, field, text: fields[field]!.slice(cut) });
+      const s = { choices: [{ texts: { reasoning: '', content: '' }, toolArgs: ['', ''] }], frames: [first, [{ choice: 0, field: 'content', text: '' }], second], emptySiblings: [true, true, true] };
+      const got = assemble(transformWire('chat', chatWire(s), [], rules).out);
+      for (const [field, text] of expectedFields) assert.equal(got.get(field) ?? '', text, `${field}, cut at ${cut}`);
+    }
   });
 });

@@ -105,7 +105,7 @@ describe('chat completions stream', () => {
     assert.equal(completion.choices[0]!.message.content, 'Sure. Card [CREDIT_CARD_1], mail [EMAIL_1]. 😀 Bye.');
   });
 
-  test('tool-call argument deltas are scanned, and each call is complete before the next starts', async () => {
+  test('tool-call argument deltas are scanned per call; calls come out in order and the SDK assembles each', async () => {
     const args0 = JSON.stringify({ to: EMAIL, note: 'first' });
     const args1 = JSON.stringify({ card: CARD });
     const toolDelta = (index: number, fn: Record<string, unknown>, head?: Record<string, unknown>): string =>
@@ -126,7 +126,7 @@ describe('chat completions stream', () => {
       if (data === '[DONE]') continue;
       for (const call of (data as { choices: Array<{ delta?: { tool_calls?: Array<{ index: number }> } }> }).choices[0]?.delta?.tool_calls ?? []) seen.push(call.index);
     }
-    assert.deepEqual(seen, [...seen].sort(), 'tool call 0 is finished (flushed) before tool call 1 starts');
+    assert.deepEqual(seen, [...seen].sort(), 'the calls arrive one after the other here, and their frames keep that order');
     const stream = sdkFor(wire).chat.completions.stream({ model: 'm', messages: [{ role: 'user', content: 'x' }] });
     const calls = (await stream.finalChatCompletion()).choices[0]!.message.tool_calls!;
     assert.deepEqual(
@@ -152,15 +152,12 @@ describe('chat completions stream', () => {
     assert.equal(content.get(1), 'card [CREDIT_CARD_1] and [EMAIL_1]');
   });
 
-  test('reasoning is flushed before the content that follows it', () => {
-    const reasoningChunk = (reasoning_content: string): string => chunk([{ index: 0, delta: { reasoning_content }, logprobs: null, finish_reason: null }]);
-    const wire = runSse(transformFor('chat'), reasoningChunk('think about ') + reasoningChunk(EMAIL) + contentChunk('Answer') + finishChunk() + DONE);
-    const order = dataOf(wire)
-      .filter((d) => d !== '[DONE]')
-      .flatMap((d) => (d as { choices: Array<{ delta: Record<string, string> }> }).choices.map((c) => Object.entries(c.delta ?? {}).filter(([, v]) => v !== '')))
-      .flat()
-      .map(([k, v]) => `${k}:${v}`);
-    assert.deepEqual(order, ['reasoning_content:think about ', 'reasoning_content:[EMAIL_1]', 'content:Answer']);
+  test('content arriving beside reasoning never releases reasoning\'s held tail: it waits for the choice to finish', () => {
+    const reasoningChunk = (reasoning_content: string, content = ''): string => chunk([{ index: 0, delta: { reasoning_content, content }, logprobs: null, finish_reason: null }]);
+    const wire = runSse(transformFor('chat'), reasoningChunk('think about jane.doe@exa') + reasoningChunk('', 'Answer') + reasoningChunk('mple.com', '') + finishChunk() + DONE);
+    assert.ok(!wire.includes('jane.doe'), 'no part of the split email went out');
+    assert.equal(chatContent(wire, 'reasoning_content').get(0), 'think about [EMAIL_1]');
+    assert.equal(chatContent(wire).get(0), 'Answer');
   });
 
   test('a private key ends the stream with an error frame naming the rule, before [DONE] and before any of the key', async () => {

@@ -183,6 +183,35 @@ for (const store of ['memory', 'redis'] as const) {
       );
     });
 
+    test('a request one limit refuses is charged to none of the others', async () => {
+      await withGateway(
+        limitsFor(store, {
+          rules: [
+            { name: 'loose', requests_per_minute: 3 },
+            { name: 'chat-once', models: ['demo-chat'], per: ['model'], requests_per_minute: 1 },
+          ],
+        }),
+        async (h) => {
+          const token = await h.userToken('alice');
+          const embed = async () => {
+            const response = await postJson(`${h.url}/v1/embeddings`, token, { model: 'demo-embed', input: 'x' });
+            await response.text();
+            return response;
+          };
+          assert.equal((await embed()).headers.get('x-ratelimit-remaining-requests'), '2');
+          const first = await postJson(`${h.url}/v1/chat/completions`, token, chat());
+          assert.equal(first.status, 200);
+          await first.text();
+          const refused = await postJson(`${h.url}/v1/chat/completions`, token, chat());
+          assert.equal(refused.status, 429);
+          assert.match((await errorOf(refused)).message, /chat-once/);
+          const last = await embed();
+          assert.equal(last.status, 200, 'the refused call was charged to "loose" too');
+          assert.equal(last.headers.get('x-ratelimit-remaining-requests'), '0');
+        },
+      );
+    });
+
     test('budgets: cost per 1k tokens, a soft threshold that calls the webhook once, a hard one that refuses', async () => {
       const alerts: unknown[] = [];
       const hook = await listen((body) => alerts.push(body));

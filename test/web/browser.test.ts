@@ -274,7 +274,7 @@ describe('browser sign-in in headless Chromium', () => {
     for (const target of ['https://evil.example', '//evil.example/x', '/\\evil.example']) {
       const { context, offLoopback } = await newContext();
       const page = await signIn(context, 'alice', target);
-      assert.equal(page.url(), `${gateway}/`, `${target}: the browser stays on the gateway`);
+      assert.equal(page.url(), `${gateway}/ui/`, `${target}: the browser stays on the gateway (/, which opens the console)`);
       assert.deepEqual(offLoopback, [], `${target}: the browser never asked another host`);
       await context.close();
     }

@@ -41,7 +41,8 @@ export const WHOLE = 4096;
 export const WINDOW = 2048;
 const STRIDE = WINDOW / 2;
 
-function logitOf(model: LoadedModel, text: string): number {
+/** The logit of the text as one bag of features, however long. */
+export function logitOf(model: LoadedModel, text: string): number {
   const { index, value } = extractFeatures(text);
   let z = model.bias;
   for (let i = 0; i < index.length; i++) z += model.weights[index[i]!]! * value[i]!;

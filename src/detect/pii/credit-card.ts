@@ -49,17 +49,19 @@ function plausibleGrouping(groups: readonly string[]): boolean {
   return sizes.slice(0, -1).every((n) => n === 4) && sizes[sizes.length - 1]! >= 1 && sizes[sizes.length - 1]! <= 4;
 }
 
-const CANDIDATE = /(?<![\w.-])\d(?:[ -]?\d){11,18}(?![\w-]|[.,]\d)/y;
+// Not inside a word or a decimal, but "No.4111..." and "card#4111..." are cards.
+const CANDIDATE = /(?<![\w-])(?<!\d[.,])\d(?:[ -]?\d){11,18}(?![\w-]|[.,]\d)/y;
 const CARD_WORDS = /\b(?:card|cards|credit|debit|visa|mastercard|amex|american express|discover|maestro|cc|ccn|pan|charge|charged|payment|pay|billing|exp|expiry|expires|cvv|cvc)\b/i;
 // The digits after an IBAN's country and check digits are not a card.
-const IBAN_HEAD_BEFORE = /[A-Z]{2}\d{2}[ -]$/;
+const IBAN_HEAD_BEFORE = /[A-Za-z]{2}\d{2}[ -]$/;
 
-/** Reports the card in a candidate, if any; the retry drops a trailing group that belongs to the next number ("... 1111 05/27"). */
+/**
+ * Reports the card in a candidate, if any. Spaces and hyphens may be mixed
+ * ("4111 1111-1111 1111"); the grouping must still be a card's. The retry drops a trailing group that belongs to the next number ("... 1111 05/27"). */
 function reportCard(text: string, m: RegExpExecArray, report: ReportSpan): boolean {
   if (IBAN_HEAD_BEFORE.test(text.slice(Math.max(0, m.index - 5), m.index))) return false;
   let candidate = m[0];
   for (let attempt = 0; attempt < 2; attempt++) {
-    if (new Set(candidate.match(/[ -]/g) ?? []).size > 1) return false;
     const groups = candidate.split(/[ -]/);
     const digits = groups.join('');
     const issuer = plausibleGrouping(groups) ? cardIssuer(digits) : undefined;

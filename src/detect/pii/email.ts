@@ -15,6 +15,19 @@ const LOCAL_CHAR = new Uint8Array(128);
 const UNICODE_LOCAL_CHAR = /[\p{L}\p{M}\p{N}]/u;
 for (const ch of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+?^_`{|}~.-") LOCAL_CHAR[ch.charCodeAt(0)] = 1;
 
+// Unicode word boundaries (UAX #29) fall between Latin letters and CJK
+// ideographs, kana or Hangul: an ASCII address written straight into Chinese,
+// Japanese or Korean text ends, and starts, where the script changes.
+const CJK = /[\p{sc=Han}\p{sc=Hiragana}\p{sc=Katakana}\p{sc=Hangul}\u3000-\u303f\u30fc\uff00-\uffef]/u;
+const isAsciiAlnum = (c: number): boolean => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+/** Whether a word boundary separates the characters at `i - 1` and `i` (an ASCII letter or digit on one side, CJK on the other). */
+function scriptBoundary(text: string, i: number): boolean {
+  if (i <= 0 || i >= text.length) return false;
+  if (isAsciiAlnum(text.charCodeAt(i - 1))) return CJK.test(text[i]!);
+  if (isAsciiAlnum(text.charCodeAt(i))) return CJK.test(text[i - 1]!);
+  return false;
+}
+
 const DOMAIN = /(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)+[\p{L}][\p{L}\p{N}-]{0,61}[\p{L}\p{N}]/uy;
 const DOMAIN_CONTINUES = /[\p{L}\p{N}_@-]/u;
 
@@ -23,6 +36,7 @@ function localPartStart(text: string, at: number): number {
   while (i > 0 && at - i < MAX_LOCAL) {
     const c = text.charCodeAt(i - 1);
     if (c < 128 ? LOCAL_CHAR[c] !== 1 : !UNICODE_LOCAL_CHAR.test(text[i - 1]!)) break;
+    if (i < at && scriptBoundary(text, i)) break;
     i--;
   }
   // Longer than 64 characters of mailbox-like text: not an address.
@@ -50,18 +64,18 @@ export function createEmailDetector(): Detector {
         if (start < 0 || start === at) continue;
         const local = text.slice(start, at);
         if (local.endsWith('.') || local.includes('..')) continue;
-        // `scheme://user@host` and `user:password@host` are URL credentials, not mailboxes.
+        // `scheme://user@host` and `scheme://user:password@host` are URL credentials, not mailboxes.
         const before = text.charCodeAt(start - 1);
         if (before === 47 /* / */) continue;
-        if (before === 58 /* : */ && !/mailto$/i.test(text.slice(Math.max(0, start - 7), start - 1))) continue;
+        if (before === 58 /* : */ && urlAuthority(text, start - 1)) continue;
         DOMAIN.lastIndex = at + 1;
         const match = DOMAIN.exec(text);
         if (match === null) continue;
-        const domain = match[0];
+        const domain = domainBeforeScriptChange(text, at + 1, match[0]);
         const end = at + 1 + domain.length;
         if (domain.length > MAX_DOMAIN || end - start > MAX_EMAIL_LENGTH) continue;
         const next = text[end];
-        if (next !== undefined && DOMAIN_CONTINUES.test(next)) continue;
+        if (next !== undefined && DOMAIN_CONTINUES.test(next) && !scriptBoundary(text, end)) continue;
         const parsed = parse(domain, { allowPrivateDomains: true });
         if (parsed.domain === null || parsed.isIp === true || !(parsed.isIcann === true || parsed.isPrivate === true)) continue;
         report({ type: 'EMAIL', start, end, confidence: 0.95, rule: 'pii.email', validator: 'public-suffix' });
@@ -69,4 +83,22 @@ export function createEmailDetector(): Detector {
       }
     },
   };
+}
+
+/** Whether the ':' at `colon` separates a user from a password in a URL (`scheme://user:pw@host`). */
+function urlAuthority(text: string, colon: number): boolean {
+  for (let i = colon - 1; i >= 0 && colon - i <= MAX_LOCAL + 2; i--) {
+    const c = text.charCodeAt(i);
+    if (c === 47 /* / */) return text.charCodeAt(i - 1) === 47;
+    if (c <= 32 || c === 64 /* @ */) return false;
+  }
+  return false;
+}
+
+/** The domain up to where the script changes (an ASCII domain written straight into CJK text), without a trailing dot or hyphen. */
+function domainBeforeScriptChange(text: string, from: number, domain: string): string {
+  for (let k = 1; k < domain.length; k++) {
+    if (scriptBoundary(text, from + k)) return domain.slice(0, k).replace(/[.-]+$/, '');
+  }
+  return domain;
 }

@@ -20,8 +20,12 @@ const LONGEST_IBAN = Math.max(...Object.values(IBAN_LENGTHS));
 // Printed with a space every four characters at most.
 export const MAX_IBAN_LENGTH = LONGEST_IBAN + Math.ceil(LONGEST_IBAN / 4) - 1;
 
-const CANDIDATE = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}/y;
-const HEAD = /[A-Z]{2}\d{2}/y;
+// Either case: people type IBANs in lower case too ("de89 3704 ..."); one IBAN is all one case.
+const CANDIDATE = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){11,30}/y;
+const HEAD = /[A-Za-z]{2}\d{2}/y;
+/** The start of a head cut off by the end of the text. */
+const HEAD_PREFIX = /^(?:[A-Za-z]{1,2}|[A-Za-z]{2}\d)$/;
+const IBAN_CHAR = /[A-Za-z0-9 ]/;
 // Every registered IBAN holds a run of at least seven digits (bank code or account) that starts at most 14 characters after its own start.
 const HEAD_REACH = 14;
 
@@ -38,7 +42,16 @@ export function createIbanDetector(): Detector {
     types: ['IBAN'],
     keywords: DIGIT_KEYWORDS,
     maxLength: MAX_IBAN_LENGTH,
-    spanChars: /[A-Z0-9 ]/,
+    // Letters of either case and spaces would hold back any prose: an IBAN can only be open from a head.
+    openFrom(text: string, settled: number): number {
+      let open = settled;
+      for (let k = settled - 1; k >= 0 && settled - k <= MAX_IBAN_LENGTH && IBAN_CHAR.test(text[k]!); k--) {
+        if (k > 0 && /[A-Za-z0-9]/.test(text[k - 1]!)) continue;
+        HEAD.lastIndex = k;
+        if (HEAD.test(text) || HEAD_PREFIX.test(text.slice(k))) open = k;
+      }
+      return open;
+    },
     lookbehind: 1,
     lookahead: 1,
     detect(text: string, report: ReportSpan, context: ScanContext): void {
@@ -64,7 +77,7 @@ export function createIbanDetector(): Detector {
 
 /** End of the IBAN that the candidate starts with, or -1. */
 function ibanEnd(text: string, m: RegExpExecArray): number {
-  const length = IBAN_LENGTHS[m[0].slice(0, 2)];
+  const length = IBAN_LENGTHS[m[0].slice(0, 2).toUpperCase()];
   if (length === undefined) return -1;
   // Take exactly the country's length; the greedy candidate may run into the next word.
   let end = m.index;
@@ -75,7 +88,8 @@ function ibanEnd(text: string, m: RegExpExecArray): number {
     if (ch !== ' ') compact += ch;
   }
   if (compact.length !== length || /[A-Za-z0-9]/.test(text[end] ?? '')) return -1;
+  if (/[a-z]/.test(compact) && /[A-Z]/.test(compact)) return -1;
   // Printed in groups: every group but the last has four characters.
-  if (m[0][4] === ' ' && !/^(?:[A-Z0-9]{4} )+[A-Z0-9]{1,4}$/.test(text.slice(m.index, end))) return -1;
-  return ibanValid(compact) ? end : -1;
+  if (m[0][4] === ' ' && !/^(?:[A-Za-z0-9]{4} )+[A-Za-z0-9]{1,4}$/.test(text.slice(m.index, end))) return -1;
+  return ibanValid(compact.toUpperCase()) ? end : -1;
 }

@@ -1,0 +1,70 @@
+// `access[].subjects` name people (or service accounts) of one issuer: the
+// same `sub` from a second trusted issuer is somebody else and must not get
+// the first one's access. Two real IdPs, one gateway.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { configSchema, type ConfigInput } from '../../src/config/schema.js';
+import { DEV_AUDIENCE } from '../../src/dev/dev-config.js';
+import { startDevIdp, type DevIdp } from '../../src/dev/idp.js';
+import { postJson, startHarness, type Harness } from '../helpers/harness.js';
+
+describe('subject rules are bound to their issuer', () => {
+  let h: Harness;
+  let other: DevIdp;
+  before(async () => {
+    other = await startDevIdp({ audience: DEV_AUDIENCE });
+    h = await startHarness({
+      configure(input) {
+        input.identity!.issuers.push({ issuer: other.issuer, audience: DEV_AUDIENCE });
+        // Only alice of the first IdP may use the model; no group rule lets anyone else in.
+        input.access = [{ subjects: ['alice'], issuer: input.identity!.issuers[0]!.issuer, connections: ['*'], models: ['demo-chat'] }];
+      },
+    });
+  });
+  after(async () => {
+    await h.close();
+    await other.close();
+  });
+
+  const chat = (token: string) => postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] });
+
+  test("the rule's own issuer: allowed", async () => {
+    const response = await chat(await h.userToken('alice'));
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+  });
+
+  test('the same sub from the second issuer is refused', async () => {
+    const token = (await other.loginAs('alice')).accessToken;
+    const response = await chat(token);
+    assert.ok(response.status === 403 || response.status === 404, `status ${response.status}`);
+    await response.body?.cancel();
+  });
+});
+
+describe('start-up refuses ambiguous subject rules', () => {
+  const base = (issuers: string[], rule: Record<string, unknown>): ConfigInput => ({
+    identity: { issuers: issuers.map((issuer) => ({ issuer, audience: 'modelgate' })) },
+    connections: [{ name: 'vllm', url: 'http://127.0.0.1:9', models: [{ name: 'llama' }] }],
+    access: [{ connections: ['vllm'], ...rule }],
+  });
+
+  test('several issuers and bare subjects: refused, the message names the fix', () => {
+    const result = configSchema.safeParse(base(['https://a.example.com', 'https://b.example.com'], { subjects: ['svc-x'] }));
+    assert.equal(result.success, false);
+    const issue = result.error!.issues.find((i) => i.path.join('.') === 'access.0.subjects');
+    assert.ok(issue, JSON.stringify(result.error!.issues));
+    assert.match(issue.message, /add `issuer:` to this rule.*https:\/\/a\.example\.com, https:\/\/b\.example\.com/);
+  });
+
+  test('one issuer with bare subjects, or several with the issuer named: accepted', () => {
+    assert.ok(configSchema.safeParse(base(['https://a.example.com'], { subjects: ['svc-x'] })).success);
+    assert.ok(configSchema.safeParse(base(['https://a.example.com', 'https://b.example.com'], { subjects: ['svc-x'], issuer: 'https://b.example.com' })).success);
+  });
+
+  test('an issuer that is not trusted is refused', () => {
+    const result = configSchema.safeParse(base(['https://a.example.com'], { subjects: ['svc-x'], issuer: 'https://c.example.com' }));
+    assert.equal(result.success, false);
+    assert.ok(result.error!.issues.some((i) => i.path.join('.') === 'access.0.issuer'));
+  });
+});

@@ -1,0 +1,193 @@
+// Recorded sessions: filters as the sessions API takes them (kept in the
+// URL, so a filtered view can be shared), newest first, a page at a time
+// with the API's keyset cursor. The API decides what the person may see.
+import { useEffect, useState } from 'preact/hooks';
+import { api } from '../api';
+import { Link } from '../link';
+import { navigate, useLocation } from '../router';
+import { escapeHidden, when } from '../text';
+
+export interface SessionRow {
+  id: string;
+  received_at: number;
+  issuer: string;
+  subject: string;
+  email: string | null;
+  groups: string[];
+  connection: string | null;
+  model: string;
+  operation: string;
+  stream: boolean;
+  state: string;
+  status: number | null;
+  error_code: string | null;
+  prompt_tokens: number | null;
+  completion_tokens: number | null;
+  total_tokens: number | null;
+  ttft_ms: number | null;
+  latency_ms: number | null;
+  blocked: boolean;
+  masked: boolean;
+  approved: boolean;
+  redacted: boolean;
+  legal_hold: boolean;
+}
+
+interface Page {
+  data: SessionRow[];
+  has_more: boolean;
+  next_cursor: string | null;
+  scope?: 'all' | 'own';
+  scanned?: number;
+  scan_limit_reached?: boolean;
+}
+
+const FILTERS = [
+  { key: 'user', label: 'Person (subject or email)', type: 'text' },
+  { key: 'group', label: 'Group', type: 'text' },
+  { key: 'connection', label: 'Connection', type: 'text' },
+  { key: 'model', label: 'Model', type: 'text' },
+  { key: 'since', label: 'Since (e.g. 24h or 2026-01-31)', type: 'text' },
+  { key: 'until', label: 'Until', type: 'text' },
+  { key: 'q', label: 'Text in prompts and answers', type: 'search' },
+] as const;
+
+const STATES = ['open', 'completed', 'aborted', 'upstream_failed', 'refused', 'incomplete'];
+const DECISIONS = ['blocked', 'masked', 'approved'];
+
+export function SessionsPage() {
+  const { query } = useLocation();
+  const key = query.toString();
+  const [rows, setRows] = useState<SessionRow[]>();
+  const [page, setPage] = useState<Page>();
+  const [error, setError] = useState<string>();
+  const [loading, setLoading] = useState(false);
+
+  async function fetchPage(cursor?: string) {
+    setLoading(true);
+    try {
+      const params = new URLSearchParams(query);
+      params.set('limit', '50');
+      if (cursor) params.set('cursor', cursor);
+      const next = await api<Page>(`/v1/sessions?${params}`);
+      setRows((prev) => (cursor ? [...(prev ?? []), ...next.data] : next.data));
+      setPage(next);
+      setError(undefined);
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    } finally {
+      setLoading(false);
+    }
+  }
+
+  useEffect(() => {
+    setRows(undefined);
+    void fetchPage();
+  }, [key]);
+
+  function apply(event: Event) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget as HTMLFormElement);
+    const params = new URLSearchParams();
+    for (const [name, value] of form) if (typeof value === 'string' && value.trim()) params.set(name, value.trim());
+    navigate(`/sessions${params.size ? `?${params}` : ''}`);
+  }
+
+  return (
+    <section aria-labelledby="sessions-title">
+      <h1 id="sessions-title" tabIndex={-1}>
+        Sessions
+      </h1>
+      {page?.scope && (
+        <p class="status-line">{page.scope === 'all' ? 'You are an auditor: you see every recorded session.' : 'You see the sessions you made.'}</p>
+      )}
+      <form class="filters" onSubmit={apply} role="search" aria-label="Filter sessions">
+        {FILTERS.map((f) => (
+          <label key={f.key}>
+            <span>{f.label}</span>
+            <input name={f.key} type={f.type} defaultValue={query.get(f.key) ?? ''} />
+          </label>
+        ))}
+        <label>
+          <span>State</span>
+          <select name="state" defaultValue={query.get('state') ?? ''}>
+            <option value="">any</option>
+            {STATES.map((s) => (
+              <option key={s}>{s}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          <span>Decision</span>
+          <select name="decision" defaultValue={query.get('decision') ?? ''}>
+            <option value="">any</option>
+            {DECISIONS.map((s) => (
+              <option key={s}>{s}</option>
+            ))}
+          </select>
+        </label>
+        <div class="actions">
+          <button type="submit">Apply filters</button>
+          <button type="button" class="quiet" onClick={() => navigate('/sessions')}>
+            Clear
+          </button>
+        </div>
+      </form>
+      {error && <p role="alert" class="error">{error}</p>}
+      {page?.scan_limit_reached && <p class="note">The text search stopped after reading {page.scanned} sessions; narrow the other filters to search further back.</p>}
+      {rows === undefined ? (
+        <p aria-busy="true">Loading…</p>
+      ) : rows.length === 0 ? (
+        <p class="empty">No sessions match.</p>
+      ) : (
+        <div class="table-wrap">
+          <table class="list sessions">
+            <caption class="sr-only">Recorded sessions, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">When</th>
+                <th scope="col">Person</th>
+                <th scope="col">Connection / model</th>
+                <th scope="col">State</th>
+                <th scope="col">Decisions</th>
+                <th scope="col">Tokens</th>
+                <th scope="col">Latency</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((s) => (
+                <tr key={s.id} data-session-id={s.id}>
+                  <td>
+                    <Link to={`/sessions/${s.id}`}>{when(s.received_at)}</Link>
+                  </td>
+                  <td>{escapeHidden(s.email ?? s.subject)}</td>
+                  <td>
+                    {s.connection ?? '—'} / {s.model}
+                  </td>
+                  <td>
+                    <span class={`badge ${s.state}`}>{s.state}</span>
+                  </td>
+                  <td>{flags(s)}</td>
+                  <td>{s.total_tokens ?? '—'}</td>
+                  <td>{s.latency_ms === null ? '—' : `${s.latency_ms} ms`}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {page?.has_more && page.next_cursor && (
+        <p>
+          <button type="button" disabled={loading} onClick={() => void fetchPage(page.next_cursor!)}>
+            {loading ? 'Loading…' : 'Load older sessions'}
+          </button>
+        </p>
+      )}
+    </section>
+  );
+}
+
+export function flags(s: Pick<SessionRow, 'blocked' | 'masked' | 'approved' | 'redacted' | 'legal_hold'>): string {
+  const out = [s.blocked && 'blocked', s.masked && 'masked', s.approved && 'approved', s.redacted && 'redacted', s.legal_hold && 'on hold'].filter(Boolean);
+  return out.length ? out.join(', ') : '—';
+}
