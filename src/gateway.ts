@@ -11,6 +11,7 @@ import { handleSessionsApi, isSessionsApiPath } from './audit/api.js';
 import type { Config, ConnectionConfig } from './config/schema.js';
 import { asGatewayError, GatewayError, methodNotAllowed } from './http/errors.js';
 import { clientRequestId, newRequestId } from './http/request-id.js';
+import { retryHintForRefusal } from './http/retry-hint.js';
 import { errorShapeFor, sendError, sendJson } from './http/send.js';
 import { IdentityServices } from './identity/identity-services.js';
 import { createLogger, pathForLog, type Logger } from './ops/logger.js';
@@ -354,6 +355,8 @@ export class Gateway {
       ctx.res.destroy();
       return;
     }
+    const retryHint = retryHintForRefusal(error, ctx.upstreamMayHavePrompt);
+    if (retryHint) ctx.res.setHeader('x-should-retry', retryHint);
     sendError(ctx.res, error, errorShapeFor(pathOf(ctx.req)));
     if (error.headers.connection === 'close') ctx.req.destroy();
   }
