@@ -11,6 +11,7 @@ import { handleSessionsApi, isSessionsApiPath } from './audit/api.js';
 import type { Config, ConnectionConfig } from './config/schema.js';
 import { asGatewayError, GatewayError, methodNotAllowed } from './http/errors.js';
 import { clientRequestId, newRequestId } from './http/request-id.js';
+import { retryHintForRefusal } from './http/retry-hint.js';
 import { errorShapeFor, sendError, sendJson } from './http/send.js';
 import { IdentityServices } from './identity/identity-services.js';
 import { createLogger, pathForLog, type Logger } from './ops/logger.js';
@@ -256,7 +257,9 @@ export class Gateway {
     if (trace) ctx.trace = trace;
     // `close` before the response finished means the client went away: cancel upstream work.
     res.once('close', () => {
-      if (!res.writableFinished) ctx.abort.abort(new Error('client disconnected'));
+      if (res.writableFinished) return;
+      ctx.clientGone = true;
+      ctx.abort.abort(new Error('client disconnected'));
     });
 
     this.inFlight.add(ctx);
@@ -346,6 +349,12 @@ export class Gateway {
   }
 
   private refuse(ctx: RequestContext, err: unknown): void {
+    if (ctx.clientGone && !(err instanceof GatewayError)) {
+      // The client left, and the work for it stopped with an abort error: nothing went wrong here.
+      ctx.errorCode = 'client_disconnected';
+      ctx.log.info({ code: ctx.errorCode }, 'client left before the answer');
+      return;
+    }
     const error = asGatewayError(err);
     ctx.errorCode = error.code;
     this.services.metrics.refusals.inc({ code: error.code });
@@ -354,6 +363,8 @@ export class Gateway {
       ctx.res.destroy();
       return;
     }
+    const retryHint = retryHintForRefusal(error, ctx.upstreamMayHavePrompt);
+    if (retryHint) ctx.res.setHeader('x-should-retry', retryHint);
     sendError(ctx.res, error, errorShapeFor(pathOf(ctx.req)));
     if (error.headers.connection === 'close') ctx.req.destroy();
   }

@@ -46,6 +46,22 @@ export function isApprovalsApiPath(path: string): boolean {
 
 /** Handles the request if the path is ours; false otherwise. */
 export async function handleApprovalsApi(req: IncomingMessage, res: ServerResponse, path: string, ctx: ApprovalsApiContext): Promise<boolean> {
+  try {
+    return await routeApprovalsApi(req, res, path, ctx);
+  } catch (err) {
+    if (err instanceof GatewayError) throw err;
+    // Everything else here comes from the review store: an outage the caller can wait out, not a bug of theirs.
+    throw new GatewayError('The review store is unreachable right now; retry shortly. If it persists, an operator should check the storage database.', {
+      status: 503,
+      type: 'service_unavailable',
+      code: 'reviews_unavailable',
+      headers: { 'retry-after': '5' },
+      cause: err,
+    });
+  }
+}
+
+async function routeApprovalsApi(req: IncomingMessage, res: ServerResponse, path: string, ctx: ApprovalsApiContext): Promise<boolean> {
   const method = req.method ?? 'GET';
   const url = new URL(req.url ?? '/', 'http://gateway');
   if (path === '/v1/reviews') {

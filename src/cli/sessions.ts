@@ -3,6 +3,8 @@
 import { hostname, userInfo } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openReviewStore, redactRequesterReviews } from '../approvals/review-store.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { AuditConfigError, loadAuditSettings, type AuditSettings } from '../audit/config.js';
 import { parseTimeBound, SessionArchive, type SessionDetail, type SessionFilter } from '../audit/sessions.js';
 import { openStore, SessionStateError, type DecisionFilter, type SessionRow } from '../audit/store.js';
@@ -28,7 +30,7 @@ export const configOption = {
 export async function openArchive(values: Values): Promise<{ archive: SessionArchive; settings: AuditSettings } | null> {
   let settings: AuditSettings;
   try {
-    settings = await loadAuditSettings(String(values.config));
+    settings = (await devStateSettings(values)) ?? (await loadAuditSettings(String(values.config)));
   } catch (err) {
     if (!(err instanceof AuditConfigError)) throw err;
     console.error(`modelgate: ${err.message}`);
@@ -36,6 +38,26 @@ export async function openArchive(values: Values): Promise<{ archive: SessionArc
   }
   const store = await openStore(settings.storage);
   return { archive: new SessionArchive(store, settings.recording, settings.connections), settings };
+}
+
+/** Where `modelgate dev` keeps its state by default (its --data-dir). */
+const DEV_DATA_DIR = '.modelgate';
+
+/**
+ * Under `modelgate dev` there is no config file: when none was named and
+ * the default one does not exist, read the dev state in ./.modelgate/.
+ */
+async function devStateSettings(values: Values): Promise<AuditSettings | undefined> {
+  if (values.config !== configOption.default || existsSync(String(values.config))) return undefined;
+  if (!existsSync(join(DEV_DATA_DIR, 'modelgate.db'))) return undefined;
+  const { devConfig } = await import('../dev/dev-config.js');
+  const config = devConfig({ host: '127.0.0.1', port: 0, issuer: 'http://127.0.0.1', modelUrl: 'http://127.0.0.1', dataDir: DEV_DATA_DIR });
+  console.error(`modelgate: no ${String(values.config)} here; reading the modelgate dev state in ${DEV_DATA_DIR}/ (name a file with --config to read another).`);
+  return {
+    storage: config.storage,
+    recording: config.recording,
+    connections: new Map(config.connections.flatMap((c) => (c.recording ? [[c.name, c.recording] as const] : []))),
+  };
 }
 
 /** The subject's approval reviews live in the same database as the trail: erasure reaches them too. */

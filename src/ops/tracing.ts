@@ -9,7 +9,7 @@
 // in one process (tests, `modelgate dev`) each export their own spans.
 // Prompts and completions never enter a span unless `tracing.capture_content`.
 import type { IncomingHttpHeaders } from 'node:http';
-import { context as contextApi, defaultTextMapGetter, defaultTextMapSetter, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import { defaultTextMapGetter, defaultTextMapSetter, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as OtlpProtobufExporter } from '@opentelemetry/exporter-trace-otlp-proto';
@@ -118,7 +118,7 @@ export class RequestTrace {
 
   /** Starts a stage span that ends elsewhere (first token, relay). */
   start(name: string, kind: SpanKind = SpanKind.INTERNAL): Span {
-    const span = this.tracer.startSpan(name, { kind }, trace.setSpan(contextApi.active(), this.root));
+    const span = this.tracer.startSpan(name, { kind }, trace.setSpan(ROOT_CONTEXT, this.root));
     this.#stages.set(name, span);
     return span;
   }

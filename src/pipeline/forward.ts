@@ -4,6 +4,7 @@
 // smuggled hop-by-hop header) never does. The gateway injects the
 // connection's own credential instead.
 import type { ConnectionConfig } from '../config/schema.js';
+import { neverReachedUpstream } from '../proxy/direct-transport.js';
 import type { UpstreamResponse } from '../proxy/transport.js';
 import { withUsageRequested } from '../usage/meter.js';
 import type { RequestContext } from './context.js';
@@ -22,11 +23,13 @@ export async function forward(services: GatewayServices, ctx: RequestContext, pa
   services.tracing.propagate(ctx.trace, ctx.req.headers, headers);
 
   const transport = services.transports.get(route.connection.name)!;
+  ctx.upstreamMayHavePrompt = true;
   try {
     const upstream = await transport.send({ method: 'POST', path, headers, body: JSON.stringify(body), signal: ctx.abort.signal });
     ctx.trace?.upstreamAnswered(upstream.status);
     return upstream;
   } catch (err) {
+    if (neverReachedUpstream(err)) ctx.upstreamMayHavePrompt = false;
     services.metrics.upstreamErrors.inc({ connection: route.connection.name, reason: (err as { code?: string }).code ?? 'error' });
     throw err;
   }

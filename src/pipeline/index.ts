@@ -24,6 +24,7 @@ import { limit } from './limit.js';
 import { makeDurable, startRecording } from './record.js';
 import { relay, stripOutputBypass } from './relay.js';
 import type { GatewayServices } from './services.js';
+import { retryHintForUpstreamStatus } from '../http/retry-hint.js';
 
 /** A model call: chat, completion, embedding, response, or their Ollama forms. */
 export async function handleModelCall(services: GatewayServices, ctx: RequestContext, endpoint: Endpoint, path: string): Promise<void> {
@@ -42,6 +43,8 @@ export async function handleModelCall(services: GatewayServices, ctx: RequestCon
   await makeDurable(ctx);
   stripOutputBypass(services, ctx);
   const upstream = await forward(services, ctx, path);
+  const retryHint = retryHintForUpstreamStatus(upstream.status);
+  if (retryHint) ctx.res.setHeader('x-should-retry', retryHint);
   await stage('relay', () => relay(services, ctx, upstream));
 }
 

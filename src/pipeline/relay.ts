@@ -13,6 +13,7 @@ import { drained, sendJson } from '../http/send.js';
 import { NdjsonDecoder, NdjsonLineTooLargeError, type NdjsonLine } from '../protocol/ndjson.js';
 import { encodeSseFrame, SseDecoder, SseFrameTooLargeError, type SseFrame } from '../protocol/sse.js';
 import { encodeStreamError } from '../protocol/stream-error.js';
+import { frameCarriesText } from '../protocol/frame-text.js';
 import type { StreamFraming } from '../protocol/types.js';
 import type { UpstreamResponse } from '../proxy/transport.js';
 import type { RequestContext } from './context.js';
@@ -125,10 +126,11 @@ async function relayStream(
   res.flushHeaders();
 
   const decoder = framing === 'sse' ? new SseDecoder() : new NdjsonDecoder();
-  let firstFrame = true;
+  // Time to first token is measured at the first frame that carries text, not at an empty opening frame.
+  let awaitingText = true;
   const send = async (raw: string): Promise<boolean> => {
-    if (firstFrame) {
-      firstFrame = false;
+    if (awaitingText && frameCarriesText(raw, framing)) {
+      awaitingText = false;
       const seconds = (performance.now() - ctx.receivedAt) / 1000;
       services.metrics.timeToFirstToken.observe({ connection: ctx.route!.connection.name, operation: ctx.request!.operation }, seconds);
       ctx.trace?.firstToken();

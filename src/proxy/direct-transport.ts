@@ -123,6 +123,12 @@ export class DirectTransport implements Transport {
   }
 }
 
+/** True when a transport error means no target ever received the request (every attempt failed to connect). */
+export function neverReachedUpstream(err: unknown): boolean {
+  const cause = err instanceof GatewayError ? (err as { cause?: unknown }).cause : err;
+  return cause instanceof undiciErrors.ConnectTimeoutError || isConnectFailure(cause);
+}
+
 function isConnectFailure(err: unknown): boolean {
   const code = (err as { code?: string } | undefined)?.code;
   return code !== undefined && CONNECT_FAILURES.has(code);

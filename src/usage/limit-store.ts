@@ -61,7 +61,10 @@ export interface LimitStore {
 }
 
 /** The sliding-window arithmetic both stores share (the Lua script mirrors it line by line). */
-export function slidingWindow(now: number, windowMs: number, limit: number, cost: number, previous: number, current: number): Omit<CheckResult, 'bucket'> & { allowed: boolean } {
+/** A check's result with its verdict. */
+type Decided = CheckResult & { allowed: boolean };
+
+export function slidingWindow(now: number, windowMs: number, limit: number, cost: number, previous: number, current: number, bucket = 0): Decided {
   const elapsed = now % windowMs;
   const used = Math.max(0, (previous * (windowMs - elapsed)) / windowMs + current);
   const allowed = used + cost <= limit;
@@ -80,7 +83,7 @@ export function slidingWindow(now: number, windowMs: number, limit: number, cost
       else retryMs = Math.ceil(windowMs - elapsed + windowMs * Math.max(0, 1 - (limit - cost) / Math.max(current, 1)));
     }
   }
-  return { allowed, used, remaining: Math.max(0, Math.floor(limit - after)), resetMs, retryMs };
+  return { allowed, used, remaining: Math.max(0, Math.floor(limit - after)), resetMs, retryMs, bucket };
 }
 
 interface WindowCounter {
@@ -110,18 +113,20 @@ export class MemoryLimitStore implements LimitStore {
 
   async acquire(checks: readonly Check[], leaseId: string, leaseMs: number): Promise<Admission> {
     const now = this.now();
-    const results: CheckResult[] = [];
+    const results: Decided[] = new Array(checks.length);
+    const counters: Array<WindowCounter | undefined> = new Array(checks.length);
     let denied = -1;
-    checks.forEach((check, i) => {
-      let r: CheckResult & { allowed: boolean };
+    for (let i = 0; i < checks.length; i++) {
+      const check = checks[i]!;
+      let r: Decided;
       if (check.kind === 'window') {
         const bucket = Math.floor(now / check.windowMs);
-        const c = this.#window(check.key, check.windowMs, bucket);
-        r = { ...slidingWindow(now, check.windowMs, check.limit, check.cost, c.previous, c.current), bucket };
+        const c = (counters[i] = this.#window(check.key, check.windowMs, bucket));
+        r = slidingWindow(now, check.windowMs, check.limit, check.cost, c.previous, c.current, bucket);
       } else if (check.kind === 'concurrency') {
-        const slots = this.#liveSlots(check.key, now);
-        const allowed = slots.size < check.limit;
-        r = { allowed, used: slots.size, remaining: Math.max(0, check.limit - slots.size - (allowed ? 1 : 0)), resetMs: 0, retryMs: allowed ? 0 : 1000, bucket: 0 };
+        const used = this.#liveSlots(check.key, now).size;
+        const allowed = used < check.limit;
+        r = { allowed, used, remaining: Math.max(0, check.limit - used - (allowed ? 1 : 0)), resetMs: 0, retryMs: allowed ? 0 : 1000, bucket: 0 };
       } else {
         const t = this.#totals.get(check.key);
         const used = t && t.expires > now ? t.value : 0;
@@ -129,19 +134,19 @@ export class MemoryLimitStore implements LimitStore {
         r = { allowed, used, remaining: Math.max(0, Math.floor(check.limit - used - (allowed ? check.cost : 0))), resetMs: 0, retryMs: 0, bucket: 0 };
       }
       if (!r.allowed && denied < 0) denied = i;
-      const { allowed: _allowed, ...result } = r;
-      results.push(result);
-    });
+      results[i] = r;
+    }
     if (denied >= 0) return { allowed: false, denied, results };
-    checks.forEach((check, i) => {
-      if (check.kind === 'window') this.#window(check.key, check.windowMs, results[i]!.bucket).current += check.cost;
-      else if (check.kind === 'concurrency') this.#liveSlots(check.key, now).set(leaseId, now + leaseMs);
+    for (let i = 0; i < checks.length; i++) {
+      const check = checks[i]!;
+      if (check.kind === 'window') counters[i]!.current += check.cost;
+      else if (check.kind === 'concurrency') this.#slots.get(check.key)!.set(leaseId, now + leaseMs);
       else {
         const t = this.#totals.get(check.key);
         if (t && t.expires > now) t.value += check.cost;
         else this.#totals.set(check.key, { value: check.cost, expires: now + check.ttlMs });
       }
-    });
+    }
     return { allowed: true, denied: -1, results };
   }
 

@@ -171,6 +171,17 @@ describe('modelgate CLI', () => {
         await rm(script, { force: true });
       }
 
+      // `sessions` and `audit` find the dev state without a config file.
+      let listed = { stdout: '', stderr: '' };
+      for (let i = 0; i < 40 && !listed.stdout.includes('demo-chat'); i++) {
+        listed = await run(process.execPath, [BIN, 'sessions', 'list'], { cwd: dir });
+        if (!listed.stdout.includes('demo-chat')) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.match(listed.stdout, /demo-chat/, `the curl call's session is listed: ${listed.stdout}`);
+      assert.match(listed.stderr, /reading the modelgate dev state in \.modelgate\//);
+      const verified = await run(process.execPath, [BIN, 'audit', 'verify'], { cwd: dir });
+      assert.match(verified.stdout + verified.stderr, /ok|verified|intact/i);
+
       // The CLI commands it prints run as pasted, though `modelgate` is not on the PATH of a fresh clone.
       const whoamiLine = lines.find((l) => l.includes(' whoami  ·'))!.trim();
       const cli = whoamiLine.slice(0, whoamiLine.indexOf(' whoami'));

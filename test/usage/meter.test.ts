@@ -8,7 +8,9 @@ import { parseOllamaRequest } from '../../src/protocol/ollama.js';
 import { SseDecoder } from '../../src/protocol/sse.js';
 import { NdjsonDecoder } from '../../src/protocol/ndjson.js';
 import { CostTable } from '../../src/usage/costs.js';
-import { MemoryLimitStore, slidingWindow } from '../../src/usage/limit-store.js';
+import { randomUUID } from 'node:crypto';
+import { MemoryLimitStore, slidingWindow, type LimitStore } from '../../src/usage/limit-store.js';
+import { RedisLimitStore } from '../../src/usage/redis-limit-store.js';
 import { needsUsageRequested, requestedMaxTokens, UsageMeter } from '../../src/usage/meter.js';
 
 const sse = (...events: unknown[]) => new SseDecoder().push(events.map((e) => `data: ${typeof e === 'string' ? e : JSON.stringify(e)}\n\n`).join(''));
@@ -117,6 +119,30 @@ describe('sliding window', () => {
     assert.equal(refused.denied, 1);
     assert.equal((await store.acquire([loose], 'c', 1000)).results[0]!.used, 1, 'the refused decision charged the loose limit');
     await store.close();
+  });
+});
+
+describe('concurrency leases', () => {
+  const slot = { kind: 'concurrency' as const, key: 'slots', limit: 1 };
+  async function leaseExpires(store: LimitStore, wait: () => Promise<void>): Promise<void> {
+    assert.equal((await store.acquire([slot], 'crashed-instance-request', 200)).allowed, true);
+    assert.equal((await store.acquire([slot], 'next', 200)).allowed, false);
+    await wait(); // the owner never finished: its instance died
+    assert.equal((await store.acquire([slot], 'next', 200)).allowed, true);
+    await store.finish([], ['slots'], 'next');
+    assert.equal((await store.acquire([slot], 'after', 200)).allowed, true, 'finish frees the slot');
+    await store.close();
+  }
+
+  test('memory: a slot whose owner vanished is free once its lease runs out', async () => {
+    let now = 0;
+    await leaseExpires(new MemoryLimitStore(() => now), async () => void (now += 201));
+  });
+
+  test('Redis: the same, on Redis time', async () => {
+    const store = new RedisLimitStore({ url: 'redis://127.0.0.1:6379', keyPrefix: `test:${randomUUID()}:`, timeoutMs: 2000 });
+    assert.ok(await store.ready(), 'Redis at 127.0.0.1:6379');
+    await leaseExpires(store, () => new Promise((r) => setTimeout(r, 300)));
   });
 });
 

@@ -276,9 +276,11 @@ describe('web console at /ui in headless Chromium', () => {
     const scrubber = page.getByRole('slider', { name: 'Position' });
     const total = Number(await scrubber.getAttribute('max'));
     assert.ok(total > 0, `chunks were recorded with their offsets (last at ${total} ms)`);
-    await scrubber.fill('0');
-    const atStart = (await page.locator('pre.answer').textContent()) ?? '';
-    assert.ok(atStart.length < answer.length, `scrubbing to the start shows less of the answer (${JSON.stringify(atStart)})`);
+    // Scrubbing with the keyboard, as a person would: Home goes back to the start.
+    await scrubber.focus();
+    await page.keyboard.press('Home');
+    const atStart = await untilText(page.locator('pre.answer'), (t) => t.length < answer.length, 'less of the answer after scrubbing to the start');
+    assert.ok(answer.startsWith(atStart), `the start of the answer (${JSON.stringify(atStart)})`);
     await page.getByLabel('Speed').selectOption('4');
     await page.getByRole('button', { name: 'Play' }).click();
     await untilText(page.locator('pre.answer'), (t) => t === answer, 'the whole answer after playing at 4×');
@@ -340,10 +342,15 @@ describe('web console at /ui in headless Chromium', () => {
   });
 
   test('usage charts are drawn from the sessions the person may see', async () => {
+    await (await sdk('alice')).chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'usage please' }] });
+    await lastEndedSession('alice');
     const { page } = await signIn('carol', '/ui/usage');
     await page.getByText(/From \d+ recorded sessions/).waitFor();
     assert.ok((await page.locator('figure.chart').count()) >= 5, 'charts of requests, tokens, blocks, masks, approvals, latency');
-    assert.match((await page.locator('table.list', { hasText: 'By model' }).textContent()) ?? '', /demo-chat/);
+    assert.match((await page.getByRole('table', { name: 'By model', exact: true }).textContent()) ?? '', /demo-chat/);
+    const costs = page.getByRole('table', { name: 'Tokens and cost by model' });
+    await costs.waitFor();
+    assert.match((await costs.textContent()) ?? '', /demo-chat/, 'totals and cost per model from /v1/usage');
     await screenshot(page, 'usage');
     assert.deepEqual(await seriousViolations(page), [], 'axe on the usage page');
   });
@@ -405,7 +412,7 @@ describe('web console at /ui in headless Chromium', () => {
         images: document.querySelectorAll('img').length,
         svgs: document.querySelectorAll('main svg').length,
         iframes: document.querySelectorAll('iframe').length,
-        jsLinks: [...document.querySelectorAll('a')].filter((a) => a.href.startsWith('javascript:')).length,
+        jsLinks: [...document.querySelectorAll('a')].filter((a) => /^\s*javascript:/i.test(a.getAttribute('href') ?? '')).length,
         dirs: [...document.querySelectorAll('[dir]')].map((e) => e.getAttribute('dir')).filter((d) => d !== 'ltr'),
       })`,
     );

@@ -1,7 +1,8 @@
-// Usage over time, aggregated in the browser from the sessions API (the
-// sessions the person may see, newest first, up to MAX_SESSIONS): requests,
-// tokens, blocks, masks, approvals, latency and time to first token, by
-// connection, model and group, and the top people.
+// Usage: totals and cost per model, group and person from the usage API
+// (GET /v1/usage), and charts over time aggregated in the browser from the
+// sessions API (the sessions the person may see, newest first, up to
+// MAX_SESSIONS): requests, tokens, blocks, masks, approvals, latency and
+// time to first token.
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api';
 import { escapeHidden } from '../text';
@@ -71,8 +72,10 @@ export function UsagePage() {
       </label>
       {error && <p role="alert" class="error">{error}</p>}
       {!rows && !error && <p aria-busy="true">Loading…</p>}
+      <Costs since={range.value} />
       {rows && (
         <>
+          <h2>Over time</h2>
           <p class="note">
             From {rows.length} recorded sessions you may see{capped ? ` (the newest ${MAX_SESSIONS}; narrow the period for the rest)` : ''}.
           </p>
@@ -185,5 +188,65 @@ function Breakdown({ title, rows, key_ }: { title: string; rows: SessionRow[]; k
         ))}
       </tbody>
     </table>
+  );
+}
+
+interface UsageRow {
+  subject?: string;
+  group?: string;
+  connection?: string;
+  model?: string;
+  requests: number;
+  total_tokens: number;
+  cost: number;
+}
+
+/** Totals and cost from GET /v1/usage, by model, group and person. */
+function Costs({ since }: { since: string }) {
+  const [reports, setReports] = useState<Array<{ by: string; rows: UsageRow[]; total: UsageRow; currency: string }>>();
+  const [error, setError] = useState<string>();
+  useEffect(() => {
+    setReports(undefined);
+    Promise.all(
+      // The report's own `by` is a list; ours names the one dimension asked for.
+      (['model', 'group', 'subject'] as const).map(async (by) => ({ ...(await api<{ rows: UsageRow[]; total: UsageRow; currency: string }>(`/v1/usage?since=${since}&by=${by}`)), by })),
+    ).then(setReports, (err: unknown) => setError(err instanceof Error ? err.message : String(err)));
+  }, [since]);
+  if (error) return <p class="note">Usage totals are not available: {error}</p>;
+  if (!reports) return <p aria-busy="true">Loading…</p>;
+  const total = reports[0]!.total;
+  const money = (n: number) => `${n.toFixed(4)} ${reports[0]!.currency}`;
+  return (
+    <>
+      <h2>Totals</h2>
+      <p>
+        <strong>{total.requests}</strong> requests, <strong>{total.total_tokens}</strong> tokens, cost <strong>{money(total.cost)}</strong>.
+      </p>
+      <div class="breakdowns">
+        {reports.map((r) => (
+          <table class="list usage-totals" key={r.by}>
+            <caption>Tokens and cost by {r.by === 'subject' ? 'person' : r.by}</caption>
+            <thead>
+              <tr>
+                <th scope="col">{r.by === 'subject' ? 'Person' : r.by === 'group' ? 'Group' : 'Model'}</th>
+                <th scope="col">Requests</th>
+                <th scope="col">Tokens</th>
+                <th scope="col">Cost</th>
+              </tr>
+            </thead>
+            <tbody>
+              {r.rows.slice(0, 10).map((row, i) => (
+                <tr key={i}>
+                  <td>{escapeHidden(String(row[r.by as 'model'] ?? '—'))}</td>
+                  <td>{row.requests}</td>
+                  <td>{row.total_tokens}</td>
+                  <td>{money(row.cost)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        ))}
+      </div>
+    </>
   );
 }
