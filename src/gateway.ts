@@ -257,7 +257,9 @@ export class Gateway {
     if (trace) ctx.trace = trace;
     // `close` before the response finished means the client went away: cancel upstream work.
     res.once('close', () => {
-      if (!res.writableFinished) ctx.abort.abort(new Error('client disconnected'));
+      if (res.writableFinished) return;
+      ctx.clientGone = true;
+      ctx.abort.abort(new Error('client disconnected'));
     });
 
     this.inFlight.add(ctx);
@@ -347,6 +349,12 @@ export class Gateway {
   }
 
   private refuse(ctx: RequestContext, err: unknown): void {
+    if (ctx.clientGone && !(err instanceof GatewayError)) {
+      // The client left, and the work for it stopped with an abort error: nothing went wrong here.
+      ctx.errorCode = 'client_disconnected';
+      ctx.log.info({ code: ctx.errorCode }, 'client left before the answer');
+      return;
+    }
     const error = asGatewayError(err);
     ctx.errorCode = error.code;
     this.services.metrics.refusals.inc({ code: error.code });

@@ -73,10 +73,17 @@ export const logoutCommand: Command = {
     }
     const revoked = await revokeTokens(stored).catch((err: unknown) => {
       console.error(`Could not revoke the tokens at ${stored.login.issuer} (${(err as Error).message}); deleting them anyway.`);
-      return false;
+      return { refreshToken: false };
     });
     await store.remove(profile);
-    console.error(`Signed out of ${stored.gateway}${revoked ? '; the identity provider revoked the tokens' : ''}.`);
+    // Say what is true: the gateway checks access tokens offline, so a copy of the last one works until it expires.
+    const expires = new Date(stored.tokens.expiresAt * 1000).toISOString();
+    const refresh = revoked.refreshToken
+      ? 'the identity provider revoked the refresh token, so no new access token can be had from this login'
+      : 'the refresh token was not revoked (the identity provider offers no revocation, or there was none)';
+    console.error(
+      `Signed out of ${stored.gateway}: the stored tokens are deleted and ${refresh}. The last access token stays valid until ${expires}, when it expires; an administrator can cut it off sooner with modelgate revoke-tokens.`,
+    );
     return 0;
   },
 };

@@ -173,15 +173,21 @@ export async function refreshTokens(profile: Profile): Promise<StoredTokens> {
 }
 
 /** Revokes the refresh and access tokens where the IdP supports revocation (RFC 7009); false when it does not. */
-export async function revokeTokens(profile: Profile): Promise<boolean> {
+/** What logout managed to revoke at the identity provider. */
+export interface Revoked {
+  /** The refresh token was revoked: no new access token can be had from it. */
+  refreshToken: boolean;
+}
+
+export async function revokeTokens(profile: Profile): Promise<Revoked> {
   const client = await discoverOidcClient(profile.login.issuer, profile.login.client_id);
-  if (!client.serverMetadata().revocation_endpoint) return false;
+  if (!client.serverMetadata().revocation_endpoint) return { refreshToken: false };
   const { refreshToken, accessToken } = profile.tokens;
   if (refreshToken) await oidc.tokenRevocation(client, refreshToken, { token_type_hint: 'refresh_token' });
   await oidc.tokenRevocation(client, accessToken, { token_type_hint: 'access_token' }).catch(() => {
     // Many IdPs cannot revoke self-contained JWT access tokens; they expire soon anyway.
   });
-  return true;
+  return { refreshToken: refreshToken !== undefined };
 }
 
 function storedTokens(settings: LoginSettings, response: oidc.TokenEndpointResponse): StoredTokens {

@@ -39,6 +39,8 @@ export interface RequestContext {
   forwardBody?: Record<string, unknown>;
   /** Set once the upstream has answered, for the access log. */
   upstreamTarget?: string;
+  /** The client closed its connection before the response was finished. */
+  clientGone?: boolean;
   /** Set once the request may have reached a model server: from then on a retry could run the prompt twice. */
   upstreamMayHavePrompt?: boolean;
   /** Reads the call's token usage from the upstream's answer (set by the limit stage). */

@@ -80,6 +80,8 @@ export function endRecording(ctx: RequestContext): void {
 
 export function endState(ctx: RequestContext): EndState {
   if (ctx.errorCode?.startsWith('upstream_')) return 'upstream_failed';
+  // Left while the model (or an approver) was still working on it: not a refusal.
+  if (ctx.clientGone) return 'aborted';
   if (!ctx.upstreamTarget) return 'refused';
   if (ctx.abort.signal.aborted) return 'aborted';
   return 'completed';

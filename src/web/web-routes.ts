@@ -63,8 +63,12 @@ export class WebRoutes {
       case '/auth/logout': {
         only('POST');
         const { sessions } = await this.logins();
-        await sessions.requireForChange(ctx.req);
+        const { identity } = await sessions.requireForChange(ctx.req);
         await sessions.end(ctx.req, res);
+        // Signing out must also end the API tokens this sign-in minted. They are self-contained, so the cut-off
+        // is per subject: every gateway-issued token of this person issued until now.
+        await this.services.identity.gatewayTokens.revokeSubject(identity.subject);
+        ctx.log.info({ sub: identity.subject }, 'browser signed out; its gateway-issued tokens revoked');
         res.writeHead(204, { 'cache-control': 'no-store' }).end();
         return true;
       }

@@ -163,7 +163,10 @@ describe('CLI login against the development OpenID provider', () => {
     const before = await new CredentialStore(dir).read('default');
     const { code, stderr } = await runInProcess(logoutCommand, []);
     assert.equal(code, 0, stderr);
-    assert.match(stderr, /revoked/);
+    // It says what is true: the refresh token is revoked, the access token lives until it expires.
+    assert.match(stderr, /the identity provider revoked the refresh token/);
+    assert.ok(stderr.includes(`The last access token stays valid until ${new Date(before.tokens.expiresAt * 1000).toISOString()}`), stderr);
+    assert.doesNotMatch(stderr, /tokens revoked/i);
     await assert.rejects(new CredentialStore(dir).read('default'), /Not logged in/);
     await assert.rejects(refreshTokens(before), { error: 'invalid_grant' }, 'the revoked refresh token no longer works');
     const token = await runInProcess(tokenCommand, []);

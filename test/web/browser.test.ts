@@ -235,11 +235,18 @@ describe('browser sign-in in headless Chromium', () => {
     const old = (await context.cookies(gateway)).find((c) => c.name === SESSION_COOKIE);
     assert.ok(old, 'signed in with a session cookie');
 
+    const minted = await pageFetch(page, '/auth/token', { method: 'POST', headers: { 'x-csrf-token': csrf } });
+    const { access_token: apiToken } = JSON.parse((minted as { body: string }).body) as { access_token: string };
+    assert.equal((await fetch(`${gateway}/auth/whoami`, { headers: { authorization: `Bearer ${apiToken}` } })).status, 200);
+
     const refused = await pageFetch(page, '/auth/logout', { method: 'POST' });
     assert.ok('status' in refused && refused.status === 403, `logout without the CSRF token: ${JSON.stringify(refused)}`);
     const loggedOut = await pageFetch(page, '/auth/logout', { method: 'POST', headers: { 'x-csrf-token': csrf } });
     assert.ok('status' in loggedOut && loggedOut.status === 204, `logout with the CSRF token: ${JSON.stringify(loggedOut)}`);
     assert.equal((await context.cookies(gateway)).some((c) => c.name === SESSION_COOKIE), false, 'the browser dropped the session cookie');
+    const revoked = await fetch(`${gateway}/auth/whoami`, { headers: { authorization: `Bearer ${apiToken}` } });
+    assert.equal(revoked.status, 401, 'the API token the session minted is revoked, not left to expire');
+    assert.equal(((await revoked.json()) as { error: { code: string } }).error.code, 'token_revoked');
 
     const after = await page.goto(`${gateway}/auth/session`);
     assert.equal(after?.status(), 401, 'no session after logout');

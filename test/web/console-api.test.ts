@@ -4,6 +4,8 @@
 // policy is for auditors and carries no upstream secrets, and the console's
 // files are served with their security headers and nothing outside them.
 import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { postJson, startHarness, type Harness } from '../helpers/harness.js';
@@ -116,5 +118,16 @@ describe('console APIs', () => {
     const root = await fetch(`${h.url}/`, { redirect: 'manual' });
     assert.equal(root.status, 302);
     assert.equal(root.headers.get('location'), '/ui/');
+  });
+
+  test('the console ships at most 200 KB of JavaScript gzipped, all of it from the package', async () => {
+    const dir = new URL('../../dist/console/assets/', import.meta.url);
+    const scripts = (await readdir(dir)).filter((f) => f.endsWith('.js'));
+    assert.ok(scripts.length > 0, 'the console is built (npm run build)');
+    let gzipped = 0;
+    for (const file of scripts) gzipped += gzipSync(await readFile(new URL(file, dir))).length;
+    assert.ok(gzipped <= 200 * 1024, `${gzipped} bytes of JavaScript gzipped`);
+    const html = await (await fetch(`${h.url}/ui/`)).text();
+    assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//, 'no asset from another host');
   });
 });

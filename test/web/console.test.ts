@@ -247,6 +247,12 @@ describe('web console at /ui in headless Chromium', () => {
     assert.equal(forced.status, 403, 'the API the console uses refuses self-approval too');
     assert.equal(((await forced.json()) as { error: { code: string } }).error.code, 'self_approval_forbidden');
 
+    // The review's own page (where review_url, webhooks and Slack point): another approver decides there.
+    const review = (await (await fetch(`${gateway}/v1/reviews/${reviewId}`, { headers: { authorization: `Bearer ${await h.userToken('carol')}` } })).json()) as { url: string };
+    assert.equal(review.url, `${gateway}/ui/reviews/${reviewId}`, 'review links open the console');
+    await carol.page.goto(review.url);
+    await carol.page.getByRole('heading', { name: `Review ${reviewId}` }).waitFor();
+    await screenshot(carol.page, 'review-page');
     await reviewCard(carol.page, marker).getByRole('button', { name: 'Approve' }).click();
     assert.ok((await held).choices[0]?.message.content, 'another approver released it');
   });

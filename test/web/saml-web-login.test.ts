@@ -229,6 +229,15 @@ describe('SAML web login', () => {
     await expectRefused(await post(victim, idp.respond(request, bob), request.relayState), 'login_binding_mismatch', victim);
   });
 
+  test('Entra ID groups overage (groups.link instead of groups) is refused with its own code, not read as "no groups"', async () => {
+    const { browser, request } = await begin();
+    const overage: SamlUser = {
+      nameId: 'many@corp.example',
+      attributes: { 'http://schemas.microsoft.com/claims/groups.link': ['https://graph.windows.net/tenant/users/many/getMemberObjects'] },
+    };
+    await expectRefused(await post(browser, idp.respond(request, overage, { groupsAttribute: 'memberOf' }), request.relayState), 'saml_groups_overage', browser);
+  });
+
   test('SP metadata names the ACS and asks for signed assertions', async () => {
     const response = await fetch(`${h.url}/auth/saml/metadata`);
     assert.equal(response.status, 200);
