@@ -201,6 +201,8 @@ export interface ModelgateOptions {
   limits?: Record<string, unknown>;
   /** Target name in the report; default `modelgate`. */
   name?: string;
+  /** `modelgate gateway --workers N` (identity state moves to SQLite so the workers share it). */
+  workers?: number;
 }
 
 /**
@@ -238,7 +240,11 @@ export async function startModelgate(o: ModelgateOptions): Promise<Target> {
     // Access logs stay at info (one JSON line per request) with stdout sent to
     // /dev/null: the logging cost is part of what is measured.
     logging: { level: 'info' },
-    identity: { issuers: [{ issuer: o.issuer, audience: o.audience }], max_token_lifetime: '1h' },
+    identity: {
+      issuers: [{ issuer: o.issuer, audience: o.audience }],
+      max_token_lifetime: '1h',
+      ...(o.workers && o.workers > 1 && { state: { store: 'sqlite', path: join(o.logDir, `${o.name ?? 'modelgate'}-identity.db`) } }),
+    },
     connections: [{ name: 'bench', kind: 'openai', url: o.upstreamUrl, api_key: o.apiKey, models: [{ name: o.model }] }],
     access: [{ description: 'the bench client may chat', groups: [o.group], connections: ['bench'], models: [o.model] }],
     ...(o.guardrails && { guardrails: o.guardrails }),
@@ -248,7 +254,7 @@ export async function startModelgate(o: ModelgateOptions): Promise<Target> {
   const name = o.name ?? 'modelgate';
   const configPath = join(o.logDir, `${name}.yaml`);
   writeFileSync(configPath, stringify(config));
-  const proc = spawnTracked(name, process.execPath, [...o.nodeFlags, 'bin/modelgate.js', 'gateway', '--config', configPath], {
+  const proc = spawnTracked(name, process.execPath, [...o.nodeFlags, 'bin/modelgate.js', 'gateway', '--config', configPath, ...(o.workers ? ['--workers', String(o.workers)] : [])], {
     stdout: 'null',
     logDir: o.logDir,
   });
