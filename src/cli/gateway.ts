@@ -1,10 +1,15 @@
 // `modelgate gateway --config modelgate.yaml`: the production entry point.
+import { availableParallelism } from 'node:os';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import { ConfigReloader } from '../config/reload.js';
 import { Gateway } from '../gateway.js';
 import { limitHeapGrowth } from '../ops/heap.js';
 import type { Command } from './command.js';
 import { onShutdownSignal } from './signals.js';
+import cluster from 'node:cluster';
+import { createLogger } from '../ops/logger.js';
+import { UsageError } from './command.js';
+import { followPrimaryShutdown, superviseWorkers } from './workers.js';
 
 /** sysexits.h EX_CONFIG: lets supervisors tell a bad config from a crash. */
 export const EXIT_CONFIG = 78;
@@ -19,6 +24,7 @@ export const gatewayCommand: Command = {
     config: { type: 'string', short: 'c', description: 'Configuration file; ${ENV} references are substituted', valueName: 'file', default: process.env.MODELGATE_CONFIG ?? 'modelgate.yaml' },
     check: { type: 'boolean', description: 'Validate the configuration and exit' },
     watch: { type: 'boolean', description: 'Reload the configuration whenever the file changes (as SIGHUP does)' },
+    workers: { type: 'string', description: 'Processes sharing the port, each a full pipeline; `auto` is one per core', valueName: 'n', default: '1' },
   },
   async run(values) {
     const path = String(values.config);
@@ -34,6 +40,16 @@ export const gatewayCommand: Command = {
       console.log(`${path}: configuration is valid (${config.connections.length} connection(s), ${config.identity.issuers.length} issuer(s), ${config.access.length} access rule(s))`);
       return 0;
     }
+    const workers = values.workers === 'auto' ? availableParallelism() : Number(values.workers);
+    if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new UsageError(`--workers "${String(values.workers)}" is not a number of processes (1-256, or auto)`);
+    if (workers > 1 && cluster.isPrimary) {
+      if (config.identity.state.store === 'memory') {
+        console.error('modelgate: --workers needs identity.state on sqlite or postgres, so every worker shares signing keys and revocations');
+        return EXIT_CONFIG;
+      }
+      return superviseWorkers(workers, createLogger(config.logging.level));
+    }
+    followPrimaryShutdown();
     limitHeapGrowth();
     const gateway = new Gateway(config);
     let url: string;
@@ -59,6 +75,8 @@ export const gatewayCommand: Command = {
       await gateway.close();
       gateway.services.log.info('gateway stopped');
     });
+    // A worker's IPC channel keeps it alive: let go of it once drained, so the primary sees it exit.
+    if (cluster.isWorker) process.disconnect?.();
     return 0;
   },
 };
