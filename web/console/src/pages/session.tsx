@@ -207,11 +207,14 @@ function Player({ id, detail }: { id: string; detail: Detail }) {
 
   useEffect(() => {
     if (!playing) return;
-    clock.current = { startedAt: performance.now(), from: position >= total ? 0 : position };
+    const mine = { startedAt: performance.now(), from: position >= total ? 0 : position };
+    clock.current = mine;
     if (position >= total) setPosition(0);
     let frame = 0;
     const tick = () => {
-      const c = clock.current!;
+      // A scrub or pause clears the clock at once; a frame already scheduled must not move the position back.
+      if (clock.current !== mine) return;
+      const c = mine;
       const next = c.from + (performance.now() - c.startedAt) * speed;
       if (next >= total) {
         setPosition(total);
@@ -245,7 +248,13 @@ function Player({ id, detail }: { id: string; detail: Detail }) {
       {error && <p role="alert" class="error">{error}</p>}
       <div class="controls">
         {playing ? (
-          <button type="button" onClick={() => setPlaying(false)}>
+          <button
+            type="button"
+            onClick={() => {
+              clock.current = undefined;
+              setPlaying(false);
+            }}
+          >
             Pause
           </button>
         ) : (
@@ -273,6 +282,7 @@ function Player({ id, detail }: { id: string; detail: Detail }) {
             value={Math.round(position)}
             aria-valuetext={`${duration(position)} of ${duration(total)}, ${shown.length} of ${chunks.length} chunks`}
             onInput={(e) => {
+              clock.current = undefined;
               setPlaying(false);
               setPosition(Number(e.currentTarget.value));
             }}
