@@ -113,7 +113,8 @@ export class Agent {
         });
       });
     }
-    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    // Every stream is done or cut by now; close() would wait on a model that never answers.
+    await Promise.all([...this.pools.values()].map((p) => p.destroy()));
   }
 
   /** Kills the tunnel without a goodbye, as a crash would: the socket, or the HTTP/2 session (for tests of the gateway's side). */
@@ -239,6 +240,8 @@ export class Agent {
     if (!path.startsWith('/') || path.startsWith('//') || (method !== 'POST' && method !== 'GET')) return this.refuse(stream, 'bad_request', 'bad method or path', 400);
 
     const abort = new AbortController();
+    // A dead tunnel destroys its streams with an error; the close below handles it (unheard, it would crash the agent).
+    stream.on('error', (err) => this.options.log.debug({ connection, err: err.message }, 'tunnel stream error'));
     stream.once('close', () => {
       if (!stream.writableFinished || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) abort.abort(new Error('gateway cancelled the stream'));
     });
