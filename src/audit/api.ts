@@ -20,7 +20,8 @@ import { badRequest, GatewayError } from '../http/errors.js';
 import { jsonObjectBody as jsonBody, optionalString } from '../http/read-json-body.js';
 import { drained, sendJson } from '../http/send.js';
 import type { Principal } from '../identity/principal.js';
-import { parseTimeBound, type SessionArchive, type SessionFilter } from './sessions.js';
+import { SearchQueryError } from './search.js';
+import { parseTimeBound, SearchUnavailableError, type SessionArchive, type SessionFilter } from './sessions.js';
 import { SessionStateError, type DecisionFilter, type SessionRow } from './store.js';
 
 export const SESSIONS_API_PREFIX = '/v1/sessions';
@@ -136,7 +137,7 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
     const filter = filterFromQuery(url.searchParams, Date.now());
     if (!auditor) Object.assign(filter, { issuer: undefined, issuers: ownIssuers, subject: ctx.principal.subject });
     const page = await listOrRefuse(ctx.archive, filter);
-    sendJson(res, 200, { object: 'list', scope: auditor ? 'all' : 'own', data: page.sessions, has_more: page.next !== undefined, next_cursor: page.next ?? null, ...(page.scanned !== undefined ? { scanned: page.scanned, scan_limit_reached: page.scan_limit_reached ?? false } : {}) });
+    sendJson(res, 200, { object: 'list', scope: auditor ? 'all' : 'own', data: page.sessions, has_more: page.next !== undefined, next_cursor: page.next ?? null });
     return true;
   }
 
@@ -257,6 +258,8 @@ async function listOrRefuse(archive: SessionArchive, filter: SessionFilter): Ret
     return await archive.list(filter);
   } catch (err) {
     if (err instanceof RangeError) throw badRequest('invalid_cursor', '"cursor" is not one this API returned.', 'cursor');
+    if (err instanceof SearchQueryError) throw badRequest('invalid_search', `"q": ${err.message}.`, 'q');
+    if (err instanceof SearchUnavailableError) throw badRequest('search_unavailable', err.message, 'q');
     throw err;
   }
 }

@@ -34,7 +34,7 @@ for (const factory of STORE_FIXTURES) {
     });
     beforeEach(async () => {
       // A fresh trail for every test: the tampering of one must not leak into the next.
-      for (const table of ['contents', 'events', 'sessions', 'session_groups']) await fx.raw.query(`DELETE FROM ${table}`);
+      for (const table of ['session_search', 'contents', 'events', 'sessions', 'session_groups']) await fx.raw.query(`DELETE FROM ${table}`);
       await fx.raw.query("UPDATE chain_head SET seq = 0, hash = '0000000000000000000000000000000000000000000000000000000000000000'");
       const recorder = await Recorder.open(store, recording());
       sessions = [];
