@@ -9,6 +9,7 @@
 //   POST   /v1/sessions/redact          by subject or pattern (auditors)
 //   GET    /v1/sessions/:id             one session, decoded
 //   GET    /v1/sessions/:id/replay      prompt and chunks with their offsets
+//   GET    /v1/sessions/:id/verify      its hash-chain status: verified, broken (at which event), unverifiable
 //   POST   /v1/sessions/:id/redact      whole session, or a pattern in it (auditors)
 //   POST   /v1/sessions/:id/hold        {"hold": true|false, "reason"} (auditors)
 //   DELETE /v1/sessions/:id             (auditors)
@@ -23,6 +24,7 @@ import type { Principal } from '../identity/principal.js';
 import { SearchQueryError } from './search.js';
 import { parseTimeBound, SearchUnavailableError, type SessionArchive, type SessionFilter } from './sessions.js';
 import { SessionStateError, type DecisionFilter, type SessionRow } from './store.js';
+import { verifySession } from './verify.js';
 
 export const SESSIONS_API_PREFIX = '/v1/sessions';
 
@@ -211,6 +213,13 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
     const replay = await ctx.archive.replay(id);
     if (!replay) throw notFound(id);
     sendJson(res, 200, replay);
+    return true;
+  }
+  if (action === 'verify') {
+    allow('GET');
+    await visible();
+    // Reads hashes and stored bytes only; no content leaves, so this is not recorded as a view.
+    sendJson(res, 200, { id, ...(await verifySession(ctx.archive.store, id)) });
     return true;
   }
   if (action === 'redact') {
