@@ -110,3 +110,71 @@ export function tsQuery(terms: readonly SearchTerm[], param: (value: unknown) =>
     })
     .join(' && ');
 }
+
+/** Where a search result matched, for a person to see why it was found. */
+export interface SearchMatch {
+  /** Which stored text matched. */
+  source: 'prompt' | 'forwarded' | 'answer';
+  /** An excerpt of it, cut at whole characters. */
+  text: string;
+  /** [start, end) of each term found in `text`, UTF-16 offsets. */
+  highlights: Array<[number, number]>;
+}
+
+const SOURCES: Record<string, SearchMatch['source']> = { 'session.start': 'prompt', 'session.forwarded': 'forwarded', 'response.chunks': 'answer' };
+const CONTEXT = 60;
+
+/** `text` lowercased and without accents, with the index in `text` of each of its UTF-16 units. */
+function folded(text: string): { text: string; at: number[] } {
+  let out = '';
+  const at: number[] = [];
+  for (let i = 0; i < text.length; ) {
+    const cp = text.codePointAt(i)!;
+    const width = cp > 0xffff ? 2 : 1;
+    const f = foldAccents(String.fromCodePoint(cp)).toLowerCase();
+    for (let k = 0; k < f.length; k++) at.push(i);
+    out += f;
+    i += width;
+  }
+  at.push(text.length);
+  return { text: out, at };
+}
+
+const isWordChar = (c: string | undefined): boolean => c !== undefined && /[\p{L}\p{N}_]/u.test(c);
+
+/**
+ * The first place in `text` where a term of the query occurs as a whole
+ * word (or word start, for a prefix), with every term occurrence nearby
+ * highlighted. Undefined when none occurs (the index matched elsewhere).
+ */
+export function matchIn(text: string, terms: readonly SearchTerm[], kind: string): SearchMatch | undefined {
+  const source = SOURCES[kind];
+  if (!source) return undefined;
+  const f = folded(text);
+  const hits: Array<[number, number]> = [];
+  for (const term of terms) {
+    const needle = folded(term.kind === 'phrase' ? term.text.replace(/\s+/g, ' ') : term.text).text;
+    if (!needle) continue;
+    for (let from = 0; ; ) {
+      const i = f.text.indexOf(needle, from);
+      if (i < 0) break;
+      from = i + 1;
+      const end = i + needle.length;
+      if (isWordChar(f.text[i - 1]) && isWordChar(needle[0])) continue;
+      if (term.kind !== 'prefix' && isWordChar(f.text[end]) && isWordChar(needle[needle.length - 1])) continue;
+      hits.push([f.at[i]!, f.at[end]!]);
+    }
+  }
+  if (hits.length === 0) return undefined;
+  hits.sort((a, b) => a[0] - b[0]);
+  const first = hits[0]!;
+  let start = Math.max(0, first[0] - CONTEXT);
+  let end = Math.min(text.length, first[1] + CONTEXT * 2);
+  // Never cut a surrogate pair in half.
+  if (start > 0 && /[\udc00-\udfff]/.test(text[start]!)) start--;
+  if (end < text.length && /[\udc00-\udfff]/.test(text[end]!)) end++;
+  const prefix = start > 0 ? '…' : '';
+  const excerpt = prefix + text.slice(start, end) + (end < text.length ? '…' : '');
+  const highlights = hits.filter(([s, e]) => s >= start && e <= end).map(([s, e]): [number, number] => [s - start + prefix.length, e - start + prefix.length]);
+  return { source, text: excerpt, highlights };
+}

@@ -7,7 +7,7 @@ import { parseDuration } from '../config/units.js';
 import type { ConnectionRecordingMap, RecordingConfig } from './config.js';
 import { ContentCipher, decodeContent, encodeContent } from './content.js';
 import { chunkText, compilePattern, frameChunks, promptOf, redactChunk, redactDocument, REDACTED, unframeChunks, type Pattern, type PromptTurn } from './content-text.js';
-import { parseSearchQuery } from './search.js';
+import { indexTextOf, matchIn, parseSearchQuery, type SearchMatch, type SearchTerm } from './search.js';
 import {
   NO_ORDINAL,
   parseMeta,
@@ -34,7 +34,8 @@ export interface SessionFilter extends Omit<SessionQuery, 'before' | 'limit' | '
 }
 
 export interface SessionPage {
-  sessions: SessionRow[];
+  /** With text search, each carries where it matched (when the stored text still shows it). */
+  sessions: Array<SessionRow & { match?: SearchMatch }>;
   /** Pass as `cursor` for the next page; absent on the last page. */
   next?: string;
 }
@@ -181,7 +182,20 @@ export class SessionArchive {
     };
     const rows = await this.store.listSessions(query);
     const sessions = rows.slice(0, limit);
-    return { sessions, ...(rows.length > limit ? { next: encodeCursor(sessions[sessions.length - 1]!) } : {}) };
+    const next = rows.length > limit ? { next: encodeCursor(sessions[sessions.length - 1]!) } : {};
+    if (!query.text) return { sessions, ...next };
+    const terms = query.text;
+    return { sessions: await Promise.all(sessions.map(async (s) => ({ ...s, ...(await this.matchOf(s.id, terms)) }))), ...next };
+  }
+
+  /** Where a search result matched: the first indexed text of the session that shows a term. */
+  private async matchOf(sessionId: string, terms: SearchTerm[]): Promise<{ match?: SearchMatch }> {
+    for (const event of await this.store.sessionEvents(sessionId, true)) {
+      const text = indexTextOf(event);
+      const match = text === undefined ? undefined : matchIn(text, terms, event.kind);
+      if (match) return { match };
+    }
+    return {};
   }
 
   /** Content as stored: chunk batches as an array of texts, JSON parsed, anything else as text. */

@@ -57,6 +57,13 @@ for (const factory of STORE_FIXTURES) {
       assert.deepEqual(await ids('nightingale revenue'), [], 'terms are ANDed');
       assert.deepEqual(await ids('[EMAIL]'), [masked], 'the masked prompt as forwarded is indexed too');
       assert.deepEqual(await ids('nightingale', { subject: 'someone-else' }), [], 'the other filters still apply');
+      const shown = async (q: string): Promise<[string | undefined, string[]]> => {
+        const match = (await archive.list({ text: q })).sessions[0]?.match;
+        return [match?.source, match?.highlights.map(([start, end]) => match.text.slice(start, end)) ?? []];
+      };
+      assert.deepEqual(await shown('creme brulee'), ['answer', ['Crème', 'brûlée']], 'each result shows where it matched, at exact offsets');
+      assert.deepEqual(await shown('nightingale launch'), ['prompt', ['Nightingale', 'launch']]);
+      assert.deepEqual(await shown('quart*'), ['prompt', ['quart']]);
     });
 
     test('the query is text, never the engine\'s syntax', async () => {
