@@ -395,6 +395,8 @@ async function main(): Promise<void> {
   console.table(verdicts);
   console.log(`load average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(JSON.stringify({ streams: STREAMS, rampMs: RAMP_MS, results, verdicts }));
+  // A long grace: the gateway drains and, under --cpu-prof, writes its profile on the way out.
+  await gateway.stop(20_000);
   await stopAllChildren();
   await idp.close();
   clearTimeout(deadline);
