@@ -3,6 +3,7 @@
 // applied versions in `audit_migrations` and applies the rest in order, in
 // one transaction per version.
 import { v1Postgres, v1Sqlite } from './v1-initial.js';
+import { v2Postgres, v2Sqlite } from './v2-search.js';
 
 export interface Migration {
   version: number;
@@ -11,6 +12,10 @@ export interface Migration {
   postgres: string;
 }
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sqlite: v1Sqlite, postgres: v1Postgres }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'initial', sqlite: v1Sqlite, postgres: v1Postgres },
+  // Sessions recorded before it are indexed by the store right after it is applied (see `backfillSearch`).
+  { version: 2, name: 'search', sqlite: v2Sqlite, postgres: v2Postgres },
+];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
