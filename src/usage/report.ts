@@ -15,6 +15,8 @@ export interface UsageQuery {
   by: ReportDimension[];
   subject?: string;
   issuer?: string;
+  /** Any of these issuers (one person's IdP and gateway-issued identities). */
+  issuers?: string[];
   group?: string;
   connection?: string;
   model?: string;
@@ -51,6 +53,7 @@ export async function usageReport(store: AuditStore, query: UsageQuery, costs: C
     until: query.until,
     ...(query.subject && { subject: query.subject }),
     ...(query.issuer && { issuer: query.issuer }),
+    ...(query.issuers && { issuers: query.issuers }),
     ...(query.group && { group: query.group }),
     ...(query.connection && { connection: query.connection }),
     ...(query.model && { model: query.model }),
