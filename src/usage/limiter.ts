@@ -26,6 +26,9 @@ const WINDOWS: ReadonlyArray<['requests_per_minute' | 'tokens_per_minute' | 'tok
   ['tokens_per_month', MONTH, 'tokens'],
 ];
 
+/** The codes of the limit stage's refusals: for the access log, the session record and usage reports. */
+export const LIMIT_REFUSAL_CODES: ReadonlySet<string> = new Set(['rate_limit_exceeded', 'concurrency_limit_exceeded', 'budget_exceeded', 'request_exceeds_limit', 'limits_unavailable']);
+
 const KIND_TEXT: Record<LimitKind, string> = {
   requests_per_minute: 'requests per minute',
   tokens_per_minute: 'tokens per minute',

@@ -5,6 +5,7 @@
 import type { AuditStore, SessionQuery } from '../audit/store.js';
 import type { SessionRow } from '../audit/projection.js';
 import type { CostTable } from './costs.js';
+import { LIMIT_REFUSAL_CODES } from './limiter.js';
 
 export const REPORT_DIMENSIONS = ['subject', 'group', 'connection', 'model'] as const;
 export type ReportDimension = (typeof REPORT_DIMENSIONS)[number];
@@ -28,6 +29,10 @@ export interface UsageRow {
   connection?: string;
   model?: string;
   requests: number;
+  /** Of those, refused by a limit or budget (429, or 503 when the limit store was down): they used nothing. */
+  limited: number;
+  /** Of those, requests whose tokens were estimated from text: the model server reported none. */
+  estimated_requests: number;
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
@@ -93,11 +98,13 @@ function keysOf(session: SessionRow, query: UsageQuery): Array<{ id: string; lab
 }
 
 function emptyRow(labels: Partial<Record<ReportDimension, string>>): UsageRow {
-  return { ...labels, requests: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cost: 0 };
+  return { ...labels, requests: 0, limited: 0, estimated_requests: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cost: 0 };
 }
 
 function add(row: UsageRow, session: SessionRow, cost: number): void {
   row.requests += 1;
+  if (session.state === 'refused' && session.error_code !== null && LIMIT_REFUSAL_CODES.has(session.error_code)) row.limited += 1;
+  if (session.estimated) row.estimated_requests += 1;
   row.prompt_tokens += session.prompt_tokens ?? 0;
   row.completion_tokens += session.completion_tokens ?? 0;
   row.total_tokens += session.total_tokens ?? 0;

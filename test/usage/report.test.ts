@@ -10,10 +10,11 @@ import { after, before, describe, test } from 'node:test';
 import { decodeJwt } from 'jose';
 import OpenAI from 'openai';
 import { stringify } from 'yaml';
-import { runCommand } from '../../src/cli/command.js';
+import { UsageError } from '../../src/cli/command.js';
 import { usageCommand } from '../../src/cli/usage.js';
 import { DEMO_USERS } from '../../src/dev/demo-identities.js';
 import type { UsageReport } from '../../src/usage/report.js';
+import { runCli } from '../helpers/cli.js';
 import { errorOf, startHarness, type Harness } from '../helpers/harness.js';
 
 const COSTS = [{ models: ['demo-chat'], per_1k_prompt_tokens: 1, per_1k_completion_tokens: 2 }];
@@ -106,13 +107,14 @@ describe('usage reports', () => {
     assert.deepEqual(json.rows, api.rows);
 
     const csv = (await cli(['--config', configFile, '--by', 'model', '--csv'])).out.trim().split('\n');
-    assert.equal(csv[0], 'model,requests,prompt_tokens,completion_tokens,total_tokens,cost');
-    assert.match(csv.find((l) => l.startsWith('demo-chat,'))!, /^demo-chat,3,\d+,\d+,\d+,[\d.]+$/);
+    assert.equal(csv[0], 'model,requests,limited,prompt_tokens,completion_tokens,total_tokens,estimated_requests,cost');
+    assert.match(csv.find((l) => l.startsWith('demo-chat,'))!, /^demo-chat,3,0,\d+,\d+,\d+,0,[\d.]+$/);
 
     const table = await cli(['--config', configFile, '--by', 'subject']);
     assert.equal(table.code, 0);
-    assert.match(table.out, /SUBJECT\s+REQUESTS\s+PROMPT\s+COMPLETION\s+TOTAL\s+COST \(EUR\)/);
-    assert.match(table.out, /alice@example\.com\s+3\s+\d+/);
+    assert.match(table.out, /SUBJECT\s+REQUESTS\s+LIMITED\s+PROMPT\s+COMPLETION\s+TOTAL\s+COST \(EUR\)/);
+    assert.match(table.out, /alice@example\.com\s+3\s+0\s+\d+/);
+    assert.doesNotMatch(table.out, /~/, 'the model server reported every count: nothing is marked estimated');
 
     const wrong = await cli(['--config', configFile, '--by', 'colour']);
     assert.equal(wrong.code, 2);
@@ -174,18 +176,7 @@ describe('usage of one person signed in two ways', () => {
   });
 });
 
+/** `modelgate usage ARGS`; a usage error is exit code 2, as main.ts makes it. */
 async function cli(args: string[]): Promise<{ code: number; out: string }> {
-  const out: string[] = [];
-  const write = process.stdout.write;
-  const log = console.log;
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) =>
-    typeof chunk === 'string' ? (out.push(chunk), true) : write.call(process.stdout, chunk, ...rest)) as typeof process.stdout.write;
-  console.log = (...parts: unknown[]) => void out.push(`${parts.join(' ')}\n`);
-  try {
-    const code = await runCommand(usageCommand, args).catch((err: Error) => (err.constructor.name === 'UsageError' ? 2 : Promise.reject(err)));
-    return { code, out: out.join('') };
-  } finally {
-    process.stdout.write = write;
-    console.log = log;
-  }
+  return runCli(usageCommand, args).catch((err: unknown) => (err instanceof UsageError ? { code: 2, out: '' } : Promise.reject(err)));
 }

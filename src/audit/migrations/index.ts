@@ -3,6 +3,7 @@
 // applied versions in `audit_migrations` and applies the rest in order, in
 // one transaction per version.
 import { v1Postgres, v1Sqlite } from './v1-initial.js';
+import { v2Postgres, v2Sqlite } from './v2-estimated-usage.js';
 
 export interface Migration {
   version: number;
@@ -11,6 +12,9 @@ export interface Migration {
   postgres: string;
 }
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sqlite: v1Sqlite, postgres: v1Postgres }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'initial', sqlite: v1Sqlite, postgres: v1Postgres },
+  { version: 2, name: 'estimated usage', sqlite: v2Sqlite, postgres: v2Postgres },
+];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
