@@ -151,6 +151,7 @@ export function projectEvent(sessionId: string, event: AuditEvent, atMs: number)
     case 'legal_hold':
       return { update: { legal_hold: event.meta.hold } };
     case 'session.forwarded':
+    case 'limit':
     case 'response.chunks':
     case 'retention.delete':
     case 'session.delete':

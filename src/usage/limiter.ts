@@ -38,6 +38,25 @@ const KIND_TEXT: Record<LimitKind, string> = {
   monthly_budget: 'monthly budget',
 };
 
+/** What refused a call, for the session record. */
+export interface RefusedBy {
+  limit: string;
+  kind?: LimitKind;
+  scope?: string;
+  resets_at?: string;
+}
+
+/** A limit's refusal: the client's 429 (or 503 when the store is down and the limit fails closed), naming the limit. */
+export class LimitRefusal extends GatewayError {
+  constructor(
+    message: string,
+    options: ConstructorParameters<typeof GatewayError>[1],
+    readonly refusedBy: RefusedBy,
+  ) {
+    super(message, options);
+  }
+}
+
 /** One limit applied to one call: the check and where it came from. */
 interface Applied {
   check: Check;
@@ -163,13 +182,11 @@ export class Limiter {
     } catch (err) {
       const closed = applied.filter((a) => a.onStoreFailure === 'closed');
       if (closed.length > 0) {
-        throw new GatewayError(`The limit store is unreachable, and limit "${closed[0]!.name}" is set to refuse requests then. Retry shortly.`, {
-          status: 503,
-          type: 'service_unavailable',
-          code: 'limits_unavailable',
-          headers: { 'retry-after': '1' },
-          cause: err,
-        });
+        throw new LimitRefusal(
+          `The limit store is unreachable, and limit "${closed[0]!.name}" is set to refuse requests then. Retry shortly.`,
+          { status: 503, type: 'service_unavailable', code: 'limits_unavailable', headers: { 'retry-after': '1' }, cause: err },
+          { limit: closed[0]!.name },
+        );
       }
       this.hooks.onFailOpen?.([...new Set(applied.map((a) => a.name))], err as Error);
       return new Grant(this, {}, { outcome: 'store_failed_open' }, [], undefined, request, 0, 0);
@@ -273,13 +290,14 @@ export class Limiter {
     return headers;
   }
 
-  #refusal(a: Applied, result: CheckResult, headers: Record<string, string>): GatewayError {
+  #refusal(a: Applied, result: CheckResult, headers: Record<string, string>): LimitRefusal {
     const limit = a.kind === 'monthly_budget' ? `${(a.check.limit / MICROS).toFixed(2)}` : String(a.check.limit);
     const what = `limit "${a.name}" (${limit} ${KIND_TEXT[a.kind]}, ${a.scope || 'shared'})`;
     if (result.retryMs < 0) {
-      return new GatewayError(
+      return new LimitRefusal(
         `This request alone needs more than ${what} allows (prompt and max_tokens together). Lower max_tokens or shorten the prompt.`,
         { status: 429, type: 'rate_limit_error', code: 'request_exceeds_limit', headers: { ...headers, 'x-should-retry': 'false' }, details: { limit: a.name, limit_kind: a.kind } },
+        { limit: a.name, kind: a.kind, scope: a.scope },
       );
     }
     let retryMs = result.retryMs;
@@ -288,7 +306,7 @@ export class Limiter {
     const retryAfter = Math.max(1, Math.ceil(retryMs / 1000));
     const code = a.kind === 'monthly_budget' ? 'budget_exceeded' : a.kind === 'concurrent_requests' ? 'concurrency_limit_exceeded' : 'rate_limit_exceeded';
     const used = a.kind === 'monthly_budget' ? (result.used / MICROS).toFixed(2) : String(Math.ceil(result.used));
-    return new GatewayError(
+    return new LimitRefusal(
       `Rate limit reached: ${what}; used ${used}. ` +
         (a.kind === 'concurrent_requests' ? 'Retry when one of your requests in progress has finished.' : `It allows this request again in ${formatDuration(retryMs)} (at ${resetsAt.toISOString()}).`),
       {
@@ -298,6 +316,7 @@ export class Limiter {
         headers: { ...headers, 'retry-after': String(retryAfter), 'x-should-retry': 'true' },
         details: { limit: a.name, limit_kind: a.kind, resets_at: resetsAt.toISOString() },
       },
+      { limit: a.name, kind: a.kind, scope: a.scope, ...(a.kind !== 'concurrent_requests' && { resets_at: resetsAt.toISOString() }) },
     );
   }
 }
