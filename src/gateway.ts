@@ -14,6 +14,7 @@ import { clientRequestId, newRequestId } from './http/request-id.js';
 import { retryHintForRefusal } from './http/retry-hint.js';
 import { errorShapeFor, sendError, sendJson } from './http/send.js';
 import { IdentityServices } from './identity/identity-services.js';
+import { handleServiceKeysApi, isServiceKeysApiPath } from './identity/service-keys-api.js';
 import { createLogger, pathForLog, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import { tooOpen } from './ops/private-files.js';
@@ -321,6 +322,16 @@ export class Gateway {
             signal: ctx.abort.signal,
           });
           if (handled) return;
+        }
+        if (isServiceKeysApiPath(path)) {
+          ctx.principal = await authenticate(services, ctx);
+          return handleServiceKeysApi(req, res, path, {
+            keys: services.identity.serviceKeys,
+            config: services.config.identity.service_keys,
+            principal: ctx.principal,
+            maxBodyBytes: services.config.server.max_body_bytes,
+            log: ctx.log,
+          });
         }
         if (isPolicyApiPath(path)) {
           ctx.principal = await authenticate(services, ctx);

@@ -27,6 +27,10 @@ export interface RecordedIdentity {
   name?: string;
   groups: string[];
   client_id?: string;
+  /** A service key's id (`mgk_<id>_…`), when the caller used one. */
+  service_key?: string;
+  /** For a service identity: the person who created it. */
+  owner?: { issuer: string; subject: string; email?: string };
 }
 
 export interface SessionStartMeta {

@@ -349,7 +349,12 @@ function bodyText(body: unknown): string {
 }
 
 function identityOf(p: Principal): RecordedIdentity {
-  return { issuer: p.issuer, subject: p.subject, email: p.email, name: p.name, groups: [...p.groups], client_id: p.clientId };
+  const identity: RecordedIdentity = { issuer: p.issuer, subject: p.subject, email: p.email, name: p.name, groups: [...p.groups], client_id: p.clientId };
+  if (p.method === 'service_key') {
+    identity.service_key = p.tokenId;
+    identity.owner = p.owner;
+  }
+  return identity;
 }
 
 export class SessionWriter {

@@ -1,6 +1,6 @@
 // Estimated token counts in the session store, on SQLite and PostgreSQL:
 // a session whose model server reported no usage is marked `estimated` in
-// its row (migration v2), the mark reaches the usage report, and a trail
+// its row (migration v3), the mark reaches the usage report, and a trail
 // recorded before the column existed is filled in from its events on
 // upgrade, so `verify` still finds every row equal to its events.
 import assert from 'node:assert/strict';
@@ -81,9 +81,9 @@ for (const factory of STORE_FIXTURES) {
 
     test('a trail from before the column is filled in from its events on upgrade, and still verifies', async () => {
       const { counted, estimated } = await recordBoth();
-      // Back to schema v1: no column, no record of migration 2.
+      // Back to schema v2: no column, no record of migration 3.
       await fx.raw.query('ALTER TABLE sessions DROP COLUMN estimated');
-      await fx.raw.query('DELETE FROM audit_migrations WHERE version = 2');
+      await fx.raw.query('DELETE FROM audit_migrations WHERE version = 3');
       const store = await fx.open();
       try {
         assert.equal((await store.getSession(estimated))!.estimated, true, 'filled in from the session.end event');
@@ -94,7 +94,7 @@ for (const factory of STORE_FIXTURES) {
       } finally {
         await store.close();
       }
-      const [migration] = await fx.raw.query<{ name: string }>('SELECT name FROM audit_migrations WHERE version = 2');
+      const [migration] = await fx.raw.query<{ name: string }>('SELECT name FROM audit_migrations WHERE version = 3');
       assert.equal(migration?.name, 'estimated usage');
     });
   });

@@ -12,9 +12,9 @@ import { Limiter, type LimitRequest } from '../../src/usage/limiter.js';
 const usage = { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, estimated: false };
 let n = 0;
 
-function call(over: { subject?: string; groups?: string[]; connection?: string; model?: string } = {}): LimitRequest {
+function call(over: { subject?: string; groups?: readonly string[]; connection?: string; model?: string } = {}): LimitRequest {
   return {
-    principal: { issuer: 'https://idp.example', subject: over.subject ?? 'alice', groups: over.groups ?? ['engineering'], expiresAt: 0 },
+    principal: { issuer: 'https://idp.example', subject: over.subject ?? 'alice', groups: [...(over.groups ?? ['engineering'])], expiresAt: 0 },
     connection: over.connection ?? 'local',
     model: over.model ?? 'chat',
     requestId: `r${n++}`,
