@@ -94,6 +94,10 @@ export class PostgresStore implements AuditStore {
   private async withChain<T>(work: (client: pg.PoolClient, cursor: ChainCursor) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     const started: string[] = [];
+    // A connection cut mid-transaction (a PostgreSQL restart) also emits 'error' on the client; unheard, it would kill the store's worker for good.
+    const onError = (): void => {};
+    client.on('error', onError);
+    let broken: Error | undefined;
     try {
       // One round trip: BEGIN and the lock that serialises every writer of the chain.
       const results = (await client.query('BEGIN; SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE')) as unknown as Array<
@@ -105,12 +109,14 @@ export class PostgresStore implements AuditStore {
       this.transactions++;
       return result;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
+      await client.query('ROLLBACK').catch((rollbackFailed: Error) => (broken = rollbackFailed));
       // The sids handed out in the rolled-back transaction do not exist.
       for (const id of started) this.sids.delete(id);
       throw err;
     } finally {
-      client.release();
+      client.off('error', onError);
+      // A connection that could not even roll back is dropped, not handed to the next transaction.
+      client.release(broken);
     }
   }
 
