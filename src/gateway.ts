@@ -41,6 +41,7 @@ import { reloadServices, type ReloadOutcome } from './config/reload.js';
 import { Tracing } from './ops/tracing.js';
 import { createLimiter } from './usage/create-limiter.js';
 import { handleUsageApi, isUsageApiPath } from './usage/api.js';
+import { LIMIT_REFUSAL_CODES } from './usage/limiter.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -409,7 +410,7 @@ export class Gateway {
         aborted: ctx.abort.signal.aborted || undefined,
         ...(usage && { usage: { prompt: usage.prompt_tokens, completion: usage.completion_tokens, ...(usage.estimated && { estimated: true }) } }),
         ...(ctx.limits && ctx.limits.decision.outcome !== 'none' && { limits: ctx.limits.decision.outcome }),
-        ...(ctx.errorCode && LIMIT_CODES.has(ctx.errorCode) && { limits: 'refused' }),
+        ...(ctx.errorCode && LIMIT_REFUSAL_CODES.has(ctx.errorCode) && { limits: 'refused' }),
         ...(ctx.trace && { traceId: ctx.trace.traceId }),
       },
       'request',
@@ -444,9 +445,6 @@ function clientErrorAnswer(code: string | undefined): [status: string, code: str
   if (code === 'HPE_HEADER_OVERFLOW') return ['431 Request Header Fields Too Large', 'headers_too_large', 'The request headers exceed 32 KiB.'];
   return ['400 Bad Request', 'bad_http_request', 'Malformed HTTP request.'];
 }
-
-/** Refusals by the limit stage, named in the access log's `limits` field. */
-const LIMIT_CODES = new Set(['rate_limit_exceeded', 'concurrency_limit_exceeded', 'budget_exceeded', 'request_exceeds_limit', 'limits_unavailable']);
 
 function unknownEndpoint(method: string, path: string): GatewayError {
   const served = path.startsWith('/api/')

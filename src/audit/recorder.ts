@@ -21,6 +21,7 @@ import type {
   ApprovalMeta,
   ContentPart,
   DecisionMeta,
+  LimitMeta,
   EndState,
   NewEvent,
   RecordedIdentity,
@@ -458,6 +459,11 @@ export class SessionWriter {
       excerpt: excerpt?.info,
     };
     void this.push([{ kind: 'decision', sessionId: this.id, n, atMs: this.recorder.now(), meta, parts: excerpt?.parts }]);
+  }
+
+  /** The limit that refused the request: metadata only, nothing a person wrote. */
+  limit(meta: LimitMeta): void {
+    void this.push([{ kind: 'limit', sessionId: this.id, n: this.n++, atMs: this.recorder.now(), meta }]);
   }
 
   approval({ comment: text, ...rest }: ApprovalRecord): void {
