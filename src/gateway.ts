@@ -31,6 +31,7 @@ import { AgentTransport } from './proxy/agent-transport.js';
 import { DirectTransport } from './proxy/direct-transport.js';
 import { AgentHub, isAgentServed } from './agent/hub.js';
 import { AgentKeys } from './agent/registry.js';
+import { AgentRouter } from './agent/router.js';
 import { openAgentKeyStore } from './agent/key-store.js';
 import { ModelRoutes } from './proxy/model-routes.js';
 import { GuardrailEngine } from './policy/guardrail-engine.js';
@@ -69,7 +70,10 @@ export class Gateway {
     const log = options.logger ?? createLogger(config.logging.level);
     const metrics = new GatewayMetrics({ subjectLabel: config.usage.metrics_subject_label });
     const agentHub = (this.agentHub = config.agents ? new AgentHub({ keys: lazyAgentKeys(config), config: config.agents, connections: config.connections, log, registry: metrics.registry }) : undefined);
-    const newTransport = (c: ConnectionConfig): Transport => (isAgentServed(c) && agentHub ? new AgentTransport(c, agentHub) : new DirectTransport(c, queueObserver(metrics, c.name)));
+    if (agentHub && config.agents?.routing) {
+      agentHub.router = new AgentRouter({ hub: agentHub, config: config.agents.routing, storage: config.storage, connections: config.connections, log });
+    }
+    const newTransport = (c: ConnectionConfig): Transport => (isAgentServed(c) && agentHub ? new AgentTransport(c, agentHub, queueObserver(metrics, c.name)) : new DirectTransport(c, queueObserver(metrics, c.name)));
     const transports = new Map<string, Transport>(config.connections.map((c) => [c.name, newTransport(c)]));
     const identity = new IdentityServices(config, log, (issuer) => metrics.jwksFetches.inc({ issuer }));
     this.current = {
@@ -119,6 +123,8 @@ export class Gateway {
     this.warnAboutOpenState();
     if (!(await this.services.limiter.store.ready())) this.services.log.warn('limit store (Redis) not reachable yet; limits apply their on_store_failure setting');
     if (this.agentHub) this.services.log.info({ url: await this.agentHub.listen() }, 'accepting agent tunnels');
+    const router = this.agentHub?.router;
+    if (router) this.services.log.info({ url: await router.start(), instance: router.instance }, 'accepting requests routed from other instances');
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
@@ -197,6 +203,7 @@ export class Gateway {
     for (const ctx of this.inFlight) ctx.abort.abort(new Error('gateway shutting down'));
     this.server.closeAllConnections();
     await closed;
+    await this.agentHub?.router?.close();
     await this.agentHub?.close();
     await this.agentHub?.keys.store.close();
     await Promise.all([...this.services.transports.values(), ...this.retiring].map((t) => t.close()));
