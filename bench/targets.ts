@@ -56,7 +56,7 @@ interface SpawnOptions {
   logDir: string;
 }
 
-function spawnTracked(name: string, command: string, args: string[], options: SpawnOptions): ManagedProcess {
+export function spawnTracked(name: string, command: string, args: string[], options: SpawnOptions): ManagedProcess {
   const logPath = join(options.logDir, `${name}.log`);
   const logFd = openSync(logPath, 'a');
   const stdout = options.stdout === 'pipe' ? 'pipe' : options.stdout === 'log' ? logFd : 'ignore';
@@ -92,7 +92,7 @@ function logTail(proc: ManagedProcess, lines = 20): string {
 }
 
 /** Fails fast with the child's own output when it exits during start-up. */
-async function untilReady(proc: ManagedProcess, ready: () => Promise<boolean>): Promise<void> {
+export async function untilReady(proc: ManagedProcess, ready: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + STARTUP_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (proc.child.exitCode !== null || proc.child.signalCode !== null) {

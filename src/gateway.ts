@@ -15,6 +15,7 @@ import { clientRequestId, newRequestId } from './http/request-id.js';
 import { retryHintForRefusal } from './http/retry-hint.js';
 import { errorShapeFor, sendError, sendJson } from './http/send.js';
 import { IdentityServices } from './identity/identity-services.js';
+import { handleServiceKeysApi, isServiceKeysApiPath } from './identity/service-keys-api.js';
 import { createLogger, pathForLog, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import { tooOpen } from './ops/private-files.js';
@@ -32,6 +33,7 @@ import { AgentTransport } from './proxy/agent-transport.js';
 import { DirectTransport } from './proxy/direct-transport.js';
 import { AgentHub, isAgentServed } from './agent/hub.js';
 import { AgentKeys } from './agent/registry.js';
+import { AgentRouter } from './agent/router.js';
 import { openAgentKeyStore } from './agent/key-store.js';
 import { ModelRoutes } from './proxy/model-routes.js';
 import { GuardrailEngine } from './policy/guardrail-engine.js';
@@ -42,6 +44,7 @@ import { reloadServices, type ReloadOutcome } from './config/reload.js';
 import { Tracing } from './ops/tracing.js';
 import { createLimiter } from './usage/create-limiter.js';
 import { handleUsageApi, isUsageApiPath } from './usage/api.js';
+import { LIMIT_REFUSAL_CODES } from './usage/limiter.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -72,7 +75,10 @@ export class Gateway {
     const metrics = new GatewayMetrics({ subjectLabel: config.usage.metrics_subject_label });
     this.outages = new StoreOutages(log, metrics);
     const agentHub = (this.agentHub = config.agents ? new AgentHub({ keys: lazyAgentKeys(config), config: config.agents, connections: config.connections, log, registry: metrics.registry }) : undefined);
-    const newTransport = (c: ConnectionConfig): Transport => (isAgentServed(c) && agentHub ? new AgentTransport(c, agentHub) : new DirectTransport(c, queueObserver(metrics, c.name)));
+    if (agentHub && config.agents?.routing) {
+      agentHub.router = new AgentRouter({ hub: agentHub, config: config.agents.routing, storage: config.storage, connections: config.connections, log });
+    }
+    const newTransport = (c: ConnectionConfig): Transport => (isAgentServed(c) && agentHub ? new AgentTransport(c, agentHub, queueObserver(metrics, c.name)) : new DirectTransport(c, queueObserver(metrics, c.name)));
     const transports = new Map<string, Transport>(config.connections.map((c) => [c.name, newTransport(c)]));
     const identity = new IdentityServices(config, log, (issuer) => metrics.jwksFetches.inc({ issuer }));
     this.current = {
@@ -129,6 +135,8 @@ export class Gateway {
     this.warnAboutOpenState();
     if (!(await this.services.limiter.store.ready())) this.services.log.warn('limit store (Redis) not reachable yet; limits apply their on_store_failure setting');
     if (this.agentHub) this.services.log.info({ url: await this.agentHub.listen() }, 'accepting agent tunnels');
+    const router = this.agentHub?.router;
+    if (router) this.services.log.info({ url: await router.start(), instance: router.instance }, 'accepting requests routed from other instances');
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
@@ -208,6 +216,7 @@ export class Gateway {
     await this.cutInFlight();
     this.server.closeAllConnections();
     await closed;
+    await this.agentHub?.router?.close();
     await this.agentHub?.close();
     await this.agentHub?.keys.store.close();
     await Promise.all([...this.services.transports.values(), ...this.retiring].map((t) => t.close()));
@@ -352,6 +361,16 @@ export class Gateway {
           });
           if (handled) return;
         }
+        if (isServiceKeysApiPath(path)) {
+          ctx.principal = await authenticate(services, ctx);
+          return handleServiceKeysApi(req, res, path, {
+            keys: services.identity.serviceKeys,
+            config: services.config.identity.service_keys,
+            principal: ctx.principal,
+            maxBodyBytes: services.config.server.max_body_bytes,
+            log: ctx.log,
+          });
+        }
         if (isPolicyApiPath(path)) {
           ctx.principal = await authenticate(services, ctx);
           return handlePolicyApi(req, res, path, { config: services.config, guardrails: services.guardrails, principal: ctx.principal });
@@ -434,7 +453,7 @@ export class Gateway {
         aborted: ctx.abort.signal.aborted || undefined,
         ...(usage && { usage: { prompt: usage.prompt_tokens, completion: usage.completion_tokens, ...(usage.estimated && { estimated: true }) } }),
         ...(ctx.limits && ctx.limits.decision.outcome !== 'none' && { limits: ctx.limits.decision.outcome }),
-        ...(ctx.errorCode && LIMIT_CODES.has(ctx.errorCode) && { limits: 'refused' }),
+        ...(ctx.errorCode && LIMIT_REFUSAL_CODES.has(ctx.errorCode) && { limits: 'refused' }),
         ...(ctx.trace && { traceId: ctx.trace.traceId }),
       },
       'request',
@@ -479,9 +498,6 @@ const OUTAGE_CODES = new Map<string, StoreName>([
 
 /** How long streams cut at shutdown get to send their error frame before their sockets close. */
 const CUT_FLUSH_MS = 1_000;
-
-/** Refusals by the limit stage, named in the access log's `limits` field. */
-const LIMIT_CODES = new Set(['rate_limit_exceeded', 'concurrency_limit_exceeded', 'budget_exceeded', 'request_exceeds_limit', 'limits_unavailable']);
 
 function unknownEndpoint(method: string, path: string): GatewayError {
   const served = path.startsWith('/api/')

@@ -21,6 +21,7 @@ import type {
   ApprovalMeta,
   ContentPart,
   DecisionMeta,
+  LimitMeta,
   EndState,
   NewEvent,
   RecordedIdentity,
@@ -448,7 +449,12 @@ function bodyText(body: unknown): string {
 }
 
 function identityOf(p: Principal): RecordedIdentity {
-  return { issuer: p.issuer, subject: p.subject, email: p.email, name: p.name, groups: [...p.groups], client_id: p.clientId };
+  const identity: RecordedIdentity = { issuer: p.issuer, subject: p.subject, email: p.email, name: p.name, groups: [...p.groups], client_id: p.clientId };
+  if (p.method === 'service_key') {
+    identity.service_key = p.tokenId;
+    identity.owner = p.owner;
+  }
+  return identity;
 }
 
 export class SessionWriter {
@@ -554,6 +560,11 @@ export class SessionWriter {
       excerpt: excerpt?.info,
     };
     void this.push([{ kind: 'decision', sessionId: this.id, n, atMs: this.recorder.now(), meta, parts: excerpt?.parts }]);
+  }
+
+  /** The limit that refused the request: metadata only, nothing a person wrote. */
+  limit(meta: LimitMeta): void {
+    void this.push([{ kind: 'limit', sessionId: this.id, n: this.n++, atMs: this.recorder.now(), meta }]);
   }
 
   approval({ comment: text, ...rest }: ApprovalRecord): void {

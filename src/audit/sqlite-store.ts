@@ -12,6 +12,7 @@ import type { StorageConfig } from './config.js';
 import { NO_ORDINAL, TRAIL_SESSION_ID, type ContentPart, type NewEvent, type StoredEvent } from './events.js';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/index.js';
 import { projectEvent, SESSION_COLUMNS, type SessionUpdate } from './projection.js';
+import { fts5Match, indexTextOf, INDEXED_KINDS } from './search.js';
 import {
   attachContents,
   columnValue,
@@ -56,6 +57,8 @@ export class SqliteStore implements AuditStore {
   private readonly appendTransaction;
   /** sid of sessions started through this handle and not yet ended. */
   private readonly sids = new Map<string, number>();
+  /** Index entries were removed since the last purge: their tokens may linger in FTS5 segments until merged. */
+  private searchRemoved = false;
 
   private constructor(private readonly db: Database.Database) {
     this.statements = {
@@ -74,7 +77,9 @@ export class SqliteStore implements AuditStore {
         `SELECT ${eventColumns(true)} FROM events WHERE sid = (SELECT sid FROM sessions WHERE id = ?) ORDER BY seq`,
       ),
       sessionContents: db.prepare<[string], ContentTableRow>('SELECT * FROM contents WHERE sid = (SELECT sid FROM sessions WHERE id = ?)'),
-      eventSeq: db.prepare<[number, number], { seq: number }>('SELECT seq FROM events WHERE sid = ? AND n = ? ORDER BY seq LIMIT 1'),
+      eventSeq: db.prepare<[number, number], { seq: number; kind: string }>('SELECT seq, kind FROM events WHERE sid = ? AND n = ? ORDER BY seq LIMIT 1'),
+      insertSearch: db.prepare('INSERT INTO session_search (rowid, text) VALUES (?, ?)'),
+      deleteSearch: db.prepare('DELETE FROM session_search WHERE rowid = ?'),
       deleteContent: db.prepare('DELETE FROM contents WHERE sid = ? AND n = ?'),
       setInlineContent: db.prepare('UPDATE events SET key_id = ?, nonce = ?, content = ? WHERE sid = ? AND n = ?'),
     };
@@ -111,7 +116,11 @@ export class SqliteStore implements AuditStore {
           asBuffer(first?.nonce ?? null),
           asBuffer(first?.data ?? null),
         );
-        if (sid !== null) this.insertParts(sid, event.n, parts);
+        if (sid !== null) {
+          this.insertParts(sid, event.n, parts);
+          const text = indexTextOf(event);
+          if (text !== undefined) this.statements.insertSearch.run(seq, text);
+        }
         const projection = projectEvent(event.sessionId, event, event.atMs);
         if (projection && 'insert' in projection) {
           const row: Record<string, unknown> = { ...sessionToTable(projection.insert), sid: seq };
@@ -144,11 +153,13 @@ export class SqliteStore implements AuditStore {
       db.pragma(`synchronous = ${settings.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
       // Overwritten and deleted content is zeroed, so a redaction leaves no copy in free pages.
       db.pragma('secure_delete = ON');
-      migrate(db);
+      const applied = migrate(db);
+      const store = new SqliteStore(db);
+      if (applied.includes(2) && !applied.includes(1)) store.backfillSearch();
+      return store;
     } catch (err) {
       throw new StorageUnavailableError(`cannot open the SQLite audit database ${settings.path}: ${(err as Error).message}`, { cause: err });
     }
-    return new SqliteStore(db);
   }
 
   /** The sid of a session, or null if it has no row (a trail event, or a session deleted meanwhile). */
@@ -221,7 +232,11 @@ export class SqliteStore implements AuditStore {
 
   async listSessions(query: SessionQuery): Promise<SessionRow[]> {
     const params: unknown[] = [];
-    const where = sessionWhere(query, (v) => (params.push(v), '?'));
+    const where = sessionWhere(
+      query,
+      (v) => (params.push(v), '?'),
+      (terms) => (params.push(fts5Match(terms)), 'sid IN (SELECT sid FROM events WHERE seq IN (SELECT rowid FROM session_search WHERE session_search MATCH ?))'),
+    );
     return this.db
       .prepare<unknown[], SessionTableRow>(`SELECT * FROM sessions ${where} ORDER BY received_at DESC, id DESC LIMIT ?`)
       .all(...params, query.limit)
@@ -302,6 +317,10 @@ export class SqliteStore implements AuditStore {
         const first = rewrite.parts.find((p) => p.part === 0)!;
         this.statements.setInlineContent.run(first.keyId, asBuffer(first.nonce), asBuffer(first.data), state.sid, rewrite.n);
         this.insertParts(state.sid, rewrite.n, rewrite.parts);
+        // The index follows the content: the old entry goes, the rewritten text (if any is left) comes back.
+        if (this.statements.deleteSearch.run(event.seq).changes > 0) this.searchRemoved = true;
+        const text = indexTextOf({ kind: event.kind, sessionId, n: rewrite.n, parts: rewrite.parts });
+        if (text !== undefined) this.statements.insertSearch.run(event.seq, text);
         targets.push([event.seq, contentHash(rewrite.parts)!]);
       }
       const [seq] = this.appendTransaction([{ ...evidence, meta: { ...evidence.meta, targets } }]);
@@ -329,6 +348,8 @@ export class SqliteStore implements AuditStore {
         .prepare<[string], { seq: number; hash: string }>('SELECT seq, hash FROM events WHERE sid IN (SELECT value FROM json_each(?)) ORDER BY seq')
         .all(sids)
         .map((r): [number, string] => [r.seq, r.hash]);
+      const unindexed = this.db.prepare('DELETE FROM session_search WHERE rowid IN (SELECT seq FROM events WHERE sid IN (SELECT value FROM json_each(?)))').run(sids);
+      if (unindexed.changes > 0) this.searchRemoved = true;
       for (const table of ['contents', 'events', 'session_groups', 'sessions']) {
         this.db.prepare(`DELETE FROM ${table} WHERE sid IN (SELECT value FROM json_each(?))`).run(sids);
       }
@@ -342,7 +363,37 @@ export class SqliteStore implements AuditStore {
 
   /** Pushes rewritten pages out of the WAL, so no copy of redacted content remains in it. */
   async purge(): Promise<void> {
+    // A deleted FTS5 entry is only marked deleted; merging every segment drops its tokens for good.
+    if (this.searchRemoved) {
+      this.db.prepare("INSERT INTO session_search (session_search) VALUES ('optimize')").run();
+      this.searchRemoved = false;
+    }
     this.db.pragma('wal_checkpoint(TRUNCATE)');
+  }
+
+  /** Indexes the stored content of events recorded before the search index existed, a batch per transaction. */
+  backfillSearch(): number {
+    let indexed = 0;
+    const batch = this.db.transaction((after: number): number => {
+      const rows = this.db
+        .prepare<[number, string], EventTableRow>(`SELECT ${eventColumns(true)} FROM events WHERE seq > ? AND kind IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT 500`)
+        .all(after, JSON.stringify(INDEXED_KINDS));
+      if (rows.length === 0) return -1;
+      const last = Number(rows[rows.length - 1]!.seq);
+      const contents = this.db
+        .prepare<[number, number], ContentTableRow>('SELECT c.* FROM contents c JOIN events e ON e.sid = c.sid AND e.n = c.n WHERE e.seq > ? AND e.seq <= ?')
+        .all(after, last);
+      for (const event of attachContents(rows, contents)) {
+        const text = indexTextOf(event);
+        if (text !== undefined) {
+          this.statements.insertSearch.run(event.seq, text);
+          indexed++;
+        }
+      }
+      return last;
+    });
+    for (let after = 0; after >= 0; ) after = batch.immediate(after);
+    return indexed;
   }
 
   async close(): Promise<void> {
@@ -350,9 +401,11 @@ export class SqliteStore implements AuditStore {
   }
 }
 
-function migrate(db: Database.Database): void {
+/** Brings the schema up to date; returns the versions it applied. */
+function migrate(db: Database.Database): number[] {
   db.exec('CREATE TABLE IF NOT EXISTS audit_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at integer NOT NULL)');
-  db.transaction(() => {
+  return db.transaction((): number[] => {
+    const done: number[] = [];
     const applied = new Set(db.prepare<[], { version: number }>('SELECT version FROM audit_migrations').all().map((r) => r.version));
     const newest = Math.max(0, ...applied);
     if (newest > LATEST_VERSION) {
@@ -362,6 +415,8 @@ function migrate(db: Database.Database): void {
       if (applied.has(migration.version)) continue;
       db.exec(migration.sqlite);
       db.prepare('INSERT INTO audit_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(migration.version, migration.name, Date.now());
+      done.push(migration.version);
     }
+    return done;
   }).immediate();
 }

@@ -6,7 +6,8 @@ import { openReviewStore, redactRequesterReviews } from '../approvals/review-sto
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuditConfigError, loadAuditSettings, type AuditSettings } from '../audit/config.js';
-import { parseTimeBound, SessionArchive, type SessionDetail, type SessionFilter } from '../audit/sessions.js';
+import { SearchQueryError } from '../audit/search.js';
+import { parseTimeBound, SearchUnavailableError, SessionArchive, type SessionDetail, type SessionFilter } from '../audit/sessions.js';
 import { openStore, SessionStateError, type DecisionFilter, type SessionRow } from '../audit/store.js';
 import { UsageError, type Command } from './command.js';
 import { EXIT_CONFIG } from './gateway.js';
@@ -148,8 +149,9 @@ function printDetail(d: SessionDetail): void {
   console.log(`  route       ${s.connection ?? '-'} / ${s.model} (${s.operation}${s.stream ? ', streamed' : ''})`);
   console.log(`  outcome     ${stateLabel(s)} ${s.status ?? ''}${s.error_code ? ` ${s.error_code}` : ''}`);
   console.log(`  timing      ttft ${s.ttft_ms ?? '-'} ms, total ${s.latency_ms ?? '-'} ms`);
-  if (s.total_tokens !== null) console.log(`  tokens      ${s.prompt_tokens ?? '-'} in, ${s.completion_tokens ?? '-'} out`);
+  if (s.total_tokens !== null) console.log(`  tokens      ${s.prompt_tokens ?? '-'} in, ${s.completion_tokens ?? '-'} out${s.estimated ? ' (estimated: the model server reported none)' : ''}`);
   console.log(`  flags       ${flags(s)} (blocked masked approved redacted hold)`);
+  if (d.limit) console.log(`  limit       ${printable(d.limit.limit)} refused it (${d.limit.kind ?? 'limit store unreachable'}${d.limit.scope ? `, ${printable(d.limit.scope)}` : ''}${d.limit.resets_at ? `, resets ${d.limit.resets_at}` : ''})`);
   if (!s.bodies) console.log(paint.dim('  bodies are not recorded for this connection'));
   const request = d.forwarded?.body ?? d.request.body;
   if (d.request.error) console.log(paint.red(`  request unreadable: ${d.request.error}`));
@@ -218,7 +220,7 @@ export const sessionsCommand: Command = {
     until: { type: 'string', description: 'Before this time', valueName: 'time' },
     decision: { type: 'string', description: 'Only sessions with a blocked, masked or approved decision', valueName: 'kind' },
     state: { type: 'string', description: 'completed, aborted, upstream_failed, refused, incomplete or open', valueName: 'state' },
-    text: { type: 'string', short: 'q', description: 'Text in prompts or responses (reads, and decrypts, bodies: slower)', valueName: 'text' },
+    text: { type: 'string', short: 'q', description: 'Full-text search in stored prompts and answers: words, "phrases", prefix* (not when recording encryption is on)', valueName: 'text' },
     limit: { type: 'string', description: 'Sessions per page (list)', valueName: 'n' },
     cursor: { type: 'string', description: 'Continue a previous list', valueName: 'cursor' },
     json: { type: 'boolean', description: 'Machine-readable output' },
@@ -252,8 +254,8 @@ export const sessionsCommand: Command = {
     try {
       return await runSubcommand(sub as Subcommand, opened, values, args, filter, speed);
     } catch (err) {
-      if (err instanceof SessionStateError) {
-        console.error(`modelgate sessions: ${err.message}`);
+      if (err instanceof SessionStateError || err instanceof SearchUnavailableError || err instanceof SearchQueryError) {
+        console.error(`modelgate sessions: ${err instanceof SearchQueryError ? `--text: ${err.message}` : err.message}`);
         return 1;
       }
       throw err;
@@ -271,7 +273,6 @@ async function runSubcommand(sub: Subcommand, { archive, settings }: { archive: 
       if (values.json) console.log(JSON.stringify({ sessions: page.sessions, next_cursor: page.next ?? null }, null, 2));
       else {
         printList(page.sessions);
-        if (page.scan_limit_reached) console.log(paint.dim(`text search stopped after reading ${page.scanned} sessions (recording.search_scan_limit)`));
         if (page.next) console.log(paint.dim(`more: --cursor ${page.next}`));
       }
       return 0;

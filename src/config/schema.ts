@@ -8,7 +8,7 @@ import { approvalsSchema } from '../approvals/config.js';
 import { connectionRecordingSchema, recordingSchema, storageSchema } from '../audit/config.js';
 import { guardrailsSchema, unknownConnectionReferences } from '../policy/guardrails-schema.js';
 import { limitsSchema, tracingSchema, usageSchema } from '../usage/config.js';
-import { checkIdentityReferences, defaultGatewayTokenLifetime, gatewayTokens, identityAssertion, identityState, loginSettings, webLogin, workloadBinding } from './identity-schema.js';
+import { checkIdentityReferences, defaultGatewayTokenLifetime, gatewayTokens, identityAssertion, identityState, loginSettings, serviceKeys, webLogin, workloadBinding } from './identity-schema.js';
 
 /** Asymmetric JWS algorithms only: HMAC would let anyone holding the public key forge tokens. */
 export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
@@ -76,6 +76,7 @@ const identity = z
     gateway_tokens: gatewayTokens,
     state: identityState,
     web: webLogin,
+    service_keys: serviceKeys,
   })
   .strict()
   .transform((id) => ({
@@ -142,6 +143,8 @@ const connection = z
     /** Longest wait for a connection before 503 + retry-after. */
     queue_timeout: duration.prefault('30s'),
     identity_assertion: identityAssertion.optional(),
+    /** Accept service keys (`modelgate keys`) on this connection. Off: only short-lived tokens are. */
+    service_keys: z.boolean().default(false),
     /** Overrides of the recording defaults for this connection (bodies on/off, retention). */
     recording: connectionRecordingSchema.optional(),
     /**

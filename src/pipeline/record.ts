@@ -1,5 +1,5 @@
 // Stage: the session record. A session starts once the route is known, so
-// refusals by guardrails are recorded too; the request part is made durable
+// refusals by limits and guardrails are recorded too; the request part is made durable
 // before anything is forwarded (write-ahead: if storage fails, the caller
 // gets 503 and the model gets nothing), and the response is recorded as
 // delivered, frame by frame, with its time offsets.

@@ -111,7 +111,7 @@ export class WebRoutes {
 
   /** Who the bearer token says the caller is, and what they may use. */
   private async whoami(ctx: RequestContext): Promise<void> {
-    const principal = await authenticate(this.services, ctx);
+    const principal = await authenticate(this.services, ctx, { serviceKeys: true });
     ctx.principal = principal;
     const models = (await allowedRoutes(this.services, principal)).map((r) => ({ model: r.model, connection: r.connection.name }));
     sendJson(ctx.res, 200, {
@@ -123,6 +123,7 @@ export class WebRoutes {
       groups: principal.groups,
       client_id: principal.clientId,
       workload_subject: principal.workloadSubject,
+      owner: principal.owner,
       expires_at: principal.expiresAt,
       models,
     });
