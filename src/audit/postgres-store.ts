@@ -93,11 +93,12 @@ export class PostgresStore implements AuditStore {
   /** Runs `work` in a transaction holding the chain head (appendLocked moves the head). */
   private async withChain<T>(work: (client: pg.PoolClient, cursor: ChainCursor) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // The server going away between two queries of the transaction is reported on the client: without a
+    // listener that would be an uncaught error, and it would take the store (and its worker thread) down.
+    let lost: Error | undefined;
+    const onLost = (err: Error): void => void (lost ??= err);
+    client.on('error', onLost);
     const started: string[] = [];
-    // A connection cut mid-transaction (a PostgreSQL restart) also emits 'error' on the client; unheard, it would kill the store's worker for good.
-    const onError = (): void => {};
-    client.on('error', onError);
-    let broken: Error | undefined;
     try {
       // One round trip: BEGIN and the lock that serialises every writer of the chain.
       const results = (await client.query('BEGIN; SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE')) as unknown as Array<
@@ -109,14 +110,15 @@ export class PostgresStore implements AuditStore {
       this.transactions++;
       return result;
     } catch (err) {
-      await client.query('ROLLBACK').catch((rollbackFailed: Error) => (broken = rollbackFailed));
+      await client.query('ROLLBACK').catch(() => {});
       // The sids handed out in the rolled-back transaction do not exist.
       for (const id of started) this.sids.delete(id);
+      lost ??= err as Error;
       throw err;
     } finally {
-      client.off('error', onError);
-      // A connection that could not even roll back is dropped, not handed to the next transaction.
-      client.release(broken);
+      client.off('error', onLost);
+      // A client whose transaction failed may have lost its connection: the pool replaces it rather than reuse it.
+      client.release(lost);
     }
   }
 
