@@ -146,6 +146,7 @@ async function measure(storage: ReturnType<typeof storageSchema.parse>, dataDir:
     const browser = await browserFirstRow(url);
     rows.push(row('browser, signed in: Sessions clicked until the first row shows', browser.inApp));
     rows.push(row('browser: full page load of /ui/sessions (HTML, script, token exchange, list)', browser.cold));
+    for (const [stage, times] of Object.entries(browser.stages)) rows.push(row(`  cold load, from navigation start until ${stage}`, times));
   } finally {
     await gateway.close(1_000);
     await Promise.all([idp.close(), model.close()]);
@@ -170,7 +171,21 @@ const IN_PAGE_CLICK_TO_FIRST_ROW = `new Promise((resolve) => {
 })`;
 
 /** Signs carol in once, then times the sessions page until a row is visible: opened from the console's navigation, and loaded cold. */
-async function browserFirstRow(url: string): Promise<{ inApp: number[]; cold: number[] }> {
+/** Where a cold load's time goes: when each step ended, from the navigation's start (the page's own Resource Timing). */
+const COLD_LOAD_STAGES = `(() => {
+  const end = (test) => { const e = performance.getEntriesByType('resource').find((r) => test(new URL(r.name))); return e ? e.responseEnd : NaN; };
+  const nav = performance.getEntriesByType('navigation')[0];
+  return {
+    'the HTML arrived': nav.responseEnd,
+    'the script arrived': end((u) => u.pathname.endsWith('.js')),
+    'GET /auth/session answered': end((u) => u.pathname === '/auth/session'),
+    'POST /auth/token answered': end((u) => u.pathname === '/auth/token'),
+    'GET /v1/sessions answered': end((u) => u.pathname === '/v1/sessions'),
+    'the test saw the first row': performance.now(),
+  };
+})()`;
+
+async function browserFirstRow(url: string): Promise<{ inApp: number[]; cold: number[]; stages: Record<string, number[]> }> {
   const chromium = await launchChromium();
   try {
     const page = await (await chromium.browser.newContext()).newPage();
@@ -182,6 +197,7 @@ async function browserFirstRow(url: string): Promise<{ inApp: number[]; cold: nu
     await page.locator('tr[data-session-id]').first().waitFor();
     const inApp: number[] = [];
     const cold: number[] = [];
+    const stages: Record<string, number[]> = {};
     for (let i = 0; i < Math.min(SAMPLES, 15); i++) {
       await page.getByRole('link', { name: 'Reviews' }).click();
       await page.locator('tr[data-session-id]').first().waitFor({ state: 'detached' });
@@ -191,8 +207,9 @@ async function browserFirstRow(url: string): Promise<{ inApp: number[]; cold: nu
       await page.goto(`${url}/ui/sessions?i=${i}`);
       await page.locator('tr[data-session-id]').first().waitFor();
       cold.push(performance.now() - t);
+      for (const [stage, ms] of Object.entries(await page.evaluate<Record<string, number>>(COLD_LOAD_STAGES))) (stages[stage] ??= []).push(ms);
     }
-    return { inApp, cold };
+    return { inApp, cold, stages };
   } finally {
     await chromium.close();
   }
