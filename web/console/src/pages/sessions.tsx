@@ -117,7 +117,7 @@ export function SessionsPage() {
           </label>
           <button type="submit">Search</button>
         </div>
-        <p id="search-help" class="note">
+        <p id="search-help" class="note search-help">
           Every word must occur (case and accents ignored); quote a phrase; end a word with * to match its start. Encrypted recordings are never indexed.
         </p>
         {FILTERS.map((f) => (
