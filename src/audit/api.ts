@@ -39,7 +39,7 @@ export interface SessionsApiContext {
 }
 
 const DECISIONS: readonly DecisionFilter[] = ['blocked', 'masked', 'approved'];
-const STATES: ReadonlyArray<SessionRow['state']> = ['open', 'completed', 'aborted', 'upstream_failed', 'refused', 'incomplete'];
+const STATES: ReadonlyArray<SessionRow['state']> = ['open', 'completed', 'aborted', 'upstream_failed', 'refused', 'incomplete', 'shutdown'];
 
 export function isSessionsApiPath(path: string): boolean {
   return path === SESSIONS_API_PREFIX || path.startsWith(`${SESSIONS_API_PREFIX}/`);
@@ -47,6 +47,16 @@ export function isSessionsApiPath(path: string): boolean {
 
 export function isAuditor(principal: Principal, auditorGroups: readonly string[]): boolean {
   return principal.groups.some((g) => auditorGroups.includes(g));
+}
+
+/**
+ * The issuers under which a person's own sessions are recorded: their IdP's,
+ * and the gateway's when they signed in through the browser (a gateway token
+ * names the IdP as `origin`). Non-auditors see sessions and usage of these
+ * issuers with their own subject, and nothing else.
+ */
+export function ownIssuers(principal: Principal): string[] {
+  return [...new Set([principal.issuer, principal.origin].filter((i): i is string => i !== undefined))];
 }
 
 /** Who did it, as recorded in redaction, deletion and legal-hold events. */
@@ -119,8 +129,8 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
   const method = req.method ?? 'GET';
   const auditor = isAuditor(ctx.principal, ctx.auditorGroups);
   // One person, whether the session was made with their IdP's token or a gateway token from a browser sign-in there.
-  const ownIssuers = [...new Set([ctx.principal.issuer, ctx.principal.origin].filter((i): i is string => i !== undefined))];
-  const mine = (s: SessionRow): boolean => ownIssuers.includes(s.issuer) && s.subject === ctx.principal.subject;
+  const issuers = ownIssuers(ctx.principal);
+  const mine = (s: SessionRow): boolean => issuers.includes(s.issuer) && s.subject === ctx.principal.subject;
   const segments = url.pathname.slice(SESSIONS_API_PREFIX.length).split('/').filter(Boolean).map(decodeURIComponent);
   const maxBody = ctx.maxBodyBytes ?? 64 * 1024;
   const allow = (...methods: string[]): void => {
@@ -137,7 +147,7 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
   if (segments.length === 0) {
     allow('GET');
     const filter = filterFromQuery(url.searchParams, Date.now());
-    if (!auditor) Object.assign(filter, { issuer: undefined, issuers: ownIssuers, subject: ctx.principal.subject });
+    if (!auditor) Object.assign(filter, { issuer: undefined, issuers, subject: ctx.principal.subject });
     const page = await listOrRefuse(ctx.archive, filter);
     sendJson(res, 200, { object: 'list', scope: auditor ? 'all' : 'own', data: page.sessions, has_more: page.next !== undefined, next_cursor: page.next ?? null });
     return true;

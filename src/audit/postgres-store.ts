@@ -96,6 +96,11 @@ export class PostgresStore implements AuditStore {
   /** Runs `work` in a transaction holding the chain head (appendLocked moves the head). */
   private async withChain<T>(work: (client: pg.PoolClient, cursor: ChainCursor) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // The server going away between two queries of the transaction is reported on the client: without a
+    // listener that would be an uncaught error, and it would take the store (and its worker thread) down.
+    let lost: Error | undefined;
+    const onLost = (err: Error): void => void (lost ??= err);
+    client.on('error', onLost);
     const started: string[] = [];
     try {
       // One round trip: BEGIN and the lock that serialises every writer of the chain.
@@ -111,9 +116,12 @@ export class PostgresStore implements AuditStore {
       await client.query('ROLLBACK').catch(() => {});
       // The sids handed out in the rolled-back transaction do not exist.
       for (const id of started) this.sids.delete(id);
+      lost ??= err as Error;
       throw err;
     } finally {
-      client.release();
+      client.off('error', onLost);
+      // A client whose transaction failed may have lost its connection: the pool replaces it rather than reuse it.
+      client.release(lost);
     }
   }
 

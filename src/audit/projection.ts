@@ -25,6 +25,8 @@ export interface SessionRow {
   prompt_tokens: number | null;
   completion_tokens: number | null;
   total_tokens: number | null;
+  /** The token numbers were estimated from text: the model server reported none. */
+  estimated: boolean;
   ttft_ms: number | null;
   latency_ms: number | null;
   ended_at: number | null;
@@ -41,7 +43,7 @@ export type SessionUpdate = Partial<Pick<SessionRow, SessionColumn>>;
 export type Projection = { insert: SessionRow } | { update: SessionUpdate } | undefined;
 
 /** Which columns are booleans (stored as 0/1) and which are numbers, for the SQL layers. */
-export const BOOLEAN_COLUMNS = ['stream', 'bodies', 'blocked', 'masked', 'approved', 'redacted', 'legal_hold'] as const satisfies readonly SessionColumn[];
+export const BOOLEAN_COLUMNS = ['stream', 'bodies', 'estimated', 'blocked', 'masked', 'approved', 'redacted', 'legal_hold'] as const satisfies readonly SessionColumn[];
 export const INTEGER_COLUMNS = [
   'received_at',
   'status',
@@ -80,6 +82,7 @@ export const SESSION_COLUMNS: readonly SessionColumn[] = [
   'approved',
   'redacted',
   'legal_hold',
+  'estimated',
 ];
 
 export function projectEvent(sessionId: string, event: AuditEvent, atMs: number): Projection {
@@ -108,6 +111,7 @@ export function projectEvent(sessionId: string, event: AuditEvent, atMs: number)
           prompt_tokens: null,
           completion_tokens: null,
           total_tokens: null,
+          estimated: false,
           ttft_ms: null,
           latency_ms: null,
           ended_at: null,
@@ -135,6 +139,7 @@ export function projectEvent(sessionId: string, event: AuditEvent, atMs: number)
           prompt_tokens: m.usage?.prompt_tokens ?? null,
           completion_tokens: m.usage?.completion_tokens ?? null,
           total_tokens: m.usage?.total_tokens ?? null,
+          estimated: m.usage?.estimated === true,
           ttft_ms: m.ttft_ms ?? null,
           latency_ms: m.latency_ms ?? null,
           ended_at: atMs,
@@ -146,6 +151,7 @@ export function projectEvent(sessionId: string, event: AuditEvent, atMs: number)
     case 'legal_hold':
       return { update: { legal_hold: event.meta.hold } };
     case 'session.forwarded':
+    case 'limit':
     case 'response.chunks':
     case 'retention.delete':
     case 'session.delete':

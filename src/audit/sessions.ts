@@ -13,6 +13,7 @@ import {
   parseMeta,
   TRAIL_SESSION_ID,
   type ApprovalMeta,
+  type LimitMeta,
   type ContentInfo,
   type DecisionMeta,
   type EventMetaByKind,
@@ -74,6 +75,8 @@ export interface SessionDetail {
   forwarded?: DecodedContent & { upstream_model?: string };
   decisions: Array<DecisionMeta & { at: number; excerpt_text?: string; error?: string }>;
   approvals: Array<ApprovalMeta & { at: number; comment_text?: string; error?: string }>;
+  /** The limit that refused the request, when one did. */
+  limit?: LimitMeta & { at: number };
   response: { chunks: ReplayChunk[]; text: string; truncated: boolean; error?: string };
   end?: SessionEndMeta & { at: number };
   /** The session's events as chained, for audit. */
@@ -237,6 +240,9 @@ export class SessionArchive {
           detail.decisions.push({ ...meta, at: event.atMs, ...(excerpt.body !== undefined ? { excerpt_text: String(excerpt.body) } : {}), ...(excerpt.error ? { error: excerpt.error } : {}) });
           break;
         }
+        case 'limit':
+          detail.limit = { ...(parseMeta(event) as LimitMeta), at: event.atMs };
+          break;
         case 'approval': {
           const meta = parseMeta(event) as ApprovalMeta;
           const comment = this.decode(event, meta.comment);

@@ -149,8 +149,9 @@ function printDetail(d: SessionDetail): void {
   console.log(`  route       ${s.connection ?? '-'} / ${s.model} (${s.operation}${s.stream ? ', streamed' : ''})`);
   console.log(`  outcome     ${stateLabel(s)} ${s.status ?? ''}${s.error_code ? ` ${s.error_code}` : ''}`);
   console.log(`  timing      ttft ${s.ttft_ms ?? '-'} ms, total ${s.latency_ms ?? '-'} ms`);
-  if (s.total_tokens !== null) console.log(`  tokens      ${s.prompt_tokens ?? '-'} in, ${s.completion_tokens ?? '-'} out`);
+  if (s.total_tokens !== null) console.log(`  tokens      ${s.prompt_tokens ?? '-'} in, ${s.completion_tokens ?? '-'} out${s.estimated ? ' (estimated: the model server reported none)' : ''}`);
   console.log(`  flags       ${flags(s)} (blocked masked approved redacted hold)`);
+  if (d.limit) console.log(`  limit       ${printable(d.limit.limit)} refused it (${d.limit.kind ?? 'limit store unreachable'}${d.limit.scope ? `, ${printable(d.limit.scope)}` : ''}${d.limit.resets_at ? `, resets ${d.limit.resets_at}` : ''})`);
   if (!s.bodies) console.log(paint.dim('  bodies are not recorded for this connection'));
   const request = d.forwarded?.body ?? d.request.body;
   if (d.request.error) console.log(paint.red(`  request unreadable: ${d.request.error}`));

@@ -77,22 +77,25 @@ async function costsFrom(values: OptionValues): Promise<{ table: CostTable; curr
   return { table: new CostTable(parsed.data), currency: parsed.data.currency };
 }
 
-const NUMBER_COLUMNS = ['requests', 'prompt_tokens', 'completion_tokens', 'total_tokens', 'cost'] as const;
+const NUMBER_COLUMNS = ['requests', 'limited', 'prompt_tokens', 'completion_tokens', 'total_tokens', 'estimated_requests', 'cost'] as const;
+
+/** Marks token counts that include estimates (`~1234`), explained under the table. */
+const ESTIMATED = '~';
 
 function printReport(report: UsageReport): void {
-  const header = [...report.by.map((d) => d.toUpperCase()), 'REQUESTS', 'PROMPT', 'COMPLETION', 'TOTAL', `COST (${report.currency})`];
-  const cells = (row: UsageReport['total'], labels: string[]) => [
-    ...labels,
-    String(row.requests),
-    String(row.prompt_tokens),
-    String(row.completion_tokens),
-    String(row.total_tokens),
-    row.cost.toFixed(6),
-  ];
+  const header = [...report.by.map((d) => d.toUpperCase()), 'REQUESTS', 'LIMITED', 'PROMPT', 'COMPLETION', 'TOTAL', `COST (${report.currency})`];
+  const cells = (row: UsageReport['total'], labels: string[]) => {
+    const tokens = (n: number) => `${row.estimated_requests > 0 ? ESTIMATED : ''}${n}`;
+    return [...labels, String(row.requests), String(row.limited), tokens(row.prompt_tokens), tokens(row.completion_tokens), tokens(row.total_tokens), row.cost.toFixed(6)];
+  };
   const rows = report.rows.map((row) => cells(row, report.by.map((d) => printable(row[d] || '-'))));
   rows.push(cells(report.total, report.by.map((_, i) => (i === 0 ? 'total' : ''))));
   console.log(`Usage from ${report.since} to ${report.until}`);
   printTable(header, rows);
+  const estimated = report.total.estimated_requests;
+  if (estimated > 0) {
+    console.log(`${ESTIMATED} includes tokens estimated from text: the model server reported no usage for ${estimated} request${estimated === 1 ? '' : 's'}.`);
+  }
 }
 
 function csv(report: UsageReport): string {

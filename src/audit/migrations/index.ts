@@ -4,6 +4,7 @@
 // one transaction per version.
 import { v1Postgres, v1Sqlite } from './v1-initial.js';
 import { v2Postgres, v2Sqlite } from './v2-search.js';
+import { v3Postgres, v3Sqlite } from './v3-estimated-usage.js';
 
 export interface Migration {
   version: number;
@@ -16,6 +17,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial', sqlite: v1Sqlite, postgres: v1Postgres },
   // Sessions recorded before it are indexed by the store right after it is applied (see `backfillSearch`).
   { version: 2, name: 'search', sqlite: v2Sqlite, postgres: v2Postgres },
+  { version: 3, name: 'estimated usage', sqlite: v3Sqlite, postgres: v3Postgres },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
