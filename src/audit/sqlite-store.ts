@@ -46,6 +46,10 @@ const asBuffer = (bytes: Uint8Array | null): Buffer | null =>
 
 const SESSION_TABLE_COLUMNS = ['sid', 'id', 'groups_json', ...SESSION_COLUMNS];
 
+const EVENT_COLUMNS = 13;
+/** Rows per multi-row event INSERT: 13 parameters each, well under SQLite's limit of 32,766. */
+const EVENT_ROWS_PER_STATEMENT = 64;
+
 /**
  * An FTS5 entry's rowid: the session's sid and the event's ordinal, so a
  * search yields sids directly (`rowid >> 16`) without a lookup per match.
@@ -65,6 +69,8 @@ export class SqliteStore implements AuditStore {
   readonly driver = 'sqlite' as const;
   transactions = 0;
   private readonly updates = new Map<string, Database.Statement>();
+  /** Multi-row event INSERTs, by row count (1 to EVENT_ROWS_PER_STATEMENT). */
+  private readonly eventInserts = new Map<number, Database.Statement>();
   private readonly statements;
   private readonly appendTransaction;
   /** sid of sessions started through this handle and not yet ended. */
@@ -76,9 +82,6 @@ export class SqliteStore implements AuditStore {
     this.statements = {
       head: db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM chain_head WHERE id = 1'),
       setHead: db.prepare('UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1'),
-      insertEvent: db.prepare(
-        'INSERT INTO events (seq, sid, session_id, n, kind, at_ms, meta, content_hash, prev_hash, hash, key_id, nonce, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ),
       insertContent: db.prepare('INSERT INTO contents (sid, n, part, key_id, nonce, data) VALUES (?, ?, ?, ?, ?, ?)'),
       insertSession: db.prepare(`INSERT INTO sessions (${SESSION_TABLE_COLUMNS.join(', ')}) VALUES (${SESSION_TABLE_COLUMNS.map(() => '?').join(', ')})`),
       insertGroup: db.prepare('INSERT OR IGNORE INTO session_groups (group_name, sid) VALUES (?, ?)'),
@@ -101,6 +104,8 @@ export class SqliteStore implements AuditStore {
       let seq = head.seq;
       let prev = head.hash;
       const seqs: Array<number | null> = [];
+      // Event rows go in as multi-row INSERTs: one statement per EVENT_ROWS_PER_STATEMENT events, not one each.
+      let rows: unknown[] = [];
       for (const event of events) {
         const state = event.precondition ? this.statements.state.get(event.sessionId)?.state : undefined;
         if ((event.precondition === 'open' && state !== 'open') || (event.precondition === 'exists' && state === undefined)) {
@@ -114,21 +119,8 @@ export class SqliteStore implements AuditStore {
         const hash = eventHash(prev, { seq, sessionId: event.sessionId, n: event.n, kind: event.kind, atMs: event.atMs, metaText, contentHash: content });
         const sid = event.kind === 'session.start' ? seq : this.sidOf(event.sessionId);
         const first = parts.find((p) => p.part === 0);
-        this.statements.insertEvent.run(
-          seq,
-          sid,
-          event.sessionId,
-          event.n,
-          event.kind,
-          event.atMs,
-          metaText,
-          content,
-          prev,
-          hash,
-          first?.keyId ?? null,
-          asBuffer(first?.nonce ?? null),
-          asBuffer(first?.data ?? null),
-        );
+        rows.push(seq, sid, event.sessionId, event.n, event.kind, event.atMs, metaText, content, prev, hash, first?.keyId ?? null, asBuffer(first?.nonce ?? null), asBuffer(first?.data ?? null));
+        if (rows.length === EVENT_ROWS_PER_STATEMENT * EVENT_COLUMNS) rows = this.insertEvents(rows);
         if (sid !== null) {
           this.insertParts(sid, event.n, parts);
           const key = searchKey(sid, event.n);
@@ -148,6 +140,7 @@ export class SqliteStore implements AuditStore {
         prev = hash;
         seqs.push(seq);
       }
+      this.insertEvents(rows);
       this.statements.setHead.run(seq, prev);
       return seqs;
     });
@@ -174,6 +167,22 @@ export class SqliteStore implements AuditStore {
     } catch (err) {
       throw new StorageUnavailableError(`cannot open the SQLite audit database ${settings.path}: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /** Inserts the event rows flattened in `values`; returns a fresh array for the next ones. */
+  private insertEvents(values: unknown[]): unknown[] {
+    const count = values.length / EVENT_COLUMNS;
+    if (count === 0) return values;
+    let statement = this.eventInserts.get(count);
+    if (!statement) {
+      const row = `(${Array.from({ length: EVENT_COLUMNS }, () => '?').join(', ')})`;
+      statement = this.db.prepare(
+        `INSERT INTO events (seq, sid, session_id, n, kind, at_ms, meta, content_hash, prev_hash, hash, key_id, nonce, content) VALUES ${Array.from({ length: count }, () => row).join(', ')}`,
+      );
+      this.eventInserts.set(count, statement);
+    }
+    statement.run(values);
+    return [];
   }
 
   /** The sid of a session, or null if it has no row (a trail event, or a session deleted meanwhile). */
