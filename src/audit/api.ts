@@ -38,8 +38,8 @@ export interface SessionsApiContext {
   redactSubjectElsewhere?: (subject: string, issuer: string | undefined) => Promise<Record<string, string[] | undefined>>;
 }
 
-const DECISIONS: readonly DecisionFilter[] = ['blocked', 'masked', 'approved'];
-const STATES: ReadonlyArray<SessionRow['state']> = ['open', 'completed', 'aborted', 'upstream_failed', 'refused', 'incomplete'];
+const DECISIONS: readonly DecisionFilter[] = ['blocked', 'masked', 'approved', 'flagged'];
+const STATES: ReadonlyArray<SessionRow['state']> = ['open', 'completed', 'aborted', 'upstream_failed', 'refused', 'incomplete', 'shutdown'];
 
 export function isSessionsApiPath(path: string): boolean {
   return path === SESSIONS_API_PREFIX || path.startsWith(`${SESSIONS_API_PREFIX}/`);
