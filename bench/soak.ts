@@ -20,9 +20,12 @@
 // SOAK_FRAMES (50), SOAK_INTERVAL_MS (100), SOAK_LEGS (gateway,agent),
 // SOAK_DEADLINE_S (whole run, default 600: the bench stops and reports
 // what it has), SOAK_SETTLE_S (seconds to watch RSS fall after a leg, 10),
-// BENCH_GATEWAY_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+// BENCH_GATEWAY_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
+// SOAK_WORKERS (gateway --workers, default 1: an agent tunnel lands on one
+// worker), and, to split the cost when profiling, SOAK_MASKING=off and
+// SOAK_RECORDING=off (the targets assume both on).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +46,9 @@ const SETTLE_S = Number(process.env.SOAK_SETTLE_S ?? 10);
 const STREAM_TIMEOUT_MS = RAMP_MS + FRAMES * INTERVAL_MS * 4 + 30_000;
 const KEYS = { direct: 'soak-direct', gateway: 'soak-gateway', agent: 'soak-agent' } as const;
 const TARGETS = { ratio: 1.5, rssMbPer1000: 60 } as const;
+const MASKING = process.env.SOAK_MASKING !== 'off';
+const RECORDING = process.env.SOAK_RECORDING !== 'off';
+const WORKERS = Math.max(1, Number(process.env.SOAK_WORKERS ?? 1));
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 interface StreamResult {
@@ -98,8 +104,12 @@ function runStream(url: URL, headers: Record<string, string>, body: string): Pro
     req.on('error', (err: NodeJS.ErrnoException) => done({ ok: false, error: err.code ?? 'socket error' }));
     req.on('response', (res) => {
       if (res.statusCode !== 200) {
-        res.resume();
-        done({ ok: false, error: `status ${res.statusCode}` });
+        // The error's stable code says which limit or failure it was.
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (t: string) => (text += t.slice(0, 2000)));
+        res.on('end', () => done({ ok: false, error: `status ${res.statusCode} ${/"code":\s*"([^"]+)"/.exec(text)?.[1] ?? ''}`.trim() }));
+        res.on('error', () => done({ ok: false, error: `status ${res.statusCode}` }));
         return;
       }
       res.setEncoding('utf8');
@@ -113,7 +123,7 @@ function runStream(url: URL, headers: Record<string, string>, body: string): Pro
         for (let i = scan.indexOf('data: ', tail.length === 0 ? 0 : 1); i !== -1; i = scan.indexOf('data: ', i + 6)) frames++;
         if (scan.includes('[DONE]')) sawDone = true;
         tail = scan.slice(-6);
-        if (text.includes('"error"')) done({ ok: false, error: 'error frame' });
+        if (text.includes('"error"')) done({ ok: false, error: `error frame ${/"code":\s*"([^"]+)"/.exec(text)?.[1] ?? ''}`.trim() });
       });
       res.on('end', () => {
         // FRAMES frames plus [DONE].
@@ -141,7 +151,7 @@ async function runLeg(
   const gatewayPid = gateway?.pid;
   const target = new URL('/v1/chat/completions', url);
   const body = JSON.stringify({ model, stream: true, messages: [{ role: 'user', content: 'Write a long answer for the soak test.' }] });
-  const ticks = new Map(watch.map((w) => [w.name, cpuTicksOf(w.pid)]));
+  const ticks = new Map(watch.map((w) => [w.name, treeCpuTicks(w.pid)]));
   const idleMb = gateway?.idleMb ?? 0;
   let peakMb = idleMb;
   let open = 0;
@@ -149,7 +159,7 @@ async function runLeg(
   let peakOpenMb = idleMb;
   const sampler = setInterval(() => {
     if (!gatewayPid) return;
-    const rss = memoryOf(gatewayPid).rssMb;
+    const rss = treeRssMb(gatewayPid);
     if (rss > peakMb) peakMb = rss;
     if (open >= peakOpen) peakOpenMb = Math.max(peakOpenMb, rss);
   }, 100);
@@ -172,7 +182,7 @@ async function runLeg(
   const wallS = (performance.now() - started) / 1000;
   clearInterval(sampler);
   const cpuMsPerStream: Record<string, number> = {};
-  for (const w of watch) cpuMsPerStream[w.name] = round((((cpuTicksOf(w.pid) - ticks.get(w.name)!) / CLK_TCK) * 1000) / STREAMS, 2);
+  for (const w of watch) cpuMsPerStream[w.name] = round((((treeCpuTicks(w.pid) - ticks.get(w.name)!) / CLK_TCK) * 1000) / STREAMS, 2);
   const ok = results.filter((r) => r.ok);
   const errorKinds: Record<string, number> = {};
   for (const r of results) if (!r.ok) errorKinds[r.error!] = (errorKinds[r.error!] ?? 0) + 1;
@@ -194,11 +204,11 @@ async function runLeg(
   };
   if (gatewayPid) {
     // Memory comes back only once the streams' buffers are collected: watch it fall for a while.
-    let afterMb = memoryOf(gatewayPid).rssMb;
+    let afterMb = treeRssMb(gatewayPid);
     const settleStart = performance.now();
     while (performance.now() - settleStart < SETTLE_S * 1000 && afterMb > idleMb * 1.1) {
       await new Promise((r) => setTimeout(r, 500));
-      afterMb = memoryOf(gatewayPid).rssMb;
+      afterMb = treeRssMb(gatewayPid);
     }
     result.rss = {
       idleMb: round(idleMb),
@@ -238,8 +248,24 @@ function cli(args: string[]): string {
   return execFileSync(process.execPath, ['bin/modelgate.js', ...args], { encoding: 'utf8' });
 }
 
+/** A process and its descendants (the gateway's workers), from /proc/<pid>/task/<pid>/children. */
+function treeOf(pid: number): number[] {
+  const pids = [pid];
+  for (let i = 0; i < pids.length; i++) {
+    try {
+      for (const child of readFileSync(`/proc/${pids[i]}/task/${pids[i]}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) pids.push(Number(child));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
+const treeRssMb = (pid: number): number => treeOf(pid).reduce((sum, p) => sum + (memoryOf(p).rssMb || 0), 0);
+const treeCpuTicks = (pid: number): number => treeOf(pid).reduce((sum, p) => sum + (cpuTicksOf(p) || 0), 0);
+
 /** Sessions whose forwarded request is durably recorded, and their end states, per connection. */
 function recorded(dbPath: string): Record<string, { forwarded: number; states: Record<string, number> }> {
+  if (!RECORDING) return {};
   const db = new Database(dbPath, { readonly: true });
   try {
     const out: Record<string, { forwarded: number; states: Record<string, number> }> = {};
@@ -273,7 +299,9 @@ async function main(): Promise<void> {
   deadline.unref();
   const flags = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
   console.log(`machine: ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, node ${process.version}`);
-  console.log(`settings: ${STREAMS} streams opened over ${RAMP_MS} ms, ${FRAMES} frames ${INTERVAL_MS} ms apart, legs ${LEGS.join(', ')}`);
+  console.log(
+    `settings: ${STREAMS} streams opened over ${RAMP_MS} ms, ${FRAMES} frames ${INTERVAL_MS} ms apart, legs ${LEGS.join(', ')}; masking ${MASKING ? 'on' : 'OFF'}, recording ${RECORDING ? 'on (SQLite)' : 'OFF'}, ${WORKERS} worker(s)`,
+  );
 
   const mock = await startMock(dir);
   const idp = await startDevIdp({ audience: 'modelgate', accessTokenTtlSeconds: 3600 });
@@ -286,20 +314,24 @@ async function main(): Promise<void> {
   const config = {
     server: { host: '127.0.0.1', port, shutdown_grace: '5s' },
     logging: { level: 'info' },
-    identity: { issuers: [{ issuer: idp.issuer, audience: 'modelgate' }], max_token_lifetime: '1h' },
+    identity: {
+      issuers: [{ issuer: idp.issuer, audience: 'modelgate' }],
+      max_token_lifetime: '1h',
+      ...(WORKERS > 1 && { state: { store: 'sqlite', path: join(dir, 'identity.db') } }),
+    },
     connections: [
       { name: 'soak-gateway', kind: 'openai', url: mock.url, api_key: KEYS.gateway, models: [{ name: 'soak-gateway' }], ...pool },
       { name: 'soak-agent', kind: 'openai', targets: [{ via: 'agent' }], api_key: KEYS.agent, models: [{ name: 'soak-agent' }], ...pool },
     ],
     access: [{ description: 'the soak client', groups: ['ci'], connections: ['soak-gateway', 'soak-agent'], models: ['soak-gateway', 'soak-agent'] }],
-    guardrails: BENCH_GUARDRAILS,
+    ...(MASKING && { guardrails: BENCH_GUARDRAILS }),
     storage: { sqlite: { path: dbPath } },
-    recording: { enabled: true },
+    recording: { enabled: RECORDING },
     agents: { listen: { host: '127.0.0.1', port: agentPort } },
   };
   const configPath = join(dir, 'modelgate.yaml');
   writeFileSync(configPath, stringify(config));
-  const gateway = spawnTracked('gateway', process.execPath, [...flags, 'bin/modelgate.js', 'gateway', '--config', configPath, '--workers', '1'], { stdout: 'null', logDir: dir });
+  const gateway = spawnTracked('gateway', process.execPath, [...flags, 'bin/modelgate.js', 'gateway', '--config', configPath, '--workers', String(WORKERS)], { stdout: 'log', logDir: dir });
   const gatewayUrl = `http://127.0.0.1:${port}`;
   await untilReady(gateway, async () => (await fetch(`${gatewayUrl}/readyz`)).status === 200);
   const watchGateway: Watched = { name: 'gateway', pid: gateway.pid };
@@ -314,7 +346,7 @@ async function main(): Promise<void> {
       'agent',
       process.execPath,
       ['bin/modelgate.js', 'agent', '--gateway', `http://127.0.0.1:${agentPort}`, '--serve', `soak-agent=${mock.url}`, '--listen', `127.0.0.1:${statusPort}`, '--log-level', 'warn'],
-      { env: { MODELGATE_AGENT_KEY: key }, stdout: 'null', logDir: dir },
+      { env: { MODELGATE_AGENT_KEY: key }, stdout: 'log', logDir: dir },
     );
     await untilReady(agent, async () => (await fetch(`http://127.0.0.1:${statusPort}/readyz`)).status === 200);
   }
@@ -332,7 +364,7 @@ async function main(): Promise<void> {
 
   const results: LegResult[] = [];
   // Idle: warmed up, no stream open. Every leg's peak and after are measured against this one figure.
-  const idle = { pid: gateway.pid, idleMb: memoryOf(gateway.pid).rssMb };
+  const idle = { pid: gateway.pid, idleMb: treeRssMb(gateway.pid) };
   const before = await mockCounts(mock.url);
   const recordedBefore = recorded(dbPath);
   for (const leg of LEGS) {
@@ -380,7 +412,9 @@ async function main(): Promise<void> {
     const gapRatio = through.worstGapP99Ms / Math.max(1, direct.worstGapP99Ms);
     verdicts.push(
       { check: `${through.leg}: errors`, value: `${through.errors} ${JSON.stringify(through.errorKinds)}`, target: '0', pass: through.errors === 0 },
-      { check: `${through.leg}: unrecorded (model received - durably recorded)`, value: `${Math.max(0, sent - durable)} (${sent} received, ${durable} recorded, ${completedNow} completed)`, target: '0', pass: sent <= durable },
+      RECORDING
+        ? { check: `${through.leg}: unrecorded (model received - durably recorded)`, value: `${Math.max(0, sent - durable)} (${sent} received, ${durable} recorded, ${completedNow} completed)`, target: '0', pass: sent <= durable }
+        : { check: `${through.leg}: unrecorded`, value: 'recording is off (SOAK_RECORDING=off)', target: '0', pass: false },
       { check: `${through.leg}: first-frame p50 vs direct`, value: `${through.firstFrameP50Ms} / ${direct.firstFrameP50Ms} ms = ${firstRatio.toFixed(2)}x`, target: `<= ${TARGETS.ratio}x`, pass: firstRatio <= TARGETS.ratio },
       { check: `${through.leg}: worst-gap p99 vs direct`, value: `${through.worstGapP99Ms} / ${direct.worstGapP99Ms} ms = ${gapRatio.toFixed(2)}x`, target: `<= ${TARGETS.ratio}x`, pass: gapRatio <= TARGETS.ratio },
     );
@@ -393,6 +427,22 @@ async function main(): Promise<void> {
   }
   console.log('\nverdicts');
   console.table(verdicts);
+  // Heartbeats missed (either side closes the tunnel, cutting every stream in it) and other warnings, from the logs.
+  const logLines = (name: string): string[] => {
+    try {
+      return readFileSync(join(dir, `${name}.log`), 'utf8').split('\n');
+    } catch {
+      return [];
+    }
+  };
+  const warnings = new Map<string, number>();
+  for (const name of ['gateway', 'agent']) {
+    for (const line of logLines(name)) {
+      const m = /"level":(40|50|60).*?"msg":"([^"]+)"/.exec(line);
+      if (m) warnings.set(`${name}: ${m[2]}`, (warnings.get(`${name}: ${m[2]}`) ?? 0) + 1);
+    }
+  }
+  if (warnings.size > 0) console.log('\nwarnings and errors logged:', Object.fromEntries(warnings));
   console.log(`load average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(JSON.stringify({ streams: STREAMS, rampMs: RAMP_MS, results, verdicts }));
   // A long grace: the gateway drains and, under --cpu-prof, writes its profile on the way out.

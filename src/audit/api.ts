@@ -39,7 +39,7 @@ export interface SessionsApiContext {
 }
 
 const DECISIONS: readonly DecisionFilter[] = ['blocked', 'masked', 'approved'];
-const STATES: ReadonlyArray<SessionRow['state']> = ['open', 'completed', 'aborted', 'upstream_failed', 'refused', 'incomplete'];
+const STATES: ReadonlyArray<SessionRow['state']> = ['open', 'completed', 'aborted', 'upstream_failed', 'refused', 'incomplete', 'shutdown'];
 
 export function isSessionsApiPath(path: string): boolean {
   return path === SESSIONS_API_PREFIX || path.startsWith(`${SESSIONS_API_PREFIX}/`);

@@ -9,9 +9,9 @@
 // `content_hash`, and can be legitimately redacted by a chained
 // `redaction` event.
 
-export type SessionState = 'open' | 'completed' | 'aborted' | 'upstream_failed' | 'refused' | 'incomplete';
+export type SessionState = 'open' | 'completed' | 'aborted' | 'upstream_failed' | 'refused' | 'incomplete' | 'shutdown';
 /** How the gateway ends a session; `incomplete` is only set by crash recovery. */
-export type EndState = 'completed' | 'aborted' | 'upstream_failed' | 'refused';
+export type EndState = 'completed' | 'aborted' | 'upstream_failed' | 'refused' | 'shutdown';
 
 /** Size of a recorded body: `stored_bytes < bytes` means it was truncated at `max_body_bytes`. */
 export interface ContentInfo {

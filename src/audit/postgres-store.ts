@@ -57,6 +57,9 @@ interface ChainCursor {
   started: string[];
 }
 
+/** From this many index matches on, a search walks the sessions by time instead of fetching every match (see listSessions). */
+const MANY_MATCHES = 200;
+
 /** How many open sessions' sids are remembered, to spare a lookup per event. */
 const SID_CACHE_LIMIT = 100_000;
 
@@ -93,6 +96,11 @@ export class PostgresStore implements AuditStore {
   /** Runs `work` in a transaction holding the chain head (appendLocked moves the head). */
   private async withChain<T>(work: (client: pg.PoolClient, cursor: ChainCursor) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // The server going away between two queries of the transaction is reported on the client: without a
+    // listener that would be an uncaught error, and it would take the store (and its worker thread) down.
+    let lost: Error | undefined;
+    const onLost = (err: Error): void => void (lost ??= err);
+    client.on('error', onLost);
     const started: string[] = [];
     try {
       // One round trip: BEGIN and the lock that serialises every writer of the chain.
@@ -108,9 +116,12 @@ export class PostgresStore implements AuditStore {
       await client.query('ROLLBACK').catch(() => {});
       // The sids handed out in the rolled-back transaction do not exist.
       for (const id of started) this.sids.delete(id);
+      lost ??= err as Error;
       throw err;
     } finally {
-      client.release();
+      client.off('error', onLost);
+      // A client whose transaction failed may have lost its connection: the pool replaces it rather than reuse it.
+      client.release(lost);
     }
   }
 
@@ -344,7 +355,18 @@ export class PostgresStore implements AuditStore {
   async listSessions(query: SessionQuery): Promise<SessionRow[]> {
     const params: unknown[] = [];
     const param = (v: unknown): string => `$${params.push(v)}`;
-    const where = sessionWhere(query, param, (terms) => `sid IN (SELECT sid FROM session_search WHERE doc @@ (${tsQuery(terms, param)}))`);
+    // PostgreSQL cannot estimate how many sessions a word is in: ask (up to a bound). Few matches: fetch those
+    // sessions by sid and sort them; many: walk sessions newest first and stop at a full page (a semi-join).
+    let few = false;
+    if (query.text) {
+      const countParams: unknown[] = [];
+      const tsq = tsQuery(query.text, (v) => `$${countParams.push(v)}`);
+      const { rows } = await this.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM (SELECT 1 FROM session_search WHERE doc @@ (${tsq}) LIMIT ${MANY_MATCHES}) m`, countParams);
+      few = rows[0]!.n < MANY_MATCHES;
+    }
+    const where = sessionWhere(query, param, (terms) =>
+      few ? `sid = ANY(ARRAY(SELECT sid FROM session_search WHERE doc @@ (${tsQuery(terms, param)})))` : `sid IN (SELECT sid FROM session_search WHERE doc @@ (${tsQuery(terms, param)}))`,
+    );
     const { rows } = await this.pool.query<SessionTableRow>(
       `SELECT * FROM sessions ${where} ORDER BY received_at DESC, id DESC LIMIT $${params.push(query.limit)}`,
       params,

@@ -2,19 +2,14 @@
 // people use the reviews API: a clean 503 they can wait out, not a 500.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import pg from 'pg';
-import { PG_URL } from '../audit/fixtures.js';
 import { startHarness } from '../helpers/harness.js';
-import { tcpRelay } from '../helpers/tcp-relay.js';
+import { postgresThroughRelay } from '../helpers/tcp-relay.js';
 
 test('reviews list and show answer 503 reviews_unavailable while the review store is down', async () => {
-  const schema = `mgtest_reviews_down_${process.pid}`;
-  const url = new URL(PG_URL);
-  const relay = await tcpRelay(Number(url.port || 5432));
-  url.port = String(relay.port);
+  const { relay, storage, cleanup } = await postgresThroughRelay('reviews_down');
   const h = await startHarness({
     configure: (input) => {
-      input.storage = { driver: 'postgres', postgres: { url: url.toString(), schema, pool_size: 2, connect_timeout: '1s' } };
+      input.storage = storage;
       input.recording = { enabled: false };
     },
   });
@@ -35,10 +30,6 @@ test('reviews list and show answer 503 reviews_unavailable while the review stor
     }
   } finally {
     await h.close();
-    await relay.close();
-    const admin = new pg.Client({ connectionString: PG_URL });
-    await admin.connect();
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await admin.end();
+    await cleanup();
   }
 });
