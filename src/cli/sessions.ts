@@ -81,7 +81,7 @@ function time(values: Values, key: string): number | undefined {
 
 function filterFrom(values: Values): SessionFilter {
   const decision = values.decision as string | undefined;
-  if (decision !== undefined && !['blocked', 'masked', 'approved'].includes(decision)) throw new UsageError('--decision must be blocked, masked or approved');
+  if (decision !== undefined && !['blocked', 'masked', 'approved', 'flagged'].includes(decision)) throw new UsageError('--decision must be blocked, masked, approved or flagged');
   const limit = values.limit === undefined ? undefined : Number(values.limit);
   if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new UsageError('--limit must be a positive whole number');
   return {
@@ -195,7 +195,7 @@ export const sessionsCommand: Command = {
   name: 'sessions',
   summary: 'Search, show, replay, export, redact, delete and hold recorded sessions.',
   usage: [
-    'modelgate sessions list [--user U] [--group G] [--connection C] [--model M] [--since T] [--until T] [--decision blocked|masked|approved] [--text S] [--json]',
+    'modelgate sessions list [--user U] [--group G] [--connection C] [--model M] [--since T] [--until T] [--decision blocked|masked|approved|flagged] [--text S] [--json]',
     '       modelgate sessions show ID [--json]',
     '       modelgate sessions replay ID [--speed N]',
     '       modelgate sessions export --since T [--until T] [--format jsonl] [--metadata-only]',
@@ -213,7 +213,7 @@ export const sessionsCommand: Command = {
     model: { type: 'string', description: 'Model name', valueName: 'name' },
     since: { type: 'string', description: 'From this time: ISO 8601, epoch ms, or ago (24h, 7d)', valueName: 'time' },
     until: { type: 'string', description: 'Before this time', valueName: 'time' },
-    decision: { type: 'string', description: 'Only sessions with a blocked, masked or approved decision', valueName: 'kind' },
+    decision: { type: 'string', description: 'Only sessions with a blocked, masked, approved or flagged decision', valueName: 'kind' },
     state: { type: 'string', description: 'completed, aborted, upstream_failed, refused, incomplete or open', valueName: 'state' },
     text: { type: 'string', short: 'q', description: 'Full-text search in stored prompts and answers: words, "phrases", prefix* (not when recording encryption is on)', valueName: 'text' },
     limit: { type: 'string', description: 'Sessions per page (list)', valueName: 'n' },

@@ -170,6 +170,25 @@ for (const factory of STORE_FIXTURES) {
       assert.deepEqual((await verify(store)).problems, []);
     });
 
+    test('decision=flagged finds sessions a guardrail flagged, also those recorded before the column existed', async () => {
+      const flagged = await recordSession(recorder, { subject: 'flags', decisions: [{ direction: 'input', action: 'flag', rule: 'injection' }] });
+      const masked = await recordSession(recorder, { subject: 'flags', decisions: [{ direction: 'input', action: 'mask', rule: 'mask-email', entity: 'EMAIL' }] });
+      await recordSession(recorder, { subject: 'flags' });
+      const listed = async (): Promise<string[]> => (await archive.list({ subject: 'flags', decision: 'flagged' })).sessions.map((s) => s.id);
+      assert.deepEqual(await listed(), [flagged]);
+      assert.deepEqual((await archive.list({ subject: 'flags', decision: 'masked' })).sessions.map((s) => s.id), [masked]);
+      // Back to a v3 database: v4 fills the column in from the decision events, and verify agrees.
+      await recorder.close({ closeStore: false });
+      await store.close();
+      await fx.raw.query('ALTER TABLE sessions DROP COLUMN flagged');
+      await fx.raw.query('DELETE FROM audit_migrations WHERE version = 4');
+      store = await openStore(fx.storage);
+      recorder = await Recorder.open(store, recording());
+      archive = new SessionArchive(store, recording());
+      assert.deepEqual(await listed(), [flagged]);
+      assert.deepEqual((await verify(store)).problems, []);
+    });
+
     test('sessions recorded before the index existed are indexed when the migration runs', async () => {
       const old = await recordSession(recorder, { subject: 'legacy', prompt: 'pangolin archive' });
       await recorder.close({ closeStore: false });

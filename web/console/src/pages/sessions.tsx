@@ -30,6 +30,7 @@ export interface SessionRow {
   blocked: boolean;
   masked: boolean;
   approved: boolean;
+  flagged: boolean;
   redacted: boolean;
   legal_hold: boolean;
 }
@@ -60,7 +61,7 @@ const FILTERS = [
 ] as const;
 
 const STATES = ['open', 'completed', 'aborted', 'upstream_failed', 'refused', 'incomplete'];
-const DECISIONS = ['blocked', 'masked', 'approved'];
+const DECISIONS = ['blocked', 'masked', 'approved', 'flagged'];
 
 export function SessionsPage() {
   const { query } = useLocation();
@@ -227,7 +228,7 @@ function MatchText({ match }: { match: Match }) {
   );
 }
 
-export function flags(s: Pick<SessionRow, 'blocked' | 'masked' | 'approved' | 'redacted' | 'legal_hold'>): string {
-  const out = [s.blocked && 'blocked', s.masked && 'masked', s.approved && 'approved', s.redacted && 'redacted', s.legal_hold && 'on hold'].filter(Boolean);
+export function flags(s: Pick<SessionRow, 'blocked' | 'masked' | 'approved' | 'flagged' | 'redacted' | 'legal_hold'>): string {
+  const out = [s.blocked && 'blocked', s.masked && 'masked', s.approved && 'approved', s.flagged && 'flagged', s.redacted && 'redacted', s.legal_hold && 'on hold'].filter(Boolean);
   return out.length ? out.join(', ') : '—';
 }
