@@ -10,6 +10,11 @@
 //      nothing). Recording is spliced in at the gateway's transport (see
 //      `recordThrough`), doing the same work the pipeline wiring does.
 //
+// CPU per request (or session) is reported apart for the gateway's own
+// threads (its event loop, GC, libuv), its store thread (the worker that
+// hosts SQLite, or encodes PostgreSQL's protocol), and the PostgreSQL
+// backends serving its connections (found by their client ports).
+//
 // Env: BENCH_DURATION (seconds per measured run, default 5), BENCH_ROUNDS
 // (3), BENCH_PG_URL (postgres://postgres@127.0.0.1:5432/test),
 // BENCH_COMMIT_INTERVAL (recording.commit_interval, default 2ms),
@@ -30,7 +35,8 @@ import type { Transport, UpstreamResponse } from '../src/proxy/transport.js';
 import { Recorder } from '../src/audit/recorder.js';
 import { openStore, type AuditStore } from '../src/audit/store.js';
 import { median, rotate, runLoad, type LoadRun } from './load.js';
-import { cpuTicksOf, killAllChildren, startUpstream, stopAllChildren, type Target } from './targets.js';
+import { cpuTicksOf, killAllChildren, postgresBackendsOf, startUpstream, stopAllChildren, type Target } from './targets.js';
+import type { WorkerStore } from '../src/audit/worker-store.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DURATION_S = Number(process.env.BENCH_DURATION ?? 5);
@@ -68,7 +74,8 @@ async function serveGateway(): Promise<void> {
   const recorder = store ? await Recorder.open(store, recordingConfig) : undefined;
   if (recorder) for (const [name, transport] of gateway.services.transports) recordThrough(transport, name, recorder);
   const url = await gateway.listen();
-  process.stderr.write(`${url}\n`);
+  // The URL, then the store thread's OS id: the parent measures its CPU apart from the event loop's.
+  process.stderr.write(`${url} ${(store as Partial<WorkerStore> | undefined)?.osThreadId ?? ''}\n`);
   const stop = (): void => {
     if (recorder) process.stderr.write(`${mode}: ${JSON.stringify(recorder.stats)}\n`);
     void gateway
@@ -165,13 +172,40 @@ interface ThroughputResult {
   eventsPerCommit: number;
   beginP50Ms: number;
   beginP99Ms: number;
+  /** CPU per session: the recording process's event loop, its store thread, and the PostgreSQL backends serving it. */
+  loopUs: number;
+  storeThreadUs: number;
+  databaseUs: number;
 }
+
+/** CPU ticks of a set of PostgreSQL backends (0 for SQLite); backends seen only at the end count from 0. */
+function databaseTicks(pids: number[], before?: Map<number, number>): { total: number; each: Map<number, number> } {
+  const each = new Map(pids.map((pid) => [pid, cpuTicksOf(pid)]));
+  let total = 0;
+  for (const [pid, ticks] of each) if (Number.isFinite(ticks)) total += ticks - (before?.get(pid) ?? 0);
+  return { total, each };
+}
+
+const pgQuery = async (sql: string): Promise<Array<{ pid: number; client_port: number }>> => {
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    return (await client.query<{ pid: number; client_port: number }>(sql)).rows;
+  } finally {
+    await client.end();
+  }
+};
 
 async function recorderThroughput(label: string, storage: StorageConfig): Promise<ThroughputResult> {
   const store = await openStore(storage, { thread: 'worker' });
   const recorder = await Recorder.open(store, recordingConfig);
   const latencies: number[] = [];
   let sessions = 0;
+  const storeTid = (store as WorkerStore).osThreadId;
+  const backends = storage.driver === 'postgres' ? await postgresBackendsOf(process.pid, pgQuery) : [];
+  const loopTicks = cpuTicksOf(process.pid, process.pid);
+  const storeTicks = storeTid ? cpuTicksOf(process.pid, storeTid) : NaN;
+  const dbBefore = databaseTicks(backends);
   const deadline = performance.now() + DURATION_S * 1000;
   const started = performance.now();
   await Promise.all(
@@ -197,6 +231,9 @@ async function recorderThroughput(label: string, storage: StorageConfig): Promis
     }),
   );
   const elapsed = (performance.now() - started) / 1000;
+  const loopUs = ((cpuTicksOf(process.pid, process.pid) - loopTicks) * TICK_US) / sessions;
+  const storeThreadUs = storeTid ? ((cpuTicksOf(process.pid, storeTid) - storeTicks) * TICK_US) / sessions : NaN;
+  const databaseUs = storage.driver === 'postgres' ? (databaseTicks(await postgresBackendsOf(process.pid, pgQuery), dbBefore.each).total * TICK_US) / sessions : 0;
   const { commits, events } = recorder.stats;
   await recorder.close();
   latencies.sort((a, b) => a - b);
@@ -208,12 +245,17 @@ async function recorderThroughput(label: string, storage: StorageConfig): Promis
     eventsPerCommit: round(events / commits),
     beginP50Ms: round(latencies[Math.floor(latencies.length / 2)] ?? NaN, 2),
     beginP99Ms: round(latencies[Math.floor(latencies.length * 0.99)] ?? NaN, 2),
+    loopUs: round(loopUs),
+    storeThreadUs: round(storeThreadUs),
+    databaseUs: round(databaseUs),
   };
 }
 
 interface GatewayProcess {
   url: string;
   child: ChildProcess;
+  /** The store thread's OS id inside the gateway process, when recording. */
+  storeTid?: number;
 }
 
 async function startGateway(mode: string, gatewayConfig: unknown, storage?: StorageConfig): Promise<GatewayProcess> {
@@ -224,7 +266,7 @@ async function startGateway(mode: string, gatewayConfig: unknown, storage?: Stor
     // Access logs go to stdout, and stdout to /dev/null, as in bench/run.ts; the URL comes on stderr.
     stdio: ['pipe', 'ignore', 'pipe'],
   });
-  const url = await new Promise<string>((resolve, reject) => {
+  const line = await new Promise<string>((resolve, reject) => {
     let buffered = '';
     const onData = (chunk: Buffer): void => {
       buffered += chunk.toString();
@@ -236,9 +278,10 @@ async function startGateway(mode: string, gatewayConfig: unknown, storage?: Stor
     child.stderr!.on('data', onData);
     child.once('exit', (code) => reject(new Error(`${mode} gateway exited during start-up (${code}): ${buffered}`)));
   });
+  const [url, tid] = line.split(' ') as [string, string | undefined];
   // /readyz turns 200 once the IdP's keys are loaded.
   for (let i = 0; i < 100 && (await fetch(`${url}/readyz`).then((r) => r.status, () => 0)) !== 200; i++) await new Promise((r) => setTimeout(r, 100));
-  return { url, child };
+  return { url, child, ...(tid && { storeTid: Number(tid) }) };
 }
 
 async function stopGateway(p: GatewayProcess): Promise<void> {
@@ -293,13 +336,24 @@ async function main(): Promise<void> {
     const runs = new Map<string, LoadRun[]>(modes.map((m) => [m.name, []]));
     for (const mode of modes) await runLoad(target(mode.name), { connections: CONCURRENCY, stream: true, durationS: 1 });
     const cpu = new Map<string, number[]>(modes.map((m) => [m.name, []]));
+    const storeCpu = new Map<string, number[]>(modes.map((m) => [m.name, []]));
+    const dbCpu = new Map<string, number[]>(modes.map((m) => [m.name, []]));
     for (let r = 0; r < ROUNDS; r++) {
       for (const mode of rotate(modes, r)) {
-        const pid = gateways.get(mode.name)!.child.pid!;
+        const gateway = gateways.get(mode.name)!;
+        const pid = gateway.child.pid!;
+        const backends = mode.storage?.driver === 'postgres' ? await postgresBackendsOf(pid, pgQuery) : [];
         const ticks = cpuTicksOf(pid);
+        const storeTicks = gateway.storeTid ? cpuTicksOf(pid, gateway.storeTid) : 0;
+        const db = databaseTicks(backends);
         const run = await runLoad(target(mode.name), { connections: CONCURRENCY, stream: true, durationS: DURATION_S });
         runs.get(mode.name)!.push(run);
-        cpu.get(mode.name)!.push(((cpuTicksOf(pid) - ticks) * TICK_US) / Math.max(1, run.ok));
+        const per = (t: number): number => (t * TICK_US) / Math.max(1, run.ok);
+        const storeUs = gateway.storeTid ? per(cpuTicksOf(pid, gateway.storeTid) - storeTicks) : 0;
+        // The gateway's own: every thread of its process but the store's.
+        cpu.get(mode.name)!.push(per(cpuTicksOf(pid) - ticks) - storeUs);
+        storeCpu.get(mode.name)!.push(storeUs);
+        dbCpu.get(mode.name)!.push(mode.storage?.driver === 'postgres' ? per(databaseTicks(await postgresBackendsOf(pid, pgQuery), db.each).total) : 0);
       }
     }
     const off = median(runs.get('off')!.map((x) => x.rps));
@@ -313,6 +367,8 @@ async function main(): Promise<void> {
         p99Ms: round(median(list.map((x) => x.p99Ms)), 2),
         vsOff: round(median(list.map((x) => x.rps)) / off, 3),
         gatewayCpuUsPerRequest: round(median(cpu.get(mode.name)!)),
+        storeThreadUsPerRequest: round(median(storeCpu.get(mode.name)!)),
+        postgresUsPerRequest: round(median(dbCpu.get(mode.name)!)),
         failed: list.reduce((sum, x) => sum + x.failed, 0),
       });
     }

@@ -13,6 +13,8 @@
 // background noise on this shared machine does not favour one target;
 // medians of the rounds are reported.
 //
+// `npm run bench -- soak` runs bench/soak.ts instead (also `recording`, `workers`).
+//
 // Env: BENCH_DURATION (measured seconds per target and scenario, default 10),
 // BENCH_ROUNDS (3), BENCH_WARMUP (seconds per target, 2), BENCH_STREAMS
 // (sequential streams per target, 600), BENCH_GATEWAY_NODE_FLAGS (extra node
@@ -121,7 +123,15 @@ const progress = {
   },
 };
 
-main().then(
+/** `npm run bench -- soak` (or `recording`, `workers`): that bench on its own instead of the comparison. */
+const NAMED_BENCHES = new Set(['soak', 'recording', 'workers']);
+const named = process.argv[2];
+if (named !== undefined && !NAMED_BENCHES.has(named)) {
+  console.error(`bench: unknown bench "${named}"; give one of ${[...NAMED_BENCHES].join(', ')}, or nothing for the comparison`);
+  process.exit(2);
+}
+
+(named ? import(`./${named}.ts`) : main()).then(
   () => process.exit(0),
   (err: unknown) => {
     progress.clear();

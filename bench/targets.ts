@@ -3,7 +3,7 @@
 // every child is registered so it dies with the bench (normal end, error or
 // Ctrl-C).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { openSync, closeSync, readFileSync, readdirSync, readlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,7 +56,7 @@ interface SpawnOptions {
   logDir: string;
 }
 
-function spawnTracked(name: string, command: string, args: string[], options: SpawnOptions): ManagedProcess {
+export function spawnTracked(name: string, command: string, args: string[], options: SpawnOptions): ManagedProcess {
   const logPath = join(options.logDir, `${name}.log`);
   const logFd = openSync(logPath, 'a');
   const stdout = options.stdout === 'pipe' ? 'pipe' : options.stdout === 'log' ? logFd : 'ignore';
@@ -92,7 +92,7 @@ function logTail(proc: ManagedProcess, lines = 20): string {
 }
 
 /** Fails fast with the child's own output when it exits during start-up. */
-async function untilReady(proc: ManagedProcess, ready: () => Promise<boolean>): Promise<void> {
+export async function untilReady(proc: ManagedProcess, ready: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + STARTUP_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
@@ -122,15 +122,41 @@ export function freePort(): Promise<number> {
 }
 
 /** utime + stime of a process (all its threads), in clock ticks; NaN once it is gone. */
-export function cpuTicksOf(pid: number): number {
+export function cpuTicksOf(pid: number, tid?: number): number {
   try {
-    // Fields 14 and 15 of /proc/<pid>/stat, counted after the parenthesised command name.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields 14 and 15 of /proc/<pid>/stat (or one thread's, /proc/<pid>/task/<tid>/stat), counted after the parenthesised command name.
+    const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return Number(fields[11]) + Number(fields[12]);
   } catch {
     return NaN;
   }
+}
+
+/**
+ * PIDs of the PostgreSQL backends serving a process's connections: its TCP
+ * sockets' local ports, matched with pg_stat_activity's client_port. Their
+ * CPU is what storing costs the database server.
+ */
+export async function postgresBackendsOf(pid: number, query: (sql: string) => Promise<Array<{ pid: number; client_port: number }>>): Promise<number[]> {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  const ports = new Set<number>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length > 9 && inodes.has(cols[9]!)) ports.add(parseInt(cols[1]!.split(':')[1]!, 16));
+    }
+  }
+  const rows = await query('SELECT pid, client_port FROM pg_stat_activity WHERE client_port IS NOT NULL');
+  return rows.filter((r) => ports.has(Number(r.client_port))).map((r) => Number(r.pid));
 }
 
 /** CPU ticks of the bench itself and every child it still runs. */

@@ -3,6 +3,7 @@
 // for everything else. Owns graceful shutdown.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { finished } from 'node:stream/promises';
 import { handleApprovalsApi, isApprovalsApiPath } from './approvals/api.js';
 import { Approvals } from './approvals/approvals.js';
 import { openReviewStore, redactRequesterReviews } from './approvals/review-store.js';
@@ -14,9 +15,11 @@ import { clientRequestId, newRequestId } from './http/request-id.js';
 import { retryHintForRefusal } from './http/retry-hint.js';
 import { errorShapeFor, sendError, sendJson } from './http/send.js';
 import { IdentityServices } from './identity/identity-services.js';
+import { handleServiceKeysApi, isServiceKeysApiPath } from './identity/service-keys-api.js';
 import { createLogger, pathForLog, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import { tooOpen } from './ops/private-files.js';
+import { StoreOutages, type StoreName } from './ops/store-outages.js';
 import { MetricsListener, serveMetrics } from './ops/metrics-endpoint.js';
 import type { RequestContext } from './pipeline/context.js';
 import { authenticate } from './pipeline/authenticate.js';
@@ -30,6 +33,7 @@ import { AgentTransport } from './proxy/agent-transport.js';
 import { DirectTransport } from './proxy/direct-transport.js';
 import { AgentHub, isAgentServed } from './agent/hub.js';
 import { AgentKeys } from './agent/registry.js';
+import { AgentRouter } from './agent/router.js';
 import { openAgentKeyStore } from './agent/key-store.js';
 import { ModelRoutes } from './proxy/model-routes.js';
 import { GuardrailEngine } from './policy/guardrail-engine.js';
@@ -40,6 +44,7 @@ import { reloadServices, type ReloadOutcome } from './config/reload.js';
 import { Tracing } from './ops/tracing.js';
 import { createLimiter } from './usage/create-limiter.js';
 import { handleUsageApi, isUsageApiPath } from './usage/api.js';
+import { LIMIT_REFUSAL_CODES } from './usage/limiter.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -62,12 +67,18 @@ export class Gateway {
   private agentHub: AgentHub | undefined;
   /** Shutdown past its drain notice: new model calls are refused. */
   private refusingNew = false;
+  /** Storage outages, logged once at their start and once at their end. */
+  readonly outages: StoreOutages;
 
   constructor(config: Config, options: GatewayOptions = {}) {
     const log = options.logger ?? createLogger(config.logging.level);
     const metrics = new GatewayMetrics({ subjectLabel: config.usage.metrics_subject_label });
+    this.outages = new StoreOutages(log, metrics);
     const agentHub = (this.agentHub = config.agents ? new AgentHub({ keys: lazyAgentKeys(config), config: config.agents, connections: config.connections, log, registry: metrics.registry }) : undefined);
-    const newTransport = (c: ConnectionConfig): Transport => (isAgentServed(c) && agentHub ? new AgentTransport(c, agentHub) : new DirectTransport(c, queueObserver(metrics, c.name)));
+    if (agentHub && config.agents?.routing) {
+      agentHub.router = new AgentRouter({ hub: agentHub, config: config.agents.routing, storage: config.storage, connections: config.connections, log });
+    }
+    const newTransport = (c: ConnectionConfig): Transport => (isAgentServed(c) && agentHub ? new AgentTransport(c, agentHub, queueObserver(metrics, c.name)) : new DirectTransport(c, queueObserver(metrics, c.name)));
     const transports = new Map<string, Transport>(config.connections.map((c) => [c.name, newTransport(c)]));
     const identity = new IdentityServices(config, log, (issuer) => metrics.jwksFetches.inc({ issuer }));
     this.current = {
@@ -112,11 +123,20 @@ export class Gateway {
   async listen(port = this.services.config.server.port, host = this.services.config.server.host): Promise<string> {
     await this.services.identity.start();
     // Write-ahead recording must be ready before the first request can be forwarded.
-    if (this.services.config.recording.enabled) this.services.audit = await AuditTrail.open(this.services.config, this.services.log);
+    if (this.services.config.recording.enabled) {
+      const outages = this.outages;
+      this.services.audit = await AuditTrail.open(this.services.config, this.services.log, {
+        failed: (err) => outages.failed('recording', err),
+        recovered: () => outages.recovered('recording'),
+      });
+      outages.watch('recording');
+    }
     await this.openApprovals();
     this.warnAboutOpenState();
     if (!(await this.services.limiter.store.ready())) this.services.log.warn('limit store (Redis) not reachable yet; limits apply their on_store_failure setting');
     if (this.agentHub) this.services.log.info({ url: await this.agentHub.listen() }, 'accepting agent tunnels');
+    const router = this.agentHub?.router;
+    if (router) this.services.log.info({ url: await router.start(), instance: router.instance }, 'accepting requests routed from other instances');
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
@@ -161,6 +181,7 @@ export class Gateway {
     });
     await approvals.start();
     this.services.approvals = approvals;
+    this.outages.watch('reviews', () => approvals.store.get('rev_outage_probe'));
   }
 
   /** The agent tunnel listener's URL, when agents are configured. */
@@ -192,9 +213,10 @@ export class Gateway {
     // Held requests could wait longer than the grace period; their clients retry elsewhere and rejoin the same review.
     this.services.approvals?.releaseHeld();
     while (this.inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    for (const ctx of this.inFlight) ctx.abort.abort(new Error('gateway shutting down'));
+    await this.cutInFlight();
     this.server.closeAllConnections();
     await closed;
+    await this.agentHub?.router?.close();
     await this.agentHub?.close();
     await this.agentHub?.keys.store.close();
     await Promise.all([...this.services.transports.values(), ...this.retiring].map((t) => t.close()));
@@ -204,6 +226,24 @@ export class Gateway {
     await this.metricsListener?.close();
     await this.services.limiter.store.close();
     await this.services.tracing.close();
+    this.outages.close();
+  }
+
+  /**
+   * Past the grace: stop what is still running with a reason, so each stream
+   * ends with an error frame (and is recorded `shutdown`) before its socket
+   * is closed, rather than a bare TCP reset.
+   */
+  private async cutInFlight(): Promise<void> {
+    const cut = [...this.inFlight];
+    if (cut.length === 0) return;
+    const sent = Promise.all(cut.map((ctx) => finished(ctx.res).catch(() => undefined)));
+    for (const ctx of cut) ctx.abort.abort(shuttingDown());
+    this.services.log.warn({ requests: cut.length }, 'shutdown grace over: cutting the requests still running');
+    // A frame needs a moment to leave; a client that does not read does not hold the shutdown.
+    let bound: NodeJS.Timeout | undefined;
+    await Promise.race([sent, new Promise((resolve) => (bound = setTimeout(resolve, CUT_FLUSH_MS)))]);
+    clearTimeout(bound);
   }
 
   get services(): GatewayServices {
@@ -321,6 +361,16 @@ export class Gateway {
           });
           if (handled) return;
         }
+        if (isServiceKeysApiPath(path)) {
+          ctx.principal = await authenticate(services, ctx);
+          return handleServiceKeysApi(req, res, path, {
+            keys: services.identity.serviceKeys,
+            config: services.config.identity.service_keys,
+            principal: ctx.principal,
+            maxBodyBytes: services.config.server.max_body_bytes,
+            log: ctx.log,
+          });
+        }
         if (isPolicyApiPath(path)) {
           ctx.principal = await authenticate(services, ctx);
           return handlePolicyApi(req, res, path, { config: services.config, guardrails: services.guardrails, principal: ctx.principal });
@@ -355,10 +405,15 @@ export class Gateway {
       ctx.log.info({ code: ctx.errorCode }, 'client left before the answer');
       return;
     }
-    const error = asGatewayError(err);
+    // An abort error from a stage the gateway itself stopped (shutdown, recording lost) answers with the reason.
+    const reason: unknown = ctx.abort.signal.reason;
+    const error = !(err instanceof GatewayError) && reason instanceof GatewayError ? reason : asGatewayError(err);
     ctx.errorCode = error.code;
     this.services.metrics.refusals.inc({ code: error.code });
-    if (error.status >= 500) ctx.log.error({ err: error.cause ?? error, code: error.code }, error.message);
+    const outage = OUTAGE_CODES.get(error.code);
+    // A store outage is logged once, at its start and its end; each refusal shows in its request line by code.
+    if (outage) this.outages.refused(outage, error.cause ?? error);
+    else if (error.status >= 500) ctx.log.error({ err: error.cause ?? error, code: error.code }, error.message);
     if (ctx.res.headersSent) {
       ctx.res.destroy();
       return;
@@ -398,7 +453,7 @@ export class Gateway {
         aborted: ctx.abort.signal.aborted || undefined,
         ...(usage && { usage: { prompt: usage.prompt_tokens, completion: usage.completion_tokens, ...(usage.estimated && { estimated: true }) } }),
         ...(ctx.limits && ctx.limits.decision.outcome !== 'none' && { limits: ctx.limits.decision.outcome }),
-        ...(ctx.errorCode && LIMIT_CODES.has(ctx.errorCode) && { limits: 'refused' }),
+        ...(ctx.errorCode && LIMIT_REFUSAL_CODES.has(ctx.errorCode) && { limits: 'refused' }),
         ...(ctx.trace && { traceId: ctx.trace.traceId }),
       },
       'request',
@@ -434,8 +489,15 @@ function clientErrorAnswer(code: string | undefined): [status: string, code: str
   return ['400 Bad Request', 'bad_http_request', 'Malformed HTTP request.'];
 }
 
-/** Refusals by the limit stage, named in the access log's `limits` field. */
-const LIMIT_CODES = new Set(['rate_limit_exceeded', 'concurrency_limit_exceeded', 'budget_exceeded', 'request_exceeds_limit', 'limits_unavailable']);
+/** Refusals that mean a store is down, by store. */
+const OUTAGE_CODES = new Map<string, StoreName>([
+  ['recording_unavailable', 'recording'],
+  ['approvals_unavailable', 'reviews'],
+  ['reviews_unavailable', 'reviews'],
+]);
+
+/** How long streams cut at shutdown get to send their error frame before their sockets close. */
+const CUT_FLUSH_MS = 1_000;
 
 function unknownEndpoint(method: string, path: string): GatewayError {
   const served = path.startsWith('/api/')

@@ -33,6 +33,12 @@ export interface AgentOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** How long a model may take to send response headers; the gateway keeps its own limits too. */
   upstreamHeadersTimeoutMs?: number;
+  /**
+   * HTTP/2 PING to the gateway this often; no answer within `timeoutMs` ends
+   * the tunnel and redials. TCP keepalive alone cannot see a peer (or a
+   * middlebox) that stopped forwarding while the connection stays open.
+   */
+  heartbeat?: { intervalMs: number; timeoutMs: number };
 }
 
 export type TunnelState = 'connecting' | 'connected' | 'stopped';
@@ -94,6 +100,8 @@ export class Agent {
   async close(graceMs = 10_000): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    // A dial under way finishes (and sees `stopped`) before the session is looked at.
+    await this.dialing;
     const session = this.session;
     if (session && !session.closed) {
       await new Promise<void>((resolve) => {
@@ -107,7 +115,8 @@ export class Agent {
         });
       });
     }
-    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    // Every stream is done or cut by now; close() would wait on a model that never answers.
+    await Promise.all([...this.pools.values()].map((p) => p.destroy()));
   }
 
   /** Kills the tunnel without a goodbye, as a crash would: the socket, or the HTTP/2 session (for tests of the gateway's side). */
@@ -176,6 +185,11 @@ export class Agent {
       req.end();
     });
     this.metrics.dials.inc({ outcome: 'connected' });
+    // close() ran while this dial was under way: no tunnel may outlive the agent.
+    if (this.stopped) {
+      socket.destroy();
+      return;
+    }
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
     // node's HTTP/2 server treats a TLS socket without ALPN "h2" as HTTP/1; after the upgrade this socket speaks HTTP/2.
@@ -185,6 +199,11 @@ export class Agent {
       this.h2.emit('connection', socket);
     });
     session.on('error', (err) => this.options.log.warn({ err: err.message }, 'tunnel error'));
+    this.keepAlive(session);
+    // The gateway's process went away (its kernel closed the socket): redial now, not at the next PING.
+    socket.once('end', () => {
+      if (!session.destroyed) session.destroy(new Error('the gateway closed the connection'));
+    });
     session.once('close', () => {
       if (this.session !== session) return;
       this.session = undefined;
@@ -198,6 +217,29 @@ export class Agent {
     this.options.log.info({ gateway: gateway.origin, connections: [...this.options.serve.keys()] }, 'tunnel connected');
   }
 
+  /** PINGs the gateway; a missed answer destroys the session with an error, so every open stream ends now instead of hanging. */
+  private keepAlive(session: http2.ServerHttp2Session): void {
+    const { intervalMs, timeoutMs } = this.options.heartbeat ?? { intervalMs: 10_000, timeoutMs: 5_000 };
+    const dead = () => {
+      if (session.destroyed) return;
+      this.options.log.warn({ gateway: this.options.gateway.origin }, 'the gateway missed its heartbeat; redialling');
+      session.destroy(new Error('the gateway stopped answering PINGs'));
+      // A frozen peer never acknowledges the FIN either: free the socket now.
+      (session.socket as Socket | undefined)?.destroy();
+    };
+    const timer = setInterval(() => {
+      if (session.destroyed || session.closed) return;
+      const deadline = setTimeout(dead, timeoutMs);
+      const sent = session.ping((err) => {
+        clearTimeout(deadline);
+        if (err) dead();
+      });
+      if (!sent) clearTimeout(deadline);
+    }, intervalMs);
+    timer.unref();
+    session.once('close', () => clearInterval(timer));
+  }
+
   private async forward(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<void> {
     const connection = String(headers[HEADER.connection] ?? '');
     const base = this.options.serve.get(connection);
@@ -209,6 +251,8 @@ export class Agent {
     if (!path.startsWith('/') || path.startsWith('//') || (method !== 'POST' && method !== 'GET')) return this.refuse(stream, 'bad_request', 'bad method or path', 400);
 
     const abort = new AbortController();
+    // A dead tunnel destroys its streams with an error; the close below handles it (unheard, it would crash the agent).
+    stream.on('error', (err) => this.options.log.debug({ connection, err: err.message }, 'tunnel stream error'));
     stream.once('close', () => {
       if (!stream.writableFinished || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) abort.abort(new Error('gateway cancelled the stream'));
     });

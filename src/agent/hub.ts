@@ -17,6 +17,7 @@ import type { AgentsConfig } from './config.js';
 import { keyIsLive, type AgentKeyRecord } from './key-store.js';
 import { HEADER, HOP_BY_HOP, NOT_STARTED_ERRORS, TUNNEL_PATH, UPGRADE_TOKEN } from './protocol.js';
 import type { AgentKeys } from './registry.js';
+import type { AgentRouter } from './router.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 /** Room for many streams' flow-control windows at once, so one slow reader cannot stall the tunnel. */
@@ -179,6 +180,9 @@ export class AgentHub {
   private keyCheck: NodeJS.Timeout | undefined;
   private readonly served: ReadonlySet<string>;
   private cursor = 0;
+  private readonly changeListeners: Array<() => void> = [];
+  /** Routing to agents held by other instances, when `agents.routing` is configured. */
+  router: AgentRouter | undefined;
   private readonly connected: Gauge;
   private readonly handshakes: Counter;
 
@@ -239,8 +243,51 @@ export class AgentHub {
     return rotated.sort((a, b) => a.inFlight - b.inFlight);
   }
 
+  /** Called when an agent connects or goes. */
+  onChange(listener: () => void): void {
+    this.changeListeners.push(listener);
+  }
+
   list(): AgentTunnel[] {
     return [...this.tunnels];
+  }
+
+  /** Connections this instance has live agents for, with how many. */
+  held(): Map<string, number> {
+    const held = new Map<string, number>();
+    for (const t of this.tunnels) if (t.usable) for (const c of t.connections) held.set(c, (held.get(c) ?? 0) + 1);
+    return held;
+  }
+
+  /**
+   * Sends `request` through this instance's agents for its connection,
+   * moving on to the next agent only while HTTP/2 or the agent says the
+   * model never saw it. Throws NotStartedError when no local agent took it
+   * (another instance's may), a GatewayError once one had it.
+   */
+  async sendLocal(request: TunnelRequest): Promise<TunnelResponse & { agent: string }> {
+    const name = request.connection.name;
+    const tried = new Set<AgentTunnel>();
+    let last: NotStartedError | undefined;
+    for (;;) {
+      const [agent] = this.agentsFor(name, tried);
+      if (!agent) throw last ?? new NotStartedError(`no agent serving "${name}" is connected to this instance`, 'agent_unavailable');
+      tried.add(agent);
+      try {
+        return { ...(await agent.send(request)), agent: agent.name };
+      } catch (err) {
+        if (request.signal.aborted || err instanceof GatewayError) throw err;
+        if (!(err instanceof NotStartedError)) {
+          throw new GatewayError(`The tunnel to agent "${agent.name}" for connection "${name}" broke before the model answered. Retry, or ask an operator to check the agent.`, {
+            status: 502,
+            type: 'upstream_error',
+            code: 'agent_lost',
+            cause: err,
+          });
+        }
+        last = err;
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -281,10 +328,14 @@ export class AgentHub {
         if (!session.destroyed) session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
       });
       const tunnel = new AgentTunnel(instance, key, new Set(announced), version, session);
+      // The upgraded socket is half-open capable: an agent that died (FIN from its kernel) would otherwise look alive until the next PING.
+      socket.once('end', () => tunnel.cut('the agent closed the connection'));
       this.tunnels.add(tunnel);
       this.heartbeat(tunnel);
+      for (const listener of this.changeListeners) listener();
       session.once('close', () => {
         this.tunnels.delete(tunnel);
+        for (const listener of this.changeListeners) listener();
         log.info({ agent: key.agent, instance }, 'agent disconnected');
       });
       this.handshakes.inc({ outcome: 'connected' });

@@ -1,9 +1,8 @@
 // Where agent keys live: the `storage:` database every gateway instance
 // shares, so a key created or revoked with the CLI is seen by all of them.
 // One row per key; an agent has one key, or two while a rotation overlaps.
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { StorageConfig } from '../audit/config.js';
+import { openAgentDb, type AgentDb } from './agent-db.js';
 
 export interface AgentKeyRecord {
   /** The public part of the key, `mga_<id>_…`. */
@@ -62,15 +61,8 @@ function fromRow(row: Row): AgentKeyRecord {
   };
 }
 
-/** The two drivers differ only in placeholders and how a statement is run. */
-interface SqlRunner {
-  all(sql: string, params: unknown[]): Promise<Row[]>;
-  run(sql: string, params: unknown[]): Promise<number>;
-  close(): Promise<void>;
-}
-
 class SqlAgentKeyStore implements AgentKeyStore {
-  constructor(private readonly sql: SqlRunner) {}
+  constructor(private readonly sql: AgentDb) {}
 
   async insert(r: AgentKeyRecord): Promise<void> {
     await this.sql.run(`INSERT INTO agent_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`, [
@@ -85,12 +77,12 @@ class SqlAgentKeyStore implements AgentKeyStore {
   }
 
   async get(id: string): Promise<AgentKeyRecord | undefined> {
-    const [row] = await this.sql.all(`SELECT ${COLUMNS} FROM agent_keys WHERE id = ?`, [id]);
+    const [row] = await this.sql.all<Row>(`SELECT ${COLUMNS} FROM agent_keys WHERE id = ?`, [id]);
     return row ? fromRow(row) : undefined;
   }
 
   async list(): Promise<AgentKeyRecord[]> {
-    return (await this.sql.all(`SELECT ${COLUMNS} FROM agent_keys ORDER BY created_at DESC, id`, [])).map(fromRow);
+    return (await this.sql.all<Row>(`SELECT ${COLUMNS} FROM agent_keys ORDER BY created_at DESC, id`, [])).map(fromRow);
   }
 
   revokeAgent(agent: string, now: number): Promise<number> {
@@ -116,61 +108,6 @@ const TABLE = `CREATE TABLE IF NOT EXISTS agent_keys (
   revoked_at BIGINT
 )`;
 const INDEX = 'CREATE INDEX IF NOT EXISTS agent_keys_agent ON agent_keys (agent)';
-/** Arbitrary but fixed: serialises table creation when several instances start at once. */
-const SCHEMA_LOCK_ID = 0x6d67_6167;
-
 export async function openAgentKeyStore(storage: StorageConfig): Promise<AgentKeyStore> {
-  if (storage.driver === 'postgres') {
-    const settings = storage.postgres!;
-    const { default: pg } = await import('pg');
-    const pool = new pg.Pool({
-      connectionString: settings.url,
-      max: 2,
-      connectionTimeoutMillis: settings.connect_timeout,
-      statement_timeout: settings.statement_timeout,
-      application_name: 'modelgate-agents',
-      ...(settings.schema ? { options: `-c search_path=${settings.schema}` } : {}),
-    });
-    pool.on('error', () => {});
-    const numbered = (sql: string) => {
-      let n = 0;
-      return sql.replace(/\?/g, () => `$${++n}`);
-    };
-    const client = await pool.connect().catch(async (err: unknown) => {
-      await pool.end().catch(() => {});
-      throw err;
-    });
-    try {
-      await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_ID]);
-      if (settings.schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${settings.schema}`);
-      await client.query(TABLE);
-      await client.query(INDEX);
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      client.release();
-      await pool.end().catch(() => {});
-      throw err;
-    }
-    client.release();
-    return new SqlAgentKeyStore({
-      all: async (sql, params) => (await pool.query<Row>(numbered(sql), params)).rows,
-      run: async (sql, params) => (await pool.query(numbered(sql), params)).rowCount ?? 0,
-      close: () => pool.end(),
-    });
-  }
-  const settings = storage.sqlite;
-  const { default: Database } = await import('better-sqlite3');
-  if (settings.path !== ':memory:') mkdirSync(dirname(settings.path), { recursive: true });
-  const db = new Database(settings.path, { timeout: settings.busy_timeout });
-  db.pragma('journal_mode = WAL');
-  db.exec(`${TABLE}; ${INDEX};`);
-  return new SqlAgentKeyStore({
-    all: async (sql, params) => db.prepare<unknown[], Row>(sql).all(...params),
-    run: async (sql, params) => db.prepare(sql).run(...params).changes,
-    close: async () => {
-      db.close();
-    },
-  });
+  return new SqlAgentKeyStore(await openAgentDb(storage, [TABLE, INDEX], 'modelgate-agents'));
 }

@@ -4,6 +4,7 @@
 // request that raised the review, by whichever instance made it: a vote on
 // instance B lands in a session instance A is still writing. The requests
 // themselves record `created`, `waiting` and `executed` (pipeline/approve.ts).
+import { randomUUID } from 'node:crypto';
 import { APPENDED_ORDINAL_BASE, type ApprovalOutcome } from '../audit/events.js';
 import type { SessionArchive } from '../audit/sessions.js';
 import { GatewayError } from '../http/errors.js';
@@ -32,6 +33,13 @@ import { WebhookNotifier } from './webhooks.js';
 const SWEEP_INTERVAL_MS = 15_000;
 /** While PostgreSQL pushes changes, held requests still poll this many times less often, in case a notification is lost. */
 const PUSHED_POLL_FACTOR = 5;
+
+/**
+ * A held request's registration in the shared store lasts this long unless
+ * renewed, which its instance does every third of it: a request on an
+ * instance that died stops counting as a waiter once its lease runs out.
+ */
+const WAITER_LEASE_MS = 30_000;
 
 /** Ordinals of changes appended to the raising session: a vote's is BASE + its index. */
 const APPENDED = { expired: APPENDED_ORDINAL_BASE + 1000, cancelled: APPENDED_ORDINAL_BASE + 1001, executed: APPENDED_ORDINAL_BASE + 1002 } as const;
@@ -91,6 +99,8 @@ export class Approvals {
   private pollTimer: NodeJS.Timeout | undefined;
   /** Reviews whose client went away, and when to cancel them if still nobody waits. */
   private readonly abandoned = new Map<string, NodeJS.Timeout>();
+  /** Waiter registrations being dropped from the store, by review: an abandoned review is judged after they land. */
+  private readonly leaving = new Map<string, Promise<void>>();
   private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -117,6 +127,7 @@ export class Approvals {
     clearInterval(this.sweepTimer);
     clearTimeout(this.pollTimer);
     await this.webhooks.drain();
+    await Promise.all(this.leaving.values());
     await this.store.close();
   }
 
@@ -176,7 +187,7 @@ export class Approvals {
       created_at: now,
       updated_at: now,
       expires_at: now + this.config.expires_after,
-      requester: { ...partyOf(input.principal), groups: input.principal.groups },
+      requester: { ...partyOf(input.principal), groups: input.principal.groups, ...(input.principal.owner && { owner: input.principal.owner }) },
       connection: input.connection,
       model: input.model,
       operation: input.operation,
@@ -205,7 +216,7 @@ export class Approvals {
       created_at: now,
       updated_at: now,
       expires_at: now + this.config.expires_after,
-      requester: { ...partyOf(principal), groups: principal.groups },
+      requester: { ...partyOf(principal), groups: principal.groups, ...(principal.owner && { owner: principal.owner }) },
       connection,
       reason,
       approvers: { groups: settings.approvers, required: settings.required_approvals },
@@ -287,12 +298,16 @@ export class Approvals {
       const timers: NodeJS.Timeout[] = [];
       const waiter: Waiter = { resolve: (decided) => done({ kind: 'decided', review: decided }), release: () => done({ kind: 'draining', review }) };
       const onAbort = () => done({ kind: 'aborted' });
+      const waiterId = randomUUID();
+      /** The registration and its renewals, in order; the drop comes after them. */
+      let lease = Promise.resolve();
       const done = (outcome: WaitOutcome) => {
         for (const t of timers) clearTimeout(t);
         signal.removeEventListener('abort', onAbort);
         const set = this.waiters.get(review.id);
         set?.delete(waiter);
         if (set?.size === 0) this.waiters.delete(review.id);
+        this.dropWaiter(review.id, waiterId, lease);
         resolve(outcome);
       };
       signal.addEventListener('abort', onAbort, { once: true });
@@ -302,6 +317,14 @@ export class Approvals {
       // Someone came back for an abandoned review: it is no longer to be cancelled.
       clearTimeout(this.abandoned.get(review.id));
       this.abandoned.delete(review.id);
+      // Registered in the shared store too, so an instance whose client left does not cancel the review under this one.
+      const holdLease = () => {
+        lease = lease
+          .then(() => this.store.holdWaiter(review.id, waiterId, this.now() + WAITER_LEASE_MS))
+          .catch((err: unknown) => this.deps.log.warn({ err: (err as Error).message, review: review.id }, 'could not register a held request in the review store'));
+        timers.push(setTimeout(holdLease, WAITER_LEASE_MS / 3));
+      };
+      holdLease();
       timers.push(setTimeout(() => done({ kind: 'timeout', review }), waitMs));
       // The review may run out before the wait does.
       const untilExpiry = review.expires_at - this.now();
@@ -334,19 +357,44 @@ export class Approvals {
 
   /**
    * The client that held this review went away. Another held request may
-   * still be waiting on it, or the same client may be about to retry: the
-   * review is cancelled only if, after `cancel_abandoned_after`, no request
-   * on this instance waits on it.
+   * still be waiting on it, here or on another instance, or the same client
+   * may be about to retry: the review is cancelled only if, after
+   * `cancel_abandoned_after`, no request on any instance waits on it.
    */
   abandon(id: string): void {
     if (this.waitingOn(id) > 0 || this.abandoned.has(id)) return;
-    const timer = setTimeout(() => {
-      this.abandoned.delete(id);
-      if (this.waitingOn(id) > 0) return;
-      this.cancel(id).catch((err: unknown) => this.deps.log.warn({ err: (err as Error).message, review: id }, 'could not cancel an abandoned review; it expires instead'));
-    }, this.config.cancel_abandoned_after);
+    const timer = setTimeout(() => void this.cancelIfNobodyWaits(id), this.config.cancel_abandoned_after);
     timer.unref();
     this.abandoned.set(id, timer);
+  }
+
+  private async cancelIfNobodyWaits(id: string): Promise<void> {
+    this.abandoned.delete(id);
+    if (this.waitingOn(id) > 0) return;
+    try {
+      await this.leaving.get(id);
+      const elsewhere = await this.store.liveWaiters(id, this.now());
+      if (elsewhere > 0 || this.waitingOn(id) > 0) {
+        this.deps.log.info({ review: id, waiters: elsewhere }, 'abandoned review still has a held request waiting on it; not cancelled');
+        return;
+      }
+      if (await this.cancel(id)) this.deps.log.info({ review: id }, 'abandoned review cancelled: no request waits on it');
+    } catch (err) {
+      // Unsure whether someone waits: never cancel under them. The review expires instead.
+      this.deps.log.warn({ err: (err as Error).message, review: id }, 'could not judge or cancel an abandoned review; it expires instead');
+    }
+  }
+
+  /** Drops a finished wait's registration; an abandoned review is judged once every drop under way has landed. */
+  private dropWaiter(reviewId: string, waiterId: string, lease: Promise<void>): void {
+    const previous = this.leaving.get(reviewId) ?? Promise.resolve();
+    const dropped = Promise.all([previous, lease])
+      .then(() => this.store.dropWaiter(waiterId))
+      .catch((err: unknown) => this.deps.log.warn({ err: (err as Error).message, review: reviewId }, 'could not drop a held request from the review store; its lease runs out instead'))
+      .finally(() => {
+        if (this.leaving.get(reviewId) === dropped) this.leaving.delete(reviewId);
+      });
+    this.leaving.set(reviewId, dropped);
   }
 
   /**
@@ -396,6 +444,7 @@ export class Approvals {
     const result = { expired: 0, deleted: 0 };
     try {
       for (const id of await this.store.duePending(this.now(), 100)) if (await this.expire(id)) result.expired++;
+      await this.store.dropExpiredWaiters(this.now());
       if (this.config.retention !== null) result.deleted = await this.store.deleteDecidedBefore(this.now() - this.config.retention, 500);
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'review sweep failed; retrying later');

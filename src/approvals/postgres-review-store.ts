@@ -68,6 +68,12 @@ export class PostgresReviewStore implements ReviewStore {
           CREATE INDEX IF NOT EXISTS approval_reviews_pending ON approval_reviews (state, expires_at);
           CREATE INDEX IF NOT EXISTS approval_reviews_requester ON approval_reviews (requester_subject, created_at);
           CREATE INDEX IF NOT EXISTS approval_reviews_updated ON approval_reviews (updated_at);
+          CREATE TABLE IF NOT EXISTS approval_waiters (
+            waiter_id text PRIMARY KEY,
+            review_id text NOT NULL,
+            lease_until bigint NOT NULL
+          );
+          CREATE INDEX IF NOT EXISTS approval_waiters_review ON approval_waiters (review_id, lease_until);
         `);
         await client.query('COMMIT');
       } catch (err) {
@@ -178,6 +184,27 @@ export class PostgresReviewStore implements ReviewStore {
     } finally {
       client.release();
     }
+  }
+
+  async holdWaiter(reviewId: string, waiterId: string, leaseUntil: number): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO approval_waiters (waiter_id, review_id, lease_until) VALUES ($1, $2, $3)
+       ON CONFLICT (waiter_id) DO UPDATE SET lease_until = EXCLUDED.lease_until`,
+      [waiterId, reviewId, leaseUntil],
+    );
+  }
+
+  async dropWaiter(waiterId: string): Promise<void> {
+    await this.pool.query('DELETE FROM approval_waiters WHERE waiter_id = $1', [waiterId]);
+  }
+
+  async liveWaiters(reviewId: string, now: number): Promise<number> {
+    const { rows } = await this.pool.query<{ n: string }>('SELECT count(*) AS n FROM approval_waiters WHERE review_id = $1 AND lease_until > $2', [reviewId, now]);
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async dropExpiredWaiters(now: number): Promise<void> {
+    await this.pool.query('DELETE FROM approval_waiters WHERE lease_until <= $1', [now]);
   }
 
   async subscribe(listener: (id: string) => void): Promise<boolean> {

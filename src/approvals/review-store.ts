@@ -36,6 +36,16 @@ export interface ReviewStore {
    * told about the change. Undefined when the review does not exist.
    */
   update<T>(id: string, change: (current: Review) => { next?: Review; result: T }): Promise<T | undefined>;
+  /**
+   * Registers, or renews, a held request waiting on a review until `leaseUntil`
+   * (epoch ms): how an instance knows a request on another instance still waits.
+   */
+  holdWaiter(reviewId: string, waiterId: string, leaseUntil: number): Promise<void>;
+  dropWaiter(waiterId: string): Promise<void>;
+  /** Held requests, on any instance, whose lease on the review has not run out. */
+  liveWaiters(reviewId: string, now: number): Promise<number>;
+  /** Forgets leases that ran out (their instance died without dropping them). */
+  dropExpiredWaiters(now: number): Promise<void>;
   /** Calls `listener` with the ID of every review changed by any instance; false when this store cannot push (poll instead). */
   subscribe(listener: (id: string) => void): Promise<boolean>;
   /** True while pushed changes are known to arrive; held requests poll faster otherwise. */

@@ -27,6 +27,12 @@ const SCHEMA = `
 
 /** Indexes, created once every column they need exists. */
 const INDEXES = `
+  CREATE TABLE IF NOT EXISTS approval_waiters (
+    waiter_id TEXT PRIMARY KEY,
+    review_id TEXT NOT NULL,
+    lease_until INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS approval_waiters_review ON approval_waiters (review_id, lease_until);
   CREATE INDEX IF NOT EXISTS approval_reviews_fingerprint ON approval_reviews (fingerprint, created_at);
   CREATE INDEX IF NOT EXISTS approval_reviews_pending ON approval_reviews (state, expires_at);
   CREATE INDEX IF NOT EXISTS approval_reviews_requester ON approval_reviews (requester_subject, created_at);
@@ -48,6 +54,13 @@ export class SqliteReviewStore implements ReviewStore {
         `SELECT doc FROM approval_reviews WHERE kind = 'access' AND state = 'approved' AND requester_issuer = ? AND requester_subject = ? AND connection = ? AND grant_expires_at > ?`,
       ),
       duePending: db.prepare<[number, number], { id: string }>(`SELECT id FROM approval_reviews WHERE state = 'pending' AND expires_at <= ? LIMIT ?`),
+      holdWaiter: db.prepare(
+        `INSERT INTO approval_waiters (waiter_id, review_id, lease_until) VALUES (?, ?, ?)
+         ON CONFLICT (waiter_id) DO UPDATE SET lease_until = excluded.lease_until`,
+      ),
+      dropWaiter: db.prepare('DELETE FROM approval_waiters WHERE waiter_id = ?'),
+      liveWaiters: db.prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM approval_waiters WHERE review_id = ? AND lease_until > ?'),
+      dropExpiredWaiters: db.prepare('DELETE FROM approval_waiters WHERE lease_until <= ?'),
     };
   }
 
@@ -123,6 +136,22 @@ export class SqliteReviewStore implements ReviewStore {
       return result;
     });
     return run.immediate();
+  }
+
+  async holdWaiter(reviewId: string, waiterId: string, leaseUntil: number): Promise<void> {
+    this.statements.holdWaiter.run(waiterId, reviewId, leaseUntil);
+  }
+
+  async dropWaiter(waiterId: string): Promise<void> {
+    this.statements.dropWaiter.run(waiterId);
+  }
+
+  async liveWaiters(reviewId: string, now: number): Promise<number> {
+    return this.statements.liveWaiters.get(reviewId, now)?.n ?? 0;
+  }
+
+  async dropExpiredWaiters(now: number): Promise<void> {
+    this.statements.dropExpiredWaiters.run(now);
   }
 
   async subscribe(): Promise<boolean> {

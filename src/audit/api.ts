@@ -9,6 +9,7 @@
 //   POST   /v1/sessions/redact          by subject or pattern (auditors)
 //   GET    /v1/sessions/:id             one session, decoded
 //   GET    /v1/sessions/:id/replay      prompt and chunks with their offsets
+//   GET    /v1/sessions/:id/verify      its hash-chain status: verified, broken (at which event), unverifiable
 //   POST   /v1/sessions/:id/redact      whole session, or a pattern in it (auditors)
 //   POST   /v1/sessions/:id/hold        {"hold": true|false, "reason"} (auditors)
 //   DELETE /v1/sessions/:id             (auditors)
@@ -20,8 +21,10 @@ import { badRequest, GatewayError } from '../http/errors.js';
 import { jsonObjectBody as jsonBody, optionalString } from '../http/read-json-body.js';
 import { drained, sendJson } from '../http/send.js';
 import type { Principal } from '../identity/principal.js';
-import { parseTimeBound, type SessionArchive, type SessionFilter } from './sessions.js';
+import { SearchQueryError } from './search.js';
+import { parseTimeBound, SearchUnavailableError, type SessionArchive, type SessionFilter } from './sessions.js';
 import { SessionStateError, type DecisionFilter, type SessionRow } from './store.js';
+import { verifySession } from './verify.js';
 
 export const SESSIONS_API_PREFIX = '/v1/sessions';
 
@@ -35,8 +38,8 @@ export interface SessionsApiContext {
   redactSubjectElsewhere?: (subject: string, issuer: string | undefined) => Promise<Record<string, string[] | undefined>>;
 }
 
-const DECISIONS: readonly DecisionFilter[] = ['blocked', 'masked', 'approved'];
-const STATES: ReadonlyArray<SessionRow['state']> = ['open', 'completed', 'aborted', 'upstream_failed', 'refused', 'incomplete'];
+const DECISIONS: readonly DecisionFilter[] = ['blocked', 'masked', 'approved', 'flagged'];
+const STATES: ReadonlyArray<SessionRow['state']> = ['open', 'completed', 'aborted', 'upstream_failed', 'refused', 'incomplete', 'shutdown'];
 
 export function isSessionsApiPath(path: string): boolean {
   return path === SESSIONS_API_PREFIX || path.startsWith(`${SESSIONS_API_PREFIX}/`);
@@ -44,6 +47,16 @@ export function isSessionsApiPath(path: string): boolean {
 
 export function isAuditor(principal: Principal, auditorGroups: readonly string[]): boolean {
   return principal.groups.some((g) => auditorGroups.includes(g));
+}
+
+/**
+ * The issuers under which a person's own sessions are recorded: their IdP's,
+ * and the gateway's when they signed in through the browser (a gateway token
+ * names the IdP as `origin`). Non-auditors see sessions and usage of these
+ * issuers with their own subject, and nothing else.
+ */
+export function ownIssuers(principal: Principal): string[] {
+  return [...new Set([principal.issuer, principal.origin].filter((i): i is string => i !== undefined))];
 }
 
 /** Who did it, as recorded in redaction, deletion and legal-hold events. */
@@ -116,8 +129,8 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
   const method = req.method ?? 'GET';
   const auditor = isAuditor(ctx.principal, ctx.auditorGroups);
   // One person, whether the session was made with their IdP's token or a gateway token from a browser sign-in there.
-  const ownIssuers = [...new Set([ctx.principal.issuer, ctx.principal.origin].filter((i): i is string => i !== undefined))];
-  const mine = (s: SessionRow): boolean => ownIssuers.includes(s.issuer) && s.subject === ctx.principal.subject;
+  const issuers = ownIssuers(ctx.principal);
+  const mine = (s: SessionRow): boolean => issuers.includes(s.issuer) && s.subject === ctx.principal.subject;
   const segments = url.pathname.slice(SESSIONS_API_PREFIX.length).split('/').filter(Boolean).map(decodeURIComponent);
   const maxBody = ctx.maxBodyBytes ?? 64 * 1024;
   const allow = (...methods: string[]): void => {
@@ -134,9 +147,9 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
   if (segments.length === 0) {
     allow('GET');
     const filter = filterFromQuery(url.searchParams, Date.now());
-    if (!auditor) Object.assign(filter, { issuer: undefined, issuers: ownIssuers, subject: ctx.principal.subject });
+    if (!auditor) Object.assign(filter, { issuer: undefined, issuers, subject: ctx.principal.subject });
     const page = await listOrRefuse(ctx.archive, filter);
-    sendJson(res, 200, { object: 'list', scope: auditor ? 'all' : 'own', data: page.sessions, has_more: page.next !== undefined, next_cursor: page.next ?? null, ...(page.scanned !== undefined ? { scanned: page.scanned, scan_limit_reached: page.scan_limit_reached ?? false } : {}) });
+    sendJson(res, 200, { object: 'list', scope: auditor ? 'all' : 'own', data: page.sessions, has_more: page.next !== undefined, next_cursor: page.next ?? null });
     return true;
   }
 
@@ -212,6 +225,13 @@ export async function handleSessionsApi(req: IncomingMessage, res: ServerRespons
     sendJson(res, 200, replay);
     return true;
   }
+  if (action === 'verify') {
+    allow('GET');
+    await visible();
+    // Reads hashes and stored bytes only; no content leaves, so this is not recorded as a view.
+    sendJson(res, 200, { id, ...(await verifySession(ctx.archive.store, id)) });
+    return true;
+  }
   if (action === 'redact') {
     allow('POST');
     if (!auditor) throw auditorsOnly('redact sessions');
@@ -257,6 +277,8 @@ async function listOrRefuse(archive: SessionArchive, filter: SessionFilter): Ret
     return await archive.list(filter);
   } catch (err) {
     if (err instanceof RangeError) throw badRequest('invalid_cursor', '"cursor" is not one this API returned.', 'cursor');
+    if (err instanceof SearchQueryError) throw badRequest('invalid_search', `"q": ${err.message}.`, 'q');
+    if (err instanceof SearchUnavailableError) throw badRequest('search_unavailable', err.message, 'q');
     throw err;
   }
 }

@@ -4,7 +4,7 @@
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../ops/logger.js';
 import type { ConnectionRecordingConfig } from './config.js';
-import { Recorder } from './recorder.js';
+import { Recorder, type StoreHealth } from './recorder.js';
 import { RetentionJob } from './retention.js';
 import { SessionArchive } from './sessions.js';
 import { openStore } from './store.js';
@@ -16,11 +16,11 @@ export class AuditTrail {
     private readonly retention: RetentionJob,
   ) {}
 
-  static async open(config: Config, log: Logger): Promise<AuditTrail> {
+  static async open(config: Config, log: Logger, health?: StoreHealth): Promise<AuditTrail> {
     const connections = new Map<string, ConnectionRecordingConfig>(
       config.connections.flatMap((c) => (c.recording ? [[c.name, c.recording] as const] : [])),
     );
-    const recorder = await Recorder.open(await openStore(config.storage, { thread: 'worker' }), config.recording, { connections, log });
+    const recorder = await Recorder.open(await openStore(config.storage, { thread: 'worker' }), config.recording, { connections, log, ...(health && { health }) });
     // Its own store handle, so API reads never queue behind recording commits.
     const archive = new SessionArchive(await openStore(config.storage, { thread: 'worker' }), config.recording, connections);
     return new AuditTrail(recorder, archive, new RetentionJob(archive, log).start());

@@ -100,8 +100,6 @@ export const recordingSchema = z
       .optional(),
     /** Members of these groups see and manage every session; everyone else sees only their own. */
     auditor_groups: z.array(z.string().min(1)).default([]),
-    /** Text search reads (and decrypts) at most this many sessions' bodies per query. */
-    search_scan_limit: z.number().int().min(1).default(10_000),
   })
   .strict()
   .prefault({});

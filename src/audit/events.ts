@@ -9,9 +9,9 @@
 // `content_hash`, and can be legitimately redacted by a chained
 // `redaction` event.
 
-export type SessionState = 'open' | 'completed' | 'aborted' | 'upstream_failed' | 'refused' | 'incomplete';
+export type SessionState = 'open' | 'completed' | 'aborted' | 'upstream_failed' | 'refused' | 'incomplete' | 'shutdown';
 /** How the gateway ends a session; `incomplete` is only set by crash recovery. */
-export type EndState = 'completed' | 'aborted' | 'upstream_failed' | 'refused';
+export type EndState = 'completed' | 'aborted' | 'upstream_failed' | 'refused' | 'shutdown';
 
 /** Size of a recorded body: `stored_bytes < bytes` means it was truncated at `max_body_bytes`. */
 export interface ContentInfo {
@@ -27,6 +27,10 @@ export interface RecordedIdentity {
   name?: string;
   groups: string[];
   client_id?: string;
+  /** A service key's id (`mgk_<id>_…`), when the caller used one. */
+  service_key?: string;
+  /** For a service identity: the person who created it. */
+  owner?: { issuer: string; subject: string; email?: string };
 }
 
 export interface SessionStartMeta {
@@ -86,6 +90,21 @@ export interface ApprovalMeta {
   comment?: ContentInfo;
   approvals?: number;
   required?: number;
+}
+
+/** A limit or budget refused the request before anything was forwarded (the session then ends `refused`). */
+export interface LimitMeta {
+  outcome: 'refused';
+  /** The limit's name in `limits.rules`, or `budget:<group>`. */
+  limit: string;
+  /** requests_per_minute, tokens_per_minute, …, concurrent_requests, monthly_budget; absent when the limit store failed closed. */
+  kind?: string;
+  /** The counter it was charged to, e.g. `subject=…,model=demo-chat`. */
+  scope?: string;
+  /** The refusal's stable code, as the client got it. */
+  code: string;
+  /** When the limit allows the request again (ISO 8601), if it ever does. */
+  resets_at?: string;
 }
 
 export interface ResponseChunksMeta {
@@ -158,6 +177,7 @@ export interface EventMetaByKind {
   'session.start': SessionStartMeta;
   'session.forwarded': SessionForwardedMeta;
   decision: DecisionMeta;
+  limit: LimitMeta;
   approval: ApprovalMeta;
   'response.chunks': ResponseChunksMeta;
   'session.end': SessionEndMeta;

@@ -10,6 +10,7 @@ import type { StorageConfig } from './config.js';
 import { NO_ORDINAL, TRAIL_SESSION_ID, type NewEvent, type StoredEvent } from './events.js';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/index.js';
 import { BOOLEAN_COLUMNS, INTEGER_COLUMNS, projectEvent, SESSION_COLUMNS, type SessionColumn, type SessionRow as ProjectedRow, type SessionUpdate } from './projection.js';
+import { foldAccents, indexTextOf, INDEXED_KINDS, tsQuery } from './search.js';
 import {
   attachContents,
   columnValue,
@@ -56,6 +57,9 @@ interface ChainCursor {
   started: string[];
 }
 
+/** From this many index matches on, a search walks the sessions by time instead of fetching every match (see listSessions). */
+const MANY_MATCHES = 200;
+
 /** How many open sessions' sids are remembered, to spare a lookup per event. */
 const SID_CACHE_LIMIT = 100_000;
 
@@ -79,17 +83,24 @@ export class PostgresStore implements AuditStore {
     // An idle client losing its server is reported here; the next query gets a fresh one.
     pool.on('error', () => {});
     try {
-      await migrate(pool, settings.schema);
+      const applied = await migrate(pool, settings.schema);
+      const store = new PostgresStore(pool);
+      if (applied.includes(2) && !applied.includes(1)) await store.backfillSearch();
+      return store;
     } catch (err) {
       await pool.end().catch(() => {});
       throw new StorageUnavailableError(`cannot prepare the PostgreSQL audit store: ${(err as Error).message}`, { cause: err });
     }
-    return new PostgresStore(pool);
   }
 
   /** Runs `work` in a transaction holding the chain head (appendLocked moves the head). */
   private async withChain<T>(work: (client: pg.PoolClient, cursor: ChainCursor) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // The server going away between two queries of the transaction is reported on the client: without a
+    // listener that would be an uncaught error, and it would take the store (and its worker thread) down.
+    let lost: Error | undefined;
+    const onLost = (err: Error): void => void (lost ??= err);
+    client.on('error', onLost);
     const started: string[] = [];
     try {
       // One round trip: BEGIN and the lock that serialises every writer of the chain.
@@ -105,9 +116,12 @@ export class PostgresStore implements AuditStore {
       await client.query('ROLLBACK').catch(() => {});
       // The sids handed out in the rolled-back transaction do not exist.
       for (const id of started) this.sids.delete(id);
+      lost ??= err as Error;
       throw err;
     } finally {
-      client.release();
+      client.off('error', onLost);
+      // A client whose transaction failed may have lost its connection: the pool replaces it rather than reuse it.
+      client.release(lost);
     }
   }
 
@@ -140,6 +154,7 @@ export class PostgresStore implements AuditStore {
     const batch: Batch = {
       events: { seq: [], sid: [], session: [], n: [], kind: [], at: [], meta: [], content: [], prev: [], hash: [], key: [], nonce: [], data: [] },
       contents: { sid: [], n: [], part: [], key: [], nonce: [], data: [] },
+      search: { seq: [], sid: [], text: [] },
       inserts: new Map(),
       updates: new Map(),
     };
@@ -173,6 +188,12 @@ export class PostgresStore implements AuditStore {
       ev.nonce.push(first?.nonce ?? null);
       ev.data.push(first?.data ?? null);
       if (sid !== null) {
+        const text = indexTextOf(event);
+        if (text !== undefined) {
+          batch.search.seq.push(cursor.seq);
+          batch.search.sid.push(sid);
+          batch.search.text.push(foldAccents(text));
+        }
         for (const p of parts) {
           if (p.part === 0) continue;
           batch.contents.sid.push(sid);
@@ -236,6 +257,11 @@ export class PostgresStore implements AuditStore {
       shape.push('c');
       const arrays = [param(ct.sid, 'bigint[]'), param(ct.n, 'integer[]'), param(ct.part, 'integer[]'), param(ct.key, 'text[]'), param(ct.nonce, 'bytea[]'), param(ct.data, 'bytea[]')];
       ctes.push(`c AS (INSERT INTO contents (sid, n, part, key_id, nonce, data) SELECT * FROM unnest(${arrays.join(', ')}))`);
+    }
+    if (batch.search.seq.length > 0) {
+      shape.push('x');
+      const [seqs, sids, texts] = [param(batch.search.seq, 'bigint[]'), param(batch.search.sid, 'bigint[]'), param(batch.search.text, 'text[]')];
+      ctes.push(`x AS (INSERT INTO session_search (seq, sid, doc) SELECT v.seq, v.sid, to_tsvector('simple', v.text) FROM unnest(${seqs}, ${sids}, ${texts}) AS v(seq, sid, text))`);
     }
     if (batch.inserts.size > 0) {
       shape.push('s');
@@ -328,7 +354,23 @@ export class PostgresStore implements AuditStore {
 
   async listSessions(query: SessionQuery): Promise<SessionRow[]> {
     const params: unknown[] = [];
-    const where = sessionWhere(query, (v) => `$${params.push(v)}`);
+    const param = (v: unknown): string => `$${params.push(v)}`;
+    // PostgreSQL cannot estimate how many sessions a word is in: ask (up to a bound). Few matches: fetch those
+    // sessions by sid and sort them; many: walk sessions newest first and stop at a full page (a semi-join).
+    let few = false;
+    if (query.text) {
+      const countParams: unknown[] = [];
+      const tsq = tsQuery(query.text, (v) => `$${countParams.push(v)}`);
+      const { rows } = await this.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM (SELECT 1 FROM session_search WHERE doc @@ (${tsq}) LIMIT ${MANY_MATCHES}) m`, countParams);
+      few = rows[0]!.n < MANY_MATCHES;
+    }
+    // The "many" form is a scalar subquery per session on purpose: the planner cannot turn it into a join that reads
+    // every match first (which it does for IN or EXISTS when a word's frequency is unknown: 2 s on 100,000 sessions).
+    const where = sessionWhere(query, param, (terms) =>
+      few
+        ? `sid = ANY(ARRAY(SELECT sid FROM session_search WHERE doc @@ (${tsQuery(terms, param)})))`
+        : `(SELECT 1 FROM session_search x WHERE x.sid = sessions.sid AND x.doc @@ (${tsQuery(terms, param)}) LIMIT 1) IS NOT NULL`,
+    );
     const { rows } = await this.pool.query<SessionTableRow>(
       `SELECT * FROM sessions ${where} ORDER BY received_at DESC, id DESC LIMIT $${params.push(query.limit)}`,
       params,
@@ -401,12 +443,16 @@ export class PostgresStore implements AuditStore {
       if (state.legal_hold) throw new SessionStateError(sessionId, 'legal_hold');
       if (state.state === 'open') throw new SessionStateError(sessionId, 'open');
       const sid = Number(state.sid);
-      const seqs = await client.query<{ n: number; seq: string }>('SELECT n, min(seq) AS seq FROM events WHERE sid = $1 AND n >= 0 GROUP BY n', [sid]);
-      const seqByOrdinal = new Map(seqs.rows.map((r) => [r.n, Number(r.seq)]));
+      const seqs = await client.query<{ n: number; seq: string; kind: string }>(
+        'SELECT DISTINCT ON (n) n, seq, kind FROM events WHERE sid = $1 AND n >= 0 ORDER BY n, seq',
+        [sid],
+      );
+      const eventByOrdinal = new Map(seqs.rows.map((r) => [r.n, { seq: Number(r.seq), kind: r.kind }]));
       const targets: Array<[number, string]> = [];
       for (const rewrite of rewrites) {
-        const seq = seqByOrdinal.get(rewrite.n);
-        if (seq === undefined || rewrite.n === NO_ORDINAL) continue;
+        const event = eventByOrdinal.get(rewrite.n);
+        if (event === undefined || rewrite.n === NO_ORDINAL) continue;
+        const { seq } = event;
         const first = rewrite.parts.find((p) => p.part === 0)!;
         const rest = rewrite.parts.filter((p) => p.part > 0);
         await client.query('DELETE FROM contents WHERE sid = $1 AND n = $2', [sid, rewrite.n]);
@@ -419,6 +465,10 @@ export class PostgresStore implements AuditStore {
           rest.map((p) => p.nonce),
           rest.map((p) => p.data),
         ]);
+        // The index follows the content: the old entry goes, the rewritten text (if any is left) comes back.
+        await client.query('DELETE FROM session_search WHERE seq = $1', [seq]);
+        const text = indexTextOf({ kind: event.kind, sessionId, n: rewrite.n, parts: rewrite.parts });
+        if (text !== undefined) await client.query("INSERT INTO session_search (seq, sid, doc) VALUES ($1, $2, to_tsvector('simple', $3))", [seq, sid, foldAccents(text)]);
         targets.push([seq, contentHash(rewrite.parts)!]);
       }
       const [seq] = await this.appendLocked(client, cursor, [{ ...evidence, meta: { ...evidence.meta, targets } }]);
@@ -439,13 +489,33 @@ export class PostgresStore implements AuditStore {
       if (doomed.length === 0) return { deleted, held, open };
       const sids = doomed.map((r) => Number(r.sid));
       const vouched = await client.query<{ seq: string; hash: string }>('SELECT seq, hash FROM events WHERE sid = ANY($1::bigint[]) ORDER BY seq', [sids]);
-      for (const table of ['contents', 'events', 'session_groups', 'sessions']) {
+      for (const table of ['session_search', 'contents', 'events', 'session_groups', 'sessions']) {
         await client.query(`DELETE FROM ${table} WHERE sid = ANY($1::bigint[])`, [sids]);
       }
       const vouches = vouched.rows.map((r): [number, string] => [Number(r.seq), r.hash]);
       await this.appendLocked(client, cursor, [{ ...evidence, meta: { ...evidence.meta, sessions: deleted, deleted: vouches } }]);
       return { deleted, held, open };
     });
+  }
+
+  /** Indexes the stored content of events recorded before the search index existed, a batch per transaction. */
+  async backfillSearch(): Promise<number> {
+    let indexed = 0;
+    for (let after = 0; ; ) {
+      const events = await this.readEvents(after, 500, { withContent: true, kinds: INDEXED_KINDS });
+      if (events.length === 0) return indexed;
+      after = events[events.length - 1]!.seq;
+      const rows = events.flatMap((e) => {
+        const text = indexTextOf(e);
+        return text === undefined ? [] : [{ seq: e.seq, text: foldAccents(text) }];
+      });
+      await this.pool.query(
+        `INSERT INTO session_search (seq, sid, doc) SELECT v.seq, e.sid, to_tsvector('simple', v.text) FROM unnest($1::bigint[], $2::text[]) AS v(seq, text)
+         JOIN events e ON e.seq = v.seq WHERE e.sid IS NOT NULL ON CONFLICT (seq) DO NOTHING`,
+        [rows.map((r) => r.seq), rows.map((r) => r.text)],
+      );
+      indexed += rows.length;
+    }
   }
 
   /** PostgreSQL keeps dead row versions until VACUUM reuses their space; see src/audit/README.md. */
@@ -456,7 +526,9 @@ export class PostgresStore implements AuditStore {
   }
 }
 
-async function migrate(pool: pg.Pool, schema: string | undefined): Promise<void> {
+/** Brings the schema up to date; returns the versions it applied. */
+async function migrate(pool: pg.Pool, schema: string | undefined): Promise<number[]> {
+  const done: number[] = [];
   const client = await pool.connect();
   try {
     // Several instances may start at once: one migrates, the others wait and then find nothing to do.
@@ -477,6 +549,7 @@ async function migrate(pool: pg.Pool, schema: string | undefined): Promise<void>
           await client.query(migration.postgres);
           await client.query('INSERT INTO audit_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [migration.version, migration.name, Date.now()]);
           await client.query('COMMIT');
+          done.push(migration.version);
         } catch (err) {
           await client.query('ROLLBACK').catch(() => {});
           throw err;
@@ -488,6 +561,7 @@ async function migrate(pool: pg.Pool, schema: string | undefined): Promise<void>
   } finally {
     client.release();
   }
+  return done;
 }
 
 interface Batch {
@@ -507,6 +581,8 @@ interface Batch {
     data: Array<Uint8Array | null>;
   };
   contents: { sid: number[]; n: number[]; part: number[]; key: Array<string | null>; nonce: Array<Uint8Array | null>; data: Uint8Array[] };
+  /** Index entries (src/audit/search.ts) of the batch's events. */
+  search: { seq: number[]; sid: number[]; text: string[] };
   inserts: Map<string, ProjectedRow & { sid: number }>;
   updates: Map<number, SessionUpdate>;
 }

@@ -25,12 +25,16 @@ export interface SessionRow {
   prompt_tokens: number | null;
   completion_tokens: number | null;
   total_tokens: number | null;
+  /** The token numbers were estimated from text: the model server reported none. */
+  estimated: boolean;
   ttft_ms: number | null;
   latency_ms: number | null;
   ended_at: number | null;
   blocked: boolean;
   masked: boolean;
   approved: boolean;
+  /** A guardrail flagged it (action `flag`). */
+  flagged: boolean;
   redacted: boolean;
   legal_hold: boolean;
 }
@@ -41,7 +45,7 @@ export type SessionUpdate = Partial<Pick<SessionRow, SessionColumn>>;
 export type Projection = { insert: SessionRow } | { update: SessionUpdate } | undefined;
 
 /** Which columns are booleans (stored as 0/1) and which are numbers, for the SQL layers. */
-export const BOOLEAN_COLUMNS = ['stream', 'bodies', 'blocked', 'masked', 'approved', 'redacted', 'legal_hold'] as const satisfies readonly SessionColumn[];
+export const BOOLEAN_COLUMNS = ['stream', 'bodies', 'estimated', 'blocked', 'masked', 'approved', 'flagged', 'redacted', 'legal_hold'] as const satisfies readonly SessionColumn[];
 export const INTEGER_COLUMNS = [
   'received_at',
   'status',
@@ -78,8 +82,10 @@ export const SESSION_COLUMNS: readonly SessionColumn[] = [
   'blocked',
   'masked',
   'approved',
+  'flagged',
   'redacted',
   'legal_hold',
+  'estimated',
 ];
 
 export function projectEvent(sessionId: string, event: AuditEvent, atMs: number): Projection {
@@ -108,12 +114,14 @@ export function projectEvent(sessionId: string, event: AuditEvent, atMs: number)
           prompt_tokens: null,
           completion_tokens: null,
           total_tokens: null,
+          estimated: false,
           ttft_ms: null,
           latency_ms: null,
           ended_at: null,
           blocked: false,
           masked: false,
           approved: false,
+          flagged: false,
           redacted: false,
           legal_hold: false,
         },
@@ -122,6 +130,7 @@ export function projectEvent(sessionId: string, event: AuditEvent, atMs: number)
     case 'decision':
       if (event.meta.action === 'block') return { update: { blocked: true } };
       if (event.meta.action === 'mask') return { update: { masked: true } };
+      if (event.meta.action === 'flag') return { update: { flagged: true } };
       return undefined;
     case 'approval':
       return event.meta.outcome === 'approved' ? { update: { approved: true } } : undefined;
@@ -135,6 +144,7 @@ export function projectEvent(sessionId: string, event: AuditEvent, atMs: number)
           prompt_tokens: m.usage?.prompt_tokens ?? null,
           completion_tokens: m.usage?.completion_tokens ?? null,
           total_tokens: m.usage?.total_tokens ?? null,
+          estimated: m.usage?.estimated === true,
           ttft_ms: m.ttft_ms ?? null,
           latency_ms: m.latency_ms ?? null,
           ended_at: atMs,
@@ -146,6 +156,7 @@ export function projectEvent(sessionId: string, event: AuditEvent, atMs: number)
     case 'legal_hold':
       return { update: { legal_hold: event.meta.hold } };
     case 'session.forwarded':
+    case 'limit':
     case 'response.chunks':
     case 'retention.delete':
     case 'session.delete':

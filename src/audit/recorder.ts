@@ -21,6 +21,7 @@ import type {
   ApprovalMeta,
   ContentPart,
   DecisionMeta,
+  LimitMeta,
   EndState,
   NewEvent,
   RecordedIdentity,
@@ -38,6 +39,14 @@ const openInstances = new Set<string>();
 const MAX_EVENTS_PER_COMMIT = 2000;
 /** Recovery marks this many abandoned sessions per transaction. */
 const RECOVERY_BATCH = 500;
+/** Waits before retrying a failed group commit: a database restart or a failover often passes in this time. */
+const COMMIT_RETRY_MS = [50, 250, 1_000];
+/**
+ * Waits before retrying session ends that still failed: after these, a
+ * successful heartbeat retries them, and a graceful stop (or, after a crash,
+ * recovery) closes them as `incomplete`.
+ */
+const END_RETRY_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000];
 
 export interface SessionStart {
   /** The gateway's request ID. */
@@ -97,9 +106,16 @@ export interface RecorderStats {
   failedCommits: number;
 }
 
+/** Told when the store fails and when it answers again, to log an outage once (ops/store-outages.ts). */
+export interface StoreHealth {
+  failed(err: unknown): void;
+  recovered(): void;
+}
+
 export interface RecorderOptions {
   connections?: ConnectionRecordingMap;
   log?: Logger;
+  health?: StoreHealth;
   /** Clock for event times (tests). */
   now?: () => number;
 }
@@ -107,6 +123,14 @@ export interface RecorderOptions {
 export function recordingUnavailable(cause?: unknown): GatewayError {
   return new GatewayError(
     'The gateway could not record this request in its audit trail, so the request was not forwarded. Retry shortly; if it persists, an operator should check the recording storage.',
+    { status: 503, type: 'service_unavailable', code: 'recording_unavailable', headers: { 'retry-after': '5' }, cause },
+  );
+}
+
+/** The reason a response is cut when recording fails after forwarding: the model has the prompt, the rest goes unrecorded otherwise. */
+export function recordingLost(cause?: unknown): GatewayError {
+  return new GatewayError(
+    'The gateway could not record the rest of this response in its audit trail, so it stopped the response; it is incomplete. Retry in a few seconds; if it persists, an operator should check the recording storage.',
     { status: 503, type: 'service_unavailable', code: 'recording_unavailable', headers: { 'retry-after': '5' }, cause },
   );
 }
@@ -124,7 +148,11 @@ export class Recorder {
   readonly cipher: ContentCipher | undefined;
   private readonly connections: ConnectionRecordingMap;
   private readonly log: Logger | undefined;
+  private readonly health: StoreHealth | undefined;
   readonly now: () => number;
+  /** End events of sessions whose commit failed, by session: retried until stored or the recorder closes. */
+  private readonly unsettled = new Map<string, NewEvent>();
+  private endRetry: { timer?: NodeJS.Timeout; attempt: number; running?: Promise<void> } = { attempt: 0 };
   private queue: QueueEntry[] = [];
   private queuedBytes = 0;
   private commitTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
@@ -140,6 +168,7 @@ export class Recorder {
   ) {
     this.connections = options.connections ?? new Map();
     this.log = options.log;
+    this.health = options.health;
     this.now = options.now ?? Date.now;
     this.cipher = config.encryption ? new ContentCipher(config.encryption.keys) : undefined;
   }
@@ -223,17 +252,75 @@ export class Recorder {
       batch.push(entry);
       count += entry.events.length;
     }
-    try {
-      await this.store.append(batch.flatMap((e) => e.events));
-      this.stats.commits++;
-      this.stats.events += count;
-      this.stats.largestCommit = Math.max(this.stats.largestCommit, count);
-      for (const entry of batch) entry.resolve();
-    } catch (err) {
-      this.stats.failedCommits++;
-      this.log?.error({ err: (err as Error).message, events: count }, 'recording commit failed');
-      for (const entry of batch) entry.reject(err);
+    const events = batch.flatMap((e) => e.events);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.store.append(events);
+        this.stats.commits++;
+        this.stats.events += count;
+        this.stats.largestCommit = Math.max(this.stats.largestCommit, count);
+        this.health?.recovered();
+        for (const entry of batch) entry.resolve();
+        return;
+      } catch (err) {
+        this.stats.failedCommits++;
+        this.health?.failed(err);
+        // A transaction that failed wrote nothing (all or none), so the same batch can be tried again.
+        const wait = COMMIT_RETRY_MS[attempt];
+        if (wait === undefined || this.closed) {
+          this.log?.debug({ err: (err as Error).message, events: count, attempts: attempt + 1 }, 'recording commit failed');
+          for (const entry of batch) entry.reject(err);
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
     }
+  }
+
+  /**
+   * @internal A session's end could not be stored: keep it and retry with
+   * backoff, so the session does not stay `open` once the store is back.
+   */
+  settleLater(end: NewEvent): void {
+    this.unsettled.set(end.sessionId, { ...end, precondition: 'open' });
+    this.scheduleEndRetry();
+  }
+
+  /** Sessions whose end is waiting to be stored (retried in the background). */
+  get unsettledSessions(): string[] {
+    return [...this.unsettled.keys()];
+  }
+
+  private scheduleEndRetry(): void {
+    const retry = this.endRetry;
+    if (retry.timer || this.closed || this.unsettled.size === 0) return;
+    const wait = END_RETRY_MS[retry.attempt];
+    if (wait === undefined) return; // the next successful heartbeat tries again
+    retry.attempt++;
+    retry.timer = setTimeout(() => {
+      retry.timer = undefined;
+      void this.retryEnds();
+    }, wait);
+    retry.timer.unref();
+  }
+
+  private retryEnds(): Promise<void> {
+    this.endRetry.running ??= (async () => {
+      const ends = [...this.unsettled.values()];
+      try {
+        if (ends.length > 0) await this.store.append(ends);
+        for (const end of ends) this.unsettled.delete(end.sessionId);
+        this.endRetry.attempt = 0;
+        this.health?.recovered();
+        if (ends.length > 0) this.log?.info({ sessions: ends.length }, 'stored session ends that had failed to commit');
+      } catch (err) {
+        this.health?.failed(err);
+        this.scheduleEndRetry();
+      } finally {
+        this.endRetry.running = undefined;
+      }
+    })();
+    return this.endRetry.running;
   }
 
   /** @internal */
@@ -264,9 +351,12 @@ export class Recorder {
   private async heartbeat(): Promise<void> {
     try {
       await this.store.heartbeat(this.instanceId, this.now());
+      this.health?.recovered();
+      if (this.unsettled.size > 0 && !this.endRetry.timer) await this.retryEnds();
       await this.recover();
     } catch (err) {
-      this.log?.warn({ err: (err as Error).message }, 'recorder heartbeat failed');
+      this.health?.failed(err);
+      this.log?.debug({ err: (err as Error).message }, 'recorder heartbeat failed');
     }
   }
 
@@ -303,13 +393,18 @@ export class Recorder {
     for (const timer of this.timers) clearInterval(timer);
     openInstances.delete(this.instanceId);
     await this.flush();
+    await this.endRetry.running;
+    clearTimeout(this.endRetry.timer);
     this.closed = true;
     const now = this.now();
     const open = [...this.writers].filter((w) => !w.ended);
     try {
-      if (open.length > 0) {
+      // Ends that never got stored (recorded `incomplete` already), and sessions still running: closed now, with what was recorded.
+      const ends = [...this.unsettled.values()];
+      if (open.length > 0 || ends.length > 0) {
         const self: RecorderInstance[] = [{ id: this.instanceId, hostname: hostname(), pid: process.pid, started_at: 0, heartbeat_at: now, closed_at: null }];
-        await this.store.append(open.map((w) => incompleteEvent(w.id, now, self, 'the gateway shut down before the session ended')));
+        await this.store.append([...ends, ...open.map((w) => incompleteEvent(w.id, now, self, 'the gateway shut down before the session ended'))]);
+        this.unsettled.clear();
       }
       await this.store.closeInstance(this.instanceId, now);
     } catch (err) {
@@ -330,6 +425,12 @@ function incompleteEvent(sessionId: string, atMs: number, dead: readonly Recorde
   return { kind: 'session.end', sessionId, n: -1, atMs, meta, precondition: 'open' };
 }
 
+/** The end of a session part of which could not be stored: what was recorded stands, marked incomplete. */
+function incompleteEnd(meta: SessionEndMeta): SessionEndMeta {
+  if (meta.state === 'incomplete') return meta;
+  return { ...meta, state: 'incomplete', reason: `part of the session could not be recorded (storage failed); the gateway ended it ${meta.state}` };
+}
+
 function processAlive(pid: number): boolean {
   // Our own pid on an instance not open here: a previous run in a container that restarted.
   if (pid === process.pid) return false;
@@ -348,7 +449,12 @@ function bodyText(body: unknown): string {
 }
 
 function identityOf(p: Principal): RecordedIdentity {
-  return { issuer: p.issuer, subject: p.subject, email: p.email, name: p.name, groups: [...p.groups], client_id: p.clientId };
+  const identity: RecordedIdentity = { issuer: p.issuer, subject: p.subject, email: p.email, name: p.name, groups: [...p.groups], client_id: p.clientId };
+  if (p.method === 'service_key') {
+    identity.service_key = p.tokenId;
+    identity.owner = p.owner;
+  }
+  return identity;
 }
 
 export class SessionWriter {
@@ -405,9 +511,10 @@ export class SessionWriter {
     return { kind: 'session.forwarded', sessionId: this.id, n, atMs: this.recorder.now(), meta, parts: encoded?.parts };
   }
 
-  private push(events: NewEvent[]): Promise<void> {
+  private push(events: NewEvent[], onFailure?: () => void): Promise<void> {
     const committed = this.recorder.enqueue(events).catch((err: unknown) => {
       this.fail(err);
+      onFailure?.();
     });
     this.last = committed;
     return committed;
@@ -453,6 +560,11 @@ export class SessionWriter {
       excerpt: excerpt?.info,
     };
     void this.push([{ kind: 'decision', sessionId: this.id, n, atMs: this.recorder.now(), meta, parts: excerpt?.parts }]);
+  }
+
+  /** The limit that refused the request: metadata only, nothing a person wrote. */
+  limit(meta: LimitMeta): void {
+    void this.push([{ kind: 'limit', sessionId: this.id, n: this.n++, atMs: this.recorder.now(), meta }]);
   }
 
   approval({ comment: text, ...rest }: ApprovalRecord): void {
@@ -507,13 +619,16 @@ export class SessionWriter {
 
   /**
    * Completes the session. Resolves once the end is durable, or once storing
-   * it failed (logged; the session is then marked incomplete by recovery).
+   * it failed: the recorder then retries it in the background, and a
+   * graceful stop (or recovery after a crash) closes the session as
+   * `incomplete`. A session part of which was lost ends `incomplete` too,
+   * with the state the gateway gave it in its reason.
    */
   async end(end: SessionEnd): Promise<void> {
     if (this.ended) return;
     this.flushChunks();
     this.ended = true;
-    const meta: SessionEndMeta = {
+    let meta: SessionEndMeta = {
       state: end.state,
       status: end.status,
       error_code: end.errorCode,
@@ -521,7 +636,12 @@ export class SessionWriter {
       ttft_ms: end.ttftMs ?? (this.firstOffset === undefined ? undefined : Math.round(this.firstOffset)),
       latency_ms: Math.round(end.latencyMs),
     };
-    await this.push([{ kind: 'session.end', sessionId: this.id, n: this.n++, atMs: this.recorder.now(), meta }]);
+    // The end shares its commit with the last chunks (not waiting on them keeps group commits large); earlier losses are known now.
+    if (this.failure) meta = incompleteEnd(meta);
+    const event: NewEvent = { kind: 'session.end', sessionId: this.id, n: this.n++, atMs: this.recorder.now(), meta };
+    let stored = true;
+    await this.push([event], () => (stored = false));
     this.recorder.forget(this);
+    if (!stored) this.recorder.settleLater({ ...event, meta: incompleteEnd(meta) });
   }
 }

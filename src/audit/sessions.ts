@@ -6,12 +6,14 @@ import { createHash } from 'node:crypto';
 import { parseDuration } from '../config/units.js';
 import type { ConnectionRecordingMap, RecordingConfig } from './config.js';
 import { ContentCipher, decodeContent, encodeContent } from './content.js';
-import { chunkText, compilePattern, frameChunks, promptOf, redactChunk, redactDocument, REDACTED, stringsOf, unframeChunks, type Pattern, type PromptTurn } from './content-text.js';
+import { chunkText, compilePattern, frameChunks, promptOf, redactChunk, redactDocument, REDACTED, unframeChunks, type Pattern, type PromptTurn } from './content-text.js';
+import { indexTextOf, matchIn, parseSearchQuery, type SearchMatch, type SearchTerm } from './search.js';
 import {
   NO_ORDINAL,
   parseMeta,
   TRAIL_SESSION_ID,
   type ApprovalMeta,
+  type LimitMeta,
   type ContentInfo,
   type DecisionMeta,
   type EventMetaByKind,
@@ -23,9 +25,9 @@ import {
 import type { AuditStore, ContentRewrite, DecisionFilter, DeleteOutcome, SessionQuery, SessionRow } from './store.js';
 import { SessionStateError } from './store.js';
 
-/** The store's filters, plus text search and cursor paging, which the archive adds on top. */
-export interface SessionFilter extends Omit<SessionQuery, 'before' | 'limit'> {
-  /** Case-insensitive text in prompts, bodies, excerpts and responses. */
+/** The store's filters, with text search as typed and cursor paging. */
+export interface SessionFilter extends Omit<SessionQuery, 'before' | 'limit' | 'text'> {
+  /** Full-text search in stored prompts and answers (words, "phrases", prefix*; see src/audit/search.ts). */
   text?: string;
   limit?: number;
   /** From a previous page's `next`. */
@@ -33,13 +35,20 @@ export interface SessionFilter extends Omit<SessionQuery, 'before' | 'limit'> {
 }
 
 export interface SessionPage {
-  sessions: SessionRow[];
+  /** With text search, each carries where it matched (when the stored text still shows it). */
+  sessions: Array<SessionRow & { match?: SearchMatch }>;
   /** Pass as `cursor` for the next page; absent on the last page. */
   next?: string;
-  /** Text search only: sessions whose bodies were read. */
-  scanned?: number;
-  /** Text search stopped at `search_scan_limit` before filling the page. */
-  scan_limit_reached?: boolean;
+}
+
+/** Text search asked of an archive whose content is encrypted: nothing is indexed, so nothing could be found. */
+export class SearchUnavailableError extends Error {
+  constructor() {
+    super(
+      'Full-text search is off because recording encryption is on: encrypted prompts and answers are never indexed. Filter by person, group, connection, model, state, decision or time instead.',
+    );
+    this.name = 'SearchUnavailableError';
+  }
 }
 
 export interface DecodedContent {
@@ -66,6 +75,8 @@ export interface SessionDetail {
   forwarded?: DecodedContent & { upstream_model?: string };
   decisions: Array<DecisionMeta & { at: number; excerpt_text?: string; error?: string }>;
   approvals: Array<ApprovalMeta & { at: number; comment_text?: string; error?: string }>;
+  /** The limit that refused the request, when one did. */
+  limit?: LimitMeta & { at: number };
   response: { chunks: ReplayChunk[]; text: string; truncated: boolean; error?: string };
   end?: SessionEndMeta & { at: number };
   /** The session's events as chained, for audit. */
@@ -148,13 +159,15 @@ export class SessionArchive {
   }
 
   /**
-   * Sessions newest first. With `text`, bodies are read (and decrypted)
-   * session by session after the SQL filters: the cost grows with the
-   * sessions matching the other filters, up to `search_scan_limit`.
+   * Sessions newest first, a keyset page at a time. `text` searches the
+   * full-text index (SQLite FTS5, PostgreSQL tsvector) within the other
+   * filters; it is refused when content is encrypted, which is never indexed.
+   * Throws SearchQueryError for a search text with nothing to look for.
    */
   async list(filter: SessionFilter): Promise<SessionPage> {
     const limit = Math.min(Math.max(filter.limit ?? 50, 1), 1000);
-    const base: Omit<SessionQuery, 'limit'> = {
+    if (filter.text !== undefined && filter.text.trim() !== '' && this.cipher) throw new SearchUnavailableError();
+    const query: SessionQuery = {
       issuer: filter.issuer,
       issuers: filter.issuers,
       subject: filter.subject,
@@ -166,50 +179,26 @@ export class SessionArchive {
       until: filter.until,
       decision: filter.decision,
       state: filter.state,
+      ...(filter.text !== undefined && filter.text.trim() !== '' ? { text: parseSearchQuery(filter.text) } : {}),
       before: filter.cursor ? decodeCursor(filter.cursor) : undefined,
+      limit: limit + 1,
     };
-    if (!filter.text) {
-      const rows = await this.store.listSessions({ ...base, limit: limit + 1 });
-      const sessions = rows.slice(0, limit);
-      return { sessions, ...(rows.length > limit ? { next: encodeCursor(sessions[sessions.length - 1]!) } : {}) };
-    }
-    const needle = filter.text.toLowerCase();
-    const found: SessionRow[] = [];
-    let scanned = 0;
-    let before = base.before;
-    let last: SessionRow | undefined;
-    while (found.length < limit && scanned < this.recording.search_scan_limit) {
-      const rows = await this.store.listSessions({ ...base, before, limit: Math.min(PAGE, this.recording.search_scan_limit - scanned) });
-      if (rows.length === 0) return { sessions: found, scanned };
-      for (const row of rows) {
-        scanned++;
-        last = row;
-        if ((await this.searchableText(row.id)).toLowerCase().includes(needle)) {
-          found.push(row);
-          if (found.length === limit) break;
-        }
-      }
-      before = { receivedAt: last!.received_at, id: last!.id };
-    }
-    return { sessions: found, scanned, next: encodeCursor(last!), ...(found.length < limit ? { scan_limit_reached: true } : {}) };
+    const rows = await this.store.listSessions(query);
+    const sessions = rows.slice(0, limit);
+    const next = rows.length > limit ? { next: encodeCursor(sessions[sessions.length - 1]!) } : {};
+    if (!query.text) return { sessions, ...next };
+    const terms = query.text;
+    return { sessions: await Promise.all(sessions.map(async (s) => ({ ...s, ...(await this.matchOf(s.id, terms)) }))), ...next };
   }
 
-  private async searchableText(sessionId: string): Promise<string> {
-    const texts: string[] = [];
+  /** Where a search result matched: the first indexed text of the session that shows a term. */
+  private async matchOf(sessionId: string, terms: SearchTerm[]): Promise<{ match?: SearchMatch }> {
     for (const event of await this.store.sessionEvents(sessionId, true)) {
-      if (event.parts.length === 0) continue;
-      let text: string;
-      try {
-        text = decodeContent(event.parts, event, this.cipher);
-      } catch {
-        continue;
-      }
-      if (event.kind === 'response.chunks') {
-        const chunks = unframeChunks(text);
-        texts.push(chunks.map(chunkText).join(''), chunks.join('\n'));
-      } else texts.push(stringsOf(text));
+      const text = indexTextOf(event);
+      const match = text === undefined ? undefined : matchIn(text, terms, event.kind);
+      if (match) return { match };
     }
-    return texts.join('\n');
+    return {};
   }
 
   /** Content as stored: chunk batches as an array of texts, JSON parsed, anything else as text. */
@@ -251,6 +240,9 @@ export class SessionArchive {
           detail.decisions.push({ ...meta, at: event.atMs, ...(excerpt.body !== undefined ? { excerpt_text: String(excerpt.body) } : {}), ...(excerpt.error ? { error: excerpt.error } : {}) });
           break;
         }
+        case 'limit':
+          detail.limit = { ...(parseMeta(event) as LimitMeta), at: event.atMs };
+          break;
         case 'approval': {
           const meta = parseMeta(event) as ApprovalMeta;
           const comment = this.decode(event, meta.comment);

@@ -2,10 +2,14 @@
 // style, and the mapping between projection rows and table rows.
 import type { ContentPart, EventKind, StoredEvent } from './events.js';
 import { BOOLEAN_COLUMNS, type SessionRow } from './projection.js';
+import type { SearchTerm } from './search.js';
 import type { ExpiredQuery, SessionQuery } from './store.js';
 
-/** Builds a WHERE clause; `param` returns the placeholder for the next value. */
-export function sessionWhere(query: SessionQuery, param: (value: unknown) => string): string {
+/**
+ * Builds a WHERE clause; `param` returns the placeholder for the next value,
+ * `search` the driver's condition on `sid` for full-text terms.
+ */
+export function sessionWhere(query: SessionQuery, param: (value: unknown) => string, search?: (terms: SearchTerm[]) => string): string {
   const clauses: string[] = [];
   if (query.issuer !== undefined) clauses.push(`issuer = ${param(query.issuer)}`);
   if (query.issuers !== undefined) clauses.push(query.issuers.length === 0 ? '1 = 0' : `(${query.issuers.map((i) => `issuer = ${param(i)}`).join(' OR ')})`);
@@ -18,6 +22,10 @@ export function sessionWhere(query: SessionQuery, param: (value: unknown) => str
   if (query.until !== undefined) clauses.push(`received_at < ${param(query.until)}`);
   if (query.decision !== undefined) clauses.push(`${query.decision} = 1`);
   if (query.state !== undefined) clauses.push(`state = ${param(query.state)}`);
+  if (query.text !== undefined) {
+    if (!search) throw new Error('this store has no full-text search');
+    clauses.push(search(query.text));
+  }
   if (query.before !== undefined) {
     const at = query.before.receivedAt;
     clauses.push(`(received_at < ${param(at)} OR (received_at = ${param(at)} AND id < ${param(query.before.id)}))`);

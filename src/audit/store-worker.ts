@@ -3,6 +3,7 @@
 // and parsing. Speaks a small request/response protocol with WorkerStore.
 // Also imported on the main thread for `packEvents`; it serves only inside
 // a worker.
+import { readlinkSync } from 'node:fs';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { ContentPart, NewEvent } from './events.js';
 import type { StorageConfig } from './config.js';
@@ -17,7 +18,7 @@ export interface WorkerRequest {
 export type WorkerReply =
   | { id: number; ok: true; result: unknown }
   | { id: number; ok: false; error: { name: string; message: string; sessionId?: string; reason?: string } }
-  | { ready: true }
+  | { ready: true; osThreadId?: number }
   | { ready: false; error: { name: string; message: string } };
 
 /** [offset, length] into the packed buffer. */
@@ -84,7 +85,16 @@ async function serve(): Promise<void> {
         reply({ id: request.id, ok: false, error: { name: err.name, message: err.message, sessionId: err.sessionId, reason: err.reason } }),
     );
   });
-  port.postMessage({ ready: true } satisfies WorkerReply);
+  port.postMessage({ ready: true, osThreadId: osThreadId() } satisfies WorkerReply);
+}
+
+/** This thread's id in the OS (Linux), so CPU spent storing can be told from the gateway's own (bench/recording.ts). */
+function osThreadId(): number | undefined {
+  try {
+    return Number(readlinkSync('/proc/thread-self').split('/').pop()) || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 if (!isMainThread && parentPort) await serve();

@@ -5,6 +5,7 @@
 import type { StorageConfig } from './config.js';
 import type { ContentPart, NewEvent, StoredEvent } from './events.js';
 import type { SessionRow } from './projection.js';
+import type { SearchTerm } from './search.js';
 
 export type { SessionRow };
 
@@ -22,7 +23,7 @@ export interface RecorderInstance {
   closed_at: number | null;
 }
 
-export type DecisionFilter = 'blocked' | 'masked' | 'approved';
+export type DecisionFilter = 'blocked' | 'masked' | 'approved' | 'flagged';
 
 export interface SessionQuery {
   issuer?: string;
@@ -40,6 +41,8 @@ export interface SessionQuery {
   until?: number;
   decision?: DecisionFilter;
   state?: SessionRow['state'];
+  /** Full-text search: sessions whose indexed prompt or answer has every term. */
+  text?: SearchTerm[];
   /** Keyset pagination: sessions strictly older than this one (newest first). */
   before?: { receivedAt: number; id: string };
   limit: number;

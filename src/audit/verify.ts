@@ -8,7 +8,7 @@
 // *and* the chain head can forge a consistent chain; compare the printed
 // head with a copy kept elsewhere (`--expect-head`) to rule that out.
 import { contentHash, eventHash, GENESIS_HASH } from './chain.js';
-import { EVIDENCE_KINDS, parseMeta, TRAIL_SESSION_ID, type AuditEvent, type DeletionMeta, type RedactionMeta, type StoredEvent } from './events.js';
+import { APPENDED_ORDINAL_BASE, EVIDENCE_KINDS, parseMeta, TRAIL_SESSION_ID, type AuditEvent, type DeletionMeta, type RedactionMeta, type StoredEvent } from './events.js';
 import { foldSession, SESSION_COLUMNS, type SessionRow } from './projection.js';
 import type { AuditStore, ChainHead } from './store.js';
 
@@ -286,4 +286,111 @@ function contentName(kind: string): string {
     default:
       return 'its content';
   }
+}
+
+export type SessionChainStatus =
+  | { status: 'verified'; events: number }
+  | { status: 'broken'; seq: number | null; problems: Problem[]; events: number }
+  | { status: 'unverifiable'; reason: string; events: number };
+
+/**
+ * The hash-chain status of one session, without walking the whole trail:
+ * each of its events matches its hash and stored content (or a redaction
+ * that vouches for it), links to the event before it and is linked to by
+ * the event after it (or the head, or a vouched deletion), its writer's
+ * ordinals have no hole, and its session row matches its events. What this
+ * cannot rule out is a consistent rewrite of everything after it including
+ * the head; `audit verify --expect-head` does.
+ */
+export async function verifySession(store: AuditStore, sessionId: string): Promise<SessionChainStatus> {
+  const events = await store.sessionEvents(sessionId, true);
+  const row = await store.getSession(sessionId);
+  if (events.length === 0) return { status: 'unverifiable', reason: 'no event of this session is stored', events: 0 };
+  if (row?.state === 'open') return { status: 'unverifiable', reason: 'the session is still being recorded: its record is not final', events: events.length };
+  const problems: Problem[] = [];
+  const report = (kind: ProblemKind, seq: number | null, detail: string): void => void problems.push({ kind, seq, sessionId, detail });
+
+  const vouchedContent = new Map<number, string>();
+  for (const e of events) {
+    if (e.kind !== 'redaction') continue;
+    try {
+      for (const [seq, hash] of (parseMeta(e) as RedactionMeta).targets) vouchedContent.set(seq, hash);
+    } catch {
+      // Reported below: unparseable evidence fails its own hash.
+    }
+  }
+  let deletions: Map<number, string> | undefined;
+  const deletedHash = async (seq: number): Promise<string | undefined> => {
+    if (!deletions) {
+      deletions = new Map();
+      for (let after = 0; ; ) {
+        const page = await store.readEvents(after, PAGE, { kinds: ['retention.delete', 'session.delete'] });
+        if (page.length === 0) break;
+        for (const e of page) {
+          after = e.seq;
+          try {
+            for (const [s, hash] of (parseMeta(e) as DeletionMeta).deleted) deletions.set(s, hash);
+          } catch {
+            // Vouches for nothing.
+          }
+        }
+      }
+    }
+    return deletions.get(seq);
+  };
+  for (const event of events) {
+    if (eventHash(event.prevHash, event) !== event.hash) report('modified', event.seq, `${event.kind} event does not match its hash: its kind, time, session or metadata was edited`);
+    if (event.contentHash !== null || event.parts.length > 0) {
+      const actual = contentHash(event.parts);
+      if (actual === null) report('deleted', event.seq, `the content of this ${event.kind} event is missing`);
+      else if (actual !== event.contentHash && vouchedContent.get(event.seq) !== actual) {
+        report('modified', event.seq, `the content (${contentName(event.kind)}) of this ${event.kind} event was edited without a redaction event`);
+      }
+    }
+    const [before] = event.seq > 1 ? await store.readEvents(event.seq - 2, 1) : [];
+    const expectedPrev = event.seq === 1 ? GENESIS_HASH : before?.seq === event.seq - 1 ? before.hash : await deletedHash(event.seq - 1);
+    if (expectedPrev === undefined) report('deleted', event.seq - 1, `event ${event.seq - 1}, before this ${event.kind} event, is missing and no deletion event vouches for it`);
+    else if (expectedPrev !== event.prevHash) report('modified', event.seq, `event ${event.seq} does not link to event ${event.seq - 1}`);
+    let [after] = await store.readEvents(event.seq, 1);
+    if (after === undefined) {
+      // The newest event: the head must be it, unless another event was committed meanwhile.
+      const now = await store.chainHead();
+      if (now.seq !== event.seq) [after] = await store.readEvents(event.seq, 1);
+      else if (now.hash !== event.hash) report('modified', event.seq, `event ${event.seq} does not match the chain head`);
+    }
+    if (after === undefined) {
+      const now = await store.chainHead();
+      if (now.seq !== event.seq) report('deleted', event.seq + 1, `the chain head is at event ${now.seq}, but nothing follows event ${event.seq}`);
+    } else if (after.seq === event.seq + 1) {
+      if (after.prevHash !== event.hash) report('modified', event.seq, `event ${event.seq + 1} does not link to this ${event.kind} event: it was edited or replaced`);
+    } else if ((await deletedHash(event.seq + 1)) === undefined) {
+      report('deleted', event.seq + 1, `event ${event.seq + 1}, after this ${event.kind} event, is missing and no deletion event vouches for it`);
+    }
+  }
+
+  const ordinals = events.map((e) => e.n).filter((n) => n >= 0 && n < APPENDED_ORDINAL_BASE);
+  ordinals.sort((a, b) => a - b);
+  ordinals.forEach((n, i) => {
+    if (n !== i && ordinals[i - 1] !== n) report('deleted', null, `event ${i} of the session's own record is missing`);
+  });
+
+  const parsed: Array<{ event: AuditEvent; atMs: number }> = [];
+  for (const e of events) {
+    try {
+      parsed.push({ event: { kind: e.kind, meta: JSON.parse(e.metaText) } as AuditEvent, atMs: e.atMs });
+    } catch {
+      // Its hash check reports it.
+    }
+  }
+  const expected = foldSession(sessionId, parsed);
+  if (!expected) report('deleted', null, 'the session.start event is missing');
+  else if (!row) report('deleted', null, 'the session row is missing, although its events are present');
+  else {
+    const differing = differences(expected, row);
+    if (differing.length > 0) report('modified', null, `session row differs from its events in ${differing.join(', ')}`);
+  }
+
+  if (problems.length === 0) return { status: 'verified', events: events.length };
+  const first = problems.filter((p) => p.seq !== null).sort((a, b) => a.seq! - b.seq!)[0];
+  return { status: 'broken', seq: first?.seq ?? null, problems: problems.slice(0, 50), events: events.length };
 }

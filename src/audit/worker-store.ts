@@ -35,6 +35,8 @@ export class WorkerStore implements AuditStore {
   private constructor(
     readonly driver: 'sqlite' | 'postgres',
     private readonly worker: Worker,
+    /** The store thread's OS thread id (Linux), for measuring its CPU apart from the event loop's. */
+    readonly osThreadId: number | undefined,
   ) {
     worker.on('message', (reply: WorkerReply) => {
       if (!('id' in reply)) return;
@@ -56,12 +58,12 @@ export class WorkerStore implements AuditStore {
 
   static async open(storage: StorageConfig): Promise<WorkerStore> {
     const worker = startWorker(storage);
-    await new Promise<void>((resolve, reject) => {
+    const osThreadId = await new Promise<number | undefined>((resolve, reject) => {
       const onMessage = (reply: WorkerReply): void => {
         if (!('ready' in reply)) return;
         worker.off('message', onMessage);
         worker.off('error', onError);
-        if (reply.ready) resolve();
+        if (reply.ready) resolve(reply.osThreadId);
         else {
           void worker.terminate();
           reject(new StorageUnavailableError(reply.error.message));
@@ -72,7 +74,7 @@ export class WorkerStore implements AuditStore {
       worker.once('error', onError);
     });
     worker.unref();
-    return new WorkerStore(storage.driver, worker);
+    return new WorkerStore(storage.driver, worker, osThreadId);
   }
 
   private call<T>(method: string, args: unknown[], transfer: ArrayBuffer[] = []): Promise<T> {

@@ -22,6 +22,8 @@ export const agentCommand: Command = {
     'key-file': { type: 'string', description: 'File holding the agent key (else MODELGATE_AGENT_KEY); re-read when it changes', valueName: 'file' },
     'ca-file': { type: 'string', description: 'PEM CA that signed the gateway agent listener certificate', valueName: 'file' },
     listen: { type: 'string', description: 'Where /healthz, /readyz and /metrics are served', valueName: 'host:port', default: '127.0.0.1:9465' },
+    heartbeat: { type: 'string', description: 'PING the gateway this often (ms); no answer within --heartbeat-timeout redials', valueName: 'ms', default: '10000' },
+    'heartbeat-timeout': { type: 'string', description: 'How long a PING may go unanswered (ms)', valueName: 'ms', default: '5000' },
     'log-level': { type: 'string', description: 'fatal, error, warn, info, debug', valueName: 'level', default: 'info' },
   },
   async run(values) {
@@ -37,6 +39,10 @@ export const agentCommand: Command = {
     }
     const keyFile = typeof values['key-file'] === 'string' ? values['key-file'] : undefined;
     if (!keyFile && !process.env.MODELGATE_AGENT_KEY) throw new UsageError('give --key-file or set MODELGATE_AGENT_KEY');
+    const heartbeat = { intervalMs: Number(values.heartbeat), timeoutMs: Number(values['heartbeat-timeout']) };
+    for (const [flag, ms] of [['--heartbeat', heartbeat.intervalMs], ['--heartbeat-timeout', heartbeat.timeoutMs]] as const) {
+      if (!Number.isInteger(ms) || ms < 100) throw new UsageError(`${flag} must be a whole number of milliseconds, at least 100`);
+    }
     const [host, port] = String(values.listen).split(/:(?=\d+$)/);
     const log = createLogger(String(values['log-level']));
     let agent: Agent;
@@ -47,6 +53,7 @@ export const agentCommand: Command = {
         serve,
         version: VERSION,
         log,
+        heartbeat,
         ...(typeof values['ca-file'] === 'string' ? { ca: readFileSync(values['ca-file']) } : {}),
       });
     } catch (err) {

@@ -1,15 +1,13 @@
 // `modelgate gateway --config modelgate.yaml`: the production entry point.
-import { availableParallelism } from 'node:os';
-import { ConfigError, loadConfigFile } from '../config/load.js';
 import { ConfigReloader } from '../config/reload.js';
 import { Gateway } from '../gateway.js';
 import { limitHeapGrowth } from '../ops/heap.js';
-import type { Command } from './command.js';
 import { onShutdownSignal } from './signals.js';
 import cluster from 'node:cluster';
 import { createLogger } from '../ops/logger.js';
-import { UsageError } from './command.js';
-import { followPrimaryShutdown, superviseWorkers } from './workers.js';
+import { loadConfigOrReport } from './config-file.js';
+import { configOption, UsageError, type Command } from './command.js';
+import { chooseWorkers, followPrimaryShutdown, superviseWorkers } from './workers.js';
 
 /** sysexits.h EX_CONFIG: lets supervisors tell a bad config from a crash. */
 export const EXIT_CONFIG = 78;
@@ -21,34 +19,31 @@ export const gatewayCommand: Command = {
   summary: 'Run the gateway with a YAML configuration file.',
   usage: 'modelgate gateway [--config modelgate.yaml] [--check] [--watch]\n\nSIGHUP reloads the configuration file: it is validated first, and an invalid file leaves the running configuration in force.',
   options: {
-    config: { type: 'string', short: 'c', description: 'Configuration file; ${ENV} references are substituted', valueName: 'file', default: process.env.MODELGATE_CONFIG ?? 'modelgate.yaml' },
+    config: configOption('Configuration file; ${ENV} references are substituted'),
     check: { type: 'boolean', description: 'Validate the configuration and exit' },
     watch: { type: 'boolean', description: 'Reload the configuration whenever the file changes (as SIGHUP does)' },
-    workers: { type: 'string', description: 'Processes sharing the port, each a full pipeline; `auto` is one per core', valueName: 'n', default: '1' },
+    workers: {
+      type: 'string',
+      description: 'Processes sharing the port, each a full pipeline (default: one per core, or 1 while some state is process-local; `auto`: one per core)',
+      valueName: 'n',
+    },
   },
   async run(values) {
     const path = String(values.config);
-    let config;
-    try {
-      config = await loadConfigFile(path);
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      console.error(`modelgate: ${err.message}`);
-      return EXIT_CONFIG;
-    }
+    const config = await loadConfigOrReport(path);
+    if (!config) return EXIT_CONFIG;
     if (values.check) {
       console.log(`${path}: configuration is valid (${config.connections.length} connection(s), ${config.identity.issuers.length} issuer(s), ${config.access.length} access rule(s))`);
       return 0;
     }
-    const workers = values.workers === 'auto' ? availableParallelism() : Number(values.workers);
-    if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new UsageError(`--workers "${String(values.workers)}" is not a number of processes (1-256, or auto)`);
-    if (workers > 1 && cluster.isPrimary) {
-      if (config.identity.state.store === 'memory') {
-        console.error('modelgate: --workers needs identity.state on sqlite or postgres, so every worker shares signing keys and revocations');
-        return EXIT_CONFIG;
-      }
-      return superviseWorkers(workers, createLogger(config.logging.level));
+    const choice = chooseWorkers(values.workers, config);
+    if ('error' in choice) {
+      if (choice.kind === 'usage') throw new UsageError(choice.error);
+      console.error(`modelgate: ${choice.error}`);
+      return EXIT_CONFIG;
     }
+    if (cluster.isPrimary && choice.warning) createLogger(config.logging.level).warn({ workers: choice.workers }, choice.warning);
+    if (choice.workers > 1 && cluster.isPrimary) return superviseWorkers(choice.workers, createLogger(config.logging.level));
     followPrimaryShutdown();
     limitHeapGrowth();
     const gateway = new Gateway(config);

@@ -4,7 +4,8 @@
 import { spawn } from 'node:child_process';
 import { CredentialStore, defaultProfileName, ProfileNotFoundError } from './credential-store.js';
 import { UsageError, type Command } from './command.js';
-import { login, LoginError, revokeTokens, type LoginInteraction } from './oauth-login.js';
+import { decodeJwt } from 'jose';
+import { login, LoginError, revokeGatewayToken, revokeTokens, type GatewayRevocation, type LoginInteraction } from './oauth-login.js';
 import { paint } from './paint.js';
 
 const profileOption = {
@@ -57,36 +58,67 @@ export const loginCommand: Command = {
 
 export const logoutCommand: Command = {
   name: 'logout',
-  summary: 'Revoke the stored tokens at the identity provider and delete them.',
+  summary: 'Revoke the stored tokens (at the identity provider, or at the gateway for its own tokens) and delete them.',
   usage: 'modelgate logout [--profile name]',
   options: { ...profileOption },
   async run(values) {
     const profile = String(values.profile ?? defaultProfileName());
     const store = new CredentialStore();
+    const envToken = process.env.MODELGATE_TOKEN;
     let stored;
     try {
       stored = await store.read(profile);
     } catch (err) {
       if (!(err instanceof ProfileNotFoundError)) throw err;
       console.error(`Not logged in (profile "${profile}").`);
+      if (envToken) console.error(await explainEnvToken(envToken));
       return 0;
     }
-    const revoked = await revokeTokens(stored).catch((err: unknown) => {
-      console.error(`Could not revoke the tokens at ${stored.login.issuer} (${(err as Error).message}); deleting them anyway.`);
-      return { refreshToken: false };
-    });
+    // A token the gateway signed itself can be cut off at once; an identity provider's access token cannot.
+    const atGateway = await revokeGatewayToken(stored.tokens.bearer, stored.gateway).catch((err: unknown): GatewayRevocation => ({ revoked: false, reason: 'refused', detail: (err as Error).message }));
+    const revoked = atGateway.revoked
+      ? { refreshToken: false }
+      : await revokeTokens(stored).catch((err: unknown) => {
+          console.error(`Could not revoke the tokens at ${stored.login.issuer} (${(err as Error).message}); deleting them anyway.`);
+          return { refreshToken: false };
+        });
     await store.remove(profile);
-    // Say what is true: the gateway checks access tokens offline, so a copy of the last one works until it expires.
     const expires = new Date(stored.tokens.expiresAt * 1000).toISOString();
-    const refresh = revoked.refreshToken
-      ? 'the identity provider revoked the refresh token, so no new access token can be had from this login'
-      : 'the refresh token was not revoked (the identity provider offers no revocation, or there was none)';
-    console.error(
-      `Signed out of ${stored.gateway}: the stored tokens are deleted and ${refresh}. The last access token stays valid until ${expires}, when it expires; an administrator can cut it off sooner with modelgate revoke-tokens.`,
-    );
+    if (atGateway.revoked) {
+      console.error(`Signed out of ${stored.gateway}: the stored tokens are deleted and the gateway revoked its access token (${syncNote(atGateway.syncSeconds)}).`);
+    } else {
+      // Say what is true: the gateway checks an identity provider's access tokens offline, so a copy of the last one works until it expires.
+      const refresh = revoked.refreshToken
+        ? 'the identity provider revoked the refresh token, so no new access token can be had from this login'
+        : 'the refresh token was not revoked (the identity provider offers no revocation, or there was none)';
+      console.error(
+        `Signed out of ${stored.gateway}: the stored tokens are deleted and ${refresh}. The last access token stays valid until ${expires}, when it expires; an administrator can cut it off sooner with modelgate revoke-tokens.`,
+      );
+    }
+    if (envToken && envToken !== stored.tokens.bearer) console.error(await explainEnvToken(envToken));
     return 0;
   },
 };
+
+/** MODELGATE_TOKEN is not the CLI's to delete, but a gateway-issued one can be revoked. */
+async function explainEnvToken(token: string): Promise<string> {
+  const result = await revokeGatewayToken(token).catch((err: unknown): GatewayRevocation => ({ revoked: false, reason: 'refused', detail: (err as Error).message }));
+  if (result.revoked) return `MODELGATE_TOKEN held a gateway-issued token: ${result.gateway} revoked it (${syncNote(result.syncSeconds)}). Unset MODELGATE_TOKEN.`;
+  if (result.reason === 'refused') return `MODELGATE_TOKEN could not be revoked at the gateway (${result.detail}); unset it.`;
+  let until = 'it expires';
+  try {
+    const { exp, iss } = decodeJwt(token);
+    if (typeof exp === 'number') until = `${new Date(exp * 1000).toISOString()}, when it expires`;
+    if (iss) return `MODELGATE_TOKEN holds a token from ${iss}, which only that identity provider can revoke; it stays valid until ${until}. Unset MODELGATE_TOKEN.`;
+  } catch {
+    // not a JWT
+  }
+  return `MODELGATE_TOKEN is still set and stays valid until ${until}; unset it.`;
+}
+
+function syncNote(seconds: number): string {
+  return seconds > 0 ? `refused from now on, on every gateway instance within ${seconds}s` : 'refused from now on';
+}
 
 /** Best effort: `$BROWSER`, else the platform's opener. The URL is printed too. */
 function openInBrowser(url: string): void {

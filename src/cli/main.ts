@@ -16,8 +16,9 @@ import { reviewsCommand } from './reviews.js';
 import { accessCommand } from './access.js';
 import { agentCommand } from './agent.js';
 import { agentsCommand } from './agents.js';
+import { keysCommand } from './keys.js';
 
-const COMMANDS: readonly Command[] = [devCommand, gatewayCommand, loginCommand, logoutCommand, whoamiCommand, tokenCommand, connectCommand, revokeTokensCommand, policyCommand, sessionsCommand, usageCommand, auditCommand, reviewsCommand, accessCommand, agentCommand, agentsCommand];
+const COMMANDS: readonly Command[] = [devCommand, gatewayCommand, loginCommand, logoutCommand, whoamiCommand, tokenCommand, connectCommand, revokeTokensCommand, policyCommand, sessionsCommand, usageCommand, auditCommand, reviewsCommand, accessCommand, agentCommand, agentsCommand, keysCommand];
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 

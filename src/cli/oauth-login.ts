@@ -190,6 +190,39 @@ export async function revokeTokens(profile: Profile): Promise<Revoked> {
   return { refreshToken: refreshToken !== undefined };
 }
 
+/** What the gateway said when asked to revoke a token it may have issued. */
+export type GatewayRevocation =
+  | { revoked: true; gateway: string; syncSeconds: number }
+  | { revoked: false; reason: 'not_gateway_issued' | 'refused'; detail?: string };
+
+/**
+ * Revokes a token the gateway signed itself (`POST /auth/revoke`, presenting
+ * it). A JWT whose `iss` is not the gateway's token issuer is left alone:
+ * only its identity provider can end it.
+ */
+export async function revokeGatewayToken(token: string, gateway?: string): Promise<GatewayRevocation> {
+  let issuer: string | undefined;
+  try {
+    issuer = decodeJwt(token).iss;
+  } catch {
+    return { revoked: false, reason: 'not_gateway_issued' };
+  }
+  if (!issuer) return { revoked: false, reason: 'not_gateway_issued' };
+  // The token's own issuer claims to be a gateway: ask it, and only send the token there if it agrees.
+  const discovery = await fetchGatewayDiscovery(gateway ?? issuer).catch(() => undefined);
+  if (!discovery || discovery.token_issuer !== issuer) return { revoked: false, reason: 'not_gateway_issued' };
+  const response = await fetch(new URL('/auth/revoke', discovery.gateway), {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+    signal: AbortSignal.timeout(10_000),
+  });
+  const body = (await response.json().catch(() => ({}))) as { sync_seconds?: number; error?: { message?: string; code?: string } };
+  if (response.ok) return { revoked: true, gateway: discovery.gateway, syncSeconds: body.sync_seconds ?? 0 };
+  // Already revoked or expired: there is nothing left to cut off.
+  if (body.error?.code === 'token_revoked' || body.error?.code === 'token_expired') return { revoked: true, gateway: discovery.gateway, syncSeconds: 0 };
+  return { revoked: false, reason: 'refused', detail: body.error?.message ?? `HTTP ${response.status}` };
+}
+
 function storedTokens(settings: LoginSettings, response: oidc.TokenEndpointResponse): StoredTokens {
   const bearer = settings.bearer === 'id_token' ? response.id_token : response.access_token;
   if (!bearer) throw new LoginError(`the identity provider returned no ${settings.bearer}`);

@@ -11,7 +11,7 @@ import { GatewayError } from '../http/errors.js';
 import { UsageError, type Command, type OptionValues } from './command.js';
 import { EXIT_CONFIG } from './gateway.js';
 import { printTable } from './review-view.js';
-import { configOption, openArchive } from './sessions.js';
+import { auditConfigOption, openArchive } from './sessions.js';
 import { printable } from './terminal-text.js';
 
 export const usageCommand: Command = {
@@ -19,7 +19,7 @@ export const usageCommand: Command = {
   summary: 'Tokens, requests and cost per subject, group, connection or model over a period, from the session store.',
   usage: 'modelgate usage [--by subject,group,connection,model] [--since T] [--until T] [--subject S] [--group G] [--connection C] [--model M] [--json | --csv]',
   options: {
-    config: configOption,
+    config: auditConfigOption,
     by: { type: 'string', description: 'Group rows by these, comma-separated: subject, group, connection, model', valueName: 'dims', default: 'subject' },
     since: { type: 'string', description: 'From this time: ISO 8601, epoch ms, or ago (24h, 7d)', valueName: 'time', default: '30d' },
     until: { type: 'string', description: 'Before this time (default: now)', valueName: 'time' },
@@ -77,22 +77,25 @@ async function costsFrom(values: OptionValues): Promise<{ table: CostTable; curr
   return { table: new CostTable(parsed.data), currency: parsed.data.currency };
 }
 
-const NUMBER_COLUMNS = ['requests', 'prompt_tokens', 'completion_tokens', 'total_tokens', 'cost'] as const;
+const NUMBER_COLUMNS = ['requests', 'limited', 'prompt_tokens', 'completion_tokens', 'total_tokens', 'estimated_requests', 'cost'] as const;
+
+/** Marks token counts that include estimates (`~1234`), explained under the table. */
+const ESTIMATED = '~';
 
 function printReport(report: UsageReport): void {
-  const header = [...report.by.map((d) => d.toUpperCase()), 'REQUESTS', 'PROMPT', 'COMPLETION', 'TOTAL', `COST (${report.currency})`];
-  const cells = (row: UsageReport['total'], labels: string[]) => [
-    ...labels,
-    String(row.requests),
-    String(row.prompt_tokens),
-    String(row.completion_tokens),
-    String(row.total_tokens),
-    row.cost.toFixed(6),
-  ];
+  const header = [...report.by.map((d) => d.toUpperCase()), 'REQUESTS', 'LIMITED', 'PROMPT', 'COMPLETION', 'TOTAL', `COST (${report.currency})`];
+  const cells = (row: UsageReport['total'], labels: string[]) => {
+    const tokens = (n: number) => `${row.estimated_requests > 0 ? ESTIMATED : ''}${n}`;
+    return [...labels, String(row.requests), String(row.limited), tokens(row.prompt_tokens), tokens(row.completion_tokens), tokens(row.total_tokens), row.cost.toFixed(6)];
+  };
   const rows = report.rows.map((row) => cells(row, report.by.map((d) => printable(row[d] || '-'))));
   rows.push(cells(report.total, report.by.map((_, i) => (i === 0 ? 'total' : ''))));
   console.log(`Usage from ${report.since} to ${report.until}`);
   printTable(header, rows);
+  const estimated = report.total.estimated_requests;
+  if (estimated > 0) {
+    console.log(`${ESTIMATED} includes tokens estimated from text: the model server reported no usage for ${estimated} request${estimated === 1 ? '' : 's'}.`);
+  }
 }
 
 function csv(report: UsageReport): string {

@@ -5,11 +5,55 @@
 // SIGHUP is passed to every worker (each reloads its configuration),
 // SIGINT/SIGTERM drain every worker, and a worker that crashes is replaced.
 import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import type { Config } from '../config/schema.js';
 import type { Logger } from '../ops/logger.js';
 
 /** Worker exit codes a restart cannot fix: bad configuration, port not ours. */
 const FATAL_EXITS = new Set([78, 69]);
 const SHUTDOWN = 'modelgate:shutdown';
+
+/**
+ * What in this configuration lives in one process's memory, so N workers
+ * would each hold their own copy: a reason for `--workers` to default to 1.
+ * `fatal` ones also refuse an explicit `--workers N`: the copies would
+ * disagree on signing keys and revocations, or hand out N allowances.
+ */
+export function processLocalState(config: Config): Array<{ reason: string; fatal: boolean }> {
+  const found: Array<{ reason: string; fatal: boolean }> = [];
+  if (config.identity.state.store === 'memory') {
+    found.push({ reason: 'identity.state is in memory (each worker would keep its own signing keys and revocations)', fatal: true });
+  }
+  if (config.limits.store === 'memory' && (config.limits.rules.length > 0 || config.limits.budgets.length > 0)) {
+    found.push({ reason: 'limits.store is memory (each worker would count its own allowance, multiplying every limit)', fatal: true });
+  }
+  if (config.connections.some((c) => c.targets.some((t) => t.via === 'agent'))) {
+    found.push({ reason: 'a connection is served through agents (an agent tunnel lands on one worker; the others could not reach it)', fatal: false });
+  }
+  return found;
+}
+
+export type WorkersChoice = { workers: number; warning?: string } | { error: string; kind: 'usage' | 'config' };
+
+/**
+ * `--workers`: absent means one per core, unless some state is
+ * process-local, then 1 (with a warning saying what to change); `auto` is
+ * one per core; a number is taken as given, unless fatal state forbids it.
+ */
+export function chooseWorkers(option: unknown, config: Config, cores = availableParallelism()): WorkersChoice {
+  const local = processLocalState(config);
+  if (option === undefined) {
+    if (local.length === 0 || cores === 1) return { workers: cores };
+    return { workers: 1, warning: `running 1 worker, not ${cores} (one per core): ${local.map((l) => l.reason).join('; ')}. Move that state to a shared store, or pass --workers, to use every core` };
+  }
+  const workers = option === 'auto' ? cores : Number(option);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 256) return { error: `--workers "${String(option)}" is not a number of processes (1-256, or auto)`, kind: 'usage' };
+  if (workers === 1) return { workers };
+  const fatal = local.filter((l) => l.fatal);
+  if (fatal.length > 0) return { error: `--workers ${workers} needs shared state: ${fatal.map((l) => l.reason).join('; ')}. Put identity.state on sqlite or postgres, and limits on redis`, kind: 'config' };
+  const warnings = local.filter((l) => !l.fatal);
+  return warnings.length > 0 ? { workers, warning: warnings.map((l) => l.reason).join('; ') } : { workers };
+}
 
 /** Runs the primary until every worker has stopped; resolves with the exit code. */
 export function superviseWorkers(count: number, log: Logger): Promise<number> {

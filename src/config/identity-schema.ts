@@ -58,6 +58,22 @@ export const gatewayTokens = z
   .strict()
   .prefault({});
 
+/** Long-lived keys for tools that cannot refresh a token (`modelgate keys`); each connection opts in with `service_keys: true`. */
+export const serviceKeys = z
+  .object({
+    /** Members of these groups may create, list, rotate and revoke service keys. Empty: nobody may. */
+    admin_groups: z.array(nonEmpty).default([]),
+    /** Lifetime of a new key when `--expires` is not given. */
+    default_lifetime: duration.prefault('90d'),
+    /** The longest lifetime a key may be given. */
+    max_lifetime: duration.prefault('365d'),
+    /** After a rotation, how long the old key keeps working unless `--overlap` says otherwise. */
+    rotation_overlap: duration.prefault('24h'),
+  })
+  .strict()
+  .refine((k) => k.default_lifetime <= k.max_lifetime, { message: 'default_lifetime must not exceed max_lifetime', path: ['default_lifetime'] })
+  .prefault({});
+
 export const identityState = z
   .discriminatedUnion('store', [
     z.object({ store: z.literal('memory') }).strict(),
@@ -143,6 +159,7 @@ export function defaultGatewayTokenLifetime(maxTokenLifetime: number): number {
   return Math.min(60 * 60 * 1000, maxTokenLifetime);
 }
 export type IdentityStateConfig = z.output<typeof identityState>;
+export type ServiceKeysConfig = z.output<typeof serviceKeys>;
 export type WebLoginConfig = z.output<typeof webLogin>;
 export type SamlWebLoginConfig = NonNullable<WebLoginConfig['saml']>;
 export type OidcWebLoginConfig = NonNullable<WebLoginConfig['oidc']>;

@@ -31,10 +31,16 @@ export interface Detector {
    */
   readonly spanChars?: RegExp;
   /**
+   * With `spanChars`: a class every span holds at least one character of
+   * (a digit for cards, `@` for emails), so a run of span characters without
+   * one, that text appended cannot reach, holds no span.
+   */
+  readonly spanAnchor?: RegExp;
+  /**
    * For detectors that know their shape better than `spanChars` or
    * `maxLength`: the earliest start of a span that could still change or
    * appear when text is appended, given that spans ending by `settled`
-   * (text.length minus the scanner's contextLength) are final.
+   * (text.length minus the detector's own lookahead) are final.
    */
   openFrom?(text: string, settled: number): number;
   detect(text: string, report: ReportSpan, context: ScanContext): void;

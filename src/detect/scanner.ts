@@ -80,7 +80,7 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
   const contextLength = Math.max(0, ...detectors.map((d) => d.lookahead));
 
   // Candidates before overlap resolution, for the last text seen: the masker asks scan and undecidedFrom about the same window.
-  let last: { text: string; normalised: NormalisedText | undefined; candidates: Span[] } | undefined;
+  let last: { text: string; normalised: NormalisedText | undefined; candidates: Span[]; selected: Set<number> } | undefined;
   const scanned = (text: string): NonNullable<typeof last> => {
     if (last?.text === text) return last;
     const candidates: Span[] = [];
@@ -90,7 +90,8 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
     const add = normalised === undefined
       ? (span: Span) => { candidates.push(span); }
       : (span: Span) => { candidates.push({ ...span, ...toOriginal(normalised, span.start, span.end) }); };
-    for (const index of prefilter.select(context)) {
+    const selected = new Set(prefilter.select(context));
+    for (const index of selected) {
       const detector = detectors[index]!;
       // Custom patterns may be declared with a built-in type the caller did not ask for; they still count.
       const keep = detector === custom || detector === dictionary
@@ -98,7 +99,7 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
         : (span: Span) => { if (wanted.has(span.type)) add(span); };
       detector.detect(seen, keep, context);
     }
-    last = { text, normalised, candidates };
+    last = { text, normalised, candidates, selected };
     return last;
   };
   const candidatesOf = (text: string): Span[] => scanned(text).candidates;
@@ -113,12 +114,12 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
       return text.length === 0 ? [] : resolveOverlaps(candidatesOf(text)).map((span) => ({ ...span }));
     },
     undecidedFrom(original: string): number {
-      const { normalised, candidates } = scanned(original);
+      const { normalised, candidates, selected } = scanned(original);
       // Decided on the copy, then mapped back; the last two characters stay open, since one more
       // character can still change how they normalise ('%4' + '0', a letter + a combining mark).
       let from = normalised === undefined
-        ? shapeBound(original)
-        : Math.max(0, Math.min(originalOffset(normalised, shapeBound(normalised.text), original.length), original.length - 2));
+        ? shapeBound(original, selected)
+        : Math.max(0, Math.min(originalOffset(normalised, shapeBound(normalised.text, selected), original.length), original.length - 2));
       // A candidate across that point may be suppressed by, or suppress, a span that is still growing.
       for (let moved = true; moved;) {
         moved = false;
@@ -133,24 +134,59 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
     },
   };
 
-  /** From each detector's shape: the earliest start of a span in `text` (what detectors see) that is not final. */
-  function shapeBound(text: string): number {
-    const settled = text.length - contextLength;
-    if (settled <= 0) return 0;
-    // How far back the trailing run of each detector's span characters reaches, at most its maxLength.
-    const runs = new Map<RegExp, number>();
-    const trailingRun = (chars: RegExp, limit: number): number => {
-      let run = runs.get(chars) ?? 0;
-      while (run < limit && run < settled && chars.test(text[settled - run - 1]!)) run++;
-      runs.set(chars, Math.max(run, runs.get(chars) ?? 0));
-      return Math.min(run, limit);
-    };
-    let from = settled;
-    for (const detector of detectors) {
-      const open = detector.openFrom?.(text, settled)
-        ?? settled - (detector.spanChars === undefined ? detector.maxLength : trailingRun(detector.spanChars, detector.maxLength));
+  /**
+   * From each detector's shape: the earliest start of a span in `text` (what
+   * detectors see) that is not final. Each detector is judged by its own
+   * lookahead, not the scanner's longest: a phone's eight characters of right
+   * context must not hold prose back when no digit is near the end.
+   * `selected`: the detectors whose keywords the text holds (the prefilter's choice).
+   */
+  function shapeBound(text: string, selected: ReadonlySet<number>): number {
+    let from = text.length;
+    for (const [index, detector] of detectors.entries()) {
+      const settled = text.length - detector.lookahead;
+      let open: number;
+      if (detector.openFrom !== undefined) open = detector.openFrom(text, Math.max(0, settled));
+      else if (detector.spanChars === undefined) open = settled - detector.maxLength;
+      // Without one of its keywords in the text, a detector can only be waiting for a run still growing at the end.
+      else open = openRunStart(text, settled, detector.spanChars, selected.has(index) ? detector.spanAnchor : NOTHING, detector.maxLength);
       from = Math.min(from, open);
     }
     return Math.max(0, from);
   }
+}
+
+/**
+ * For a detector whose spans are runs of `chars`: a span not yet final ends
+ * after `settled` (or is still growing), so its last character is a span
+ * character at or after `settled`; it starts in that character's run, at most
+ * `maxLength` back. A run that appended text cannot extend and that holds no
+ * `anchor` character holds no span.
+ */
+function openRunStart(text: string, settled: number, chars: RegExp, anchor: RegExp | undefined, maxLength: number): number {
+  let open = text.length;
+  let runEnd = text.length;
+  for (let p = text.length - 1; p >= Math.max(0, settled); p--) {
+    if (!chars.test(text[p]!)) {
+      runEnd = p;
+      continue;
+    }
+    // The run around p: [runStart, runEnd), looked at once from its last character at or after settled.
+    let runStart = p;
+    while (runStart > 0 && p + 1 - runStart < maxLength && chars.test(text[runStart - 1]!)) runStart--;
+    const growing = runEnd === text.length;
+    if (growing || anchor === undefined || hasAnchor(text, runStart, runEnd, anchor)) open = Math.min(open, runStart);
+    // Earlier characters of this run start no earlier spans: skip to before it.
+    p = runStart;
+    runEnd = runStart;
+  }
+  return open;
+}
+
+/** An anchor no character matches. */
+const NOTHING = /[^\s\S]/;
+
+function hasAnchor(text: string, start: number, end: number, anchor: RegExp): boolean {
+  for (let i = start; i < end; i++) if (anchor.test(text[i]!)) return true;
+  return false;
 }

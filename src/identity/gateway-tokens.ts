@@ -36,6 +36,8 @@ export interface MintedToken {
 
 const ALL_SCOPE = 'all';
 const subjectScope = (subject: string) => `subject:${subject}`;
+/** One token, by its `jti`: what `modelgate logout` revokes, leaving the person's other sign-ins alone. */
+const tokenScope = (tokenId: string) => `token:${tokenId}`;
 
 export class GatewayTokens implements TokenIssuer {
   readonly tokenType = ACCESS_TOKEN_TYPE;
@@ -119,7 +121,7 @@ export class GatewayTokens implements TokenIssuer {
     const subject = payload.sub!;
     const issuedAt = payload.iat!;
     const cutOff = Math.max(this.revoked.get(ALL_SCOPE) ?? 0, this.revoked.get(subjectScope(subject)) ?? 0);
-    if (issuedAt <= cutOff) {
+    if (issuedAt <= cutOff || (payload.jti !== undefined && this.revoked.has(tokenScope(payload.jti)))) {
       throw invalidToken('token_revoked', 'This gateway-issued token has been revoked; sign in again to get a new one.');
     }
     const principal: Principal = {
@@ -157,6 +159,17 @@ export class GatewayTokens implements TokenIssuer {
   /** Refuses every gateway-issued token issued up to now. */
   revokeAll(): Promise<void> {
     return this.revokeScope(ALL_SCOPE);
+  }
+
+  /** Refuses one token (by `jti`) from now on; remembered until it would have expired anyway. */
+  async revokeToken(principal: Pick<Principal, 'tokenId' | 'expiresAt'>): Promise<void> {
+    if (!principal.tokenId) throw new Error('a gateway-issued token without a jti cannot be revoked alone');
+    const now = this.now();
+    const scope = tokenScope(principal.tokenId);
+    // Kept until the token's `exp` plus the clock skew the verifier allows (the memory beyond a token's lifetime).
+    const skew = this.revocationMemoryMs - this.config.lifetime;
+    await this.state.revoke({ scope, revokedBefore: Math.floor(now / 1000), expiresAt: Math.max(now, principal.expiresAt * 1000) + skew });
+    this.revoked.set(scope, Math.floor(now / 1000));
   }
 
   /** Rereads revocations from the shared state; other instances' revocations arrive within `sync_interval`. */

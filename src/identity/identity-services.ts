@@ -6,6 +6,7 @@ import type { Config, ConnectionConfig } from '../config/schema.js';
 import type { Logger } from '../ops/logger.js';
 import { GatewayTokens } from './gateway-tokens.js';
 import type { Principal } from './principal.js';
+import { ServiceKeys } from './service-keys.js';
 import { GatewaySigningKeys } from './signing-keys.js';
 import type { IdentityState } from './state/identity-state.js';
 import { openIdentityState } from './state/open-identity-state.js';
@@ -16,7 +17,7 @@ const PURGE_INTERVAL_MS = 5 * 60_000;
 
 export class IdentityServices {
   readonly verifier: TokenVerifier;
-  private started: { state: IdentityState; tokens: GatewayTokens; purge: NodeJS.Timeout } | undefined;
+  private started: { state: IdentityState; tokens: GatewayTokens; serviceKeys: ServiceKeys; purge: NodeJS.Timeout } | undefined;
   private url: string | undefined;
 
   constructor(
@@ -41,7 +42,7 @@ export class IdentityServices {
       state.purgeExpired(Date.now()).catch((err: unknown) => this.log.warn({ err: String(err) }, 'could not purge expired identity records'));
     }, PURGE_INTERVAL_MS);
     purge.unref();
-    this.started = { state, tokens, purge };
+    this.started = { state, tokens, serviceKeys: new ServiceKeys(state), purge };
   }
 
   /**
@@ -66,6 +67,10 @@ export class IdentityServices {
 
   get gatewayTokens(): GatewayTokens {
     return this.running.tokens;
+  }
+
+  get serviceKeys(): ServiceKeys {
+    return this.running.serviceKeys;
   }
 
   /** The signed identity header for an upstream, when the connection asks for one. */

@@ -5,7 +5,9 @@ export type AuthenticationMethod =
   /** A CI system's token, bound to a service identity by claim conditions. */
   | 'workload'
   /** A token the gateway signed itself, after a browser sign-in (SAML or OIDC). */
-  | 'gateway';
+  | 'gateway'
+  /** A long-lived service key (`modelgate keys`), accepted only where a connection enables them. */
+  | 'service_key';
 
 /** Who is calling: the verified identity every later stage decides on. */
 export interface Principal {
@@ -30,4 +32,6 @@ export interface Principal {
   origin?: string;
   /** For workloads: the CI token's own subject (e.g. `repo:org/repo:ref:refs/heads/main`), for attribution. */
   workloadSubject?: string;
+  /** For service keys: the person who created the service identity, recorded with each of its requests. */
+  owner?: { issuer: string; subject: string; email?: string };
 }

@@ -57,6 +57,20 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly storeOutages = new Counter({
+    name: 'modelgate_store_outages_total',
+    help: 'Storage outages that began, by store (recording, reviews): each is logged once when it starts and once when it ends.',
+    labelNames: ['store'] as const,
+    registers: [this.registry],
+  });
+
+  readonly storeUp = new Gauge({
+    name: 'modelgate_store_up',
+    help: 'Whether a store (recording, reviews) is answering: 1 up, 0 in an outage.',
+    labelNames: ['store'] as const,
+    registers: [this.registry],
+  });
+
   readonly guardrailDecisions = new Counter({
     name: 'modelgate_guardrail_decisions_total',
     help: 'Guardrail decisions on prompts and responses, by rule and action (block, mask, flag, require_approval, end_stream).',

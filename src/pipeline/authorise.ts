@@ -29,6 +29,12 @@ export async function authoriseModel(services: GatewayServices, ctx: RequestCont
       param: 'model',
     });
   }
+  if (principal.method === 'service_key' && !route.connection.service_keys) {
+    throw new GatewayError(
+      `Service keys are not accepted on connection "${route.connection.name}" (model "${route.model}"). An administrator can enable them with \`service_keys: true\` on the connection, or call it with a person's or workload's token.`,
+      { status: 403, type: 'permission_error', code: 'service_key_not_enabled' },
+    );
+  }
   const decision = decideAccess(services.config.access, principal, route.connection.name, route.model);
   // Only a caller the rules refuse pays for the grant lookup.
   if (!decision.allowed) ctx.accessGrant = await grantFor(services, principal, route.connection.name);
@@ -55,6 +61,7 @@ export async function allowedRoutes(services: GatewayServices, principal: Princi
   const granted = new Map<string, boolean>();
   const routes: ModelRoute[] = [];
   for (const route of services.routes.all) {
+    if (principal.method === 'service_key' && !route.connection.service_keys) continue;
     if (decideAccess(services.config.access, principal, route.connection.name, route.model).allowed) {
       routes.push(route);
       continue;

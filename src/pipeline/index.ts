@@ -29,7 +29,7 @@ import { retryHintForUpstreamStatus } from '../http/retry-hint.js';
 /** A model call: chat, completion, embedding, response, or their Ollama forms. */
 export async function handleModelCall(services: GatewayServices, ctx: RequestContext, endpoint: Endpoint, path: string): Promise<void> {
   const stage = <T>(name: string, run: () => Promise<T> | T): Promise<T> | T => (ctx.trace ? ctx.trace.stage(name, run) : run());
-  ctx.principal = await stage('authenticate', () => authenticate(services, ctx));
+  ctx.principal = await stage('authenticate', () => authenticate(services, ctx, { serviceKeys: true }));
   const body = await readJsonBody(ctx.req, services.config.server.max_body_bytes, {
     lenientContentType: endpoint.dialect === 'ollama',
     maxDepth: services.config.server.max_json_depth,
@@ -50,7 +50,7 @@ export async function handleModelCall(services: GatewayServices, ctx: RequestCon
 
 /** GET /v1/models (OpenAI) or GET /api/tags (Ollama): only what the caller may use. */
 export async function handleListModels(services: GatewayServices, ctx: RequestContext, dialect: 'openai' | 'ollama'): Promise<void> {
-  ctx.principal = await authenticate(services, ctx);
+  ctx.principal = await authenticate(services, ctx, { serviceKeys: true });
   const routes = await allowedRoutes(services, ctx.principal);
   if (dialect === 'ollama') {
     const models = routes

@@ -2,13 +2,16 @@
 // admitted against every limit that applies to the caller, the connection
 // and the model (requests, tokens as prompt estimate + max_tokens,
 // concurrency, the group's monthly budget), or refused with 429 naming the
-// limit. Every admitted response carries the remaining-quota headers.
+// limit (and recorded, metadata only, as a refused session naming the limit).
+// Every admitted response carries the remaining-quota headers.
 //
 // When the call ends (`settleUsage`), what it really used, read by the usage
 // meter, replaces the reservations, frees its concurrency slots, and is
 // counted in metrics and kept for the session record and the access log.
 import { generatesText, needsUsageRequested, requestedMaxTokens, UsageMeter } from '../usage/meter.js';
+import { LimitRefusal, type Grant } from '../usage/limiter.js';
 import type { RequestContext } from './context.js';
+import { startRecording } from './record.js';
 import type { GatewayServices } from './services.js';
 
 export async function limit(services: GatewayServices, ctx: RequestContext): Promise<void> {
@@ -18,14 +21,25 @@ export async function limit(services: GatewayServices, ctx: RequestContext): Pro
   const limiter = services.limiter;
   if (!limiter.active) return;
   const maxTokens = generatesText(request.operation) ? (requestedMaxTokens(request) ?? limiter.config.default_max_tokens) : 0;
-  const grant = await limiter.admit({
-    principal,
-    connection: route.connection.name,
-    model: route.model,
-    requestId: ctx.id,
-    promptEstimate: ctx.usage.promptEstimate,
-    maxTokens,
-  });
+  let grant: Grant;
+  try {
+    grant = await limiter.admit({
+      principal,
+      connection: route.connection.name,
+      model: route.model,
+      requestId: ctx.id,
+      promptEstimate: ctx.usage.promptEstimate,
+      maxTokens,
+    });
+  } catch (err) {
+    // Recorded like every refusal (the session ends `refused`, naming the limit), but as metadata only:
+    // a flood of refused calls costs no inspection and stores no prompts.
+    if (err instanceof LimitRefusal) {
+      startRecording(services, ctx, undefined, { bodies: false });
+      ctx.recording?.limit({ outcome: 'refused', code: err.code, ...err.refusedBy });
+    }
+    throw err;
+  }
   ctx.limits = grant;
   for (const [name, value] of Object.entries(grant.headers)) ctx.res.setHeader(name, value);
 }

@@ -32,7 +32,7 @@ export const OLLAMA_INFO_PATHS: ReadonlyMap<string, 'GET' | 'POST'> = new Map([
 ]);
 
 export async function handleOllamaApi(services: GatewayServices, ctx: RequestContext, path: string): Promise<void> {
-  ctx.principal = await authenticate(services, ctx);
+  ctx.principal = await authenticate(services, ctx, { serviceKeys: true });
   switch (path) {
     case '/api/version':
       return sendJson(ctx.res, 200, { version: OLLAMA_API_VERSION });

@@ -1,16 +1,19 @@
 // Stage: the session record. A session starts once the route is known, so
-// refusals by guardrails are recorded too; the request part is made durable
+// refusals by limits and guardrails are recorded too; the request part is made durable
 // before anything is forwarded (write-ahead: if storage fails, the caller
 // gets 503 and the model gets nothing), and the response is recorded as
 // delivered, frame by frame, with its time offsets.
 import type { EndState } from '../audit/events.js';
+import { recordingLost } from '../audit/recorder.js';
+import { GatewayError } from '../http/errors.js';
 import type { Decision } from '../policy/guardrails-types.js';
 import { formatPath } from '../protocol/body-path.js';
 import type { RequestContext } from './context.js';
 import { forwardedBody } from './forward.js';
 import type { GatewayServices } from './services.js';
 
-export function startRecording(services: GatewayServices, ctx: RequestContext, body: unknown): void {
+/** `bodies: false` records metadata only, whatever the connection says (limit refusals: a flood of them stores no prompts). */
+export function startRecording(services: GatewayServices, ctx: RequestContext, body: unknown, options: { bodies?: boolean } = {}): void {
   const recorder = services.audit?.recorder;
   if (!recorder || !ctx.principal || !ctx.route || !ctx.request) return;
   const writer = recorder.startSession({
@@ -24,6 +27,7 @@ export function startRecording(services: GatewayServices, ctx: RequestContext, b
     operation: ctx.request.operation,
     stream: ctx.request.stream,
     requestBody: body,
+    ...(options.bodies === false && { bodiesEnabled: false }),
   });
   ctx.recording = writer;
   if (ctx.accessGrant) {
@@ -32,7 +36,7 @@ export function startRecording(services: GatewayServices, ctx: RequestContext, b
     writer.approval({ outcome: 'access_granted', review_id: grant.id, approver: approver?.email ?? approver?.subject ?? 'gateway' });
   }
   // A recording failure mid-stream cuts the response: nothing goes unrecorded.
-  writer.signal.addEventListener('abort', () => ctx.abort.abort(writer.failure), { once: true });
+  writer.signal.addEventListener('abort', () => ctx.abort.abort(recordingLost(writer.failure)), { once: true });
 }
 
 export function recordDecisions(ctx: RequestContext, decisions: readonly Decision[], direction: 'input' | 'output'): void {
@@ -82,6 +86,8 @@ export function endState(ctx: RequestContext): EndState {
   if (ctx.errorCode?.startsWith('upstream_')) return 'upstream_failed';
   // Left while the model (or an approver) was still working on it: not a refusal.
   if (ctx.clientGone) return 'aborted';
+  // Cut by the gateway's own shutdown, past its grace: not the client's doing.
+  if (ctx.abort.signal.reason instanceof GatewayError && ctx.abort.signal.reason.code === 'shutting_down') return 'shutdown';
   if (!ctx.upstreamTarget) return 'refused';
   if (ctx.abort.signal.aborted) return 'aborted';
   return 'completed';

@@ -49,7 +49,9 @@ export async function relay(services: GatewayServices, ctx: RequestContext, upst
     ctx.res.end();
   } catch (err) {
     // A JSON body cut in half cannot be repaired; a reset tells the client it is incomplete.
-    noteUpstreamFailure(services, ctx, err, 'upstream_stream_interrupted');
+    const cut = gatewayCut(ctx);
+    if (cut) ctx.errorCode = cut.code;
+    else if (!ctx.clientGone) noteUpstreamFailure(services, ctx, err, 'upstream_stream_interrupted');
     ctx.res.destroy();
   }
 }
@@ -174,7 +176,15 @@ async function relayStream(
     if (masking && !(await deliver(masking.end()))) return;
     res.end();
   } catch (err) {
-    if (ctx.abort.signal.aborted || res.destroyed) return;
+    if (res.destroyed || ctx.clientGone) return;
+    // The gateway itself cut the stream (recording failed, shutdown past its grace): say why, in the stream's own framing.
+    const cut = gatewayCut(ctx);
+    if (cut) {
+      ctx.errorCode = cut.code;
+      res.end(encodeStreamError(framing, { message: cut.message, type: cut.type, code: cut.code, retryAfter: cut.headers['retry-after'] }));
+      return;
+    }
+    if (ctx.abort.signal.aborted) return;
     const tooLarge = err instanceof SseFrameTooLargeError || err instanceof NdjsonLineTooLargeError;
     noteUpstreamFailure(services, ctx, err, tooLarge ? 'upstream_frame_too_large' : 'upstream_stream_interrupted');
     const connection = ctx.route!.connection.name;
@@ -260,6 +270,12 @@ function maskErrorBody(services: GatewayServices, ctx: RequestContext, body: unk
       code: `upstream_http_${status}`,
     },
   };
+}
+
+/** Why the gateway aborted this request itself, when it did (not the client leaving, not masking ending it). */
+function gatewayCut(ctx: RequestContext): GatewayError | undefined {
+  const reason: unknown = ctx.abort.signal.reason;
+  return ctx.abort.signal.aborted && reason instanceof GatewayError ? reason : undefined;
 }
 
 function noteUpstreamFailure(services: GatewayServices, ctx: RequestContext, err: unknown, code: string): void {

@@ -5,35 +5,62 @@
 // sends a request to another agent only when HTTP/2 or the agent says the
 // model never saw it. Once a stream is answered, a failure is the client's
 // to see: the model may already be generating.
-import type { AgentHub, AgentTunnel } from '../agent/hub.js';
+import type { AgentHub } from '../agent/hub.js';
 import { NotStartedError } from '../agent/hub.js';
 import type { ConnectionConfig } from '../config/schema.js';
 import { GatewayError } from '../http/errors.js';
 import type { Transport, UpstreamRequest, UpstreamResponse } from './transport.js';
+import { UpstreamQueue, type QueueObserver } from './upstream-queue.js';
 
 export class AgentTransport implements Transport {
+  /** Admission as for a direct target: the `via: agent` target takes `max_connections_per_target` at once, `max_queued` wait. */
+  private readonly queue: UpstreamQueue;
+
   constructor(
     private readonly connection: ConnectionConfig,
     private readonly hub: AgentHub,
-  ) {}
+    observer?: QueueObserver,
+  ) {
+    this.queue = new UpstreamQueue(connection.name, connection.max_connections_per_target, connection.max_queued, connection.queue_timeout, observer);
+  }
 
   async send(request: UpstreamRequest): Promise<UpstreamResponse> {
-    const tried = new Set<AgentTunnel>();
-    let lastError: NotStartedError | undefined;
-    for (;;) {
-      const [agent] = this.hub.agentsFor(this.connection.name, tried);
-      if (!agent) throw lastError ? this.unreachable(lastError) : this.noAgent();
-      tried.add(agent);
-      try {
-        const response = await agent.send({ ...request, connection: this.connection });
-        return { ...response, target: `agent:${agent.name}` };
-      } catch (err) {
-        if (request.signal.aborted) throw err;
-        if (err instanceof GatewayError) throw err;
-        if (!(err instanceof NotStartedError)) throw this.lost(agent, err);
-        lastError = err;
+    const release = await this.queue.acquire(request.signal);
+    try {
+      const response = await this.viaAgents(request);
+      // The slot is busy until the body is done with, however it ends.
+      response.body.once('close', release);
+      return response;
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  /** This instance's agents first; then, with routing on, the instances that hold agents for the connection. */
+  private async viaAgents(request: UpstreamRequest): Promise<UpstreamResponse> {
+    const tunnelRequest = { ...request, connection: this.connection };
+    let lastError: NotStartedError;
+    try {
+      const response = await this.hub.sendLocal(tunnelRequest);
+      return { ...response, target: `agent:${response.agent}` };
+    } catch (err) {
+      if (!(err instanceof NotStartedError)) throw err;
+      lastError = err;
+    }
+    const router = this.hub.router;
+    if (router) {
+      for (const holder of await router.holders(this.connection.name)) {
+        try {
+          const response = await router.forward(holder, tunnelRequest);
+          return { ...response, target: `instance:${holder.instance}` };
+        } catch (err) {
+          if (request.signal.aborted || !(err instanceof NotStartedError)) throw err;
+          lastError = err;
+        }
       }
     }
+    throw lastError.code === 'agent_unavailable' ? this.noAgent() : this.unreachable(lastError);
   }
 
   /** Tunnels belong to the hub, which the gateway closes. */
@@ -53,15 +80,6 @@ export class AgentTransport implements Transport {
       status: 502,
       type: 'upstream_error',
       code: 'upstream_unreachable',
-      cause,
-    });
-  }
-
-  private lost(agent: AgentTunnel, cause: unknown): GatewayError {
-    return new GatewayError(`The tunnel to agent "${agent.name}" for connection "${this.connection.name}" broke before the model answered. Retry, or ask an operator to check the agent.`, {
-      status: 502,
-      type: 'upstream_error',
-      code: 'agent_lost',
       cause,
     });
   }

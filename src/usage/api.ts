@@ -1,11 +1,11 @@
 // GET /v1/usage: requests, tokens and cost over a period, grouped by
 // subject, group, connection and/or model, from the session store. Auditors
 // (recording.auditor_groups) see everyone's usage; anyone else only their
-// own. The web console charts this; scripts can too.
+// own, under their IdP's identity and their browser sign-in's alike. The web console charts this; scripts can too.
 //
 //   GET /v1/usage?since=30d&until=<time>&by=group,model&group=&connection=&model=&subject=
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isAuditor } from '../audit/api.js';
+import { isAuditor, ownIssuers } from '../audit/api.js';
 import { parseTimeBound, type SessionArchive } from '../audit/sessions.js';
 import type { Config } from '../config/schema.js';
 import { badRequest, GatewayError } from '../http/errors.js';
@@ -41,7 +41,8 @@ export async function handleUsageApi(req: IncomingMessage, res: ServerResponse, 
         code: 'usage_of_others',
       });
     }
-    Object.assign(query, { subject: ctx.principal.subject, issuer: ctx.principal.issuer });
+    // The same rule as the sessions API: their IdP's identity and their browser sign-in's are one person.
+    Object.assign(query, { subject: ctx.principal.subject, issuers: ownIssuers(ctx.principal) });
   }
   sendJson(res, 200, await usageReport(ctx.archive.store, query, ctx.costs, ctx.config.usage.currency));
 }

@@ -7,6 +7,7 @@
 // does the wiring.
 import { GatewayError } from '../http/errors.js';
 import type { Principal } from '../identity/principal.js';
+import { fromIssuer } from '../policy/access.js';
 import type { BudgetConfig, LimitDimension, LimitRule, LimitsConfig } from './config.js';
 import { CostTable, MICROS } from './costs.js';
 import type { Admission, Check, CheckResult, LimitStore, Settlement } from './limit-store.js';
@@ -26,6 +27,9 @@ const WINDOWS: ReadonlyArray<['requests_per_minute' | 'tokens_per_minute' | 'tok
   ['tokens_per_month', MONTH, 'tokens'],
 ];
 
+/** The codes of the limit stage's refusals: for the access log, the session record and usage reports. */
+export const LIMIT_REFUSAL_CODES: ReadonlySet<string> = new Set(['rate_limit_exceeded', 'concurrency_limit_exceeded', 'budget_exceeded', 'request_exceeds_limit', 'limits_unavailable']);
+
 const KIND_TEXT: Record<LimitKind, string> = {
   requests_per_minute: 'requests per minute',
   tokens_per_minute: 'tokens per minute',
@@ -34,6 +38,25 @@ const KIND_TEXT: Record<LimitKind, string> = {
   concurrent_requests: 'concurrent requests',
   monthly_budget: 'monthly budget',
 };
+
+/** What refused a call, for the session record. */
+export interface RefusedBy {
+  limit: string;
+  kind?: LimitKind;
+  scope?: string;
+  resets_at?: string;
+}
+
+/** A limit's refusal: the client's 429 (or 503 when the store is down and the limit fails closed), naming the limit. */
+export class LimitRefusal extends GatewayError {
+  constructor(
+    message: string,
+    options: ConstructorParameters<typeof GatewayError>[1],
+    readonly refusedBy: RefusedBy,
+  ) {
+    super(message, options);
+  }
+}
 
 /** One limit applied to one call: the check and where it came from. */
 interface Applied {
@@ -79,7 +102,6 @@ export interface LimitDecision {
 
 export class Grant {
   #finished = false;
-  #renewal: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly limiter: Limiter,
@@ -91,19 +113,19 @@ export class Grant {
     private readonly reservedTokens: number,
     private readonly reservedMicros: number,
   ) {
-    const slots = this.#slotKeys();
-    if (slots.length > 0 && admission) {
-      const lease = limiter.config.concurrency_lease;
-      this.#renewal = setInterval(() => void limiter.store.renew(slots, request.requestId, lease).catch(() => {}), Math.max(1000, lease / 3));
-      this.#renewal.unref();
-    }
+    if (admission && applied.some((a) => a.check.kind === 'concurrency')) limiter.leases.add(this);
+  }
+
+  /** @internal Extends this call's concurrency slots (the limiter's shared renewal timer calls it). */
+  renew(): Promise<void> {
+    return this.limiter.store.renew(this.#slotKeys(), this.request.requestId, this.limiter.config.concurrency_lease);
   }
 
   /** Frees concurrency slots and replaces the reservations with real usage. Safe to call twice. */
   async finish(usage: Usage | undefined, cost: number): Promise<void> {
     if (this.#finished || !this.admission) return;
     this.#finished = true;
-    clearInterval(this.#renewal);
+    this.limiter.leases.delete(this);
     const tokens = usage?.total_tokens ?? 0;
     const micros = Math.round(cost * MICROS);
     const settlements: Settlement[] = [];
@@ -122,10 +144,41 @@ export class Grant {
   }
 }
 
+/** A rule prepared once, so matching a call allocates only its counter keys. */
+interface CompiledRule {
+  rule: LimitRule;
+  /** `limit:<name>:`, the start of every counter key of the rule. */
+  prefix: string;
+  connections: ReadonlySet<string> | undefined;
+  models: ReadonlySet<string> | undefined;
+  subjects: ReadonlySet<string>;
+  groups: ReadonlySet<string>;
+  windows: ReadonlyArray<{ kind: (typeof WINDOWS)[number][0]; suffix: string; windowMs: number; limit: number; requests: boolean }>;
+}
+
+function compile(rule: LimitRule): CompiledRule {
+  const windows: CompiledRule['windows'][number][] = [];
+  for (const [kind, windowMs, unit] of WINDOWS) {
+    const limit = rule[kind];
+    if (limit !== undefined) windows.push({ kind, suffix: `:${kind}`, windowMs, limit, requests: unit === 'requests' });
+  }
+  return {
+    rule,
+    prefix: `limit:${enc(rule.name)}:`,
+    connections: rule.connections.includes('*') ? undefined : new Set(rule.connections),
+    models: rule.models.includes('*') ? undefined : new Set(rule.models),
+    subjects: new Set(rule.subjects),
+    groups: new Set(rule.groups),
+    windows,
+  };
+}
+
 export class Limiter {
   readonly costs: CostTable;
-  readonly #rules: readonly LimitRule[];
+  readonly #rules: readonly CompiledRule[];
   readonly #budgets: ReadonlyMap<string, BudgetConfig>;
+  /** Calls holding concurrency slots: their leases are renewed together, on one timer, until they finish. */
+  readonly leases = new LeaseRenewal(() => this.config.concurrency_lease);
 
   constructor(
     readonly config: LimitsConfig,
@@ -135,7 +188,7 @@ export class Limiter {
     private readonly now: () => number = Date.now,
   ) {
     this.costs = costs;
-    this.#rules = config.rules;
+    this.#rules = config.rules.map(compile);
     this.#budgets = new Map(config.budgets.map((b) => [b.group, b]));
   }
 
@@ -160,13 +213,11 @@ export class Limiter {
     } catch (err) {
       const closed = applied.filter((a) => a.onStoreFailure === 'closed');
       if (closed.length > 0) {
-        throw new GatewayError(`The limit store is unreachable, and limit "${closed[0]!.name}" is set to refuse requests then. Retry shortly.`, {
-          status: 503,
-          type: 'service_unavailable',
-          code: 'limits_unavailable',
-          headers: { 'retry-after': '1' },
-          cause: err,
-        });
+        throw new LimitRefusal(
+          `The limit store is unreachable, and limit "${closed[0]!.name}" is set to refuse requests then. Retry shortly.`,
+          { status: 503, type: 'service_unavailable', code: 'limits_unavailable', headers: { 'retry-after': '1' }, cause: err },
+          { limit: closed[0]!.name },
+        );
       }
       this.hooks.onFailOpen?.([...new Set(applied.map((a) => a.name))], err as Error);
       return new Grant(this, {}, { outcome: 'store_failed_open' }, [], undefined, request, 0, 0);
@@ -198,16 +249,15 @@ export class Limiter {
   #applicable(request: LimitRequest, tokens: number, micros: number): Applied[] {
     const { principal, connection, model } = request;
     const applied: Applied[] = [];
-    for (const rule of this.#rules) {
-      if (!appliesTo(rule, principal, connection, model)) continue;
+    for (const compiled of this.#rules) {
+      if (!appliesTo(compiled, principal, connection, model)) continue;
+      const rule = compiled.rule;
       for (const scope of scopes(rule, principal, connection, model)) {
-        const base = `limit:${enc(rule.name)}:${scope}`;
-        for (const [kind, windowMs, unit] of WINDOWS) {
-          const limit = rule[kind];
-          if (limit === undefined) continue;
+        const base = compiled.prefix + scope;
+        for (const w of compiled.windows) {
           applied.push({
-            check: { kind: 'window', key: `${base}:${kind}`, windowMs, limit, cost: unit === 'requests' ? 1 : tokens },
-            kind,
+            check: { kind: 'window', key: base + w.suffix, windowMs: w.windowMs, limit: w.limit, cost: w.requests ? 1 : tokens },
+            kind: w.kind,
             name: rule.name,
             scope,
             onStoreFailure: rule.on_store_failure,
@@ -244,39 +294,41 @@ export class Limiter {
 
   /** OpenAI's headers for the tightest requests and tokens limits, plus concurrency and budget. */
   #headers(applied: readonly Applied[], results: readonly CheckResult[]): Record<string, string> {
-    const tightest = new Map<string, { limit: number; result: CheckResult }>();
-    applied.forEach((a, i) => {
-      const family = a.kind === 'requests_per_minute' ? 'requests' : a.kind === 'concurrent_requests' ? 'concurrent' : a.kind === 'monthly_budget' ? 'budget' : 'tokens';
-      const result = results[i]!;
-      const limit = a.check.limit;
-      const current = tightest.get(family);
-      if (!current || result.remaining / limit < current.result.remaining / current.limit) tightest.set(family, { limit, result });
-    });
+    // The tightest limit of each family, by the share of it left: requests, tokens, concurrent, budget.
+    const tightest: Array<number | undefined> = [undefined, undefined, undefined, undefined];
+    for (let i = 0; i < applied.length; i++) {
+      const kind = applied[i]!.kind;
+      const family = kind === 'requests_per_minute' ? 0 : kind === 'concurrent_requests' ? 2 : kind === 'monthly_budget' ? 3 : 1;
+      const current = tightest[family];
+      if (current === undefined || results[i]!.remaining / applied[i]!.check.limit < results[current]!.remaining / applied[current]!.check.limit) tightest[family] = i;
+    }
     const headers: Record<string, string> = {};
-    for (const family of ['requests', 'tokens'] as const) {
-      const t = tightest.get(family);
-      if (!t) continue;
-      headers[`x-ratelimit-limit-${family}`] = String(t.limit);
-      headers[`x-ratelimit-remaining-${family}`] = String(t.result.remaining);
-      headers[`x-ratelimit-reset-${family}`] = formatDuration(t.result.resetMs);
+    for (const [family, name] of [[0, 'requests'], [1, 'tokens']] as const) {
+      const i = tightest[family];
+      if (i === undefined) continue;
+      const result = results[i]!;
+      headers[`x-ratelimit-limit-${name}`] = String(applied[i]!.check.limit);
+      headers[`x-ratelimit-remaining-${name}`] = String(result.remaining);
+      headers[`x-ratelimit-reset-${name}`] = formatDuration(result.resetMs);
     }
-    const concurrent = tightest.get('concurrent');
-    if (concurrent) {
-      headers['x-ratelimit-limit-concurrent-requests'] = String(concurrent.limit);
-      headers['x-ratelimit-remaining-concurrent-requests'] = String(concurrent.result.remaining);
+    const concurrent = tightest[2];
+    if (concurrent !== undefined) {
+      headers['x-ratelimit-limit-concurrent-requests'] = String(applied[concurrent]!.check.limit);
+      headers['x-ratelimit-remaining-concurrent-requests'] = String(results[concurrent]!.remaining);
     }
-    const budget = tightest.get('budget');
-    if (budget) headers['x-modelgate-budget-remaining'] = (budget.result.remaining / MICROS).toFixed(2);
+    const budget = tightest[3];
+    if (budget !== undefined) headers['x-modelgate-budget-remaining'] = (results[budget]!.remaining / MICROS).toFixed(2);
     return headers;
   }
 
-  #refusal(a: Applied, result: CheckResult, headers: Record<string, string>): GatewayError {
+  #refusal(a: Applied, result: CheckResult, headers: Record<string, string>): LimitRefusal {
     const limit = a.kind === 'monthly_budget' ? `${(a.check.limit / MICROS).toFixed(2)}` : String(a.check.limit);
     const what = `limit "${a.name}" (${limit} ${KIND_TEXT[a.kind]}, ${a.scope || 'shared'})`;
     if (result.retryMs < 0) {
-      return new GatewayError(
+      return new LimitRefusal(
         `This request alone needs more than ${what} allows (prompt and max_tokens together). Lower max_tokens or shorten the prompt.`,
         { status: 429, type: 'rate_limit_error', code: 'request_exceeds_limit', headers: { ...headers, 'x-should-retry': 'false' }, details: { limit: a.name, limit_kind: a.kind } },
+        { limit: a.name, kind: a.kind, scope: a.scope },
       );
     }
     let retryMs = result.retryMs;
@@ -285,7 +337,7 @@ export class Limiter {
     const retryAfter = Math.max(1, Math.ceil(retryMs / 1000));
     const code = a.kind === 'monthly_budget' ? 'budget_exceeded' : a.kind === 'concurrent_requests' ? 'concurrency_limit_exceeded' : 'rate_limit_exceeded';
     const used = a.kind === 'monthly_budget' ? (result.used / MICROS).toFixed(2) : String(Math.ceil(result.used));
-    return new GatewayError(
+    return new LimitRefusal(
       `Rate limit reached: ${what}; used ${used}. ` +
         (a.kind === 'concurrent_requests' ? 'Retry when one of your requests in progress has finished.' : `It allows this request again in ${formatDuration(retryMs)} (at ${resetsAt.toISOString()}).`),
       {
@@ -295,15 +347,16 @@ export class Limiter {
         headers: { ...headers, 'retry-after': String(retryAfter), 'x-should-retry': 'true' },
         details: { limit: a.name, limit_kind: a.kind, resets_at: resetsAt.toISOString() },
       },
+      { limit: a.name, kind: a.kind, scope: a.scope, ...(a.kind !== 'concurrent_requests' && { resets_at: resetsAt.toISOString() }) },
     );
   }
 }
 
-function appliesTo(rule: LimitRule, principal: Principal, connection: string, model: string): boolean {
-  if (!rule.connections.includes('*') && !rule.connections.includes(connection)) return false;
-  if (!rule.models.includes('*') && !rule.models.includes(model)) return false;
-  if (rule.groups.length === 0 && rule.subjects.length === 0) return true;
-  return rule.subjects.includes(principal.subject) || principal.groups.some((g) => rule.groups.includes(g));
+function appliesTo(compiled: CompiledRule, principal: Principal, connection: string, model: string): boolean {
+  if (compiled.connections && !compiled.connections.has(connection)) return false;
+  if (compiled.models && !compiled.models.has(model)) return false;
+  if (compiled.groups.size === 0 && compiled.subjects.size === 0) return true;
+  return (compiled.subjects.has(principal.subject) && fromIssuer(compiled.rule, principal)) || principal.groups.some((g) => compiled.groups.has(g));
 }
 
 /** The counter keys a rule charges for this call: one per combination of its `per` dimensions. */
@@ -331,6 +384,37 @@ function dimensionValues(dimension: LimitDimension, rule: LimitRule, principal: 
 }
 
 const enc = (value: string): string => encodeURIComponent(value);
+
+/**
+ * Keeps the concurrency slots of calls in progress leased: one timer for all
+ * of them (not one per call), running only while some call holds a slot. A
+ * gateway that dies stops renewing, and its slots expire with the lease.
+ */
+class LeaseRenewal {
+  readonly #grants = new Set<Grant>();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly leaseMs: () => number) {}
+
+  add(grant: Grant): void {
+    this.#grants.add(grant);
+    if (!this.#timer) {
+      this.#timer = setInterval(() => {
+        // Stopped on the first idle tick, not on every call's end: a call at a time would otherwise make a timer each.
+        if (this.#grants.size === 0) {
+          clearInterval(this.#timer);
+          this.#timer = undefined;
+        }
+        for (const g of this.#grants) void g.renew().catch(() => {});
+      }, Math.max(1000, this.leaseMs() / 3));
+      this.#timer.unref();
+    }
+  }
+
+  delete(grant: Grant): void {
+    this.#grants.delete(grant);
+  }
+}
 
 export function monthOf(ms: number): string {
   return new Date(ms).toISOString().slice(0, 7);

@@ -5,6 +5,7 @@
 import type { AuditStore, SessionQuery } from '../audit/store.js';
 import type { SessionRow } from '../audit/projection.js';
 import type { CostTable } from './costs.js';
+import { LIMIT_REFUSAL_CODES } from './limiter.js';
 
 export const REPORT_DIMENSIONS = ['subject', 'group', 'connection', 'model'] as const;
 export type ReportDimension = (typeof REPORT_DIMENSIONS)[number];
@@ -15,6 +16,8 @@ export interface UsageQuery {
   by: ReportDimension[];
   subject?: string;
   issuer?: string;
+  /** Any of these issuers (one person's IdP and gateway-issued identities). */
+  issuers?: string[];
   group?: string;
   connection?: string;
   model?: string;
@@ -26,6 +29,10 @@ export interface UsageRow {
   connection?: string;
   model?: string;
   requests: number;
+  /** Of those, refused by a limit or budget (429, or 503 when the limit store was down): they used nothing. */
+  limited: number;
+  /** Of those, requests whose tokens were estimated from text: the model server reported none. */
+  estimated_requests: number;
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
@@ -51,6 +58,7 @@ export async function usageReport(store: AuditStore, query: UsageQuery, costs: C
     until: query.until,
     ...(query.subject && { subject: query.subject }),
     ...(query.issuer && { issuer: query.issuer }),
+    ...(query.issuers && { issuers: query.issuers }),
     ...(query.group && { group: query.group }),
     ...(query.connection && { connection: query.connection }),
     ...(query.model && { model: query.model }),
@@ -90,11 +98,13 @@ function keysOf(session: SessionRow, query: UsageQuery): Array<{ id: string; lab
 }
 
 function emptyRow(labels: Partial<Record<ReportDimension, string>>): UsageRow {
-  return { ...labels, requests: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cost: 0 };
+  return { ...labels, requests: 0, limited: 0, estimated_requests: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cost: 0 };
 }
 
 function add(row: UsageRow, session: SessionRow, cost: number): void {
   row.requests += 1;
+  if (session.state === 'refused' && session.error_code !== null && LIMIT_REFUSAL_CODES.has(session.error_code)) row.limited += 1;
+  if (session.estimated) row.estimated_requests += 1;
   row.prompt_tokens += session.prompt_tokens ?? 0;
   row.completion_tokens += session.completion_tokens ?? 0;
   row.total_tokens += session.total_tokens ?? 0;

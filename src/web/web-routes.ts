@@ -72,6 +72,10 @@ export class WebRoutes {
         res.writeHead(204, { 'cache-control': 'no-store' }).end();
         return true;
       }
+      case '/auth/revoke':
+        only('POST');
+        await this.revokePresentedToken(ctx);
+        return true;
       case '/auth/oidc/login':
         only('GET');
         redirect(res, await (await this.oidc()).begin(res, returnTo(ctx)));
@@ -111,7 +115,7 @@ export class WebRoutes {
 
   /** Who the bearer token says the caller is, and what they may use. */
   private async whoami(ctx: RequestContext): Promise<void> {
-    const principal = await authenticate(this.services, ctx);
+    const principal = await authenticate(this.services, ctx, { serviceKeys: true });
     ctx.principal = principal;
     const models = (await allowedRoutes(this.services, principal)).map((r) => ({ model: r.model, connection: r.connection.name }));
     sendJson(ctx.res, 200, {
@@ -123,9 +127,29 @@ export class WebRoutes {
       groups: principal.groups,
       client_id: principal.clientId,
       workload_subject: principal.workloadSubject,
+      owner: principal.owner,
       expires_at: principal.expiresAt,
       models,
     });
+  }
+
+  /**
+   * Revokes the bearer token itself (`modelgate logout`): presenting it proves the right to end it. Only the
+   * gateway's own tokens can be cut off here; an identity provider's token is its to revoke, and the answer says so.
+   */
+  private async revokePresentedToken(ctx: RequestContext): Promise<void> {
+    const principal = await authenticate(this.services, ctx);
+    ctx.principal = principal;
+    if (principal.method !== 'gateway') {
+      throw new GatewayError(
+        `This token was issued by ${principal.issuer}, not by the gateway, so only that identity provider can revoke it; it stays valid until ${new Date(principal.expiresAt * 1000).toISOString()}.`,
+        { status: 400, type: 'invalid_request_error', code: 'token_not_gateway_issued' },
+      );
+    }
+    await this.services.identity.gatewayTokens.revokeToken(principal);
+    ctx.log.info({ sub: principal.subject, jti: principal.tokenId }, 'gateway-issued token revoked by its holder');
+    const seconds = Math.ceil(this.services.config.identity.gateway_tokens.sync_interval / 1000);
+    sendJson(ctx.res, 200, { revoked: true, sync_seconds: seconds }, { 'cache-control': 'no-store' });
   }
 
   private async session(ctx: RequestContext): Promise<void> {

@@ -42,4 +42,17 @@ describe('agents configuration', () => {
     assert.equal(result.data!.connections[0]!.max_queued, 10);
     assert.equal(result.data!.connections[0]!.queue_timeout, 2000);
   });
+
+  test('cleartext routing off loopback is refused; routing needs a long secret, and an advertised address when bound to every interface', () => {
+    const secret = 'x'.repeat(32);
+    assert.equal(withAgent((i) => (i.agents = { routing: { secret } })).success, true);
+    assert.match(problems(withAgent((i) => (i.agents = { routing: { secret: 'short' } }))).join('\n'), /agents\.routing\.secret: must be at least 32 characters/);
+    assert.match(problems(withAgent((i) => (i.agents = { routing: { secret, listen: { host: '10.0.0.5' } } }))).join('\n'), /agents\.routing\.tls: .*needs TLS/);
+    assert.match(
+      problems(withAgent((i) => (i.agents = { routing: { secret, listen: { host: '0.0.0.0' }, tls: { cert_file: 'c', key_file: 'k' } } }))).join('\n'),
+      /agents\.routing\.advertise_url: .*need advertise_url/,
+    );
+    assert.match(problems(withAgent((i) => (i.agents = { routing: { secret, lease: '100ms' } }))).join('\n'), /agents\.routing\.lease: must be at least 1s/);
+    assert.match(problems(withAgent((i) => (i.agents = { routing: { secret, extra: 1 } as never }))).join('\n'), /agents\.routing/);
+  });
 });

@@ -1,6 +1,8 @@
 // Agents for tests: a gateway harness whose `demo` connection is served via
 // agent, keys created through the real registry, and real `Agent`s dialling
-// the gateway's tunnel listener on loopback.
+// the gateway's tunnel listener on loopback. The heartbeat's timeout is long:
+// on a loaded machine a late PONG is not a dead agent (keepalive.test.ts
+// sets short ones on purpose).
 import { Agent } from '../../src/agent/agent.js';
 import { createLogger } from '../../src/ops/logger.js';
 import type { Harness, HarnessOptions } from '../helpers/harness.js';
@@ -13,7 +15,7 @@ export async function startAgentHarness(options: HarnessOptions = {}): Promise<H
       const demo = input.connections[0]!;
       delete (demo as { url?: string }).url;
       demo.targets = [{ via: 'agent' }];
-      input.agents = { listen: { host: '127.0.0.1', port: 0 }, key_check_interval: '200ms', heartbeat_interval: '1s', heartbeat_timeout: '1s' };
+      input.agents = { listen: { host: '127.0.0.1', port: 0 }, key_check_interval: '200ms', heartbeat_interval: '1s', heartbeat_timeout: '10s' };
       options.configure?.(input);
     },
   });
@@ -47,4 +49,13 @@ export async function until(check: () => boolean, what: string, timeoutMs = 20_0
 /** Waits until `count` agents serve `connection` at the gateway. */
 export function agentsConnected(h: Harness, count: number, connection = 'demo'): Promise<void> {
   return until(() => h.gateway.agents!.agentsFor(connection).length === count, `${count} agent(s) connected`);
+}
+
+/** Polls an async check (a database read, say) until it holds. */
+export async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

@@ -10,7 +10,7 @@ import OpenAI from 'openai';
 import type { Agent } from '../../src/agent/agent.js';
 import { SseDecoder } from '../../src/protocol/sse.js';
 import { errorOf, postJson, type Harness } from '../helpers/harness.js';
-import { agentsConnected, createAgentKey, startAgent, startAgentHarness, until } from './helpers.js';
+import { agentsConnected, createAgentKey, eventually, startAgent, startAgentHarness, until } from './helpers.js';
 
 /** A loopback port nothing listens on: a model server that is down. */
 async function closedPort(): Promise<string> {
@@ -83,10 +83,10 @@ describe('agent tunnel', () => {
     assert.ok(text.length > 0);
 
     const requestId = seen.headers['x-request-id'] as string;
+    // The session's end is written just after the answer's last byte: wait for it, not for a while.
+    await eventually(async () => !!(await h.gateway.services.audit!.archive.show(requestId))?.events.some((e) => e.kind === 'session.end'), 'the session record is complete');
     const session = await h.gateway.services.audit!.archive.show(requestId);
-    assert.ok(session, 'the session record exists for a request that went through an agent');
-    assert.equal(session.session.connection, 'demo');
-    assert.ok(session.events.some((e) => e.kind === 'session.end'), 'and it is complete');
+    assert.equal(session!.session.connection, 'demo');
   });
 
   test('masking stays in the gateway: a secret in the model output is masked after the tunnel', async () => {
@@ -119,11 +119,17 @@ describe('agent tunnel', () => {
     h.model.setFault({ kind: 'stall_mid_stream', afterChunks: 2 }, { times: 1 });
     const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'long answer' }] });
     assert.equal(response.status, 200);
-    const reading = sseFrames(response);
-    await until(() => h.model.received.length > 0 && a.state === 'connected', 'stream under way');
-    await new Promise((r) => setTimeout(r, 100));
+    // The first frame has crossed the tunnel: the stream is under way.
+    const reader = response.body!.getReader();
+    const decoder = new SseDecoder();
+    const received = decoder.push((await reader.read()).value!);
     a.destroyTunnel(how);
-    const frames = await reading;
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true as const }));
+      if (done) break;
+      received.push(...decoder.push(value));
+    }
+    const frames = [...received, ...decoder.end()].filter((f) => f.hasData);
     assert.ok(frames.length >= 1);
     const last = frames.at(-1)!;
     assert.notEqual(last.data, '[DONE]');
@@ -164,17 +170,21 @@ describe('agent tunnel', () => {
     h.model.setFault({ kind: 'raw', contentType: 'text/event-stream', writes: Array<string>(400).fill(big) }, { times: 1 });
     const stalled = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'big' }] });
     assert.equal(stalled.status, 200); // headers only: its body is never read
-    await new Promise((r) => setTimeout(r, 300));
+    // Its first frames are in the tunnel: the stalled stream holds its window while the next request runs.
+    const reader = stalled.body!.getReader();
+    await reader.read();
     const answer = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'meanwhile' }] });
     assert.ok(answer.choices[0]!.message.content);
-    await stalled.body!.cancel();
+    await reader.cancel();
   });
 
   test('a bad key, and a key for other connections, are refused at the handshake', async () => {
     const genuine = await createAgentKey(h, 'forged');
     const bad = agent(genuine.slice(0, -4) + (genuine.endsWith('AAAA') ? 'BBBB' : 'AAAA')); // a real key id with a wrong secret
     const other = agent(await createAgentKey(h, 'other-conn', ['elsewhere']));
-    await new Promise((r) => setTimeout(r, 300));
+    // Each has been refused at least once: the gateway's handshake counter and the agents' own dial counters say so.
+    const refusals = async (agentSide: Agent) => (await agentSide.registry.getSingleMetric('modelgate_agent_dials_total')!.get()).values.find((v) => v.labels.outcome === '401' || v.labels.outcome === '403')?.value ?? 0;
+    await eventually(async () => (await refusals(bad)) >= 1 && (await refusals(other)) >= 1, 'both agents refused');
     assert.equal(bad.state, 'connecting');
     assert.equal(other.state, 'connecting');
     assert.equal(h.gateway.agents!.agentsFor('demo').length, 0);
@@ -188,7 +198,8 @@ describe('agent tunnel', () => {
     await agentsConnected(h, 1);
     assert.equal(await h.gateway.agents!.keys.revoke('to-revoke'), 1);
     await agentsConnected(h, 0);
-    await new Promise((r) => setTimeout(r, 300));
+    const refusedDials = async () => (await a.registry.getSingleMetric('modelgate_agent_dials_total')!.get()).values.find((v) => v.labels.outcome === '401')?.value ?? 0;
+    await eventually(async () => (await refusedDials()) >= 1, 'a reconnect is refused');
     assert.equal(a.state, 'connecting', 'its reconnects are refused');
   });
 

@@ -7,11 +7,9 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
 import { openReviewStore } from '../../src/approvals/review-store.js';
-import { PG_URL } from '../audit/fixtures.js';
 import { postJson, startHarness, type Harness } from '../helpers/harness.js';
-import { tcpRelay } from '../helpers/tcp-relay.js';
+import { postgresThroughRelay } from '../helpers/tcp-relay.js';
 
 describe('a held streaming request on the wire', () => {
   let h: Harness;
@@ -109,13 +107,10 @@ describe('a gateway shutting down with requests held', () => {
 
 describe('the review store unreachable', () => {
   test('a prompt that needs approval fails closed with 503, and the model gets nothing', async () => {
-    const schema = `mgtest_down_${process.pid}`;
-    const url = new URL(PG_URL);
-    const relay = await tcpRelay(Number(url.port || 5432));
-    url.port = String(relay.port);
+    const { relay, storage, cleanup } = await postgresThroughRelay('down');
     const h = await startHarness({
       configure: (input) => {
-        input.storage = { driver: 'postgres', postgres: { url: url.toString(), schema, pool_size: 2, connect_timeout: '1s' } };
+        input.storage = storage;
         // Recording off, so it is the review store, not the audit trail, that refuses.
         input.recording = { enabled: false };
       },
@@ -135,11 +130,7 @@ describe('the review store unreachable', () => {
       assert.equal(h.model.received.length, before, 'nothing reached the model');
     } finally {
       await h.close();
-      await relay.close();
-      const admin = new pg.Client({ connectionString: PG_URL });
-      await admin.connect();
-      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await admin.end();
+      await cleanup();
     }
   });
 });

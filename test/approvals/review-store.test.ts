@@ -48,6 +48,24 @@ for (const factory of STORE_FIXTURES) {
       await fx?.cleanup();
     });
 
+    test('held-request leases: each instance sees the other\'s, renewals extend them, drops and expiry end them', async () => {
+      const review = pending();
+      await one.insert(review);
+      const now = Date.now();
+      await one.holdWaiter(review.id, 'waiter-on-one', now + 1_000);
+      await two.holdWaiter(review.id, 'waiter-on-two', now + 1_000);
+      await two.holdWaiter('another-review', 'waiter-elsewhere', now + 1_000);
+      assert.equal(await two.liveWaiters(review.id, now), 2);
+      // A renewal moves the lease on; a lease that ran out no longer counts.
+      await one.holdWaiter(review.id, 'waiter-on-one', now + 5_000);
+      assert.equal(await one.liveWaiters(review.id, now + 2_000), 1);
+      await one.dropWaiter('waiter-on-one');
+      assert.equal(await two.liveWaiters(review.id, now), 1);
+      await two.dropExpiredWaiters(now + 2_000);
+      assert.equal(await one.liveWaiters(review.id, now), 0, 'the expired lease was purged');
+      assert.equal(await one.liveWaiters('another-review', now), 0);
+    });
+
     test('concurrent votes from two instances: both count, the review is approved once', async () => {
       const review = pending();
       await one.insert(review);

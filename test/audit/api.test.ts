@@ -89,7 +89,9 @@ for (const factory of STORE_FIXTURES) {
       } while (cursor);
       assert.deepEqual(paged, all, 'keyset pages of 2 walk the same list, in order, without gaps or repeats');
       const search = await call('auditor', 'GET', '/v1/sessions?q=canary-alice');
-      assert.deepEqual(search.json.data.map((s: { id: string }) => s.id), [ids.alice], 'text search works on encrypted bodies');
+      assert.equal(search.status, 400, 'encrypted content is never indexed, so text search is refused');
+      assert.equal(search.json.error.code, 'search_unavailable');
+      assert.match(search.json.error.message, /encryption is on/);
     });
 
     test('show and replay decrypt; another user\'s session is a 404', async () => {

@@ -8,27 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { Recorder } from '../../src/audit/recorder.js';
 import { auditCommand } from '../../src/cli/audit.js';
-import { runCommand, type Command } from '../../src/cli/command.js';
 import { sessionsCommand } from '../../src/cli/sessions.js';
+import { runCli } from '../helpers/cli.js';
 import { KEY_A, recordSession, recording, STORE_FIXTURES, type StoreFixture } from './fixtures.js';
-
-async function cli(command: Command, args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const write = process.stdout.write;
-  const error = console.error;
-  // The CLI writes strings; the test runner's own messages to its parent are binary and must pass through.
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) =>
-    typeof chunk === 'string' ? (out.push(chunk), true) : write.call(process.stdout, chunk, ...rest)) as typeof process.stdout.write;
-  console.error = (...parts: unknown[]) => void err.push(parts.join(' '));
-  try {
-    const code = await runCommand(command, args);
-    return { code, out: out.join(''), err: err.join('\n') };
-  } finally {
-    process.stdout.write = write;
-    console.error = error;
-  }
-}
 
 for (const factory of STORE_FIXTURES) {
   describe(`audit CLI on ${factory.driver}`, () => {
@@ -65,24 +47,24 @@ for (const factory of STORE_FIXTURES) {
     });
 
     test('list, show and show --json', async () => {
-      const list = await cli(sessionsCommand, ['list', '--config', configFile, '--user', 'cli-user']);
+      const list = await runCli(sessionsCommand, ['list', '--config', configFile, '--user', 'cli-user']);
       assert.equal(list.code, 0, list.err);
       assert.match(list.out, new RegExp(id));
       assert.doesNotMatch(list.out, /other-user/);
-      const masked = await cli(sessionsCommand, ['list', '-c', configFile, '--decision', 'masked', '--json']);
+      const masked = await runCli(sessionsCommand, ['list', '-c', configFile, '--decision', 'masked', '--json']);
       assert.deepEqual(JSON.parse(masked.out).sessions.map((s: { id: string }) => s.id), [id]);
-      const show = await cli(sessionsCommand, ['show', id, '--config', configFile]);
+      const show = await runCli(sessionsCommand, ['show', id, '--config', configFile]);
       assert.match(show.out, /What is 2\+2\?/);
       assert.match(show.out, /It is 4\./);
       assert.match(show.out, /decision input mask pii\.email/);
-      const json = JSON.parse((await cli(sessionsCommand, ['show', id, '-c', configFile, '--json'])).out);
+      const json = JSON.parse((await runCli(sessionsCommand, ['show', id, '-c', configFile, '--json'])).out);
       assert.equal(json.session.id, id);
-      assert.equal((await cli(sessionsCommand, ['show', 'req_nope', '-c', configFile])).code, 1);
+      assert.equal((await runCli(sessionsCommand, ['show', 'req_nope', '-c', configFile])).code, 1);
     });
 
     test('replay renders at the original timing, scaled by --speed', async () => {
       const started = performance.now();
-      const normal = await cli(sessionsCommand, ['replay', id, '-c', configFile, '--speed', '1']);
+      const normal = await runCli(sessionsCommand, ['replay', id, '-c', configFile, '--speed', '1']);
       const elapsed = performance.now() - started;
       assert.equal(normal.code, 0);
       assert.match(normal.out, /user: What is 2\+2\?/);
@@ -90,15 +72,15 @@ for (const factory of STORE_FIXTURES) {
       assert.ok(elapsed >= 28, `chunks at 10, 20, 30 ms: took ${elapsed.toFixed(0)} ms`);
       assert.doesNotMatch(normal.out, /\x1b\[/, 'no colour when stdout is not a TTY');
       const slowStart = performance.now();
-      await cli(sessionsCommand, ['replay', id, '-c', configFile, '--speed', '0.25']);
+      await runCli(sessionsCommand, ['replay', id, '-c', configFile, '--speed', '0.25']);
       assert.ok(performance.now() - slowStart >= 118, 'a quarter of the speed takes four times as long');
     });
 
     test('export --since writes JSONL', async () => {
-      const exported = await cli(sessionsCommand, ['export', '--since', '1h', '-c', configFile, '--format', 'jsonl']);
+      const exported = await runCli(sessionsCommand, ['export', '--since', '1h', '-c', configFile, '--format', 'jsonl']);
       const records = exported.out.trim().split('\n').map((l) => JSON.parse(l) as { session_id: string; kind: string });
       assert.ok(records.filter((r) => r.session_id === id).length >= 4);
-      await assert.rejects(cli(sessionsCommand, ['export', '-c', configFile]), /export needs --since/);
+      await assert.rejects(runCli(sessionsCommand, ['export', '-c', configFile]), /export needs --since/);
     });
 
     test('hold, redact, delete, and audit verify before and after tampering', async () => {
@@ -108,23 +90,23 @@ for (const factory of STORE_FIXTURES) {
       const id = await recordSession(recorder, { subject: 'erased-user', prompt: 'What is 3+3?' });
       await recorder.close();
 
-      assert.equal((await cli(sessionsCommand, ['hold', id, '-c', configFile, '--reason', 'case 1'])).code, 0);
-      const kept = await cli(sessionsCommand, ['delete', id, '-c', configFile]);
+      assert.equal((await runCli(sessionsCommand, ['hold', id, '-c', configFile, '--reason', 'case 1'])).code, 0);
+      const kept = await runCli(sessionsCommand, ['delete', id, '-c', configFile]);
       assert.equal(kept.code, 1);
       assert.match(kept.out, /kept 1 on legal hold/);
-      assert.equal((await cli(sessionsCommand, ['hold', id, '--release', '-c', configFile])).code, 0);
-      const redacted = await cli(sessionsCommand, ['redact', '--subject', 'erased-user', '-c', configFile, '--reason', 'erasure']);
+      assert.equal((await runCli(sessionsCommand, ['hold', id, '--release', '-c', configFile])).code, 0);
+      const redacted = await runCli(sessionsCommand, ['redact', '--subject', 'erased-user', '-c', configFile, '--reason', 'erasure']);
       assert.match(redacted.out, /redacted 1 session/);
-      assert.doesNotMatch((await cli(sessionsCommand, ['show', id, '-c', configFile])).out, /3\+3/);
+      assert.doesNotMatch((await runCli(sessionsCommand, ['show', id, '-c', configFile])).out, /3\+3/);
 
-      const ok = await cli(auditCommand, ['verify', '-c', configFile]);
+      const ok = await runCli(auditCommand, ['verify', '-c', configFile]);
       assert.equal(ok.code, 0, ok.out);
       assert.match(ok.out, /audit trail verified/);
       const head = /head (\d+:[0-9a-f]{64})/.exec(ok.out)![1]!;
-      assert.equal((await cli(auditCommand, ['verify', '-c', configFile, '--expect-head', head])).code, 0);
+      assert.equal((await runCli(auditCommand, ['verify', '-c', configFile, '--expect-head', head])).code, 0);
 
       await fx.raw.query("UPDATE events SET meta = replace(meta, 'erased-user', 'someone-else') WHERE session_id = ? AND kind = 'session.start'", id);
-      const failed = await cli(auditCommand, ['verify', '-c', configFile]);
+      const failed = await runCli(auditCommand, ['verify', '-c', configFile]);
       assert.equal(failed.code, 1);
       assert.match(failed.out, new RegExp(`modified\\s+event \\d+ session ${id}`));
     });
@@ -132,10 +114,10 @@ for (const factory of STORE_FIXTURES) {
     test('a bad config exits 78 and names the problem', async () => {
       const bad = join(dir, 'bad.yaml');
       await writeFile(bad, 'storage:\n  driver: postgres\n');
-      const result = await cli(sessionsCommand, ['list', '-c', bad]);
+      const result = await runCli(sessionsCommand, ['list', '-c', bad]);
       assert.equal(result.code, 78);
       assert.match(result.err, /postgres/);
-      await assert.rejects(cli(auditCommand, ['check', '-c', configFile]), /only subcommand is "verify"/);
+      await assert.rejects(runCli(auditCommand, ['check', '-c', configFile]), /only subcommand is "verify"/);
     });
   });
 }

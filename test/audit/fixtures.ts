@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { recordingSchema, storageSchema, type RecordingConfig, type StorageConfig } from '../../src/audit/config.js';
 import type { ApprovalRecord, DecisionRecord, Recorder } from '../../src/audit/recorder.js';
-import type { EndState } from '../../src/audit/events.js';
+import type { EndState, TokenUsage } from '../../src/audit/events.js';
 import { openStore, type AuditStore } from '../../src/audit/store.js';
 import type { Principal } from '../../src/identity/principal.js';
 import { PG_URL } from '../helpers/postgres.js';
@@ -139,6 +139,8 @@ export interface SessionScript {
   approval?: ApprovalRecord;
   /** False leaves the session open. */
   end?: EndState | false;
+  /** Default: 3 prompt and 3 completion tokens, as reported by the model server. */
+  usage?: TokenUsage;
 }
 
 /** Records one complete session the way the pipeline would, and returns its id. */
@@ -161,7 +163,7 @@ export async function recordSession(recorder: Recorder, script: SessionScript = 
   if (script.approval) writer.approval(script.approval);
   await writer.forwarded(chatBody(script.forwardedPrompt ?? prompt), 'demo-chat-upstream');
   (script.reply ?? ['Hello', ' there', '!']).forEach((text, i) => writer.chunk(sseChunk(text), 10 * (i + 1)));
-  if (script.end !== false) await writer.end({ state: script.end ?? 'completed', status: 200, latencyMs: 50, usage: { prompt_tokens: 3, completion_tokens: 3, total_tokens: 6 } });
+  if (script.end !== false) await writer.end({ state: script.end ?? 'completed', status: 200, latencyMs: 50, usage: script.usage ?? { prompt_tokens: 3, completion_tokens: 3, total_tokens: 6 } });
   else await writer.flush();
   return id;
 }

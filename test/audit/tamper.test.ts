@@ -7,7 +7,7 @@ import { Recorder } from '../../src/audit/recorder.js';
 import { eventHash, GENESIS_HASH, serializeMeta } from '../../src/audit/chain.js';
 import { SessionArchive } from '../../src/audit/sessions.js';
 import type { AuditStore } from '../../src/audit/store.js';
-import { verify, type Problem } from '../../src/audit/verify.js';
+import { verify, verifySession, type Problem } from '../../src/audit/verify.js';
 import { recordSession, recording, STORE_FIXTURES, type StoreFixture } from './fixtures.js';
 
 for (const factory of STORE_FIXTURES) {
@@ -34,7 +34,7 @@ for (const factory of STORE_FIXTURES) {
     });
     beforeEach(async () => {
       // A fresh trail for every test: the tampering of one must not leak into the next.
-      for (const table of ['contents', 'events', 'sessions', 'session_groups']) await fx.raw.query(`DELETE FROM ${table}`);
+      for (const table of ['session_search', 'contents', 'events', 'sessions', 'session_groups']) await fx.raw.query(`DELETE FROM ${table}`);
       await fx.raw.query("UPDATE chain_head SET seq = 0, hash = '0000000000000000000000000000000000000000000000000000000000000000'");
       const recorder = await Recorder.open(store, recording());
       sessions = [];
@@ -43,6 +43,44 @@ for (const factory of STORE_FIXTURES) {
       }
       await recorder.close({ closeStore: false });
       assert.deepEqual(await problems(), []);
+    });
+
+    test('per-session status: verified, broken at the tampered event, or unverifiable while open', async () => {
+      for (const id of sessions) assert.equal((await verifySession(store, id)).status, 'verified', id);
+      // A legitimate redaction keeps it verified.
+      await new SessionArchive(store, recording()).redactSession(sessions[0]!, 'dpo');
+      assert.equal((await verifySession(store, sessions[0]!)).status, 'verified');
+
+      const edited = await seqOf(sessions[1]!, 'session.start');
+      await fx.raw.query('UPDATE events SET content = ? WHERE session_id = ? AND n = 0', Buffer.from('{"messages":[{"role":"user","content":"innocent"}]}'), sessions[1]);
+      const broken = await verifySession(store, sessions[1]!);
+      assert.equal(broken.status, 'broken');
+      assert.equal(broken.status === 'broken' && broken.seq, edited);
+      assert.match(JSON.stringify(broken), /request as received/);
+
+      const decision = await seqOf(sessions[2]!, 'decision');
+      await fx.raw.query('DELETE FROM events WHERE seq = ?', decision);
+      const gap = await verifySession(store, sessions[2]!);
+      assert.equal(gap.status, 'broken');
+      assert.equal(gap.status === 'broken' && gap.seq, decision, 'the missing event is named');
+
+      const recorder = await Recorder.open(store, recording());
+      const open = await recordSession(recorder, { subject: 'dave', end: false });
+      assert.equal((await verifySession(store, open)).status, 'unverifiable');
+      await recorder.close({ closeStore: false });
+      assert.equal((await verifySession(store, 'no-such-session')).status, 'unverifiable');
+    });
+
+    test('per-session status catches a metadata edit and a forged row', async () => {
+      const seq = await seqOf(sessions[0]!, 'session.end');
+      await fx.raw.query("UPDATE events SET meta = replace(meta, '\"completed\"', '\"aborted\"') WHERE seq = ?", seq);
+      const edited = await verifySession(store, sessions[0]!);
+      assert.equal(edited.status === 'broken' && edited.seq, seq, JSON.stringify(edited));
+      await fx.raw.query('UPDATE sessions SET legal_hold = 1 WHERE id = ?', sessions[1]);
+      const forged = await verifySession(store, sessions[1]!);
+      assert.equal(forged.status, 'broken');
+      assert.match(JSON.stringify(forged), /legal_hold/);
+      assert.equal((await verifySession(store, sessions[2]!)).status, 'verified', 'the others are untouched');
     });
 
     test('an edited prompt is named by event and session', async () => {

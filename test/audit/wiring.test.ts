@@ -8,23 +8,22 @@ import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { SseDecoder } from '../../src/protocol/sse.js';
 import { postJson, startHarness, type Harness } from '../helpers/harness.js';
-import { tcpRelay } from '../helpers/tcp-relay.js';
+import { postgresThroughRelay, type TcpRelay } from '../helpers/tcp-relay.js';
 import { STORE_FIXTURES, type StoreFixture } from './fixtures.js';
 
 for (const factory of STORE_FIXTURES) {
   describe(`recording through the gateway on ${factory.driver}`, () => {
     let fx: StoreFixture;
-    let relay: Awaited<ReturnType<typeof tcpRelay>> | undefined;
+    let relay: TcpRelay | undefined;
     let h: Harness;
 
     before(async () => {
       fx = await factory.create();
       let storage: Record<string, unknown> = fx.storage as unknown as Record<string, unknown>;
       if (fx.storage.driver === 'postgres') {
-        const url = new URL(fx.storage.postgres!.url);
-        relay = await tcpRelay(Number(url.port || 5432));
-        url.port = String(relay.port);
-        storage = { driver: 'postgres', postgres: { url: url.toString(), schema: fx.storage.postgres!.schema, pool_size: 4, connect_timeout: '1s' } };
+        const through = await postgresThroughRelay('wiring', { schema: fx.storage.postgres!.schema, dropSchema: false });
+        relay = through.relay;
+        storage = { driver: 'postgres', postgres: { ...through.storage.postgres, pool_size: 4 } };
       } else {
         storage = { driver: 'sqlite', sqlite: { path: fx.storage.sqlite.path } };
       }

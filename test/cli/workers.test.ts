@@ -1,10 +1,11 @@
 // `modelgate gateway --workers 2`: two processes share the port, each a full
 // pipeline on one SQLite database; SIGHUP reloads every worker; SIGTERM drains
-// a stream in flight on any worker before the primary exits 0.
+// a stream in flight on any worker before the primary exits 0. Without
+// --workers: one per core, or 1 (with a warning) while state is process-local.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
@@ -13,8 +14,56 @@ import { startDemoModel, type DemoModel } from '../../src/dev/demo-model.js';
 import { devConfigInput, DEV_AUDIENCE } from '../../src/dev/dev-config.js';
 import { startDevIdp, type DevIdp } from '../../src/dev/idp.js';
 import { postJson } from '../helpers/harness.js';
+import { chooseWorkers } from '../../src/cli/workers.js';
+import { configSchema } from '../../src/config/schema.js';
 
 const BIN = fileURLToPath(new URL('../../bin/modelgate.js', import.meta.url));
+
+describe('the --workers default', () => {
+  const config = (change: (input: Record<string, any>) => void = () => {}) => {
+    const input = devConfigInput({ host: '127.0.0.1', port: 0, issuer: 'https://idp.example', modelUrl: 'http://127.0.0.1:9', dataDir: '/tmp/x' }) as Record<string, any>;
+    input.identity.state = { store: 'sqlite', path: '/tmp/x/identity.db' };
+    change(input);
+    return configSchema.parse(input);
+  };
+  const rules = [{ name: 'per-person', requests_per_minute: 60 }];
+
+  test('absent: one worker per core when all state is shared', () => {
+    assert.deepEqual(chooseWorkers(undefined, config(), 4), { workers: 4 });
+    assert.deepEqual(chooseWorkers(undefined, config((c) => (c.limits = { store: 'redis', redis: { url: 'redis://127.0.0.1:6379' }, rules })), 4), { workers: 4 });
+    assert.deepEqual(chooseWorkers(undefined, config((c) => (c.identity.state = { store: 'memory' })), 1), { workers: 1 }, 'one core: nothing to warn about');
+  });
+
+  test('absent: 1 worker, and a warning naming the key, while state is process-local', () => {
+    const cases: Array<[string, (c: Record<string, any>) => void]> = [
+      ['identity.state', (c) => (c.identity.state = { store: 'memory' })],
+      ['limits.store', (c) => (c.limits = { rules })],
+      ['served through agents', (c) => {
+        delete c.connections[0].url;
+        c.connections[0].targets = [{ via: 'agent' }];
+        c.agents = { listen: { host: '127.0.0.1', port: 0 } };
+      }],
+    ];
+    for (const [key, change] of cases) {
+      const choice = chooseWorkers(undefined, config(change), 4);
+      assert.ok('workers' in choice && choice.workers === 1, key);
+      assert.match((choice as { warning: string }).warning, new RegExp(`running 1 worker, not 4.*${key}`), key);
+    }
+  });
+
+  test('given: auto is one per core; a number is refused while identity or limits state is in memory', () => {
+    assert.deepEqual(chooseWorkers('auto', config(), 3), { workers: 3 });
+    assert.deepEqual(chooseWorkers('2', config(), 8), { workers: 2 });
+    assert.deepEqual(chooseWorkers('1', config((c) => (c.identity.state = { store: 'memory' })), 8), { workers: 1 });
+    const identity = chooseWorkers('2', config((c) => (c.identity.state = { store: 'memory' })), 8);
+    assert.equal((identity as { kind: string }).kind, 'config');
+    assert.match((identity as { error: string }).error, /identity\.state is in memory/);
+    const limits = chooseWorkers('auto', config((c) => (c.limits = { rules })), 2);
+    assert.match((limits as { error: string }).error, /limits\.store is memory/);
+    assert.equal((chooseWorkers('0', config(), 2) as { kind: string }).kind, 'usage');
+    assert.equal((chooseWorkers('two', config(), 2) as { kind: string }).kind, 'usage');
+  });
+});
 
 describe('gateway --workers', () => {
   let dir: string;
@@ -35,6 +84,35 @@ describe('gateway --workers', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  test('without --workers, one worker per core serves the port; SIGTERM stops them all', async () => {
+    const child = spawn(process.execPath, [BIN, 'gateway', '--config', configPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const lines: Array<Record<string, unknown>> = [];
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      try {
+        lines.push(JSON.parse(l) as Record<string, unknown>);
+      } catch {
+        /* not a log line */
+      }
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      // Generous: several engineers share this machine's two cores; the wait ends at the event.
+      const deadline = Date.now() + 90_000;
+      while (lines.filter((l) => l.msg === 'gateway listening').length < availableParallelism()) {
+        assert.ok(Date.now() < deadline, `timed out waiting for ${availableParallelism()} workers`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      if (availableParallelism() > 1) assert.equal(lines.find((l) => l.msg === 'gateway primary started its workers')?.workers, availableParallelism());
+      const url = String(lines.find((l) => l.msg === 'gateway listening')!.url);
+      const token = (await idp.loginAs('alice')).accessToken;
+      assert.equal((await postJson(`${url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] })).status, 200);
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
   test('two workers serve one port and one database; SIGHUP reloads both; SIGTERM drains a stream, then exits 0', async () => {
     const child = spawn(process.execPath, [BIN, 'gateway', '--config', configPath, '--workers', '2'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const lines: Array<Record<string, unknown>> = [];
@@ -47,7 +125,7 @@ describe('gateway --workers', () => {
     });
     const count = (msg: string) => lines.filter((l) => l.msg === msg).length;
     const until = async (check: () => boolean, what: string) => {
-      const deadline = Date.now() + 30_000;
+      const deadline = Date.now() + 90_000;
       while (!check()) {
         assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
         await new Promise((r) => setTimeout(r, 50));

@@ -146,6 +146,14 @@ describe('undecidedFrom (streaming)', () => {
   it('releases prose promptly and holds back an open private key', () => {
     const prose = 'The quarterly numbers look fine overall and we will discuss them tomorrow ';
     assert.ok(defaultScanner.undecidedFrom(prose) >= prose.length - 120);
+    // Each detector waits only for its own right context: prose without a digit near the end is not held for a
+    // phone's eight characters of context, only for the two a date of birth needs (bench/visible-text.ts).
+    assert.ok(defaultScanner.undecidedFrom(prose) >= prose.length - 2, `undecided from ${defaultScanner.undecidedFrom(prose)} of ${prose.length}`);
+    assert.equal(defaultScanner.undecidedFrom('Hello'), 0, 'a trailing word may still become an email address');
+    const phone = 'call me on 020 7946 0958 ';
+    assert.ok(defaultScanner.undecidedFrom(phone) <= phone.indexOf('020'), 'a number near the end waits for its context');
+    const mail = 'write to ana@example.com ';
+    assert.ok(defaultScanner.undecidedFrom(mail) <= mail.indexOf('ana'), 'an address near the end waits for its context');
     const open = `${prose}-----BEGIN PRIVATE KEY-----\n${randomChars(BASE64, 64, 62)}\n`;
     // Held from the BEGIN line (a space or two earlier at most: a phone number could start there).
     const near = (from: number) => from <= prose.length && from >= prose.length - 2;

@@ -1,10 +1,15 @@
 // Shutdown as a load balancer sees it: on close (SIGTERM), /readyz answers
 // 503 "draining" on new connections for `server.drain_notice` while the
 // gateway keeps serving, so balancers stop sending before it stops
-// listening; after that new connections are refused.
+// listening; after that new connections are refused. Streams still running
+// when the grace runs out end with an error frame and are recorded
+// `shutdown`, not cut with a reset.
 import assert from 'node:assert/strict';
 import { get } from 'node:http';
+import { rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { test } from 'node:test';
+import { openStore } from '../../src/audit/store.js';
 import { postJson, startHarness } from '../helpers/harness.js';
 
 /** GET on a connection of its own, as a balancer's health check opens one. */
@@ -35,5 +40,47 @@ test('during the drain notice /readyz reports draining on new connections and re
     await assert.rejects(freshGet(`${h.url}/readyz`), /ECONNREFUSED/, 'after the notice and the drain, it stops listening');
   } finally {
     await Promise.all([h.idp.close(), h.model.close()]);
+  }
+});
+
+test('a stream still running when the grace runs out ends with an error frame, not a reset, and is recorded `shutdown`', async () => {
+  const h = await startHarness({ model: { chunkDelayMs: 10, replyWords: 3_000 } });
+  const storage = h.gateway.services.config.storage;
+  try {
+    const response = await postJson(`${h.url}/v1/chat/completions`, await h.userToken('alice'), {
+      model: 'demo-chat',
+      stream: true,
+      messages: [{ role: 'user', content: 'a story that outlasts the gateway' }],
+    });
+    assert.equal(response.status, 200);
+    const id = response.headers.get('x-request-id')!;
+    const reader = response.body!.getReader();
+    const utf8 = new TextDecoder();
+    let body = utf8.decode((await reader.read()).value);
+    const closing = h.gateway.close(300);
+    // A reset would reject this read with "terminated"; a clean end returns done.
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      body += utf8.decode(value, { stream: true });
+    }
+    await closing;
+    const frames = body.split('\n\n').filter((f) => f.startsWith('data: ') && f !== 'data: [DONE]');
+    const last = JSON.parse(frames.at(-1)!.slice('data: '.length)) as { error?: { code: string; message: string } };
+    assert.equal(last.error?.code, 'shutting_down', 'the last frame says why the stream ended');
+    assert.match(last.error!.message, /shutting down; retry/);
+    assert.ok(!body.includes('[DONE]'), 'not presented as a finished answer');
+
+    const store = await openStore(storage);
+    try {
+      const session = await store.getSession(id);
+      assert.equal(session?.state, 'shutdown', 'cut by the gateway, not left by the client');
+      assert.equal(session?.error_code, 'shutting_down');
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await Promise.all([h.idp.close(), h.model.close()]);
+    if (storage.driver === 'sqlite') await rm(dirname(storage.sqlite.path), { recursive: true, force: true });
   }
 });

@@ -17,7 +17,8 @@ import { tokenCommand } from '../../src/cli/token.js';
 import { whoamiCommand } from '../../src/cli/whoami.js';
 import { login, refreshTokens } from '../../src/cli/oauth-login.js';
 import { TokenSource } from '../../src/cli/token-source.js';
-import { postJson, startHarness, type Harness } from '../helpers/harness.js';
+import { fetchGatewayDiscovery } from '../../src/cli/oauth-login.js';
+import { errorOf, postJson, startHarness, type Harness } from '../helpers/harness.js';
 
 const ENTRY = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
 const chat = { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] };
@@ -172,6 +173,49 @@ describe('CLI login against the development OpenID provider', () => {
     const token = await runInProcess(tokenCommand, []);
     assert.equal(token.code, 1);
     assert.match(token.stderr, /Not logged in/);
+  });
+
+  test('logout revokes a gateway-issued access token at the gateway: that token is refused at once, other sign-ins keep working', async () => {
+    const tokens = h.gateway.services.identity.gatewayTokens;
+    const subject = { subject: 'saml-alice', groups: ['engineering'], origin: 'https://saml.example', email: 'alice@example.com' };
+    const [stored, otherSignIn] = await Promise.all([tokens.mint(subject), tokens.mint(subject)]);
+    const discovery = await fetchGatewayDiscovery(h.url);
+    await new CredentialStore(dir).write('gateway-issued', { gateway: discovery.gateway, login: discovery.login!, tokens: { bearer: stored.token, accessToken: stored.token, expiresAt: stored.expiresAt } });
+    assert.equal((await postJson(`${h.url}/v1/chat/completions`, stored.token, chat)).status, 200);
+
+    const { code, stderr } = await runInProcess(logoutCommand, ['--profile', 'gateway-issued']);
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /the gateway revoked its access token \(refused from now on, on every gateway instance within \d+s\)/);
+    const refused = await postJson(`${h.url}/v1/chat/completions`, stored.token, chat);
+    assert.equal(refused.status, 401);
+    assert.equal((await errorOf(refused)).code, 'token_revoked');
+    assert.equal((await postJson(`${h.url}/v1/chat/completions`, otherSignIn.token, chat)).status, 200, 'only the logged-out token is revoked');
+    await assert.rejects(new CredentialStore(dir).read('gateway-issued'), /Not logged in/);
+  });
+
+  test('logout with MODELGATE_TOKEN: a gateway-issued token is revoked; an IdP token is said to live on until it expires', async () => {
+    const gatewayToken = (await h.gateway.services.identity.gatewayTokens.mint({ subject: 'saml-bob', groups: ['engineering'], origin: 'https://saml.example' })).token;
+    const idpToken = (await h.idp.loginAs('alice')).accessToken;
+    const run = async (token: string) => {
+      process.env.MODELGATE_TOKEN = token;
+      try {
+        return await runInProcess(logoutCommand, ['--profile', 'nobody']);
+      } finally {
+        delete process.env.MODELGATE_TOKEN;
+      }
+    };
+    const revoked = await run(gatewayToken);
+    assert.equal(revoked.code, 0);
+    assert.match(revoked.stderr, /MODELGATE_TOKEN held a gateway-issued token: .* revoked it/);
+    assert.equal((await errorOf(await postJson(`${h.url}/v1/chat/completions`, gatewayToken, chat))).code, 'token_revoked');
+
+    const kept = await run(idpToken);
+    assert.match(kept.stderr, new RegExp(`MODELGATE_TOKEN holds a token from ${h.idp.issuer}, which only that identity provider can revoke; it stays valid until \\d{4}-`));
+    assert.equal((await postJson(`${h.url}/v1/chat/completions`, idpToken, chat)).status, 200, 'the gateway did not pretend to revoke it');
+    // The gateway says so too, when asked directly.
+    const direct = await fetch(`${h.url}/auth/revoke`, { method: 'POST', headers: { authorization: `Bearer ${idpToken}` } });
+    assert.equal(direct.status, 400);
+    assert.equal((await errorOf(direct)).code, 'token_not_gateway_issued');
   });
 
   test('PKCE through a loopback redirect, end to end', async () => {

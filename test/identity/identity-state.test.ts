@@ -101,6 +101,34 @@ for (const [kind, setUp] of stores) {
       assert.deepEqual(await b.revocations(0), []);
     });
 
+    test('service keys: stored, listed newest first, replaced (an earlier end kept) and revoked across instances', async () => {
+      const [a, b] = await twoInstances();
+      const record = (id: string, name: string, created: number, expires: number) => ({
+        id, name, groups: ['notebooks'], owner: { issuer: 'https://idp', subject: 'erin', email: 'erin@example.com' },
+        hash: 'ab'.repeat(32), created_at: created, expires_at: expires, replaced_by: null, revoked_at: null,
+      });
+      await a.insertServiceKey(record('0000000000000001', 'nb', 1_000, 100_000));
+      await a.insertServiceKey(record('0000000000000002', 'nb', 2_000, 50_000));
+      await a.insertServiceKey(record('0000000000000003', 'other', 3_000, 100_000));
+      assert.deepEqual((await b.serviceKey('0000000000000001'))?.owner, { issuer: 'https://idp', subject: 'erin', email: 'erin@example.com' });
+      assert.deepEqual((await b.serviceKeys()).map((r) => r.id), ['0000000000000003', '0000000000000002', '0000000000000001']);
+      // A rotation at 10s: the other keys of "nb" end at 60s, but one already ending at 50s keeps its earlier end.
+      const newKey = record('0000000000000004', 'nb', 10_000, 500_000);
+      await a.insertServiceKey(newKey);
+      assert.equal(await b.replaceServiceKeys('nb', newKey.id, 60_000, 10_000), 1);
+      assert.equal((await a.serviceKey('0000000000000001'))?.expires_at, 60_000);
+      assert.equal((await a.serviceKey('0000000000000001'))?.replaced_by, newKey.id);
+      assert.equal((await a.serviceKey('0000000000000002'))?.expires_at, 50_000);
+      assert.equal((await a.serviceKey(newKey.id))?.expires_at, 500_000);
+      // Revoking one key, then the rest; keys already ended are not counted.
+      assert.equal(await b.revokeServiceKeys('nb', 20_000, '0000000000000001'), 1);
+      assert.equal(await b.revokeServiceKeys('nb', 55_000), 1, 'only the new key was still live at 55s');
+      assert.equal((await a.serviceKey(newKey.id))?.revoked_at, 55_000);
+      assert.equal((await a.serviceKey('0000000000000002'))?.revoked_at, null);
+      assert.equal((await a.serviceKey('0000000000000003'))?.revoked_at, null, 'other identities are untouched');
+      assert.equal(await a.serviceKey('ffffffffffffffff'), undefined);
+    });
+
     test('records: put, get, expiry, and take is single-use across instances', async () => {
       const [a, b] = await twoInstances();
       await a.put('oidc_login', 'state-1', '{"x":1}', 5_000);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
+import type { UsageReport } from '../../src/usage/report.js';
 import { startHarness, type Harness } from '../helpers/harness.js';
 
 describe('token accounting on every call', () => {
@@ -140,6 +141,15 @@ describe('token accounting on every call', () => {
     assert.equal(row.prompt_tokens, 10 + 4, 'ten tokens of text plus one message frame');
     const end = await endMeta(row.id);
     assert.equal(end.usage?.estimated, true);
+    assert.equal(row.estimated, true, 'the session row says so');
     assert.ok((await tokenMetric('estimated="true"')) >= 28);
+    // And so do the APIs the console and scripts read.
+    const auth = { authorization: `Bearer ${await h.userToken('alice')}` };
+    const detail = (await (await fetch(`${h.url}/v1/sessions/${row.id}`, { headers: auth })).json()) as { session: { estimated: boolean } };
+    assert.equal(detail.session.estimated, true);
+    const listed = (await (await fetch(`${h.url}/v1/sessions?limit=50`, { headers: auth })).json()) as { data: Array<{ id: string; estimated: boolean }> };
+    assert.deepEqual(listed.data.filter((s) => s.estimated).map((s) => s.id), [row.id], 'only this session was estimated');
+    const usage = (await (await fetch(`${h.url}/v1/usage?since=1h`, { headers: auth })).json()) as UsageReport;
+    assert.equal(usage.total.estimated_requests, 1);
   });
 });

@@ -16,6 +16,7 @@ import { after, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { devConfigInput } from '../../src/dev/dev-config.js';
+import type { UsageReport } from '../../src/usage/report.js';
 import { errorOf, postJson, startHarness, type Harness, type HarnessOptions } from '../helpers/harness.js';
 
 type LimitsInput = NonNullable<ConfigInput['limits']>;
@@ -72,6 +73,27 @@ for (const store of ['memory', 'redis'] as const) {
         const other = await postJson(`${h.url}/v1/chat/completions`, await h.serviceToken('batch-summariser'), chat());
         assert.equal(other.status, 200);
         await other.text();
+
+        // Recorded like any refusal: a session that ended refused, naming the limit, and counted in usage.
+        const audit = h.gateway.services.audit!;
+        await audit.recorder.flush();
+        const refusedId = refused.headers.get('x-request-id')!;
+        const detail = (await audit.archive.show(refusedId))!;
+        assert.ok(detail, 'the refused request has a session');
+        assert.equal(detail.session.state, 'refused');
+        assert.equal(detail.session.status, 429);
+        assert.equal(detail.session.error_code, 'rate_limit_exceeded');
+        assert.equal(detail.forwarded, undefined, 'nothing was forwarded');
+        assert.equal(detail.session.bodies, false, 'metadata only: a flood of refused calls stores no prompts');
+        assert.equal(detail.request.body, undefined);
+        assert.equal(detail.limit?.limit, 'three-a-minute');
+        assert.equal(detail.limit?.kind, 'requests_per_minute');
+        assert.equal(detail.limit?.code, 'rate_limit_exceeded');
+        assert.match(detail.limit?.scope ?? '', /^subject=/);
+        assert.match(detail.limit?.resets_at ?? '', /^\d{4}-\d\d-\d\dT/);
+        const usage = await fetch(`${h.url}/v1/usage?by=subject&since=1h`, { headers: { authorization: `Bearer ${token}` } });
+        const [own] = ((await usage.json()) as UsageReport).rows;
+        assert.deepEqual([own?.requests, own?.limited], [4, 1], 'three admitted and one refused by the limit');
       });
     });
 

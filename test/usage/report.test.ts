@@ -1,16 +1,20 @@
 // Usage reports: GET /v1/usage and `modelgate usage` over the sessions a
 // real gateway recorded, with costs from `usage.costs`. Auditors see
-// everyone; anyone else only themselves.
+// everyone; anyone else only themselves, whether signed in through the
+// browser (a gateway-issued token) or with their IdP's token.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { decodeJwt } from 'jose';
 import OpenAI from 'openai';
 import { stringify } from 'yaml';
-import { runCommand } from '../../src/cli/command.js';
+import { UsageError } from '../../src/cli/command.js';
 import { usageCommand } from '../../src/cli/usage.js';
+import { DEMO_USERS } from '../../src/dev/demo-identities.js';
 import type { UsageReport } from '../../src/usage/report.js';
+import { runCli } from '../helpers/cli.js';
 import { errorOf, startHarness, type Harness } from '../helpers/harness.js';
 
 const COSTS = [{ models: ['demo-chat'], per_1k_prompt_tokens: 1, per_1k_completion_tokens: 2 }];
@@ -103,31 +107,76 @@ describe('usage reports', () => {
     assert.deepEqual(json.rows, api.rows);
 
     const csv = (await cli(['--config', configFile, '--by', 'model', '--csv'])).out.trim().split('\n');
-    assert.equal(csv[0], 'model,requests,prompt_tokens,completion_tokens,total_tokens,cost');
-    assert.match(csv.find((l) => l.startsWith('demo-chat,'))!, /^demo-chat,3,\d+,\d+,\d+,[\d.]+$/);
+    assert.equal(csv[0], 'model,requests,limited,prompt_tokens,completion_tokens,total_tokens,estimated_requests,cost');
+    assert.match(csv.find((l) => l.startsWith('demo-chat,'))!, /^demo-chat,3,0,\d+,\d+,\d+,0,[\d.]+$/);
 
     const table = await cli(['--config', configFile, '--by', 'subject']);
     assert.equal(table.code, 0);
-    assert.match(table.out, /SUBJECT\s+REQUESTS\s+PROMPT\s+COMPLETION\s+TOTAL\s+COST \(EUR\)/);
-    assert.match(table.out, /alice@example\.com\s+3\s+\d+/);
+    assert.match(table.out, /SUBJECT\s+REQUESTS\s+LIMITED\s+PROMPT\s+COMPLETION\s+TOTAL\s+COST \(EUR\)/);
+    assert.match(table.out, /alice@example\.com\s+3\s+0\s+\d+/);
+    assert.doesNotMatch(table.out, /~/, 'the model server reported every count: nothing is marked estimated');
 
     const wrong = await cli(['--config', configFile, '--by', 'colour']);
     assert.equal(wrong.code, 2);
   });
 });
 
-async function cli(args: string[]): Promise<{ code: number; out: string }> {
-  const out: string[] = [];
-  const write = process.stdout.write;
-  const log = console.log;
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) =>
-    typeof chunk === 'string' ? (out.push(chunk), true) : write.call(process.stdout, chunk, ...rest)) as typeof process.stdout.write;
-  console.log = (...parts: unknown[]) => void out.push(`${parts.join(' ')}\n`);
-  try {
-    const code = await runCommand(usageCommand, args).catch((err: Error) => (err.constructor.name === 'UsageError' ? 2 : Promise.reject(err)));
-    return { code, out: out.join('') };
-  } finally {
-    process.stdout.write = write;
-    console.log = log;
+describe('usage of one person signed in two ways', () => {
+  // The console's browser session calls the APIs with a gateway-issued token
+  // (issuer: the gateway, `idp`: the IdP); scripts use the IdP's token. Both
+  // are the same person, and must see the same usage: their own.
+  let h: Harness;
+  const browserToken = async (user: string): Promise<string> => {
+    const sub = decodeJwt(await h.userToken(user)).sub!;
+    const { email, groups } = DEMO_USERS.find((u) => u.id === user)!;
+    return (await h.gateway.services.identity.gatewayTokens.mint({ subject: sub, email, groups, origin: h.idp.issuer })).token;
+  };
+  const call = async (token: string, model: string): Promise<void> => {
+    const client = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: token, maxRetries: 0 });
+    if (model === 'demo-embed') await client.embeddings.create({ model, input: 'embed me' });
+    else await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'hello' }] });
+  };
+  const report = async (token: string): Promise<UsageReport> => {
+    const response = await fetch(`${h.url}/v1/usage?by=subject,model&since=1h`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(response.status, 200, await response.clone().text());
+    return (await response.json()) as UsageReport;
+  };
+
+  before(async () => {
+    h = await startHarness({ configure: (input) => void (input.identity!.gateway_tokens = { lifetime: '10m' }) });
+    // Alice: one call with her IdP token, one from her browser session. Bob (embeddings only): the same. A service: one.
+    await call(await h.userToken('alice'), 'demo-chat');
+    await call(await browserToken('alice'), 'demo-chat');
+    await call(await h.userToken('bob'), 'demo-embed');
+    await call(await browserToken('bob'), 'demo-embed');
+    await call(await h.serviceToken('batch-summariser'), 'demo-chat');
+    await h.gateway.services.audit!.recorder.flush();
+  });
+  after(() => h.close());
+
+  for (const [user, model] of [['alice', 'demo-chat'], ['bob', 'demo-embed']] as const) {
+    test(`${user} in the browser session sees the calls made both ways; with the API token, those made with it; never anyone else's`, async () => {
+      const browser = await report(await browserToken(user));
+      assert.deepEqual(
+        browser.rows.map((r) => [r.subject, r.model, r.requests]),
+        [[`${user}@example.com`, model, 2]],
+        'the browser session (gateway issuer, IdP as origin) covers both identities of the person',
+      );
+      assert.equal(browser.total.requests, 2);
+      // An IdP token does not say which gateway-token sessions are the same person's (their record names
+      // only the gateway as issuer), so, as in the sessions API, it sees those made with the IdP's identity.
+      const api = await report(await h.userToken(user));
+      assert.deepEqual(api.rows.map((r) => [r.subject, r.model, r.requests]), [[`${user}@example.com`, model, 1]]);
+      assert.equal(api.total.requests, 1);
+    });
   }
+
+  test('an auditor still sees everyone', async () => {
+    assert.equal((await report(await h.userToken('carol'))).total.requests, 5);
+  });
+});
+
+/** `modelgate usage ARGS`; a usage error is exit code 2, as main.ts makes it. */
+async function cli(args: string[]): Promise<{ code: number; out: string }> {
+  return runCli(usageCommand, args).catch((err: unknown) => (err instanceof UsageError ? { code: 2, out: '' } : Promise.reject(err)));
 }

@@ -3,6 +3,9 @@
 // applied versions in `audit_migrations` and applies the rest in order, in
 // one transaction per version.
 import { v1Postgres, v1Sqlite } from './v1-initial.js';
+import { v2Postgres, v2Sqlite } from './v2-search.js';
+import { v3Postgres, v3Sqlite } from './v3-estimated-usage.js';
+import { v4Postgres, v4Sqlite } from './v4-flagged.js';
 
 export interface Migration {
   version: number;
@@ -11,6 +14,12 @@ export interface Migration {
   postgres: string;
 }
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sqlite: v1Sqlite, postgres: v1Postgres }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'initial', sqlite: v1Sqlite, postgres: v1Postgres },
+  // Sessions recorded before it are indexed by the store right after it is applied (see `backfillSearch`).
+  { version: 2, name: 'search', sqlite: v2Sqlite, postgres: v2Postgres },
+  { version: 3, name: 'estimated usage', sqlite: v3Sqlite, postgres: v3Postgres },
+  { version: 4, name: 'flagged', sqlite: v4Sqlite, postgres: v4Postgres },
+];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

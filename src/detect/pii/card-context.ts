@@ -18,6 +18,7 @@ export function createCardContextDetector(): Detector {
     keywords: ['card', 'credit', 'debit', 'visa', 'mastercard', 'maestro', 'jcb', 'amex', 'cc', 'ccn', 'pan'],
     maxLength: 23,
     spanChars: /[0-9 -]/,
+    spanAnchor: /[0-9]/,
     lookbehind: 24,
     lookahead: 2,
     detect(text: string, report: ReportSpan, context: ScanContext): void {

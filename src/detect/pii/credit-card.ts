@@ -86,6 +86,7 @@ export function createCreditCardDetector(): Detector {
     keywords: DIGIT_KEYWORDS,
     maxLength: MAX_CARD_LENGTH,
     spanChars: /[0-9 -]/,
+    spanAnchor: /[0-9]/,
     lookbehind: 40,
     lookahead: 2,
     detect(text: string, report: ReportSpan, context: ScanContext): void {

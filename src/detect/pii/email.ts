@@ -55,6 +55,7 @@ export function createEmailDetector(): Detector {
     types: ['EMAIL'],
     keywords: ['@'],
     spanChars: NON_WHITESPACE,
+    spanAnchor: /@/,
     maxLength: MAX_EMAIL_LENGTH,
     lookbehind: 8,
     lookahead: 2,

@@ -50,6 +50,7 @@ export function createIpAddressDetector(): Detector {
     types: ['IP_ADDRESS'],
     keywords: [...DIGIT_KEYWORDS, ':'],
     spanChars: NON_WHITESPACE,
+    spanAnchor: /[0-9:]/,
     maxLength: MAX_IP_LENGTH,
     lookbehind: 12,
     lookahead: 2,

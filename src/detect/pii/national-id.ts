@@ -268,6 +268,7 @@ export function createNationalIdDetectors(): Detector[] {
       keywords: rule.keywords,
       maxLength: rule.maxLength,
       spanChars: /[0-9A-Zx .+-]/,
+      spanAnchor: /[0-9]/,
       lookbehind: CONTEXT_BEFORE,
       lookahead: 2,
       detect(text: string, report: ReportSpan, context: ScanContext): void {

@@ -99,6 +99,7 @@ export function createPhoneDetector(options: PhoneOptions = {}): Detector {
     keywords: DIGIT_KEYWORDS,
     maxLength: MAX_PHONE_LENGTH,
     spanChars: /[0-9 .()+\u00a0-]/,
+    spanAnchor: /[0-9]/,
     lookbehind: CONTEXT_BEFORE,
     lookahead: CONTEXT_AFTER,
     detect(text: string, report: ReportSpan, context: ScanContext): void {

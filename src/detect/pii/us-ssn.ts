@@ -26,6 +26,7 @@ export function createUsSsnDetector(): Detector {
     keywords: DIGIT_KEYWORDS,
     maxLength: MAX_SSN_LENGTH,
     spanChars: /[0-9 -]/,
+    spanAnchor: /[0-9]/,
     lookbehind: 40,
     lookahead: 2,
     detect(text: string, report: ReportSpan, context: ScanContext): void {

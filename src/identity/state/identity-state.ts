@@ -24,6 +24,26 @@ export interface Revocation {
   expiresAt: number;
 }
 
+/** A service key's stored form: never the key itself, only the SHA-256 of its secret part. */
+export interface ServiceKeyRecord {
+  /** The public part of the key, `mgk_<id>_…`. */
+  id: string;
+  /** The service identity the key authenticates as. */
+  name: string;
+  groups: string[];
+  /** Who created the service identity; requests with its keys are recorded under them too. */
+  owner: { issuer: string; subject: string; email?: string };
+  /** SHA-256 (hex) of the key's secret part. */
+  hash: string;
+  /** Epoch ms. */
+  created_at: number;
+  /** Epoch ms: the key's end, set at creation and brought forward by a rotation's overlap. */
+  expires_at: number;
+  /** Set on the old key by a rotation: the key that replaced it. */
+  replaced_by: string | null;
+  revoked_at: number | null;
+}
+
 /** Kinds of short-lived records, each its own namespace. */
 export type RecordKind = 'session' | 'oidc_login' | 'saml_request' | 'saml_assertion' | 'saml_login';
 
@@ -49,6 +69,15 @@ export interface IdentityState {
   /** Reads and deletes in one step, so a single-use record is used once even across instances. */
   take(kind: RecordKind, key: string, now: number): Promise<string | undefined>;
   delete(kind: RecordKind, key: string): Promise<void>;
+  insertServiceKey(record: ServiceKeyRecord): Promise<void>;
+  serviceKey(id: string): Promise<ServiceKeyRecord | undefined>;
+  /** Every service key, newest first. */
+  serviceKeys(): Promise<ServiceKeyRecord[]>;
+  /** Brings the end of `name`'s live keys (other than `replacedBy`) forward to `at`; returns how many. */
+  replaceServiceKeys(name: string, replacedBy: string, at: number, now: number): Promise<number>;
+  /** Revokes `name`'s live keys (or the one with `id`) at `now`; returns how many were live. */
+  revokeServiceKeys(name: string, now: number, id?: string): Promise<number>;
+
   /** Drops expired records and revocations. */
   purgeExpired(now: number): Promise<void>;
 

@@ -1,6 +1,6 @@
 // Identity state in this process only: for `modelgate dev`, tests, and a
 // single gateway instance that may forget sessions on restart.
-import type { IdentityState, RecordKind, Revocation, StoredSigningKey } from './identity-state.js';
+import type { IdentityState, RecordKind, Revocation, ServiceKeyRecord, StoredSigningKey } from './identity-state.js';
 
 interface StoredRecord {
   value: string;
@@ -12,6 +12,7 @@ export class MemoryIdentityState implements IdentityState {
   private readonly keys = new Map<string, StoredSigningKey>();
   private readonly revoked = new Map<string, Revocation>();
   private readonly records = new Map<string, StoredRecord>();
+  private readonly serviceKeyRecords = new Map<string, ServiceKeyRecord>();
 
   async init(): Promise<void> {}
 
@@ -66,6 +67,45 @@ export class MemoryIdentityState implements IdentityState {
 
   async delete(kind: RecordKind, key: string): Promise<void> {
     this.records.delete(recordId(kind, key));
+  }
+
+  async insertServiceKey(record: ServiceKeyRecord): Promise<void> {
+    if (this.serviceKeyRecords.has(record.id)) throw new Error(`service key ${record.id} exists`);
+    this.serviceKeyRecords.set(record.id, structuredClone(record));
+  }
+
+  async serviceKey(id: string): Promise<ServiceKeyRecord | undefined> {
+    const record = this.serviceKeyRecords.get(id);
+    return record && structuredClone(record);
+  }
+
+  async serviceKeys(): Promise<ServiceKeyRecord[]> {
+    return [...this.serviceKeyRecords.values()].sort((a, b) => b.created_at - a.created_at || a.id.localeCompare(b.id)).map((r) => structuredClone(r));
+  }
+
+  async replaceServiceKeys(name: string, replacedBy: string, at: number, now: number): Promise<number> {
+    let changed = 0;
+    for (const r of this.liveServiceKeys(name, now)) {
+      if (r.id === replacedBy || r.expires_at <= at) continue;
+      r.expires_at = at;
+      r.replaced_by = replacedBy;
+      changed++;
+    }
+    return changed;
+  }
+
+  async revokeServiceKeys(name: string, now: number, id?: string): Promise<number> {
+    let changed = 0;
+    for (const r of this.liveServiceKeys(name, now)) {
+      if (id !== undefined && r.id !== id) continue;
+      r.revoked_at = now;
+      changed++;
+    }
+    return changed;
+  }
+
+  private liveServiceKeys(name: string, now: number): ServiceKeyRecord[] {
+    return [...this.serviceKeyRecords.values()].filter((r) => r.name === name && r.revoked_at === null && r.expires_at > now);
   }
 
   async purgeExpired(now: number): Promise<void> {

@@ -2,7 +2,8 @@
 // Single statements only: each operation is atomic on its own (upserts with
 // a WHERE, DELETE ... RETURNING), so no transaction spans a network round trip.
 import type { Pool } from 'pg';
-import type { IdentityState, RecordKind, Revocation, StoredSigningKey } from './identity-state.js';
+import type { IdentityState, RecordKind, Revocation, ServiceKeyRecord, StoredSigningKey } from './identity-state.js';
+import { SERVICE_KEY_SQL, SERVICE_KEYS_TABLE, serviceKeyFromRow, serviceKeyParams, type ServiceKeyRow } from './service-key-rows.js';
 
 export interface PostgresStateOptions {
   url: string;
@@ -61,6 +62,7 @@ export class PostgresIdentityState implements IdentityState {
         );
         CREATE INDEX IF NOT EXISTS identity_records_expiry ON identity_records (expires_at);
       `);
+      await client.query(SERVICE_KEYS_TABLE);
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
@@ -159,6 +161,31 @@ export class PostgresIdentityState implements IdentityState {
     await this.pool.query('DELETE FROM identity_records WHERE kind = $1 AND key = $2', [kind, key]);
   }
 
+  async insertServiceKey(record: ServiceKeyRecord): Promise<void> {
+    await this.pool.query(numbered(SERVICE_KEY_SQL.insert), serviceKeyParams(record));
+  }
+
+  async serviceKey(id: string): Promise<ServiceKeyRecord | undefined> {
+    const { rows } = await this.pool.query<ServiceKeyRow>(numbered(SERVICE_KEY_SQL.get), [id]);
+    return rows[0] && serviceKeyFromRow(rows[0]);
+  }
+
+  async serviceKeys(): Promise<ServiceKeyRecord[]> {
+    return (await this.pool.query<ServiceKeyRow>(SERVICE_KEY_SQL.list)).rows.map(serviceKeyFromRow);
+  }
+
+  async replaceServiceKeys(name: string, replacedBy: string, at: number, now: number): Promise<number> {
+    return (await this.pool.query(numbered(SERVICE_KEY_SQL.replace), [at, replacedBy, name, replacedBy, at, now])).rowCount ?? 0;
+  }
+
+  async revokeServiceKeys(name: string, now: number, id?: string): Promise<number> {
+    const { rowCount } =
+      id === undefined
+        ? await this.pool.query(numbered(SERVICE_KEY_SQL.revokeAll), [now, name, now])
+        : await this.pool.query(numbered(SERVICE_KEY_SQL.revokeOne), [now, name, id, now]);
+    return rowCount ?? 0;
+  }
+
   async purgeExpired(now: number): Promise<void> {
     await this.pool.query('DELETE FROM identity_records WHERE expires_at <= $1', [now]);
     await this.pool.query('DELETE FROM identity_revocations WHERE expires_at <= $1', [now]);
@@ -167,4 +194,10 @@ export class PostgresIdentityState implements IdentityState {
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/** `?` placeholders as PostgreSQL's `$n`. */
+function numbered(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
 }

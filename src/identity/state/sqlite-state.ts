@@ -1,7 +1,8 @@
 // Identity state in a SQLite file: several gateway processes on one host
 // share it (WAL mode, busy timeout). Statements are prepared once.
 import type BetterSqlite3 from 'better-sqlite3';
-import type { IdentityState, RecordKind, Revocation, StoredSigningKey } from './identity-state.js';
+import type { IdentityState, RecordKind, Revocation, ServiceKeyRecord, StoredSigningKey } from './identity-state.js';
+import { SERVICE_KEY_SQL, SERVICE_KEYS_TABLE, serviceKeyFromRow, serviceKeyParams, type ServiceKeyRow } from './service-key-rows.js';
 import { preparePrivateFile } from '../../ops/private-files.js';
 
 interface KeyRow {
@@ -54,6 +55,7 @@ export class SqliteIdentityState implements IdentityState {
 
   async init(): Promise<void> {
     this.db.exec(SCHEMA);
+    this.db.exec(SERVICE_KEYS_TABLE);
     this.statements = this.prepare();
   }
 
@@ -90,6 +92,12 @@ export class SqliteIdentityState implements IdentityState {
         'DELETE FROM identity_records WHERE kind = ? AND key = ? RETURNING value, expires_at',
       ),
       delete: db.prepare('DELETE FROM identity_records WHERE kind = ? AND key = ?'),
+      insertServiceKey: db.prepare(SERVICE_KEY_SQL.insert),
+      serviceKey: db.prepare<[string], ServiceKeyRow>(SERVICE_KEY_SQL.get),
+      serviceKeys: db.prepare<[], ServiceKeyRow>(SERVICE_KEY_SQL.list),
+      replaceServiceKeys: db.prepare(SERVICE_KEY_SQL.replace),
+      revokeServiceKeys: db.prepare(SERVICE_KEY_SQL.revokeAll),
+      revokeServiceKey: db.prepare(SERVICE_KEY_SQL.revokeOne),
       purgeRecords: db.prepare('DELETE FROM identity_records WHERE expires_at <= ?'),
       purgeRevocations: db.prepare('DELETE FROM identity_revocations WHERE expires_at <= ?'),
     };
@@ -154,6 +162,27 @@ export class SqliteIdentityState implements IdentityState {
 
   async delete(kind: RecordKind, key: string): Promise<void> {
     this.sql.delete.run(kind, key);
+  }
+
+  async insertServiceKey(record: ServiceKeyRecord): Promise<void> {
+    this.sql.insertServiceKey.run(...serviceKeyParams(record));
+  }
+
+  async serviceKey(id: string): Promise<ServiceKeyRecord | undefined> {
+    const row = this.sql.serviceKey.get(id);
+    return row && serviceKeyFromRow(row);
+  }
+
+  async serviceKeys(): Promise<ServiceKeyRecord[]> {
+    return this.sql.serviceKeys.all().map(serviceKeyFromRow);
+  }
+
+  async replaceServiceKeys(name: string, replacedBy: string, at: number, now: number): Promise<number> {
+    return this.sql.replaceServiceKeys.run(at, replacedBy, name, replacedBy, at, now).changes;
+  }
+
+  async revokeServiceKeys(name: string, now: number, id?: string): Promise<number> {
+    return id === undefined ? this.sql.revokeServiceKeys.run(now, name, now).changes : this.sql.revokeServiceKey.run(now, name, id, now).changes;
   }
 
   async purgeExpired(now: number): Promise<void> {

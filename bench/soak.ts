@@ -1,0 +1,457 @@
+// `npm run bench -- soak`: thousands of long streams at once, with output
+// masking and write-ahead recording (SQLite) on, through the gateway
+// directly and through the agent tunnel, each leg compared with the same
+// streams sent straight to the mock model just before it, in the same run.
+//
+// Each stream is 50 frames 100 ms apart (bench/soak-mock.ts). Streams are
+// opened at an even rate over SOAK_RAMP_MS, then held until they end. Per
+// leg: first-frame p50/p99 (from the request's start), the worst
+// inter-frame gap of each stream (p50/p99 over streams), errors (non-200,
+// socket errors, streams without [DONE] or short of frames), unrecorded
+// requests (streams the mock received from the gateway with no durable
+// `session.forwarded` record), the gateway's CPU per stream, its RSS above
+// idle per 1,000 open streams at the peak, and its RSS after the leg.
+//
+// The load generator is this process (raw node:http, no SDK, no parsing
+// beyond counting frames) and shares the machine's cores with the mock,
+// the gateway and the agent, as in the issue's figures.
+//
+// Env: SOAK_STREAMS (concurrent streams, default 1000), SOAK_RAMP_MS (0: all at once, as in the issue's figures),
+// SOAK_FRAMES (50), SOAK_INTERVAL_MS (100), SOAK_LEGS (gateway,agent),
+// SOAK_DEADLINE_S (whole run, default 1200: past it the bench stops),
+// SOAK_STREAM_TIMEOUT_S (a stream not ended by then is an error, 300),
+// SOAK_SETTLE_S (seconds to watch RSS fall after a leg, 10),
+// BENCH_GATEWAY_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
+// SOAK_WORKERS (gateway --workers, default 1: an agent tunnel lands on one
+// worker), and, to split the cost when profiling, SOAK_MASKING=off and
+// SOAK_RECORDING=off (the targets assume both on).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { stringify } from 'yaml';
+import { startDevIdp } from '../src/dev/idp.js';
+import { percentile } from './load.js';
+import { BENCH_GUARDRAILS, cpuTicksOf, freePort, killAllChildren, memoryOf, spawnTracked, stopAllChildren, untilReady, type ManagedProcess } from './targets.js';
+
+const STREAMS = Math.max(1, Number(process.env.SOAK_STREAMS ?? 1000));
+const RAMP_MS = Number(process.env.SOAK_RAMP_MS ?? 0);
+const FRAMES = Number(process.env.SOAK_FRAMES ?? 50);
+const INTERVAL_MS = Number(process.env.SOAK_INTERVAL_MS ?? 100);
+const LEGS = (process.env.SOAK_LEGS ?? 'gateway,agent').split(',').filter((l) => l === 'gateway' || l === 'agent');
+const DEADLINE_S = Number(process.env.SOAK_DEADLINE_S ?? 1200);
+const SETTLE_S = Number(process.env.SOAK_SETTLE_S ?? 10);
+/** A stream that has not ended this long after its start is counted as an error (and cut): the bench never hangs. */
+const STREAM_TIMEOUT_MS = Number(process.env.SOAK_STREAM_TIMEOUT_S ?? 300) * 1000;
+const KEYS = { direct: 'soak-direct', gateway: 'soak-gateway', agent: 'soak-agent' } as const;
+const TARGETS = { ratio: 1.5, rssMbPer1000: 60 } as const;
+const MASKING = process.env.SOAK_MASKING !== 'off';
+const RECORDING = process.env.SOAK_RECORDING !== 'off';
+const WORKERS = Math.max(1, Number(process.env.SOAK_WORKERS ?? 1));
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+interface StreamResult {
+  ok: boolean;
+  error?: string;
+  firstFrameMs: number;
+  worstGapMs: number;
+}
+
+interface LegResult {
+  leg: string;
+  streams: number;
+  ok: number;
+  errors: number;
+  errorKinds: Record<string, number>;
+  peakOpen: number;
+  firstFrameP50Ms: number;
+  firstFrameP99Ms: number;
+  worstGapP50Ms: number;
+  worstGapP99Ms: number;
+  wallS: number;
+  /** CPU of the process(es) in the path (gateway, agent; the mock for direct) per stream. */
+  cpuMsPerStream: Record<string, number>;
+  rss?: { idleMb: number; peakMb: number; perThousandMb: number; afterMb: number; settleS: number };
+}
+
+const round = (n: number, digits = 0): number => Math.round(n * 10 ** digits) / 10 ** digits;
+
+// ------------------------------------------------------------ load generator
+
+/** One stream over its own connection; resolves when it ends, however it ends. */
+function runStream(url: URL, headers: Record<string, string>, body: string): Promise<StreamResult> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    let first = NaN;
+    let last = 0;
+    let worstGap = 0;
+    let frames = 0;
+    let tail = '';
+    let sawDone = false;
+    let settled = false;
+    const done = (result: Omit<StreamResult, 'firstFrameMs' | 'worstGapMs'>): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve({ ...result, firstFrameMs: first, worstGapMs: worstGap });
+    };
+    const req = http.request(url, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } });
+    const timer = setTimeout(() => {
+      done({ ok: false, error: 'timeout' });
+      req.destroy();
+    }, STREAM_TIMEOUT_MS);
+    req.on('error', (err: NodeJS.ErrnoException) => done({ ok: false, error: err.code ?? 'socket error' }));
+    req.on('response', (res) => {
+      if (res.statusCode !== 200) {
+        // The error's stable code says which limit or failure it was.
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (t: string) => (text += t.slice(0, 2000)));
+        res.on('end', () => done({ ok: false, error: `status ${res.statusCode} ${/"code":\s*"([^"]+)"/.exec(text)?.[1] ?? ''}`.trim() }));
+        res.on('error', () => done({ ok: false, error: `status ${res.statusCode}` }));
+        return;
+      }
+      res.setEncoding('utf8');
+      res.on('data', (text: string) => {
+        const now = performance.now();
+        if (frames === 0) first = now - started;
+        else worstGap = Math.max(worstGap, now - last);
+        last = now;
+        // Count frame starts; a frame may straddle two reads, so keep the last few characters.
+        const scan = tail + text;
+        for (let i = scan.indexOf('data: ', tail.length === 0 ? 0 : 1); i !== -1; i = scan.indexOf('data: ', i + 6)) frames++;
+        if (scan.includes('[DONE]')) sawDone = true;
+        tail = scan.slice(-6);
+        if (text.includes('"error"')) done({ ok: false, error: `error frame ${/"code":\s*"([^"]+)"/.exec(text)?.[1] ?? ''}`.trim() });
+      });
+      res.on('end', () => {
+        // FRAMES frames plus [DONE].
+        done(frames >= FRAMES + 1 && sawDone ? { ok: true } : { ok: false, error: `ended after ${frames} frames${sawDone ? '' : ' without [DONE]'}` });
+      });
+      res.on('error', (err: NodeJS.ErrnoException) => done({ ok: false, error: err.code ?? 'response error' }));
+    });
+    req.end(body);
+  });
+}
+
+interface Watched {
+  name: string;
+  pid: number;
+}
+
+async function runLeg(
+  leg: string,
+  url: string,
+  headers: Record<string, string>,
+  model: string,
+  watch: Watched[],
+  gateway?: { pid: number; idleMb: number },
+): Promise<LegResult> {
+  const gatewayPid = gateway?.pid;
+  const target = new URL('/v1/chat/completions', url);
+  const body = JSON.stringify({ model, stream: true, messages: [{ role: 'user', content: 'Write a long answer for the soak test.' }] });
+  const ticks = new Map(watch.map((w) => [w.name, treeCpuTicks(w.pid)]));
+  const idleMb = gateway?.idleMb ?? 0;
+  let peakMb = idleMb;
+  let open = 0;
+  let peakOpen = 0;
+  let peakOpenMb = idleMb;
+  const sampler = setInterval(() => {
+    if (!gatewayPid) return;
+    const rss = treeRssMb(gatewayPid);
+    if (rss > peakMb) peakMb = rss;
+    if (open >= peakOpen) peakOpenMb = Math.max(peakOpenMb, rss);
+  }, 100);
+  const started = performance.now();
+  const pending: Array<Promise<StreamResult>> = [];
+  for (let i = 0; i < STREAMS; i++) {
+    const due = started + (RAMP_MS * i) / STREAMS;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    open++;
+    peakOpen = Math.max(peakOpen, open);
+    pending.push(
+      runStream(target, headers, body).then((r) => {
+        open--;
+        return r;
+      }),
+    );
+  }
+  const results = await Promise.all(pending);
+  const wallS = (performance.now() - started) / 1000;
+  clearInterval(sampler);
+  const cpuMsPerStream: Record<string, number> = {};
+  for (const w of watch) cpuMsPerStream[w.name] = round((((treeCpuTicks(w.pid) - ticks.get(w.name)!) / CLK_TCK) * 1000) / STREAMS, 2);
+  const ok = results.filter((r) => r.ok);
+  const errorKinds: Record<string, number> = {};
+  for (const r of results) if (!r.ok) errorKinds[r.error!] = (errorKinds[r.error!] ?? 0) + 1;
+  const firsts = results.filter((r) => Number.isFinite(r.firstFrameMs)).map((r) => r.firstFrameMs).sort((a, b) => a - b);
+  const gaps = ok.map((r) => r.worstGapMs).sort((a, b) => a - b);
+  const result: LegResult = {
+    leg,
+    streams: STREAMS,
+    ok: ok.length,
+    errors: STREAMS - ok.length,
+    errorKinds,
+    peakOpen,
+    firstFrameP50Ms: round(percentile(firsts, 50)),
+    firstFrameP99Ms: round(percentile(firsts, 99)),
+    worstGapP50Ms: round(percentile(gaps, 50)),
+    worstGapP99Ms: round(percentile(gaps, 99)),
+    wallS: round(wallS, 1),
+    cpuMsPerStream,
+  };
+  if (gatewayPid) {
+    // Memory comes back only once the streams' buffers are collected: watch it fall for a while.
+    let afterMb = treeRssMb(gatewayPid);
+    const settleStart = performance.now();
+    while (performance.now() - settleStart < SETTLE_S * 1000 && afterMb > idleMb * 1.1) {
+      await new Promise((r) => setTimeout(r, 500));
+      afterMb = treeRssMb(gatewayPid);
+    }
+    result.rss = {
+      idleMb: round(idleMb),
+      peakMb: round(peakMb),
+      perThousandMb: round(((peakOpenMb - idleMb) * 1000) / Math.max(1, peakOpen), 1),
+      afterMb: round(afterMb),
+      settleS: round((performance.now() - settleStart) / 1000, 1),
+    };
+  }
+  return result;
+}
+
+// ------------------------------------------------------------ processes
+
+async function startMock(dir: string): Promise<{ url: string; proc: ManagedProcess }> {
+  const proc = spawnTracked('soak-mock', process.execPath, ['--import', 'tsx', 'bench/soak-mock.ts'], {
+    env: { SOAK_KEYS: Object.values(KEYS).join(','), SOAK_FRAMES: String(FRAMES), SOAK_INTERVAL_MS: String(INTERVAL_MS) },
+    stdout: 'pipe',
+    logDir: dir,
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buffered = '';
+    proc.child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      if (buffered.includes('\n')) resolve(buffered.split('\n')[0]!.trim());
+    });
+    proc.child.once('exit', (code) => reject(new Error(`the soak mock exited during start-up (${code})`)));
+  });
+  return { url, proc };
+}
+
+async function mockCounts(url: string): Promise<Record<string, number>> {
+  return ((await (await fetch(`${url}/stats`)).json()) as { counts: Record<string, number> }).counts;
+}
+
+function cli(args: string[]): string {
+  return execFileSync(process.execPath, ['bin/modelgate.js', ...args], { encoding: 'utf8' });
+}
+
+/** A process and its descendants (the gateway's workers), from /proc/<pid>/task/<pid>/children. */
+function treeOf(pid: number): number[] {
+  const pids = [pid];
+  for (let i = 0; i < pids.length; i++) {
+    try {
+      for (const child of readFileSync(`/proc/${pids[i]}/task/${pids[i]}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) pids.push(Number(child));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
+const treeRssMb = (pid: number): number => treeOf(pid).reduce((sum, p) => sum + (memoryOf(p).rssMb || 0), 0);
+const treeCpuTicks = (pid: number): number => treeOf(pid).reduce((sum, p) => sum + (cpuTicksOf(p) || 0), 0);
+
+/** Sessions whose forwarded request is durably recorded, and their end states, per connection. */
+function recorded(dbPath: string): Record<string, { forwarded: number; states: Record<string, number> }> {
+  if (!RECORDING) return {};
+  const db = new Database(dbPath, { readonly: true });
+  try {
+    const out: Record<string, { forwarded: number; states: Record<string, number> }> = {};
+    const forwarded = db
+      .prepare<[], { connection: string; n: number }>(
+        "SELECT s.connection AS connection, count(*) AS n FROM sessions s WHERE EXISTS (SELECT 1 FROM events e WHERE e.sid = s.sid AND e.kind = 'session.forwarded') GROUP BY s.connection",
+      )
+      .all();
+    for (const r of forwarded) out[r.connection] = { forwarded: r.n, states: {} };
+    for (const r of db.prepare<[], { connection: string; state: string; n: number }>('SELECT connection, state, count(*) AS n FROM sessions GROUP BY connection, state').all()) {
+      (out[r.connection] ??= { forwarded: 0, states: {} }).states[r.state] = r.n;
+    }
+    return out;
+  } finally {
+    db.close();
+  }
+}
+
+// ------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(os.tmpdir(), 'modelgate-bench-soak-'));
+  process.on('exit', () => {
+    killAllChildren();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const deadline = setTimeout(() => {
+    console.error(`soak: the run passed SOAK_DEADLINE_S=${DEADLINE_S}; stopping`);
+    process.exit(2);
+  }, DEADLINE_S * 1000);
+  deadline.unref();
+  const flags = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  console.log(`machine: ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, node ${process.version}`);
+  console.log(
+    `settings: ${STREAMS} streams opened over ${RAMP_MS} ms, ${FRAMES} frames ${INTERVAL_MS} ms apart, legs ${LEGS.join(', ')}; masking ${MASKING ? 'on' : 'OFF'}, recording ${RECORDING ? 'on (SQLite)' : 'OFF'}, ${WORKERS} worker(s)`,
+  );
+
+  const mock = await startMock(dir);
+  const idp = await startDevIdp({ audience: 'modelgate', accessTokenTtlSeconds: 3600 });
+  const token = await idp.clientCredentialsToken('ci-bot');
+  const port = await freePort();
+  const agentPort = await freePort();
+  const dbPath = join(dir, 'audit.db');
+  // Every stream holds an upstream connection: the pool must allow them all (the default, 256, queues the rest).
+  const pool = { max_connections_per_target: Math.min(10_000, STREAMS + 100), max_queued: STREAMS };
+  const config = {
+    server: { host: '127.0.0.1', port, shutdown_grace: '5s' },
+    logging: { level: 'info' },
+    identity: {
+      issuers: [{ issuer: idp.issuer, audience: 'modelgate' }],
+      max_token_lifetime: '1h',
+      ...(WORKERS > 1 && { state: { store: 'sqlite', path: join(dir, 'identity.db') } }),
+    },
+    connections: [
+      { name: 'soak-gateway', kind: 'openai', url: mock.url, api_key: KEYS.gateway, models: [{ name: 'soak-gateway' }], ...pool },
+      { name: 'soak-agent', kind: 'openai', targets: [{ via: 'agent' }], api_key: KEYS.agent, models: [{ name: 'soak-agent' }], ...pool },
+    ],
+    access: [{ description: 'the soak client', groups: ['ci'], connections: ['soak-gateway', 'soak-agent'], models: ['soak-gateway', 'soak-agent'] }],
+    ...(MASKING && { guardrails: BENCH_GUARDRAILS }),
+    storage: { sqlite: { path: dbPath } },
+    recording: { enabled: RECORDING },
+    agents: { listen: { host: '127.0.0.1', port: agentPort } },
+  };
+  const configPath = join(dir, 'modelgate.yaml');
+  writeFileSync(configPath, stringify(config));
+  const gateway = spawnTracked('gateway', process.execPath, [...flags, 'bin/modelgate.js', 'gateway', '--config', configPath, '--workers', String(WORKERS)], { stdout: 'log', logDir: dir });
+  const gatewayUrl = `http://127.0.0.1:${port}`;
+  await untilReady(gateway, async () => (await fetch(`${gatewayUrl}/readyz`)).status === 200);
+  const watchGateway: Watched = { name: 'gateway', pid: gateway.pid };
+  const watchMock: Watched = { name: 'mock', pid: mock.proc.pid };
+
+  let agent: ManagedProcess | undefined;
+  if (LEGS.includes('agent')) {
+    const key = /mga_[0-9a-f]{16}_[A-Za-z0-9_-]{43}/.exec(cli(['agents', 'create', 'soak', '--connections', 'soak-agent', '--config', configPath]))?.[0];
+    if (!key) throw new Error('`modelgate agents create` printed no key');
+    const statusPort = await freePort();
+    agent = spawnTracked(
+      'agent',
+      process.execPath,
+      ['bin/modelgate.js', 'agent', '--gateway', `http://127.0.0.1:${agentPort}`, '--serve', `soak-agent=${mock.url}`, '--listen', `127.0.0.1:${statusPort}`, '--log-level', 'warn'],
+      { env: { MODELGATE_AGENT_KEY: key }, stdout: 'log', logDir: dir },
+    );
+    await untilReady(agent, async () => (await fetch(`http://127.0.0.1:${statusPort}/readyz`)).status === 200);
+  }
+
+  const auth = { authorization: `Bearer ${token}` };
+  // Warm every path (JIT, pools, the tunnel) with a few streams first.
+  const warm = async (url: string, headers: Record<string, string>, model: string): Promise<void> => {
+    const results = await Promise.all(Array.from({ length: 20 }, () => runStream(new URL('/v1/chat/completions', url), headers, JSON.stringify({ model, stream: true, messages: [{ role: 'user', content: 'warm up' }] }))));
+    const bad = results.filter((r) => !r.ok);
+    if (bad.length > 0) throw new Error(`warm-up failed on ${model}: ${bad[0]!.error}`);
+  };
+  await warm(mock.url, { authorization: `Bearer ${KEYS.direct}` }, 'direct');
+  await warm(gatewayUrl, auth, 'soak-gateway');
+  if (agent) await warm(gatewayUrl, auth, 'soak-agent');
+
+  const results: LegResult[] = [];
+  // Idle: warmed up, no stream open. Every leg's peak and after are measured against this one figure.
+  const idle = { pid: gateway.pid, idleMb: treeRssMb(gateway.pid) };
+  const before = await mockCounts(mock.url);
+  const recordedBefore = recorded(dbPath);
+  for (const leg of LEGS) {
+    const direct = await runLeg(`direct (before ${leg})`, mock.url, { authorization: `Bearer ${KEYS.direct}` }, 'direct', [watchMock]);
+    results.push(direct);
+    console.log(JSON.stringify(direct));
+    const watch = leg === 'agent' && agent ? [watchGateway, { name: 'agent', pid: agent.pid }, watchMock] : [watchGateway, watchMock];
+    const through = await runLeg(leg === 'agent' ? 'modelgate via agent' : 'modelgate', gatewayUrl, auth, `soak-${leg}`, watch, idle);
+    results.push(through);
+    console.log(JSON.stringify(through));
+  }
+  // Let the last sessions' ends commit before counting them.
+  await new Promise((r) => setTimeout(r, 1000));
+  const after = await mockCounts(mock.url);
+  const recordedAfter = recorded(dbPath);
+
+  console.log('\nper leg (first frame and worst gap in ms; CPU in ms per stream; RSS in MB)');
+  console.table(
+    results.map((r) => ({
+      leg: r.leg,
+      ok: r.ok,
+      errors: r.errors,
+      peakOpen: r.peakOpen,
+      firstP50: r.firstFrameP50Ms,
+      firstP99: r.firstFrameP99Ms,
+      gapP50: r.worstGapP50Ms,
+      gapP99: r.worstGapP99Ms,
+      cpu: Object.entries(r.cpuMsPerStream).map(([k, v]) => `${k} ${v}`).join(', '),
+      rssIdle: r.rss?.idleMb ?? '',
+      rssPer1000: r.rss?.perThousandMb ?? '',
+      rssAfter: r.rss ? `${r.rss.afterMb} (${r.rss.settleS}s)` : '',
+    })),
+  );
+
+  const verdicts: Array<{ check: string; value: string; target: string; pass: boolean }> = [];
+  for (let i = 0; i < results.length; i += 2) {
+    const direct = results[i]!;
+    const through = results[i + 1]!;
+    const leg = LEGS[i / 2]!;
+    const connection = `soak-${leg}`;
+    const sent = (after[KEYS[leg as 'gateway' | 'agent']] ?? 0) - (before[KEYS[leg as 'gateway' | 'agent']] ?? 0);
+    const durable = (recordedAfter[connection]?.forwarded ?? 0) - (recordedBefore[connection]?.forwarded ?? 0);
+    const completedNow = (recordedAfter[connection]?.states.completed ?? 0) - (recordedBefore[connection]?.states.completed ?? 0);
+    const firstRatio = through.firstFrameP50Ms / Math.max(1, direct.firstFrameP50Ms);
+    const gapRatio = through.worstGapP99Ms / Math.max(1, direct.worstGapP99Ms);
+    verdicts.push(
+      { check: `${through.leg}: errors`, value: `${through.errors} ${JSON.stringify(through.errorKinds)}`, target: '0', pass: through.errors === 0 },
+      RECORDING
+        ? { check: `${through.leg}: unrecorded (model received - durably recorded)`, value: `${Math.max(0, sent - durable)} (${sent} received, ${durable} recorded, ${completedNow} completed)`, target: '0', pass: sent <= durable }
+        : { check: `${through.leg}: unrecorded`, value: 'recording is off (SOAK_RECORDING=off)', target: '0', pass: false },
+      { check: `${through.leg}: first-frame p50 vs direct`, value: `${through.firstFrameP50Ms} / ${direct.firstFrameP50Ms} ms = ${firstRatio.toFixed(2)}x`, target: `<= ${TARGETS.ratio}x`, pass: firstRatio <= TARGETS.ratio },
+      { check: `${through.leg}: worst-gap p99 vs direct`, value: `${through.worstGapP99Ms} / ${direct.worstGapP99Ms} ms = ${gapRatio.toFixed(2)}x`, target: `<= ${TARGETS.ratio}x`, pass: gapRatio <= TARGETS.ratio },
+    );
+    if (through.rss) {
+      verdicts.push(
+        { check: `${through.leg}: RSS above idle per 1,000 open streams`, value: `${through.rss.perThousandMb} MB (idle ${through.rss.idleMb}, peak ${through.rss.peakMb})`, target: `<= ${TARGETS.rssMbPer1000} MB`, pass: through.rss.perThousandMb <= TARGETS.rssMbPer1000 },
+        { check: `${through.leg}: RSS after the leg`, value: `${through.rss.afterMb} MB after ${through.rss.settleS}s (idle ${through.rss.idleMb})`, target: '<= idle + 10%', pass: through.rss.afterMb <= through.rss.idleMb * 1.1 },
+      );
+    }
+  }
+  console.log('\nverdicts');
+  console.table(verdicts);
+  // Heartbeats missed (either side closes the tunnel, cutting every stream in it) and other warnings, from the logs.
+  const logLines = (name: string): string[] => {
+    try {
+      return readFileSync(join(dir, `${name}.log`), 'utf8').split('\n');
+    } catch {
+      return [];
+    }
+  };
+  const warnings = new Map<string, number>();
+  for (const name of ['gateway', 'agent']) {
+    for (const line of logLines(name)) {
+      const m = /"level":(40|50|60).*?"msg":"([^"]+)"/.exec(line);
+      if (m) warnings.set(`${name}: ${m[2]}`, (warnings.get(`${name}: ${m[2]}`) ?? 0) + 1);
+    }
+  }
+  if (warnings.size > 0) console.log('\nwarnings and errors logged:', Object.fromEntries(warnings));
+  console.log(`load average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(JSON.stringify({ streams: STREAMS, rampMs: RAMP_MS, results, verdicts }));
+  // A long grace: the gateway drains and, under --cpu-prof, writes its profile on the way out.
+  await gateway.stop(20_000);
+  await stopAllChildren();
+  await idp.close();
+  clearTimeout(deadline);
+}
+
+await main();
+process.exit(0);

@@ -1,0 +1,180 @@
+// Full-text search over stored prompts and answers: what the index holds for
+// an event, and the one query language both drivers translate (SQLite FTS5,
+// PostgreSQL tsvector). Only plaintext content is ever indexed: an event with
+// an encrypted part gives no text, so with recording encryption on the index
+// stays empty and search is refused (SessionArchive.list).
+import { decodeContent } from './content.js';
+import { chunkText, promptOf, REDACTED, stringsOf, unframeChunks } from './content-text.js';
+import type { ContentPart, EventKind } from './events.js';
+
+/** The event kinds whose content is indexed: the prompt as received and as forwarded, and the answer as delivered. */
+export const INDEXED_KINDS: readonly EventKind[] = ['session.start', 'session.forwarded', 'response.chunks'];
+
+/**
+ * Most characters indexed per event. PostgreSQL refuses a tsvector over
+ * 1 MB, which would fail the recording commit; this keeps far below it.
+ */
+const MAX_INDEXED_CHARS = 200_000;
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The searchable text of an event's stored content, or undefined when there
+ * is none to index: no content, an encrypted part, a whole-session redaction.
+ */
+export function indexTextOf(event: { kind: string; sessionId: string; n: number; parts?: readonly ContentPart[] }): string | undefined {
+  const parts = event.parts ?? [];
+  if (!INDEXED_KINDS.includes(event.kind as EventKind) || parts.length === 0 || parts.some((p) => p.keyId !== null)) return undefined;
+  let text: string;
+  try {
+    text = decodeContent(parts, event, undefined);
+  } catch {
+    return undefined;
+  }
+  let searchable: string;
+  if (event.kind === 'response.chunks') {
+    try {
+      searchable = unframeChunks(text).map(chunkText).join('');
+    } catch {
+      return undefined;
+    }
+  } else {
+    const body = parseJson(text);
+    const turns = body === undefined ? [] : promptOf(body);
+    searchable = turns.length > 0 ? turns.map((t) => t.text).join('\n') : stringsOf(text);
+  }
+  // NUL is not valid in PostgreSQL text; it separates words as well as a space does.
+  searchable = searchable.slice(0, MAX_INDEXED_CHARS).replace(/\0/g, ' ').trim();
+  return searchable === '' || searchable === REDACTED ? undefined : searchable;
+}
+
+export type SearchTerm = { kind: 'word' | 'prefix' | 'phrase'; text: string };
+
+export class SearchQueryError extends Error {}
+
+const WORD = /[\p{L}\p{N}]/u;
+
+/**
+ * The query language: words (all must occur, case and accents ignored),
+ * "quoted phrases" (words in that order), and `prefix*`. Anything else is
+ * text to look for, never syntax of the underlying engine.
+ */
+export function parseSearchQuery(q: string): SearchTerm[] {
+  if (q.length > 1000) throw new SearchQueryError('the search text is longer than 1000 characters');
+  const terms: SearchTerm[] = [];
+  for (const match of q.matchAll(/"([^"]*)"?|(\S+)/g)) {
+    const phrase = match[1];
+    const word = match[2];
+    if (phrase !== undefined) {
+      if (WORD.test(phrase)) terms.push({ kind: 'phrase', text: phrase.trim() });
+    } else if (word !== undefined) {
+      const prefix = /^[\p{L}\p{N}_]+\*$/u.test(word);
+      const text = prefix ? word.slice(0, -1) : word;
+      if (WORD.test(text)) terms.push({ kind: prefix ? 'prefix' : 'word', text });
+    }
+  }
+  if (terms.length === 0) throw new SearchQueryError('the search text has no letters or digits to look for');
+  if (terms.length > 16) throw new SearchQueryError('the search text has more than 16 terms');
+  return terms;
+}
+
+/** An FTS5 MATCH expression: every term a quoted string (so nothing in it is syntax), ANDed. */
+export function fts5Match(terms: readonly SearchTerm[]): string {
+  return terms.map((t) => `"${t.text.replace(/"/g, '""')}"${t.kind === 'prefix' ? '*' : ''}`).join(' AND ');
+}
+
+/**
+ * Text as PostgreSQL indexes and queries it: accents removed, as FTS5's
+ * `remove_diacritics` does (the `unaccent` extension may not be installed).
+ */
+export function foldAccents(text: string): string {
+  return text.normalize('NFD').replace(/\p{M}+/gu, '').normalize('NFC');
+}
+
+/** A PostgreSQL tsquery expression over the `simple` configuration; `param` binds each term's text. */
+export function tsQuery(terms: readonly SearchTerm[], param: (value: unknown) => string): string {
+  return terms
+    .map((t) => {
+      const text = param(foldAccents(t.text));
+      return t.kind === 'phrase'
+        ? `phraseto_tsquery('simple', ${text})`
+        : t.kind === 'prefix'
+          ? `to_tsquery('simple', quote_literal(lower(${text})) || ':*')`
+          : `plainto_tsquery('simple', ${text})`;
+    })
+    .join(' && ');
+}
+
+/** Where a search result matched, for a person to see why it was found. */
+export interface SearchMatch {
+  /** Which stored text matched. */
+  source: 'prompt' | 'forwarded' | 'answer';
+  /** An excerpt of it, cut at whole characters. */
+  text: string;
+  /** [start, end) of each term found in `text`, UTF-16 offsets. */
+  highlights: Array<[number, number]>;
+}
+
+const SOURCES: Record<string, SearchMatch['source']> = { 'session.start': 'prompt', 'session.forwarded': 'forwarded', 'response.chunks': 'answer' };
+const CONTEXT = 60;
+
+/** `text` lowercased and without accents, with the index in `text` of each of its UTF-16 units. */
+function folded(text: string): { text: string; at: number[] } {
+  let out = '';
+  const at: number[] = [];
+  for (let i = 0; i < text.length; ) {
+    const cp = text.codePointAt(i)!;
+    const width = cp > 0xffff ? 2 : 1;
+    const f = foldAccents(String.fromCodePoint(cp)).toLowerCase();
+    for (let k = 0; k < f.length; k++) at.push(i);
+    out += f;
+    i += width;
+  }
+  at.push(text.length);
+  return { text: out, at };
+}
+
+const isWordChar = (c: string | undefined): boolean => c !== undefined && /[\p{L}\p{N}_]/u.test(c);
+
+/**
+ * The first place in `text` where a term of the query occurs as a whole
+ * word (or word start, for a prefix), with every term occurrence nearby
+ * highlighted. Undefined when none occurs (the index matched elsewhere).
+ */
+export function matchIn(text: string, terms: readonly SearchTerm[], kind: string): SearchMatch | undefined {
+  const source = SOURCES[kind];
+  if (!source) return undefined;
+  const f = folded(text);
+  const hits: Array<[number, number]> = [];
+  for (const term of terms) {
+    const needle = folded(term.kind === 'phrase' ? term.text.replace(/\s+/g, ' ') : term.text).text;
+    if (!needle) continue;
+    for (let from = 0; ; ) {
+      const i = f.text.indexOf(needle, from);
+      if (i < 0) break;
+      from = i + 1;
+      const end = i + needle.length;
+      if (isWordChar(f.text[i - 1]) && isWordChar(needle[0])) continue;
+      if (term.kind !== 'prefix' && isWordChar(f.text[end]) && isWordChar(needle[needle.length - 1])) continue;
+      hits.push([f.at[i]!, f.at[end]!]);
+    }
+  }
+  if (hits.length === 0) return undefined;
+  hits.sort((a, b) => a[0] - b[0]);
+  const first = hits[0]!;
+  let start = Math.max(0, first[0] - CONTEXT);
+  let end = Math.min(text.length, first[1] + CONTEXT * 2);
+  // Never cut a surrogate pair in half.
+  if (start > 0 && /[\udc00-\udfff]/.test(text[start]!)) start--;
+  if (end < text.length && /[\udc00-\udfff]/.test(text[end]!)) end++;
+  const prefix = start > 0 ? '…' : '';
+  const excerpt = prefix + text.slice(start, end) + (end < text.length ? '…' : '');
+  const highlights = hits.filter(([s, e]) => s >= start && e <= end).map(([s, e]): [number, number] => [s - start + prefix.length, e - start + prefix.length]);
+  return { source, text: excerpt, highlights };
+}

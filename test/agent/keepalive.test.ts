@@ -1,0 +1,94 @@
+// The tunnel's known hang: the agent's HTTP/2 session dies while TCP stays
+// open (the peer, or a middlebox, stops forwarding). A relay between agent
+// and gateway freezes the connection without closing it. Both ends PING:
+// the gateway cuts the tunnel and every request on it ends with a clean
+// error (an error frame mid-stream, a 502 before the answer); the agent sees
+// its PINGs go unanswered, drops the dead socket and dials again.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Agent } from '../../src/agent/agent.js';
+import { createLogger } from '../../src/ops/logger.js';
+import { SseDecoder } from '../../src/protocol/sse.js';
+import { errorOf, postJson, type Harness } from '../helpers/harness.js';
+import { faultyRelay, type FaultyRelay } from '../helpers/tcp-relay.js';
+import { agentsConnected, createAgentKey, startAgentHarness, until } from './helpers.js';
+
+describe('tunnel keepalive', () => {
+  let h: Harness;
+  let relay: FaultyRelay;
+  let agent: Agent;
+  let token: string;
+
+  before(async () => {
+    h = await startAgentHarness({
+      model: { chunkDelayMs: 5 },
+      configure: (input) => {
+        input.agents = { ...input.agents, heartbeat_interval: '300ms', heartbeat_timeout: '1s' };
+      },
+    });
+    token = await h.userToken('alice');
+    relay = await faultyRelay(Number(new URL(h.gateway.agentsUrl!).port));
+    const key = await createAgentKey(h, 'behind-relay');
+    agent = new Agent({
+      gateway: new URL(`http://127.0.0.1:${relay.port}`),
+      readKey: async () => key,
+      serve: new Map([['demo', new URL(h.model.url)]]),
+      version: 'test',
+      log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'),
+      backoff: { initialMs: 50, maxMs: 200 },
+      heartbeat: { intervalMs: 300, timeoutMs: 1_000 },
+    });
+    agent.start();
+  });
+  after(async () => {
+    await agent.close(100);
+    await relay.close();
+    await h.close();
+  });
+
+  /** Freezes the agent's current connection, then waits for it to dial a fresh one through the relay. */
+  async function freezeAndRecover(): Promise<void> {
+    const dialled = relay.accepted;
+    relay.freeze();
+    await until(() => relay.accepted > dialled && agent.state === 'connected', 'the agent redials after its PINGs go unanswered', 30_000);
+    await agentsConnected(h, 1);
+  }
+
+  test('a stream under way when the tunnel freezes ends with an error frame; the agent redials and serves again', { timeout: 60_000 }, async () => {
+    await agentsConnected(h, 1);
+    h.model.setFault({ kind: 'stall_mid_stream', afterChunks: 2 }, { times: 1, path: '/v1/chat/completions' });
+    const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'long' }] });
+    assert.equal(response.status, 200);
+    const reader = response.body!.getReader();
+    const decoder = new SseDecoder();
+    const frames = decoder.push((await reader.read()).value!);
+    const aborted = h.model.waitForAbort(30_000);
+    const recovered = freezeAndRecover();
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true as const }));
+      if (done) break;
+      frames.push(...decoder.push(value));
+    }
+    const last = [...frames, ...decoder.end()].filter((f) => f.hasData).at(-1)!;
+    assert.equal((JSON.parse(last.data) as { error?: { code: string } }).error?.code, 'upstream_stream_interrupted');
+    await recovered;
+    assert.equal((await aborted).aborted, true, 'the stalled model stream was cancelled, not left open');
+    const after = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'again' }] });
+    assert.equal(after.status, 200, await after.clone().text());
+  });
+
+  test('a request waiting for the model when the tunnel freezes gets a clean 502 agent_lost', { timeout: 60_000 }, async () => {
+    await agentsConnected(h, 1);
+    h.model.setFault({ kind: 'hang' }, { times: 1, path: '/v1/chat/completions' });
+    const before = h.model.received.length;
+    const aborted = h.model.waitForAbort(30_000);
+    const pending = postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'waiting' }] });
+    await until(() => h.model.received.length > before, 'the model has the request');
+    const recovered = freezeAndRecover();
+    const response = await pending;
+    assert.equal(response.status, 502);
+    assert.equal((await errorOf(response)).code, 'agent_lost');
+    await recovered;
+    assert.equal((await aborted).aborted, true, 'the agent cancelled the model request when it dropped the dead tunnel');
+  });
+});

@@ -1,0 +1,206 @@
+// Full-text search over stored prompts and answers on both stores: what is
+// indexed (plaintext only), the query language (never the engine's syntax),
+// keyset paging, and the index following redaction, deletion and retention.
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Recorder } from '../../src/audit/recorder.js';
+import { SearchQueryError } from '../../src/audit/search.js';
+import { SearchUnavailableError, SessionArchive } from '../../src/audit/sessions.js';
+import { openStore, type AuditStore } from '../../src/audit/store.js';
+import { verify } from '../../src/audit/verify.js';
+import { KEY_A, recordSession, recording, STORE_FIXTURES, type StoreFixture } from './fixtures.js';
+
+const DAY = 86_400_000;
+
+for (const factory of STORE_FIXTURES) {
+  describe(`full-text search on ${factory.driver}`, () => {
+    let fx: StoreFixture;
+    let store: AuditStore;
+    let recorder: Recorder;
+    let archive: SessionArchive;
+    let nightingale = '';
+    before(async () => {
+      fx = await factory.create();
+      store = await fx.open();
+      recorder = await Recorder.open(store, recording());
+      archive = new SessionArchive(store, recording());
+    });
+    after(async () => {
+      await recorder.close({ closeStore: false });
+      await store.close();
+      await fx.cleanup();
+    });
+
+    /** Index entries with these keys, read in the raw database (SQLite: rowid = sid * 65536 + ordinal; PostgreSQL: the event's seq). */
+    const entries = async (keys: number[]): Promise<number> => {
+      if (keys.length === 0) return 0;
+      const list = keys.join(',');
+      const sql = fx.driver === 'sqlite' ? `SELECT count(*) AS n FROM session_search WHERE rowid IN (${list})` : `SELECT count(*)::int AS n FROM session_search WHERE seq IN (${list})`;
+      return Number((await fx.raw.query<{ n: number }>(sql))[0]!.n);
+    };
+    /** The index keys a session's events have (or would have). */
+    const seqsOf = async (id: string): Promise<number[]> => {
+      const sql = fx.driver === 'sqlite' ? 'SELECT sid * 65536 + n AS k FROM events WHERE session_id = ? AND n >= 0' : 'SELECT seq AS k FROM events WHERE session_id = ?';
+      return (await fx.raw.query<{ k: number | string }>(sql, id)).map((r) => Number(r.k));
+    };
+    const ids = async (text: string, extra: Record<string, unknown> = {}): Promise<string[]> => (await archive.list({ text, ...extra })).sessions.map((s) => s.id);
+
+    test('finds words of the prompt as received and as forwarded, and of the answer, ignoring case and accents', async () => {
+      const masked = await recordSession(recorder, { subject: 'fts', prompt: 'Email heron.quill@example.com about the Nightingale launch', forwardedPrompt: 'Email [EMAIL] about the Nightingale launch', reply: ['The Crème', ' brûlée is ready'] });
+      nightingale = masked;
+      const other = await recordSession(recorder, { subject: 'fts', prompt: 'Summarise the quarterly figures', reply: ['Revenue grew'] });
+      assert.deepEqual(await ids('nightingale'), [masked]);
+      assert.deepEqual(await ids('NIGHTINGALE launch'), [masked], 'every word must occur, in any case');
+      assert.deepEqual(await ids('creme brulee'), [masked], 'accents are folded; answer text is indexed');
+      assert.deepEqual(await ids('"quarterly figures"'), [other], 'phrase');
+      assert.deepEqual(await ids('"figures quarterly"'), [], 'a phrase keeps its order');
+      assert.deepEqual(await ids('quart*'), [other], 'prefix');
+      assert.deepEqual(await ids('revenue'), [other]);
+      assert.deepEqual(await ids('nightingale revenue'), [], 'terms are ANDed');
+      assert.deepEqual(await ids('[EMAIL]'), [masked], 'the masked prompt as forwarded is indexed too');
+      assert.deepEqual(await ids('nightingale', { subject: 'someone-else' }), [], 'the other filters still apply');
+      const shown = async (q: string): Promise<[string | undefined, string[]]> => {
+        const match = (await archive.list({ text: q })).sessions[0]?.match;
+        return [match?.source, match?.highlights.map(([start, end]) => match.text.slice(start, end)) ?? []];
+      };
+      assert.deepEqual(await shown('creme brulee'), ['answer', ['Crème', 'brûlée']], 'each result shows where it matched, at exact offsets');
+      assert.deepEqual(await shown('nightingale launch'), ['prompt', ['Nightingale', 'launch']]);
+      assert.deepEqual(await shown('quart*'), ['prompt', ['quart']]);
+    });
+
+    test('the query is text, never the engine\'s syntax', async () => {
+      const id = await recordSession(recorder, { subject: 'hostile', prompt: 'NEAR OR AND NOT column: data* {x} "quoted" 1=1; DROP TABLE sessions' });
+      for (const q of ['NEAR(', '"', 'a OR', '-x', 'text:abc', '*', '^start', "'; DROP TABLE sessions; --", '\\', '(((', 'NOT', 'a:*|b', '!@#$ drop']) {
+        try {
+          const found = await ids(q);
+          assert.ok(Array.isArray(found), q);
+        } catch (err) {
+          assert.ok(err instanceof SearchQueryError, `${q}: ${(err as Error).message}`);
+        }
+      }
+      assert.deepEqual(await ids('DROP TABLE sessions'), [id]);
+      assert.deepEqual(await ids('1=1; drop'), [id]);
+      assert.deepEqual(await ids('NEAR OR'), [id], 'operator words are plain words');
+      await assert.rejects(archive.list({ text: '"" *** ---' }), SearchQueryError);
+      assert.equal((await store.listSessions({ limit: 1000 })).some((s) => s.id === id), true, 'nothing was dropped');
+    });
+
+    test('keyset pagination walks every match newest first, without repeats', async () => {
+      const now = Date.now();
+      const made: string[] = [];
+      for (let i = 0; i < 7; i++) made.push(await recordSession(recorder, { subject: 'pager', prompt: `kestrel number ${i}`, receivedAt: now - i * 1000 }));
+      await recordSession(recorder, { subject: 'pager', prompt: 'no bird here', receivedAt: now });
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await archive.list({ text: 'kestrel', limit: 3, cursor });
+        seen.push(...page.sessions.map((s) => s.id));
+        cursor = page.next;
+        pages++;
+      } while (cursor);
+      assert.deepEqual(seen, made, 'newest first, every match once');
+      assert.equal(pages, 3);
+    });
+
+    test('a word in many sessions pages the same way (SQLite then walks by time instead of fetching every match)', async () => {
+      const now = Date.now() - 3_600_000;
+      const made: string[] = [];
+      for (let i = 0; i < 230; i++) made.push(await recordSession(recorder, { subject: 'many', prompt: `ibiswalk sighting ${i % 3 === 0 ? 'egretwalk' : ''}`, reply: ['ok'], receivedAt: now - i * 10 }));
+      const walk = async (text: string, extra: Record<string, unknown> = {}): Promise<string[]> => {
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await archive.list({ text, limit: 50, cursor, ...extra });
+          seen.push(...page.sessions.map((s) => s.id));
+          cursor = page.next;
+        } while (cursor);
+        return seen;
+      };
+      assert.deepEqual(await walk('ibiswalk'), made, 'every match once, newest first');
+      assert.deepEqual(await walk('ibiswalk egretwalk'), made.filter((_, i) => i % 3 === 0));
+      assert.deepEqual(await walk('ibiswalk', { subject: 'nobody' }), []);
+    });
+
+    test('with encryption on, nothing is indexed and search is refused with a clear message', async () => {
+      const encrypted = recording({ encryption: { keys: [KEY_A] } });
+      const secretRecorder = await Recorder.open(store, encrypted);
+      const id = await recordSession(secretRecorder, { subject: 'cipher', prompt: 'albatross coordinates', reply: ['albatross'] });
+      await secretRecorder.close({ closeStore: false });
+      assert.equal(await entries(await seqsOf(id)), 0, 'the index holds nothing of an encrypted session');
+      assert.deepEqual(await ids('albatross'), [], 'not findable through an archive without keys either');
+      const keyed = new SessionArchive(store, encrypted);
+      await assert.rejects(keyed.list({ text: 'albatross' }), (err: Error) => err instanceof SearchUnavailableError && /encryption is on/.test(err.message));
+      assert.equal((await keyed.list({ subject: 'cipher' })).sessions.length, 1, 'the other filters still work');
+    });
+
+    test('redaction and deletion take the index entries with them', async () => {
+      const victim = await recordSession(recorder, { subject: 'erase-fts', prompt: 'zanzibarquux plans', reply: ['zanzibarquux reply'] });
+      const patterned = await recordSession(recorder, { subject: 'erase-fts', prompt: 'keep ocelotword but drop marmosetword' });
+      const deleted = await recordSession(recorder, { subject: 'erase-fts', prompt: 'wombatword', receivedAt: Date.now() - 400 * DAY });
+      const victimSeqs = await seqsOf(victim);
+      const deletedSeqs = await seqsOf(deleted);
+      assert.ok((await entries(victimSeqs)) >= 2);
+      assert.deepEqual(await ids('zanzibarquux'), [victim]);
+
+      await archive.redactSession(victim, 'dpo', 'erasure');
+      assert.deepEqual(await ids('zanzibarquux'), []);
+      assert.deepEqual(await ids('redacted', { subject: 'erase-fts' }), [], 'the redaction marker is not indexed');
+      assert.equal(await entries(victimSeqs), 0);
+
+      await archive.redactPattern('marmosetword', { ids: [patterned] }, 'dpo');
+      assert.deepEqual(await ids('marmosetword'), []);
+      assert.deepEqual(await ids('ocelotword'), [patterned], 'what a pattern redaction left is still findable');
+
+      const retention = new SessionArchive(store, recording({ retention: { default: '30d' } }));
+      assert.ok((await retention.sweepRetention()).deleted >= 1);
+      assert.deepEqual(await ids('wombatword'), []);
+      assert.equal(await entries(deletedSeqs), 0, 'retention removed the entries');
+
+      if (fx.driver === 'sqlite') {
+        // The FTS5 segments are merged after a removal: the erased word is in no file.
+        const dir = dirname(fx.storage.sqlite.path);
+        for (const file of await readdir(dir)) {
+          const bytes = (await readFile(join(dir, file))).toString('latin1');
+          assert.ok(!bytes.includes('zanzibarquux') && !bytes.includes('marmosetword') && !bytes.includes('wombatword'), `${file} holds an erased word`);
+        }
+      }
+      assert.deepEqual((await verify(store)).problems, []);
+    });
+
+    test('decision=flagged finds sessions a guardrail flagged, also those recorded before the column existed', async () => {
+      const flagged = await recordSession(recorder, { subject: 'flags', decisions: [{ direction: 'input', action: 'flag', rule: 'injection' }] });
+      const masked = await recordSession(recorder, { subject: 'flags', decisions: [{ direction: 'input', action: 'mask', rule: 'mask-email', entity: 'EMAIL' }] });
+      await recordSession(recorder, { subject: 'flags' });
+      const listed = async (): Promise<string[]> => (await archive.list({ subject: 'flags', decision: 'flagged' })).sessions.map((s) => s.id);
+      assert.deepEqual(await listed(), [flagged]);
+      assert.deepEqual((await archive.list({ subject: 'flags', decision: 'masked' })).sessions.map((s) => s.id), [masked]);
+      // Back to a v3 database: v4 fills the column in from the decision events, and verify agrees.
+      await recorder.close({ closeStore: false });
+      await store.close();
+      await fx.raw.query('ALTER TABLE sessions DROP COLUMN flagged');
+      await fx.raw.query('DELETE FROM audit_migrations WHERE version = 4');
+      store = await openStore(fx.storage);
+      recorder = await Recorder.open(store, recording());
+      archive = new SessionArchive(store, recording());
+      assert.deepEqual(await listed(), [flagged]);
+      assert.deepEqual((await verify(store)).problems, []);
+    });
+
+    test('sessions recorded before the index existed are indexed when the migration runs', async () => {
+      const old = await recordSession(recorder, { subject: 'legacy', prompt: 'pangolin archive' });
+      await recorder.close({ closeStore: false });
+      await store.close();
+      // Back to a v1 database: no index, no record of the migration.
+      await fx.raw.query('DROP TABLE session_search');
+      await fx.raw.query('DELETE FROM audit_migrations WHERE version = 2');
+      store = await openStore(fx.storage);
+      recorder = await Recorder.open(store, recording());
+      archive = new SessionArchive(store, recording());
+      assert.deepEqual(await ids('pangolin'), [old]);
+      assert.deepEqual(await ids('nightingale'), [nightingale], 'earlier sessions too');
+    });
+  });
+}
