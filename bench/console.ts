@@ -5,6 +5,9 @@
 // measures, as an auditor:
 //   1. GET /v1/sessions?limit=50 (the console's first page), and the same
 //      with a person filter, a decision filter, and the next page by cursor;
+//      full-text search (?q=) for a word in one session, in 1 in 50, and in
+//      every session, alone and with a person filter (every session stores
+//      its prompt, so the index holds 100,000 prompts);
 //   2. in headless Chromium, the sessions page from navigation until the
 //      first row is on screen (sign-in done beforehand).
 // Target: the first page in under 300 ms (issue 15). Medians and p95 of
@@ -17,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { storageSchema } from '../src/audit/config.js';
+import { encodeContent } from '../src/audit/content.js';
 import type { NewEvent } from '../src/audit/events.js';
 import { openStore } from '../src/audit/store.js';
 import { configSchema } from '../src/config/schema.js';
@@ -34,6 +38,7 @@ const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 30);
 const STORE = process.env.BENCH_STORE === 'postgres' ? 'postgres' : 'sqlite';
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const TARGET_MS = 300;
+const TOPICS = ['invoice', 'outage', 'contract', 'roadmap', 'hiring', 'migration', 'budget', 'incident', 'launch', 'audit'];
 const PEOPLE = ['alice', 'bob', 'carol', 'dave', 'erin', ...Array.from({ length: 195 }, (_, i) => `user${i}`)];
 
 async function main(): Promise<void> {
@@ -70,6 +75,9 @@ async function seed(storage: ReturnType<typeof storageSchema.parse>): Promise<nu
       const at = now - span + Math.floor((j / SESSIONS) * span);
       const id = `req_bench${j.toString(16).padStart(24, '0')}`;
       const who = PEOPLE[j % PEOPLE.length]!;
+      // Every prompt has "summarise", one in 50 "kestrel", and one word of its own.
+      const prompt = `Summarise the ${TOPICS[j % TOPICS.length]} notes${j % 50 === 0 ? ' about kestrel' : ''} for ${who}, reference word${j}`;
+      const request = encodeContent(JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: prompt }] }), { sessionId: id, n: 0 }, { maxBytes: 65_536, partBytes: 65_536 }, undefined);
       events.push({
         kind: 'session.start',
         sessionId: id,
@@ -82,9 +90,11 @@ async function seed(storage: ReturnType<typeof storageSchema.parse>): Promise<nu
           model: j % 4 === 0 ? 'demo-embed' : 'demo-chat',
           operation: j % 4 === 0 ? 'embeddings' : 'chat',
           stream: j % 2 === 0,
-          bodies: false,
+          bodies: true,
           instance: 'bench',
+          request: request.info,
         },
+        parts: request.parts,
       });
       if (j % 50 === 0) events.push({ kind: 'decision', sessionId: id, n: 1, atMs: at + 1, meta: { direction: 'input', action: 'block', rule: 'no-secrets', entity: 'AWS_ACCESS_KEY' } });
       events.push({ kind: 'session.end', sessionId: id, n: 2, atMs: at + 200, meta: { state: 'completed', status: 200, usage: { prompt_tokens: 20, completion_tokens: 40, total_tokens: 60 }, ttft_ms: 80, latency_ms: 200 } });
@@ -121,6 +131,11 @@ async function measure(storage: ReturnType<typeof storageSchema.parse>, dataDir:
       ['first page, blocked only', '/v1/sessions?limit=50&decision=blocked'],
       ['first page, group and model', '/v1/sessions?limit=50&group=engineering&model=demo-embed'],
       ['next page by cursor', `/v1/sessions?limit=50&cursor=${cursor}`],
+      ['search: a word in one session', `/v1/sessions?limit=50&q=word${Math.floor(SESSIONS / 2)}`],
+      ['search: a word in 1 of 50 sessions', '/v1/sessions?limit=50&q=kestrel'],
+      ['search: a word in every session', '/v1/sessions?limit=50&q=summarise'],
+      ['search: every-session word, one person', '/v1/sessions?limit=50&q=summarise&user=user42'],
+      ['search: two words', '/v1/sessions?limit=50&q=kestrel+invoice'],
     ];
     for (const [name, path] of cases) {
       await get(path); // warm
@@ -131,6 +146,7 @@ async function measure(storage: ReturnType<typeof storageSchema.parse>, dataDir:
     const browser = await browserFirstRow(url);
     rows.push(row('browser, signed in: Sessions clicked until the first row shows', browser.inApp));
     rows.push(row('browser: full page load of /ui/sessions (HTML, script, token exchange, list)', browser.cold));
+    for (const [stage, times] of Object.entries(browser.stages)) rows.push(row(`  cold load, from navigation start until ${stage}`, times));
   } finally {
     await gateway.close(1_000);
     await Promise.all([idp.close(), model.close()]);
@@ -155,7 +171,21 @@ const IN_PAGE_CLICK_TO_FIRST_ROW = `new Promise((resolve) => {
 })`;
 
 /** Signs carol in once, then times the sessions page until a row is visible: opened from the console's navigation, and loaded cold. */
-async function browserFirstRow(url: string): Promise<{ inApp: number[]; cold: number[] }> {
+/** Where a cold load's time goes: when each step ended, from the navigation's start (the page's own Resource Timing). */
+const COLD_LOAD_STAGES = `(() => {
+  const end = (test) => { const e = performance.getEntriesByType('resource').find((r) => test(new URL(r.name))); return e ? e.responseEnd : NaN; };
+  const nav = performance.getEntriesByType('navigation')[0];
+  return {
+    'the HTML arrived': nav.responseEnd,
+    'the script arrived': end((u) => u.pathname.endsWith('.js')),
+    'GET /auth/session answered': end((u) => u.pathname === '/auth/session'),
+    'POST /auth/token answered': end((u) => u.pathname === '/auth/token'),
+    'GET /v1/sessions answered': end((u) => u.pathname === '/v1/sessions'),
+    'the test saw the first row': performance.now(),
+  };
+})()`;
+
+async function browserFirstRow(url: string): Promise<{ inApp: number[]; cold: number[]; stages: Record<string, number[]> }> {
   const chromium = await launchChromium();
   try {
     const page = await (await chromium.browser.newContext()).newPage();
@@ -167,6 +197,7 @@ async function browserFirstRow(url: string): Promise<{ inApp: number[]; cold: nu
     await page.locator('tr[data-session-id]').first().waitFor();
     const inApp: number[] = [];
     const cold: number[] = [];
+    const stages: Record<string, number[]> = {};
     for (let i = 0; i < Math.min(SAMPLES, 15); i++) {
       await page.getByRole('link', { name: 'Reviews' }).click();
       await page.locator('tr[data-session-id]').first().waitFor({ state: 'detached' });
@@ -176,8 +207,9 @@ async function browserFirstRow(url: string): Promise<{ inApp: number[]; cold: nu
       await page.goto(`${url}/ui/sessions?i=${i}`);
       await page.locator('tr[data-session-id]').first().waitFor();
       cold.push(performance.now() - t);
+      for (const [stage, ms] of Object.entries(await page.evaluate<Record<string, number>>(COLD_LOAD_STAGES))) (stages[stage] ??= []).push(ms);
     }
-    return { inApp, cold };
+    return { inApp, cold, stages };
   } finally {
     await chromium.close();
   }

@@ -18,8 +18,9 @@
 //
 // Env: SOAK_STREAMS (concurrent streams, default 1000), SOAK_RAMP_MS (0: all at once, as in the issue's figures),
 // SOAK_FRAMES (50), SOAK_INTERVAL_MS (100), SOAK_LEGS (gateway,agent),
-// SOAK_DEADLINE_S (whole run, default 600: the bench stops and reports
-// what it has), SOAK_SETTLE_S (seconds to watch RSS fall after a leg, 10),
+// SOAK_DEADLINE_S (whole run, default 1200: past it the bench stops),
+// SOAK_STREAM_TIMEOUT_S (a stream not ended by then is an error, 300),
+// SOAK_SETTLE_S (seconds to watch RSS fall after a leg, 10),
 // BENCH_GATEWAY_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
 // SOAK_WORKERS (gateway --workers, default 1: an agent tunnel lands on one
 // worker), and, to split the cost when profiling, SOAK_MASKING=off and
@@ -40,10 +41,10 @@ const RAMP_MS = Number(process.env.SOAK_RAMP_MS ?? 0);
 const FRAMES = Number(process.env.SOAK_FRAMES ?? 50);
 const INTERVAL_MS = Number(process.env.SOAK_INTERVAL_MS ?? 100);
 const LEGS = (process.env.SOAK_LEGS ?? 'gateway,agent').split(',').filter((l) => l === 'gateway' || l === 'agent');
-const DEADLINE_S = Number(process.env.SOAK_DEADLINE_S ?? 600);
+const DEADLINE_S = Number(process.env.SOAK_DEADLINE_S ?? 1200);
 const SETTLE_S = Number(process.env.SOAK_SETTLE_S ?? 10);
-/** A stream that has not ended this long after its start is counted as an error (and cut). */
-const STREAM_TIMEOUT_MS = RAMP_MS + FRAMES * INTERVAL_MS * 4 + 30_000;
+/** A stream that has not ended this long after its start is counted as an error (and cut): the bench never hangs. */
+const STREAM_TIMEOUT_MS = Number(process.env.SOAK_STREAM_TIMEOUT_S ?? 300) * 1000;
 const KEYS = { direct: 'soak-direct', gateway: 'soak-gateway', agent: 'soak-agent' } as const;
 const TARGETS = { ratio: 1.5, rssMbPer1000: 60 } as const;
 const MASKING = process.env.SOAK_MASKING !== 'off';
@@ -104,8 +105,12 @@ function runStream(url: URL, headers: Record<string, string>, body: string): Pro
     req.on('error', (err: NodeJS.ErrnoException) => done({ ok: false, error: err.code ?? 'socket error' }));
     req.on('response', (res) => {
       if (res.statusCode !== 200) {
-        res.resume();
-        done({ ok: false, error: `status ${res.statusCode}` });
+        // The error's stable code says which limit or failure it was.
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (t: string) => (text += t.slice(0, 2000)));
+        res.on('end', () => done({ ok: false, error: `status ${res.statusCode} ${/"code":\s*"([^"]+)"/.exec(text)?.[1] ?? ''}`.trim() }));
+        res.on('error', () => done({ ok: false, error: `status ${res.statusCode}` }));
         return;
       }
       res.setEncoding('utf8');
@@ -119,7 +124,7 @@ function runStream(url: URL, headers: Record<string, string>, body: string): Pro
         for (let i = scan.indexOf('data: ', tail.length === 0 ? 0 : 1); i !== -1; i = scan.indexOf('data: ', i + 6)) frames++;
         if (scan.includes('[DONE]')) sawDone = true;
         tail = scan.slice(-6);
-        if (text.includes('"error"')) done({ ok: false, error: 'error frame' });
+        if (text.includes('"error"')) done({ ok: false, error: `error frame ${/"code":\s*"([^"]+)"/.exec(text)?.[1] ?? ''}`.trim() });
       });
       res.on('end', () => {
         // FRAMES frames plus [DONE].
@@ -327,7 +332,7 @@ async function main(): Promise<void> {
   };
   const configPath = join(dir, 'modelgate.yaml');
   writeFileSync(configPath, stringify(config));
-  const gateway = spawnTracked('gateway', process.execPath, [...flags, 'bin/modelgate.js', 'gateway', '--config', configPath, '--workers', String(WORKERS)], { stdout: 'null', logDir: dir });
+  const gateway = spawnTracked('gateway', process.execPath, [...flags, 'bin/modelgate.js', 'gateway', '--config', configPath, '--workers', String(WORKERS)], { stdout: 'log', logDir: dir });
   const gatewayUrl = `http://127.0.0.1:${port}`;
   await untilReady(gateway, async () => (await fetch(`${gatewayUrl}/readyz`)).status === 200);
   const watchGateway: Watched = { name: 'gateway', pid: gateway.pid };
@@ -342,7 +347,7 @@ async function main(): Promise<void> {
       'agent',
       process.execPath,
       ['bin/modelgate.js', 'agent', '--gateway', `http://127.0.0.1:${agentPort}`, '--serve', `soak-agent=${mock.url}`, '--listen', `127.0.0.1:${statusPort}`, '--log-level', 'warn'],
-      { env: { MODELGATE_AGENT_KEY: key }, stdout: 'null', logDir: dir },
+      { env: { MODELGATE_AGENT_KEY: key }, stdout: 'log', logDir: dir },
     );
     await untilReady(agent, async () => (await fetch(`http://127.0.0.1:${statusPort}/readyz`)).status === 200);
   }
@@ -423,6 +428,22 @@ async function main(): Promise<void> {
   }
   console.log('\nverdicts');
   console.table(verdicts);
+  // Heartbeats missed (either side closes the tunnel, cutting every stream in it) and other warnings, from the logs.
+  const logLines = (name: string): string[] => {
+    try {
+      return readFileSync(join(dir, `${name}.log`), 'utf8').split('\n');
+    } catch {
+      return [];
+    }
+  };
+  const warnings = new Map<string, number>();
+  for (const name of ['gateway', 'agent']) {
+    for (const line of logLines(name)) {
+      const m = /"level":(40|50|60).*?"msg":"([^"]+)"/.exec(line);
+      if (m) warnings.set(`${name}: ${m[2]}`, (warnings.get(`${name}: ${m[2]}`) ?? 0) + 1);
+    }
+  }
+  if (warnings.size > 0) console.log('\nwarnings and errors logged:', Object.fromEntries(warnings));
   console.log(`load average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(JSON.stringify({ streams: STREAMS, rampMs: RAMP_MS, results, verdicts }));
   // A long grace: the gateway drains and, under --cpu-prof, writes its profile on the way out.

@@ -193,6 +193,10 @@ export class Agent {
     });
     session.on('error', (err) => this.options.log.warn({ err: err.message }, 'tunnel error'));
     this.keepAlive(session);
+    // The gateway's process went away (its kernel closed the socket): redial now, not at the next PING.
+    socket.once('end', () => {
+      if (!session.destroyed) session.destroy(new Error('the gateway closed the connection'));
+    });
     session.once('close', () => {
       if (this.session !== session) return;
       this.session = undefined;

@@ -328,6 +328,8 @@ export class AgentHub {
         if (!session.destroyed) session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
       });
       const tunnel = new AgentTunnel(instance, key, new Set(announced), version, session);
+      // The upgraded socket is half-open capable: an agent that died (FIN from its kernel) would otherwise look alive until the next PING.
+      socket.once('end', () => tunnel.cut('the agent closed the connection'));
       this.tunnels.add(tunnel);
       this.heartbeat(tunnel);
       for (const listener of this.changeListeners) listener();

@@ -38,7 +38,7 @@ export interface SessionsApiContext {
   redactSubjectElsewhere?: (subject: string, issuer: string | undefined) => Promise<Record<string, string[] | undefined>>;
 }
 
-const DECISIONS: readonly DecisionFilter[] = ['blocked', 'masked', 'approved'];
+const DECISIONS: readonly DecisionFilter[] = ['blocked', 'masked', 'approved', 'flagged'];
 const STATES: ReadonlyArray<SessionRow['state']> = ['open', 'completed', 'aborted', 'upstream_failed', 'refused', 'incomplete', 'shutdown'];
 
 export function isSessionsApiPath(path: string): boolean {

@@ -33,6 +33,8 @@ export interface SessionRow {
   blocked: boolean;
   masked: boolean;
   approved: boolean;
+  /** A guardrail flagged it (action `flag`). */
+  flagged: boolean;
   redacted: boolean;
   legal_hold: boolean;
 }
@@ -43,7 +45,7 @@ export type SessionUpdate = Partial<Pick<SessionRow, SessionColumn>>;
 export type Projection = { insert: SessionRow } | { update: SessionUpdate } | undefined;
 
 /** Which columns are booleans (stored as 0/1) and which are numbers, for the SQL layers. */
-export const BOOLEAN_COLUMNS = ['stream', 'bodies', 'estimated', 'blocked', 'masked', 'approved', 'redacted', 'legal_hold'] as const satisfies readonly SessionColumn[];
+export const BOOLEAN_COLUMNS = ['stream', 'bodies', 'estimated', 'blocked', 'masked', 'approved', 'flagged', 'redacted', 'legal_hold'] as const satisfies readonly SessionColumn[];
 export const INTEGER_COLUMNS = [
   'received_at',
   'status',
@@ -80,6 +82,7 @@ export const SESSION_COLUMNS: readonly SessionColumn[] = [
   'blocked',
   'masked',
   'approved',
+  'flagged',
   'redacted',
   'legal_hold',
   'estimated',
@@ -118,6 +121,7 @@ export function projectEvent(sessionId: string, event: AuditEvent, atMs: number)
           blocked: false,
           masked: false,
           approved: false,
+          flagged: false,
           redacted: false,
           legal_hold: false,
         },
@@ -126,6 +130,7 @@ export function projectEvent(sessionId: string, event: AuditEvent, atMs: number)
     case 'decision':
       if (event.meta.action === 'block') return { update: { blocked: true } };
       if (event.meta.action === 'mask') return { update: { masked: true } };
+      if (event.meta.action === 'flag') return { update: { flagged: true } };
       return undefined;
     case 'approval':
       return event.meta.outcome === 'approved' ? { update: { approved: true } } : undefined;

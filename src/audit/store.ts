@@ -23,7 +23,7 @@ export interface RecorderInstance {
   closed_at: number | null;
 }
 
-export type DecisionFilter = 'blocked' | 'masked' | 'approved';
+export type DecisionFilter = 'blocked' | 'masked' | 'approved' | 'flagged';
 
 export interface SessionQuery {
   issuer?: string;

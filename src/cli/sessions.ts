@@ -9,7 +9,7 @@ import { AuditConfigError, loadAuditSettings, type AuditSettings } from '../audi
 import { SearchQueryError } from '../audit/search.js';
 import { parseTimeBound, SearchUnavailableError, SessionArchive, type SessionDetail, type SessionFilter } from '../audit/sessions.js';
 import { openStore, SessionStateError, type DecisionFilter, type SessionRow } from '../audit/store.js';
-import { UsageError, type Command } from './command.js';
+import { configOption, UsageError, type Command } from './command.js';
 import { EXIT_CONFIG } from './gateway.js';
 import { paint } from './paint.js';
 import { printable } from './terminal-text.js';
@@ -19,13 +19,8 @@ type Subcommand = (typeof SUBCOMMANDS)[number];
 
 type Values = Record<string, string | boolean | undefined>;
 
-export const configOption = {
-  type: 'string',
-  short: 'c',
-  description: 'Gateway configuration file (only storage, recording and connections[].recording are read)',
-  valueName: 'file',
-  default: process.env.MODELGATE_CONFIG ?? 'modelgate.yaml',
-} as const;
+/** `--config` of the commands that read only the audit sections (sessions, audit, usage). */
+export const auditConfigOption = configOption('Gateway configuration file (only storage, recording and connections[].recording are read)');
 
 /** Loads the audit sections of the config and opens the store; null (after printing why) on a bad config. */
 export async function openArchive(values: Values): Promise<{ archive: SessionArchive; settings: AuditSettings } | null> {
@@ -49,7 +44,7 @@ const DEV_DATA_DIR = '.modelgate';
  * the default one does not exist, read the dev state in ./.modelgate/.
  */
 async function devStateSettings(values: Values): Promise<AuditSettings | undefined> {
-  if (values.config !== configOption.default || existsSync(String(values.config))) return undefined;
+  if (values.config !== auditConfigOption.default || existsSync(String(values.config))) return undefined;
   if (!existsSync(join(DEV_DATA_DIR, 'modelgate.db'))) return undefined;
   const { devConfig } = await import('../dev/dev-config.js');
   const config = devConfig({ host: '127.0.0.1', port: 0, issuer: 'http://127.0.0.1', modelUrl: 'http://127.0.0.1', dataDir: DEV_DATA_DIR });
@@ -86,7 +81,7 @@ function time(values: Values, key: string): number | undefined {
 
 function filterFrom(values: Values): SessionFilter {
   const decision = values.decision as string | undefined;
-  if (decision !== undefined && !['blocked', 'masked', 'approved'].includes(decision)) throw new UsageError('--decision must be blocked, masked or approved');
+  if (decision !== undefined && !['blocked', 'masked', 'approved', 'flagged'].includes(decision)) throw new UsageError('--decision must be blocked, masked, approved or flagged');
   const limit = values.limit === undefined ? undefined : Number(values.limit);
   if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new UsageError('--limit must be a positive whole number');
   return {
@@ -200,7 +195,7 @@ export const sessionsCommand: Command = {
   name: 'sessions',
   summary: 'Search, show, replay, export, redact, delete and hold recorded sessions.',
   usage: [
-    'modelgate sessions list [--user U] [--group G] [--connection C] [--model M] [--since T] [--until T] [--decision blocked|masked|approved] [--text S] [--json]',
+    'modelgate sessions list [--user U] [--group G] [--connection C] [--model M] [--since T] [--until T] [--decision blocked|masked|approved|flagged] [--text S] [--json]',
     '       modelgate sessions show ID [--json]',
     '       modelgate sessions replay ID [--speed N]',
     '       modelgate sessions export --since T [--until T] [--format jsonl] [--metadata-only]',
@@ -209,7 +204,7 @@ export const sessionsCommand: Command = {
     '       modelgate sessions hold ID [--release] [--reason R]',
   ].join('\n'),
   options: {
-    config: configOption,
+    config: auditConfigOption,
     user: { type: 'string', description: 'Subject or email', valueName: 'user' },
     subject: { type: 'string', description: 'Subject (redact: right to erasure)', valueName: 'sub' },
     issuer: { type: 'string', description: 'Issuer URL, to tell subjects of two IdPs apart', valueName: 'url' },
@@ -218,7 +213,7 @@ export const sessionsCommand: Command = {
     model: { type: 'string', description: 'Model name', valueName: 'name' },
     since: { type: 'string', description: 'From this time: ISO 8601, epoch ms, or ago (24h, 7d)', valueName: 'time' },
     until: { type: 'string', description: 'Before this time', valueName: 'time' },
-    decision: { type: 'string', description: 'Only sessions with a blocked, masked or approved decision', valueName: 'kind' },
+    decision: { type: 'string', description: 'Only sessions with a blocked, masked, approved or flagged decision', valueName: 'kind' },
     state: { type: 'string', description: 'completed, aborted, upstream_failed, refused, incomplete or open', valueName: 'state' },
     text: { type: 'string', short: 'q', description: 'Full-text search in stored prompts and answers: words, "phrases", prefix* (not when recording encryption is on)', valueName: 'text' },
     limit: { type: 'string', description: 'Sessions per page (list)', valueName: 'n' },

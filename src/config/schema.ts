@@ -300,6 +300,7 @@ export const configSchema = z
       });
     });
     checkSubjectIssuers(config, ctx);
+    checkSubjectIssuers(config, ctx, 'limits');
     config.access.forEach((rule, i) => {
       rule.connections.forEach((name, j) => {
         if (name !== '*' && !connectionNames.has(name)) {
@@ -310,20 +311,27 @@ export const configSchema = z
   });
 
 /**
- * Subject rules name their issuer: a second issuer's token with the same `sub` must not get the first one's
- * service account. A bare subject is allowed only when there is one source of identities.
+ * Subject rules (access, and limit rules) name their issuer: a second issuer's token with the same `sub` must
+ * not get the first one's service account, nor its limits. A bare subject is allowed only when there is one
+ * source of identities.
  */
-function checkSubjectIssuers(config: { identity: z.output<typeof identity>; access: Array<z.output<typeof accessRule>> }, ctx: z.RefinementCtx): void {
+function checkSubjectIssuers(
+  config: { identity: z.output<typeof identity>; access: Array<z.output<typeof accessRule>>; limits: z.output<typeof limitsSchema> },
+  ctx: z.RefinementCtx,
+  section: 'access' | 'limits' = 'access',
+): void {
   const saml = config.identity.web.saml;
   const sources = [...config.identity.issuers.map((i) => i.issuer), ...(saml ? [saml.idp_entity_id ?? 'the SAML IdP'] : [])];
-  config.access.forEach((rule, i) => {
+  const [rules, at]: [ReadonlyArray<{ subjects: string[]; issuer?: string | undefined }>, (string | number)[]] =
+    section === 'access' ? [config.access, ['access']] : [config.limits.rules, ['limits', 'rules']];
+  rules.forEach((rule, i) => {
     if (rule.issuer !== undefined && !sources.includes(rule.issuer)) {
-      ctx.addIssue({ code: 'custom', path: ['access', i, 'issuer'], message: `"${rule.issuer}" is not one of identity.issuers (or the SAML IdP's idp_entity_id)` });
+      ctx.addIssue({ code: 'custom', path: [...at, i, 'issuer'], message: `"${rule.issuer}" is not one of identity.issuers (or the SAML IdP's idp_entity_id)` });
     }
     if (rule.subjects.length > 0 && rule.issuer === undefined && sources.length > 1) {
       ctx.addIssue({
         code: 'custom',
-        path: ['access', i, 'subjects'],
+        path: [...at, i, 'subjects'],
         message: `with several issuers a subject is ambiguous: add \`issuer:\` to this rule naming the one its subjects belong to (one of ${sources.join(', ')}), or split it into one rule per issuer`,
       });
     }

@@ -29,10 +29,10 @@ function appliesTo(rule: AccessRule, principal: Pick<Principal, 'subject' | 'gro
 }
 
 /**
- * A subject means something only at its issuer. A person's issuer is the IdP that authenticated them (a
+ * A subject means something only at its issuer (access rules and limit rules alike). A person's issuer is the IdP that authenticated them (a
  * gateway token's `idp`). Without `issuer` the configuration has one source of identities (checked at start-up).
  */
-function fromIssuer(rule: AccessRule, principal: Pick<Principal, 'issuer' | 'origin'>): boolean {
+export function fromIssuer(rule: { issuer?: string | undefined }, principal: Pick<Principal, 'issuer' | 'origin'>): boolean {
   return rule.issuer === undefined || rule.issuer === (principal.origin ?? principal.issuer);
 }
 

@@ -21,6 +21,8 @@ const limitRule = z
     /** Who the rule applies to: members of any of these groups, or these subjects. Both empty: everyone. */
     groups: z.array(z.string().min(1)).default([]),
     subjects: z.array(z.string().min(1)).default([]),
+    /** The issuer `subjects` belong to, as in `access[].issuer`: required with subjects when there is more than one issuer. */
+    issuer: z.string().min(1).optional(),
     /** Connection names, or "*". */
     connections: z.array(z.string().min(1)).min(1).default(['*']),
     /** Model names as clients send them (not aliases), or "*". */

@@ -7,6 +7,7 @@
 // does the wiring.
 import { GatewayError } from '../http/errors.js';
 import type { Principal } from '../identity/principal.js';
+import { fromIssuer } from '../policy/access.js';
 import type { BudgetConfig, LimitDimension, LimitRule, LimitsConfig } from './config.js';
 import { CostTable, MICROS } from './costs.js';
 import type { Admission, Check, CheckResult, LimitStore, Settlement } from './limit-store.js';
@@ -355,7 +356,7 @@ function appliesTo(compiled: CompiledRule, principal: Principal, connection: str
   if (compiled.connections && !compiled.connections.has(connection)) return false;
   if (compiled.models && !compiled.models.has(model)) return false;
   if (compiled.groups.size === 0 && compiled.subjects.size === 0) return true;
-  return compiled.subjects.has(principal.subject) || principal.groups.some((g) => compiled.groups.has(g));
+  return (compiled.subjects.has(principal.subject) && fromIssuer(compiled.rule, principal)) || principal.groups.some((g) => compiled.groups.has(g));
 }
 
 /** The counter keys a rule charges for this call: one per combination of its `per` dimensions. */

@@ -33,14 +33,18 @@ for (const factory of STORE_FIXTURES) {
       await fx.cleanup();
     });
 
-    /** Index entries of a session's events, read in the raw database. */
-    const entries = async (seqs: number[]): Promise<number> => {
-      if (seqs.length === 0) return 0;
-      const list = seqs.join(',');
+    /** Index entries with these keys, read in the raw database (SQLite: rowid = sid * 65536 + ordinal; PostgreSQL: the event's seq). */
+    const entries = async (keys: number[]): Promise<number> => {
+      if (keys.length === 0) return 0;
+      const list = keys.join(',');
       const sql = fx.driver === 'sqlite' ? `SELECT count(*) AS n FROM session_search WHERE rowid IN (${list})` : `SELECT count(*)::int AS n FROM session_search WHERE seq IN (${list})`;
       return Number((await fx.raw.query<{ n: number }>(sql))[0]!.n);
     };
-    const seqsOf = async (id: string): Promise<number[]> => (await store.sessionEvents(id, false)).map((e) => e.seq);
+    /** The index keys a session's events have (or would have). */
+    const seqsOf = async (id: string): Promise<number[]> => {
+      const sql = fx.driver === 'sqlite' ? 'SELECT sid * 65536 + n AS k FROM events WHERE session_id = ? AND n >= 0' : 'SELECT seq AS k FROM events WHERE session_id = ?';
+      return (await fx.raw.query<{ k: number | string }>(sql, id)).map((r) => Number(r.k));
+    };
     const ids = async (text: string, extra: Record<string, unknown> = {}): Promise<string[]> => (await archive.list({ text, ...extra })).sessions.map((s) => s.id);
 
     test('finds words of the prompt as received and as forwarded, and of the answer, ignoring case and accents', async () => {
@@ -101,6 +105,25 @@ for (const factory of STORE_FIXTURES) {
       assert.equal(pages, 3);
     });
 
+    test('a word in many sessions pages the same way (SQLite then walks by time instead of fetching every match)', async () => {
+      const now = Date.now() - 3_600_000;
+      const made: string[] = [];
+      for (let i = 0; i < 230; i++) made.push(await recordSession(recorder, { subject: 'many', prompt: `ibiswalk sighting ${i % 3 === 0 ? 'egretwalk' : ''}`, reply: ['ok'], receivedAt: now - i * 10 }));
+      const walk = async (text: string, extra: Record<string, unknown> = {}): Promise<string[]> => {
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await archive.list({ text, limit: 50, cursor, ...extra });
+          seen.push(...page.sessions.map((s) => s.id));
+          cursor = page.next;
+        } while (cursor);
+        return seen;
+      };
+      assert.deepEqual(await walk('ibiswalk'), made, 'every match once, newest first');
+      assert.deepEqual(await walk('ibiswalk egretwalk'), made.filter((_, i) => i % 3 === 0));
+      assert.deepEqual(await walk('ibiswalk', { subject: 'nobody' }), []);
+    });
+
     test('with encryption on, nothing is indexed and search is refused with a clear message', async () => {
       const encrypted = recording({ encryption: { keys: [KEY_A] } });
       const secretRecorder = await Recorder.open(store, encrypted);
@@ -144,6 +167,25 @@ for (const factory of STORE_FIXTURES) {
           assert.ok(!bytes.includes('zanzibarquux') && !bytes.includes('marmosetword') && !bytes.includes('wombatword'), `${file} holds an erased word`);
         }
       }
+      assert.deepEqual((await verify(store)).problems, []);
+    });
+
+    test('decision=flagged finds sessions a guardrail flagged, also those recorded before the column existed', async () => {
+      const flagged = await recordSession(recorder, { subject: 'flags', decisions: [{ direction: 'input', action: 'flag', rule: 'injection' }] });
+      const masked = await recordSession(recorder, { subject: 'flags', decisions: [{ direction: 'input', action: 'mask', rule: 'mask-email', entity: 'EMAIL' }] });
+      await recordSession(recorder, { subject: 'flags' });
+      const listed = async (): Promise<string[]> => (await archive.list({ subject: 'flags', decision: 'flagged' })).sessions.map((s) => s.id);
+      assert.deepEqual(await listed(), [flagged]);
+      assert.deepEqual((await archive.list({ subject: 'flags', decision: 'masked' })).sessions.map((s) => s.id), [masked]);
+      // Back to a v3 database: v4 fills the column in from the decision events, and verify agrees.
+      await recorder.close({ closeStore: false });
+      await store.close();
+      await fx.raw.query('ALTER TABLE sessions DROP COLUMN flagged');
+      await fx.raw.query('DELETE FROM audit_migrations WHERE version = 4');
+      store = await openStore(fx.storage);
+      recorder = await Recorder.open(store, recording());
+      archive = new SessionArchive(store, recording());
+      assert.deepEqual(await listed(), [flagged]);
       assert.deepEqual((await verify(store)).problems, []);
     });
 

@@ -1,6 +1,7 @@
-// `access[].subjects` name people (or service accounts) of one issuer: the
-// same `sub` from a second trusted issuer is somebody else and must not get
-// the first one's access. Two real IdPs, one gateway.
+// `access[].subjects` and `limits.rules[].subjects` name people (or service
+// accounts) of one issuer: the same `sub` from a second trusted issuer is
+// somebody else and must not get the first one's access, nor be held to
+// (or escape through) its limits. Two real IdPs, one gateway.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { configSchema, type ConfigInput } from '../../src/config/schema.js';
@@ -42,6 +43,41 @@ describe('subject rules are bound to their issuer', () => {
   });
 });
 
+describe('limit rules on subjects are bound to their issuer', () => {
+  let h: Harness;
+  let other: DevIdp;
+  before(async () => {
+    other = await startDevIdp({ audience: DEV_AUDIENCE });
+    h = await startHarness({
+      configure(input) {
+        input.identity!.issuers.push({ issuer: other.issuer, audience: DEV_AUDIENCE });
+        // One request a minute for alice of the first IdP; nobody else is limited.
+        input.limits = { rules: [{ name: 'first-alice', subjects: ['alice'], issuer: input.identity!.issuers[0]!.issuer, requests_per_minute: 1 }] };
+      },
+    });
+  });
+  after(async () => {
+    await h.close();
+    await other.close();
+  });
+
+  const chat = async (token: string): Promise<number> => {
+    const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] });
+    await response.body?.cancel();
+    return response.status;
+  };
+
+  test("the rule's own issuer: limited", async () => {
+    const token = await h.userToken('alice');
+    assert.deepEqual([await chat(token), await chat(token)], [200, 429]);
+  });
+
+  test('the same sub from the second issuer is somebody else: the rule does not apply', async () => {
+    const token = (await other.loginAs('alice')).accessToken;
+    assert.deepEqual([await chat(token), await chat(token)], [200, 200]);
+  });
+});
+
 describe('start-up refuses ambiguous subject rules', () => {
   const base = (issuers: string[], rule: Record<string, unknown>): ConfigInput => ({
     identity: { issuers: issuers.map((issuer) => ({ issuer, audience: 'modelgate' })) },
@@ -66,5 +102,22 @@ describe('start-up refuses ambiguous subject rules', () => {
     const result = configSchema.safeParse(base(['https://a.example.com'], { subjects: ['svc-x'], issuer: 'https://c.example.com' }));
     assert.equal(result.success, false);
     assert.ok(result.error!.issues.some((i) => i.path.join('.') === 'access.0.issuer'));
+  });
+
+  const limited = (issuers: string[], rule: Record<string, unknown>): ConfigInput => ({
+    ...base(issuers, { groups: ['everyone'] }),
+    limits: { rules: [{ name: 'cap', requests_per_minute: 10, ...rule }] },
+  });
+
+  test('limit rules: several issuers and bare subjects refused, the message names the fix; one issuer or a named issuer accepted', () => {
+    const result = configSchema.safeParse(limited(['https://a.example.com', 'https://b.example.com'], { subjects: ['svc-x'] }));
+    assert.equal(result.success, false);
+    const issue = result.error!.issues.find((i) => i.path.join('.') === 'limits.rules.0.subjects');
+    assert.ok(issue, JSON.stringify(result.error!.issues));
+    assert.match(issue.message, /add `issuer:` to this rule.*https:\/\/a\.example\.com, https:\/\/b\.example\.com/);
+    assert.ok(configSchema.safeParse(limited(['https://a.example.com'], { subjects: ['svc-x'] })).success);
+    assert.ok(configSchema.safeParse(limited(['https://a.example.com', 'https://b.example.com'], { subjects: ['svc-x'], issuer: 'https://a.example.com' })).success);
+    const untrusted = configSchema.safeParse(limited(['https://a.example.com'], { subjects: ['svc-x'], issuer: 'https://c.example.com' }));
+    assert.ok(!untrusted.success && untrusted.error.issues.some((i) => i.path.join('.') === 'limits.rules.0.issuer'));
   });
 });

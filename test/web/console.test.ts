@@ -8,6 +8,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import OpenAI from 'openai';
 import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { isLoopback, launchChromium, type LaunchedChromium } from '../helpers/chromium.js';
@@ -272,7 +273,10 @@ describe('web console at /ui in headless Chromium', () => {
     assert.deepEqual(await seriousViolations(page), [], 'axe on the sessions list');
     await row.getByRole('link').click();
     await page.getByRole('heading', { name: `Session ${id}` }).waitFor();
-    assert.match((await page.locator('pre.untrusted-block').first().textContent()) ?? '', new RegExp(`user: summarise ${marker}`), 'the prompt');
+    const promptField = page.locator('.prompt-field', { hasText: marker });
+    assert.match((await promptField.locator('.field-name').first().textContent()) ?? '', /user messages\[0\]\.content/, 'the prompt, by role and field');
+    assert.equal(await promptField.locator('pre.received').textContent(), `summarise ${marker}`);
+    await page.locator('[data-chain="verified"]').waitFor();
 
     const replayed = page.waitForResponse((r) => r.url().endsWith(`/v1/sessions/${id}/replay`));
     await page.getByRole('button', { name: 'Play' }).click();
@@ -297,6 +301,70 @@ describe('web console at /ui in headless Chromium', () => {
     const views = detail!.events.filter((e) => e.kind === 'session.view').map((e) => e.meta as { action: string; by: string });
     assert.ok(views.some((v) => v.action === 'open' && v.by.includes('#alice')), `opening is recorded: ${JSON.stringify(views)}`);
     assert.ok(views.some((v) => v.action === 'replay' && v.by.includes('#alice')), `replaying is recorded: ${JSON.stringify(views)}`);
+  });
+
+  test('full-text search finds sessions by the words of their prompts, shows where each matched, and keeps to what the person may see', async () => {
+    const word = `quokka${Date.now()}`;
+    await (await sdk('alice')).chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: `Plan the ${word} migration with the Crème team` }] });
+    await (await sdk('bob')).embeddings.create({ model: 'demo-embed', input: `bob also writes ${word}` });
+    const [alicesSession, bobsSession] = [await lastEndedSession('alice'), await lastEndedSession('bob')];
+
+    const alice = await signIn('alice', '/ui/sessions');
+    const searched = alice.page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/sessions' && new URL(r.url()).searchParams.get('q') === `${word} creme`);
+    await alice.page.getByRole('searchbox', { name: 'Search prompts and answers' }).fill(`${word} creme`);
+    await alice.page.getByRole('button', { name: 'Search', exact: true }).click();
+    const body = (await (await searched).json()) as { scope: string; data: Array<{ id: string; match?: { source: string } }> };
+    assert.deepEqual(body.data.map((s) => s.id), [alicesSession], 'the API finds only alice’s own session');
+    const row = alice.page.locator(`tr[data-session-id="${alicesSession}"]`);
+    await row.waitFor();
+    assert.deepEqual(await row.locator('mark.term').allTextContents(), [word, 'Crème'], 'the matched words are marked where they are (accents folded)');
+    assert.match((await row.locator('td.match').textContent()) ?? '', /^Prompt:/, 'and where: the prompt');
+    assert.equal(await alice.page.locator(`tr[data-session-id="${bobsSession}"]`).count(), 0, 'bob’s session with the same word is not shown to alice');
+    assert.equal(new URL(alice.page.url()).searchParams.get('q'), `${word} creme`, 'the search is in the URL, to share');
+    await screenshot(alice.page, 'sessions-search');
+    assert.deepEqual(await seriousViolations(alice.page), [], 'axe on search results');
+
+    const carol = await signIn('carol', `/ui/sessions?q=${word}`);
+    await carol.page.locator(`tr[data-session-id="${bobsSession}"]`).waitFor();
+    await carol.page.locator(`tr[data-session-id="${alicesSession}"]`).waitFor();
+    await carol.page.goto(`${gateway}/ui/sessions?q=${encodeURIComponent('"" ***')}`);
+    await carol.page.getByRole('alert').getByText(/no letters or digits/).waitFor();
+  });
+
+  test('the session page marks guardrail hits and masked text at their exact positions, and shows the hash-chain status, broken after tampering', async () => {
+    const marker = `hl${Date.now()}`;
+    const prompt = `Ask ${marker} then mail jane.roe@example.com and ops@example.org today`;
+    await (await sdk('alice')).chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: prompt }] });
+    const id = await lastEndedSession('alice');
+    const { page } = await signIn('alice', `/ui/sessions/${id}`);
+    const field = page.locator('.prompt-field', { hasText: marker });
+    const hits = field.locator('pre.received mark.hit');
+    await hits.first().waitFor();
+    const positions = await hits.evaluateAll((marks) => marks.map((m) => [m.getAttribute('data-start'), m.getAttribute('data-end'), m.firstChild?.textContent]));
+    const at = (text: string): [string, string, string] => [String(prompt.indexOf(text)), String(prompt.indexOf(text) + text.length), text];
+    assert.deepEqual(positions, [at('jane.roe@example.com'), at('ops@example.org')], 'each hit marked at the span the gateway recorded');
+    assert.match((await hits.first().getAttribute('title')) ?? '', /mask-email: mask EMAIL/, 'the rule, action and entity');
+    const masked = await field.locator('pre.forwarded mark.masked').evaluateAll((marks) => marks.map((m) => [m.getAttribute('data-start'), m.firstChild?.textContent]));
+    const sent = `Ask ${marker} then mail [EMAIL_1] and [EMAIL_2] today`;
+    assert.deepEqual(masked, [[String(sent.indexOf('[EMAIL_1]')), '[EMAIL_1]'], [String(sent.indexOf('[EMAIL_2]')), '[EMAIL_2]']], 'what the model got instead, marked at its position in the forwarded text');
+    assert.doesNotMatch((await field.locator('pre.forwarded').textContent()) ?? '', /jane\.roe/);
+    await page.locator('[data-chain="verified"]').waitFor();
+    await screenshot(page, 'session-highlights');
+    assert.deepEqual(await seriousViolations(page), [], 'axe on highlights and chain status');
+
+    // A database operator edits the prompt behind the gateway's back.
+    const db = new Database(h.gateway.services.config.storage.sqlite.path);
+    try {
+      const [start] = db.prepare<[string], { seq: number }>("SELECT seq FROM events WHERE session_id = ? AND kind = 'session.start'").all(id);
+      db.prepare('UPDATE events SET content = ? WHERE seq = ?').run(Buffer.from(JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'innocent' }] })), start!.seq);
+      await page.reload();
+      const broken = page.locator('[data-chain="broken"]');
+      await broken.waitFor();
+      assert.match((await broken.textContent()) ?? '', new RegExp(`broken at event ${start!.seq}\\.[\\s\\S]*request as received`), 'names the edited event');
+      await screenshot(page, 'session-chain-broken');
+    } finally {
+      db.close();
+    }
   });
 
   test('a non-auditor sees only their own sessions, in the page and in the API it calls; an auditor sees everyone’s', async () => {
@@ -365,7 +433,7 @@ describe('web console at /ui in headless Chromium', () => {
     const carol = await signIn('carol', '/ui/reviews');
     await carol.page.locator('.live.on').waitFor();
     const marker = `hostile${Date.now()}`;
-    const prompt = `${HOSTILE_WORDS.join(' ')} nightingale ${marker} ${HOSTILE_TAIL}`;
+    const prompt = `${HOSTILE_WORDS.join(' ')} nightingale ${marker} evil.person@example.com ${HOSTILE_TAIL}`;
     const held = (await sdk('alice')).chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: prompt }] });
     const card = reviewCard(carol.page, marker);
     await card.waitFor();
@@ -386,7 +454,23 @@ describe('web console at /ui in headless Chromium', () => {
     await untilText(carol.page.locator('pre.answer'), (t) => t.includes('window.__pwned=1'), 'the hostile answer replayed');
     await carol.page.waitForTimeout(200);
     await assertInert(carol.page, 'session replay');
+    const received = (await carol.page.locator('.prompt-field pre.received').first().textContent()) ?? '';
+    assert.ok(received.includes('<script>window.__pwned=3</script>') && received.includes('\\u{202E}'), `the prompt field shows markup and escapes as text: ${received}`);
+    const hit = carol.page.locator('.prompt-field pre.received mark.hit[title*="mask-email"]').first();
+    assert.equal(await hit.locator('bdi').first().textContent(), 'evil.person@example.com', 'the hit beside hostile text is marked exactly');
+    assert.equal(await carol.page.locator('.prompt-field pre.forwarded mark.masked').first().textContent().then((t) => t?.startsWith('[EMAIL_')), true);
     await screenshot(carol.page, 'hostile-session');
+
+    // The same text in search results: an excerpt with the term marked, still inert.
+    await carol.page.goto(`${gateway}/ui/sessions?q=${marker}`);
+    const result = carol.page.locator(`tr[data-session-id="${sessionId}"] td.match`);
+    await result.waitFor();
+    assert.equal(await result.locator('mark.term').textContent(), marker);
+    const excerpt = (await result.textContent()) ?? '';
+    assert.ok(excerpt.includes('<script>window.__pwned=3</script>') || excerpt.includes('nightingale'), `the excerpt is text: ${excerpt}`);
+    assert.equal(/[\u202E\u0007\u001b\u200B\u2066]/.test(excerpt), false, 'no raw bidi or control character in the excerpt');
+    await assertInert(carol.page, 'search results');
+    await screenshot(carol.page, 'hostile-search');
   });
 
   /** The person's newest session once its recording has ended (the recorder writes behind the response). */

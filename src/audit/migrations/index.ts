@@ -5,6 +5,7 @@
 import { v1Postgres, v1Sqlite } from './v1-initial.js';
 import { v2Postgres, v2Sqlite } from './v2-search.js';
 import { v3Postgres, v3Sqlite } from './v3-estimated-usage.js';
+import { v4Postgres, v4Sqlite } from './v4-flagged.js';
 
 export interface Migration {
   version: number;
@@ -18,6 +19,7 @@ export const MIGRATIONS: readonly Migration[] = [
   // Sessions recorded before it are indexed by the store right after it is applied (see `backfillSearch`).
   { version: 2, name: 'search', sqlite: v2Sqlite, postgres: v2Postgres },
   { version: 3, name: 'estimated usage', sqlite: v3Sqlite, postgres: v3Postgres },
+  { version: 4, name: 'flagged', sqlite: v4Sqlite, postgres: v4Postgres },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -1,7 +1,9 @@
 // v2: the full-text index over stored prompts and answers (src/audit/search.ts).
-// One entry per indexed event, keyed by the event's seq, so an entry goes
-// with its event (redaction, deletion, retention) and a session may have
-// several (prompt as received, as forwarded, each batch of its answer).
+// One entry per indexed event (prompt as received, as forwarded, each batch
+// of the answer), so an entry goes with its event (redaction, deletion,
+// retention). SQLite keys it by the session's sid and the event's ordinal
+// (rowid = sid * 65536 + n: a search yields sids without a lookup);
+// PostgreSQL by the event's seq, with the sid beside it.
 //
 // SQLite: a contentless FTS5 table: it keeps the index, not a copy of the
 // text; `contentless_delete` lets a redaction remove one entry by rowid.

@@ -3,6 +3,7 @@
 // characters are shown as visible escapes, so a prompt cannot reorder or hide
 // what an approver reads; masking placeholders are marked.
 import type { ComponentChildren } from 'preact';
+import { segments, type Mark } from './highlight';
 
 /** C0/C1 controls (but tab and newline), bidi embeddings, overrides and isolates, and invisible format characters. */
 const HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]/g;
@@ -75,4 +76,27 @@ export function span(ms: number): string {
   if (m < 60) return `${m}m ${s % 60}s`;
   const h = Math.floor(m / 60);
   return `${h}h ${m % 60}m`;
+}
+
+/**
+ * Untrusted text with exact spans marked (guardrail hits, masked text): each
+ * piece is a text node, inside a <mark> when a span covers it. Overlapping
+ * spans split into pieces that name every span covering them.
+ */
+export function Marked({ text, marks }: { text: string; marks: readonly Mark[] }) {
+  return (
+    <bdi class="untrusted" dir="ltr">
+      {segments(text, marks).map((piece) => {
+        if (piece.marks.length === 0) return <Untrusted key={piece.start} text={piece.text} marks={false} />;
+        const kind = piece.marks.some((m) => m.kind === 'hit') ? 'hit' : 'masked';
+        const labels = piece.marks.map((m) => m.label).join('; ');
+        return (
+          <mark key={piece.start} class={kind} title={labels} data-start={piece.start} data-end={piece.start + piece.text.length}>
+            <Untrusted text={piece.text} marks={false} />
+            <span class="sr-only"> ({kind === 'hit' ? 'guardrail hit' : 'masked'}: {labels})</span>
+          </mark>
+        );
+      })}
+    </bdi>
+  );
 }

@@ -6,7 +6,8 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api } from '../api';
 import { Link } from '../link';
-import { escapeHidden, span as duration, Untrusted, UntrustedJson, when } from '../text';
+import { highlightFields, type Decision } from '../highlight';
+import { escapeHidden, Marked, span as duration, Untrusted, UntrustedJson, when } from '../text';
 import { flags, type SessionRow } from './sessions';
 
 interface Chunk {
@@ -21,12 +22,17 @@ interface Detail {
   session: SessionRow;
   request: { body?: unknown; error?: string };
   forwarded?: { body?: unknown; error?: string; upstream_model?: string };
-  decisions: Array<{ direction: 'input' | 'output'; rule: string; action: string; entity?: string; field?: string; span?: { start: number; end: number }; confidence?: number; at: number; excerpt_text?: string }>;
+  decisions: Array<Decision & { confidence?: number; at: number; excerpt_text?: string }>;
   approvals: Array<{ outcome: string; review_id: string; approver: string; approvals: number; required: number; at: number; comment_text?: string }>;
   response: { chunks: Chunk[]; text: string; truncated: boolean; error?: string };
   end?: { state: string; status: number; error_code?: string; at: number };
   events: Array<{ seq: number; kind: string; at: number; hash: string; meta: unknown }>;
 }
+
+type ChainStatus =
+  | { status: 'verified'; events: number }
+  | { status: 'broken'; seq: number | null; problems: Array<{ kind: string; seq: number | null; detail: string }>; events: number }
+  | { status: 'unverifiable'; reason: string; events: number };
 
 interface Replay {
   prompt: Array<{ role: string; text: string }>;
@@ -36,8 +42,18 @@ interface Replay {
 export function SessionPage({ id }: { id: string }) {
   const [detail, setDetail] = useState<Detail>();
   const [error, setError] = useState<string>();
+  const [chain, setChain] = useState<ChainStatus | { status: 'error'; message: string }>();
   useEffect(() => {
-    api<Detail>(`/v1/sessions/${encodeURIComponent(id)}`).then(setDetail, (err: unknown) => setError(err instanceof Error ? err.message : String(err)));
+    api<Detail>(`/v1/sessions/${encodeURIComponent(id)}`).then(
+      (d) => {
+        setDetail(d);
+        // Checked after opening, so the view event just recorded is part of what is verified.
+        api<ChainStatus>(`/v1/sessions/${encodeURIComponent(id)}/verify`).then(setChain, (err: unknown) =>
+          setChain({ status: 'error', message: err instanceof Error ? err.message : String(err) }),
+        );
+      },
+      (err: unknown) => setError(err instanceof Error ? err.message : String(err)),
+    );
   }, [id]);
 
   const s = detail?.session;
@@ -92,7 +108,7 @@ export function SessionPage({ id }: { id: string }) {
           {detail.forwarded?.error || detail.request.error ? (
             <p class="error">The content could not be read: {detail.forwarded?.error ?? detail.request.error}</p>
           ) : (
-            <UntrustedJson value={promptOf(detail.forwarded?.body ?? detail.request.body)} />
+            <Prompt detail={detail} />
           )}
 
           <Player id={id} detail={detail} />
@@ -139,6 +155,7 @@ export function SessionPage({ id }: { id: string }) {
           )}
 
           <h2>Audit trail</h2>
+          <ChainLine chain={chain} />
           <p class="note">
             {detail.events.length} events in the tamper-evident chain; <code>modelgate audit verify</code> checks every hash. Views of this session are recorded here too.
           </p>
@@ -174,6 +191,76 @@ export function SessionPage({ id }: { id: string }) {
       )}
     </section>
   );
+}
+
+/** Each prompt field as received, guardrail hits marked where they fired, and as forwarded, masked text marked. */
+function Prompt({ detail }: { detail: Detail }) {
+  const fields = useMemo(() => highlightFields(detail.request.body, detail.forwarded?.body, detail.decisions), [detail]);
+  if (fields.length === 0) return <UntrustedJson value={promptOf(detail.forwarded?.body ?? detail.request.body)} />;
+  const hits = fields.reduce((n, f) => n + f.received.marks.length, 0);
+  return (
+    <div class="prompt-fields">
+      {hits > 0 && <p class="note">Highlighted: where an input rule fired, to the character, in the prompt as received; below each, the text as forwarded with what masking replaced.</p>}
+      {fields.map((f) => (
+        <div class="prompt-field" key={f.path} data-field={f.path}>
+          <p class="field-name">
+            <strong>{f.role}</strong> <code>{f.path}</code>
+          </p>
+          <pre class="untrusted-block received">
+            <Marked text={f.received.text} marks={f.received.marks} />
+          </pre>
+          {f.forwarded && (
+            <>
+              <p class="field-name">As forwarded to the model</p>
+              <pre class="untrusted-block forwarded">
+                {f.forwarded.marks.length > 0 ? <Marked text={f.forwarded.text} marks={f.forwarded.marks} /> : <Untrusted text={f.forwarded.text} />}
+              </pre>
+            </>
+          )}
+        </div>
+      ))}
+    </div>
+  );
+}
+
+function ChainLine({ chain }: { chain: ChainStatus | { status: 'error'; message: string } | undefined }) {
+  if (!chain) return <p class="chain" aria-busy="true">Checking the hash chain…</p>;
+  switch (chain.status) {
+    case 'verified':
+      return (
+        <p class="chain verified" role="status" data-chain="verified">
+          <span class="badge completed">verified</span> Each of this session's {chain.events} events matches its hash and links to its neighbours in the chain.
+        </p>
+      );
+    case 'broken':
+      return (
+        <div class="chain broken" role="alert" data-chain="broken">
+          <p>
+            <span class="badge blocked">broken</span> {chain.seq === null ? 'The session record does not match its events.' : `The chain is broken at event ${chain.seq}.`}
+          </p>
+          <ul>
+            {chain.problems.map((p, i) => (
+              <li key={i}>
+                {p.kind}
+                {p.seq !== null && ` at event ${p.seq}`}: <Untrusted text={p.detail} />
+              </li>
+            ))}
+          </ul>
+        </div>
+      );
+    case 'unverifiable':
+      return (
+        <p class="chain" role="status" data-chain="unverifiable">
+          <span class="badge open">not verifiable</span> <Untrusted text={chain.reason} />
+        </p>
+      );
+    default:
+      return (
+        <p class="chain error" data-chain="error">
+          The hash chain could not be checked: {chain.message}
+        </p>
+      );
+  }
 }
 
 function viewText(meta: unknown): string {

@@ -5,7 +5,8 @@ import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api';
 import { Link } from '../link';
 import { navigate, useLocation } from '../router';
-import { escapeHidden, when } from '../text';
+import { segments } from '../highlight';
+import { escapeHidden, Untrusted, when } from '../text';
 
 export interface SessionRow {
   id: string;
@@ -29,18 +30,26 @@ export interface SessionRow {
   blocked: boolean;
   masked: boolean;
   approved: boolean;
+  flagged: boolean;
   redacted: boolean;
   legal_hold: boolean;
 }
 
+/** With a text search: where the session matched, and the [start, end) of each term in `text`. */
+interface Match {
+  source: 'prompt' | 'forwarded' | 'answer';
+  text: string;
+  highlights: Array<[number, number]>;
+}
+
 interface Page {
-  data: SessionRow[];
+  data: Array<SessionRow & { match?: Match }>;
   has_more: boolean;
   next_cursor: string | null;
   scope?: 'all' | 'own';
-  scanned?: number;
-  scan_limit_reached?: boolean;
 }
+
+const SOURCES: Record<Match['source'], string> = { prompt: 'Prompt', forwarded: 'As forwarded', answer: 'Answer' };
 
 const FILTERS = [
   { key: 'user', label: 'Person (subject or email)', type: 'text' },
@@ -49,16 +58,15 @@ const FILTERS = [
   { key: 'model', label: 'Model', type: 'text' },
   { key: 'since', label: 'Since (e.g. 24h or 2026-01-31)', type: 'text' },
   { key: 'until', label: 'Until', type: 'text' },
-  { key: 'q', label: 'Text in prompts and answers', type: 'search' },
 ] as const;
 
 const STATES = ['open', 'completed', 'aborted', 'upstream_failed', 'refused', 'incomplete'];
-const DECISIONS = ['blocked', 'masked', 'approved'];
+const DECISIONS = ['blocked', 'masked', 'approved', 'flagged'];
 
 export function SessionsPage() {
   const { query } = useLocation();
   const key = query.toString();
-  const [rows, setRows] = useState<SessionRow[]>();
+  const [rows, setRows] = useState<Page['data']>();
   const [page, setPage] = useState<Page>();
   const [error, setError] = useState<string>();
   const [loading, setLoading] = useState(false);
@@ -80,6 +88,7 @@ export function SessionsPage() {
     }
   }
 
+  const searching = Boolean(query.get('q'));
   useEffect(() => {
     setRows(undefined);
     void fetchPage();
@@ -101,7 +110,17 @@ export function SessionsPage() {
       {page?.scope && (
         <p class="status-line">{page.scope === 'all' ? 'You are an auditor: you see every recorded session.' : 'You see the sessions you made.'}</p>
       )}
-      <form class="filters" onSubmit={apply} role="search" aria-label="Filter sessions">
+      <form class="filters" onSubmit={apply} role="search" aria-label="Search and filter sessions">
+        <div class="search-bar">
+          <label>
+            <span>Search prompts and answers</span>
+            <input name="q" type="search" defaultValue={query.get('q') ?? ''} aria-describedby="search-help" placeholder='words, "a phrase", prefix*' />
+          </label>
+          <button type="submit">Search</button>
+        </div>
+        <p id="search-help" class="note search-help">
+          Every word must occur (case and accents ignored); quote a phrase; end a word with * to match its start. Encrypted recordings are never indexed.
+        </p>
         {FILTERS.map((f) => (
           <label key={f.key}>
             <span>{f.label}</span>
@@ -134,7 +153,6 @@ export function SessionsPage() {
         </div>
       </form>
       {error && <p role="alert" class="error">{error}</p>}
-      {page?.scan_limit_reached && <p class="note">The text search stopped after reading {page.scanned} sessions; narrow the other filters to search further back.</p>}
       {rows === undefined ? (
         <p aria-busy="true">Loading…</p>
       ) : rows.length === 0 ? (
@@ -152,6 +170,7 @@ export function SessionsPage() {
                 <th scope="col">Decisions</th>
                 <th scope="col">Tokens</th>
                 <th scope="col">Latency</th>
+                {searching && <th scope="col">Where it matched</th>}
               </tr>
             </thead>
             <tbody>
@@ -170,6 +189,7 @@ export function SessionsPage() {
                   <td>{flags(s)}</td>
                   <td>{s.total_tokens ?? '—'}</td>
                   <td>{s.latency_ms === null ? '—' : `${s.latency_ms} ms`}</td>
+                  {searching && <td class="match">{s.match ? <MatchText match={s.match} /> : <span class="note">the stored text no longer shows the words</span>}</td>}
                 </tr>
               ))}
             </tbody>
@@ -187,7 +207,28 @@ export function SessionsPage() {
   );
 }
 
-export function flags(s: Pick<SessionRow, 'blocked' | 'masked' | 'approved' | 'redacted' | 'legal_hold'>): string {
-  const out = [s.blocked && 'blocked', s.masked && 'masked', s.approved && 'approved', s.redacted && 'redacted', s.legal_hold && 'on hold'].filter(Boolean);
+/** A search excerpt: untrusted text, the terms marked at the offsets the API gave. */
+function MatchText({ match }: { match: Match }) {
+  const marks = match.highlights.map(([start, end]) => ({ start, end, kind: 'masked' as const, label: 'search term' }));
+  return (
+    <>
+      <span class="source">{SOURCES[match.source] ?? match.source}:</span>
+      <bdi class="untrusted" dir="ltr">
+        {segments(match.text, marks).map((piece) =>
+          piece.marks.length === 0 ? (
+            <Untrusted key={piece.start} text={piece.text} marks={false} />
+          ) : (
+            <mark key={piece.start} class="term">
+              <Untrusted text={piece.text} marks={false} />
+            </mark>
+          ),
+        )}
+      </bdi>
+    </>
+  );
+}
+
+export function flags(s: Pick<SessionRow, 'blocked' | 'masked' | 'approved' | 'flagged' | 'redacted' | 'legal_hold'>): string {
+  const out = [s.blocked && 'blocked', s.masked && 'masked', s.approved && 'approved', s.flagged && 'flagged', s.redacted && 'redacted', s.legal_hold && 'on hold'].filter(Boolean);
   return out.length ? out.join(', ') : '—';
 }
