@@ -78,11 +78,11 @@ for (const factory of STORE_FIXTURES) {
       throw new Error(`no pending review mentions ${marker}`);
     }
 
-    /** Every review (any state) whose prompt mentions `marker`. */
+    /** Every review (any state) whose prompt mentions `marker` (an erased review has no prompt). */
     async function reviewsMentioning(marker: string): Promise<ReviewView[]> {
       const list = (await (await api('carol', 'GET', '/v1/reviews')).json()) as { data: ReviewView[] };
       const full = await Promise.all(list.data.map(async (r) => (await (await api('carol', 'GET', `/v1/reviews/${r.id}`)).json()) as ReviewView));
-      return full.filter((r) => JSON.stringify(r.prompt).includes(marker));
+      return full.filter((r) => JSON.stringify(r.prompt ?? null).includes(marker));
     }
 
     async function decide(user: string, id: string, action: 'approve' | 'reject', comment?: string): Promise<Response> {
