@@ -84,6 +84,8 @@ for (const store of ['memory', 'redis'] as const) {
         assert.equal(detail.session.status, 429);
         assert.equal(detail.session.error_code, 'rate_limit_exceeded');
         assert.equal(detail.forwarded, undefined, 'nothing was forwarded');
+        assert.equal(detail.session.bodies, false, 'metadata only: a flood of refused calls stores no prompts');
+        assert.equal(detail.request.body, undefined);
         assert.equal(detail.limit?.limit, 'three-a-minute');
         assert.equal(detail.limit?.kind, 'requests_per_minute');
         assert.equal(detail.limit?.code, 'rate_limit_exceeded');
