@@ -9,12 +9,17 @@
 //  - character 3- to 5-grams carry misspellings, inflections and scripts
 //    without spaces (Thai, Japanese, Chinese).
 // Values are 1 + log(count), then the vector is scaled to unit length, so a
-// long text and a short one are comparable.
+// long text and a short one are comparable; below NORM_FLOOR (a sentence or
+// so) it is scaled as if it were that long, so a few words carry less
+// evidence than a paragraph and the model's prior speaks for short texts.
 
 /** log2 of the number of buckets. */
 export const FEATURE_BITS = 18;
 export const FEATURE_DIM = 1 << FEATURE_BITS;
 const MASK = FEATURE_DIM - 1;
+
+/** Squared norm below which a text's vector is not scaled up to unit length (about 60 characters of features). */
+export const NORM_FLOOR = 0;
 
 const CHAR_MIN = 3;
 const CHAR_MAX = 5;
@@ -93,7 +98,7 @@ function addHash(h: number): void {
   }
 }
 
-export function extractFeatures(text: string): FeatureVector {
+export function extractFeatures(text: string, normFloor: number = NORM_FLOOR): FeatureVector {
   const folded = foldText(text);
   // Each character starts at most three n-grams, each word two.
   resetTable(folded.length * 4 + 16);
@@ -141,7 +146,7 @@ export function extractFeatures(text: string): FeatureVector {
     value[k] = v;
     norm += v * v;
   }
-  const scale = norm > 0 ? 1 / Math.sqrt(norm) : 0;
+  const scale = norm > 0 ? 1 / Math.sqrt(Math.max(norm, normFloor)) : 0;
   for (let i = 0; i < value.length; i++) value[i]! *= scale;
   return { index, value };
 }
