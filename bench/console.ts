@@ -111,7 +111,7 @@ async function measure(storage: ReturnType<typeof storageSchema.parse>, dataDir:
   const input = devConfigInput({ host: '127.0.0.1', port: 0, issuer: idp.issuer, modelUrl: model.url, dataDir, logLevel: 'silent' });
   input.storage = storage as typeof input.storage;
   input.identity!.web = { oidc: { issuer: idp.issuer, client_id: CONSOLE_CLIENT_ID, client_secret: CONSOLE_CLIENT_SECRET, scopes: ['openid', 'email', 'profile', GATEWAY_SCOPE] } };
-  const gateway = new Gateway(configSchema.parse(input), { logger: createLogger('silent') });
+  const gateway = new Gateway(configSchema.parse(input), { logger: createLogger(process.env.BENCH_LOG ?? 'silent') });
   const url = await gateway.listen();
   idp.setConsoleRedirectUris([`${url}/auth/oidc/callback`]);
   const token = (await idp.loginAs('carol')).accessToken;

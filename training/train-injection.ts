@@ -15,20 +15,59 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { injectionLogit, loadModel, WHOLE, WINDOW, type InjectionModel, type LoadedModel } from '../src/detect/injection/classifier.js';
-import { extractFeatures, FEATURE_BITS, FEATURE_DIM, type FeatureVector } from '../src/detect/injection/features.js';
+import { extractFeatures, FEATURE_BITS, FEATURE_DIM, NORM_FLOOR, type FeatureVector } from '../src/detect/injection/features.js';
 import { INJECTION_THRESHOLD, scoreInjection } from '../src/detect/injection/score.js';
+import { leaveOneSourceOut, summarise, type FoldResult } from './validate-injection.js';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Hyperparameters, fixed before looking at the dev split. */
-export const TRAINING = {
+/**
+ * Hyperparameters, chosen by leave-one-source-out validation
+ * (`training/validate-injection.ts`: each source family held out in turn,
+ * trained on the rest, scored on the family held out) over l2 ∈ {1e-5, 1e-4, 3e-4, 1e-3},
+ * emptyProbability ∈ {1, 0.5, 0.35, 0.25, 0.15, 0.1}, groupPower ∈ {0.5, 0},
+ * normFloor ∈ {0, 200, 600}, ordinary sentences in or out, a fixed bias of −3 or a
+ * learned one: the lowest held-out benign FPR among the settings whose dev TPR
+ * keeps a margin over the 0.90 acceptance (≥ 0.92; the dev split was used for
+ * nothing else). Nothing was chosen on the template corpus.
+ */
+export const TRAINING: Readonly<TrainingConfig> = {
   epochs: 10,
   learningRate: 0.5, // AdaGrad
-  l2: 1e-5,
+  l2: 1e-3,
   seed: 12345,
+  /** Within a class, a source/subtype group weighs as its size to this power (1: every row alike, 0: every group alike). */
+  groupPower: 0.5,
+  /** Benign ordinary sentences from pii_train.jsonl join the benign class (they are not prompts about attacks). */
+  ordinaryBenign: true,
+  /**
+   * The classifier's probability for a text it has no evidence about (the bias
+   * alone) is held at or under this: the shift is at least bias − logit(p).
+   * Without it, calibrating on dev rows whose sources the model already knows
+   * lets the shift fall until anything unfamiliar leans "injection".
+   */
+  emptyProbability: 0.15,
+  /**
+   * The bias, held fixed instead of learned (null: learned). A fixed negative
+   * bias makes every text benign until its n-grams say otherwise, so the model
+   * learns what attacks share rather than what each benign source looks like.
+   */
+  fixedBias: null,
   /** FPR budget on the dev split for the combined score. */
   devFprBudget: 0.02,
-} as const;
+};
+
+export interface TrainingConfig {
+  epochs: number;
+  learningRate: number;
+  l2: number;
+  seed: number;
+  groupPower: number;
+  ordinaryBenign: boolean;
+  emptyProbability: number;
+  fixedBias: number | null;
+  devFprBudget: number;
+}
 
 export interface Row {
   id: string;
@@ -42,6 +81,25 @@ export interface Row {
 
 export function readRows(path: string): Row[] {
   return readFileSync(path, 'utf8').split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as Row);
+}
+
+/**
+ * The training rows: injection_train.jsonl, and with `ordinaryBenign` the
+ * texts of pii_train.jsonl as benign rows (everyday sentences about accounts,
+ * addresses and appointments: the short, plain requests the prompt-injection
+ * sources have too few of), once each.
+ */
+export function trainingRows(data: string, config: TrainingConfig = TRAINING): Row[] {
+  const rows = readRows(join(data, 'injection_train.jsonl'));
+  const ordinary = join(data, 'pii_train.jsonl');
+  if (!config.ordinaryBenign || !existsSync(ordinary)) return rows;
+  const seen = new Set(rows.map((r) => r.text));
+  for (const row of readRows(ordinary)) {
+    if (seen.has(row.text)) continue;
+    seen.add(row.text);
+    rows.push({ id: `ordinary-${row.id}`, text: row.text, label: 'benign', source: row.source, subtype: 'benign_ordinary', license: row.license });
+  }
+  return rows;
 }
 
 /** A deterministic PRNG (mulberry32). */
@@ -64,32 +122,32 @@ const groupOf = (row: Row): string => `${row.label} ${row.source ?? ''} ${row.su
  * root of its size, so 3,800 coding prompts do not teach "code = benign"
  * louder than 350 human instructions teach what ordinary requests look like.
  */
-export function rowWeights(rows: readonly Row[]): Float64Array {
+export function rowWeights(rows: readonly Row[], power: number = TRAINING.groupPower): Float64Array {
   const groupSize = new Map<string, number>();
   for (const row of rows) groupSize.set(groupOf(row), (groupSize.get(groupOf(row)) ?? 0) + 1);
   const classMass = new Map<string, number>();
   for (const [group, size] of groupSize) {
     const label = group.split(' ')[0]!;
-    classMass.set(label, (classMass.get(label) ?? 0) + Math.sqrt(size));
+    classMass.set(label, (classMass.get(label) ?? 0) + size ** power);
   }
   const weights = new Float64Array(rows.length);
   rows.forEach((row, i) => {
     const size = groupSize.get(groupOf(row))!;
-    weights[i] = ((rows.length / 2) * Math.sqrt(size)) / classMass.get(row.label)! / size;
+    weights[i] = ((rows.length / 2) * size ** power) / classMass.get(row.label)! / size;
   });
   return weights;
 }
 
 /** Logistic regression by AdaGrad over shuffled rows, with L2. */
-export function fit(rows: readonly Row[], features: readonly FeatureVector[]): { weights: Float64Array; bias: number } {
+export function fit(rows: readonly Row[], features: readonly FeatureVector[], config: TrainingConfig = TRAINING): { weights: Float64Array; bias: number } {
   const weights = new Float64Array(FEATURE_DIM);
   const squared = new Float64Array(FEATURE_DIM).fill(1e-8);
-  let bias = 0;
+  let bias = config.fixedBias ?? 0;
   let biasSquared = 1e-8;
-  const rowWeight = rowWeights(rows);
-  const random = rng(TRAINING.seed);
+  const rowWeight = rowWeights(rows, config.groupPower);
+  const random = rng(config.seed);
   const order = rows.map((_, i) => i);
-  for (let epoch = 0; epoch < TRAINING.epochs; epoch++) {
+  for (let epoch = 0; epoch < config.epochs; epoch++) {
     for (let i = order.length - 1; i > 0; i--) {
       const j = Math.floor(random() * (i + 1));
       [order[i], order[j]] = [order[j]!, order[i]!];
@@ -102,12 +160,13 @@ export function fit(rows: readonly Row[], features: readonly FeatureVector[]): {
       const gradient = (1 / (1 + Math.exp(-z)) - target) * rowWeight[k]!;
       for (let i = 0; i < index.length; i++) {
         const j = index[i]!;
-        const g = gradient * value[i]! + TRAINING.l2 * weights[j]!;
+        const g = gradient * value[i]! + config.l2 * weights[j]!;
         squared[j]! += g * g;
-        weights[j]! -= (TRAINING.learningRate * g) / Math.sqrt(squared[j]!);
+        weights[j]! -= (config.learningRate * g) / Math.sqrt(squared[j]!);
       }
+      if (config.fixedBias !== null) continue;
       biasSquared += gradient * gradient;
-      bias -= (TRAINING.learningRate * gradient) / Math.sqrt(biasSquared);
+      bias -= (config.learningRate * gradient) / Math.sqrt(biasSquared);
     }
   }
   return { weights, bias };
@@ -140,6 +199,12 @@ export function chooseShift(benign: ReadonlyArray<{ rules: number; logit: number
   return bound === undefined || !Number.isFinite(bound) ? 0 : Number((bound + 1e-3).toFixed(4));
 }
 
+/** The least shift at which a text without known n-grams (logit = bias) scores at most `emptyProbability`. */
+export function shiftFloor(bias: number, emptyProbability: number): number {
+  if (emptyProbability >= 1) return -Infinity;
+  return Number((bias - Math.log(emptyProbability / (1 - emptyProbability))).toFixed(4));
+}
+
 interface Rates {
   tp: number;
   fn: number;
@@ -169,7 +234,7 @@ const fpr = (r: Rates): number => (r.fp + r.tn === 0 ? 0 : r.fp / (r.fp + r.tn))
 const f3 = (n: number): string => n.toFixed(3);
 
 /** Every k-th row, so a sample keeps every source. */
-function sample(rows: Row[], n: number | undefined): Row[] {
+export function sample(rows: Row[], n: number | undefined): Row[] {
   if (n === undefined || n >= rows.length) return rows;
   const step = rows.length / n;
   return Array.from({ length: n }, (_, i) => rows[Math.floor(i * step)]!);
@@ -181,9 +246,14 @@ export interface TrainResult {
   dev: Rates;
 }
 
-export function train(options: { data: string; sample?: number; log?: (line: string) => void }): TrainResult {
+interface Handwritten {
+  benign: string[];
+  injection: string[];
+}
+
+export function train(options: { data: string; sample?: number; validate?: boolean; log?: (line: string) => void }): TrainResult {
   const log = options.log ?? (() => {});
-  const trainRows = sample(readRows(join(options.data, 'injection_train.jsonl')), options.sample);
+  const trainRows = sample(trainingRows(options.data), options.sample);
   const devRows = sample(readRows(join(options.data, 'injection_dev.jsonl')), options.sample);
   log(`training on ${trainRows.length} rows (${trainRows.filter((r) => r.label === 'injection').length} injection), calibrating on ${devRows.length} dev rows`);
   const features = trainRows.map((row) => extractFeatures(row.text));
@@ -194,7 +264,7 @@ export function train(options: { data: string; sample?: number; log?: (line: str
 
   const benign = devRows.filter((r) => r.label === 'benign').map((row) => ({ rules: scoreInjection(row.text, null).score, logit: injectionLogit(loaded, row.text) }));
   // The closed form ignores rounding and decoded payloads: step up until the real scoring path keeps the budget.
-  let shift = chooseShift(benign, TRAINING.devFprBudget);
+  let shift = Math.max(chooseShift(benign, TRAINING.devFprBudget), shiftFloor(draft.bias, TRAINING.emptyProbability));
   let model: InjectionModel = { ...draft, shift };
   let final = loadModel(model);
   let dev = measure(devRows, final);
@@ -212,6 +282,16 @@ export function train(options: { data: string; sample?: number; log?: (line: str
   const template = existsSync(templatePath) ? measure(readRows(templatePath), final) : undefined;
   log(`dev: TPR ${f3(tpr(dev.overall))} FPR ${f3(fpr(dev.overall))} (rules alone: TPR ${f3(tpr(devRules.overall))} FPR ${f3(fpr(devRules.overall))})`);
   if (template) log(`template corpus (out of distribution): TPR ${f3(tpr(template.overall))} FPR ${f3(fpr(template.overall))}`);
+  const handwritten = JSON.parse(readFileSync(join(projectRoot, 'training', 'handwritten-prompts.json'), 'utf8')) as Handwritten;
+  const flaggedBy = (texts: string[]): string[] => texts.filter((text) => scoreInjection(text, final).score >= INJECTION_THRESHOLD);
+  const handBenign = flaggedBy(handwritten.benign);
+  const handAttacks = flaggedBy(handwritten.injection);
+  log(`hand-written prompts: ${handBenign.length}/${handwritten.benign.length} benign flagged, ${handAttacks.length}/${handwritten.injection.length} attacks flagged`);
+  let folds: FoldResult[] = [];
+  if (options.validate !== false) {
+    log('leave-one-source-out validation (each family held out in turn):');
+    folds = leaveOneSourceOut(options.data, TRAINING, NORM_FLOOR, log, options.sample);
+  }
 
   const lines = [
     '# Prompt-injection classifier',
@@ -225,15 +305,18 @@ export function train(options: { data: string; sample?: number; log?: (line: str
     'collapsed): `src/detect/injection/features.ts`. Weights are int8 with one scale (`model.ts`, 256 KiB).',
     `Texts longer than ${WHOLE} characters are scored in overlapping windows of ${WINDOW} and the highest logit counts.`,
     `Training: AdaGrad, ${TRAINING.epochs} epochs, learning rate ${TRAINING.learningRate}, L2 ${TRAINING.l2}, seed ${TRAINING.seed};`,
-    'each class carries half the weight, and within a class each source/subtype group weighs as the square root of its size.',
+    `each class carries half the weight, and within a class each source/subtype group weighs as its size to the power ${TRAINING.groupPower}.`,
+    ...(TRAINING.ordinaryBenign ? ['The benign class also holds the sentences of `pii_train.jsonl` (everyday requests and statements), once each.'] : []),
     '',
     `The classifier's probability is σ(logit − ${shift}); the shift is the smallest that keeps the **combined** score's`,
     `(rules + classifier, noisy-OR, threshold ${INJECTION_THRESHOLD}) false-positive rate on the benign rows of the dev split at`,
-    `or under ${TRAINING.devFprBudget * 100}%. Hyperparameters were fixed before the dev split was scored; nothing was tuned on the template corpus.`,
+    `or under ${TRAINING.devFprBudget * 100}%, and at least the one at which a text without known n-grams (the bias alone) scores`,
+    `${TRAINING.emptyProbability} or less. The settings were chosen by leave-one-source-out validation (below; \`training/validate-injection.ts\`);`,
+    'the dev split only chose the shift and checked the 0.90 acceptance; nothing was tuned on the template corpus.',
     '',
     '## Data and licences',
     '',
-    `Trained on \`injection_train.jsonl\` only${options.sample === undefined ? '' : ` (a sample of ${options.sample} rows)`}: ${trainRows.length} rows,`,
+    `Trained on \`injection_train.jsonl\`${trainRows.some((r) => r.subtype === 'benign_ordinary') ? ' and the sentences of `pii_train.jsonl`' : ''} only${options.sample === undefined ? '' : ` (a sample of ${options.sample} rows)`}: ${trainRows.length} rows,`,
     `${trainRows.filter((r) => r.label === 'injection').length} injection. Calibrated and measured on \`injection_dev.jsonl\` (${devRows.length} rows), split by the`,
     'data provider so that near-duplicates stay on one side. Both are normalised copies of these public sources:',
     '',
@@ -251,6 +334,24 @@ export function train(options: { data: string; sample?: number; log?: (line: str
     `| dev split, rules alone | ${f3(tpr(devRules.overall))} | ${f3(fpr(devRules.overall))} |`,
     `| training split (fit, not a quality figure) | ${f3(tpr(trainFit.overall))} | ${f3(fpr(trainFit.overall))} |`,
     ...(template ? [`| template corpus (../shared/eval/injection.jsonl), out of distribution | ${f3(tpr(template.overall))} | ${f3(fpr(template.overall))} |`] : []),
+    '',
+    ...(folds.length === 0 ? [] : [
+      '## Leave-one-source-out (what to expect on sources never seen)',
+      '',
+      'Each source family held out in turn: trained on the other families\' training rows, shift chosen on their dev rows,',
+      'scored on every row (train and dev) of the family held out. The training settings above were chosen on this table;',
+      'it is the honest figure for public data the model has not seen, and is lower than the dev split\'s.',
+      '',
+      '| family held out | label | rows | flagged |',
+      '|---|---|---|---|',
+      ...folds.filter((r) => !r.family.startsWith('dev')).map((r) => `| ${r.family} | ${r.label} | ${r.rows} | ${f3(r.flagged / r.rows)} |`),
+      `| **mean over families** | injection (TPR) / benign (FPR) | | ${f3(summarise(folds).tpr)} / ${f3(summarise(folds).fpr)} |`,
+      '',
+    ]),
+    '## Hand-written prompts (`training/handwritten-prompts.json`; never trained on, not used to choose settings)',
+    '',
+    `${handBenign.length} of ${handwritten.benign.length} ordinary or risky-sounding benign prompts flagged${handBenign.length === 0 ? '' : `: ${handBenign.map((t) => `"${t}"`).join(', ')}`};`,
+    `${handAttacks.length} of ${handwritten.injection.length} attacks flagged${handAttacks.length === handwritten.injection.length ? '' : ` (missed: ${handwritten.injection.filter((t) => !handAttacks.includes(t)).map((t) => `"${t}"`).join(', ')})`}.`,
     '',
     'Dev split by label, subtype and source (share flagged):',
     '',
@@ -288,20 +389,22 @@ if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(
       data: { type: 'string', default: resolve(projectRoot, '..', 'shared', 'eval', 'real') },
       out: { type: 'string', default: resolve(projectRoot, 'src', 'detect', 'injection') },
       sample: { type: 'string' },
+      'skip-validation': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    console.log('usage: npm run train:injection -- [--data DIR] [--out DIR] [--sample N]\n\n' +
+    console.log('usage: npm run train:injection -- [--data DIR] [--out DIR] [--sample N] [--skip-validation]\n\n' +
       'Trains the prompt-injection classifier on DIR/injection_train.jsonl, calibrates it on DIR/injection_dev.jsonl,\n' +
-      'and writes model.ts and MODEL.md to --out (default src/detect/injection).');
+      'and writes model.ts and MODEL.md to --out (default src/detect/injection). Unless --skip-validation, it also runs\n' +
+      'leave-one-source-out validation (training/validate-injection.ts) and puts its table in MODEL.md.');
     process.exit(0);
   }
   if (!existsSync(join(values.data, 'injection_train.jsonl'))) {
     console.error(`no injection_train.jsonl in ${values.data}: pass the folder of the real corpus with --data`);
     process.exit(2);
   }
-  const result = train({ data: values.data, ...(values.sample !== undefined && { sample: Number(values.sample) }), log: (line) => console.log(line) });
+  const result = train({ data: values.data, ...(values.sample !== undefined && { sample: Number(values.sample) }), validate: values['skip-validation'] !== true, log: (line) => console.log(line) });
   writeModel(result, values.out);
   console.log(`wrote ${relative(process.cwd(), join(values.out, 'model.ts'))} and MODEL.md`);
 }

@@ -100,6 +100,8 @@ export class Agent {
   async close(graceMs = 10_000): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    // A dial under way finishes (and sees `stopped`) before the session is looked at.
+    await this.dialing;
     const session = this.session;
     if (session && !session.closed) {
       await new Promise<void>((resolve) => {
@@ -183,6 +185,11 @@ export class Agent {
       req.end();
     });
     this.metrics.dials.inc({ outcome: 'connected' });
+    // close() ran while this dial was under way: no tunnel may outlive the agent.
+    if (this.stopped) {
+      socket.destroy();
+      return;
+    }
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
     // node's HTTP/2 server treats a TLS socket without ALPN "h2" as HTTP/1; after the upgrade this socket speaks HTTP/2.

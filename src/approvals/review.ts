@@ -26,6 +26,8 @@ export interface ReviewParty {
 
 export interface Requester extends ReviewParty {
   groups: string[];
+  /** For a service identity (service key): the person who owns it, who is no more an independent approver than the requester. */
+  owner?: { issuer: string; subject: string; email?: string };
 }
 
 export interface Vote {
@@ -129,7 +131,8 @@ export type VoteResult = { ok: true; review: Review; transition?: 'approved' | '
 export function applyVote(review: Review, vote: Vote, voterGroups: readonly string[], now: number, approvalValidForMs: number): VoteResult {
   if (review.state === 'pending' && review.expires_at <= now) return { ok: false, refusal: { code: 'review_not_pending', state: 'expired' }, review };
   if (review.state !== 'pending') return { ok: false, refusal: { code: 'review_not_pending', state: review.state }, review };
-  if (sameParty(vote.by, review.requester)) return { ok: false, refusal: { code: 'self_approval_forbidden' }, review };
+  const { owner } = review.requester;
+  if (sameParty(vote.by, review.requester) || (owner && sameParty(vote.by, owner))) return { ok: false, refusal: { code: 'self_approval_forbidden' }, review };
   if (!review.approvers.groups.some((g) => voterGroups.includes(g))) return { ok: false, refusal: { code: 'not_an_approver', groups: review.approvers.groups }, review };
   if (review.votes.some((v) => sameParty(v.by, vote.by))) return { ok: false, refusal: { code: 'already_voted' }, review };
 

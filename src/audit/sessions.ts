@@ -113,6 +113,8 @@ export interface RedactionOutcome {
 }
 
 const PAGE = 100;
+/** Sessions whose stored text is read at once to show where a search matched. */
+const MATCH_READS = 4;
 
 /** A time bound: ISO 8601, epoch milliseconds, or a duration ago (`24h`, `7d`). */
 export function parseTimeBound(value: string, now: number): number | undefined {
@@ -188,7 +190,12 @@ export class SessionArchive {
     const next = rows.length > limit ? { next: encodeCursor(sessions[sessions.length - 1]!) } : {};
     if (!query.text) return { sessions, ...next };
     const terms = query.text;
-    return { sessions: await Promise.all(sessions.map(async (s) => ({ ...s, ...(await this.matchOf(s.id, terms)) }))), ...next };
+    // A few sessions at a time: a page of 50 at once would queue 100 reads for the store's connection pool.
+    const matched: Array<SessionRow & { match?: SearchMatch }> = [];
+    for (let i = 0; i < sessions.length; i += MATCH_READS) {
+      matched.push(...(await Promise.all(sessions.slice(i, i + MATCH_READS).map(async (s) => ({ ...s, ...(await this.matchOf(s.id, terms)) })))));
+    }
+    return { sessions: matched, ...next };
   }
 
   /** Where a search result matched: the first indexed text of the session that shows a term. */

@@ -4,9 +4,9 @@
 // agents.key_check_interval and cut the agent.
 import { openAgentKeyStore, keyIsLive, type AgentKeyRecord } from '../agent/key-store.js';
 import { AgentKeys } from '../agent/registry.js';
-import { ConfigError, loadConfigFile } from '../config/load.js';
 import { parseDuration } from '../config/units.js';
-import { UsageError, type Command } from './command.js';
+import { loadConfigOrReport } from './config-file.js';
+import { configOption, UsageError, type Command } from './command.js';
 import { EXIT_CONFIG } from './gateway.js';
 
 function state(record: AgentKeyRecord, now: number): string {
@@ -20,7 +20,7 @@ export const agentsCommand: Command = {
   summary: 'Manage agent keys: create (shown once), list, rotate, revoke.',
   usage: 'modelgate agents (create NAME --connections a,b | list | rotate NAME [--overlap 1h] | revoke NAME) [--config modelgate.yaml]',
   options: {
-    config: { type: 'string', short: 'c', description: 'The gateway configuration (for storage and connection names)', valueName: 'file', default: process.env.MODELGATE_CONFIG ?? 'modelgate.yaml' },
+    config: configOption('The gateway configuration (for storage and connection names)'),
     connections: { type: 'string', description: 'create: the connections the agent may serve, comma-separated', valueName: 'a,b' },
     overlap: { type: 'string', description: 'rotate: how long the old key keeps working', valueName: 'duration', default: '1h' },
     json: { type: 'boolean', description: 'list: print JSON' },
@@ -30,14 +30,8 @@ export const agentsCommand: Command = {
     if (!action || !['create', 'list', 'rotate', 'revoke'].includes(action)) throw new UsageError('give one of: create, list, rotate, revoke');
     if (action !== 'list' && !name) throw new UsageError(`"agents ${action}" needs the agent's name`);
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
-    let config;
-    try {
-      config = await loadConfigFile(String(values.config));
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      console.error(`modelgate: ${err.message}`);
-      return EXIT_CONFIG;
-    }
+    const config = await loadConfigOrReport(String(values.config));
+    if (!config) return EXIT_CONFIG;
     const agentServed = new Set(config.connections.filter((c) => c.targets.some((t) => t.via === 'agent')).map((c) => c.name));
     const keys = new AgentKeys(await openAgentKeyStore(config.storage));
     try {

@@ -4,14 +4,14 @@ import { verify } from '../audit/verify.js';
 import { UsageError, type Command } from './command.js';
 import { EXIT_CONFIG } from './gateway.js';
 import { paint } from './paint.js';
-import { configOption, openArchive } from './sessions.js';
+import { auditConfigOption, openArchive } from './sessions.js';
 
 export const auditCommand: Command = {
   name: 'audit',
   summary: 'Verify the tamper-evident audit trail.',
   usage: 'modelgate audit verify [--config modelgate.yaml] [--expect-head SEQ:HASH] [--json]',
   options: {
-    config: configOption,
+    config: auditConfigOption,
     'expect-head': { type: 'string', description: 'A head printed by an earlier verify, kept elsewhere: proves nothing before it was rewritten', valueName: 'seq:hash' },
     json: { type: 'boolean', description: 'Machine-readable output' },
   },

@@ -22,6 +22,14 @@ export interface Command<Options extends Record<string, OptionSpec> = Record<str
 
 export class UsageError extends Error {}
 
+/**
+ * `--config`/`-c`, the gateway's configuration file, for every command that
+ * reads it; `description` says what of it the command uses.
+ */
+export function configOption(description: string) {
+  return { type: 'string', short: 'c', description, valueName: 'file', default: process.env.MODELGATE_CONFIG ?? 'modelgate.yaml' } as const;
+}
+
 export function helpText(command: Command): string {
   const lines = [`${command.summary}`, '', `Usage: ${command.usage}`, '', 'Options:'];
   const entries = Object.entries({ ...command.options, help: { type: 'boolean', description: 'Show this help' } as OptionSpec });

@@ -1,13 +1,12 @@
 // `modelgate gateway --config modelgate.yaml`: the production entry point.
-import { ConfigError, loadConfigFile } from '../config/load.js';
 import { ConfigReloader } from '../config/reload.js';
 import { Gateway } from '../gateway.js';
 import { limitHeapGrowth } from '../ops/heap.js';
-import type { Command } from './command.js';
 import { onShutdownSignal } from './signals.js';
 import cluster from 'node:cluster';
 import { createLogger } from '../ops/logger.js';
-import { UsageError } from './command.js';
+import { loadConfigOrReport } from './config-file.js';
+import { configOption, UsageError, type Command } from './command.js';
 import { chooseWorkers, followPrimaryShutdown, superviseWorkers } from './workers.js';
 
 /** sysexits.h EX_CONFIG: lets supervisors tell a bad config from a crash. */
@@ -20,7 +19,7 @@ export const gatewayCommand: Command = {
   summary: 'Run the gateway with a YAML configuration file.',
   usage: 'modelgate gateway [--config modelgate.yaml] [--check] [--watch]\n\nSIGHUP reloads the configuration file: it is validated first, and an invalid file leaves the running configuration in force.',
   options: {
-    config: { type: 'string', short: 'c', description: 'Configuration file; ${ENV} references are substituted', valueName: 'file', default: process.env.MODELGATE_CONFIG ?? 'modelgate.yaml' },
+    config: configOption('Configuration file; ${ENV} references are substituted'),
     check: { type: 'boolean', description: 'Validate the configuration and exit' },
     watch: { type: 'boolean', description: 'Reload the configuration whenever the file changes (as SIGHUP does)' },
     workers: {
@@ -31,14 +30,8 @@ export const gatewayCommand: Command = {
   },
   async run(values) {
     const path = String(values.config);
-    let config;
-    try {
-      config = await loadConfigFile(path);
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      console.error(`modelgate: ${err.message}`);
-      return EXIT_CONFIG;
-    }
+    const config = await loadConfigOrReport(path);
+    if (!config) return EXIT_CONFIG;
     if (values.check) {
       console.log(`${path}: configuration is valid (${config.connections.length} connection(s), ${config.identity.issuers.length} issuer(s), ${config.access.length} access rule(s))`);
       return 0;

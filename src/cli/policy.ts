@@ -7,7 +7,7 @@ import { policyFileSchema } from '../policy/guardrails-schema.js';
 import { guardrailError } from '../policy/guardrails.js';
 import { formatPath } from '../protocol/body-path.js';
 import { parseModelRequest } from '../protocol/parse-request.js';
-import { UsageError, type Command } from './command.js';
+import { configOption, UsageError, type Command } from './command.js';
 import { EXIT_CONFIG } from './gateway.js';
 import { paint } from './paint.js';
 
@@ -16,7 +16,7 @@ export const policyCommand: Command = {
   summary: 'Validate a guardrails policy, or show what it decides about a prompt.',
   usage: 'modelgate policy check FILE | modelgate policy test --config modelgate.yaml --connection NAME --prompt TEXT [--groups a,b] [--json]',
   options: {
-    config: { type: 'string', short: 'c', description: 'Gateway configuration whose guardrails to test', valueName: 'file', default: process.env.MODELGATE_CONFIG ?? 'modelgate.yaml' },
+    config: configOption('Gateway configuration whose guardrails to test'),
     connection: { type: 'string', description: 'Connection the prompt would be routed to', valueName: 'name' },
     prompt: { type: 'string', description: 'The prompt text (a user message)', valueName: 'text' },
     subject: { type: 'string', description: 'Caller subject the rules see', valueName: 'sub', default: 'policy-test' },

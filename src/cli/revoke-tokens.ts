@@ -2,11 +2,11 @@
 // one subject or for everyone, by writing the revocation into the shared
 // identity state that every gateway instance reads (within its
 // gateway_tokens.sync_interval).
-import { ConfigError, loadConfigFile } from '../config/load.js';
 import { GatewaySigningKeys } from '../identity/signing-keys.js';
 import { GatewayTokens } from '../identity/gateway-tokens.js';
 import { openIdentityState } from '../identity/state/open-identity-state.js';
-import { UsageError, type Command } from './command.js';
+import { loadConfigOrReport } from './config-file.js';
+import { configOption, UsageError, type Command } from './command.js';
 import { EXIT_CONFIG } from './gateway.js';
 
 export const revokeTokensCommand: Command = {
@@ -14,7 +14,7 @@ export const revokeTokensCommand: Command = {
   summary: 'Revoke gateway-issued tokens of one subject, or all of them; replace leaked signing keys.',
   usage: 'modelgate revoke-tokens --config modelgate.yaml (--subject alice@example.com | --all | --replace-keys)',
   options: {
-    config: { type: 'string', short: 'c', description: 'The gateway configuration (for identity.state)', valueName: 'file', default: process.env.MODELGATE_CONFIG ?? 'modelgate.yaml' },
+    config: configOption('The gateway configuration (for identity.state)'),
     subject: { type: 'string', description: 'Revoke this subject’s tokens', valueName: 'subject' },
     all: { type: 'boolean', description: 'Revoke every gateway-issued token issued so far' },
     'replace-keys': { type: 'boolean', description: 'Delete every signing key and start a new one (after a key leak)' },
@@ -25,14 +25,8 @@ export const revokeTokensCommand: Command = {
     if ([subject !== undefined, Boolean(values.all), replaceKeys].filter(Boolean).length !== 1) {
       throw new UsageError('give exactly one of --subject, --all and --replace-keys');
     }
-    let config;
-    try {
-      config = await loadConfigFile(String(values.config));
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      console.error(`modelgate: ${err.message}`);
-      return EXIT_CONFIG;
-    }
+    const config = await loadConfigOrReport(String(values.config));
+    if (!config) return EXIT_CONFIG;
     const { identity } = config;
     if (identity.state.store === 'memory') {
       console.error('modelgate revoke-tokens: identity.state is "memory", which only the running gateway holds; use sqlite or postgres to revoke from outside.');

@@ -9,7 +9,7 @@ import { AuditConfigError, loadAuditSettings, type AuditSettings } from '../audi
 import { SearchQueryError } from '../audit/search.js';
 import { parseTimeBound, SearchUnavailableError, SessionArchive, type SessionDetail, type SessionFilter } from '../audit/sessions.js';
 import { openStore, SessionStateError, type DecisionFilter, type SessionRow } from '../audit/store.js';
-import { UsageError, type Command } from './command.js';
+import { configOption, UsageError, type Command } from './command.js';
 import { EXIT_CONFIG } from './gateway.js';
 import { paint } from './paint.js';
 import { printable } from './terminal-text.js';
@@ -19,13 +19,8 @@ type Subcommand = (typeof SUBCOMMANDS)[number];
 
 type Values = Record<string, string | boolean | undefined>;
 
-export const configOption = {
-  type: 'string',
-  short: 'c',
-  description: 'Gateway configuration file (only storage, recording and connections[].recording are read)',
-  valueName: 'file',
-  default: process.env.MODELGATE_CONFIG ?? 'modelgate.yaml',
-} as const;
+/** `--config` of the commands that read only the audit sections (sessions, audit, usage). */
+export const auditConfigOption = configOption('Gateway configuration file (only storage, recording and connections[].recording are read)');
 
 /** Loads the audit sections of the config and opens the store; null (after printing why) on a bad config. */
 export async function openArchive(values: Values): Promise<{ archive: SessionArchive; settings: AuditSettings } | null> {
@@ -49,7 +44,7 @@ const DEV_DATA_DIR = '.modelgate';
  * the default one does not exist, read the dev state in ./.modelgate/.
  */
 async function devStateSettings(values: Values): Promise<AuditSettings | undefined> {
-  if (values.config !== configOption.default || existsSync(String(values.config))) return undefined;
+  if (values.config !== auditConfigOption.default || existsSync(String(values.config))) return undefined;
   if (!existsSync(join(DEV_DATA_DIR, 'modelgate.db'))) return undefined;
   const { devConfig } = await import('../dev/dev-config.js');
   const config = devConfig({ host: '127.0.0.1', port: 0, issuer: 'http://127.0.0.1', modelUrl: 'http://127.0.0.1', dataDir: DEV_DATA_DIR });
@@ -209,7 +204,7 @@ export const sessionsCommand: Command = {
     '       modelgate sessions hold ID [--release] [--reason R]',
   ].join('\n'),
   options: {
-    config: configOption,
+    config: auditConfigOption,
     user: { type: 'string', description: 'Subject or email', valueName: 'user' },
     subject: { type: 'string', description: 'Subject (redact: right to erasure)', valueName: 'sub' },
     issuer: { type: 'string', description: 'Issuer URL, to tell subjects of two IdPs apart', valueName: 'url' },

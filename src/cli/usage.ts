@@ -11,7 +11,7 @@ import { GatewayError } from '../http/errors.js';
 import { UsageError, type Command, type OptionValues } from './command.js';
 import { EXIT_CONFIG } from './gateway.js';
 import { printTable } from './review-view.js';
-import { configOption, openArchive } from './sessions.js';
+import { auditConfigOption, openArchive } from './sessions.js';
 import { printable } from './terminal-text.js';
 
 export const usageCommand: Command = {
@@ -19,7 +19,7 @@ export const usageCommand: Command = {
   summary: 'Tokens, requests and cost per subject, group, connection or model over a period, from the session store.',
   usage: 'modelgate usage [--by subject,group,connection,model] [--since T] [--until T] [--subject S] [--group G] [--connection C] [--model M] [--json | --csv]',
   options: {
-    config: configOption,
+    config: auditConfigOption,
     by: { type: 'string', description: 'Group rows by these, comma-separated: subject, group, connection, model', valueName: 'dims', default: 'subject' },
     since: { type: 'string', description: 'From this time: ISO 8601, epoch ms, or ago (24h, 7d)', valueName: 'time', default: '30d' },
     until: { type: 'string', description: 'Before this time (default: now)', valueName: 'time' },

@@ -3,7 +3,7 @@
 // throws a GatewayError that names the refusal. Nothing reaches a model
 // unless every stage before `forward` has passed.
 //
-//   authenticate → read body → parse → authorise → record (start) → limit
+//   authenticate → read body → parse → authorise → limit → record (start)
 //     → inspect → approve → record (durable) → strip output bypass → forward
 //     → relay (masked, recorded, metered) → record (end), limits settled with real usage
 //
@@ -36,8 +36,8 @@ export async function handleModelCall(services: GatewayServices, ctx: RequestCon
   });
   ctx.request = parseModelRequest(endpoint.operation, body);
   ctx.route = await stage('authorise', () => authorise(services, ctx));
-  startRecording(services, ctx, body);
   await stage('limit', () => limit(services, ctx));
+  startRecording(services, ctx, body);
   await stage('inspect', () => inspect(services, ctx));
   await stage('approve', () => holdForApproval(services, ctx));
   await makeDurable(ctx);

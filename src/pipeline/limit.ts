@@ -2,7 +2,7 @@
 // admitted against every limit that applies to the caller, the connection
 // and the model (requests, tokens as prompt estimate + max_tokens,
 // concurrency, the group's monthly budget), or refused with 429 naming the
-// limit (and named in the session record, which the previous stage opened).
+// limit (and recorded, metadata only, as a refused session naming the limit).
 // Every admitted response carries the remaining-quota headers.
 //
 // When the call ends (`settleUsage`), what it really used, read by the usage
@@ -11,6 +11,7 @@
 import { generatesText, needsUsageRequested, requestedMaxTokens, UsageMeter } from '../usage/meter.js';
 import { LimitRefusal, type Grant } from '../usage/limiter.js';
 import type { RequestContext } from './context.js';
+import { startRecording } from './record.js';
 import type { GatewayServices } from './services.js';
 
 export async function limit(services: GatewayServices, ctx: RequestContext): Promise<void> {
@@ -31,8 +32,12 @@ export async function limit(services: GatewayServices, ctx: RequestContext): Pro
       maxTokens,
     });
   } catch (err) {
-    // Recorded like every refusal: the session ends `refused`, and this names the limit.
-    if (err instanceof LimitRefusal) ctx.recording?.limit({ outcome: 'refused', code: err.code, ...err.refusedBy });
+    // Recorded like every refusal (the session ends `refused`, naming the limit), but as metadata only:
+    // a flood of refused calls costs no inspection and stores no prompts.
+    if (err instanceof LimitRefusal) {
+      startRecording(services, ctx, undefined, { bodies: false });
+      ctx.recording?.limit({ outcome: 'refused', code: err.code, ...err.refusedBy });
+    }
     throw err;
   }
   ctx.limits = grant;

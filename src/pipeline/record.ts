@@ -12,7 +12,8 @@ import type { RequestContext } from './context.js';
 import { forwardedBody } from './forward.js';
 import type { GatewayServices } from './services.js';
 
-export function startRecording(services: GatewayServices, ctx: RequestContext, body: unknown): void {
+/** `bodies: false` records metadata only, whatever the connection says (limit refusals: a flood of them stores no prompts). */
+export function startRecording(services: GatewayServices, ctx: RequestContext, body: unknown, options: { bodies?: boolean } = {}): void {
   const recorder = services.audit?.recorder;
   if (!recorder || !ctx.principal || !ctx.route || !ctx.request) return;
   const writer = recorder.startSession({
@@ -26,6 +27,7 @@ export function startRecording(services: GatewayServices, ctx: RequestContext, b
     operation: ctx.request.operation,
     stream: ctx.request.stream,
     requestBody: body,
+    ...(options.bodies === false && { bodiesEnabled: false }),
   });
   ctx.recording = writer;
   if (ctx.accessGrant) {

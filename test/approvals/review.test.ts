@@ -54,6 +54,13 @@ describe('review state machine', () => {
     assert.deepEqual(!r.ok && r.refusal, { code: 'self_approval_forbidden' });
   });
 
+  test("a service identity's owner cannot approve what their service key asked for", () => {
+    const byService = review({ requester: { issuer: 'modelgate:service-keys', subject: 'notebook', groups: ['notebooks'], owner: { issuer: ISS, subject: 'erin' } } });
+    const r = applyVote(byService, vote('erin'), ['approvers'], T0 + 1, 1000);
+    assert.deepEqual(!r.ok && r.refusal, { code: 'self_approval_forbidden' });
+    assert.equal(applyVote(byService, vote('carol'), ['approvers'], T0 + 1, 1000).ok, true, 'anyone else in the approver group may');
+  });
+
   test('the same subject at another issuer is another person', () => {
     const r = applyVote(review(), vote('alice', 'approve', 'https://other-idp.example'), ['approvers'], T0 + 1, 1000);
     assert.equal(r.ok && r.transition, 'approved');

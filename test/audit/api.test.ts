@@ -75,12 +75,19 @@ for (const factory of STORE_FIXTURES) {
       assert.equal(mine.status, 200);
       assert.deepEqual(mine.json.data.map((s: { id: string }) => s.id).sort(), [ids.alice, ids.alice2].sort());
       assert.deepEqual((await call('alice', 'GET', '/v1/sessions?user=bob')).json.data, [], 'a user filter cannot widen the view');
-      const all = await call('auditor', 'GET', '/v1/sessions');
-      assert.deepEqual(all.json.data.map((s: { id: string }) => s.id).sort(), [ids.alice, ids.alice2, ids.bob].sort());
-      const page = await call('auditor', 'GET', '/v1/sessions?limit=2');
-      assert.equal(page.json.has_more, true);
-      const rest = await call('auditor', 'GET', `/v1/sessions?limit=2&cursor=${page.json.next_cursor}`);
-      assert.equal(rest.json.data.length, 1);
+      // Other tests in this suite record sessions of their own (other subjects), so
+      // the auditor's view is checked for containing these and for paging it all.
+      const all = (await call('auditor', 'GET', '/v1/sessions?limit=100')).json.data.map((s: { id: string }) => s.id);
+      for (const id of [ids.alice, ids.alice2, ids.bob]) assert.ok(all.includes(id), `auditor sees ${id}`);
+      const paged: string[] = [];
+      let cursor = '';
+      do {
+        const page = await call('auditor', 'GET', `/v1/sessions?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+        assert.ok(page.json.data.length <= 2);
+        paged.push(...page.json.data.map((s: { id: string }) => s.id));
+        cursor = page.json.has_more ? page.json.next_cursor : '';
+      } while (cursor);
+      assert.deepEqual(paged, all, 'keyset pages of 2 walk the same list, in order, without gaps or repeats');
       const search = await call('auditor', 'GET', '/v1/sessions?q=canary-alice');
       assert.equal(search.status, 400, 'encrypted content is never indexed, so text search is refused');
       assert.equal(search.json.error.code, 'search_unavailable');
@@ -117,26 +124,33 @@ for (const factory of STORE_FIXTURES) {
     });
 
     test('auditors hold, redact, delete and export; the chain still verifies', async () => {
-      const held = await call('auditor', 'POST', `/v1/sessions/${ids.bob}/hold`, { hold: true, reason: 'case 7' });
-      assert.deepEqual(held.json, { id: ids.bob, legal_hold: true });
-      const refused = await call('auditor', 'DELETE', `/v1/sessions/${ids.bob}`);
+      // Sessions of its own (erin, frank), so the other tests' sessions stay as seeded.
+      const recorder = await Recorder.open(store, config);
+      const erin = await recordSession(recorder, { subject: 'erin', prompt: 'erin asks about CANARY-ERIN' });
+      const erin2 = await recordSession(recorder, { subject: 'erin', prompt: 'erin again' });
+      const frank = await recordSession(recorder, { subject: 'frank', prompt: 'frank asks' });
+      await recorder.close({ closeStore: false });
+
+      const held = await call('auditor', 'POST', `/v1/sessions/${frank}/hold`, { hold: true, reason: 'case 7' });
+      assert.deepEqual(held.json, { id: frank, legal_hold: true });
+      const refused = await call('auditor', 'DELETE', `/v1/sessions/${frank}`);
       assert.equal(refused.status, 409);
       assert.equal(refused.json.error.code, 'session_on_legal_hold');
-      assert.equal((await call('auditor', 'POST', `/v1/sessions/${ids.bob}/redact`, {})).json.error.code, 'session_on_legal_hold');
+      assert.equal((await call('auditor', 'POST', `/v1/sessions/${frank}/redact`, {})).json.error.code, 'session_on_legal_hold');
 
-      const redacted = await call('auditor', 'POST', `/v1/sessions/${ids.alice}/redact`, { pattern: 'CANARY-\\w+', reason: 'leaked' });
+      const redacted = await call('auditor', 'POST', `/v1/sessions/${erin}/redact`, { pattern: 'CANARY-\\w+', reason: 'leaked' });
       assert.equal(redacted.status, 200);
-      assert.match(JSON.stringify((await call('alice', 'GET', `/v1/sessions/${ids.alice}`)).json.request.body), /alice asks about \[redacted\]/);
-      assert.equal((await call('auditor', 'POST', `/v1/sessions/${ids.alice}/redact`, { pattern: '(' })).json.error.code, 'invalid_pattern');
+      assert.match(JSON.stringify((await call('erin', 'GET', `/v1/sessions/${erin}`)).json.request.body), /erin asks about \[redacted\]/);
+      assert.equal((await call('auditor', 'POST', `/v1/sessions/${erin}/redact`, { pattern: '(' })).json.error.code, 'invalid_pattern');
 
       const exported = await call('auditor', 'GET', '/v1/sessions/export?since=1h');
       const lines = exported.text.trim().split('\n').map((l) => JSON.parse(l) as { kind: string });
       assert.ok(lines.some((l) => l.kind === 'legal_hold') && lines.some((l) => l.kind === 'redaction'));
 
-      assert.deepEqual((await call('auditor', 'DELETE', `/v1/sessions/${ids.alice2}`)).json, { id: ids.alice2, deleted: true });
-      assert.equal((await call('auditor', 'GET', `/v1/sessions/${ids.alice2}`)).status, 404);
-      const erased = await call('auditor', 'POST', '/v1/sessions/redact', { subject: 'alice', reason: 'erasure' });
-      assert.deepEqual(erased.json, { redacted: [ids.alice], held: [], open: [] });
+      assert.deepEqual((await call('auditor', 'DELETE', `/v1/sessions/${erin2}`)).json, { id: erin2, deleted: true });
+      assert.equal((await call('auditor', 'GET', `/v1/sessions/${erin2}`)).status, 404);
+      const erased = await call('auditor', 'POST', '/v1/sessions/redact', { subject: 'erin', reason: 'erasure' });
+      assert.deepEqual(erased.json, { redacted: [erin], held: [], open: [] });
       assert.deepEqual((await verify(store)).problems, []);
     });
 

@@ -84,14 +84,20 @@ for (const factory of STORE_FIXTURES) {
     });
 
     test('hold, redact, delete, and audit verify before and after tampering', async () => {
+      // A session of its own, so the other tests' session is left as recorded.
+      const store = await fx.open();
+      const recorder = await Recorder.open(store, recording({ encryption: { keys: [KEY_A] } }));
+      const id = await recordSession(recorder, { subject: 'erased-user', prompt: 'What is 3+3?' });
+      await recorder.close();
+
       assert.equal((await runCli(sessionsCommand, ['hold', id, '-c', configFile, '--reason', 'case 1'])).code, 0);
       const kept = await runCli(sessionsCommand, ['delete', id, '-c', configFile]);
       assert.equal(kept.code, 1);
       assert.match(kept.out, /kept 1 on legal hold/);
       assert.equal((await runCli(sessionsCommand, ['hold', id, '--release', '-c', configFile])).code, 0);
-      const redacted = await runCli(sessionsCommand, ['redact', '--subject', 'cli-user', '-c', configFile, '--reason', 'erasure']);
+      const redacted = await runCli(sessionsCommand, ['redact', '--subject', 'erased-user', '-c', configFile, '--reason', 'erasure']);
       assert.match(redacted.out, /redacted 1 session/);
-      assert.doesNotMatch((await runCli(sessionsCommand, ['show', id, '-c', configFile])).out, /2\+2/);
+      assert.doesNotMatch((await runCli(sessionsCommand, ['show', id, '-c', configFile])).out, /3\+3/);
 
       const ok = await runCli(auditCommand, ['verify', '-c', configFile]);
       assert.equal(ok.code, 0, ok.out);
@@ -99,7 +105,7 @@ for (const factory of STORE_FIXTURES) {
       const head = /head (\d+:[0-9a-f]{64})/.exec(ok.out)![1]!;
       assert.equal((await runCli(auditCommand, ['verify', '-c', configFile, '--expect-head', head])).code, 0);
 
-      await fx.raw.query("UPDATE events SET meta = replace(meta, 'cli-user', 'someone-else') WHERE session_id = ? AND kind = 'session.start'", id);
+      await fx.raw.query("UPDATE events SET meta = replace(meta, 'erased-user', 'someone-else') WHERE session_id = ? AND kind = 'session.start'", id);
       const failed = await runCli(auditCommand, ['verify', '-c', configFile]);
       assert.equal(failed.code, 1);
       assert.match(failed.out, new RegExp(`modified\\s+event \\d+ session ${id}`));

@@ -181,9 +181,18 @@ for (const factory of STORE_FIXTURES) {
       assert.match((await withoutKeys.show(fresh))!.request.error ?? '', /not configured/);
 
       // Ciphertext moved into another session fails authentication, not just the hash.
-      const [moved] = await fx.raw.query<{ nonce: Uint8Array; content: Uint8Array }>('SELECT nonce, content FROM events WHERE session_id = ? AND n = 0', old);
-      await fx.raw.query('UPDATE events SET key_id = ?, nonce = ?, content = ? WHERE session_id = ? AND n = 0', KEY_A.id, Buffer.from(moved!.nonce), Buffer.from(moved!.content), fresh);
-      assert.match((await archive.show(fresh))!.request.error ?? '', /failed authentication/);
+      // The edit is undone afterwards: the other tests verify this store's chain.
+      type Sealed = { key_id: string; nonce: Uint8Array; content: Uint8Array };
+      const [moved] = await fx.raw.query<Sealed>('SELECT key_id, nonce, content FROM events WHERE session_id = ? AND n = 0', old);
+      const [original] = await fx.raw.query<Sealed>('SELECT key_id, nonce, content FROM events WHERE session_id = ? AND n = 0', fresh);
+      const seal = (row: Sealed) => fx.raw.query('UPDATE events SET key_id = ?, nonce = ?, content = ? WHERE session_id = ? AND n = 0', row.key_id, Buffer.from(row.nonce), Buffer.from(row.content), fresh);
+      await seal(moved!);
+      try {
+        assert.match((await archive.show(fresh))!.request.error ?? '', /failed authentication/);
+      } finally {
+        await seal(original!);
+      }
+      assert.deepEqual((await verify(store)).problems, []);
     });
 
     test('list filters by user, group, connection, model, time, decision and text, with pagination', async () => {

