@@ -26,7 +26,7 @@
 // worker), and, to split the cost when profiling, SOAK_MASKING=off and
 // SOAK_RECORDING=off (the targets assume both on).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -444,6 +444,21 @@ async function main(): Promise<void> {
     }
   }
   if (warnings.size > 0) console.log('\nwarnings and errors logged:', Object.fromEntries(warnings));
+  for (const proc of [gateway, agent]) {
+    if (proc && (proc.child.exitCode !== null || proc.child.signalCode !== null)) console.log(`${proc.name} EXITED during the run (${proc.child.exitCode ?? proc.child.signalCode})`);
+  }
+  if (results.some((r) => r.errors > 0)) {
+    // The temp dir goes with the bench: keep the children's logs for a look at what failed.
+    const kept = mkdtempSync(join(os.tmpdir(), 'modelgate-soak-logs-'));
+    for (const name of ['gateway', 'agent', 'soak-mock']) {
+      try {
+        cpSync(join(dir, `${name}.log`), join(kept, `${name}.log`));
+      } catch {
+        /* that process did not run */
+      }
+    }
+    console.log(`logs of the gateway, the agent and the mock kept in ${kept}`);
+  }
   console.log(`load average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(JSON.stringify({ streams: STREAMS, rampMs: RAMP_MS, results, verdicts }));
   // A long grace: the gateway drains and, under --cpu-prof, writes its profile on the way out.

@@ -29,10 +29,10 @@ describe('injection classifier', () => {
     assert.ok(model.weights.some((w) => w !== 0));
   });
 
-  it('leans benign on a text it knows nothing about: the bias alone scores at most 0.35 (MODEL.md)', () => {
+  it('leans benign on a text it knows nothing about: the bias alone scores at most 0.15 (MODEL.md)', () => {
     // The old model, calibrated only on the dev split's familiar sources, gave 0.67 here.
     const model = shippedModel();
-    assert.ok(probabilityOf(model, model.bias) <= 0.35 + 1e-3, String(probabilityOf(model, model.bias)));
+    assert.ok(probabilityOf(model, model.bias) <= 0.15 + 1e-3, String(probabilityOf(model, model.bias)));
   });
 
   it('refuses weights for another feature layout', () => {
