@@ -1,6 +1,7 @@
 // Assembles the gateway from its parts and serves HTTP: operational
 // endpoints, the model API (through the pipeline), and OpenAI-style errors
 // for everything else. Owns graceful shutdown.
+import cluster from 'node:cluster';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { finished } from 'node:stream/promises';
@@ -159,6 +160,8 @@ export class Gateway {
 
   /** State holds signing keys and prompts: say so at start-up when other users could read it. */
   private warnAboutOpenState(): void {
+    // Workers share the same files: the first one speaks for all.
+    if (cluster.isWorker && cluster.worker?.id !== 1) return;
     const { storage, identity } = this.services.config;
     const paths = [storage.driver === 'sqlite' ? storage.sqlite.path : undefined, identity.state.store === 'sqlite' ? identity.state.path : undefined];
     const reported = new Set<string>();

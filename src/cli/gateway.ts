@@ -44,7 +44,7 @@ export const gatewayCommand: Command = {
     }
     if (cluster.isPrimary && choice.warning) createLogger(config.logging.level).warn({ workers: choice.workers }, choice.warning);
     if (choice.workers > 1 && cluster.isPrimary) return superviseWorkers(choice.workers, createLogger(config.logging.level));
-    followPrimaryShutdown();
+    const shutdownReady = followPrimaryShutdown();
     limitHeapGrowth();
     const gateway = new Gateway(config);
     let url: string;
@@ -63,13 +63,15 @@ export const gatewayCommand: Command = {
     const onHangup = (): void => void reloader.reload('SIGHUP');
     process.on('SIGHUP', onHangup);
     if (values.watch) reloader.watch();
-    await onShutdownSignal(async (signal) => {
+    const stopped = onShutdownSignal(async (signal) => {
       process.off('SIGHUP', onHangup);
       reloader.close();
       gateway.services.log.info({ signal }, 'draining in-flight requests');
       await gateway.close();
       gateway.services.log.info('gateway stopped');
     });
+    shutdownReady();
+    await stopped;
     // A worker's IPC channel keeps it alive: let go of it once drained, so the primary sees it exit.
     if (cluster.isWorker) process.disconnect?.();
     return 0;

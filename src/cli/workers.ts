@@ -109,17 +109,36 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
   });
 }
 
-/** In a worker: the primary's shutdown message drains this process as SIGTERM would (unless a signal already did). */
-export function followPrimaryShutdown(): void {
-  if (!cluster.isWorker) return;
+/**
+ * In a worker: the primary's shutdown message drains this process as SIGTERM
+ * would (unless a signal already did). Returns `ready`, to call once the
+ * process's own SIGTERM handler is installed: a shutdown asked for while the
+ * worker was still starting (message or signal) is delivered then, instead
+ * of being swallowed and leaving a worker that never stops.
+ */
+export function followPrimaryShutdown(): () => void {
+  if (!cluster.isWorker) return () => undefined;
+  let ready = false;
+  let pending = false;
   let signalled = false;
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => (signalled = true));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      signalled = true;
+      if (!ready) pending = true;
+    });
+  }
   const drain = (): void => {
-    if (!signalled) process.kill(process.pid, 'SIGTERM');
+    if (signalled) return;
+    if (ready) process.kill(process.pid, 'SIGTERM');
+    else pending = true;
   };
   process.on('message', (message) => {
     if (message === SHUTDOWN) drain();
   });
   // The primary is gone (killed): no worker outlives it.
   process.once('disconnect', drain);
+  return () => {
+    ready = true;
+    if (pending) process.kill(process.pid, 'SIGTERM');
+  };
 }
