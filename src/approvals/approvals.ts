@@ -335,7 +335,8 @@ export class Approvals {
             // The store is down: the poll or the sweep expires it later; the wait still ends on time.
             (err: unknown) => this.deps.log.warn({ err: (err as Error).message, review: review.id }, 'could not expire a review'),
           );
-        timers.push(setTimeout(() => void expireNow(), Math.max(0, untilExpiry)));
+        // A timer may fire a millisecond before Date.now() says the time is up: +1 so the first try counts.
+        timers.push(setTimeout(() => void expireNow(), Math.max(0, untilExpiry) + 1));
       }
       if (keepalive && this.config.keepalive_interval > 0) {
         const beat = () => {
@@ -426,7 +427,11 @@ export class Approvals {
     this.pollTimer = setTimeout(async () => {
       try {
         const reviews = await this.store.getMany([...this.waiters.keys()]);
-        for (const review of reviews) if (review.state !== 'pending') for (const w of [...(this.waiters.get(review.id) ?? [])]) w.resolve(review);
+        for (const read of reviews) {
+          // One whose time ran out is expired here too: the expiry timer's own attempt can fail (store down) or come a millisecond early.
+          const review = read.state === 'pending' && read.expires_at <= this.now() ? ((await this.expire(read.id)) ?? read) : read;
+          if (review.state !== 'pending') for (const w of [...(this.waiters.get(review.id) ?? [])]) w.resolve(review);
+        }
       } catch (err) {
         this.deps.log.warn({ err: (err as Error).message }, 'could not poll held reviews');
       } finally {
