@@ -23,13 +23,12 @@ import { storageSchema } from '../../src/audit/config.js';
 import { startDemoModel, type DemoModel } from '../../src/dev/demo-model.js';
 import { devConfigInput, DEV_AUDIENCE } from '../../src/dev/dev-config.js';
 import { startDevIdp, type DevIdp } from '../../src/dev/idp.js';
-import { SseDecoder } from '../../src/protocol/sse.js';
 import { Agent as UndiciAgent, fetch as undiciFetch } from 'undici';
 import { errorOf } from '../helpers/harness.js';
 import { PG_URL } from '../helpers/postgres.js';
 import { tcpBalancer, type TcpBalancer } from '../helpers/tcp-balancer.js';
 import { faultyRelay, type FaultyRelay } from '../helpers/tcp-relay.js';
-import { eventually } from './helpers.js';
+import { eventually, sseFrames } from './helpers.js';
 
 const BIN = fileURLToPath(new URL('../../bin/modelgate.js', import.meta.url));
 const SCHEMA = `faults_${randomBytes(6).toString('hex')}`;
@@ -66,18 +65,8 @@ function start(args: string[], env: NodeJS.ProcessEnv = {}): Running {
   };
 }
 
-/** Reads an SSE response to its end (or its cut): the data frames. */
-async function sseData(response: Response): Promise<string[]> {
-  const decoder = new SseDecoder();
-  const frames = [];
-  try {
-    for await (const chunk of response.body as AsyncIterable<Uint8Array>) frames.push(...decoder.push(chunk));
-  } catch {
-    /* a cut connection ends the read; the frames so far are the evidence */
-  }
-  frames.push(...decoder.end());
-  return frames.filter((f) => f.hasData).map((f) => f.data);
-}
+/** Reads an SSE response to its end (or its cut): the data of its frames. */
+const sseData = async (response: Response): Promise<string[]> => (await sseFrames(response)).map((f) => f.data);
 
 const errorCode = (frame: string | undefined): string | undefined => {
   try {

@@ -5,6 +5,7 @@
 // sets short ones on purpose).
 import { Agent } from '../../src/agent/agent.js';
 import { createLogger } from '../../src/ops/logger.js';
+import { SseDecoder } from '../../src/protocol/sse.js';
 import type { Harness, HarnessOptions } from '../helpers/harness.js';
 import { startHarness } from '../helpers/harness.js';
 
@@ -58,4 +59,17 @@ export async function eventually(check: () => Promise<boolean>, what: string, ti
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Reads an SSE response to its end (or its cut): the frames that carry data. */
+export async function sseFrames(response: Response): Promise<Array<{ data: string }>> {
+  const decoder = new SseDecoder();
+  const frames = [];
+  try {
+    for await (const chunk of response.body as AsyncIterable<Uint8Array>) frames.push(...decoder.push(chunk));
+  } catch {
+    /* a cut connection ends the read; the frames so far are the evidence */
+  }
+  frames.push(...decoder.end());
+  return frames.filter((f) => f.hasData);
 }

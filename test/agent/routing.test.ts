@@ -12,22 +12,10 @@ import { ROUTE_PATH, signRoute, type RouteClaims } from '../../src/agent/router.
 import { SseDecoder } from '../../src/protocol/sse.js';
 import { errorOf, postJson, type Harness } from '../helpers/harness.js';
 import { PG_URL } from '../helpers/postgres.js';
-import { agentsConnected, createAgentKey, eventually, startAgent, startAgentHarness, until } from './helpers.js';
+import { agentsConnected, createAgentKey, eventually, sseFrames, startAgent, startAgentHarness, until } from './helpers.js';
 
 const SECRET = randomBytes(32).toString('base64url');
 const SCHEMA = `route_${randomBytes(6).toString('hex')}`;
-
-async function sseFrames(response: Response): Promise<Array<{ data: string }>> {
-  const decoder = new SseDecoder();
-  const frames = [];
-  try {
-    for await (const chunk of response.body as AsyncIterable<Uint8Array>) frames.push(...decoder.push(chunk));
-  } catch {
-    /* a reset connection ends the read; the frames so far are the evidence */
-  }
-  frames.push(...decoder.end());
-  return frames.filter((f) => f.hasData);
-}
 
 describe('routing between instances', () => {
   /** `front` never holds an agent; `holder` does. They share PostgreSQL. */

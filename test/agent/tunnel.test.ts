@@ -10,7 +10,7 @@ import OpenAI from 'openai';
 import type { Agent } from '../../src/agent/agent.js';
 import { SseDecoder } from '../../src/protocol/sse.js';
 import { errorOf, postJson, type Harness } from '../helpers/harness.js';
-import { agentsConnected, createAgentKey, eventually, startAgent, startAgentHarness, until } from './helpers.js';
+import { agentsConnected, createAgentKey, eventually, sseFrames, startAgent, startAgentHarness, until } from './helpers.js';
 
 /** A loopback port nothing listens on: a model server that is down. */
 async function closedPort(): Promise<string> {
@@ -19,18 +19,6 @@ async function closedPort(): Promise<string> {
   const { port } = server.address() as { port: number };
   await new Promise<void>((r) => server.close(() => r()));
   return `http://127.0.0.1:${port}`;
-}
-
-async function sseFrames(response: Response): Promise<Array<{ data: string }>> {
-  const decoder = new SseDecoder();
-  const frames = [];
-  try {
-    for await (const chunk of response.body as AsyncIterable<Uint8Array>) frames.push(...decoder.push(chunk));
-  } catch {
-    /* a reset connection ends the read; the frames so far are the evidence */
-  }
-  frames.push(...decoder.end());
-  return frames.filter((f) => f.hasData);
 }
 
 describe('agent tunnel', () => {
