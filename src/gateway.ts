@@ -34,7 +34,7 @@ import { AgentTransport } from './proxy/agent-transport.js';
 import { DirectTransport } from './proxy/direct-transport.js';
 import { AgentHub, isAgentServed } from './agent/hub.js';
 import { AgentKeys } from './agent/registry.js';
-import { AgentRouter } from './agent/router.js';
+import { AgentRouter, routingPlan, type WorkerSlot } from './agent/router.js';
 import { openAgentKeyStore } from './agent/key-store.js';
 import { ModelRoutes } from './proxy/model-routes.js';
 import { GuardrailEngine } from './policy/guardrail-engine.js';
@@ -49,6 +49,8 @@ import { LIMIT_REFUSAL_CODES } from './usage/limiter.js';
 
 export interface GatewayOptions {
   logger?: Logger;
+  /** Set in a worker of `gateway --workers N`: workers route agent requests to each other as instances do. */
+  worker?: WorkerSlot;
 }
 
 export class Gateway {
@@ -76,8 +78,9 @@ export class Gateway {
     const metrics = new GatewayMetrics({ subjectLabel: config.usage.metrics_subject_label });
     this.outages = new StoreOutages(log, metrics);
     const agentHub = (this.agentHub = config.agents ? new AgentHub({ keys: lazyAgentKeys(config), config: config.agents, connections: config.connections, log, registry: metrics.registry }) : undefined);
-    if (agentHub && config.agents?.routing) {
-      agentHub.router = new AgentRouter({ hub: agentHub, config: config.agents.routing, storage: config.storage, connections: config.connections, log });
+    const routing = routingPlan(config.agents, config.storage, config.connections, options.worker);
+    if (agentHub && routing) {
+      agentHub.router = new AgentRouter({ hub: agentHub, config: routing.config, portOffset: routing.portOffset, storage: config.storage, connections: config.connections, log });
     }
     const newTransport = (c: ConnectionConfig): Transport => (isAgentServed(c) && agentHub ? new AgentTransport(c, agentHub, queueObserver(metrics, c.name)) : new DirectTransport(c, queueObserver(metrics, c.name)));
     const transports = new Map<string, Transport>(config.connections.map((c) => [c.name, newTransport(c)]));
@@ -137,7 +140,7 @@ export class Gateway {
     if (!(await this.services.limiter.store.ready())) this.services.log.warn('limit store (Redis) not reachable yet; limits apply their on_store_failure setting');
     if (this.agentHub) this.services.log.info({ url: await this.agentHub.listen() }, 'accepting agent tunnels');
     const router = this.agentHub?.router;
-    if (router) this.services.log.info({ url: await router.start(), instance: router.instance }, 'accepting requests routed from other instances');
+    if (router) this.services.log.info({ url: await router.start(), instance: router.instance, pid: process.pid }, 'accepting requests routed from other instances');
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {

@@ -22,7 +22,16 @@ const routingSchema = z
     /** An instance's claim to its agents lapses this long after its last heartbeat (a killed instance is forgotten). */
     lease: duration.prefault('15s'),
     /** PEM files for the internal listener and the CA that signed the peers' certificates; required unless it listens on loopback. */
-    tls: z.object({ cert_file: z.string().min(1), key_file: z.string().min(1), ca_file: z.string().min(1).optional() }).strict().optional(),
+    tls: z
+      .object({
+        cert_file: z.string().min(1),
+        key_file: z.string().min(1),
+        ca_file: z.string().min(1).optional(),
+        /** The name peers' certificates are checked against, when they advertise addresses a certificate cannot name (pod IPs): one certificate for every instance. */
+        server_name: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((routing, ctx) => {

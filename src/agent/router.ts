@@ -11,6 +11,13 @@
 // missing, wrong, expired, replayed or misaddressed one before any agent
 // sees it, so nothing reaches a model around the receiving instance's
 // guardrails and recording.
+//
+// The workers of `gateway --workers N` route to each other the same way:
+// each has a listener of its own (never shared through node:cluster) and
+// its own claims. With `agents.routing` configured, worker i listens on the
+// configured port + i and advertises that port; without it, on SQLite
+// storage (one host by nature), the workers route over loopback with a
+// secret their primary made for this run (see routingPlan).
 import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -22,8 +29,8 @@ import type { StorageConfig } from '../audit/config.js';
 import type { ConnectionConfig } from '../config/schema.js';
 import { GatewayError, type ErrorType } from '../http/errors.js';
 import type { Logger } from '../ops/logger.js';
-import type { RoutingConfig } from './config.js';
-import { NotStartedError, type AgentHub, type TunnelRequest, type TunnelResponse } from './hub.js';
+import type { AgentsConfig, RoutingConfig } from './config.js';
+import { isAgentServed, NotStartedError, type AgentHub, type TunnelRequest, type TunnelResponse } from './hub.js';
 import { HOP_BY_HOP } from './protocol.js';
 import { RouteTable, type RouteHolder } from './route-table.js';
 
@@ -84,9 +91,47 @@ export function checkRoute(secret: string, token: string | undefined, claims: Ro
   return undefined;
 }
 
+/** One process of `gateway --workers N`: its slot (0 to N-1; a replacement takes its predecessor's) and the routing secret its primary made for this run. */
+export interface WorkerSlot {
+  slot: number;
+  count: number;
+  siblingSecret: string;
+}
+
+export interface RoutingPlan {
+  config: RoutingConfig;
+  /** Added to the configured port (and the advertised one): each worker of one host needs its own. */
+  portOffset: number;
+}
+
+/** Sibling workers' claims lapse quickly: a killed worker is replaced within seconds. */
+const SIBLING_LEASE_MS = 5_000;
+
+/** Workers of one host can share the route table without `agents.routing`: SQLite on a file (WAL) is one host's by nature. */
+export function siblingRoutingPossible(storage: StorageConfig): boolean {
+  return storage.driver === 'sqlite' && storage.sqlite.path !== ':memory:';
+}
+
+/**
+ * How this process routes to agents held elsewhere, if at all: the
+ * configured `agents.routing` (shifted by the worker's slot), or, for a
+ * worker of several with agent-served connections and SQLite storage, a
+ * loopback listener on a port of its own signed with its primary's secret.
+ * PostgreSQL storage is shared across hosts, where a loopback address means
+ * nothing: there workers need `agents.routing`.
+ */
+export function routingPlan(agents: AgentsConfig | undefined, storage: StorageConfig, connections: readonly ConnectionConfig[], worker?: WorkerSlot): RoutingPlan | undefined {
+  if (!agents) return undefined;
+  if (agents.routing) return { config: agents.routing, portOffset: worker?.slot ?? 0 };
+  if (!worker || worker.count < 2 || !connections.some(isAgentServed) || !siblingRoutingPossible(storage)) return undefined;
+  return { config: { listen: { host: '127.0.0.1', port: 0 }, secret: worker.siblingSecret, lease: SIBLING_LEASE_MS }, portOffset: 0 };
+}
+
 export interface AgentRouterOptions {
   hub: AgentHub;
   config: RoutingConfig;
+  /** This worker's slot: its listener is the configured port + this (0 outside `--workers`). */
+  portOffset?: number;
   storage: StorageConfig;
   connections: readonly ConnectionConfig[];
   log: Logger;
@@ -106,7 +151,8 @@ export class AgentRouter {
 
   constructor(private readonly options: AgentRouterOptions) {
     const ca = options.config.tls?.ca_file ? readFileSync(options.config.tls.ca_file) : undefined;
-    this.dispatcher = new Dispatcher({ connect: { timeout: 5_000, ...(ca ? { ca } : {}) }, keepAliveTimeout: 30_000 });
+    const servername = options.config.tls?.server_name;
+    this.dispatcher = new Dispatcher({ connect: { timeout: 5_000, ...(ca ? { ca } : {}), ...(servername ? { servername } : {}) }, keepAliveTimeout: 30_000 });
   }
 
   /** Refusals of forged or stale internal requests, by code (also logged). */
@@ -119,9 +165,11 @@ export class AgentRouter {
     const { listen, tls } = this.options.config;
     const server = tls ? https.createServer({ cert: readFileSync(tls.cert_file), key: readFileSync(tls.key_file) }) : http.createServer();
     server.on('request', (req, res) => void this.serve(req, res));
+    const offset = this.options.portOffset ?? 0;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(listen.port, listen.host, () => resolve());
+      // Exclusive: in a worker, node:cluster would otherwise share the port among all workers, and a request for this one would land on any.
+      server.listen({ port: listen.port === 0 ? 0 : listen.port + offset, host: listen.host, exclusive: true }, () => resolve());
     });
     this.server = server;
     this.options.hub.onChange(() => this.publishSoon());
@@ -132,8 +180,16 @@ export class AgentRouter {
 
   /** Where peers reach this instance. */
   get address(): string {
-    if (this.options.config.advertise_url) return this.options.config.advertise_url.replace(/\/$/, '');
     const { address, port } = this.server!.address() as AddressInfo;
+    const { advertise_url: advertised, listen } = this.options.config;
+    const offset = this.options.portOffset ?? 0;
+    if (advertised && offset > 0) {
+      // Worker i of a host is reached at the advertised port + i, as it listens on the configured port + i.
+      const url = new URL(advertised);
+      url.port = String(listen.port === 0 ? port : Number(url.port || (url.protocol === 'https:' ? 443 : 80)) + offset);
+      return url.href.replace(/\/$/, '');
+    }
+    if (advertised) return advertised.replace(/\/$/, '');
     return `${this.options.config.tls ? 'https' : 'http'}://${address.includes(':') ? `[${address}]` : address}:${port}`;
   }
 
@@ -277,7 +333,12 @@ export class AgentRouter {
     };
     const why = checkRoute(this.options.config.secret, header(ROUTE_HEADER.token), claims, this.seen);
     if (why) return refuse(403, why, 'the forwarded request is not signed by a modelgate instance sharing this routing secret, or its token is expired or spent');
-    if (claims.to !== this.instance) return refuse(403, 'route_misaddressed', 'the forwarded request was signed for another instance');
+    if (claims.to !== this.instance) {
+      // Signed by a peer, for a process that had this address before (a replaced worker, whose claim has not lapsed): nothing here took it, so the sender may try another holder.
+      this.options.log.info({ to: claims.to }, 'a forwarded request was addressed to a previous holder of this address; answered as not started');
+      res.writeHead(503, { 'content-type': 'application/json', [ROUTE_HEADER.outcome]: 'not_started' });
+      return void res.end(JSON.stringify({ error: { message: 'the forwarded request was signed for another instance', type: 'service_unavailable', param: null, code: 'route_misaddressed' } }));
+    }
     const connection = this.options.connections.find((c) => c.name === claims.connection);
     if (!connection || (claims.method !== 'POST' && claims.method !== 'GET') || !claims.path.startsWith('/') || claims.path.startsWith('//')) {
       return refuse(400, 'route_bad_request', 'unknown connection, method or path');

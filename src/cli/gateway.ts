@@ -7,7 +7,7 @@ import cluster from 'node:cluster';
 import { createLogger } from '../ops/logger.js';
 import { loadConfigOrReport } from './config-file.js';
 import { configOption, UsageError, type Command } from './command.js';
-import { chooseWorkers, followPrimaryShutdown, superviseWorkers } from './workers.js';
+import { chooseWorkers, followPrimaryShutdown, superviseWorkers, workerSlot } from './workers.js';
 
 /** sysexits.h EX_CONFIG: lets supervisors tell a bad config from a crash. */
 export const EXIT_CONFIG = 78;
@@ -46,7 +46,7 @@ export const gatewayCommand: Command = {
     if (choice.workers > 1 && cluster.isPrimary) return superviseWorkers(choice.workers, createLogger(config.logging.level));
     const shutdownReady = followPrimaryShutdown();
     limitHeapGrowth();
-    const gateway = new Gateway(config);
+    const gateway = new Gateway(config, { worker: workerSlot() });
     let url: string;
     try {
       url = await gateway.listen();

@@ -4,14 +4,32 @@
 // host, PostgreSQL and Redis across hosts). The primary only supervises:
 // SIGHUP is passed to every worker (each reloads its configuration),
 // SIGINT/SIGTERM drain every worker, and a worker that crashes is replaced.
+// An agent tunnel lands on one worker; the others forward its connection's
+// requests to that worker as instances do (agent/router.ts): each worker
+// knows its slot, and the primary makes the routing secret for the run when
+// `agents.routing` does not set one.
+import { randomBytes } from 'node:crypto';
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
+import { isAgentServed } from '../agent/hub.js';
+import { siblingRoutingPossible, type WorkerSlot } from '../agent/router.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../ops/logger.js';
 
 /** Worker exit codes a restart cannot fix: bad configuration, port not ours. */
 const FATAL_EXITS = new Set([78, 69]);
 const SHUTDOWN = 'modelgate:shutdown';
+const SLOT_ENV = 'MODELGATE_WORKER_SLOT';
+const SECRET_ENV = 'MODELGATE_WORKER_ROUTE_SECRET';
+
+/** In a worker: its slot of how many, and the routing secret its primary made (removed from the environment once read). */
+export function workerSlot(): WorkerSlot | undefined {
+  const match = cluster.isWorker ? /^(\d+)\/(\d+)$/.exec(process.env[SLOT_ENV] ?? '') : null;
+  const siblingSecret = process.env[SECRET_ENV];
+  if (!match || !siblingSecret) return undefined;
+  delete process.env[SECRET_ENV];
+  return { slot: Number(match[1]), count: Number(match[2]), siblingSecret };
+}
 
 /**
  * What in this configuration lives in one process's memory, so N workers
@@ -27,8 +45,12 @@ export function processLocalState(config: Config): Array<{ reason: string; fatal
   if (config.limits.store === 'memory' && (config.limits.rules.length > 0 || config.limits.budgets.length > 0)) {
     found.push({ reason: 'limits.store is memory (each worker would count its own allowance, multiplying every limit)', fatal: true });
   }
-  if (config.connections.some((c) => c.targets.some((t) => t.via === 'agent'))) {
-    found.push({ reason: 'a connection is served through agents (an agent tunnel lands on one worker; the others could not reach it)', fatal: false });
+  // Workers reach the one holding an agent tunnel through the route table: on SQLite (one host) by themselves, on PostgreSQL through agents.routing.
+  if (config.connections.some(isAgentServed) && !config.agents?.routing && !siblingRoutingPossible(config.storage)) {
+    found.push({
+      reason: `a connection is served through agents and storage is ${config.storage.driver === 'postgres' ? 'PostgreSQL' : 'SQLite in memory'} without agents.routing (an agent tunnel lands on one worker; the others could not reach it: configure agents.routing, or SQLite storage on a file)`,
+      fatal: false,
+    });
   }
   return found;
 }
@@ -62,12 +84,18 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
     let exitCode = 0;
     const live = new Set<Worker>();
     let restarts = 0;
-    const fork = (): void => {
-      const worker = cluster.fork({ MODELGATE_WORKER: '1' });
+    /** Worker slots: a replacement takes the slot (so the routing port) of the worker it replaces. */
+    const slots = new Map<Worker, number>();
+    const siblingSecret = randomBytes(32).toString('base64url');
+    const fork = (slot: number): void => {
+      const worker = cluster.fork({ MODELGATE_WORKER: '1', [SLOT_ENV]: `${slot}/${count}`, [SECRET_ENV]: siblingSecret });
       live.add(worker);
+      slots.set(worker, slot);
     };
     cluster.on('exit', (worker, code, signal) => {
       live.delete(worker);
+      const slot = slots.get(worker) ?? 0;
+      slots.delete(worker);
       if (!stopping && FATAL_EXITS.has(code ?? 0)) {
         log.error({ pid: worker.process.pid, code }, 'a worker cannot start (configuration or port); stopping all');
         exitCode = code!;
@@ -76,7 +104,7 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
         // Capped: a worker that dies at once, over and over, is not worth a tight loop.
         const delay = Math.min(5_000, 100 * 2 ** Math.min(restarts++, 6));
         log.error({ pid: worker.process.pid, code, signal, restartInMs: delay }, 'worker exited; starting another');
-        setTimeout(fork, delay).unref();
+        setTimeout(() => fork(slot), delay).unref();
       }
       if (stopping && live.size === 0) resolve(exitCode);
     });
@@ -104,7 +132,7 @@ export function superviseWorkers(count: number, log: Logger): Promise<number> {
         stop();
       });
     }
-    for (let i = 0; i < count; i++) fork();
+    for (let i = 0; i < count; i++) fork(i);
     log.info({ workers: count, pid: process.pid }, 'gateway primary started its workers');
   });
 }

@@ -38,10 +38,9 @@ describe('the --workers default', () => {
     const cases: Array<[string, (c: Record<string, any>) => void]> = [
       ['identity.state', (c) => (c.identity.state = { store: 'memory' })],
       ['limits.store', (c) => (c.limits = { rules })],
-      ['served through agents', (c) => {
-        delete c.connections[0].url;
-        c.connections[0].targets = [{ via: 'agent' }];
-        c.agents = { listen: { host: '127.0.0.1', port: 0 } };
+      ['served through agents and storage is PostgreSQL without agents.routing', (c) => {
+        viaAgent(c);
+        c.storage = { driver: 'postgres', postgres: { url: 'postgres://127.0.0.1/x' } };
       }],
     ];
     for (const [key, change] of cases) {
@@ -49,6 +48,24 @@ describe('the --workers default', () => {
       assert.ok('workers' in choice && choice.workers === 1, key);
       assert.match((choice as { warning: string }).warning, new RegExp(`running 1 worker, not 4.*${key}`), key);
     }
+  });
+
+  const viaAgent = (c: Record<string, any>) => {
+    delete c.connections[0].url;
+    c.connections[0].targets = [{ via: 'agent' }];
+    c.agents = { listen: { host: '127.0.0.1', port: 0 } };
+  };
+
+  test('agents: every core where the workers can reach each other (SQLite on a file, or agents.routing)', () => {
+    assert.deepEqual(chooseWorkers(undefined, config(viaAgent), 4), { workers: 4 }, 'SQLite storage: the workers route by themselves');
+    const routed = config((c) => {
+      viaAgent(c);
+      c.storage = { driver: 'postgres', postgres: { url: 'postgres://127.0.0.1/x' } };
+      c.agents.routing = { secret: 'x'.repeat(32) };
+    });
+    assert.deepEqual(chooseWorkers(undefined, routed, 4), { workers: 4 }, 'PostgreSQL with agents.routing');
+    const inMemory = chooseWorkers('2', config((c) => (viaAgent(c), (c.storage = { sqlite: { path: ':memory:' } }))), 4);
+    assert.match((inMemory as { warning: string }).warning, /SQLite in memory without agents\.routing/, 'an explicit --workers runs, with the warning');
   });
 
   test('given: auto is one per core; a number is refused while identity or limits state is in memory', () => {
