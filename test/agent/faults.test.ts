@@ -7,14 +7,12 @@
 // specific error), the session record, and, after every step, that no
 // request reached the model without a session record in PostgreSQL.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import pg from 'pg';
 import { openAgentKeyStore } from '../../src/agent/key-store.js';
@@ -25,45 +23,13 @@ import { devConfigInput, DEV_AUDIENCE } from '../../src/dev/dev-config.js';
 import { startDevIdp, type DevIdp } from '../../src/dev/idp.js';
 import { Agent as UndiciAgent, fetch as undiciFetch } from 'undici';
 import { errorOf } from '../helpers/harness.js';
+import { startModelgate as start, type Running } from '../helpers/processes.js';
 import { PG_URL } from '../helpers/postgres.js';
 import { tcpBalancer, type TcpBalancer } from '../helpers/tcp-balancer.js';
 import { faultyRelay, type FaultyRelay } from '../helpers/tcp-relay.js';
 import { eventually, sseFrames } from './helpers.js';
 
-const BIN = fileURLToPath(new URL('../../bin/modelgate.js', import.meta.url));
 const SCHEMA = `faults_${randomBytes(6).toString('hex')}`;
-
-interface Running {
-  child: ChildProcess;
-  logLine(msg: string): Promise<Record<string, unknown>>;
-}
-
-function start(args: string[], env: NodeJS.ProcessEnv = {}): Running {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines: Array<Record<string, unknown>> = [];
-  const waiters: Array<() => void> = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    try {
-      lines.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      return;
-    }
-    for (const w of waiters.splice(0)) w();
-  });
-  if (process.env.FAULTS_LOG) createInterface({ input: child.stdout! }).on('line', (line) => console.error(`[${args[0]} ${child.pid}] ${line.slice(0, 400)}`));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    child,
-    async logLine(msg) {
-      for (;;) {
-        const found = lines.find((l) => l.msg === msg);
-        if (found) return found;
-        if (child.exitCode !== null) throw new Error(`modelgate ${args[0]} exited (${child.exitCode}) before logging "${msg}"`);
-        await Promise.race([new Promise<void>((r) => waiters.push(r)), exited]);
-      }
-    },
-  };
-}
 
 /** Reads an SSE response to its end (or its cut): the data of its frames. */
 const sseData = async (response: Response): Promise<string[]> => (await sseFrames(response)).map((f) => f.data);

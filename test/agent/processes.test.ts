@@ -4,65 +4,21 @@
 // metrics; killed with SIGKILL mid-stream, the client gets an error frame;
 // revoked, it is cut and cannot reconnect.
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startDemoModel, type DemoModel } from '../../src/dev/demo-model.js';
 import { devConfigInput, DEV_AUDIENCE } from '../../src/dev/dev-config.js';
 import { startDevIdp, type DevIdp } from '../../src/dev/idp.js';
 import { SseDecoder } from '../../src/protocol/sse.js';
 import { errorOf, postJson } from '../helpers/harness.js';
+import { BIN, startModelgate as start, type Running } from '../helpers/processes.js';
+import { eventually } from './helpers.js';
 
-const BIN = fileURLToPath(new URL('../../bin/modelgate.js', import.meta.url));
 const run = promisify(execFile);
-
-interface Running {
-  child: ChildProcess;
-  /** Resolves with the first JSON log line whose `msg` is `msg`. */
-  logLine(msg: string): Promise<Record<string, unknown>>;
-}
-
-function start(args: string[], env: NodeJS.ProcessEnv = {}): Running {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines: Array<Record<string, unknown>> = [];
-  const waiters: Array<() => void> = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    try {
-      lines.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      return;
-    }
-    for (const w of waiters.splice(0)) w();
-  });
-  return {
-    child,
-    async logLine(msg) {
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const found = lines.find((l) => l.msg === msg);
-        if (found) return found;
-        if (Date.now() > deadline) throw new Error(`no "${msg}" log line from modelgate ${args[0]}`);
-        await new Promise<void>((r) => {
-          waiters.push(r);
-          setTimeout(r, 200);
-        });
-      }
-    },
-  };
-}
-
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('modelgate agent and agents, as processes', () => {
   let dir: string;

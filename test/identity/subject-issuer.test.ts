@@ -9,34 +9,42 @@ import { DEV_AUDIENCE } from '../../src/dev/dev-config.js';
 import { startDevIdp, type DevIdp } from '../../src/dev/idp.js';
 import { postJson, startHarness, type Harness } from '../helpers/harness.js';
 
-describe('subject rules are bound to their issuer', () => {
-  let h: Harness;
-  let other: DevIdp;
+/**
+ * A gateway trusting the harness's IdP and a second one (`other`), for the
+ * describe it is called in; `rule` gets the first IdP's issuer to bind to.
+ */
+function twoIdps(rule: (input: ConfigInput, firstIssuer: string) => void): { h: Harness; other: DevIdp } {
+  const both = {} as { h: Harness; other: DevIdp };
   before(async () => {
-    other = await startDevIdp({ audience: DEV_AUDIENCE });
-    h = await startHarness({
+    both.other = await startDevIdp({ audience: DEV_AUDIENCE });
+    both.h = await startHarness({
       configure(input) {
-        input.identity!.issuers.push({ issuer: other.issuer, audience: DEV_AUDIENCE });
-        // Only alice of the first IdP may use the model; no group rule lets anyone else in.
-        input.access = [{ subjects: ['alice'], issuer: input.identity!.issuers[0]!.issuer, connections: ['*'], models: ['demo-chat'] }];
+        input.identity!.issuers.push({ issuer: both.other.issuer, audience: DEV_AUDIENCE });
+        rule(input, input.identity!.issuers[0]!.issuer);
       },
     });
   });
   after(async () => {
-    await h.close();
-    await other.close();
+    await both.h?.close();
+    await both.other?.close();
   });
+  return both;
+}
 
-  const chat = (token: string) => postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] });
+describe('subject rules are bound to their issuer', () => {
+  // Only alice of the first IdP may use the model; no group rule lets anyone else in.
+  const idps = twoIdps((input, issuer) => (input.access = [{ subjects: ['alice'], issuer, connections: ['*'], models: ['demo-chat'] }]));
+
+  const chat = (token: string) => postJson(`${idps.h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] });
 
   test("the rule's own issuer: allowed", async () => {
-    const response = await chat(await h.userToken('alice'));
+    const response = await chat(await idps.h.userToken('alice'));
     assert.equal(response.status, 200);
     await response.body?.cancel();
   });
 
   test('the same sub from the second issuer is refused', async () => {
-    const token = (await other.loginAs('alice')).accessToken;
+    const token = (await idps.other.loginAs('alice')).accessToken;
     const response = await chat(token);
     assert.ok(response.status === 403 || response.status === 404, `status ${response.status}`);
     await response.body?.cancel();
@@ -44,36 +52,22 @@ describe('subject rules are bound to their issuer', () => {
 });
 
 describe('limit rules on subjects are bound to their issuer', () => {
-  let h: Harness;
-  let other: DevIdp;
-  before(async () => {
-    other = await startDevIdp({ audience: DEV_AUDIENCE });
-    h = await startHarness({
-      configure(input) {
-        input.identity!.issuers.push({ issuer: other.issuer, audience: DEV_AUDIENCE });
-        // One request a minute for alice of the first IdP; nobody else is limited.
-        input.limits = { rules: [{ name: 'first-alice', subjects: ['alice'], issuer: input.identity!.issuers[0]!.issuer, requests_per_minute: 1 }] };
-      },
-    });
-  });
-  after(async () => {
-    await h.close();
-    await other.close();
-  });
+  // One request a minute for alice of the first IdP; nobody else is limited.
+  const idps = twoIdps((input, issuer) => (input.limits = { rules: [{ name: 'first-alice', subjects: ['alice'], issuer, requests_per_minute: 1 }] }));
 
   const chat = async (token: string): Promise<number> => {
-    const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] });
+    const response = await postJson(`${idps.h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] });
     await response.body?.cancel();
     return response.status;
   };
 
   test("the rule's own issuer: limited", async () => {
-    const token = await h.userToken('alice');
+    const token = await idps.h.userToken('alice');
     assert.deepEqual([await chat(token), await chat(token)], [200, 429]);
   });
 
   test('the same sub from the second issuer is somebody else: the rule does not apply', async () => {
-    const token = (await other.loginAs('alice')).accessToken;
+    const token = (await idps.other.loginAs('alice')).accessToken;
     assert.deepEqual([await chat(token), await chat(token)], [200, 200]);
   });
 });
