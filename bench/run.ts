@@ -20,7 +20,7 @@
 // (sequential streams per target, 600), BENCH_GATEWAY_NODE_FLAGS (extra node
 // flags for modelgate, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_TARGETS
 // (comma-separated target names to measure, beside direct; must include modelgate).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +46,7 @@ import {
   type Target,
   BENCH_GUARDRAILS,
   benchLimits,
+  CLK_TCK,
 } from './targets.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -68,7 +69,6 @@ const AUDIENCE = 'modelgate';
 /** A dev IdP service client whose token carries the `ci` group; the access rule allows only that group. */
 const SERVICE_CLIENT = 'ci-bot';
 const SERVICE_GROUP = 'ci';
-const CLK_TCK = clockTicks();
 /** Sequential streams run in blocks of this many per target before the next target takes over. */
 const STREAM_BLOCK = 20;
 
@@ -655,14 +655,6 @@ function versions(): Record<string, string> {
     result.nginx = `${out.stderr}${out.stdout}`.trim().replace(/^nginx version: /, '') || 'installed';
   }
   return result;
-}
-
-function clockTicks(): number {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
 }
 
 function numberFromEnv(name: string, fallback: number): number {

@@ -2,7 +2,7 @@
 // the load generator never shares an event loop with what it measures, and
 // every child is registered so it dies with the bench (normal end, error or
 // Ctrl-C).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readFileSync, readdirSync, readlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -120,6 +120,33 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** Clock ticks per second, the unit of /proc CPU times. */
+export const CLK_TCK = clockTicks();
+
+function clockTicks(): number {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+}
+
+/** A process and every descendant (a cluster's workers), from /proc. */
+export function processTree(pid: number): number[] {
+  const pids = [pid];
+  for (let i = 0; i < pids.length; i++) {
+    try {
+      for (const child of readFileSync(`/proc/${pids[i]}/task/${pids[i]}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) pids.push(Number(child));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return pids;
+}
+
+/** utime + stime of a process and its descendants, in clock ticks. */
+export const treeCpuTicks = (pid: number): number => processTree(pid).reduce((sum, p) => sum + (cpuTicksOf(p) || 0), 0);
 
 /** utime + stime of a process (all its threads), in clock ticks; NaN once it is gone. */
 export function cpuTicksOf(pid: number, tid?: number): number {
