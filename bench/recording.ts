@@ -157,6 +157,7 @@ function nullStore(): AuditStore {
     expiredSessions: none,
     rewriteContents: async () => ({ seq }),
     deleteSessions: async () => ({ deleted: [], held: [], open: [] }),
+    indexEnded: async () => 0,
     purge: async () => {},
     close: async () => {},
   };

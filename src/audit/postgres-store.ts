@@ -10,7 +10,7 @@ import type { StorageConfig } from './config.js';
 import { NO_ORDINAL, TRAIL_SESSION_ID, type NewEvent, type StoredEvent } from './events.js';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/index.js';
 import { BOOLEAN_COLUMNS, INTEGER_COLUMNS, projectEvent, SESSION_COLUMNS, type SessionColumn, type SessionRow as ProjectedRow, type SessionUpdate } from './projection.js';
-import { foldAccents, indexTextOf, INDEXED_KINDS, tsQuery } from './search.js';
+import { foldAccents, INDEXED_KINDS, sessionIndexText, tsQuery } from './search.js';
 import {
   attachContents,
   columnValue,
@@ -83,10 +83,8 @@ export class PostgresStore implements AuditStore {
     // An idle client losing its server is reported here; the next query gets a fresh one.
     pool.on('error', () => {});
     try {
-      const applied = await migrate(pool, settings.schema);
-      const store = new PostgresStore(pool);
-      if (applied.includes(2) && !applied.includes(1)) await store.backfillSearch();
-      return store;
+      await migrate(pool, settings.schema);
+      return new PostgresStore(pool);
     } catch (err) {
       await pool.end().catch(() => {});
       throw new StorageUnavailableError(`cannot prepare the PostgreSQL audit store: ${(err as Error).message}`, { cause: err });
@@ -125,8 +123,32 @@ export class PostgresStore implements AuditStore {
     }
   }
 
-  async append(events: NewEvent[]): Promise<Array<number | null>> {
-    return this.withChain((client, cursor) => this.appendLocked(client, cursor, events));
+  async append(events: NewEvent[], options: { replay?: boolean } = {}): Promise<Array<number | null>> {
+    return this.withChain(async (client, cursor) => {
+      if (!options.replay) return this.appendLocked(client, cursor, events);
+      // A replayed batch may have committed before (the connection dropped after COMMIT, before its answer):
+      // what is already stored stays as it is, once; the rest is appended.
+      const stored = await this.storedSeqs(client, events);
+      const fresh = events.filter((_, i) => stored[i] === undefined);
+      const seqs = fresh.length > 0 ? await this.appendLocked(client, cursor, fresh) : [];
+      let k = 0;
+      return stored.map((seq) => (seq !== undefined ? seq : seqs[k++]!));
+    });
+  }
+
+  /** The seq under which each event is already stored (a session's start: its sid), or undefined. */
+  private async storedSeqs(client: pg.PoolClient, events: NewEvent[]): Promise<Array<number | undefined>> {
+    const ids = [...new Set(events.filter((e) => e.sessionId !== TRAIL_SESSION_ID && e.n >= 0).map((e) => e.sessionId))];
+    if (ids.length === 0) return events.map(() => undefined);
+    const { rows: sessions } = await client.query<{ id: string; sid: string }>('SELECT id, sid FROM sessions WHERE id = ANY($1::text[])', [ids]);
+    const sids = new Map(sessions.map((r) => [r.id, Number(r.sid)]));
+    const { rows } = await client.query<{ sid: string; n: number; seq: string }>('SELECT sid, n, seq FROM events WHERE sid = ANY($1::bigint[]) AND n >= 0', [[...sids.values()]]);
+    const seqs = new Map(rows.map((r) => [`${r.sid}:${r.n}`, Number(r.seq)]));
+    return events.map((e) => {
+      const sid = e.sessionId === TRAIL_SESSION_ID || e.n < 0 ? undefined : sids.get(e.sessionId);
+      if (sid === undefined) return undefined;
+      return e.kind === 'session.start' ? sid : seqs.get(`${sid}:${e.n}`);
+    });
   }
 
   /** sid (and state, when looked up) of the sessions these events belong to: from the cache, else one query. */
@@ -154,7 +176,6 @@ export class PostgresStore implements AuditStore {
     const batch: Batch = {
       events: { seq: [], sid: [], session: [], n: [], kind: [], at: [], meta: [], content: [], prev: [], hash: [], key: [], nonce: [], data: [] },
       contents: { sid: [], n: [], part: [], key: [], nonce: [], data: [] },
-      search: { seq: [], sid: [], text: [] },
       inserts: new Map(),
       updates: new Map(),
     };
@@ -188,12 +209,6 @@ export class PostgresStore implements AuditStore {
       ev.nonce.push(first?.nonce ?? null);
       ev.data.push(first?.data ?? null);
       if (sid !== null) {
-        const text = indexTextOf(event);
-        if (text !== undefined) {
-          batch.search.seq.push(cursor.seq);
-          batch.search.sid.push(sid);
-          batch.search.text.push(foldAccents(text));
-        }
         for (const p of parts) {
           if (p.part === 0) continue;
           batch.contents.sid.push(sid);
@@ -257,11 +272,6 @@ export class PostgresStore implements AuditStore {
       shape.push('c');
       const arrays = [param(ct.sid, 'bigint[]'), param(ct.n, 'integer[]'), param(ct.part, 'integer[]'), param(ct.key, 'text[]'), param(ct.nonce, 'bytea[]'), param(ct.data, 'bytea[]')];
       ctes.push(`c AS (INSERT INTO contents (sid, n, part, key_id, nonce, data) SELECT * FROM unnest(${arrays.join(', ')}))`);
-    }
-    if (batch.search.seq.length > 0) {
-      shape.push('x');
-      const [seqs, sids, texts] = [param(batch.search.seq, 'bigint[]'), param(batch.search.sid, 'bigint[]'), param(batch.search.text, 'text[]')];
-      ctes.push(`x AS (INSERT INTO session_search (seq, sid, doc) SELECT v.seq, v.sid, to_tsvector('simple', v.text) FROM unnest(${seqs}, ${sids}, ${texts}) AS v(seq, sid, text))`);
     }
     if (batch.inserts.size > 0) {
       shape.push('s');
@@ -438,7 +448,8 @@ export class PostgresStore implements AuditStore {
 
   async rewriteContents(sessionId: string, rewrites: ContentRewrite[], evidence: NewEvent & { kind: 'redaction' }): Promise<{ seq: number }> {
     return this.withChain(async (client, cursor) => {
-      const { rows } = await client.query<{ sid: string; state: string; legal_hold: number }>('SELECT sid, state, legal_hold FROM sessions WHERE id = $1', [sessionId]);
+      // Locked: an indexing pass reading this session's content waits for the rewrite, or makes it wait (indexEnded).
+      const { rows } = await client.query<{ sid: string; state: string; legal_hold: number }>('SELECT sid, state, legal_hold FROM sessions WHERE id = $1 FOR UPDATE', [sessionId]);
       const state = rows[0];
       if (!state) throw new SessionStateError(sessionId, 'not_found');
       if (state.legal_hold) throw new SessionStateError(sessionId, 'legal_hold');
@@ -466,12 +477,11 @@ export class PostgresStore implements AuditStore {
           rest.map((p) => p.nonce),
           rest.map((p) => p.data),
         ]);
-        // The index follows the content: the old entry goes, the rewritten text (if any is left) comes back.
-        await client.query('DELETE FROM session_search WHERE seq = $1', [seq]);
-        const text = indexTextOf({ kind: event.kind, sessionId, n: rewrite.n, parts: rewrite.parts });
-        if (text !== undefined) await client.query("INSERT INTO session_search (seq, sid, doc) VALUES ($1, $2, to_tsvector('simple', $3))", [seq, sid, foldAccents(text)]);
         targets.push([seq, contentHash(rewrite.parts)!]);
       }
+      // The index follows the content: the old entry goes, and what is left of the text comes back (if the session
+      // was indexed already; otherwise the next indexing pass reads the rewritten content).
+      if ((await client.query('DELETE FROM session_search WHERE sid = $1', [sid])).rowCount) await this.indexSessions(client, [sid]);
       const [seq] = await this.appendLocked(client, cursor, [{ ...evidence, meta: { ...evidence.meta, targets } }]);
       return { seq: seq! };
     });
@@ -499,24 +509,79 @@ export class PostgresStore implements AuditStore {
     });
   }
 
-  /** Indexes the stored content of events recorded before the search index existed, a batch per transaction. */
-  async backfillSearch(): Promise<number> {
-    let indexed = 0;
-    for (let after = 0; ; ) {
-      const events = await this.readEvents(after, 500, { withContent: true, kinds: INDEXED_KINDS });
-      if (events.length === 0) return indexed;
-      after = events[events.length - 1]!.seq;
-      const rows = events.flatMap((e) => {
-        const text = indexTextOf(e);
-        return text === undefined ? [] : [{ seq: e.seq, text: foldAccents(text) }];
-      });
-      await this.pool.query(
-        `INSERT INTO session_search (seq, sid, doc) SELECT v.seq, e.sid, to_tsvector('simple', v.text) FROM unnest($1::bigint[], $2::text[]) AS v(seq, text)
-         JOIN events e ON e.seq = v.seq WHERE e.sid IS NOT NULL ON CONFLICT (seq) DO NOTHING`,
-        [rows.map((r) => r.seq), rows.map((r) => r.text)],
+  /**
+   * Indexes, in one transaction, the sessions of up to `limit` session ends
+   * recorded after the search head, and moves the head past them. Returns
+   * how many ends it went through (0: nothing was waiting, or a session was
+   * being rewritten: the next pass takes it).
+   */
+  async indexEnded(limit: number): Promise<number> {
+    const client = await this.pool.connect();
+    let lost: Error | undefined;
+    const onLost = (err: Error): void => void (lost ??= err);
+    client.on('error', onLost);
+    try {
+      // Instances index in turn (the head row's lock); recording never waits for indexing: it holds no lock of theirs.
+      const results = (await client.query('BEGIN; SELECT seq FROM search_head WHERE id = 1 FOR UPDATE')) as unknown as Array<pg.QueryResult<{ seq: string }>>;
+      const head = Number(results[1]!.rows[0]!.seq);
+      const { rows: ends } = await client.query<{ seq: string; sid: string }>(
+        "SELECT seq, sid FROM events WHERE seq > $1 AND kind = 'session.end' AND sid IS NOT NULL ORDER BY seq LIMIT $2",
+        [head, limit],
       );
-      indexed += rows.length;
+      if (ends.length === 0) {
+        await client.query('ROLLBACK');
+        return 0;
+      }
+      const sids = ends.map((e) => Number(e.sid));
+      // A redaction or deletion in progress holds its sessions' rows: rather than wait (holding the head), try again later.
+      try {
+        await client.query('SELECT 1 FROM sessions WHERE sid = ANY($1::bigint[]) FOR SHARE NOWAIT', [sids]);
+      } catch (err) {
+        if ((err as { code?: string }).code !== '55P03') throw err;
+        await client.query('ROLLBACK');
+        return 0;
+      }
+      await this.indexSessions(client, sids);
+      await client.query('UPDATE search_head SET seq = $1 WHERE id = 1', [Number(ends[ends.length - 1]!.seq)]);
+      await client.query('COMMIT');
+      return ends.length;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      lost ??= err as Error;
+      throw err;
+    } finally {
+      client.off('error', onLost);
+      client.release(lost);
     }
+  }
+
+  /** Writes the index entry of each session from its stored content (inside a transaction). */
+  private async indexSessions(client: pg.PoolClient, sids: number[]): Promise<void> {
+    const { rows } = await client.query<EventTableRow>(
+      `SELECT ${eventColumns(true)} FROM events WHERE sid = ANY($1::bigint[]) AND kind = ANY($2::text[]) ORDER BY sid, n`,
+      [sids, INDEXED_KINDS],
+    );
+    if (rows.length === 0) return;
+    const { rows: contents } = await client.query<ContentTableRow>('SELECT * FROM contents WHERE sid = ANY($1::bigint[])', [sids]);
+    const events = attachContents(rows, contents);
+    const entries = { sid: [] as number[], text: [] as string[] };
+    for (let i = 0; i < events.length; ) {
+      const sid = Number(rows[i]!.sid);
+      let j = i;
+      while (j < events.length && Number(rows[j]!.sid) === sid) j++;
+      const text = sessionIndexText(events.slice(i, j));
+      if (text !== undefined) {
+        entries.sid.push(sid);
+        entries.text.push(foldAccents(text));
+      }
+      i = j;
+    }
+    if (entries.sid.length === 0) return;
+    await client.query(
+      `INSERT INTO session_search (sid, doc) SELECT v.sid, to_tsvector('simple', v.text) FROM unnest($1::bigint[], $2::text[]) AS v(sid, text)
+       ON CONFLICT (sid) DO UPDATE SET doc = EXCLUDED.doc`,
+      [entries.sid, entries.text],
+    );
   }
 
   /** PostgreSQL keeps dead row versions until VACUUM reuses their space; see src/audit/README.md. */
@@ -582,8 +647,6 @@ interface Batch {
     data: Array<Uint8Array | null>;
   };
   contents: { sid: number[]; n: number[]; part: number[]; key: Array<string | null>; nonce: Array<Uint8Array | null>; data: Uint8Array[] };
-  /** Index entries (src/audit/search.ts) of the batch's events. */
-  search: { seq: number[]; sid: number[]; text: string[] };
   inserts: Map<string, ProjectedRow & { sid: number }>;
   updates: Map<number, SessionUpdate>;
 }

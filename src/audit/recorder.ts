@@ -17,6 +17,7 @@ import type { Logger } from '../ops/logger.js';
 import type { ConnectionRecordingMap, RecordingConfig } from './config.js';
 import { ContentCipher, encodeContent } from './content.js';
 import { frameChunks } from './content-text.js';
+import { INDEX_BATCH } from './search.js';
 import type {
   ApprovalMeta,
   ContentPart,
@@ -47,6 +48,13 @@ const COMMIT_RETRY_MS = [50, 250, 1_000];
  * recovery) closes them as `incomplete`.
  */
 const END_RETRY_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000];
+/**
+ * How long session ends gather before they are indexed for search, together,
+ * in one transaction apart from the write-ahead commits (store.indexEnded).
+ */
+const INDEX_DELAY_MS = 250;
+/** After a failed indexing pass: the store is likely down; the next ended session tries again sooner. */
+const INDEX_RETRY_MS = 5_000;
 
 export interface SessionStart {
   /** The gateway's request ID. */
@@ -160,6 +168,8 @@ export class Recorder {
   private readonly writers = new Set<SessionWriter>();
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
+  /** Search indexing after the fact: a pass is scheduled, running, and/or asked for again while running. */
+  private indexing: { timer?: NodeJS.Timeout; running?: Promise<void>; again: boolean } = { again: false };
 
   private constructor(
     readonly store: AuditStore,
@@ -188,6 +198,8 @@ export class Recorder {
     beat.unref();
     flush.unref();
     recorder.timers.push(beat, flush);
+    // Catch up on sessions that ended unindexed (a crash between their end and the indexing pass, or an upgrade).
+    recorder.scheduleIndex(0);
     return recorder;
   }
 
@@ -255,12 +267,14 @@ export class Recorder {
     const events = batch.flatMap((e) => e.events);
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.store.append(events);
+        // A retry replays the batch: its first try may have committed with only the answer lost.
+        await this.store.append(events, attempt > 0 ? { replay: true } : undefined);
         this.stats.commits++;
         this.stats.events += count;
         this.stats.largestCommit = Math.max(this.stats.largestCommit, count);
         this.health?.recovered();
         for (const entry of batch) entry.resolve();
+        if (events.some((e) => e.kind === 'session.end')) this.scheduleIndex();
         return;
       } catch (err) {
         this.stats.failedCommits++;
@@ -312,7 +326,10 @@ export class Recorder {
         for (const end of ends) this.unsettled.delete(end.sessionId);
         this.endRetry.attempt = 0;
         this.health?.recovered();
-        if (ends.length > 0) this.log?.info({ sessions: ends.length }, 'stored session ends that had failed to commit');
+        if (ends.length > 0) {
+          this.log?.info({ sessions: ends.length }, 'stored session ends that had failed to commit');
+          this.scheduleIndex();
+        }
       } catch (err) {
         this.health?.failed(err);
         this.scheduleEndRetry();
@@ -321,6 +338,48 @@ export class Recorder {
       }
     })();
     return this.endRetry.running;
+  }
+
+  /**
+   * Indexes ended sessions for search after `delay`, in batches, outside the
+   * write-ahead commits: a crash may leave sessions unindexed for a while
+   * (the next pass, at the latest at the next start, takes them), never
+   * unrecorded. With encryption on there is nothing to index.
+   */
+  private scheduleIndex(delay = INDEX_DELAY_MS): void {
+    if (this.cipher || this.closed) return;
+    if (this.indexing.running) {
+      this.indexing.again = true;
+      return;
+    }
+    if (this.indexing.timer) return;
+    this.indexing.timer = setTimeout(() => {
+      this.indexing.timer = undefined;
+      this.indexing.running = this.indexPending().finally(() => {
+        this.indexing.running = undefined;
+        if (this.indexing.again) {
+          this.indexing.again = false;
+          this.scheduleIndex();
+        }
+      });
+    }, delay);
+    this.indexing.timer.unref();
+  }
+
+  private async indexPending(): Promise<void> {
+    try {
+      while (!this.closed && (await this.store.indexEnded(INDEX_BATCH)) === INDEX_BATCH);
+    } catch (err) {
+      this.log?.warn({ err: (err as Error).message }, 'indexing ended sessions for search failed; retrying later');
+      this.indexing.again = false;
+      if (!this.closed) {
+        this.indexing.timer = setTimeout(() => {
+          this.indexing.timer = undefined;
+          this.scheduleIndex(0);
+        }, INDEX_RETRY_MS);
+        this.indexing.timer.unref();
+      }
+    }
   }
 
   /** @internal */
@@ -380,7 +439,10 @@ export class Recorder {
       ids.forEach((id, j) => seqs[j] !== null && marked.push(id));
     }
     for (const instance of dead) await this.store.closeInstance(instance.id, now);
-    if (marked.length > 0) this.log?.warn({ sessions: marked.length }, 'marked sessions of stopped gateway instances as incomplete');
+    if (marked.length > 0) {
+      this.log?.warn({ sessions: marked.length }, 'marked sessions of stopped gateway instances as incomplete');
+      this.scheduleIndex();
+    }
     return marked;
   }
 
@@ -396,6 +458,8 @@ export class Recorder {
     await this.endRetry.running;
     clearTimeout(this.endRetry.timer);
     this.closed = true;
+    clearTimeout(this.indexing.timer);
+    await this.indexing.running;
     const now = this.now();
     const open = [...this.writers].filter((w) => !w.ended);
     try {

@@ -7,6 +7,9 @@ import { decodeContent } from './content.js';
 import { chunkText, promptOf, REDACTED, stringsOf, unframeChunks } from './content-text.js';
 import type { ContentPart, EventKind } from './events.js';
 
+/** Sessions indexed per indexing transaction (AuditStore.indexEnded). */
+export const INDEX_BATCH = 500;
+
 /** The event kinds whose content is indexed: the prompt as received and as forwarded, and the answer as delivered. */
 export const INDEXED_KINDS: readonly EventKind[] = ['session.start', 'session.forwarded', 'response.chunks'];
 
@@ -28,7 +31,7 @@ function parseJson(text: string): unknown {
  * The searchable text of an event's stored content, or undefined when there
  * is none to index: no content, an encrypted part, a whole-session redaction.
  */
-export function indexTextOf(event: { kind: string; sessionId: string; n: number; parts?: readonly ContentPart[] }): string | undefined {
+export function indexTextOf(event: { kind: string; sessionId: string; n: number; parts?: readonly ContentPart[] }, trim = true): string | undefined {
   const parts = event.parts ?? [];
   if (!INDEXED_KINDS.includes(event.kind as EventKind) || parts.length === 0 || parts.some((p) => p.keyId !== null)) return undefined;
   let text: string;
@@ -50,8 +53,41 @@ export function indexTextOf(event: { kind: string; sessionId: string; n: number;
     searchable = turns.length > 0 ? turns.map((t) => t.text).join('\n') : stringsOf(text);
   }
   // NUL is not valid in PostgreSQL text; it separates words as well as a space does.
-  searchable = searchable.slice(0, MAX_INDEXED_CHARS).replace(/\0/g, ' ').trim();
+  searchable = searchable.slice(0, MAX_INDEXED_CHARS).replace(/\0/g, ' ');
+  if (trim) searchable = searchable.trim();
   return searchable === '' || searchable === REDACTED ? undefined : searchable;
+}
+
+/** Most characters of one session's index entry: three sources at most, each within MAX_INDEXED_CHARS. */
+const MAX_SESSION_CHARS = 2 * MAX_INDEXED_CHARS;
+
+/**
+ * A session's index entry: the searchable text of its indexed events (in
+ * ordinal order; the answer's batches joined, so a word split between two
+ * batches is found), or undefined when there is nothing to index.
+ */
+export function sessionIndexText(events: ReadonlyArray<{ kind: string; sessionId: string; n: number; parts?: readonly ContentPart[] }>): string | undefined {
+  const sources: string[] = [];
+  const answer: typeof events[number][] = [];
+  for (const event of events) {
+    if (event.kind === 'response.chunks') answer.push(event);
+    else {
+      const text = indexTextOf(event);
+      if (text !== undefined) sources.push(text);
+    }
+  }
+  if (answer.length > 0) {
+    let joined = '';
+    for (const event of answer) {
+      if (joined.length >= MAX_INDEXED_CHARS) break;
+      // Batches are indexed as one text: no separator, so a word cut between two batches is whole again.
+      joined += indexTextOf(event, false) ?? '';
+    }
+    joined = joined.slice(0, MAX_INDEXED_CHARS).trim();
+    if (joined !== '' && joined !== REDACTED) sources.push(joined);
+  }
+  const text = sources.join('\n').slice(0, MAX_SESSION_CHARS);
+  return text === '' ? undefined : text;
 }
 
 export type SearchTerm = { kind: 'word' | 'prefix' | 'phrase'; text: string };

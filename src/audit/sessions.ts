@@ -7,7 +7,7 @@ import { parseDuration } from '../config/units.js';
 import type { ConnectionRecordingMap, RecordingConfig } from './config.js';
 import { ContentCipher, decodeContent, encodeContent } from './content.js';
 import { chunkText, compilePattern, frameChunks, promptOf, redactChunk, redactDocument, REDACTED, unframeChunks, type Pattern, type PromptTurn } from './content-text.js';
-import { indexTextOf, matchIn, parseSearchQuery, type SearchMatch, type SearchTerm } from './search.js';
+import { INDEX_BATCH, indexTextOf, matchIn, parseSearchQuery, type SearchMatch, type SearchTerm } from './search.js';
 import {
   NO_ORDINAL,
   parseMeta,
@@ -185,6 +185,8 @@ export class SessionArchive {
       before: filter.cursor ? decodeCursor(filter.cursor) : undefined,
       limit: limit + 1,
     };
+    // Sessions are indexed shortly after they end (Recorder): take what is waiting now, so a search sees every ended session.
+    if (query.text) await this.store.indexEnded(INDEX_BATCH).catch(() => 0);
     const rows = await this.store.listSessions(query);
     const sessions = rows.slice(0, limit);
     const next = rows.length > limit ? { next: encodeCursor(sessions[sessions.length - 1]!) } : {};

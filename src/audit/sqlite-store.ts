@@ -12,7 +12,7 @@ import type { StorageConfig } from './config.js';
 import { NO_ORDINAL, TRAIL_SESSION_ID, type ContentPart, type NewEvent, type StoredEvent } from './events.js';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/index.js';
 import { projectEvent, SESSION_COLUMNS, type SessionUpdate } from './projection.js';
-import { fts5Match, indexTextOf, INDEXED_KINDS } from './search.js';
+import { fts5Match, INDEXED_KINDS, sessionIndexText } from './search.js';
 import {
   attachContents,
   columnValue,
@@ -50,15 +50,6 @@ const EVENT_COLUMNS = 13;
 /** Rows per multi-row event INSERT: 13 parameters each, well under SQLite's limit of 32,766. */
 const EVENT_ROWS_PER_STATEMENT = 64;
 
-/**
- * An FTS5 entry's rowid: the session's sid and the event's ordinal, so a
- * search yields sids directly (`rowid >> 16`) without a lookup per match.
- * Events with larger ordinals are not indexed (a session's stored content
- * ends far sooner: max_body_bytes).
- */
-const SEARCH_ORDINALS = 65_536;
-const searchKey = (sid: number, n: number): number | undefined => (n >= 0 && n < SEARCH_ORDINALS ? sid * SEARCH_ORDINALS + n : undefined);
-
 /** From this many index matches on, a search walks the sessions by time instead of fetching every match: measured on 100,000 sessions, fetching costs ~0.1 ms a match, the walk up to ~20 ms. */
 const MANY_MATCHES = 200;
 
@@ -93,13 +84,19 @@ export class SqliteStore implements AuditStore {
       ),
       sessionContents: db.prepare<[string], ContentTableRow>('SELECT * FROM contents WHERE sid = (SELECT sid FROM sessions WHERE id = ?)'),
       eventSeq: db.prepare<[number, number], { seq: number; kind: string }>('SELECT seq, kind FROM events WHERE sid = ? AND n = ? ORDER BY seq LIMIT 1'),
-      insertSearch: db.prepare('INSERT INTO session_search (rowid, text) VALUES (?, ?)'),
+      // An entry per session, its rowid the session's sid (a search yields sids without a lookup).
+      insertSearch: db.prepare('INSERT OR REPLACE INTO session_search (rowid, text) VALUES (?, ?)'),
       deleteSearch: db.prepare('DELETE FROM session_search WHERE rowid = ?'),
+      searchHead: db.prepare<[], { seq: number }>('SELECT seq FROM search_head WHERE id = 1'),
+      setSearchHead: db.prepare('UPDATE search_head SET seq = ? WHERE id = 1'),
+      endedAfter: db.prepare<[number, number], { seq: number; sid: number }>(
+        "SELECT seq, sid FROM events WHERE seq > ? AND kind = 'session.end' AND sid IS NOT NULL ORDER BY seq LIMIT ?",
+      ),
       countMatches: db.prepare<[string], { n: number }>(`SELECT count(*) AS n FROM (SELECT 1 FROM session_search WHERE session_search MATCH ? LIMIT ${MANY_MATCHES})`),
       deleteContent: db.prepare('DELETE FROM contents WHERE sid = ? AND n = ?'),
       setInlineContent: db.prepare('UPDATE events SET key_id = ?, nonce = ?, content = ? WHERE sid = ? AND n = ?'),
     };
-    this.appendTransaction = db.transaction((events: NewEvent[]): Array<number | null> => {
+    this.appendTransaction = db.transaction((events: NewEvent[], replay = false): Array<number | null> => {
       const head = this.statements.head.get()!;
       let seq = head.seq;
       let prev = head.hash;
@@ -112,6 +109,12 @@ export class SqliteStore implements AuditStore {
           seqs.push(null);
           continue;
         }
+        // A replayed batch may have committed before: what is already stored stays as it is, once.
+        const stored = replay ? this.storedSeq(event) : undefined;
+        if (stored !== undefined) {
+          seqs.push(stored);
+          continue;
+        }
         const parts = event.parts ?? [];
         const metaText = serializeMeta(event.meta);
         const content = contentHash(parts);
@@ -121,12 +124,7 @@ export class SqliteStore implements AuditStore {
         const first = parts.find((p) => p.part === 0);
         rows.push(seq, sid, event.sessionId, event.n, event.kind, event.atMs, metaText, content, prev, hash, first?.keyId ?? null, asBuffer(first?.nonce ?? null), asBuffer(first?.data ?? null));
         if (rows.length === EVENT_ROWS_PER_STATEMENT * EVENT_COLUMNS) rows = this.insertEvents(rows);
-        if (sid !== null) {
-          this.insertParts(sid, event.n, parts);
-          const key = searchKey(sid, event.n);
-          const text = key === undefined ? undefined : indexTextOf(event);
-          if (text !== undefined) this.statements.insertSearch.run(key, text);
-        }
+        if (sid !== null) this.insertParts(sid, event.n, parts);
         const projection = projectEvent(event.sessionId, event, event.atMs);
         if (projection && 'insert' in projection) {
           const row: Record<string, unknown> = { ...sessionToTable(projection.insert), sid: seq };
@@ -160,10 +158,8 @@ export class SqliteStore implements AuditStore {
       db.pragma(`synchronous = ${settings.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
       // Overwritten and deleted content is zeroed, so a redaction leaves no copy in free pages.
       db.pragma('secure_delete = ON');
-      const applied = migrate(db);
-      const store = new SqliteStore(db);
-      if (applied.includes(2) && !applied.includes(1)) store.backfillSearch();
-      return store;
+      migrate(db);
+      return new SqliteStore(db);
     } catch (err) {
       throw new StorageUnavailableError(`cannot open the SQLite audit database ${settings.path}: ${(err as Error).message}`, { cause: err });
     }
@@ -195,9 +191,17 @@ export class SqliteStore implements AuditStore {
     for (const p of parts) if (p.part > 0) this.statements.insertContent.run(sid, n, p.part, p.keyId, asBuffer(p.nonce), asBuffer(p.data));
   }
 
-  async append(events: NewEvent[]): Promise<Array<number | null>> {
+  /** The seq under which this event is already stored (a session's start: its sid), if it is. */
+  private storedSeq(event: NewEvent): number | undefined {
+    if (event.sessionId === TRAIL_SESSION_ID || event.n < 0) return undefined;
+    if (event.kind === 'session.start') return this.statements.state.get(event.sessionId)?.sid;
+    const sid = this.sidOf(event.sessionId);
+    return sid === null ? undefined : this.statements.eventSeq.get(sid, event.n)?.seq;
+  }
+
+  async append(events: NewEvent[], options: { replay?: boolean } = {}): Promise<Array<number | null>> {
     try {
-      const seqs = this.appendTransaction.immediate(events);
+      const seqs = this.appendTransaction.immediate(events, options.replay ?? false);
       this.transactions++;
       return seqs;
     } catch (err) {
@@ -264,7 +268,7 @@ export class SqliteStore implements AuditStore {
         // Few matches: fetch those sessions and sort them. Many: walk sessions newest first and stop at a full page
         // (`+sid` keeps SQLite from driving the query by the match list, which would read and sort them all).
         const many = this.statements.countMatches.get(match)!.n >= MANY_MATCHES;
-        return `${many ? '+' : ''}sid IN (SELECT rowid / ${SEARCH_ORDINALS} FROM session_search WHERE session_search MATCH ?)`;
+        return `${many ? '+' : ''}sid IN (SELECT rowid FROM session_search WHERE session_search MATCH ?)`;
       },
     );
     return this.db
@@ -347,14 +351,13 @@ export class SqliteStore implements AuditStore {
         const first = rewrite.parts.find((p) => p.part === 0)!;
         this.statements.setInlineContent.run(first.keyId, asBuffer(first.nonce), asBuffer(first.data), state.sid, rewrite.n);
         this.insertParts(state.sid, rewrite.n, rewrite.parts);
-        // The index follows the content: the old entry goes, the rewritten text (if any is left) comes back.
-        const key = searchKey(state.sid, rewrite.n);
-        if (key !== undefined) {
-          if (this.statements.deleteSearch.run(key).changes > 0) this.searchRemoved = true;
-          const text = indexTextOf({ kind: event.kind, sessionId, n: rewrite.n, parts: rewrite.parts });
-          if (text !== undefined) this.statements.insertSearch.run(key, text);
-        }
         targets.push([event.seq, contentHash(rewrite.parts)!]);
+      }
+      // The index follows the content: the old entry goes, and what is left of the text comes back (if the session
+      // was indexed already; otherwise the next indexing pass reads the rewritten content).
+      if (this.statements.deleteSearch.run(state.sid).changes > 0) {
+        this.searchRemoved = true;
+        this.indexSessions([state.sid]);
       }
       const [seq] = this.appendTransaction([{ ...evidence, meta: { ...evidence.meta, targets } }]);
       return { seq: seq! };
@@ -381,9 +384,7 @@ export class SqliteStore implements AuditStore {
         .prepare<[string], { seq: number; hash: string }>('SELECT seq, hash FROM events WHERE sid IN (SELECT value FROM json_each(?)) ORDER BY seq')
         .all(sids)
         .map((r): [number, string] => [r.seq, r.hash]);
-      const unindexed = this.db
-        .prepare(`DELETE FROM session_search WHERE rowid IN (SELECT sid * ${SEARCH_ORDINALS} + n FROM events WHERE sid IN (SELECT value FROM json_each(?)) AND n >= 0 AND n < ${SEARCH_ORDINALS})`)
-        .run(sids);
+      const unindexed = this.db.prepare('DELETE FROM session_search WHERE rowid IN (SELECT value FROM json_each(?))').run(sids);
       if (unindexed.changes > 0) this.searchRemoved = true;
       for (const table of ['contents', 'events', 'session_groups', 'sessions']) {
         this.db.prepare(`DELETE FROM ${table} WHERE sid IN (SELECT value FROM json_each(?))`).run(sids);
@@ -406,32 +407,42 @@ export class SqliteStore implements AuditStore {
     this.db.pragma('wal_checkpoint(TRUNCATE)');
   }
 
-  /** Indexes the stored content of events recorded before the search index existed, a batch per transaction. */
-  backfillSearch(): number {
-    let indexed = 0;
-    const batch = this.db.transaction((after: number): number => {
-      const rows = this.db
-        .prepare<[number, string], EventTableRow>(`SELECT ${eventColumns(true)} FROM events WHERE seq > ? AND kind IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT 500`)
-        .all(after, JSON.stringify(INDEXED_KINDS));
-      if (rows.length === 0) return -1;
-      const last = Number(rows[rows.length - 1]!.seq);
-      const contents = this.db
-        .prepare<[number, number], ContentTableRow>('SELECT c.* FROM contents c JOIN events e ON e.sid = c.sid AND e.n = c.n WHERE e.seq > ? AND e.seq <= ?')
-        .all(after, last);
-      const sids = new Map(rows.map((r) => [Number(r.seq), r.sid === null ? null : Number(r.sid)]));
-      for (const event of attachContents(rows, contents)) {
-        const sid = sids.get(event.seq);
-        const key = sid === null || sid === undefined ? undefined : searchKey(sid, event.n);
-        const text = key === undefined ? undefined : indexTextOf(event);
-        if (text !== undefined) {
-          this.statements.insertSearch.run(key, text);
-          indexed++;
-        }
-      }
-      return last;
-    });
-    for (let after = 0; after >= 0; ) after = batch.immediate(after);
-    return indexed;
+  /**
+   * Indexes, in one transaction, the sessions of up to `limit` session ends
+   * recorded after the search head, and moves the head past them. Returns
+   * how many ends it went through (0: nothing was waiting).
+   */
+  async indexEnded(limit: number): Promise<number> {
+    return this.db
+      .transaction((): number => {
+        const ends = this.statements.endedAfter.all(this.statements.searchHead.get()!.seq, limit);
+        if (ends.length === 0) return 0;
+        this.indexSessions(ends.map((e) => e.sid));
+        this.statements.setSearchHead.run(ends[ends.length - 1]!.seq);
+        return ends.length;
+      })
+      .immediate();
+  }
+
+  /** Writes the index entry of each session from its stored content (inside a transaction). */
+  private indexSessions(sids: number[]): void {
+    const list = JSON.stringify(sids);
+    const rows = this.db
+      .prepare<[string, string], EventTableRow>(
+        `SELECT ${eventColumns(true)} FROM events WHERE sid IN (SELECT value FROM json_each(?)) AND kind IN (SELECT value FROM json_each(?)) ORDER BY sid, n`,
+      )
+      .all(list, JSON.stringify(INDEXED_KINDS));
+    // Later parts exist only for content over chunk_bytes: most sessions have none.
+    const contents = this.db.prepare<[string], ContentTableRow>('SELECT * FROM contents WHERE sid IN (SELECT value FROM json_each(?))').all(list);
+    const events = attachContents(rows, contents);
+    for (let i = 0; i < events.length; ) {
+      const sid = Number(rows[i]!.sid);
+      let j = i;
+      while (j < events.length && Number(rows[j]!.sid) === sid) j++;
+      const text = sessionIndexText(events.slice(i, j));
+      if (text !== undefined) this.statements.insertSearch.run(sid, text);
+      i = j;
+    }
   }
 
   async close(): Promise<void> {

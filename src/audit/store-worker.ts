@@ -68,8 +68,8 @@ async function serve(): Promise<void> {
     return;
   }
   const methods = store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
-  const appendPacked = async (text: string, bytes: Uint8Array): Promise<unknown> => ({
-    seqs: await store.append(unpackEvents(text, bytes)),
+  const appendPacked = async (text: string, bytes: Uint8Array, replay: boolean): Promise<unknown> => ({
+    seqs: await store.append(unpackEvents(text, bytes), { replay }),
     transactions: store.transactions,
   });
   port.on('message', (request: WorkerRequest) => {

@@ -77,8 +77,12 @@ export interface DeleteOutcome {
 export interface AuditStore {
   readonly driver: 'sqlite' | 'postgres';
 
-  /** Appends events in one transaction, chained in order. Returns each event's seq, or null if dropped by its `precondition`. */
-  append(events: NewEvent[]): Promise<Array<number | null>>;
+  /**
+   * Appends events in one transaction, chained in order. Returns each event's seq, or null if dropped by its `precondition`.
+   * `replay`: the batch may have committed already (its transaction's answer was lost); events of a session already
+   * stored under their ordinal (and starts of sessions that exist) are not appended again, and their stored seq is returned.
+   */
+  append(events: NewEvent[], options?: { replay?: boolean }): Promise<Array<number | null>>;
   /** Number of append transactions committed by this handle (group commit observability). */
   readonly transactions: number;
 
@@ -113,6 +117,12 @@ export interface AuditStore {
    * and appends `evidence` whose `sessions`/`deleted` the store fills in.
    */
   deleteSessions(ids: string[], evidence: NewEvent & { kind: 'retention.delete' | 'session.delete' }): Promise<DeleteOutcome>;
+  /**
+   * Full-text indexing, after the fact: in one transaction, indexes the sessions of up to `limit` session ends
+   * recorded since the last pass (src/audit/search.ts), each from its stored content. Returns how many ends it
+   * went through; 0 when nothing was waiting.
+   */
+  indexEnded(limit: number): Promise<number>;
   /** Makes removed content unrecoverable where the driver can (SQLite: checkpoint the WAL). */
   purge(): Promise<void>;
 

@@ -26,18 +26,38 @@ interface Pending {
   reject(err: Error): void;
 }
 
+/** Waits before starting the store thread again after it died: at once, then backing off while it keeps failing to start. */
+const RESTART_MS = [0, 100, 250, 500, 1_000, 2_000, 5_000];
+
 export class WorkerStore implements AuditStore {
   transactions = 0;
+  /** How many times the store thread was started again after it died. */
+  restarts = 0;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  /** Set while the store thread is down (calls fail at once: fail closed) and for good once closed. */
   private failure: Error | undefined;
+  private closed = false;
+  private worker!: Worker;
 
   private constructor(
     readonly driver: 'sqlite' | 'postgres',
-    private readonly worker: Worker,
+    private readonly storage: StorageConfig,
+    worker: Worker,
     /** The store thread's OS thread id (Linux), for measuring its CPU apart from the event loop's. */
-    readonly osThreadId: number | undefined,
+    public osThreadId: number | undefined,
   ) {
+    this.attach(worker);
+  }
+
+  static async open(storage: StorageConfig): Promise<WorkerStore> {
+    const { worker, osThreadId } = await startReady(storage);
+    return new WorkerStore(storage.driver, storage, worker, osThreadId);
+  }
+
+  private attach(worker: Worker): void {
+    this.worker = worker;
+    worker.unref();
     worker.on('message', (reply: WorkerReply) => {
       if (!('id' in reply)) return;
       const call = this.pending.get(reply.id);
@@ -47,34 +67,40 @@ export class WorkerStore implements AuditStore {
       if (reply.ok) call.resolve(reply.result);
       else call.reject(rehydrate(reply.error));
     });
-    const fail = (err: Error): void => {
+    let gone = false;
+    // Whatever killed the thread (a bug, an out-of-memory, a native crash): what was asked of it fails as a storage
+    // outage, so recording fails closed, and a new thread takes over (the database is the state; the thread holds none).
+    const died = (err: Error): void => {
+      if (gone) return;
+      gone = true;
       this.failure = new StorageUnavailableError(`the audit store worker stopped: ${err.message}`, { cause: err });
       for (const call of this.pending.values()) call.reject(this.failure);
       this.pending.clear();
+      if (!this.closed) this.restart(0);
     };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`exit code ${code}`)));
+    worker.on('error', died);
+    worker.on('exit', (code) => died(new Error(`exit code ${code}`)));
   }
 
-  static async open(storage: StorageConfig): Promise<WorkerStore> {
-    const worker = startWorker(storage);
-    const osThreadId = await new Promise<number | undefined>((resolve, reject) => {
-      const onMessage = (reply: WorkerReply): void => {
-        if (!('ready' in reply)) return;
-        worker.off('message', onMessage);
-        worker.off('error', onError);
-        if (reply.ready) resolve(reply.osThreadId);
-        else {
-          void worker.terminate();
-          reject(new StorageUnavailableError(reply.error.message));
-        }
-      };
-      const onError = (err: Error): void => reject(new StorageUnavailableError(`the audit store worker failed to start: ${err.message}`, { cause: err }));
-      worker.on('message', onMessage);
-      worker.once('error', onError);
-    });
-    worker.unref();
-    return new WorkerStore(storage.driver, worker, osThreadId);
+  private restart(attempt: number): void {
+    const timer = setTimeout(
+      () => {
+        startReady(this.storage).then(
+          ({ worker, osThreadId }) => {
+            if (this.closed) return void worker.terminate();
+            this.restarts++;
+            this.osThreadId = osThreadId;
+            this.failure = undefined;
+            this.attach(worker);
+          },
+          () => {
+            if (!this.closed) this.restart(attempt + 1);
+          },
+        );
+      },
+      RESTART_MS[Math.min(attempt, RESTART_MS.length - 1)],
+    );
+    timer.unref();
   }
 
   private call<T>(method: string, args: unknown[], transfer: ArrayBuffer[] = []): Promise<T> {
@@ -87,9 +113,11 @@ export class WorkerStore implements AuditStore {
     });
   }
 
-  async append(events: NewEvent[]): Promise<Array<number | null>> {
+  async append(events: NewEvent[], options: { replay?: boolean } = {}): Promise<Array<number | null>> {
     const { text, bytes } = packEvents(events);
-    const { seqs, transactions } = await this.call<{ seqs: Array<number | null>; transactions: number }>('appendPacked', [text, bytes], [bytes.buffer as ArrayBuffer]);
+    const { seqs, transactions } = await this.call<{ seqs: Array<number | null>; transactions: number }>('appendPacked', [text, bytes, options.replay ?? false], [
+      bytes.buffer as ArrayBuffer,
+    ]);
     this.transactions = transactions;
     return seqs;
   }
@@ -141,13 +169,17 @@ export class WorkerStore implements AuditStore {
   deleteSessions(ids: string[], evidence: NewEvent & { kind: 'retention.delete' | 'session.delete' }): Promise<DeleteOutcome> {
     return this.call('deleteSessions', [ids, evidence]);
   }
+  indexEnded(limit: number): Promise<number> {
+    return this.call('indexEnded', [limit]);
+  }
   purge(): Promise<void> {
     return this.call('purge', []);
   }
 
   async close(): Promise<void> {
-    if (this.failure) return;
-    await this.call('close', []);
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.failure) await this.call('close', []).catch(() => {});
     this.failure = new StorageUnavailableError('the audit store is closed');
     await this.worker.terminate();
   }
@@ -161,6 +193,27 @@ function rehydrate(error: { name: string; message: string; sessionId?: string; r
   const err = new Error(error.message);
   err.name = error.name;
   return err;
+}
+
+/** Starts the store thread and waits until its store is open. */
+async function startReady(storage: StorageConfig): Promise<{ worker: Worker; osThreadId: number | undefined }> {
+  const worker = startWorker(storage);
+  const osThreadId = await new Promise<number | undefined>((resolve, reject) => {
+    const onMessage = (reply: WorkerReply): void => {
+      if (!('ready' in reply)) return;
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      if (reply.ready) resolve(reply.osThreadId);
+      else {
+        void worker.terminate();
+        reject(new StorageUnavailableError(reply.error.message));
+      }
+    };
+    const onError = (err: Error): void => reject(new StorageUnavailableError(`the audit store worker failed to start: ${err.message}`, { cause: err }));
+    worker.on('message', onMessage);
+    worker.once('error', onError);
+  });
+  return { worker, osThreadId };
 }
 
 /**

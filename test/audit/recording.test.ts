@@ -11,7 +11,10 @@ import { Recorder } from '../../src/audit/recorder.js';
 import { SessionArchive } from '../../src/audit/sessions.js';
 import { openStore, StorageUnavailableError } from '../../src/audit/store.js';
 import { verify } from '../../src/audit/verify.js';
+import type { NewEvent } from '../../src/audit/events.js';
+import type { WorkerStore } from '../../src/audit/worker-store.js';
 import { GatewayError } from '../../src/http/errors.js';
+import type { Worker } from 'node:worker_threads';
 import { chatBody, principal, recordSession, recording, requestId, sseChunk, STORE_FIXTURES, type StoreFixture } from './fixtures.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -285,6 +288,86 @@ for (const factory of STORE_FIXTURES) {
       assert.deepEqual(result.problems, []);
       assert.ok(result.checked >= 40 * 5);
       await store.close();
+    });
+
+    test('a group commit retried after its answer was lost (connection dropped after COMMIT) stores each event once', async () => {
+      const store = await fx.open();
+      // The first commit holding the answer commits, then its answer is lost: what PostgreSQL dropping the connection
+      // after COMMIT, or the store thread dying before replying, looks like to the recorder.
+      let lose = true;
+      const flaky = new Proxy(store, {
+        get: (target, key) =>
+          key === 'append'
+            ? async (events: NewEvent[], options?: { replay?: boolean }) => {
+                const seqs = await target.append(events, options);
+                if (lose && events.some((e) => e.kind === 'response.chunks')) {
+                  lose = false;
+                  throw new Error('Connection terminated unexpectedly');
+                }
+                return seqs;
+              }
+            : Reflect.get(target, key),
+      });
+      const recorder = await Recorder.open(flaky, recording());
+      const id = await recordSession(recorder, { reply: ['one', ' two', ' three'] });
+      await recorder.close({ closeStore: false });
+      assert.equal(lose, false, 'the answer was lost once');
+      const rows = await fx.raw.query<{ kind: string; n: number }>('SELECT kind, n FROM events WHERE session_id = ? ORDER BY seq', id);
+      assert.deepEqual(rows.map((r) => `${r.kind}:${r.n}`), ['session.start:0', 'session.forwarded:1', 'response.chunks:2', 'session.end:3']);
+      assert.equal((await store.getSession(id))?.state, 'completed');
+      assert.deepEqual((await verify(store)).problems, []);
+      await store.close();
+    });
+
+    test('replaying whole batches, session starts included, appends nothing twice and answers the stored seqs', async () => {
+      const store = await fx.open('worker');
+      const batches: Array<{ events: NewEvent[]; seqs: Array<number | null> }> = [];
+      const capturing = new Proxy(store, {
+        get: (target, key) =>
+          key === 'append'
+            ? async (events: NewEvent[], options?: { replay?: boolean }) => {
+                const seqs = await target.append(events, options);
+                batches.push({ events, seqs });
+                return seqs;
+              }
+            : Reflect.get(target, key),
+      });
+      const recorder = await Recorder.open(capturing, recording());
+      await Promise.all(Array.from({ length: 5 }, (_, i) => recordSession(recorder, { subject: `replay${i}` })));
+      await recorder.close({ closeStore: false });
+      const count = async (): Promise<number> => Number((await fx.raw.query<{ n: number | string }>('SELECT count(*) AS n FROM events'))[0]!.n);
+      const before = await count();
+      const head = await store.chainHead();
+      for (const batch of batches) assert.deepEqual(await store.append(batch.events, { replay: true }), batch.seqs);
+      assert.equal(await count(), before, 'no event stored twice');
+      assert.deepEqual(await store.chainHead(), head, 'the chain did not move');
+      assert.deepEqual((await verify(store)).problems, []);
+      await store.close();
+    });
+
+    test('the store thread is started again whatever killed it; calls fail closed while it is down', async () => {
+      const store = (await fx.open('worker')) as WorkerStore;
+      const recorder = await Recorder.open(store, recording());
+      await recordSession(recorder, { subject: 'before-crash' });
+      const first = store.osThreadId;
+      // Killed the way a bug would kill it: a message its handler cannot read throws, uncaught, in the thread.
+      (store as unknown as { worker: Worker }).worker.postMessage(null);
+      await assert.rejects(store.chainHead(), StorageUnavailableError, 'a call in flight fails as a storage outage');
+      await assert.rejects(store.heartbeat(recorder.instanceId, Date.now()), StorageUnavailableError, 'and so does one made while it is down');
+      const refused = await recorder.beginSession({ id: requestId(), receivedAt: Date.now(), principal: principal(), connection: 'local', model: 'demo-chat', operation: 'chat', stream: false, requestBody: chatBody('x', false) }).then(
+        (writer) => (void writer.end({ state: 'completed', status: 200, latencyMs: 1 }), undefined),
+        (err: unknown) => err,
+      );
+      if (refused !== undefined) assert.ok(refused instanceof GatewayError && refused.status === 503 && refused.code === 'recording_unavailable', 'refused cleanly if not recorded');
+      for (let i = 0; i < 400 && store.restarts === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(store.restarts, 1, 'started again');
+      if (first !== undefined) assert.notEqual(store.osThreadId, first, 'a new thread');
+      const after = await recordSession(recorder, { subject: 'after-crash' });
+      assert.equal((await store.getSession(after))?.state, 'completed');
+      await recorder.close();
+      const check = await fx.open();
+      assert.deepEqual((await verify(check)).problems, []);
+      await check.close();
     });
   });
 }

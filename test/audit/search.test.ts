@@ -10,7 +10,8 @@ import { SearchQueryError } from '../../src/audit/search.js';
 import { SearchUnavailableError, SessionArchive } from '../../src/audit/sessions.js';
 import { openStore, type AuditStore } from '../../src/audit/store.js';
 import { verify } from '../../src/audit/verify.js';
-import { KEY_A, recordSession, recording, STORE_FIXTURES, type StoreFixture } from './fixtures.js';
+import { frameChunks } from '../../src/audit/content-text.js';
+import { KEY_A, recordSession, recording, requestId, sseChunk, STORE_FIXTURES, type StoreFixture } from './fixtures.js';
 
 const DAY = 86_400_000;
 
@@ -33,17 +34,21 @@ for (const factory of STORE_FIXTURES) {
       await fx.cleanup();
     });
 
-    /** Index entries with these keys, read in the raw database (SQLite: rowid = sid * 65536 + ordinal; PostgreSQL: the event's seq). */
+    /** Index entries with these keys (a session's sid), read in the raw database (SQLite: the FTS5 rowid). */
     const entries = async (keys: number[]): Promise<number> => {
       if (keys.length === 0) return 0;
       const list = keys.join(',');
-      const sql = fx.driver === 'sqlite' ? `SELECT count(*) AS n FROM session_search WHERE rowid IN (${list})` : `SELECT count(*)::int AS n FROM session_search WHERE seq IN (${list})`;
+      const sql = fx.driver === 'sqlite' ? `SELECT count(*) AS n FROM session_search WHERE rowid IN (${list})` : `SELECT count(*)::int AS n FROM session_search WHERE sid IN (${list})`;
       return Number((await fx.raw.query<{ n: number }>(sql))[0]!.n);
     };
-    /** The index keys a session's events have (or would have). */
+    /** The index key a session has (or would have): its sid. */
     const seqsOf = async (id: string): Promise<number[]> => {
-      const sql = fx.driver === 'sqlite' ? 'SELECT sid * 65536 + n AS k FROM events WHERE session_id = ? AND n >= 0' : 'SELECT seq AS k FROM events WHERE session_id = ?';
-      return (await fx.raw.query<{ k: number | string }>(sql, id)).map((r) => Number(r.k));
+      return (await fx.raw.query<{ k: number | string }>("SELECT seq AS k FROM events WHERE session_id = ? AND kind = 'session.start'", id)).map((r) => Number(r.k));
+    };
+    /** Polls (the indexing pass runs a moment after a session ends, in the background) until `check` holds or 20 s passed. */
+    const eventually = async (check: () => Promise<boolean>): Promise<boolean> => {
+      for (const deadline = Date.now() + 20_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) if (await check()) return true;
+      return false;
     };
     const ids = async (text: string, extra: Record<string, unknown> = {}): Promise<string[]> => (await archive.list({ text, ...extra })).sessions.map((s) => s.id);
 
@@ -142,7 +147,8 @@ for (const factory of STORE_FIXTURES) {
       const deleted = await recordSession(recorder, { subject: 'erase-fts', prompt: 'wombatword', receivedAt: Date.now() - 400 * DAY });
       const victimSeqs = await seqsOf(victim);
       const deletedSeqs = await seqsOf(deleted);
-      assert.ok((await entries(victimSeqs)) >= 2);
+      assert.deepEqual(await ids('zanzibarquux'), [victim], 'indexed (search takes what is waiting first)');
+      assert.equal(await entries(victimSeqs), 1, 'one entry per session');
       assert.deepEqual(await ids('zanzibarquux'), [victim]);
 
       await archive.redactSession(victim, 'dpo', 'erasure');
@@ -189,13 +195,55 @@ for (const factory of STORE_FIXTURES) {
       assert.deepEqual((await verify(store)).problems, []);
     });
 
-    test('sessions recorded before the index existed are indexed when the migration runs', async () => {
+    test('the write-ahead commit writes no index entry; a later pass indexes ended sessions in one transaction', async () => {
+      await recorder.close({ closeStore: false }); // its background passes would index what this test looks at
+      const id = requestId();
+      const start = { kind: 'session.start' as const, sessionId: id, n: 0, atMs: Date.now() };
+      const body = JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'quokkaword prompt' }] });
+      const parts = (text: string) => [{ part: 0, keyId: null, nonce: null, data: Buffer.from(text) }];
+      const meta = { received_at: Date.now(), identity: { issuer: 'https://idp.example', subject: 'deferred', groups: [] }, model: 'demo-chat', operation: 'chat', stream: true, bodies: true, instance: 'ins_test' };
+      await store.append([{ ...start, meta, parts: parts(body) } as never]);
+      await store.append([
+        { kind: 'response.chunks', sessionId: id, n: 1, atMs: Date.now(), meta: { first: 0, offsets: [1, 2], sizes: [10, 10], truncated: false }, parts: parts(frameChunks([sseChunk('numbat'), sseChunk('split')])) } as never,
+        { kind: 'response.chunks', sessionId: id, n: 2, atMs: Date.now(), meta: { first: 2, offsets: [3], sizes: [10], truncated: false }, parts: parts(frameChunks([sseChunk('word tail')])) } as never,
+        { kind: 'session.end', sessionId: id, n: 3, atMs: Date.now(), meta: { state: 'completed', status: 200 } } as never,
+      ]);
+      const [sid] = await seqsOf(id);
+      assert.equal(await entries([sid!]), 0, 'nothing indexed in the recording transactions');
+      assert.ok((await store.indexEnded(500)) >= 1);
+      assert.equal(await entries([sid!]), 1);
+      assert.equal(await store.indexEnded(500), 0, 'nothing left waiting');
+      assert.deepEqual(await ids('quokkaword'), [id]);
+      assert.deepEqual(await ids('numbatsplitword tail'), [id], 'the answer is indexed as one text: a word cut between two batches is found');
+      recorder = await Recorder.open(store, recording());
+    });
+
+    test('a session ended but not indexed (a crash before the pass) is indexed at the next start; erased before that, it never is', async () => {
+      await recorder.close({ closeStore: false }); // its background passes would index what this test looks at
+      // A recorder whose indexing never runs: as if the process died right after the sessions ended.
+      const crashed = await Recorder.open(new Proxy(store, { get: (t, k) => (k === 'indexEnded' ? async () => 0 : Reflect.get(t, k)) }), recording());
+      const kept = await recordSession(crashed, { subject: 'unindexed', prompt: 'tapirword survives' });
+      const erased = await recordSession(crashed, { subject: 'unindexed', prompt: 'tapirword and dugongword' });
+      await crashed.close({ closeStore: false });
+      const sids = [...(await seqsOf(kept)), ...(await seqsOf(erased))];
+      assert.equal(await entries(sids), 0, 'not indexed yet');
+      assert.equal((await store.sessionEvents(kept, true)).length, 4, 'but every event is stored (start, forwarded, answer, end)');
+      await archive.redactPattern('dugongword', { ids: [erased] }, 'dpo');
+      recorder = await Recorder.open(store, recording());
+      assert.ok(await eventually(async () => (await entries(sids)) === 2), 'the start-up pass indexed both');
+      assert.deepEqual(await ids('tapirword'), [erased, kept]);
+      assert.deepEqual(await ids('dugongword'), [], 'the redaction happened before indexing: the erased word was never indexed');
+    });
+
+    test('sessions recorded before the per-session index are indexed after the migration', async () => {
       const old = await recordSession(recorder, { subject: 'legacy', prompt: 'pangolin archive' });
       await recorder.close({ closeStore: false });
       await store.close();
-      // Back to a v1 database: no index, no record of the migration.
+      // Back to a v4 database: no per-session index, no record of the migration.
       await fx.raw.query('DROP TABLE session_search');
-      await fx.raw.query('DELETE FROM audit_migrations WHERE version = 2');
+      await fx.raw.query('DROP TABLE search_head');
+      await fx.raw.query(fx.driver === 'sqlite' ? 'CREATE TABLE session_search (x)' : 'CREATE TABLE session_search (seq bigint PRIMARY KEY)');
+      await fx.raw.query('DELETE FROM audit_migrations WHERE version = 5');
       store = await openStore(fx.storage);
       recorder = await Recorder.open(store, recording());
       archive = new SessionArchive(store, recording());

@@ -6,6 +6,7 @@ import { v1Postgres, v1Sqlite } from './v1-initial.js';
 import { v2Postgres, v2Sqlite } from './v2-search.js';
 import { v3Postgres, v3Sqlite } from './v3-estimated-usage.js';
 import { v4Postgres, v4Sqlite } from './v4-flagged.js';
+import { v5Postgres, v5Sqlite } from './v5-search-by-session.js';
 
 export interface Migration {
   version: number;
@@ -16,10 +17,12 @@ export interface Migration {
 
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial', sqlite: v1Sqlite, postgres: v1Postgres },
-  // Sessions recorded before it are indexed by the store right after it is applied (see `backfillSearch`).
+  // Replaced by v5 (kept: a migration is never edited once released).
   { version: 2, name: 'search', sqlite: v2Sqlite, postgres: v2Postgres },
   { version: 3, name: 'estimated usage', sqlite: v3Sqlite, postgres: v3Postgres },
   { version: 4, name: 'flagged', sqlite: v4Sqlite, postgres: v4Postgres },
+  // Sessions recorded before it are indexed by the first `indexEnded` passes after it (search_head starts at 0).
+  { version: 5, name: 'search by session, after the commit', sqlite: v5Sqlite, postgres: v5Postgres },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
