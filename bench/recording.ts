@@ -18,7 +18,7 @@
 // Env: BENCH_DURATION (seconds per measured run, default 5), BENCH_ROUNDS
 // (3), BENCH_PG_URL (postgres://postgres@127.0.0.1:5432/test),
 // BENCH_COMMIT_INTERVAL (recording.commit_interval, default 2ms),
-// BENCH_ONLY_E2E=1 to skip part 1, BENCH_MODES=sqlite,postgres to run only
+// BENCH_ONLY_E2E=1 to skip part 1, BENCH_ONLY_RECORDER=1 to run only part 1, BENCH_MODES=sqlite,postgres to run only
 // those (and off), BENCH_GATEWAY_NODE_FLAGS for the gateway processes.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -309,6 +309,10 @@ async function main(): Promise<void> {
       await recorderThroughput('postgres', postgres),
     ];
     console.table(throughput);
+    if (process.env.BENCH_ONLY_RECORDER) {
+      console.log(JSON.stringify({ throughput }));
+      return;
+    }
 
     console.log('\n2. end to end: streamed chat completions through modelgate, concurrency 50');
     const upstream = await startUpstream(UPSTREAM_KEY, dir);
