@@ -14,6 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { Pool } from 'undici';
 import type { Logger } from '../ops/logger.js';
+import { keepAlive } from './heartbeat.js';
 import { HEADER, HOP_BY_HOP, TUNNEL_PATH, UPGRADE_TOKEN } from './protocol.js';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
@@ -34,9 +35,10 @@ export interface AgentOptions {
   /** How long a model may take to send response headers; the gateway keeps its own limits too. */
   upstreamHeadersTimeoutMs?: number;
   /**
-   * HTTP/2 PING to the gateway this often; no answer within `timeoutMs` ends
-   * the tunnel and redials. TCP keepalive alone cannot see a peer (or a
-   * middlebox) that stopped forwarding while the connection stays open.
+   * HTTP/2 PING to the gateway this often; no answer, and nothing else
+   * received, within `timeoutMs` ends the tunnel and redials (heartbeat.ts).
+   * TCP keepalive alone cannot see a peer (or a middlebox) that stopped
+   * forwarding while the connection stays open.
    */
   heartbeat?: { intervalMs: number; timeoutMs: number };
 }
@@ -217,27 +219,14 @@ export class Agent {
     this.options.log.info({ gateway: gateway.origin, connections: [...this.options.serve.keys()] }, 'tunnel connected');
   }
 
-  /** PINGs the gateway; a missed answer destroys the session with an error, so every open stream ends now instead of hanging. */
+  /** PINGs the gateway; a dead one has its session destroyed with an error, so every open stream ends now instead of hanging. */
   private keepAlive(session: http2.ServerHttp2Session): void {
-    const { intervalMs, timeoutMs } = this.options.heartbeat ?? { intervalMs: 10_000, timeoutMs: 5_000 };
-    const dead = () => {
-      if (session.destroyed) return;
+    keepAlive(session, this.options.heartbeat ?? { intervalMs: 10_000, timeoutMs: 5_000 }, () => {
       this.options.log.warn({ gateway: this.options.gateway.origin }, 'the gateway missed its heartbeat; redialling');
       session.destroy(new Error('the gateway stopped answering PINGs'));
       // A frozen peer never acknowledges the FIN either: free the socket now.
       (session.socket as Socket | undefined)?.destroy();
-    };
-    const timer = setInterval(() => {
-      if (session.destroyed || session.closed) return;
-      const deadline = setTimeout(dead, timeoutMs);
-      const sent = session.ping((err) => {
-        clearTimeout(deadline);
-        if (err) dead();
-      });
-      if (!sent) clearTimeout(deadline);
-    }, intervalMs);
-    timer.unref();
-    session.once('close', () => clearInterval(timer));
+    });
   }
 
   private async forward(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<void> {

@@ -14,6 +14,7 @@ import type { ConnectionConfig } from '../config/schema.js';
 import { asGatewayError, GatewayError } from '../http/errors.js';
 import type { Logger } from '../ops/logger.js';
 import type { AgentsConfig } from './config.js';
+import { keepAlive } from './heartbeat.js';
 import { keyIsLive, type AgentKeyRecord } from './key-store.js';
 import { HEADER, HOP_BY_HOP, NOT_STARTED_ERRORS, TUNNEL_PATH, UPGRADE_TOKEN } from './protocol.js';
 import type { AgentKeys } from './registry.js';
@@ -351,19 +352,10 @@ export class AgentHub {
 
   private heartbeat(tunnel: AgentTunnel): void {
     const { heartbeat_interval, heartbeat_timeout } = this.options.config;
-    const timer = setInterval(() => {
-      if (tunnel.session.destroyed || tunnel.session.closed) return;
-      const deadline = setTimeout(() => {
-        this.options.log.warn({ agent: tunnel.name }, 'agent missed its heartbeat; closing the tunnel');
-        tunnel.cut();
-      }, heartbeat_timeout);
-      const sent = tunnel.session.ping((err) => {
-        clearTimeout(deadline);
-        if (err && !tunnel.session.destroyed) tunnel.cut();
-      });
-      if (!sent) clearTimeout(deadline);
-    }, heartbeat_interval).unref();
-    tunnel.session.once('close', () => clearInterval(timer));
+    keepAlive(tunnel.session, { intervalMs: heartbeat_interval, timeoutMs: heartbeat_timeout }, () => {
+      this.options.log.warn({ agent: tunnel.name }, 'agent missed its heartbeat; closing the tunnel');
+      tunnel.cut('the agent stopped answering PINGs');
+    });
   }
 
   /** Re-reads connected agents' keys: a revoked or lapsed key cuts its tunnels. */

@@ -5,13 +5,14 @@
 // error (an error frame mid-stream, a 502 before the answer); the agent sees
 // its PINGs go unanswered, drops the dead socket and dials again.
 import assert from 'node:assert/strict';
+import type http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import { Agent } from '../../src/agent/agent.js';
 import { createLogger } from '../../src/ops/logger.js';
 import { SseDecoder } from '../../src/protocol/sse.js';
 import { errorOf, postJson, type Harness } from '../helpers/harness.js';
 import { faultyRelay, type FaultyRelay } from '../helpers/tcp-relay.js';
-import { agentsConnected, createAgentKey, startAgentHarness, until } from './helpers.js';
+import { agentsConnected, createAgentKey, sseFrames, startAgentHarness, until } from './helpers.js';
 
 describe('tunnel keepalive', () => {
   let h: Harness;
@@ -90,5 +91,73 @@ describe('tunnel keepalive', () => {
     assert.equal((await errorOf(response)).code, 'agent_lost');
     await recovered;
     assert.equal((await aborted).aborted, true, 'the agent cancelled the model request when it dropped the dead tunnel');
+  });
+});
+
+// The soak's lost agent: at thousands of streams the tunnel is alive but
+// busy, and a heartbeat that judged by the clock alone cut it. Here the
+// process's event loop is blocked, right after a PING went out, for longer
+// than the heartbeat's deadline (gateway and agent share this process). Node
+// runs the expired deadline before it reads the answer waiting on the socket:
+// the tunnel must survive, and the stream on it complete.
+describe('a tunnel whose event loop is blocked past the heartbeat deadline', () => {
+  let h: Harness;
+  let agent: Agent;
+  let token: string;
+
+  before(async () => {
+    h = await startAgentHarness({
+      model: { chunkDelayMs: 100, replyWords: 60 },
+      configure: (input) => {
+        input.agents = { ...input.agents, heartbeat_interval: '200ms', heartbeat_timeout: '500ms' };
+      },
+    });
+    token = await h.userToken('alice');
+    const key = await createAgentKey(h, 'blocked');
+    agent = new Agent({
+      gateway: new URL(h.gateway.agentsUrl!),
+      readKey: async () => key,
+      serve: new Map([['demo', new URL(h.model.url)]]),
+      version: 'test',
+      log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'),
+      backoff: { initialMs: 50, maxMs: 200 },
+      heartbeat: { intervalMs: 200, timeoutMs: 500 },
+    });
+    agent.start();
+  });
+  after(async () => {
+    await agent.close(100);
+    await h.close();
+  });
+
+  /** The next PING `session` sends is followed by a synchronous block of 3 heartbeat deadlines; resolves once it ran. */
+  function blockAfterNextPing(session: http2.Http2Session): Promise<void> {
+    return new Promise((resolve) => {
+      const ping = session.ping.bind(session);
+      session.ping = ((...args: Parameters<typeof session.ping>) => {
+        const sent = ping(...args);
+        session.ping = ping;
+        const until = Date.now() + 1_500;
+        while (Date.now() < until); // the event loop does nothing else meanwhile, as under a burst
+        resolve();
+        return sent;
+      }) as typeof session.ping;
+    });
+  }
+
+  test('the tunnel survives a blocked loop on either end, and the stream on it completes', { timeout: 60_000 }, async () => {
+    await agentsConnected(h, 1);
+    const [tunnel] = h.gateway.agents!.list();
+    const agentSession = (agent as unknown as { session: http2.Http2Session }).session;
+    const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'a long answer please, with many words in it' }] });
+    assert.equal(response.status, 200);
+    const frames = sseFrames(response);
+    await blockAfterNextPing(tunnel!.session);
+    await blockAfterNextPing(agentSession);
+    const data = (await frames).map((f) => f.data);
+    assert.equal(data.at(-1), '[DONE]');
+    assert.ok(!data.some((d) => d.includes('"error"')), data.join('\n'));
+    assert.deepEqual(h.gateway.agents!.list(), [tunnel], 'the gateway kept the same tunnel');
+    assert.equal((agent as unknown as { session: http2.Http2Session }).session, agentSession, 'the agent kept the same tunnel');
   });
 });
