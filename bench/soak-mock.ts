@@ -78,7 +78,7 @@ const server = http.createServer((req, res) => {
   });
 });
 server.keepAliveTimeout = 5_000;
-server.listen(Number(process.env.SOAK_PORT ?? 0), '127.0.0.1', 2048, () => {
+server.listen(Number(process.env.SOAK_PORT ?? 0), '127.0.0.1', 4096, () => {
   process.stdout.write(`http://127.0.0.1:${(server.address() as AddressInfo).port}\n`);
 });
 

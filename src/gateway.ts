@@ -143,7 +143,7 @@ export class Gateway {
     if (router) this.services.log.info({ url: await router.start(), instance: router.instance, pid: process.pid }, 'accepting requests routed from other instances');
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(port, host, () => {
+      this.server.listen({ port, host, backlog: this.services.config.server.listen_backlog }, () => {
         this.server.off('error', reject);
         this.services.identity.bindUrl(this.url);
         resolve();

@@ -214,6 +214,12 @@ const server = z
     /** Trust X-Forwarded-For from these proxies when recording the client IP. */
     trusted_proxies: z.array(z.string()).default([]),
     keep_alive_timeout: duration.prefault('65s'),
+    /**
+     * Connections the kernel holds for the gateway before it accepts them (capped by the system's
+     * `net.core.somaxconn`). A burst of new connections beyond it is dropped or reset by the kernel
+     * before the gateway can answer (node's default is 511; the soak opens 5,000 at once).
+     */
+    listen_backlog: z.number().int().min(1).max(65_535).default(4096),
     /** The whole request (headers and body) must arrive within this: slow-body (slowloris) defence. */
     request_timeout: duration.prefault('60s'),
     /** The request headers must arrive within this; below `request_timeout`. */
