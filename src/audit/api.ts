@@ -20,7 +20,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { badRequest, GatewayError } from '../http/errors.js';
 import { jsonObjectBody as jsonBody, optionalString } from '../http/read-json-body.js';
 import { drained, sendJson } from '../http/send.js';
-import type { Principal } from '../identity/principal.js';
+import { personIssuer, type Principal } from '../identity/principal.js';
 import { SearchQueryError } from './search.js';
 import { parseTimeBound, SearchUnavailableError, type SessionArchive, type SessionFilter } from './sessions.js';
 import { SessionStateError, type DecisionFilter, type SessionRow } from './store.js';
@@ -50,13 +50,14 @@ export function isAuditor(principal: Principal, auditorGroups: readonly string[]
 }
 
 /**
- * The issuers under which a person's own sessions are recorded: their IdP's,
- * and the gateway's when they signed in through the browser (a gateway token
- * names the IdP as `origin`). Non-auditors see sessions and usage of these
+ * The issuers under which a person's own sessions are recorded: the IdP that
+ * vouched for them, whether they called with its token or with a gateway
+ * token from a browser sign-in there (sessions are recorded under the IdP,
+ * never under the gateway). Non-auditors see sessions and usage of these
  * issuers with their own subject, and nothing else.
  */
 export function ownIssuers(principal: Principal): string[] {
-  return [...new Set([principal.issuer, principal.origin].filter((i): i is string => i !== undefined))];
+  return [personIssuer(principal)];
 }
 
 /** Who did it, as recorded in redaction, deletion and legal-hold events. */

@@ -21,7 +21,10 @@ export interface ContentInfo {
 }
 
 export interface RecordedIdentity {
+  /** The identity provider that vouched for the person (for a gateway-issued token, the IdP they signed in with). */
   issuer: string;
+  /** Who signed the bearer token, when not that IdP: the gateway, after a browser sign-in. */
+  token_issuer?: string;
   subject: string;
   email?: string;
   name?: string;

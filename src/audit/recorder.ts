@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { GatewayError } from '../http/errors.js';
-import type { Principal } from '../identity/principal.js';
+import { personIssuer, type Principal } from '../identity/principal.js';
 import type { Logger } from '../ops/logger.js';
 import type { ConnectionRecordingMap, RecordingConfig } from './config.js';
 import { ContentCipher, encodeContent } from './content.js';
@@ -513,7 +513,10 @@ function bodyText(body: unknown): string {
 }
 
 function identityOf(p: Principal): RecordedIdentity {
-  const identity: RecordedIdentity = { issuer: p.issuer, subject: p.subject, email: p.email, name: p.name, groups: [...p.groups], client_id: p.clientId };
+  // Recorded under the IdP that vouched for the person, not the gateway that issued a browser sign-in's token:
+  // two IdPs may hand out the same subject, and the sessions and usage APIs show people what is theirs by (issuer, subject).
+  const identity: RecordedIdentity = { issuer: personIssuer(p), subject: p.subject, email: p.email, name: p.name, groups: [...p.groups], client_id: p.clientId };
+  if (p.origin !== undefined) identity.token_issuer = p.issuer;
   if (p.method === 'service_key') {
     identity.service_key = p.tokenId;
     identity.owner = p.owner;

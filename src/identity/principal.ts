@@ -35,3 +35,13 @@ export interface Principal {
   /** For service keys: the person who created the service identity, recorded with each of its requests. */
   owner?: { issuer: string; subject: string; email?: string };
 }
+
+/**
+ * The identity provider that vouches for the person: the token's issuer, or,
+ * for a gateway-issued token, the IdP they signed in with (`idp`). With the
+ * subject it names one person; the gateway's own issuer would merge the
+ * people of every IdP that signs in through the browser.
+ */
+export function personIssuer(principal: Pick<Principal, 'issuer' | 'origin'>): string {
+  return principal.origin ?? principal.issuer;
+}

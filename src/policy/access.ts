@@ -1,7 +1,7 @@
 // Who may use which connection and model. Pure: identity and rules in,
 // decision out. Deny by default: with no matching rule, nothing is allowed.
 import type { AccessRule } from '../config/schema.js';
-import type { Principal } from '../identity/principal.js';
+import { personIssuer, type Principal } from '../identity/principal.js';
 
 export interface AccessDecision {
   allowed: boolean;
@@ -33,7 +33,7 @@ function appliesTo(rule: AccessRule, principal: Pick<Principal, 'subject' | 'gro
  * gateway token's `idp`). Without `issuer` the configuration has one source of identities (checked at start-up).
  */
 export function fromIssuer(rule: { issuer?: string | undefined }, principal: Pick<Principal, 'issuer' | 'origin'>): boolean {
-  return rule.issuer === undefined || rule.issuer === (principal.origin ?? principal.issuer);
+  return rule.issuer === undefined || rule.issuer === personIssuer(principal);
 }
 
 function matches(patterns: readonly string[], name: string): boolean {
