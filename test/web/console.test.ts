@@ -13,6 +13,7 @@ import OpenAI from 'openai';
 import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { isLoopback, launchChromium, type LaunchedChromium } from '../helpers/chromium.js';
 import { withTwoPersonRule } from '../helpers/approvals.js';
+import { recordSession } from '../audit/fixtures.js';
 import { devConsoleOidc, startHarness, type Harness } from '../helpers/harness.js';
 
 const WAIT_MS = 20_000;
@@ -58,6 +59,8 @@ describe('web console at /ui in headless Chromium', () => {
           input.approvals = { wait: '30s', keepalive_interval: '1s', poll_interval: '100ms' };
           // Erin (an approver) also uses the model: she must not approve her own request.
           input.access = [...(input.access ?? []), { groups: ['approvers'], connections: ['demo'] }];
+          // Erin may embed once a minute: her second embedding is refused by a limit, and the usage page counts it.
+          input.limits = { rules: [{ name: 'erin-embeds', subjects: ['erin'], models: ['demo-embed'], requests_per_minute: 1 }] };
           const guardrails = withTwoPersonRule(input.guardrails);
           guardrails.input = [...(guardrails.input ?? []), { name: 'mask-email', detect: ['EMAIL'], action: 'mask' }];
           input.guardrails = guardrails;
@@ -427,6 +430,56 @@ describe('web console at /ui in headless Chromium', () => {
     assert.match((await costs.textContent()) ?? '', /demo-chat/, 'totals and cost per model from /v1/usage');
     await screenshot(page, 'usage');
     assert.deepEqual(await seriousViolations(page), [], 'axe on the usage page');
+  });
+
+  test('the usage page counts requests refused by a limit and marks token counts estimated from text', async () => {
+    const erin = await sdk('erin');
+    await erin.embeddings.create({ model: 'demo-embed', input: 'first embedding' });
+    await assert.rejects(erin.embeddings.create({ model: 'demo-embed', input: 'second embedding' }), (err: { status?: number }) => err.status === 429);
+    // A model server that reports no usage: the gateway estimates alice's tokens from the text.
+    const chunk = (content: string) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'demo-chat', choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`;
+    h.model.setFault({ kind: 'raw', contentType: 'text/event-stream', writes: [chunk('no usage '), chunk('reported'), 'data: [DONE]\n\n'] }, { times: 1, path: '/v1/chat/completions' });
+    for await (const _ of await (await sdk('alice')).chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'estimate me' }], stream: true })) void _;
+    await lastEndedSession('alice');
+    await h.gateway.services.audit!.recorder.flush();
+
+    const { page } = await signIn('carol', '/ui/usage');
+    const people = page.getByRole('table', { name: 'Tokens and cost by person' });
+    await people.waitFor();
+    const header = await people.locator('thead th').allTextContents();
+    const column = (name: string) => header.indexOf(name);
+    assert.ok(column('Limited') > 0 && column('Estimated') > 0, `columns: ${header.join(', ')}`);
+    const cells = async (who: string) => people.locator('tbody tr', { hasText: who }).locator('td').allTextContents();
+    const erinRow = await cells('erin@example.com');
+    assert.ok(Number(erinRow[column('Requests')]) >= 2, 'both embeddings are requests (her earlier chats too)');
+    assert.equal(erinRow[column('Limited')], '1', 'the refused embedding is counted as limited');
+    const aliceRow = await cells('alice@example.com');
+    assert.ok(Number(aliceRow[column('Estimated')]) >= 1, `alice's estimated requests: ${aliceRow.join(' | ')}`);
+    assert.match(aliceRow[column('Tokens')]!, /^~\d+ \(estimated\)$/, 'her token count is marked estimated (the mark is read out too)');
+    assert.doesNotMatch(erinRow[column('Tokens')]!, /~/, 'the model server reported every count of erin');
+    assert.match((await page.locator('p.usage-total').textContent()) ?? '', /\d+ requests \([1-9]\d* refused by a limit\)/);
+    await page.getByText(/~ includes tokens estimated from text: the model server reported no usage for \d+ requests?\./).waitFor();
+    await screenshot(page, 'usage-limited-estimated');
+    assert.deepEqual(await seriousViolations(page), [], 'axe on the usage page');
+  });
+
+  test('the state filter offers `shutdown` (streams cut off by a gateway stop) and lists only those sessions', async () => {
+    // Recorded as the gateway records a stream still running when its shutdown grace ends.
+    const stopped = await recordSession(h.gateway.services.audit!.recorder, { subject: 'stopped-stream', end: 'shutdown' });
+    const { page } = await signIn('carol', '/ui/sessions');
+    const state = page.getByLabel('State');
+    assert.deepEqual(await state.locator('option').allTextContents(), ['any', 'open', 'completed', 'aborted', 'upstream_failed', 'refused', 'incomplete', 'shutdown']);
+    await state.selectOption('shutdown');
+    const listed = page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/sessions' && new URL(r.url()).searchParams.get('state') === 'shutdown');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    assert.equal((await listed).status(), 200);
+    const row = page.locator(`tr[data-session-id="${stopped}"]`);
+    await row.waitFor();
+    assert.equal(await row.locator('.badge.shutdown').textContent(), 'shutdown');
+    const badges = await page.locator('table.sessions tbody .badge').allTextContents();
+    assert.ok(badges.length > 0 && badges.every((b) => b === 'shutdown'), `only shutdown sessions: ${badges.join(', ')}`);
+    assert.equal(new URL(page.url()).searchParams.get('state'), 'shutdown', 'the filter is kept in the URL');
+    await screenshot(page, 'sessions-shutdown');
   });
 
   test('hostile prompts (markup, script, bidi, control characters) are shown as inert text in the inbox and the session replay', async () => {

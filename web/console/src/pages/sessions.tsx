@@ -25,6 +25,8 @@ export interface SessionRow {
   prompt_tokens: number | null;
   completion_tokens: number | null;
   total_tokens: number | null;
+  /** The token numbers were estimated from text: the model server reported none. */
+  estimated: boolean;
   ttft_ms: number | null;
   latency_ms: number | null;
   blocked: boolean;
@@ -60,7 +62,8 @@ const FILTERS = [
   { key: 'until', label: 'Until', type: 'text' },
 ] as const;
 
-const STATES = ['open', 'completed', 'aborted', 'upstream_failed', 'refused', 'incomplete'];
+// The API's states (audit/api.ts STATES); `shutdown`: still streaming when the gateway's shutdown grace ran out.
+const STATES = ['open', 'completed', 'aborted', 'upstream_failed', 'refused', 'incomplete', 'shutdown'];
 const DECISIONS = ['blocked', 'masked', 'approved', 'flagged'];
 
 export function SessionsPage() {
@@ -187,7 +190,7 @@ export function SessionsPage() {
                     <span class={`badge ${s.state}`}>{s.state}</span>
                   </td>
                   <td>{flags(s)}</td>
-                  <td>{s.total_tokens ?? '—'}</td>
+                  <td>{s.total_tokens === null ? '—' : <Tokens count={s.total_tokens} estimated={s.estimated} />}</td>
                   <td>{s.latency_ms === null ? '—' : `${s.latency_ms} ms`}</td>
                   {searching && <td class="match">{s.match ? <MatchText match={s.match} /> : <span class="note">the stored text no longer shows the words</span>}</td>}
                 </tr>
@@ -231,4 +234,15 @@ function MatchText({ match }: { match: Match }) {
 export function flags(s: Pick<SessionRow, 'blocked' | 'masked' | 'approved' | 'flagged' | 'redacted' | 'legal_hold'>): string {
   const out = [s.blocked && 'blocked', s.masked && 'masked', s.approved && 'approved', s.flagged && 'flagged', s.redacted && 'redacted', s.legal_hold && 'on hold'].filter(Boolean);
   return out.length ? out.join(', ') : '—';
+}
+
+/** A token count, marked `~` when it includes numbers estimated from text (the model server reported none). */
+export function Tokens({ count, estimated }: { count: number; estimated: boolean }) {
+  if (!estimated) return <>{count}</>;
+  return (
+    <span class="estimated" title="estimated from the text: the model server reported no usage">
+      ~{count}
+      <span class="sr-only"> (estimated)</span>
+    </span>
+  );
 }

@@ -1,12 +1,13 @@
 // Usage: totals and cost per model, group and person from the usage API
-// (GET /v1/usage), and charts over time aggregated in the browser from the
+// (GET /v1/usage), with the requests a limit refused and the token counts
+// estimated from text (marked ~), and charts over time aggregated in the browser from the
 // sessions API (the sessions the person may see, newest first, up to
 // MAX_SESSIONS): requests, tokens, blocks, masks, approvals, latency and
 // time to first token.
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api';
 import { escapeHidden } from '../text';
-import type { SessionRow } from './sessions';
+import { Tokens, type SessionRow } from './sessions';
 
 const MAX_SESSIONS = 5_000;
 const RANGES = [
@@ -197,6 +198,10 @@ interface UsageRow {
   connection?: string;
   model?: string;
   requests: number;
+  /** Of the requests, refused by a limit or budget. */
+  limited: number;
+  /** Of the requests, those whose tokens were estimated from text. */
+  estimated_requests: number;
   total_tokens: number;
   cost: number;
 }
@@ -219,9 +224,17 @@ function Costs({ since }: { since: string }) {
   return (
     <>
       <h2>Totals</h2>
-      <p>
-        <strong>{total.requests}</strong> requests, <strong>{total.total_tokens}</strong> tokens, cost <strong>{money(total.cost)}</strong>.
+      <p class="usage-total">
+        <strong>{total.requests}</strong> requests (<strong>{total.limited}</strong> refused by a limit), <strong>
+          <Tokens count={total.total_tokens} estimated={total.estimated_requests > 0} />
+        </strong>{' '}
+        tokens, cost <strong>{money(total.cost)}</strong>.
       </p>
+      {total.estimated_requests > 0 && (
+        <p class="note">
+          ~ includes tokens estimated from text: the model server reported no usage for {total.estimated_requests} request{total.estimated_requests === 1 ? '' : 's'}.
+        </p>
+      )}
       <div class="breakdowns">
         {reports.map((r) => (
           <table class="list usage-totals" key={r.by}>
@@ -230,7 +243,9 @@ function Costs({ since }: { since: string }) {
               <tr>
                 <th scope="col">{r.by === 'subject' ? 'Person' : r.by === 'group' ? 'Group' : 'Model'}</th>
                 <th scope="col">Requests</th>
+                <th scope="col">Limited</th>
                 <th scope="col">Tokens</th>
+                <th scope="col">Estimated</th>
                 <th scope="col">Cost</th>
               </tr>
             </thead>
@@ -239,7 +254,11 @@ function Costs({ since }: { since: string }) {
                 <tr key={i}>
                   <td>{escapeHidden(String(row[r.by as 'model'] ?? '—'))}</td>
                   <td>{row.requests}</td>
-                  <td>{row.total_tokens}</td>
+                  <td>{row.limited}</td>
+                  <td>
+                    <Tokens count={row.total_tokens} estimated={row.estimated_requests > 0} />
+                  </td>
+                  <td>{row.estimated_requests}</td>
                   <td>{money(row.cost)}</td>
                 </tr>
               ))}
