@@ -92,5 +92,6 @@ export function decodeContent(parts: readonly ContentPart[], where: { sessionId:
     if (!cipher) throw new ContentKeyError(`content is encrypted with key "${p.keyId}", but recording.encryption is not configured`);
     return cipher.decrypt(p.keyId, p.nonce ?? new Uint8Array(), p.data, additionalData(where.sessionId, where.n, p.part));
   });
-  return Buffer.concat(buffers).toString('utf8');
+  // Most content is one part: decode it in place rather than copy it first.
+  return (buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers)).toString('utf8');
 }
