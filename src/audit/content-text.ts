@@ -112,38 +112,6 @@ export function chunkText(raw: string): string {
   return text;
 }
 
-/**
- * The words of many delivered chunks, as `chunks.map(chunkText).join('')`
- * gives them, parsing their JSON payloads in one go (for the search index,
- * where a session's answer is read at once): one parse of an array costs
- * about half of one parse per chunk. Any payload that is not JSON sends the
- * whole batch the slow way.
- */
-export function chunksText(chunks: readonly string[]): string {
-  const payloads: string[] = [];
-  for (const raw of chunks) {
-    const trimmed = raw.trim();
-    if (trimmed.startsWith('{')) {
-      payloads.push(trimmed);
-      continue;
-    }
-    for (let at = 0; at < raw.length; ) {
-      let end = raw.indexOf('\n', at);
-      if (end < 0) end = raw.length;
-      if (raw.startsWith('data:', at)) {
-        const payload = raw.slice(at + 5, end).trim();
-        if (payload && payload !== '[DONE]') payloads.push(payload);
-      }
-      at = end + 1;
-    }
-  }
-  const parsed = payloads.length === 0 ? [] : parseJson(`[${payloads.join(',')}]`);
-  if (!Array.isArray(parsed) || parsed.length !== payloads.length) return chunks.map(chunkText).join('');
-  let text = '';
-  for (const o of parsed) text += generatedText(o);
-  return text;
-}
-
 /** Every string value of a JSON document (or the text itself), for search. */
 export function stringsOf(text: string): string {
   const parsed = parseJson(text);

@@ -4,7 +4,7 @@
 // an encrypted part gives no text, so with recording encryption on the index
 // stays empty and search is refused (SessionArchive.list).
 import { decodeContent } from './content.js';
-import { chunksText, promptOf, REDACTED, stringsOf, unframeChunks } from './content-text.js';
+import { chunkText, promptOf, REDACTED, stringsOf, unframeChunks } from './content-text.js';
 import type { ContentPart, EventKind } from './events.js';
 
 /** Sessions indexed per indexing transaction (AuditStore.indexEnded). */
@@ -43,7 +43,7 @@ export function indexTextOf(event: { kind: string; sessionId: string; n: number;
   let searchable: string;
   if (event.kind === 'response.chunks') {
     try {
-      searchable = chunksText(unframeChunks(text));
+      searchable = unframeChunks(text).map(chunkText).join('');
     } catch {
       return undefined;
     }

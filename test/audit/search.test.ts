@@ -10,24 +10,10 @@ import { SearchQueryError } from '../../src/audit/search.js';
 import { SearchUnavailableError, SessionArchive } from '../../src/audit/sessions.js';
 import { openStore, type AuditStore } from '../../src/audit/store.js';
 import { verify } from '../../src/audit/verify.js';
-import { chunksText, chunkText, frameChunks } from '../../src/audit/content-text.js';
+import { frameChunks } from '../../src/audit/content-text.js';
 import { KEY_A, recordSession, recording, requestId, sseChunk, STORE_FIXTURES, type StoreFixture } from './fixtures.js';
 
 const DAY = 86_400_000;
-
-test('an answer\'s chunks parsed in one go give the same words as chunk by chunk, in every dialect', () => {
-  const sse = (o: unknown): string => `data: ${JSON.stringify(o)}\n\n`;
-  const cases: string[][] = [
-    [sse({ choices: [{ delta: { content: 'Hello' } }] }), sse({ choices: [{ delta: { content: ' world' } }] }), 'data: [DONE]\n\n'],
-    ['{"message":{"content":"hi"}}\n', '{"message":{"content":" there"},"done":true}\n'],
-    ['{"response":"gen"}\n'],
-    ['event: response.output_text.delta\r\ndata: {"type":"response.output_text.delta","delta":"yo"}\r\n\r\n'],
-    [': keep-alive\n\n', sse({ choices: [{ text: 'legacy' }] })],
-    ['data: {not json\n\n', sse({ choices: [{ delta: { content: 'after a bad frame' } }] })],
-    ['', 'data: \n\n', sse({ choices: [{ delta: { content: '"quoted" \\ \u2028' } }, { delta: { content: ' two' } }] })],
-  ];
-  for (const chunks of cases) assert.equal(chunksText(chunks), chunks.map(chunkText).join(''), JSON.stringify(chunks));
-});
 
 for (const factory of STORE_FIXTURES) {
   describe(`full-text search on ${factory.driver}`, () => {
