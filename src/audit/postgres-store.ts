@@ -40,6 +40,12 @@ export type PostgresSettings = NonNullable<StorageConfig['postgres']>;
 
 /** pg_advisory_lock key serialising migrations across instances ("mgau" in ASCII). */
 const MIGRATION_LOCK = 0x6d676175;
+/**
+ * Transaction-level advisory lock ("mgsx") an indexing pass holds while it reads sessions' content and writes their
+ * entries, and a redaction or deletion takes before it changes content or entries: erased text is never indexed
+ * after its erasure. A lock in memory, not a row lock on each session (which PostgreSQL would write into every row).
+ */
+const SEARCH_LOCK = 0x6d677378;
 
 const SESSION_TABLE_COLUMNS = ['sid', 'id', 'groups_json', ...SESSION_COLUMNS] as const;
 
@@ -448,8 +454,8 @@ export class PostgresStore implements AuditStore {
 
   async rewriteContents(sessionId: string, rewrites: ContentRewrite[], evidence: NewEvent & { kind: 'redaction' }): Promise<{ seq: number }> {
     return this.withChain(async (client, cursor) => {
-      // Locked: an indexing pass reading this session's content waits for the rewrite, or makes it wait (indexEnded).
-      const { rows } = await client.query<{ sid: string; state: string; legal_hold: number }>('SELECT sid, state, legal_hold FROM sessions WHERE id = $1 FOR UPDATE', [sessionId]);
+      await client.query('SELECT pg_advisory_xact_lock($1)', [SEARCH_LOCK]);
+      const { rows } = await client.query<{ sid: string; state: string; legal_hold: number }>('SELECT sid, state, legal_hold FROM sessions WHERE id = $1', [sessionId]);
       const state = rows[0];
       if (!state) throw new SessionStateError(sessionId, 'not_found');
       if (state.legal_hold) throw new SessionStateError(sessionId, 'legal_hold');
@@ -489,6 +495,7 @@ export class PostgresStore implements AuditStore {
 
   async deleteSessions(ids: string[], evidence: NewEvent & { kind: 'retention.delete' | 'session.delete' }): Promise<DeleteOutcome> {
     return this.withChain(async (client, cursor) => {
+      await client.query('SELECT pg_advisory_xact_lock($1)', [SEARCH_LOCK]);
       const { rows } = await client.query<{ sid: string; id: string; state: string; legal_hold: number }>(
         'SELECT sid, id, state, legal_hold FROM sessions WHERE id = ANY($1::text[]) ORDER BY sid FOR UPDATE',
         [ids],
@@ -533,11 +540,9 @@ export class PostgresStore implements AuditStore {
         return 0;
       }
       const sids = ends.map((e) => Number(e.sid));
-      // A redaction or deletion in progress holds its sessions' rows: rather than wait (holding the head), try again later.
-      try {
-        await client.query('SELECT 1 FROM sessions WHERE sid = ANY($1::bigint[]) FOR SHARE NOWAIT', [sids]);
-      } catch (err) {
-        if ((err as { code?: string }).code !== '55P03') throw err;
+      // A redaction or deletion in progress holds the search lock: rather than wait (holding the head), try again later.
+      const { rows: locked } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS ok', [SEARCH_LOCK]);
+      if (!locked[0]!.ok) {
         await client.query('ROLLBACK');
         return 0;
       }

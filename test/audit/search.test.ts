@@ -235,6 +235,25 @@ for (const factory of STORE_FIXTURES) {
       assert.deepEqual(await ids('dugongword'), [], 'the redaction happened before indexing: the erased word was never indexed');
     });
 
+    test('an indexing pass gives way to a redaction or deletion in progress (PostgreSQL: their advisory lock)', { skip: factory.driver !== 'postgres' }, async () => {
+      await recorder.close({ closeStore: false }); // its background passes would index what this test looks at
+      const crashed = await Recorder.open(new Proxy(store, { get: (t, k) => (k === 'indexEnded' ? async () => 0 : Reflect.get(t, k)) }), recording());
+      const id = await recordSession(crashed, { subject: 'gives-way', prompt: 'axolotlword' });
+      await crashed.close({ closeStore: false });
+      // What rewriteContents and deleteSessions hold until they commit ("mgsx").
+      await fx.raw.query('BEGIN');
+      await fx.raw.query('SELECT pg_advisory_xact_lock(?)', 0x6d677378);
+      try {
+        assert.equal(await store.indexEnded(500), 0, 'the pass gave way');
+        assert.equal(await entries(await seqsOf(id)), 0);
+      } finally {
+        await fx.raw.query('COMMIT');
+      }
+      assert.ok((await store.indexEnded(500)) >= 1, 'and runs once the erasure is done');
+      assert.equal(await entries(await seqsOf(id)), 1);
+      recorder = await Recorder.open(store, recording());
+    });
+
     test('sessions recorded before the per-session index are indexed after the migration', async () => {
       const old = await recordSession(recorder, { subject: 'legacy', prompt: 'pangolin archive' });
       await recorder.close({ closeStore: false });
