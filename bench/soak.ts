@@ -23,7 +23,8 @@
 // SOAK_SETTLE_S (seconds to watch RSS fall after a leg, 10),
 // BENCH_GATEWAY_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
 // SOAK_WORKERS (gateway --workers, default 1: an agent tunnel lands on one
-// worker), and, to split the cost when profiling, SOAK_MASKING=off and
+// worker), SOAK_LISTEN_BACKLOG (the gateway's server.listen_backlog, to
+// compare with node's old default of 511), and, to split the cost when profiling, SOAK_MASKING=off and
 // SOAK_RECORDING=off (the targets assume both on).
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -264,6 +265,18 @@ function treeOf(pid: number): number[] {
 const treeRssMb = (pid: number): number => treeOf(pid).reduce((sum, p) => sum + (memoryOf(p).rssMb || 0), 0);
 const treeCpuTicks = (pid: number): number => treeOf(pid).reduce((sum, p) => sum + (cpuTicksOf(p) || 0), 0);
 
+/** What the gateway's RSS is made of, from its own /metrics (one worker's view): V8 heap used and held, memory outside it, open handles. */
+async function memoryBreakdown(url: string): Promise<string> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const value = (name: string): number => Number(new RegExp(`^modelgate_${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    const mb = (bytes: number): string => `${round(bytes / 2 ** 20)}`;
+    return `heap used ${mb(value('nodejs_heap_size_used_bytes'))} / held ${mb(value('nodejs_heap_size_total_bytes'))} MB, external ${mb(value('nodejs_external_memory_bytes'))} MB, ${value('nodejs_active_handles_total')} handles`;
+  } catch (err) {
+    return `(no metrics: ${(err as Error).message})`;
+  }
+}
+
 /** Sessions whose forwarded request is durably recorded, and their end states, per connection. */
 function recorded(dbPath: string): Record<string, { forwarded: number; states: Record<string, number> }> {
   if (!RECORDING) return {};
@@ -313,7 +326,7 @@ async function main(): Promise<void> {
   // Every stream holds an upstream connection: the pool must allow them all (the default, 256, queues the rest).
   const pool = { max_connections_per_target: Math.min(10_000, STREAMS + 100), max_queued: STREAMS };
   const config = {
-    server: { host: '127.0.0.1', port, shutdown_grace: '5s' },
+    server: { host: '127.0.0.1', port, shutdown_grace: '5s', ...(process.env.SOAK_LISTEN_BACKLOG && { listen_backlog: Number(process.env.SOAK_LISTEN_BACKLOG) }) },
     logging: { level: 'info' },
     identity: {
       issuers: [{ issuer: idp.issuer, audience: 'modelgate' }],
@@ -366,6 +379,7 @@ async function main(): Promise<void> {
   const results: LegResult[] = [];
   // Idle: warmed up, no stream open. Every leg's peak and after are measured against this one figure.
   const idle = { pid: gateway.pid, idleMb: treeRssMb(gateway.pid) };
+  console.log(`gateway at idle: RSS ${round(idle.idleMb)} MB, ${await memoryBreakdown(gatewayUrl)}`);
   const before = await mockCounts(mock.url);
   const recordedBefore = recorded(dbPath);
   for (const leg of LEGS) {
@@ -376,6 +390,7 @@ async function main(): Promise<void> {
     const through = await runLeg(leg === 'agent' ? 'modelgate via agent' : 'modelgate', gatewayUrl, auth, `soak-${leg}`, watch, idle);
     results.push(through);
     console.log(JSON.stringify(through));
+    console.log(`gateway after the ${leg} leg: RSS ${through.rss?.afterMb} MB, ${await memoryBreakdown(gatewayUrl)}`);
   }
   // Let the last sessions' ends commit before counting them.
   await new Promise((r) => setTimeout(r, 1000));
