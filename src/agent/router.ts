@@ -108,6 +108,9 @@ export interface RoutingPlan {
   portOffset: number;
 }
 
+/** Connections the kernel queues for the internal listener (capped by net.core.somaxconn), as `server.listen_backlog` for the front door. */
+const ROUTING_BACKLOG = 4096;
+
 /** Sibling workers' claims lapse quickly: a killed worker is replaced within seconds. */
 const SIBLING_LEASE_MS = 5_000;
 
@@ -173,7 +176,8 @@ export class AgentRouter {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       // Exclusive: in a worker, node:cluster would otherwise share the port among all workers, and a request for this one would land on any.
-      server.listen({ port: listen.port === 0 ? 0 : listen.port + offset, host: listen.host, exclusive: true }, () => resolve());
+      // Backlog: a burst at the front door arrives here at once too; node's default (511) timed out connects at 5,000 streams over 2 workers.
+      server.listen({ port: listen.port === 0 ? 0 : listen.port + offset, host: listen.host, exclusive: true, backlog: ROUTING_BACKLOG }, () => resolve());
     });
     this.server = server;
     this.options.hub.onChange(() => this.publishSoon());
