@@ -101,6 +101,8 @@ async function seed(storage: ReturnType<typeof storageSchema.parse>): Promise<nu
     }
     await store.append(events);
   }
+  // The full-text index, as the recorder's passes write it after sessions end (src/audit/search.ts).
+  while ((await store.indexEnded(500)) > 0);
   await store.close();
   return performance.now() - started;
 }
