@@ -175,7 +175,8 @@ describe('gateway --workers 2 with one agent: every worker reaches the tunnel', 
     const pid = await holderPid();
     const connectedBefore = agent.lines.filter((l) => l.msg === 'tunnel connected').length;
     process.kill(pid, 'SIGKILL');
-    // node:cluster's primary hands each connection to a worker: one handed over in the instant before it learns of the death is lost with the worker.
+    // node:cluster's round-robin primary hands a connection accepted in the instant before it learns of the death to the dead worker, where it hangs
+    // (no reset): seen with a bare http server too, 3 connections of 20 sent right after SIGKILLs from outside. Not modelgate's to fix here.
     await gateway.logLine('worker exited; starting another', (l) => l.pid === pid);
     // Meanwhile every answer is a completion or a clean, specific error; none hangs.
     const outcomes: string[] = [];
