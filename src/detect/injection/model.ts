@@ -3,6 +3,7 @@ import type { InjectionModel } from './classifier.js';
 
 export const INJECTION_MODEL: InjectionModel = {
   bits: 18,
+  layout: 'chars:all addressed:false openers:false floor:0',
   scale: 0.0290982054,
   bias: -2.352848,
   shift: -0.6182,

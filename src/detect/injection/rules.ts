@@ -27,6 +27,8 @@ export interface InjectionRule {
   pattern: RegExp;
   weight: number;
   reason: string;
+  /** Only matches text with characters outside ASCII: not run on ASCII text. */
+  nonAscii?: boolean;
 }
 
 // Up to n filler words ("all of the", "any previous and following").
@@ -36,7 +38,7 @@ const filler = (n: number): string => `(?:[\\s,]+[A-Za-z\\u00C0-\\u024F'’-]+){
 const words = (n: number): string => `(?:[A-Za-z\\u00C0-\\u024F'’-]+[\\s,]+){0,${n}}?`;
 const S = '[\\s,]+';
 
-const OVERRIDE_VERB = '(?:ignore|disregard|forget|override|overrule|bypass|skip|discard|abandon|neglect|drop|set\\s+aside|pay\\s+no\\s+attention\\s+to)';
+const OVERRIDE_VERB = '(?:ignore|disregard|forget|overlook|override|overrule|bypass|skip|discard|abandon|neglect|drop|set\\s+aside|pay\\s+no\\s+attention\\s+to)';
 // Words that point at the instructions already in force; not "old" or "current", which users say of their own documents.
 const EARLIER = '(?:previous|prior|preceding|earlier|above|foregoing|former|original|initial|following|system|developer|safety)';
 const DIRECTIVES = '(?:instructions?|rules?|directions?|guidelines?|prompts?|commands?|guidance|programming|directives?|constraints?|restrictions?|polic(?:y|ies)|orders|training|settings|context)';
@@ -69,6 +71,42 @@ export const INJECTION_RULES: readonly InjectionRule[] = [
     pattern: rx(`\\b(?:ignor(?:e[zr]?|a|ar|ate|iere|ieren)|oubliez|olvida|esquece|vergiss)${S}(?:(?:toutes|tous|todas|todos|tutte|alle|les|las|as|le|die)${S}){0,2}(?:(?:vorherigen|bisherigen|obigen)${S})?(?:instructions|instrucciones|instruções|instrucoes|istruzioni|anweisungen|consignes|regeln|r[eè]gles)(?:${S}(?:pr[ée]c[ée]dentes|anteriores|precedenti|antérieures))?\\b`),
     weight: 0.8,
     reason: 'asks the model to ignore its previous instructions (non-English)',
+  },
+  {
+    rule: 'override.ignore_previous_instructions_more_languages',
+    category: 'instruction_override',
+    // The same move in Dutch, Polish, Indonesian and Tagalog (Latin script, so also run on ASCII text).
+    pattern: new RegExp([
+      `\\b(?:negeer|vergeet)${S}(?:alle${S})?(?:vorige|eerdere|voorgaande)${S}(?:instructies|regels)`,
+      `\\b(?:zignoruj|zapomnij)${S}(?:wszystkie${S})?(?:poprzednie|wcześniejsze)${S}(?:instrukcje|polecenia)`,
+      `\\b(?:abaikan|lupakan)${S}(?:semua${S})?(?:instruksi|petunjuk|perintah)${S}(?:sebelumnya|terdahulu)`,
+      `\\b(?:huwag${S}pansinin|balewalain|kalimutan)${S}(?:ang${S})?(?:lahat${S}ng${S})?(?:mga${S})?(?:nakaraang|naunang|dating)${S}(?:mga${S})?(?:tagubilin|instruksyon|utos)`,
+    ].join('|'), 'gi'),
+    weight: 0.8,
+    reason: 'asks the model to ignore its previous instructions (non-English)',
+  },
+  {
+    rule: 'override.ignore_previous_instructions_other_scripts',
+    category: 'instruction_override',
+    // The same move in Turkish, Vietnamese, Russian, Greek, Arabic, Hindi, Bengali, Thai, Chinese, Japanese and
+    // Korean: verb and object within a short span of one clause, in either order (object-first languages put the
+    // verb last). Every form has a character outside ASCII, so ASCII text skips it.
+    pattern: new RegExp([
+      `(?:önceki|tüm)${S}(?:önceki${S})?(?:talimatları|talimatlari|komutları|yönergeleri)${S}(?:göz${S}ardı|yok${S}say|unut|dikkate${S}alma)`,
+      `\\b(?:bỏ${S}qua|phớt${S}lờ|quên)${S}(?:tất${S}cả${S})?(?:các${S}|mọi${S})?(?:hướng${S}dẫn|chỉ${S}dẫn|lệnh)${S}(?:trước|trước${S}đó)`,
+      `(?:игнорируй|игнорируйте|забудь|забудьте|проигнорируй|проигнорируйте)${S}(?:все${S})?(?:предыдущие|прежние|предшествующие|прошлые)${S}(?:инструкции|указания|команды)`,
+      `(?:αγνόησε|αγνοήστε|ξέχνα|ξεχάστε)${S}(?:όλες${S})?(?:τις${S})?(?:προηγούμενες|παλαιότερες)${S}οδηγίες`,
+      `(?:تجاهل|تجاهلي|تجاهلوا|انس|انسى)${S}(?:كل${S}|جميع${S})?(?:التعليمات|الإرشادات|التوجيهات|الأوامر)${S}(?:السابقة)`,
+      `(?:पिछले|पहले\\s+के|पूर्व|सभी\\s+पिछले)\\s+[^।.\\n]{0,12}निर्देश[^।.\\n]{0,12}(?:अनदेखा|अनदेखी|नज़रअंदाज़|नजरअंदाज|भूल\\s+जाएं|भूल\\s+जाओ)`,
+      `(?:পূর্ববর্তী|আগের|পূর্বের)\\s+[^।.\\n]{0,12}নির্দেশ[^।.\\n]{0,12}(?:উপেক্ষা|ভুলে)`,
+      `(?:เพิกเฉย|ละเว้น|ไม่ต้องสนใจ|ละเลย|ลืม)[^.\\n]{0,10}(?:คำแนะนำ|คำสั่ง)[^.\\n]{0,6}(?:ก่อนหน้า|ที่ผ่านมา|ก่อนหน้านี้)`,
+      `(?:忽略|无视|忽视|無視|忘记|忘記|不要理会|不要理會)[^。.\\n]{0,6}(?:之前|以前|先前|上面|上述|前面|前述|所有)[^。.\\n]{0,6}(?:指令|指示|说明|說明|命令|规则|規則)`,
+      `(?:以前|前|これまで|上記|先)の[^。.\\n]{0,8}(?:指示|命令|指令)[^。.\\n]{0,8}(?:無視|忘れ)`,
+      `(?:이전|앞의|기존|위의|지금까지의)[^.\\n]{0,6}(?:지시|지침|명령)[^.\\n]{0,8}(?:무시|잊어)`,
+    ].join('|'), 'gi'),
+    weight: 0.8,
+    reason: 'asks the model to ignore its previous instructions (non-English)',
+    nonAscii: true,
   },
   {
     rule: 'override.ignore_everything_before',

@@ -56,8 +56,8 @@ const QUOTED_DISCUSSION_FACTOR = 0.4;
 const INVISIBLE = /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\uFEFF]/;
 
 /** A normalised copy for matching, with a map from its offsets back to the original text. */
-function normalise(text: string): { text: string; origin: (index: number) => number } {
-  if (!/[^\x00-\x7F]/.test(text)) return { text, origin: (i) => i };
+function normalise(text: string): { text: string; ascii: boolean; origin: (index: number) => number } {
+  if (!/[^\x00-\x7F]/.test(text)) return { text, ascii: true, origin: (i) => i };
   let out = '';
   const map: number[] = [];
   for (let i = 0; i < text.length;) {
@@ -70,7 +70,7 @@ function normalise(text: string): { text: string; origin: (index: number) => num
     i += width;
   }
   map.push(text.length);
-  return { text: out, origin: (index) => map[index] ?? text.length };
+  return { text: out, ascii: false, origin: (index) => map[index] ?? text.length };
 }
 
 function quotedRanges(text: string): Array<[number, number]> {
@@ -82,7 +82,7 @@ function combine(weights: readonly number[]): number {
 }
 
 function scoreAt(text: string, depth: number, model: LoadedModel | null): InjectionScore {
-  const { text: normalised, origin } = normalise(text);
+  const { text: normalised, ascii, origin } = normalise(text);
   const discussion = DISCUSSION.test(normalised);
   const quoted = discussion ? quotedRanges(normalised) : [];
   const best = new Map<string, InjectionSignal>();
@@ -92,6 +92,7 @@ function scoreAt(text: string, depth: number, model: LoadedModel | null): Inject
   };
 
   for (const rule of INJECTION_RULES) {
+    if (ascii && rule.nonAscii === true) continue;
     rule.pattern.lastIndex = 0;
     const m = rule.pattern.exec(normalised);
     if (m === null) continue;
