@@ -24,12 +24,19 @@ const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /**
  * Hyperparameters, chosen by leave-one-source-out validation
  * (`training/validate-injection.ts`: each source family held out in turn,
- * trained on the rest, scored on the family held out) over l2 ∈ {1e-5, 1e-4, 3e-4, 1e-3},
- * emptyProbability ∈ {1, 0.5, 0.35, 0.25, 0.15, 0.1}, groupPower ∈ {0.5, 0},
- * normFloor ∈ {0, 200, 600}, ordinary sentences in or out, a fixed bias of −3 or a
- * learned one: the lowest held-out benign FPR among the settings whose dev TPR
- * keeps a margin over the 0.90 acceptance (≥ 0.92; the dev split was used for
- * nothing else). Nothing was chosen on the template corpus.
+ * trained on the rest, scored on the family held out): the lowest held-out
+ * benign FPR among the settings whose dev TPR keeps a margin over the 0.90
+ * acceptance (≥ 0.92; the dev split was used for nothing else). Nothing was
+ * chosen on the template corpus or the hand-written prompts.
+ * Compared: l2 ∈ {1e-5, 1e-4, 3e-4, 1e-3, 3e-3}, emptyProbability ∈ {1, 0.5,
+ * 0.35, 0.25, 0.15, 0.125, 0.1}, groupPower ∈ {0.5, 0}, normFloor ∈ {0, 200,
+ * 600}, ordinary sentences in or out, a fixed bias of −3 or a learned one;
+ * then the feature layout (character n-grams everywhere, outside Latin only;
+ * words addressed to the model and sentence openers on or off), balancing
+ * languages, and minFamilies ∈ {1, 2}. Every setting lies close to one
+ * trade-off curve (held-out TPR 0.70 at FPR 0.07, 0.75 at 0.12, 0.79 at 0.23);
+ * the emptyProbability floor chooses the point on it, and the dev TPR margin
+ * rules out the points below 0.15. MODEL.md has the table of the chosen one.
  */
 export const TRAINING: Readonly<TrainingConfig> = {
   epochs: 10,
@@ -67,7 +74,7 @@ export const TRAINING: Readonly<TrainingConfig> = {
    * the translated benign rows 3 to 1, teach that French or Hindi function
    * words mean "attack".
    */
-  balanceLanguages: false,
+  balanceLanguages: true,
 };
 
 export interface TrainingConfig {
@@ -379,6 +386,7 @@ export function train(options: { data: string; sample?: number; validate?: boole
     `Training: AdaGrad, ${TRAINING.epochs} epochs, learning rate ${TRAINING.learningRate}, L2 ${TRAINING.l2}, seed ${TRAINING.seed};`,
     `each class carries half the weight, and within a class each source/subtype group weighs as its size to the power ${TRAINING.groupPower}` +
       (TRAINING.minFamilies > 1 ? `; a bucket is learned only if rows of at least ${TRAINING.minFamilies} source families have it (a feature of one source can only learn that source).` : '.'),
+    ...(TRAINING.balanceLanguages ? ['Within each language other than English (the rows\' `lang`), both classes weigh the same, so translated attacks do not teach that a language means "attack".'] : []),
     ...(TRAINING.ordinaryBenign ? ['The benign class also holds the sentences of `pii_train.jsonl` (everyday requests and statements), once each.'] : []),
     '',
     `The classifier's probability is σ(logit − ${shift}); the shift is the smallest that keeps the **combined** score's`,

@@ -14,11 +14,12 @@
 //  - the first word of each sentence is hashed as an opener, so imperatives
 //    ("ignore", "forget", "pretend") count apart from the same word inside
 //    a sentence;
-//  - character n-grams only inside words outside the Latin script (scripts
-//    without spaces such as Thai, Japanese and Chinese, and inflected ones):
-//    on Latin text they learned each source's writing style and topic, and
-//    did not carry over to sources held out of training
-//    (training/validate-injection.ts; MODEL.md has the table).
+//  - character 3- to 5-grams carry misspellings, inflections and scripts
+//    without spaces (Thai, Japanese, Chinese). Keeping them only inside
+//    words outside the Latin script (charNgrams: 'nonlatin') was tried: it
+//    lost more on the dev split than it gained on sources held out of
+//    training (training/validate-injection.ts), so the shipped layout keeps
+//    them over the whole text.
 // Values are 1 + log(count), then the vector is scaled to unit length, so a
 // long text and a short one are comparable. A squared norm under normFloor
 // would be scaled as if it were that long (a few words carrying less evidence
@@ -41,7 +42,7 @@ export interface FeatureOptions {
 }
 
 /** The layout the shipped model was trained on (chosen by leave-one-source-out validation; see MODEL.md). */
-export const FEATURES: Readonly<FeatureOptions> = { charNgrams: 'nonlatin', addressed: true, openers: true, normFloor: 0 };
+export const FEATURES: Readonly<FeatureOptions> = { charNgrams: 'all', addressed: true, openers: true, normFloor: 0 };
 
 /** A short name of a layout, stored with the weights so a model is only read with the features it was trained on. */
 export function featureLayout(options: Readonly<FeatureOptions> = FEATURES): string {
