@@ -10,7 +10,7 @@ import type { StorageConfig } from './config.js';
 import { NO_ORDINAL, TRAIL_SESSION_ID, type NewEvent, type StoredEvent } from './events.js';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/index.js';
 import { BOOLEAN_COLUMNS, INTEGER_COLUMNS, projectEvent, SESSION_COLUMNS, type SessionColumn, type SessionRow as ProjectedRow, type SessionUpdate } from './projection.js';
-import { foldAccents, INDEXED_KINDS, sessionIndexText, tsQuery } from './search.js';
+import { foldAccents, INDEXED_KINDS, PendingIndex, sessionIndexText, tsQuery } from './search.js';
 import {
   attachContents,
   columnValue,
@@ -61,6 +61,8 @@ interface ChainCursor {
   prev: string;
   /** Sessions started in this transaction, whose cached sids a rollback voids. */
   started: string[];
+  /** Events appended in this transaction, handed to pendingIndex once it committed. */
+  appended: Array<{ event: NewEvent; sid: number | null }>;
 }
 
 /** From this many index matches on, a search walks the sessions by time instead of fetching every match (see listSessions). */
@@ -74,6 +76,8 @@ export class PostgresStore implements AuditStore {
   transactions = 0;
   /** sid of sessions started through this pool and not yet ended. */
   private readonly sids = new Map<string, number>();
+  /** What the indexing pass will need of sessions committed here, so it need not read it back. */
+  private readonly pendingIndex = new PendingIndex();
 
   private constructor(private readonly pool: pg.Pool) {}
 
@@ -106,15 +110,17 @@ export class PostgresStore implements AuditStore {
     const onLost = (err: Error): void => void (lost ??= err);
     client.on('error', onLost);
     const started: string[] = [];
+    const appended: ChainCursor['appended'] = [];
     try {
       // One round trip: BEGIN and the lock that serialises every writer of the chain.
       const results = (await client.query('BEGIN; SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE')) as unknown as Array<
         pg.QueryResult<{ seq: string; hash: string }>
       >;
       const head = results[1]!.rows[0]!;
-      const result = await work(client, { seq: Number(head.seq), prev: head.hash, started });
+      const result = await work(client, { seq: Number(head.seq), prev: head.hash, started, appended });
       await client.query('COMMIT');
       this.transactions++;
+      this.pendingIndex.committed(appended);
       return result;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
@@ -236,6 +242,7 @@ export class PostgresStore implements AuditStore {
         else batch.updates.set(sid, { ...batch.updates.get(sid), ...projection.update });
       }
       if (event.kind === 'session.end') this.sids.delete(event.sessionId);
+      cursor.appended.push({ event, sid });
       cursor.prev = hash;
       seqs.push(cursor.seq);
     }
@@ -461,6 +468,7 @@ export class PostgresStore implements AuditStore {
       if (state.legal_hold) throw new SessionStateError(sessionId, 'legal_hold');
       if (state.state === 'open') throw new SessionStateError(sessionId, 'open');
       const sid = Number(state.sid);
+      this.pendingIndex.forget(sid);
       const seqs = await client.query<{ n: number; seq: string; kind: string }>(
         'SELECT DISTINCT ON (n) n, seq, kind FROM events WHERE sid = $1 AND n >= 0 ORDER BY n, seq',
         [sid],
@@ -506,6 +514,7 @@ export class PostgresStore implements AuditStore {
       const deleted = doomed.map((r) => r.id);
       if (doomed.length === 0) return { deleted, held, open };
       const sids = doomed.map((r) => Number(r.sid));
+      for (const sid of sids) this.pendingIndex.forget(sid);
       const vouched = await client.query<{ seq: string; hash: string }>('SELECT seq, hash FROM events WHERE sid = ANY($1::bigint[]) ORDER BY seq', [sids]);
       for (const table of ['session_search', 'contents', 'events', 'session_groups', 'sessions']) {
         await client.query(`DELETE FROM ${table} WHERE sid = ANY($1::bigint[])`, [sids]);
@@ -560,16 +569,30 @@ export class PostgresStore implements AuditStore {
     }
   }
 
-  /** Writes the index entry of each session from its stored content (inside a transaction). */
-  private async indexSessions(client: pg.PoolClient, sids: number[]): Promise<void> {
-    const { rows } = await client.query<EventTableRow>(
-      `SELECT ${eventColumns(true)} FROM events WHERE sid = ANY($1::bigint[]) AND kind = ANY($2::text[]) ORDER BY sid, n`,
-      [sids, INDEXED_KINDS],
-    );
-    if (rows.length === 0) return;
-    const { rows: contents } = await client.query<ContentTableRow>('SELECT * FROM contents WHERE sid = ANY($1::bigint[])', [sids]);
-    const events = attachContents(rows, contents);
+  /** Writes the index entry of each session from its content: kept from its commits, or else as stored (inside a transaction). */
+  private async indexSessions(client: pg.PoolClient, all: number[]): Promise<void> {
     const entries = { sid: [] as number[], text: [] as string[] };
+    const sids: number[] = [];
+    for (const sid of all) {
+      const kept = this.pendingIndex.take(sid);
+      if (kept === undefined) sids.push(sid);
+      else {
+        const text = sessionIndexText(kept);
+        if (text !== undefined) {
+          entries.sid.push(sid);
+          entries.text.push(foldAccents(text));
+        }
+      }
+    }
+    const { rows } =
+      sids.length === 0
+        ? { rows: [] }
+        : await client.query<EventTableRow>(`SELECT ${eventColumns(true)} FROM events WHERE sid = ANY($1::bigint[]) AND kind = ANY($2::text[]) ORDER BY sid, n`, [
+            sids,
+            INDEXED_KINDS,
+          ]);
+    const contents = rows.length === 0 ? [] : (await client.query<ContentTableRow>('SELECT * FROM contents WHERE sid = ANY($1::bigint[])', [sids])).rows;
+    const events = attachContents(rows, contents);
     for (let i = 0; i < events.length; ) {
       const sid = Number(rows[i]!.sid);
       let j = i;

@@ -90,6 +90,67 @@ export function sessionIndexText(events: ReadonlyArray<{ kind: string; sessionId
   return text === '' ? undefined : text;
 }
 
+type IndexEvent = { kind: string; sessionId: string; n: number; parts: ContentPart[] };
+
+/**
+ * The indexed events of sessions committed through one store handle and not
+ * indexed yet, kept (copied) from their commits so the indexing pass does
+ * not read them back. Only sessions whose start was committed here are
+ * complete; anything else, or anything over the bounds, is read back. A
+ * redaction or deletion forgets its sessions first.
+ */
+export class PendingIndex {
+  private readonly sessions = new Map<number, { events: IndexEvent[]; bytes: number }>();
+  private bytes = 0;
+
+  constructor(
+    private readonly maxBytes = 16 * 1024 * 1024,
+    private readonly maxSessions = 100_000,
+  ) {}
+
+  /** After a commit: the committed events, with their sessions' sids (null: no session row). */
+  committed(events: ReadonlyArray<{ event: { kind: string; sessionId: string; n: number; parts?: readonly ContentPart[] }; sid: number | null }>): void {
+    for (const { event, sid } of events) {
+      if (sid === null) continue;
+      let entry = this.sessions.get(sid);
+      if (event.kind === 'session.start' && !entry) {
+        if (this.sessions.size >= this.maxSessions) this.evictOldest();
+        this.sessions.set(sid, (entry = { events: [], bytes: 0 }));
+      }
+      if (!entry || !INDEXED_KINDS.includes(event.kind as EventKind)) continue;
+      const parts = event.parts ?? [];
+      // Encrypted content is never indexed: keep nothing of it.
+      if (parts.length === 0 || parts.some((p) => p.keyId !== null)) continue;
+      const copied = parts.map((p) => ({ part: p.part, keyId: null, nonce: null, data: p.data.slice() }));
+      const size = copied.reduce((sum, p) => sum + p.data.byteLength, 0);
+      entry.events.push({ kind: event.kind, sessionId: event.sessionId, n: event.n, parts: copied });
+      entry.bytes += size;
+      this.bytes += size;
+      while (this.bytes > this.maxBytes && this.sessions.size > 0) this.evictOldest();
+    }
+  }
+
+  /** The kept events of a session (complete), removing them; undefined: read them back. */
+  take(sid: number): IndexEvent[] | undefined {
+    const entry = this.sessions.get(sid);
+    if (!entry) return undefined;
+    this.forget(sid);
+    return entry.events;
+  }
+
+  forget(sid: number): void {
+    const entry = this.sessions.get(sid);
+    if (!entry) return;
+    this.bytes -= entry.bytes;
+    this.sessions.delete(sid);
+  }
+
+  private evictOldest(): void {
+    const first = this.sessions.keys().next();
+    if (!first.done) this.forget(first.value);
+  }
+}
+
 export type SearchTerm = { kind: 'word' | 'prefix' | 'phrase'; text: string };
 
 export class SearchQueryError extends Error {}

@@ -12,7 +12,7 @@ import type { StorageConfig } from './config.js';
 import { NO_ORDINAL, TRAIL_SESSION_ID, type ContentPart, type NewEvent, type StoredEvent } from './events.js';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/index.js';
 import { projectEvent, SESSION_COLUMNS, type SessionUpdate } from './projection.js';
-import { fts5Match, INDEXED_KINDS, sessionIndexText } from './search.js';
+import { fts5Match, INDEXED_KINDS, PendingIndex, sessionIndexText } from './search.js';
 import {
   attachContents,
   columnValue,
@@ -68,6 +68,10 @@ export class SqliteStore implements AuditStore {
   private readonly sids = new Map<string, number>();
   /** Index entries were removed since the last purge: their tokens may linger in FTS5 segments until merged. */
   private searchRemoved = false;
+  /** What the indexing pass will need of sessions committed here, so it need not read it back. */
+  private readonly pendingIndex = new PendingIndex();
+  /** Events of the append transaction running, handed to pendingIndex once it committed. */
+  private appending: Array<{ event: NewEvent; sid: number | null }> = [];
 
   private constructor(private readonly db: Database.Database) {
     this.statements = {
@@ -125,6 +129,7 @@ export class SqliteStore implements AuditStore {
         rows.push(seq, sid, event.sessionId, event.n, event.kind, event.atMs, metaText, content, prev, hash, first?.keyId ?? null, asBuffer(first?.nonce ?? null), asBuffer(first?.data ?? null));
         if (rows.length === EVENT_ROWS_PER_STATEMENT * EVENT_COLUMNS) rows = this.insertEvents(rows);
         if (sid !== null) this.insertParts(sid, event.n, parts);
+        this.appending.push({ event, sid });
         const projection = projectEvent(event.sessionId, event, event.atMs);
         if (projection && 'insert' in projection) {
           const row: Record<string, unknown> = { ...sessionToTable(projection.insert), sid: seq };
@@ -200,11 +205,15 @@ export class SqliteStore implements AuditStore {
   }
 
   async append(events: NewEvent[], options: { replay?: boolean } = {}): Promise<Array<number | null>> {
+    this.appending = [];
     try {
       const seqs = this.appendTransaction.immediate(events, options.replay ?? false);
       this.transactions++;
+      this.pendingIndex.committed(this.appending);
+      this.appending = [];
       return seqs;
     } catch (err) {
+      this.appending = [];
       // The sids handed out in the rolled-back transaction do not exist.
       for (const e of events) if (e.kind === 'session.start') this.sids.delete(e.sessionId);
       throw err;
@@ -343,6 +352,7 @@ export class SqliteStore implements AuditStore {
       if (!state) throw new SessionStateError(sessionId, 'not_found');
       if (state.legal_hold) throw new SessionStateError(sessionId, 'legal_hold');
       if (state.state === 'open') throw new SessionStateError(sessionId, 'open');
+      this.pendingIndex.forget(state.sid);
       const targets: Array<[number, string]> = [];
       for (const rewrite of rewrites) {
         const event = this.statements.eventSeq.get(state.sid, rewrite.n);
@@ -379,6 +389,7 @@ export class SqliteStore implements AuditStore {
       const doomed = rows.filter((r) => !r.legal_hold && r.state !== 'open');
       const deleted = doomed.map((r) => r.id);
       if (doomed.length === 0) return { deleted, held, open };
+      for (const r of doomed) this.pendingIndex.forget(r.sid);
       const sids = JSON.stringify(doomed.map((r) => r.sid));
       const vouches = this.db
         .prepare<[string], { seq: number; hash: string }>('SELECT seq, hash FROM events WHERE sid IN (SELECT value FROM json_each(?)) ORDER BY seq')
@@ -424,8 +435,18 @@ export class SqliteStore implements AuditStore {
       .immediate();
   }
 
-  /** Writes the index entry of each session from its stored content (inside a transaction). */
-  private indexSessions(sids: number[]): void {
+  /** Writes the index entry of each session from its content: kept from its commits, or else as stored (inside a transaction). */
+  private indexSessions(all: number[]): void {
+    const sids: number[] = [];
+    for (const sid of all) {
+      const kept = this.pendingIndex.take(sid);
+      if (kept === undefined) sids.push(sid);
+      else {
+        const text = sessionIndexText(kept);
+        if (text !== undefined) this.statements.insertSearch.run(sid, text);
+      }
+    }
+    if (sids.length === 0) return;
     const list = JSON.stringify(sids);
     const rows = this.db
       .prepare<[string, string], EventTableRow>(
