@@ -3,7 +3,6 @@
 // 1 MB prompt. Deterministic text; prints figures only (no thresholds).
 //   node --import tsx bench/detect.ts [--mb 4]
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { injectionLogit, shippedModel } from '../src/detect/injection/classifier.js';
 import { scoreInjection } from '../src/detect/injection/index.js';
 import { createScanner } from '../src/detect/scanner.js';
@@ -34,7 +33,7 @@ const NAMES = ['Alice', 'Bob', 'Carol', 'Dave', 'Erin', 'Frank', 'Grace', 'Heidi
 const PLACES = ['London', 'Berlin', 'Lisbon', 'Tokyo', 'Toronto', 'Madrid', 'Paris', 'Oslo'];
 
 /** English-like prose: sentences of common words, names, numbers, times, percentages; an entity every few KB. */
-export function generateProse(bytes: number, seed = 42): string {
+function generateProse(bytes: number, seed = 42): string {
   const random = rng(seed);
   const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
   const parts: string[] = [];
@@ -148,4 +147,4 @@ function main(): void {
   console.log(`load average: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.availableParallelism()} cores`);
 }
 
-if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) main();
+main();

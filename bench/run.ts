@@ -13,7 +13,8 @@
 // background noise on this shared machine does not favour one target;
 // medians of the rounds are reported.
 //
-// `npm run bench -- soak` runs bench/soak.ts instead (also `recording`, `workers`, `routing`).
+// `npm run bench -- NAME` runs bench/NAME.ts on its own instead: soak, recording, workers, routing,
+// detect, mask, limits, console, json-depth, recording-store, service-keys.
 //
 // Env: BENCH_DURATION (measured seconds per target and scenario, default 10),
 // BENCH_ROUNDS (3), BENCH_WARMUP (seconds per target, 2), BENCH_STREAMS
@@ -123,8 +124,8 @@ const progress = {
   },
 };
 
-/** `npm run bench -- soak` (or `recording`, `workers`, `routing`): that bench on its own instead of the comparison. */
-const NAMED_BENCHES = new Set(['soak', 'recording', 'workers', 'routing']);
+/** `npm run bench -- NAME`: that bench on its own instead of the comparison. */
+const NAMED_BENCHES = new Set(['console', 'detect', 'json-depth', 'limits', 'mask', 'recording', 'recording-store', 'routing', 'service-keys', 'soak', 'workers']);
 const named = process.argv[2];
 if (named !== undefined && !NAMED_BENCHES.has(named)) {
   console.error(`bench: unknown bench "${named}"; give one of ${[...NAMED_BENCHES].join(', ')}, or nothing for the comparison`);
