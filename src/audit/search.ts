@@ -102,10 +102,19 @@ type IndexEvent = { kind: string; sessionId: string; n: number; parts: ContentPa
 export class PendingIndex {
   private readonly sessions = new Map<number, { events: IndexEvent[]; bytes: number }>();
   private bytes = 0;
+  /** Sessions whose end was committed here, in that order, with when. */
+  private readonly ended: Array<[number, number]> = [];
 
   constructor(
     private readonly maxBytes = 16 * 1024 * 1024,
     private readonly maxSessions = 100_000,
+    /**
+     * A copy is dropped this long after its session ended even if no pass here took it: another process's pass
+     * (several workers or instances on one database) may have indexed the session, and then a redaction or deletion
+     * there would not reach this copy.
+     */
+    private readonly endedGraceMs = 60_000,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** After a commit: the committed events, with their sessions' sids (null: no session row). */
@@ -117,6 +126,7 @@ export class PendingIndex {
         if (this.sessions.size >= this.maxSessions) this.evictOldest();
         this.sessions.set(sid, (entry = { events: [], bytes: 0 }));
       }
+      if (entry && event.kind === 'session.end') this.ended.push([sid, this.now()]);
       if (!entry || !INDEXED_KINDS.includes(event.kind as EventKind)) continue;
       const parts = event.parts ?? [];
       // Encrypted content is never indexed: keep nothing of it.
@@ -128,6 +138,16 @@ export class PendingIndex {
       this.bytes += size;
       while (this.bytes > this.maxBytes && this.sessions.size > 0) this.evictOldest();
     }
+    const cutoff = this.now() - this.endedGraceMs;
+    let stale = Math.max(0, this.ended.length - this.maxSessions);
+    for (let i = 0; i < stale; i++) this.forget(this.ended[i]![0]);
+    while (stale < this.ended.length && this.ended[stale]![1] < cutoff) this.forget(this.ended[stale++]![0]);
+    if (stale > 0) this.ended.splice(0, stale);
+  }
+
+  /** Sessions with a copy kept. */
+  get size(): number {
+    return this.sessions.size;
   }
 
   /** The kept events of a session (complete), removing them; undefined: read them back. */

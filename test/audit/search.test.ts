@@ -6,7 +6,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Recorder } from '../../src/audit/recorder.js';
-import { SearchQueryError } from '../../src/audit/search.js';
+import { PendingIndex, SearchQueryError } from '../../src/audit/search.js';
 import { SearchUnavailableError, SessionArchive } from '../../src/audit/sessions.js';
 import { openStore, type AuditStore } from '../../src/audit/store.js';
 import { verify } from '../../src/audit/verify.js';
@@ -14,6 +14,26 @@ import { frameChunks } from '../../src/audit/content-text.js';
 import { KEY_A, recordSession, recording, requestId, sseChunk, STORE_FIXTURES, type StoreFixture } from './fixtures.js';
 
 const DAY = 86_400_000;
+
+test('copies kept for the indexing pass are bounded, and dropped a while after their session ended even if no pass here took them', () => {
+  let now = 0;
+  const kept = new PendingIndex(1000, 3, 60_000, () => now);
+  const part = (text: string) => [{ part: 0, keyId: null, nonce: null, data: Buffer.from(text) }];
+  const start = (sid: number) => ({ event: { kind: 'session.start', sessionId: `s${sid}`, n: 0, parts: part('{"prompt":"hello"}') }, sid });
+  kept.committed([start(1), start(2)]);
+  kept.committed([{ event: { kind: 'session.end', sessionId: 's1', n: 1 }, sid: 1 }]);
+  assert.equal(kept.size, 2);
+  now = 61_000;
+  kept.committed([start(3)]);
+  assert.equal(kept.take(1), undefined, 'ended over a minute ago: dropped (another process may have indexed and erased it)');
+  assert.equal(kept.take(2)?.length, 1, 'still open: kept');
+  kept.committed([start(4), start(5), start(6)]);
+  assert.ok(kept.size <= 3, 'at most maxSessions');
+  kept.committed([{ event: { kind: 'session.start', sessionId: 's7', n: 0, parts: part('x'.repeat(2000)) }, sid: 7 }]);
+  assert.equal(kept.take(7), undefined, 'over the byte bound: read back instead');
+  kept.committed([{ event: { kind: 'session.start', sessionId: 's8', n: 0, parts: [{ part: 0, keyId: 'k1', nonce: Buffer.alloc(12), data: Buffer.from('secret') }] }, sid: 8 }]);
+  assert.deepEqual(kept.take(8), [], 'encrypted content is never kept');
+});
 
 for (const factory of STORE_FIXTURES) {
   describe(`full-text search on ${factory.driver}`, () => {
