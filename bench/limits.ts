@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { limitsSchema, usageSchema } from '../src/usage/config.js';
 import { CostTable } from '../src/usage/costs.js';
 import { MemoryLimitStore, type LimitStore } from '../src/usage/limit-store.js';
-import { Limiter } from '../src/usage/limiter.js';
+import { Grant, Limiter } from '../src/usage/limiter.js';
 import { RedisLimitStore } from '../src/usage/redis-limit-store.js';
 import { benchLimits } from './targets.js';
 
@@ -30,8 +30,10 @@ for (const kind of ['memory', 'redis'] as const) {
     const cpu = process.cpuUsage();
     const start = performance.now();
     for (let i = 0; i < count; i++) {
-      const grant = await limiter.admit({ principal, connection: 'bench', model: 'demo-chat', requestId: `r${i}`, promptEstimate: 10, maxTokens: 256 });
-      await grant.finish(usage, 0);
+      // The pipeline's path: decided and settled without a promise when the store answers at once (memory).
+      const decided = limiter.decide({ principal, connection: 'bench', model: 'demo-chat', requestId: `r${i}`, promptEstimate: 10, maxTokens: 256 });
+      const grant = decided instanceof Grant ? decided : await decided;
+      await grant.settle(usage, 0);
     }
     const used = process.cpuUsage(cpu);
     return { cpuUs: (used.user + used.system) / count, wallUs: ((performance.now() - start) * 1000) / count };

@@ -92,8 +92,8 @@ function logTail(proc: ManagedProcess, lines = 20): string {
 }
 
 /** Fails fast with the child's own output when it exits during start-up. */
-export async function untilReady(proc: ManagedProcess, ready: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+export async function untilReady(proc: ManagedProcess, ready: () => Promise<boolean>, timeoutMs = STARTUP_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
       throw new Error(`${proc.name} exited during start-up (code ${proc.child.exitCode ?? proc.child.signalCode}):\n${logTail(proc)}`);
@@ -101,7 +101,7 @@ export async function untilReady(proc: ManagedProcess, ready: () => Promise<bool
     if (await ready().catch(() => false)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`${proc.name} was not ready within ${STARTUP_TIMEOUT_MS} ms:\n${logTail(proc)}`);
+  throw new Error(`${proc.name} was not ready within ${timeoutMs} ms:\n${logTail(proc)}`);
 }
 
 async function answers(url: string, okStatus?: number): Promise<boolean> {
@@ -256,6 +256,8 @@ export interface ModelgateOptions {
   name?: string;
   /** `modelgate gateway --workers N` (identity state moves to SQLite so the workers share it). */
   workers?: number;
+  /** A command to run node under, e.g. `valgrind --tool=callgrind …` (bench/limits-path.ts); start-up may then take this long (ms). */
+  wrap?: { command: string[]; startupMs: number };
 }
 
 /**
@@ -307,13 +309,12 @@ export async function startModelgate(o: ModelgateOptions): Promise<Target> {
   const name = o.name ?? 'modelgate';
   const configPath = join(o.logDir, `${name}.yaml`);
   writeFileSync(configPath, stringify(config));
-  const proc = spawnTracked(name, process.execPath, [...o.nodeFlags, 'bin/modelgate.js', 'gateway', '--config', configPath, ...(o.workers ? ['--workers', String(o.workers)] : [])], {
-    stdout: 'null',
-    logDir: o.logDir,
-  });
+  const node = [process.execPath, ...o.nodeFlags, 'bin/modelgate.js', 'gateway', '--config', configPath, ...(o.workers ? ['--workers', String(o.workers)] : [])];
+  const [command, ...args] = [...(o.wrap?.command ?? []), ...node];
+  const proc = spawnTracked(name, command!, args, { stdout: 'null', logDir: o.logDir });
   const url = `http://127.0.0.1:${port}`;
   // /readyz turns 200 only once the IdP's JWKS is loaded.
-  await untilReady(proc, () => answers(`${url}/readyz`, 200));
+  await untilReady(proc, () => answers(`${url}/readyz`, 200), o.wrap?.startupMs);
   return { name, url, headers: { authorization: `Bearer ${o.accessToken}` }, process: proc };
 }
 

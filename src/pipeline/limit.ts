@@ -9,7 +9,7 @@
 // meter, replaces the reservations, frees its concurrency slots, and is
 // counted in metrics and kept for the session record and the access log.
 import { generatesText, needsUsageRequested, requestedMaxTokens, UsageMeter } from '../usage/meter.js';
-import { LimitRefusal, type Grant } from '../usage/limiter.js';
+import { Grant, LimitRefusal } from '../usage/limiter.js';
 import type { RequestContext } from './context.js';
 import { startRecording } from './record.js';
 import type { GatewayServices } from './services.js';
@@ -23,7 +23,8 @@ export async function limit(services: GatewayServices, ctx: RequestContext): Pro
   const maxTokens = generatesText(request.operation) ? (requestedMaxTokens(request) ?? limiter.config.default_max_tokens) : 0;
   let grant: Grant;
   try {
-    grant = await limiter.admit({
+    // In memory the decision is made at once; only a shared store (Redis) is waited for.
+    const decided = limiter.decide({
       principal,
       connection: route.connection.name,
       model: route.model,
@@ -31,6 +32,7 @@ export async function limit(services: GatewayServices, ctx: RequestContext): Pro
       promptEstimate: ctx.usage.promptEstimate,
       maxTokens,
     });
+    grant = decided instanceof Grant ? decided : await decided;
   } catch (err) {
     // Recorded like every refusal (the session ends `refused`, naming the limit), but as metadata only:
     // a flood of refused calls costs no inspection and stores no prompts.
@@ -62,6 +64,10 @@ export function settleUsage(services: GatewayServices, ctx: RequestContext, outc
       if (cost > 0) costMetric.inc({ connection: route.connection.name, model: route.model, group }, cost);
     }
   }
-  ctx.limits?.finish(usage, cost).catch((err: unknown) => ctx.log.warn({ err: (err as Error).message }, 'limit counters not settled'));
+  try {
+    ctx.limits?.settle(usage, cost)?.catch((err: unknown) => ctx.log.warn({ err: (err as Error).message }, 'limit counters not settled'));
+  } catch (err) {
+    ctx.log.warn({ err: (err as Error).message }, 'limit counters not settled');
+  }
 }
 

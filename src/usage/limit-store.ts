@@ -60,6 +60,19 @@ export interface LimitStore {
   close(): Promise<void>;
 }
 
+/**
+ * A store that answers without I/O (the in-memory one) also decides and
+ * settles synchronously, so a request pays no promise or await for its limits.
+ */
+export interface ImmediateLimitStore extends LimitStore {
+  acquireNow(checks: readonly Check[], leaseId: string, leaseMs: number): Admission;
+  finishNow(settlements: readonly Settlement[], slotKeys: readonly string[], leaseId: string): void;
+}
+
+export function isImmediate(store: LimitStore): store is ImmediateLimitStore {
+  return (store as Partial<ImmediateLimitStore>).acquireNow !== undefined;
+}
+
 /** The sliding-window arithmetic both stores share (the Lua script mirrors it line by line). */
 /** A check's result with its verdict. */
 type Decided = CheckResult & { allowed: boolean };
@@ -86,6 +99,21 @@ export function slidingWindow(now: number, windowMs: number, limit: number, cost
   return { allowed, used, remaining: Math.max(0, Math.floor(limit - after)), resetMs, retryMs, bucket };
 }
 
+/** A concurrency key's leases (id → expiry) and the soonest expiry among them (or earlier: renewals only move leases later). */
+interface Slots {
+  leases: Map<string, number>;
+  soonest: number;
+}
+
+function expireSlots(slots: Slots, now: number): void {
+  let soonest = Infinity;
+  for (const [id, expires] of slots.leases) {
+    if (expires <= now) slots.leases.delete(id);
+    else if (expires < soonest) soonest = expires;
+  }
+  slots.soonest = soonest;
+}
+
 interface WindowCounter {
   windowMs: number;
   bucket: number;
@@ -94,10 +122,10 @@ interface WindowCounter {
 }
 
 /** Counters in this process: right for one instance (or one per instance when that is what you want). */
-export class MemoryLimitStore implements LimitStore {
+export class MemoryLimitStore implements ImmediateLimitStore {
   readonly kind = 'memory';
   readonly #windows = new Map<string, WindowCounter>();
-  readonly #slots = new Map<string, Map<string, number>>();
+  readonly #slots = new Map<string, Slots>();
   readonly #totals = new Map<string, { value: number; expires: number }>();
   readonly #sweeper: NodeJS.Timeout;
 
@@ -112,6 +140,14 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   async acquire(checks: readonly Check[], leaseId: string, leaseMs: number): Promise<Admission> {
+    return this.acquireNow(checks, leaseId, leaseMs);
+  }
+
+  async finish(settlements: readonly Settlement[], slotKeys: readonly string[], leaseId: string): Promise<void> {
+    this.finishNow(settlements, slotKeys, leaseId);
+  }
+
+  acquireNow(checks: readonly Check[], leaseId: string, leaseMs: number): Admission {
     const now = this.now();
     const results: Decided[] = new Array(checks.length);
     const counters: Array<WindowCounter | undefined> = new Array(checks.length);
@@ -124,7 +160,7 @@ export class MemoryLimitStore implements LimitStore {
         const c = (counters[i] = this.#window(check.key, check.windowMs, bucket));
         r = slidingWindow(now, check.windowMs, check.limit, check.cost, c.previous, c.current, bucket);
       } else if (check.kind === 'concurrency') {
-        const used = this.#liveSlots(check.key, now).size;
+        const used = this.#liveSlots(check.key, now).leases.size;
         const allowed = used < check.limit;
         r = { allowed, used, remaining: Math.max(0, check.limit - used - (allowed ? 1 : 0)), resetMs: 0, retryMs: allowed ? 0 : 1000, bucket: 0 };
       } else {
@@ -140,7 +176,11 @@ export class MemoryLimitStore implements LimitStore {
     for (let i = 0; i < checks.length; i++) {
       const check = checks[i]!;
       if (check.kind === 'window') counters[i]!.current += check.cost;
-      else if (check.kind === 'concurrency') this.#slots.get(check.key)!.set(leaseId, now + leaseMs);
+      else if (check.kind === 'concurrency') {
+        const slots = this.#slots.get(check.key)!;
+        slots.leases.set(leaseId, now + leaseMs);
+        if (now + leaseMs < slots.soonest) slots.soonest = now + leaseMs;
+      }
       else {
         const t = this.#totals.get(check.key);
         if (t && t.expires > now) t.value += check.cost;
@@ -150,8 +190,8 @@ export class MemoryLimitStore implements LimitStore {
     return { allowed: true, denied: -1, results };
   }
 
-  async finish(settlements: readonly Settlement[], slotKeys: readonly string[], leaseId: string): Promise<void> {
-    for (const key of slotKeys) this.#slots.get(key)?.delete(leaseId);
+  finishNow(settlements: readonly Settlement[], slotKeys: readonly string[], leaseId: string): void {
+    for (const key of slotKeys) this.#slots.get(key)?.leases.delete(leaseId);
     for (const { check, bucket, delta } of settlements) {
       if (check.kind === 'window') {
         const c = this.#windows.get(check.key);
@@ -169,7 +209,7 @@ export class MemoryLimitStore implements LimitStore {
     const expires = this.now() + leaseMs;
     for (const key of keys) {
       const slots = this.#slots.get(key);
-      if (slots?.has(leaseId)) slots.set(leaseId, expires);
+      if (slots?.leases.has(leaseId)) slots.leases.set(leaseId, expires);
     }
   }
 
@@ -200,13 +240,15 @@ export class MemoryLimitStore implements LimitStore {
     return c;
   }
 
-  #liveSlots(key: string, now: number): Map<string, number> {
+  /** The key's slots with expired leases dropped: looked through only once the soonest lease may have run out, not on every call. */
+  #liveSlots(key: string, now: number): Slots {
     let slots = this.#slots.get(key);
     if (!slots) {
-      slots = new Map();
+      slots = { leases: new Map(), soonest: Infinity };
       this.#slots.set(key, slots);
+    } else if (slots.soonest <= now) {
+      expireSlots(slots, now);
     }
-    for (const [id, expires] of slots) if (expires <= now) slots.delete(id);
     return slots;
   }
 
@@ -217,8 +259,8 @@ export class MemoryLimitStore implements LimitStore {
       if (Math.floor(now / c.windowMs) > c.bucket + 1) this.#windows.delete(key);
     }
     for (const [key, slots] of this.#slots) {
-      for (const [id, expires] of slots) if (expires <= now) slots.delete(id);
-      if (slots.size === 0) this.#slots.delete(key);
+      expireSlots(slots, now);
+      if (slots.leases.size === 0) this.#slots.delete(key);
     }
     for (const [key, t] of this.#totals) if (t.expires <= now) this.#totals.delete(key);
   }

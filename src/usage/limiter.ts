@@ -6,11 +6,11 @@
 // Pure bookkeeping over a LimitStore; the pipeline stage (pipeline/limit.ts)
 // does the wiring.
 import { GatewayError } from '../http/errors.js';
-import type { Principal } from '../identity/principal.js';
+import { personIssuer, type Principal } from '../identity/principal.js';
 import { fromIssuer } from '../policy/access.js';
 import type { BudgetConfig, LimitDimension, LimitRule, LimitsConfig } from './config.js';
 import { CostTable, MICROS } from './costs.js';
-import type { Admission, Check, CheckResult, LimitStore, Settlement } from './limit-store.js';
+import { isImmediate, type Admission, type Check, type CheckResult, type LimitStore, type Settlement } from './limit-store.js';
 import type { Usage } from './meter.js';
 
 export type LimitKind = 'requests_per_minute' | 'tokens_per_minute' | 'tokens_per_day' | 'tokens_per_month' | 'concurrent_requests' | 'monthly_budget';
@@ -107,41 +107,66 @@ export class Grant {
     private readonly limiter: Limiter,
     readonly headers: Record<string, string>,
     readonly decision: LimitDecision,
-    private readonly applied: readonly Applied[],
+    private readonly matched: Matched | undefined,
     private readonly admission: Admission | undefined,
     private readonly request: LimitRequest,
-    private readonly reservedTokens: number,
-    private readonly reservedMicros: number,
   ) {
-    if (admission && applied.some((a) => a.check.kind === 'concurrency')) limiter.leases.add(this);
+    if (admission && matched && matched.slotKeys.length > 0) limiter.leases.add(this);
   }
 
   /** @internal Extends this call's concurrency slots (the limiter's shared renewal timer calls it). */
   renew(): Promise<void> {
-    return this.limiter.store.renew(this.#slotKeys(), this.request.requestId, this.limiter.config.concurrency_lease);
+    return this.limiter.store.renew(this.matched?.slotKeys ?? [], this.request.requestId, this.limiter.config.concurrency_lease);
   }
 
   /** Frees concurrency slots and replaces the reservations with real usage. Safe to call twice. */
   async finish(usage: Usage | undefined, cost: number): Promise<void> {
-    if (this.#finished || !this.admission) return;
-    this.#finished = true;
-    this.limiter.leases.delete(this);
-    const tokens = usage?.total_tokens ?? 0;
-    const micros = Math.round(cost * MICROS);
-    const settlements: Settlement[] = [];
-    this.applied.forEach((a, i) => {
-      const bucket = this.admission!.results[i]!.bucket;
-      if (a.check.kind === 'window' && a.kind !== 'requests_per_minute') settlements.push({ check: a.check, bucket, delta: tokens - this.reservedTokens });
-      if (a.check.kind === 'total') settlements.push({ check: a.check, bucket, delta: micros - this.reservedMicros });
-    });
-    const store = this.limiter.store;
-    await store.finish(settlements, this.#slotKeys(), this.request.requestId);
-    await this.limiter.alertBudgets(this.applied, this.admission, micros - this.reservedMicros);
+    await this.settle(usage, cost);
   }
 
-  #slotKeys(): string[] {
-    return this.applied.filter((a) => a.check.kind === 'concurrency').map((a) => a.check.key);
+  /**
+   * `finish`, without a promise when nothing is waited for: an in-memory
+   * store settles at once. Returns what is still to wait on (a store round
+   * trip, a budget alert), or undefined when it is done.
+   */
+  settle(usage: Usage | undefined, cost: number): Promise<void> | undefined {
+    const { admission, matched } = this;
+    if (this.#finished || !admission || !matched) return undefined;
+    this.#finished = true;
+    if (matched.slotKeys.length > 0) this.limiter.leases.delete(this);
+    const tokenDelta = (usage?.total_tokens ?? 0) - matched.reservedTokens;
+    const micros = Math.round(cost * MICROS);
+    const microsDelta = micros - matched.reservedMicros;
+    const settlements: Settlement[] = [];
+    const { applied, checks } = matched;
+    for (let i = 0; i < applied.length; i++) {
+      const check = checks[i]!;
+      // Requests per minute are settled as charged: one.
+      if (check.kind === 'window' && applied[i]!.kind !== 'requests_per_minute') settlements.push({ check, bucket: admission.results[i]!.bucket, delta: tokenDelta });
+      else if (check.kind === 'total') settlements.push({ check, bucket: admission.results[i]!.bucket, delta: microsDelta });
+    }
+    const store = this.limiter.store;
+    if (isImmediate(store)) {
+      store.finishNow(settlements, matched.slotKeys, this.request.requestId);
+      return matched.budgets ? this.limiter.alertBudgets(applied, admission, microsDelta) : undefined;
+    }
+    return store.finish(settlements, matched.slotKeys, this.request.requestId).then(() => {
+      if (matched.budgets) return this.limiter.alertBudgets(applied, admission, microsDelta);
+    });
   }
+}
+
+/** The limits that apply to one call, with what it reserves against them. */
+interface Matched {
+  applied: Applied[];
+  /** `applied[i].check`, in one array for the store. */
+  checks: Check[];
+  /** The counter keys of its concurrency checks. */
+  slotKeys: string[];
+  /** Whether a group budget applies (settling may then raise its alert). */
+  budgets: boolean;
+  reservedTokens: number;
+  reservedMicros: number;
 }
 
 /** A rule prepared once, so matching a call allocates only its counter keys. */
@@ -198,39 +223,47 @@ export class Limiter {
 
   /** Admits the call or throws the 429 (or 503) that names the limit. */
   async admit(request: LimitRequest): Promise<Grant> {
-    const reservedTokens = request.promptEstimate + request.maxTokens;
-    const reservedMicros = Math.round(this.costs.cost(request.model, request.promptEstimate, request.maxTokens, 0) * MICROS);
-    const applied = this.#applicable(request, reservedTokens, reservedMicros);
-    if (applied.length === 0) return new Grant(this, {}, { outcome: 'none' }, [], undefined, request, 0, 0);
+    return this.decide(request);
+  }
 
-    let admission: Admission;
-    try {
-      admission = await this.store.acquire(
-        applied.map((a) => a.check),
-        request.requestId,
-        this.config.concurrency_lease,
-      );
-    } catch (err) {
-      const closed = applied.filter((a) => a.onStoreFailure === 'closed');
-      if (closed.length > 0) {
-        throw new LimitRefusal(
-          `The limit store is unreachable, and limit "${closed[0]!.name}" is set to refuse requests then. Retry shortly.`,
-          { status: 503, type: 'service_unavailable', code: 'limits_unavailable', headers: { 'retry-after': '1' }, cause: err },
-          { limit: closed[0]!.name },
-        );
-      }
-      this.hooks.onFailOpen?.([...new Set(applied.map((a) => a.name))], err as Error);
-      return new Grant(this, {}, { outcome: 'store_failed_open' }, [], undefined, request, 0, 0);
-    }
+  /**
+   * `admit`, without a promise when the store answers at once (in memory):
+   * the pipeline's path, so a limit decision in memory costs no await. Throws
+   * the refusal, or rejects with it when the store is waited for (Redis).
+   */
+  decide(request: LimitRequest): Grant | Promise<Grant> {
+    const matched = this.#applicable(request);
+    if (!matched) return new Grant(this, {}, NO_LIMITS, undefined, undefined, request);
+    const store = this.store;
+    if (isImmediate(store)) return this.#decided(request, matched, store.acquireNow(matched.checks, request.requestId, this.config.concurrency_lease));
+    return store.acquire(matched.checks, request.requestId, this.config.concurrency_lease).then(
+      (admission) => this.#decided(request, matched, admission),
+      (err: unknown) => this.#storeFailed(request, matched, err as Error),
+    );
+  }
 
-    const headers = this.#headers(applied, admission.results);
+  #decided(request: LimitRequest, matched: Matched, admission: Admission): Grant {
+    const headers = this.#headers(matched.applied, admission.results);
     if (!admission.allowed) {
-      const a = applied[admission.denied]!;
+      const a = matched.applied[admission.denied]!;
       const result = admission.results[admission.denied]!;
       this.hooks.onRefused?.(a.name, a.kind);
       throw this.#refusal(a, result, headers);
     }
-    return new Grant(this, headers, { outcome: 'allowed' }, applied, admission, request, reservedTokens, reservedMicros);
+    return new Grant(this, headers, ALLOWED, matched, admission, request);
+  }
+
+  #storeFailed(request: LimitRequest, matched: Matched, err: Error): Grant {
+    const closed = matched.applied.filter((a) => a.onStoreFailure === 'closed');
+    if (closed.length > 0) {
+      throw new LimitRefusal(
+        `The limit store is unreachable, and limit "${closed[0]!.name}" is set to refuse requests then. Retry shortly.`,
+        { status: 503, type: 'service_unavailable', code: 'limits_unavailable', headers: { 'retry-after': '1' }, cause: err },
+        { limit: closed[0]!.name },
+      );
+    }
+    this.hooks.onFailOpen?.([...new Set(matched.applied.map((a) => a.name))], err);
+    return new Grant(this, {}, { outcome: 'store_failed_open' }, undefined, undefined, request);
   }
 
   /** After settling: a budget that crossed its soft threshold alerts once per group and month. */
@@ -246,17 +279,28 @@ export class Limiter {
     }
   }
 
-  #applicable(request: LimitRequest, tokens: number, micros: number): Applied[] {
+  #applicable(request: LimitRequest): Matched | undefined {
     const { principal, connection, model } = request;
-    const applied: Applied[] = [];
+    let matched: Matched | undefined;
+    const reserve = (): Matched => {
+      const reservedTokens = request.promptEstimate + request.maxTokens;
+      const reservedMicros = Math.round(this.costs.cost(model, request.promptEstimate, request.maxTokens, 0) * MICROS);
+      return { applied: [], checks: [], slotKeys: [], budgets: false, reservedTokens, reservedMicros };
+    };
+    const add = (m: Matched, a: Applied): void => {
+      m.applied.push(a);
+      m.checks.push(a.check);
+      if (a.check.kind === 'concurrency') m.slotKeys.push(a.check.key);
+    };
     for (const compiled of this.#rules) {
       if (!appliesTo(compiled, principal, connection, model)) continue;
+      const m = (matched ??= reserve());
       const rule = compiled.rule;
       for (const scope of scopes(rule, principal, connection, model)) {
         const base = compiled.prefix + scope;
         for (const w of compiled.windows) {
-          applied.push({
-            check: { kind: 'window', key: base + w.suffix, windowMs: w.windowMs, limit: w.limit, cost: w.requests ? 1 : tokens },
+          add(m, {
+            check: { kind: 'window', key: base + w.suffix, windowMs: w.windowMs, limit: w.limit, cost: w.requests ? 1 : m.reservedTokens },
             kind: w.kind,
             name: rule.name,
             scope,
@@ -264,8 +308,8 @@ export class Limiter {
           });
         }
         if (rule.concurrent_requests !== undefined) {
-          applied.push({
-            check: { kind: 'concurrency', key: `${base}:concurrent`, limit: rule.concurrent_requests },
+          add(m, {
+            check: { kind: 'concurrency', key: base + CONCURRENT_SUFFIX, limit: rule.concurrent_requests },
             kind: 'concurrent_requests',
             name: rule.name,
             scope,
@@ -275,12 +319,15 @@ export class Limiter {
       }
     }
     if (this.#budgets.size > 0) {
-      const month = monthOf(this.now());
+      let month: string | undefined;
       for (const group of principal.groups) {
         const budget = this.#budgets.get(group);
         if (!budget) continue;
-        applied.push({
-          check: { kind: 'total', key: `budget:${enc(group)}:${month}`, limit: Math.round(budget.monthly * budget.hard * MICROS), cost: micros, ttlMs: 40 * DAY },
+        const m = (matched ??= reserve());
+        m.budgets = true;
+        month ??= monthOf(this.now());
+        add(m, {
+          check: { kind: 'total', key: `budget:${enc(group)}:${month}`, limit: Math.round(budget.monthly * budget.hard * MICROS), cost: m.reservedMicros, ttlMs: 40 * DAY },
           kind: 'monthly_budget',
           name: `budget:${group}`,
           scope: `group=${group}`,
@@ -289,7 +336,7 @@ export class Limiter {
         });
       }
     }
-    return applied;
+    return matched;
   }
 
   /** OpenAI's headers for the tightest requests and tokens limits, plus concurrency and budget. */
@@ -303,13 +350,17 @@ export class Limiter {
       if (current === undefined || results[i]!.remaining / applied[i]!.check.limit < results[current]!.remaining / applied[current]!.check.limit) tightest[family] = i;
     }
     const headers: Record<string, string> = {};
-    for (const [family, name] of [[0, 'requests'], [1, 'tokens']] as const) {
-      const i = tightest[family];
-      if (i === undefined) continue;
-      const result = results[i]!;
-      headers[`x-ratelimit-limit-${name}`] = String(applied[i]!.check.limit);
-      headers[`x-ratelimit-remaining-${name}`] = String(result.remaining);
-      headers[`x-ratelimit-reset-${name}`] = formatDuration(result.resetMs);
+    const requests = tightest[0];
+    if (requests !== undefined) {
+      headers['x-ratelimit-limit-requests'] = String(applied[requests]!.check.limit);
+      headers['x-ratelimit-remaining-requests'] = String(results[requests]!.remaining);
+      headers['x-ratelimit-reset-requests'] = formatDuration(results[requests]!.resetMs);
+    }
+    const tokens = tightest[1];
+    if (tokens !== undefined) {
+      headers['x-ratelimit-limit-tokens'] = String(applied[tokens]!.check.limit);
+      headers['x-ratelimit-remaining-tokens'] = String(results[tokens]!.remaining);
+      headers['x-ratelimit-reset-tokens'] = formatDuration(results[tokens]!.resetMs);
     }
     const concurrent = tightest[2];
     if (concurrent !== undefined) {
@@ -373,7 +424,7 @@ function dimensionValues(dimension: LimitDimension, rule: LimitRule, principal: 
   switch (dimension) {
     case 'subject':
       // One person across IdPs that vouch for them is still keyed by issuer: two IdPs may reuse a subject.
-      return [`${principal.origin ?? principal.issuer}#${principal.subject}`];
+      return [`${personIssuer(principal)}#${principal.subject}`];
     case 'group':
       return rule.groups.length > 0 ? principal.groups.filter((g) => rule.groups.includes(g)) : principal.groups;
     case 'connection':
@@ -384,6 +435,9 @@ function dimensionValues(dimension: LimitDimension, rule: LimitRule, principal: 
 }
 
 const enc = (value: string): string => encodeURIComponent(value);
+const CONCURRENT_SUFFIX = ':concurrent';
+const NO_LIMITS: LimitDecision = Object.freeze({ outcome: 'none' });
+const ALLOWED: LimitDecision = Object.freeze({ outcome: 'allowed' });
 
 /**
  * Keeps the concurrency slots of calls in progress leased: one timer for all
