@@ -1,4 +1,4 @@
-// `node --import tsx bench/limits-path.ts`: what limits add to one request
+// `npm run bench -- limits-path`: what limits add to one request
 // through the whole gateway process (token check, access, admission, the
 // x-ratelimit-* headers, settling after the response, the access log), as
 // the throughput benchmark sees it, but counted rather than timed: limits
@@ -13,7 +13,7 @@
 // Env: BENCH_REQUESTS (measured requests per target and round; default 20000,
 // 3000 under callgrind), BENCH_WARMUP_REQUESTS (5000; 3000 under callgrind),
 // BENCH_ROUNDS (3; 1 under callgrind), BENCH_CONNECTIONS (10),
-// BENCH_LIMIT_STORES (memory, or memory,redis), BENCH_GATEWAY_NODE_FLAGS (e.g. --cpu-prof).
+// BENCH_LIMIT_STORES (memory, or memory,redis; off adds a second limits-off gateway), BENCH_GATEWAY_NODE_FLAGS (e.g. --cpu-prof).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -27,7 +27,7 @@ const requests = Number(process.env.BENCH_REQUESTS ?? (callgrind ? 3_000 : 20_00
 const warmup = Number(process.env.BENCH_WARMUP_REQUESTS ?? (callgrind ? 3_000 : 5_000));
 const rounds = Number(process.env.BENCH_ROUNDS ?? (callgrind ? 1 : 3));
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 10);
-const stores = (process.env.BENCH_LIMIT_STORES ?? 'memory').split(',') as Array<'memory' | 'redis'>;
+const stores = (process.env.BENCH_LIMIT_STORES ?? 'memory').split(',') as Array<'memory' | 'redis' | 'off'>;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 const dir = mkdtempSync(join(os.tmpdir(), 'modelgate-limits-path-'));
@@ -48,7 +48,8 @@ try {
   };
   const variants: Array<{ name: string; limits?: Record<string, unknown> }> = [
     { name: 'limits off' },
-    ...stores.map((store) => ({ name: `limits ${store}`, limits: benchLimits(store) })),
+    // `off` again is an A/A check: what two identical gateways differ by on this machine.
+    ...stores.map((store) => (store === 'off' ? { name: 'limits off-again' } : { name: `limits ${store}`, limits: benchLimits(store) })),
   ];
 
   if (callgrind) {

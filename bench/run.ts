@@ -125,7 +125,7 @@ const progress = {
 };
 
 /** `npm run bench -- NAME`: that bench on its own instead of the comparison. */
-const NAMED_BENCHES = new Set(['console', 'detect', 'json-depth', 'limits', 'mask', 'recording', 'recording-store', 'routing', 'service-keys', 'soak', 'workers']);
+const NAMED_BENCHES = new Set(['console', 'detect', 'json-depth', 'limits', 'limits-path', 'mask', 'recording', 'recording-store', 'routing', 'service-keys', 'soak', 'workers']);
 const named = process.argv[2];
 if (named !== undefined && !NAMED_BENCHES.has(named)) {
   console.error(`bench: unknown bench "${named}"; give one of ${[...NAMED_BENCHES].join(', ')}, or nothing for the comparison`);
