@@ -10,7 +10,7 @@ import type { StorageConfig } from './config.js';
 import { NO_ORDINAL, TRAIL_SESSION_ID, type NewEvent, type StoredEvent } from './events.js';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/index.js';
 import { BOOLEAN_COLUMNS, INTEGER_COLUMNS, projectEvent, SESSION_COLUMNS, type SessionColumn, type SessionRow as ProjectedRow, type SessionUpdate } from './projection.js';
-import { foldAccents, INDEXED_KINDS, PendingIndex, sessionIndexText, tsQuery } from './search.js';
+import { foldAccents, INDEXED_KINDS, keptEntries, PendingIndex, readEntries, tsQuery } from './search.js';
 import {
   attachContents,
   columnValue,
@@ -571,44 +571,20 @@ export class PostgresStore implements AuditStore {
 
   /** Writes the index entry of each session from its content: kept from its commits, or else as stored (inside a transaction). */
   private async indexSessions(client: pg.PoolClient, all: number[]): Promise<void> {
-    const entries = { sid: [] as number[], text: [] as string[] };
-    const sids: number[] = [];
-    for (const sid of all) {
-      const kept = this.pendingIndex.take(sid);
-      if (kept === undefined) sids.push(sid);
-      else {
-        const text = sessionIndexText(kept);
-        if (text !== undefined) {
-          entries.sid.push(sid);
-          entries.text.push(foldAccents(text));
-        }
-      }
+    const { entries, unread } = keptEntries(this.pendingIndex, all);
+    if (unread.length > 0) {
+      const { rows } = await client.query<EventTableRow>(
+        `SELECT ${eventColumns(true)} FROM events WHERE sid = ANY($1::bigint[]) AND kind = ANY($2::text[]) ORDER BY sid, n`,
+        [unread, INDEXED_KINDS],
+      );
+      const contents = rows.length === 0 ? [] : (await client.query<ContentTableRow>('SELECT * FROM contents WHERE sid = ANY($1::bigint[])', [unread])).rows;
+      readEntries(attachContents(rows, contents), (i) => Number(rows[i]!.sid), entries);
     }
-    const { rows } =
-      sids.length === 0
-        ? { rows: [] }
-        : await client.query<EventTableRow>(`SELECT ${eventColumns(true)} FROM events WHERE sid = ANY($1::bigint[]) AND kind = ANY($2::text[]) ORDER BY sid, n`, [
-            sids,
-            INDEXED_KINDS,
-          ]);
-    const contents = rows.length === 0 ? [] : (await client.query<ContentTableRow>('SELECT * FROM contents WHERE sid = ANY($1::bigint[])', [sids])).rows;
-    const events = attachContents(rows, contents);
-    for (let i = 0; i < events.length; ) {
-      const sid = Number(rows[i]!.sid);
-      let j = i;
-      while (j < events.length && Number(rows[j]!.sid) === sid) j++;
-      const text = sessionIndexText(events.slice(i, j));
-      if (text !== undefined) {
-        entries.sid.push(sid);
-        entries.text.push(foldAccents(text));
-      }
-      i = j;
-    }
-    if (entries.sid.length === 0) return;
+    if (entries.length === 0) return;
     await client.query(
       `INSERT INTO session_search (sid, doc) SELECT v.sid, to_tsvector('simple', v.text) FROM unnest($1::bigint[], $2::text[]) AS v(sid, text)
        ON CONFLICT (sid) DO UPDATE SET doc = EXCLUDED.doc`,
-      [entries.sid, entries.text],
+      [entries.map((e) => e.sid), entries.map((e) => foldAccents(e.text))],
     );
   }
 

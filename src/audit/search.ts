@@ -61,14 +61,17 @@ export function indexTextOf(event: { kind: string; sessionId: string; n: number;
 /** Most characters of one session's index entry: three sources at most, each within MAX_INDEXED_CHARS. */
 const MAX_SESSION_CHARS = 2 * MAX_INDEXED_CHARS;
 
+/** An event as the index reads it: stored, or kept from its commit. */
+type IndexableEvent = { kind: string; sessionId: string; n: number; parts?: readonly ContentPart[] };
+
 /**
  * A session's index entry: the searchable text of its indexed events (in
  * ordinal order; the answer's batches joined, so a word split between two
  * batches is found), or undefined when there is nothing to index.
  */
-export function sessionIndexText(events: ReadonlyArray<{ kind: string; sessionId: string; n: number; parts?: readonly ContentPart[] }>): string | undefined {
+export function sessionIndexText(events: readonly IndexableEvent[]): string | undefined {
   const sources: string[] = [];
-  const answer: typeof events[number][] = [];
+  const answer: IndexableEvent[] = [];
   for (const event of events) {
     if (event.kind === 'response.chunks') answer.push(event);
     else {
@@ -118,7 +121,7 @@ export class PendingIndex {
   ) {}
 
   /** After a commit: the committed events, with their sessions' sids (null: no session row). */
-  committed(events: ReadonlyArray<{ event: { kind: string; sessionId: string; n: number; parts?: readonly ContentPart[] }; sid: number | null }>): void {
+  committed(events: ReadonlyArray<{ event: IndexableEvent; sid: number | null }>): void {
     for (const { event, sid } of events) {
       if (sid === null) continue;
       let entry = this.sessions.get(sid);
@@ -169,6 +172,40 @@ export class PendingIndex {
     const first = this.sessions.keys().next();
     if (!first.done) this.forget(first.value);
   }
+}
+
+/** A session's index entry, ready to write. */
+export type IndexEntry = { sid: number; text: string };
+
+/**
+ * The first half of an indexing pass over `sids`: the entries of the sessions
+ * whose content was kept since their commits, and the sessions to read back.
+ */
+export function keptEntries(pending: PendingIndex, sids: readonly number[]): { entries: IndexEntry[]; unread: number[] } {
+  const entries: IndexEntry[] = [];
+  const unread: number[] = [];
+  for (const sid of sids) {
+    const kept = pending.take(sid);
+    if (kept === undefined) unread.push(sid);
+    else pushEntry(entries, sid, kept);
+  }
+  return { entries, unread };
+}
+
+/** The second half: entries from the indexed events read back, `events[i]` belonging to session `sidOf(i)`, in session order. */
+export function readEntries(events: readonly IndexableEvent[], sidOf: (i: number) => number, into: IndexEntry[]): void {
+  for (let i = 0; i < events.length; ) {
+    const sid = sidOf(i);
+    let j = i;
+    while (j < events.length && sidOf(j) === sid) j++;
+    pushEntry(into, sid, events.slice(i, j));
+    i = j;
+  }
+}
+
+function pushEntry(entries: IndexEntry[], sid: number, events: readonly IndexableEvent[]): void {
+  const text = sessionIndexText(events);
+  if (text !== undefined) entries.push({ sid, text });
 }
 
 export type SearchTerm = { kind: 'word' | 'prefix' | 'phrase'; text: string };

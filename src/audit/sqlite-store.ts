@@ -12,7 +12,7 @@ import type { StorageConfig } from './config.js';
 import { NO_ORDINAL, TRAIL_SESSION_ID, type ContentPart, type NewEvent, type StoredEvent } from './events.js';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/index.js';
 import { projectEvent, SESSION_COLUMNS, type SessionUpdate } from './projection.js';
-import { fts5Match, INDEXED_KINDS, PendingIndex, sessionIndexText } from './search.js';
+import { fts5Match, INDEXED_KINDS, keptEntries, PendingIndex, readEntries } from './search.js';
 import {
   attachContents,
   columnValue,
@@ -437,33 +437,19 @@ export class SqliteStore implements AuditStore {
 
   /** Writes the index entry of each session from its content: kept from its commits, or else as stored (inside a transaction). */
   private indexSessions(all: number[]): void {
-    const sids: number[] = [];
-    for (const sid of all) {
-      const kept = this.pendingIndex.take(sid);
-      if (kept === undefined) sids.push(sid);
-      else {
-        const text = sessionIndexText(kept);
-        if (text !== undefined) this.statements.insertSearch.run(sid, text);
-      }
+    const { entries, unread } = keptEntries(this.pendingIndex, all);
+    if (unread.length > 0) {
+      const list = JSON.stringify(unread);
+      const rows = this.db
+        .prepare<[string, string], EventTableRow>(
+          `SELECT ${eventColumns(true)} FROM events WHERE sid IN (SELECT value FROM json_each(?)) AND kind IN (SELECT value FROM json_each(?)) ORDER BY sid, n`,
+        )
+        .all(list, JSON.stringify(INDEXED_KINDS));
+      // Later parts exist only for content over chunk_bytes: most sessions have none.
+      const contents = this.db.prepare<[string], ContentTableRow>('SELECT * FROM contents WHERE sid IN (SELECT value FROM json_each(?))').all(list);
+      readEntries(attachContents(rows, contents), (i) => Number(rows[i]!.sid), entries);
     }
-    if (sids.length === 0) return;
-    const list = JSON.stringify(sids);
-    const rows = this.db
-      .prepare<[string, string], EventTableRow>(
-        `SELECT ${eventColumns(true)} FROM events WHERE sid IN (SELECT value FROM json_each(?)) AND kind IN (SELECT value FROM json_each(?)) ORDER BY sid, n`,
-      )
-      .all(list, JSON.stringify(INDEXED_KINDS));
-    // Later parts exist only for content over chunk_bytes: most sessions have none.
-    const contents = this.db.prepare<[string], ContentTableRow>('SELECT * FROM contents WHERE sid IN (SELECT value FROM json_each(?))').all(list);
-    const events = attachContents(rows, contents);
-    for (let i = 0; i < events.length; ) {
-      const sid = Number(rows[i]!.sid);
-      let j = i;
-      while (j < events.length && Number(rows[j]!.sid) === sid) j++;
-      const text = sessionIndexText(events.slice(i, j));
-      if (text !== undefined) this.statements.insertSearch.run(sid, text);
-      i = j;
-    }
+    for (const { sid, text } of entries) this.statements.insertSearch.run(sid, text);
   }
 
   async close(): Promise<void> {
