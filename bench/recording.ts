@@ -20,7 +20,7 @@
 // BENCH_COMMIT_INTERVAL (recording.commit_interval, default 2ms),
 // BENCH_ONLY_E2E=1 to skip part 1, BENCH_ONLY_RECORDER=1 to run only part 1, BENCH_MODES=sqlite,postgres to run only
 // those (and off), BENCH_GATEWAY_NODE_FLAGS for the gateway processes.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
@@ -35,7 +35,7 @@ import type { Transport, UpstreamResponse } from '../src/proxy/transport.js';
 import { Recorder } from '../src/audit/recorder.js';
 import { openStore, type AuditStore } from '../src/audit/store.js';
 import { median, rotate, runLoad, type LoadRun } from './load.js';
-import { cpuTicksOf, killAllChildren, postgresBackendsOf, startUpstream, stopAllChildren, type Target } from './targets.js';
+import { CLK_TCK, cpuTicksOf, killAllChildren, postgresBackendsOf, startUpstream, stopAllChildren, type Target } from './targets.js';
 import type { WorkerStore } from '../src/audit/worker-store.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -43,7 +43,7 @@ const DURATION_S = Number(process.env.BENCH_DURATION ?? 5);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const CONCURRENCY = 50;
-const TICK_US = 1e6 / (Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100);
+const TICK_US = 1e6 / CLK_TCK;
 const UPSTREAM_KEY = 'bench-upstream-key';
 const recordingConfig = recordingSchema.parse({ commit_interval: process.env.BENCH_COMMIT_INTERVAL ?? '2ms' });
 

@@ -35,7 +35,7 @@ import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { startDevIdp } from '../src/dev/idp.js';
 import { percentile } from './load.js';
-import { BENCH_GUARDRAILS, cpuTicksOf, freePort, killAllChildren, memoryOf, spawnTracked, stopAllChildren, untilReady, type ManagedProcess } from './targets.js';
+import { BENCH_GUARDRAILS, CLK_TCK, freePort, killAllChildren, memoryOf, processTree, spawnTracked, stopAllChildren, treeCpuTicks, untilReady, type ManagedProcess } from './targets.js';
 
 const STREAMS = Math.max(1, Number(process.env.SOAK_STREAMS ?? 1000));
 const RAMP_MS = Number(process.env.SOAK_RAMP_MS ?? 0);
@@ -51,7 +51,6 @@ const TARGETS = { ratio: 1.5, rssMbPer1000: 60 } as const;
 const MASKING = process.env.SOAK_MASKING !== 'off';
 const RECORDING = process.env.SOAK_RECORDING !== 'off';
 const WORKERS = Math.max(1, Number(process.env.SOAK_WORKERS ?? 1));
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 interface StreamResult {
   ok: boolean;
@@ -251,19 +250,7 @@ function cli(args: string[]): string {
 }
 
 /** A process and its descendants (the gateway's workers), from /proc/<pid>/task/<pid>/children. */
-function treeOf(pid: number): number[] {
-  const pids = [pid];
-  for (let i = 0; i < pids.length; i++) {
-    try {
-      for (const child of readFileSync(`/proc/${pids[i]}/task/${pids[i]}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) pids.push(Number(child));
-    } catch {
-      /* gone */
-    }
-  }
-  return pids;
-}
-const treeRssMb = (pid: number): number => treeOf(pid).reduce((sum, p) => sum + (memoryOf(p).rssMb || 0), 0);
-const treeCpuTicks = (pid: number): number => treeOf(pid).reduce((sum, p) => sum + (cpuTicksOf(p) || 0), 0);
+const treeRssMb = (pid: number): number => processTree(pid).reduce((sum, p) => sum + (memoryOf(p).rssMb || 0), 0);
 
 /** What the gateway's RSS is made of, from its own /metrics (one worker's view): V8 heap used and held, memory outside it, open handles. */
 async function memoryBreakdown(url: string): Promise<string> {
