@@ -14,7 +14,7 @@ import { badRequest, GatewayError, methodNotAllowed } from '../http/errors.js';
 import { jsonObjectBody, optionalString } from '../http/read-json-body.js';
 import { sendJson } from '../http/send.js';
 import type { Logger } from '../ops/logger.js';
-import type { Principal } from './principal.js';
+import { personIssuer, type Principal } from './principal.js';
 import { describeServiceKey, type ServiceKeys } from './service-keys.js';
 
 export interface ServiceKeysApiContext {
@@ -40,7 +40,8 @@ export async function handleServiceKeysApi(req: IncomingMessage, res: ServerResp
     const name = optionalString(body, 'name');
     if (!name) throw badRequest('invalid_body', '"name" is required: the service identity\'s name.', 'name');
     const ownerSubject = optionalString(body, 'owner')?.trim();
-    const owner = ownerSubject ? { issuer: ctx.principal.issuer, subject: ownerSubject } : ownerOf(ctx.principal);
+    // A named owner is a person at the administrator's own IdP, never at the gateway (a browser or `modelgate login` token).
+    const owner = ownerSubject ? { issuer: personIssuer(ctx.principal), subject: ownerSubject } : ownerOf(ctx.principal);
     const { record, key } = await ctx.keys.create({ name, groups: stringList(body, 'groups'), owner, ...lifetime(body, 'expires') }, ctx.config);
     ctx.log.info({ service: name, key_id: record.id, groups: record.groups, owner: owner.subject, by: ctx.principal.subject }, 'service key created');
     return sendJson(res, 201, { ...describeServiceKey(record, now), key }, { 'cache-control': 'no-store' });
@@ -77,7 +78,7 @@ function requireAdmin(ctx: ServiceKeysApiContext): void {
 }
 
 function ownerOf(principal: Principal): Principal['owner'] & object {
-  return { issuer: principal.origin ?? principal.issuer, subject: principal.subject, ...(principal.email && { email: principal.email }) };
+  return { issuer: personIssuer(principal), subject: principal.subject, ...(principal.email && { email: principal.email }) };
 }
 
 function stringList(body: Record<string, unknown>, key: string): string[] {

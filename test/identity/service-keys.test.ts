@@ -175,6 +175,17 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(identity.owner, { issuer: idp.issuer, subject: erinSub, email: 'erin@example.com' });
     });
 
+    test('an owner named by an administrator signed in through the gateway is a person at the IdP, not at the gateway', async () => {
+      // `modelgate login` and the browser hand out gateway tokens; the owner recorded from one must still be the
+      // person at their IdP, or the owner's own votes would not be recognised as theirs (self-approval).
+      const viaGateway = await a.services.identity.gatewayTokens.mint({ subject: 'erin-sub', groups: ['security'], origin: idp.issuer });
+      const created = await keys(aUrl, viaGateway.token, ['create', 'named-owner', '--groups', 'notebooks', '--owner', 'bob-sub']);
+      assert.equal(created.code, 0, created.stderr);
+      const whoami = await (await fetch(`${aUrl}/auth/whoami`, { headers: { authorization: `Bearer ${created.stdout.trim()}` } })).json() as { owner: Record<string, unknown> };
+      assert.deepEqual(whoami.owner, { issuer: idp.issuer, subject: 'bob-sub' });
+      assert.equal((await keys(aUrl, erin, ['revoke', 'named-owner'])).code, 0);
+    });
+
     let secondKey = '';
 
     test('rotate: the new key works at once, the old one for the overlap; overlap 0 ends it with a clear error', async () => {
