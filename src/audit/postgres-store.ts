@@ -44,8 +44,11 @@ const MIGRATION_LOCK = 0x6d676175;
  * Transaction-level advisory lock ("mgsx") an indexing pass holds while it reads sessions' content and writes their
  * entries, and a redaction or deletion takes before it changes content or entries: erased text is never indexed
  * after its erasure. A lock in memory, not a row lock on each session (which PostgreSQL would write into every row).
+ * Advisory locks are database-wide, so the schema's name is the second key: trails in other schemas of the same
+ * database never hold up each other's passes.
  */
-const SEARCH_LOCK = 0x6d677378;
+export const SEARCH_LOCK = 0x6d677378;
+export const SEARCH_LOCK_ARGS = '$1, hashtext(current_schema())';
 
 const SESSION_TABLE_COLUMNS = ['sid', 'id', 'groups_json', ...SESSION_COLUMNS] as const;
 
@@ -461,7 +464,7 @@ export class PostgresStore implements AuditStore {
 
   async rewriteContents(sessionId: string, rewrites: ContentRewrite[], evidence: NewEvent & { kind: 'redaction' }): Promise<{ seq: number }> {
     return this.withChain(async (client, cursor) => {
-      await client.query('SELECT pg_advisory_xact_lock($1)', [SEARCH_LOCK]);
+      await client.query(`SELECT pg_advisory_xact_lock(${SEARCH_LOCK_ARGS})`, [SEARCH_LOCK]);
       const { rows } = await client.query<{ sid: string; state: string; legal_hold: number }>('SELECT sid, state, legal_hold FROM sessions WHERE id = $1', [sessionId]);
       const state = rows[0];
       if (!state) throw new SessionStateError(sessionId, 'not_found');
@@ -503,7 +506,7 @@ export class PostgresStore implements AuditStore {
 
   async deleteSessions(ids: string[], evidence: NewEvent & { kind: 'retention.delete' | 'session.delete' }): Promise<DeleteOutcome> {
     return this.withChain(async (client, cursor) => {
-      await client.query('SELECT pg_advisory_xact_lock($1)', [SEARCH_LOCK]);
+      await client.query(`SELECT pg_advisory_xact_lock(${SEARCH_LOCK_ARGS})`, [SEARCH_LOCK]);
       const { rows } = await client.query<{ sid: string; id: string; state: string; legal_hold: number }>(
         'SELECT sid, id, state, legal_hold FROM sessions WHERE id = ANY($1::text[]) ORDER BY sid FOR UPDATE',
         [ids],
@@ -550,7 +553,7 @@ export class PostgresStore implements AuditStore {
       }
       const sids = ends.map((e) => Number(e.sid));
       // A redaction or deletion in progress holds the search lock: rather than wait (holding the head), try again later.
-      const { rows: locked } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS ok', [SEARCH_LOCK]);
+      const { rows: locked } = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(${SEARCH_LOCK_ARGS}) AS ok`, [SEARCH_LOCK]);
       if (!locked[0]!.ok) {
         await client.query('ROLLBACK');
         return 0;

@@ -11,6 +11,7 @@ import { SearchUnavailableError, SessionArchive } from '../../src/audit/sessions
 import { openStore, type AuditStore } from '../../src/audit/store.js';
 import { verify } from '../../src/audit/verify.js';
 import { frameChunks } from '../../src/audit/content-text.js';
+import { SEARCH_LOCK, SEARCH_LOCK_ARGS } from '../../src/audit/postgres-store.js';
 import { KEY_A, recordSession, recording, requestId, sseChunk, STORE_FIXTURES, type StoreFixture } from './fixtures.js';
 
 const DAY = 86_400_000;
@@ -260,9 +261,9 @@ for (const factory of STORE_FIXTURES) {
       const crashed = await Recorder.open(new Proxy(store, { get: (t, k) => (k === 'indexEnded' ? async () => 0 : Reflect.get(t, k)) }), recording());
       const id = await recordSession(crashed, { subject: 'gives-way', prompt: 'axolotlword' });
       await crashed.close({ closeStore: false });
-      // What rewriteContents and deleteSessions hold until they commit ("mgsx").
+      // What rewriteContents and deleteSessions hold until they commit ("mgsx", and this trail's schema).
       await fx.raw.query('BEGIN');
-      await fx.raw.query('SELECT pg_advisory_xact_lock(?)', 0x6d677378);
+      await fx.raw.query(`SELECT pg_advisory_xact_lock(${SEARCH_LOCK_ARGS.replace('$1', '?')})`, SEARCH_LOCK);
       try {
         assert.equal(await store.indexEnded(500), 0, 'the pass gave way');
         assert.equal(await entries(await seqsOf(id)), 0);
@@ -271,6 +272,27 @@ for (const factory of STORE_FIXTURES) {
       }
       assert.ok((await store.indexEnded(500)) >= 1, 'and runs once the erasure is done');
       assert.equal(await entries(await seqsOf(id)), 1);
+      recorder = await Recorder.open(store, recording());
+    });
+
+    test('an erasure in another schema of the same database does not hold up this trail\'s indexing (PostgreSQL)', { skip: factory.driver !== 'postgres' }, async () => {
+      await recorder.close({ closeStore: false });
+      const crashed = await Recorder.open(new Proxy(store, { get: (t, k) => (k === 'indexEnded' ? async () => 0 : Reflect.get(t, k)) }), recording());
+      const id = await recordSession(crashed, { subject: 'other-schema', prompt: 'capybaraword' });
+      await crashed.close({ closeStore: false });
+      const sids = await seqsOf(id);
+      // Advisory locks are database-wide: hold what another trail's redaction holds, with the store's own statement.
+      await fx.raw.query('CREATE SCHEMA IF NOT EXISTS another_trail');
+      await fx.raw.query('BEGIN');
+      await fx.raw.query('SET LOCAL search_path TO another_trail');
+      await fx.raw.query(`SELECT pg_advisory_xact_lock(${SEARCH_LOCK_ARGS.replace('$1', '?')})`, SEARCH_LOCK);
+      try {
+        assert.ok((await store.indexEnded(500)) >= 1, 'the pass ran');
+      } finally {
+        await fx.raw.query('COMMIT');
+        await fx.raw.query('DROP SCHEMA another_trail');
+      }
+      assert.equal(await entries(sids), 1);
       recorder = await Recorder.open(store, recording());
     });
 
