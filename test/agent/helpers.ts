@@ -26,14 +26,21 @@ export async function createAgentKey(h: Harness, name: string, connections = ['d
   return (await h.gateway.agents!.keys.create(name, connections)).key;
 }
 
-export function startAgent(h: Harness, key: string | (() => string), serve: Record<string, string> = { demo: h.model.url }): Agent {
+/** `gateway`: dial this address instead (a relay in front of the agents listener); `heartbeat`: the tunnel's keepalive. */
+export interface StartAgentOptions {
+  gateway?: URL;
+  heartbeat?: { intervalMs: number; timeoutMs: number };
+}
+
+export function startAgent(h: Harness, key: string | (() => string), serve: Record<string, string> = { demo: h.model.url }, options: StartAgentOptions = {}): Agent {
   const agent = new Agent({
-    gateway: new URL(h.gateway.agentsUrl!),
+    gateway: options.gateway ?? new URL(h.gateway.agentsUrl!),
     readKey: async () => (typeof key === 'function' ? key() : key),
     serve: new Map(Object.entries(serve).map(([k, v]) => [k, new URL(v)])),
     version: 'test',
     log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'),
     backoff: { initialMs: 50, maxMs: 200 },
+    ...(options.heartbeat && { heartbeat: options.heartbeat }),
   });
   agent.start();
   return agent;

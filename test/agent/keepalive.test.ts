@@ -7,12 +7,11 @@
 import assert from 'node:assert/strict';
 import type http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
-import { Agent } from '../../src/agent/agent.js';
-import { createLogger } from '../../src/ops/logger.js';
+import type { Agent } from '../../src/agent/agent.js';
 import { SseDecoder } from '../../src/protocol/sse.js';
 import { errorOf, postJson, type Harness } from '../helpers/harness.js';
 import { faultyRelay, type FaultyRelay } from '../helpers/tcp-relay.js';
-import { agentsConnected, createAgentKey, sseFrames, startAgentHarness, until } from './helpers.js';
+import { agentsConnected, createAgentKey, sseFrames, startAgent, startAgentHarness, until } from './helpers.js';
 
 describe('tunnel keepalive', () => {
   let h: Harness;
@@ -30,16 +29,7 @@ describe('tunnel keepalive', () => {
     token = await h.userToken('alice');
     relay = await faultyRelay(Number(new URL(h.gateway.agentsUrl!).port));
     const key = await createAgentKey(h, 'behind-relay');
-    agent = new Agent({
-      gateway: new URL(`http://127.0.0.1:${relay.port}`),
-      readKey: async () => key,
-      serve: new Map([['demo', new URL(h.model.url)]]),
-      version: 'test',
-      log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'),
-      backoff: { initialMs: 50, maxMs: 200 },
-      heartbeat: { intervalMs: 300, timeoutMs: 1_000 },
-    });
-    agent.start();
+    agent = startAgent(h, key, undefined, { gateway: new URL(`http://127.0.0.1:${relay.port}`), heartbeat: { intervalMs: 300, timeoutMs: 1_000 } });
   });
   after(async () => {
     await agent.close(100);
@@ -114,16 +104,7 @@ describe('a tunnel whose event loop is blocked past the heartbeat deadline', () 
     });
     token = await h.userToken('alice');
     const key = await createAgentKey(h, 'blocked');
-    agent = new Agent({
-      gateway: new URL(h.gateway.agentsUrl!),
-      readKey: async () => key,
-      serve: new Map([['demo', new URL(h.model.url)]]),
-      version: 'test',
-      log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'),
-      backoff: { initialMs: 50, maxMs: 200 },
-      heartbeat: { intervalMs: 200, timeoutMs: 500 },
-    });
-    agent.start();
+    agent = startAgent(h, key, undefined, { heartbeat: { intervalMs: 200, timeoutMs: 500 } });
   });
   after(async () => {
     await agent.close(100);
