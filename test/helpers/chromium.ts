@@ -17,6 +17,8 @@ const ARGS = [
   '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1',
 ];
 
+const LAUNCH_TIMEOUT_MS = 60_000;
+
 export interface LaunchedChromium {
   browser: Browser;
   /** Closes the browser and every context in it; safe to call twice, and after a failed test. */
@@ -27,7 +29,15 @@ export async function launchChromium(): Promise<LaunchedChromium> {
   await access(CHROMIUM_PATH, constants.X_OK).catch(() => {
     throw new Error(`No Chromium at ${CHROMIUM_PATH}: install Debian's package (apt-get install chromium, as .ci/run does) or set CHROMIUM_PATH.`);
   });
-  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: ARGS, timeout: 30_000 });
+  const browser = await launchOnce().catch(async (first: Error) => {
+    // CI once failed a suite's set-up while the same browser served the
+    // suite beside it; a second try tells a slow or unlucky cold start on a
+    // loaded machine apart from a browser that cannot start.
+    console.error(`Chromium did not start (${first.message.split('\n')[0]}); trying once more`);
+    return launchOnce().catch((second: Error) => {
+      throw new Error(`Chromium at ${CHROMIUM_PATH} did not start twice: ${second.message}\nfirst try: ${first.message}`);
+    });
+  });
   let closing: Promise<void> | undefined;
   return {
     browser,
@@ -37,6 +47,10 @@ export async function launchChromium(): Promise<LaunchedChromium> {
       return closing;
     },
   };
+}
+
+function launchOnce(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: ARGS, timeout: LAUNCH_TIMEOUT_MS });
 }
 
 /** True for the loopback hosts the tests serve on; anything else is a request that should never have been made. */
