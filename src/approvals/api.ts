@@ -19,7 +19,7 @@ import { jsonObjectBody, optionalString } from '../http/read-json-body.js';
 import { sendJson } from '../http/send.js';
 import type { Principal } from '../identity/principal.js';
 import type { Approvals } from './approvals.js';
-import { approvalsOf, grantActive, REVIEW_ID_PATTERN, sameParty, samePerson, type Review, type ReviewKind, type ReviewState, type VoteRefusal } from './review.js';
+import { approvalsOf, REVIEW_ID_PATTERN, sameParty, samePerson, type Review, type ReviewKind, type ReviewState, type VoteRefusal } from './review.js';
 
 const STATES: readonly ReviewState[] = ['pending', 'approved', 'rejected', 'expired', 'cancelled', 'executed'];
 const KINDS: readonly ReviewKind[] = ['prompt', 'access'];
@@ -74,9 +74,8 @@ async function routeApprovalsApi(req: IncomingMessage, res: ServerResponse, path
   }
   if (path === '/v1/access/grants') {
     allow(method, 'GET');
-    const mine = await ctx.approvals.list({ kind: 'access', state: 'approved', requester: ctx.principal });
-    const now = Date.now();
-    return send(res, 200, { object: 'list', data: mine.filter((r) => grantActive(r, now)).map((r) => view(r, ctx, true)) });
+    const mine = await ctx.approvals.grantsOf(ctx.principal);
+    return send(res, 200, { object: 'list', data: mine.map((r) => view(r, ctx, true)) });
   }
   if (path === '/v1/reviews/events') {
     allow(method, 'GET');

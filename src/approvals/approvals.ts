@@ -271,7 +271,9 @@ export class Approvals {
   private async checkPendingLimit(principal: Principal): Promise<void> {
     const max = this.config.max_pending_per_requester;
     const now = this.now();
-    const open = (await this.store.list({ state: 'pending', requester: principal, limit: max })).filter((r) => r.expires_at > now);
+    // By subject, then by person: the token's issuer is the gateway's for every browser sign-in.
+    const pending = await this.store.list({ state: 'pending', requester: { subject: principal.subject }, limit: Number.MAX_SAFE_INTEGER });
+    const open = pending.filter((r) => samePerson(r.requester, principal) && r.expires_at > now);
     if (open.length >= max) {
       const retryAfter = Math.max(1, Math.ceil((Math.min(...open.map((r) => r.expires_at)) - now) / 1000));
       throw new GatewayError(
@@ -281,11 +283,18 @@ export class Approvals {
     }
   }
 
-  /** An approved access grant this principal holds for the connection, if any. */
-  async grantFor(principal: Pick<Principal, 'issuer' | 'subject'>, connection: string): Promise<Review | undefined> {
+  /** An approved access grant this person holds for the connection, if any, whichever of their tokens asked for it. */
+  async grantFor(principal: Principal, connection: string): Promise<Review | undefined> {
     const now = this.now();
-    const grants = await this.store.activeGrants(principal.issuer, principal.subject, connection, now);
-    return grants.find((g) => grantActive(g, now));
+    const grants = await this.store.activeGrants(principal.subject, connection, now);
+    return grants.find((g) => samePerson(g.requester, principal) && grantActive(g, now));
+  }
+
+  /** Every running access grant of this person. */
+  async grantsOf(principal: Principal): Promise<Review[]> {
+    const now = this.now();
+    const approved = await this.store.list({ kind: 'access', state: 'approved', requester: { subject: principal.subject }, limit: Number.MAX_SAFE_INTEGER });
+    return approved.filter((g) => samePerson(g.requester, principal) && grantActive(g, now));
   }
 
   /**

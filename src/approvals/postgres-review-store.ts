@@ -131,10 +131,10 @@ export class PostgresReviewStore implements ReviewStore {
     return parse(rows);
   }
 
-  async activeGrants(issuer: string, subject: string, connection: string, now: number): Promise<Review[]> {
+  async activeGrants(subject: string, connection: string, now: number): Promise<Review[]> {
     const { rows } = await this.pool.query<{ doc: string }>(
-      `SELECT doc FROM approval_reviews WHERE kind = 'access' AND state = 'approved' AND requester_issuer = $1 AND requester_subject = $2 AND connection = $3 AND grant_expires_at > $4`,
-      [issuer, subject, connection, now],
+      `SELECT doc FROM approval_reviews WHERE kind = 'access' AND state = 'approved' AND requester_subject = $1 AND connection = $2 AND grant_expires_at > $3`,
+      [subject, connection, now],
     );
     return parse(rows);
   }

@@ -24,8 +24,12 @@ export interface ReviewStore {
   list(query: ReviewQuery): Promise<Review[]>;
   /** Reviews raised by the identical request, newest first. */
   byFingerprint(fingerprint: string): Promise<Review[]>;
-  /** Approved access reviews of this requester for this connection whose grant has not run out. */
-  activeGrants(issuer: string, subject: string, connection: string, now: number): Promise<Review[]>;
+  /**
+   * Approved access reviews for this connection whose grant has not run out, of every requester with
+   * this subject: the caller decides which of them is the same person (`samePerson`), since a
+   * gateway-issued token's issuer is shared by the people of every IdP that signs in through the browser.
+   */
+  activeGrants(subject: string, connection: string, now: number): Promise<Review[]>;
   /** Deletes up to `limit` decided reviews last changed before `cutoff`; returns how many. */
   deleteDecidedBefore(cutoff: number, limit: number): Promise<number>;
   /** Pending reviews whose time is up. */

@@ -50,8 +50,8 @@ export class SqliteReviewStore implements ReviewStore {
       update: db.prepare(`UPDATE approval_reviews SET state = @state, updated_at = @updated_at, expires_at = @expires_at, grant_expires_at = @grant_expires_at, doc = @doc, prompt = @prompt WHERE id = @id`),
       get: db.prepare<[string], { doc: string; prompt: string | null }>('SELECT doc, prompt FROM approval_reviews WHERE id = ?'),
       byFingerprint: db.prepare<[string], { doc: string }>('SELECT doc FROM approval_reviews WHERE fingerprint = ? ORDER BY created_at DESC LIMIT 20'),
-      activeGrants: db.prepare<[string, string, string, number], { doc: string }>(
-        `SELECT doc FROM approval_reviews WHERE kind = 'access' AND state = 'approved' AND requester_issuer = ? AND requester_subject = ? AND connection = ? AND grant_expires_at > ?`,
+      activeGrants: db.prepare<[string, string, number], { doc: string }>(
+        `SELECT doc FROM approval_reviews WHERE kind = 'access' AND state = 'approved' AND requester_subject = ? AND connection = ? AND grant_expires_at > ?`,
       ),
       duePending: db.prepare<[number, number], { id: string }>(`SELECT id FROM approval_reviews WHERE state = 'pending' AND expires_at <= ? LIMIT ?`),
       holdWaiter: db.prepare(
@@ -113,8 +113,8 @@ export class SqliteReviewStore implements ReviewStore {
     return this.statements.byFingerprint.all(fingerprint).map((r) => reviewFromRow(r));
   }
 
-  async activeGrants(issuer: string, subject: string, connection: string, now: number): Promise<Review[]> {
-    return this.statements.activeGrants.all(issuer, subject, connection, now).map((r) => reviewFromRow(r));
+  async activeGrants(subject: string, connection: string, now: number): Promise<Review[]> {
+    return this.statements.activeGrants.all(subject, connection, now).map((r) => reviewFromRow(r));
   }
 
   async deleteDecidedBefore(cutoff: number, limit: number): Promise<number> {
