@@ -12,6 +12,7 @@ import type { Approvals } from '../approvals/approvals.js';
 import type { ApprovalsConfig } from '../approvals/config.js';
 import { approvalsOf, newReviewId, type Review } from '../approvals/review.js';
 import { GatewayError } from '../http/errors.js';
+import { personIssuer } from '../identity/principal.js';
 import type { Decision } from '../policy/guardrails-types.js';
 import type { RequestContext } from './context.js';
 import type { GatewayServices } from './services.js';
@@ -38,7 +39,8 @@ export async function holdForApproval(services: GatewayServices, ctx: RequestCon
   if (!principal || !route || !request) throw new Error('holdForApproval() runs after inspect');
 
   const fingerprint = requestFingerprint({
-    issuer: principal.issuer,
+    // The person, not the token: an approval won with the CLI's token passes the browser's retry.
+    issuer: personIssuer(principal),
     subject: principal.subject,
     connection: route.connection.name,
     model: route.model,

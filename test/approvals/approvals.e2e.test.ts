@@ -152,8 +152,10 @@ for (const factory of STORE_FIXTURES) {
       assert.match(first.message, /send the identical request again/);
 
       assert.equal((await decide('carol', errorBody.review_id, 'approve', 'ok')).status, 200);
-      const retried = await client.chat.completions.create(body);
-      assert.ok(retried.choices[0]?.message.content, 'the identical retry passes');
+      // Retried from her browser sign-in: a gateway-issued token for the same person.
+      const browserToken = await h.gateway.services.identity.gatewayTokens.mint({ subject: 'alice', groups: ['engineering', 'ml-platform'], origin: h.idp.issuer });
+      const retried = await new OpenAI({ baseURL: `${h.url}/v1`, apiKey: browserToken.token, maxRetries: 0 }).chat.completions.create(body);
+      assert.ok(retried.choices[0]?.message.content, 'the identical retry passes, from another of her tokens');
 
       // Keys in another order are still the identical request, so the approval, already used, does not pass it again.
       const again = await postJson(`${h.url}/v1/chat/completions`, await h.userToken('alice'), `{"messages":${JSON.stringify(body.messages)},"model":"demo-chat"}`);
