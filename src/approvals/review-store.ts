@@ -66,9 +66,11 @@ const REDACTED = '[redacted]';
  */
 export async function redactRequesterReviews(store: ReviewStore, subject: string, issuer: string | undefined, now = Date.now()): Promise<string[]> {
   const redacted: string[] = [];
-  const reviews = await store.list({ requester: { subject, ...(issuer !== undefined && { issuer }) }, limit: Number.MAX_SAFE_INTEGER });
+  // By subject, then by the IdP that vouched for the requester: a review raised through a browser sign-in carries the gateway's issuer.
+  const reviews = await store.list({ requester: { subject }, limit: Number.MAX_SAFE_INTEGER });
   for (const review of reviews) {
     if (review.redacted_at !== undefined) continue;
+    if (issuer !== undefined && (review.requester.origin ?? review.requester.issuer) !== issuer) continue;
     await store.update(review.id, (current) => ({
       next: {
         ...current,

@@ -333,11 +333,19 @@ for (const factory of STORE_FIXTURES) {
       const review = await pendingReview(marker);
       await decide('carol', review.id, 'approve', `approved ${marker}`);
       assert.equal((await held).status, 200);
+      // Another of her prompts, held while she called with the token her browser sign-in gave her.
+      const browserToken = await h.gateway.services.identity.gatewayTokens.mint({ subject: 'alice', groups: ['engineering'], origin: h.idp.issuer });
+      const heldInBrowser = postJson(`${h.url}/v1/chat/completions`, browserToken.token, { model: 'demo-chat', messages: [{ role: 'user', content: `nightingale ${marker} browser` }] });
+      const browserReview = await pendingReview(`${marker} browser`);
+      await decide('carol', browserReview.id, 'reject', `rejected ${marker}`);
+      assert.equal((await heldInBrowser).status, 403);
 
-      const response = await api('carol', 'POST', '/v1/sessions/redact', { subject: 'alice', reason: 'erasure request #7' });
+      // Erased as the person at her IdP: both reviews are hers.
+      const response = await api('carol', 'POST', '/v1/sessions/redact', { subject: 'alice', issuer: h.idp.issuer, reason: 'erasure request #7' });
       assert.equal(response.status, 200);
       const outcome = (await response.json()) as { redacted: string[]; reviews_redacted: string[] };
       assert.ok(outcome.reviews_redacted.includes(review.id), 'the review was redacted');
+      assert.ok(outcome.reviews_redacted.includes(browserReview.id), 'so was the one raised through her browser sign-in');
       const after = (await (await api('carol', 'GET', `/v1/reviews/${review.id}`)).json()) as ReviewView & { redacted_at: number };
       assert.equal(after.prompt, '[redacted]');
       assert.equal(after.votes[0]!.comment, '[redacted]');
