@@ -60,9 +60,9 @@ export function ownIssuers(principal: Principal): string[] {
   return [personIssuer(principal)];
 }
 
-/** Who did it, as recorded in redaction, deletion and legal-hold events. */
+/** Who did it, as recorded in redaction, deletion and legal-hold events: the person at their IdP, as sessions are. */
 export function actorOf(principal: Principal): string {
-  return `${principal.issuer}#${principal.subject}${principal.email ? ` (${principal.email})` : ''}`;
+  return `${personIssuer(principal)}#${principal.subject}${principal.email ? ` (${principal.email})` : ''}`;
 }
 
 const notFound = (id: string): GatewayError =>
