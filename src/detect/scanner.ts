@@ -31,6 +31,15 @@ export interface ScannerOptions {
 export interface Scanner {
   /** Non-overlapping spans sorted by start. */
   scan(text: string): Span[];
+  /**
+   * For a stream masked through a window (`text` is the end of it): the
+   * spans of a scan of the whole stream that start at or after `from`, when
+   * everything before `from` is final and no span crosses it (what the
+   * streaming masker guarantees at its release point). Each detector looks
+   * back only its own lookbehind from `from`, so released text is not
+   * scanned again and the caller keeps only `lookbehindLength` of it.
+   */
+  scanFrom(text: string, from: number): Span[];
   /** No span is longer than this. */
   readonly maxEntityLength: number;
   /** Characters after a span that can still change whether or how it is reported. */
@@ -45,8 +54,16 @@ export interface Scanner {
    * `undecidedFrom`): spans of `scan(text + more)` that start before it are
    * exactly those of `scan(text)`.
    */
-  undecidedFrom(text: string): number;
+  undecidedFrom(text: string, from?: number): number;
 }
+
+/**
+ * Detectors are grouped by how far back they look, so a scan from a release
+ * point gives each group a slice of its own (one keyword pass and one
+ * ScanContext each): a detector needing 8 characters of context does not
+ * rescan 320 characters of released text because one other needs them.
+ */
+const LOOKBEHIND_TIERS = [8, 72];
 
 let builtins: readonly Detector[] | undefined;
 
@@ -79,42 +96,74 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
 
   const contextLength = Math.max(0, ...detectors.map((d) => d.lookahead));
 
+  const lookbehindLength = Math.max(0, ...detectors.map((d) => d.lookbehind));
+  // Each detector's tier: the smallest tier reach that covers its lookbehind.
+  const reaches = [...new Set(detectors.map((d) => LOOKBEHIND_TIERS.find((t) => t >= d.lookbehind) ?? lookbehindLength))].sort((a, b) => a - b);
+  const tiers = reaches.map((reach) => ({ reach, members: new Uint8Array(detectors.length) }));
+  detectors.forEach((d, index) => { tiers.find((t) => t.reach >= d.lookbehind)!.members[index] = 1; });
+
   // Candidates before overlap resolution, for the last text seen: the masker asks scan and undecidedFrom about the same window.
-  let last: { text: string; normalised: NormalisedText | undefined; candidates: Span[]; selected: Set<number> } | undefined;
-  const scanned = (text: string): NonNullable<typeof last> => {
-    if (last?.text === text) return last;
+  let last: { text: string; from: number; normalised: NormalisedText | undefined; candidates: Span[]; selected: Set<number> } | undefined;
+  const scanned = (text: string, from: number): NonNullable<typeof last> => {
+    if (last?.text === text && last.from === from) return last;
     const candidates: Span[] = [];
     const normalised = normaliseForDetection(text);
     const seen = normalised?.text ?? text;
-    const context = new ScanContext(seen);
-    const add = normalised === undefined
-      ? (span: Span) => { candidates.push(span); }
-      : (span: Span) => { candidates.push({ ...span, ...toOriginal(normalised, span.start, span.end) }); };
-    const selected = new Set(prefilter.select(context));
-    for (const index of selected) {
+    const selected = new Set<number>();
+    const run = (index: number, slice: string, at: number, context: ScanContext, copyFrom: number): void => {
       const detector = detectors[index]!;
       // Custom patterns may be declared with a built-in type the caller did not ask for; they still count.
-      const keep = detector === custom || detector === dictionary
-        ? add
-        : (span: Span) => { if (wanted.has(span.type)) add(span); };
-      detector.detect(seen, keep, context);
+      const any = detector === custom || detector === dictionary;
+      detector.detect(slice, (span) => {
+        if (!any && !wanted.has(span.type)) return;
+        const start = span.start + at;
+        // Before the release point everything is final: a candidate there (or one crossing it, which
+        // lost to the span ending there) changes nothing, and one at the slice's edge may be invented.
+        if (start < copyFrom) return;
+        if (normalised !== undefined) candidates.push({ ...span, ...toOriginal(normalised, start, span.end + at) });
+        else candidates.push(at === 0 ? span : { ...span, start, end: span.end + at });
+      }, context);
+    };
+    if (from <= 0) {
+      const context = new ScanContext(seen);
+      for (const index of prefilter.select(context)) {
+        selected.add(index);
+        run(index, seen, 0, context, 0);
+      }
+    } else {
+      const copyFrom = normalised === undefined ? Math.min(from, seen.length) : copyOffset(normalised, from, seen.length);
+      let context: ScanContext | undefined;
+      let at = -1;
+      for (const tier of tiers) {
+        const sliceAt = Math.max(0, copyFrom - tier.reach);
+        if (sliceAt !== at) {
+          at = sliceAt;
+          context = new ScanContext(at === 0 ? seen : seen.slice(at));
+        }
+        for (const index of prefilter.select(context!, tier.members)) {
+          selected.add(index);
+          run(index, context!.text, at, context!, copyFrom);
+        }
+      }
     }
-    last = { text, normalised, candidates, selected };
+    last = { text, from, normalised, candidates, selected };
     return last;
   };
-  const candidatesOf = (text: string): Span[] => scanned(text).candidates;
 
   return {
     maxEntityLength: Math.max(0, ...detectors.map((d) => d.maxLength)),
     contextLength,
-    lookbehindLength: Math.max(0, ...detectors.map((d) => d.lookbehind)),
+    lookbehindLength,
     types: [...reportable],
     scan(text: string): Span[] {
       // Copies, so a caller that edits a span cannot change the remembered candidates.
-      return text.length === 0 ? [] : resolveOverlaps(candidatesOf(text)).map((span) => ({ ...span }));
+      return text.length === 0 ? [] : resolveOverlaps(scanned(text, 0).candidates).map((span) => ({ ...span }));
     },
-    undecidedFrom(original: string): number {
-      const { normalised, candidates, selected } = scanned(original);
+    scanFrom(text: string, from: number): Span[] {
+      return text.length === 0 ? [] : resolveOverlaps(scanned(text, from).candidates).map((span) => ({ ...span }));
+    },
+    undecidedFrom(original: string, releasedUpTo = 0): number {
+      const { normalised, candidates, selected } = scanned(original, releasedUpTo);
       // Decided on the copy, then mapped back; the last two characters stay open, since one more
       // character can still change how they normalise ('%4' + '0', a letter + a combining mark).
       let from = normalised === undefined
@@ -189,4 +238,16 @@ const NOTHING = /[^\s\S]/;
 function hasAnchor(text: string, start: number, end: number, anchor: RegExp): boolean {
   for (let i = start; i < end; i++) if (anchor.test(text[i]!)) return true;
   return false;
+}
+
+/** The copy index where original offset `from` begins: the first copy character whose source starts at or after it. */
+function copyOffset(normalised: NormalisedText, from: number, copyLength: number): number {
+  let low = 0;
+  let high = copyLength;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (normalised.sourceStart(mid) < from) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }

@@ -8,6 +8,12 @@
 // that crosses it, but never into a span. That makes the concatenated
 // output equal `maskText` of the concatenated input (given the locality the
 // EntityScanner contract promises), whatever the chunking.
+//
+// Because of that, no span ever crosses the release point and everything
+// before it is final: a scanner with `scanFrom` is asked only for spans
+// from there on, and the left context shrinks from `maxEntityLength` (16K
+// characters with private keys) to about `lookbehindLength`, so each frame
+// costs what its own text and the held tail cost, not the answer so far.
 import type { Span } from '../detect/types.js';
 import { maskRange, type AppliedSpan } from './mask-text.js';
 import type { MaskingSession } from './session.js';
@@ -19,14 +25,19 @@ export interface StreamMaskerOptions {
   rules: SpanRules;
   /**
    * Released text kept for the scanner to see left of the unreleased part.
-   * The default, `maxEntityLength + lookbehindLength`, is enough that a match
-   * the cut-off window invents at its left edge cannot reach unreleased text,
-   * and that every span starting in unreleased text has its left context.
+   * With `scanFrom` the default is twice `lookbehindLength` and a little
+   * (spans starting in unreleased text have their left context, with room
+   * for characters normalisation removes); without it, `maxEntityLength +
+   * lookbehindLength`, enough that a match the cut-off window invents at
+   * its left edge cannot reach unreleased text.
    */
   leftContext?: number;
   /** Called for each span masked or ending the stream; `span` offsets are into the whole stream. */
   onApplied?: (applied: AppliedSpan) => void;
 }
+
+/** Characters of left context beyond the lookbehind, for what normalisation may remove or join at the window's edge. */
+const NORMALISATION_SLACK = 16;
 
 const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff;
 const isLowSurrogate = (code: number): boolean => code >= 0xdc00 && code <= 0xdfff;
@@ -51,7 +62,8 @@ export class StreamMasker {
     this.#session = options.session;
     this.#rules = options.rules;
     const { maxEntityLength, contextLength, lookbehindLength } = options.scanner;
-    this.#leftContext = options.leftContext ?? maxEntityLength + (lookbehindLength ?? contextLength);
+    const lookbehind = lookbehindLength ?? contextLength;
+    this.#leftContext = options.leftContext ?? (options.scanner.scanFrom ? 2 * lookbehind + NORMALISATION_SLACK : maxEntityLength + lookbehind);
     this.#onApplied = options.onApplied;
   }
 
@@ -93,10 +105,11 @@ export class StreamMasker {
   #release(final: boolean): string {
     const window = this.#window;
     const heldFrom = this.#released - this.#windowStart;
-    const decided = final ? window.length : this.#decidedBefore(window);
+    const decided = final ? window.length : this.#decidedBefore(window, heldFrom);
     if (decided <= heldFrom) return '';
 
-    const spans = this.#scanner.scan(window).map((span) => clipToUnreleased(span, heldFrom));
+    const scanner = this.#scanner;
+    const spans = scanner.scanFrom ? scanner.scanFrom(window, heldFrom) : scanner.scan(window).map((span) => clipToUnreleased(span, heldFrom));
     let cut = decided;
     // A span crossing the decided point starts before it, so it is final: release all of it.
     for (const span of spans) if (span.start < cut && span.end > cut) cut = span.end;
@@ -125,11 +138,11 @@ export class StreamMasker {
   }
 
   /** Window index before which every span is final. */
-  #decidedBefore(window: string): number {
+  #decidedBefore(window: string, heldFrom: number): number {
     const { maxEntityLength, contextLength } = this.#scanner;
     // A span starting this far back has all of itself and its right context in view.
     const byLength = window.length - maxEntityLength - contextLength;
-    const byScanner = this.#scanner.undecidedFrom?.(window);
+    const byScanner = this.#scanner.scanFrom ? this.#scanner.undecidedFrom?.(window, heldFrom) : this.#scanner.undecidedFrom?.(window);
     return byScanner === undefined ? byLength : Math.max(byLength, byScanner);
   }
 

@@ -29,7 +29,18 @@ export interface EntityScanner {
    * of `scan(text)` starting there. Without it the masker holds back
    * `maxEntityLength + contextLength` characters.
    */
-  undecidedFrom?(text: string): number;
+  undecidedFrom?(text: string, from?: number): number;
+  /**
+   * Optional, and what keeps long answers cheap: the spans of `scan` of the
+   * whole stream that start at or after `from`, where `text` is the end of
+   * the stream holding at least `lookbehindLength` characters before `from`,
+   * everything before `from` is final, and no span crosses it. With it the
+   * masker keeps only about `lookbehindLength` of released text instead of
+   * `maxEntityLength` (16K characters for a private key) and no released
+   * text is searched for entities again; `undecidedFrom` is then asked with
+   * the same `from` and judges only spans starting there or later.
+   */
+  scanFrom?(text: string, from: number): Span[];
 }
 
 export type MaskStrategy =

@@ -3,6 +3,7 @@
 // and, for fixed samples, every possible chunk boundary.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { createScanner } from '../../src/detect/scanner.js';
 import type { Span } from '../../src/detect/types.js';
 import { MaskingSession } from '../../src/mask/session.js';
 import { StreamMasker } from '../../src/mask/stream-masker.js';
@@ -170,5 +171,70 @@ describe('StreamMasker holdback', () => {
     assert.deepEqual(masker.termination, { rule: 'no-private-keys', type: 'PRIVATE_KEY' });
     assert.equal(masker.push('more text'), '');
     assert.equal(masker.flush(), '');
+  });
+});
+
+describe('StreamMasker on long answers (real scanner, window from the release point)', () => {
+  /** More released text than the largest entity (a private key, 16K characters) before anything interesting. */
+  const LONG = 'The quarterly report covers revenue, costs and the outlook for next year in some detail. '.repeat(220);
+  /** Chunks the way a model streams: a few characters at a time, each entity cut at `inside` too. */
+  const modelChunks = (text: string, inside: readonly number[]): string[] =>
+    splitAt(text, [...Array.from({ length: Math.ceil(text.length / 7) }, (_, i) => (i + 1) * 7), ...inside]);
+
+  /** The real scanner, remembering the longest window the masker asked it about. */
+  function watchedScanner(): { scanner: EntityScanner; longest: () => number } {
+    const real = createScanner();
+    let longest = 0;
+    const scanner: EntityScanner = {
+      maxEntityLength: real.maxEntityLength,
+      contextLength: real.contextLength,
+      lookbehindLength: real.lookbehindLength,
+      scan: (text) => real.scan(text),
+      scanFrom: (text, from) => {
+        longest = Math.max(longest, text.length);
+        return real.scanFrom(text, from);
+      },
+      undecidedFrom: (text, from) => {
+        longest = Math.max(longest, text.length);
+        return real.undecidedFrom(text, from);
+      },
+    };
+    return { scanner, longest: () => longest };
+  }
+
+  for (const [label, entity, cutsInside] of [
+    ['a card', CARD, [3, 7, 12]],
+    ['an email', EMAIL, [4, 9, 15]],
+  ] as const) {
+    test(`${label} split across frames after ${LONG.length} characters is masked as whole-text masking masks it, and the window stays small`, () => {
+      const text = `${LONG}Send it to ${entity} before noon, then ${entity}.`;
+      const at = LONG.length + 'Send it to '.length;
+      const { scanner, longest } = watchedScanner();
+      const result = streamMask(scanner, modelChunks(text, cutsInside.map((c) => at + c)));
+      assert.equal(result.text, wholeMask(createScanner(), text).text);
+      assert.ok(!result.text.includes(entity));
+      assertNeverReleased(result.pieces, entity.slice(0, 8), label);
+      // Released text is kept only as the scanner's lookbehind, not as maxEntityLength (16K) of it.
+      const bound = 2 * scanner.lookbehindLength! + 16 + 64;
+      assert.ok(longest() <= bound, `the scanner saw a ${longest()}-character window (bound ${bound})`);
+    });
+  }
+
+  test('a PEM private key streamed over many frames after a long answer is never released and ends the stream', () => {
+    const text = `${LONG}Here is the key:\n${PEM}\nKeep it safe.`;
+    const { scanner } = watchedScanner();
+    const result = streamMask(scanner, modelChunks(text, []), endOnKeys);
+    assert.deepEqual(result.termination, { rule: 'no-private-keys', type: 'PRIVATE_KEY' });
+    assert.equal(result.text, `${LONG}Here is the key:\n`);
+    assertNeverReleased(result.pieces, '-----BEGIN', 'PEM header');
+  });
+
+  test('a PEM private key masked rather than ending the stream comes out as one placeholder after a long answer', () => {
+    const text = `${LONG}key:\n${PEM}\ndone`;
+    const { scanner } = watchedScanner();
+    const result = streamMask(scanner, modelChunks(text, []));
+    assert.equal(result.text, `${LONG}key:\n[PRIVATE_KEY_1]\ndone`);
+    assert.equal(result.text, wholeMask(createScanner(), text).text);
+    for (const line of PEM.split('\n')) assertNeverReleased(result.pieces, line.slice(0, 20), 'PEM line');
   });
 });
