@@ -471,6 +471,7 @@ function queueObserver(metrics: GatewayMetrics, connection: string) {
   return {
     queued: (delta: number) => metrics.upstreamQueued.inc({ connection }, delta),
     active: (delta: number) => metrics.upstreamActive.inc({ connection }, delta),
+    connections: (delta: number) => metrics.upstreamConnections.inc({ connection }, delta),
   };
 }
 

@@ -126,6 +126,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly upstreamConnections = new Gauge({
+    name: 'modelgate_upstream_connections',
+    help: 'Keep-alive connections held to direct upstream targets (in use or idle), by connection; idle ones are dropped once they close.',
+    labelNames: ['connection'] as const,
+    registers: [this.registry],
+  });
+
   readonly tokens: Counter<'connection' | 'model' | 'group' | 'outcome' | 'type' | 'estimated' | 'subject'>;
 
   readonly cost = new Counter({

@@ -1,20 +1,21 @@
-// Direct HTTP transport: one keep-alive undici Pool per target, weighted
+// Direct HTTP transport: keep-alive connections per target, weighted
 // round robin or ordered failover, and passive health: a target that
 // refuses connections is skipped for a cooldown. Only connection failures
 // are retried on another target; once a target has the request, a timeout
 // or reset is reported, because the model may already be generating.
-import { Pool, errors as undiciErrors } from 'undici';
+import { errors as undiciErrors } from 'undici';
 import type { ConnectionConfig } from '../config/schema.js';
 import { GatewayError } from '../http/errors.js';
 import type { Transport, UpstreamRequest, UpstreamResponse } from './transport.js';
+import { UpstreamConnections } from './upstream-connections.js';
 import { UpstreamQueue, type QueueObserver } from './upstream-queue.js';
 
 interface Target {
   origin: string;
   basePath: string;
   weight: number;
-  pool: Pool;
-  /** Admission: the pool's connections, and a bounded, timed wait for one. */
+  connections: UpstreamConnections;
+  /** Admission: at most max_connections_per_target at once, and a bounded, timed wait for one. */
   queue: UpstreamQueue;
   unhealthyUntil: number;
 }
@@ -40,13 +41,16 @@ export class DirectTransport implements Transport {
         weight: t.weight,
         unhealthyUntil: 0,
         queue: new UpstreamQueue(connection.name, connection.max_connections_per_target, connection.max_queued, connection.queue_timeout, observer),
-        pool: new Pool(url.origin, {
-          connections: connection.max_connections_per_target,
-          connect: { timeout: timeouts.connect },
-          headersTimeout: timeouts.response_headers,
-          bodyTimeout: timeouts.idle,
-          keepAliveTimeout: 30_000,
-        }),
+        connections: new UpstreamConnections(
+          url.origin,
+          {
+            connect: { timeout: timeouts.connect },
+            headersTimeout: timeouts.response_headers,
+            bodyTimeout: timeouts.idle,
+            keepAliveTimeout: 30_000,
+          },
+          (delta) => observer?.connections?.(delta),
+        ),
       };
     });
     this.schedule = this.targets.flatMap((t, i) => Array<number>(t.weight).fill(i));
@@ -59,10 +63,14 @@ export class DirectTransport implements Transport {
     const freeAt = candidates.findIndex((t) => t.queue.free);
     if (freeAt > 0) candidates.unshift(...candidates.splice(freeAt, 1));
     for (const target of candidates) {
-      const release = await target.queue.acquire(request.signal);
+      const releaseSlot = await target.queue.acquire(request.signal);
+      const client = target.connections.take();
+      const release = () => {
+        target.connections.release(client);
+        releaseSlot();
+      };
       try {
-        const response = await target.pool.request({
-          origin: target.origin,
+        const response = await client.request({
           path: target.basePath + request.path,
           method: request.method,
           headers: request.headers,
@@ -85,7 +93,7 @@ export class DirectTransport implements Transport {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.targets.map((t) => t.pool.close()));
+    await Promise.all(this.targets.map((t) => t.connections.close()));
   }
 
   /** Targets in the order to try them: healthy first, then the rest as a last resort. */

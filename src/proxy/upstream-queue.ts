@@ -8,6 +8,8 @@ export interface QueueObserver {
   /** Called with +1/-1 as requests start and stop waiting or running. */
   queued(delta: number): void;
   active(delta: number): void;
+  /** Called with +1/-1 as keep-alive connections to a target are opened and dropped (direct targets only). */
+  connections?(delta: number): void;
 }
 
 interface Waiter {

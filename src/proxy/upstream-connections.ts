@@ -1,0 +1,72 @@
+// The keep-alive connections to one upstream target, one undici Client each.
+// undici's Pool keeps every Client it ever opened until the pool itself is
+// closed, connected or not: after a burst of 5,000 streams it held 5,000
+// Clients (~10 MB of heap) and scanned them on every request. Here a
+// connection that closes while idle is dropped, so once a burst is over and
+// the upstream (or our keep-alive timeout) closes the idle sockets, nothing
+// is left. How many requests may run at once is the UpstreamQueue's job.
+import { Client } from 'undici';
+
+export class UpstreamConnections {
+  /** Connected and free, most recently used last: reusing the warmest lets the rest time out after a burst. */
+  private readonly idle: Client[] = [];
+  private readonly held = new Set<Client>();
+  private readonly connected = new WeakSet<Client>();
+
+  constructor(
+    private readonly origin: string,
+    private readonly options: Client.Options,
+    /** Called with +1/-1 as connections are opened and dropped. */
+    private readonly onCount?: (delta: number) => void,
+  ) {}
+
+  /** Connections held: in use, idle, or being opened. */
+  get size(): number {
+    return this.held.size;
+  }
+
+  /** A connection for one request; hand it back with `release` once the response body is done with. */
+  take(): Client {
+    return this.idle.pop() ?? this.open();
+  }
+
+  /** Back to the idle set if it is still connected; otherwise it is dropped. */
+  release(client: Client): void {
+    if (!this.held.has(client)) return;
+    if (this.connected.has(client) && !client.closed && !client.destroyed) this.idle.push(client);
+    else this.drop(client);
+  }
+
+  /** Graceful: a request in flight finishes first. */
+  async close(): Promise<void> {
+    const clients = [...this.held];
+    this.idle.length = 0;
+    this.held.clear();
+    this.onCount?.(-clients.length);
+    await Promise.all(clients.map((c) => c.close()));
+  }
+
+  private open(): Client {
+    const client = new Client(this.origin, this.options);
+    client.on('connect', () => this.connected.add(client));
+    client.on('disconnect', () => {
+      this.connected.delete(client);
+      // Idle: nothing will hand it back, so drop it now. In use: `release` drops it.
+      const at = this.idle.lastIndexOf(client);
+      if (at !== -1) {
+        this.idle.splice(at, 1);
+        this.drop(client);
+      }
+    });
+    this.held.add(client);
+    this.onCount?.(1);
+    return client;
+  }
+
+  private drop(client: Client): void {
+    if (!this.held.delete(client)) return;
+    this.onCount?.(-1);
+    // Closed, it releases its parser and timers; a request still queued on it (none, by construction) would finish first.
+    if (!client.closed && !client.destroyed) client.close().catch(() => {});
+  }
+}
