@@ -77,8 +77,8 @@ interface LegResult {
   wallS: number;
   /** CPU of the process(es) in the path (gateway, agent; the mock for direct) per stream. */
   cpuMsPerStream: Record<string, number>;
-  /** afterMb: after SETTLE_S idle; backS: when it first came within 10% of idle, if it did. */
-  rss?: { idleMb: number; peakMb: number; perThousandMb: number; afterMb: number; settleS: number; backS?: number };
+  /** afterMb: after SETTLE_S idle; backS: when it first came within 10% of idle, if it did; settleMb: RSS every 10 s of the settle. */
+  rss?: { idleMb: number; peakMb: number; perThousandMb: number; afterMb: number; settleS: number; backS?: number; settleMb: number[] };
 }
 
 const round = (n: number, digits = 0): number => Math.round(n * 10 ** digits) / 10 ** digits;
@@ -212,11 +212,13 @@ async function runLeg(
     // What an operator sees once the burst is over: RSS after SETTLE_S with nothing open, and no forced GC.
     let afterMb = treeRssMb(gatewayPid);
     let backS: number | undefined;
+    const settleMb: number[] = [];
     const settleStart = performance.now();
-    while (performance.now() - settleStart < SETTLE_S * 1000) {
-      if (backS === undefined && afterMb <= idleMb * 1.1) backS = round((performance.now() - settleStart) / 1000, 1);
+    for (let elapsed = 0; elapsed < SETTLE_S * 1000; elapsed = performance.now() - settleStart) {
+      if (backS === undefined && afterMb <= idleMb * 1.1) backS = round(elapsed / 1000, 1);
       await new Promise((r) => setTimeout(r, 500));
       afterMb = treeRssMb(gatewayPid);
+      if (performance.now() - settleStart >= (settleMb.length + 1) * 10_000) settleMb.push(round(afterMb));
     }
     result.rss = {
       idleMb: round(idleMb),
@@ -225,6 +227,7 @@ async function runLeg(
       afterMb: round(afterMb),
       settleS: round((performance.now() - settleStart) / 1000, 1),
       ...(backS !== undefined && { backS }),
+      settleMb,
     };
   }
   return result;
@@ -404,7 +407,7 @@ async function main(): Promise<void> {
     const through = await runLeg(leg === 'agent' ? 'modelgate via agent' : 'modelgate', gatewayUrl, auth, `soak-${leg}`, watch, idle);
     results.push(through);
     console.log(JSON.stringify(through));
-    console.log(`gateway after the ${leg} leg: RSS ${through.rss?.afterMb} MB, ${await memoryBreakdown(gatewayUrl)}`);
+    console.log(`gateway after the ${leg} leg: RSS ${through.rss?.afterMb} MB (every 10 s of the settle: ${through.rss?.settleMb.join(', ')}), ${await memoryBreakdown(gatewayUrl)}`);
     await heapSnapshot(gateway.pid, gatewayUrl, `after-${leg}`);
   }
   // Let the last sessions' ends commit before counting them.
