@@ -58,8 +58,8 @@ interface FrameWork {
   /** Frames to send before this one: the held-back tails of completed fields. */
   before: string[];
   changed: boolean;
-  /** Fields whose text this frame carries: a tail flushed now is appended there, keeping the order. */
-  appenders: Map<Field, (text: string) => void>;
+  /** Fields whose text this frame carries, and where: a tail flushed now is appended there, keeping the order. */
+  slots: Map<Field, StringSlot>;
   /** The frame tells the client the response (or a choice) is complete; after an error it must not be sent. */
   terminal: boolean;
 }
@@ -82,8 +82,8 @@ export class MaskingStreamTransform {
   readonly #segmentOffsets = new Map<string, number>();
   #termination: Termination | undefined;
   #stopped: StreamStop | undefined;
-  /** The chunk envelope (id, model, created...) synthesized frames copy. */
-  #envelope: Record<string, unknown> = {};
+  /** The last frame sent, masked: synthesized frames copy its envelope (id, model, created...). */
+  #lastFrame: Record<string, unknown> = {};
   /** Responses events inserted so far: later events' sequence numbers move up by this much. */
   #sequenceShift = 0;
   #currentSequence: number | undefined;
@@ -148,6 +148,7 @@ export class MaskingStreamTransform {
 
   /** The frame with its comments, event name and id masked (the same object when nothing changed). */
   #maskSseEnvelope(frame: SseFrame): SseFrame {
+    if (frame.comments.length === 0 && frame.event === undefined && frame.id === undefined) return frame;
     const masked = (value: string, key: string): string => (isMetadataValue(value) ? value : this.#wholeValues.mask(value, [`sse:${key}`]));
     const comments = frame.comments.map((comment) => (comment === '' ? comment : this.#wholeValues.mask(comment, ['sse:comment'])));
     const event = frame.event === undefined ? undefined : masked(frame.event, 'event');
@@ -194,7 +195,7 @@ export class MaskingStreamTransform {
     if (changed) work.changed = true;
     if (!upstreamError) {
       // Synthesized frames copy the envelope as it went out, masked.
-      if (op !== 'response') this.#envelope = pickKeys(frame, ['id', 'object', 'created', 'model', 'system_fingerprint', 'service_tier', 'created_at']);
+      if (op !== 'response') this.#lastFrame = frame;
       this.#complete(frame, type, named, work);
     }
     if (op === 'response' && this.#currentSequence !== undefined && this.#sequenceShift > 0) {
@@ -278,11 +279,7 @@ export class MaskingStreamTransform {
     }
     const released = this.#termination ? '' : field.masker.push(delta);
     if (field.masker.termination) this.#termination ??= field.masker.termination;
-    const { holder, key } = slot;
-    work.appenders.set(field, (tail) => {
-      (holder as Record<string | number, unknown>)[key] = ((holder as Record<string | number, unknown>)[key] as string) + tail;
-      work.changed = true;
-    });
+    work.slots.set(field, slot);
     return released;
   }
 
@@ -313,7 +310,7 @@ export class MaskingStreamTransform {
         const rest = path.slice(op === 'chat' ? 3 : 2);
         return (text) => {
           const choice = op === 'chat' ? { index, delta: build(rest, text) } : { index, text: '', ...(build(rest, text) as object) };
-          return encodeSseFrame({ data: JSON.stringify({ ...this.#envelope, choices: [{ ...choice, logprobs: null, finish_reason: null }] }) });
+          return encodeSseFrame({ data: JSON.stringify({ ...this.#envelope(), choices: [{ ...choice, logprobs: null, finish_reason: null }] }) });
         };
       }
       case 'response': {
@@ -331,9 +328,9 @@ export class MaskingStreamTransform {
       }
       case 'ollama_chat':
         return (text) =>
-          `${JSON.stringify({ ...this.#envelope, message: { role: 'assistant', content: '', ...(build(path.slice(1), text) as object) }, done: false })}\n`;
+          `${JSON.stringify({ ...this.#envelope(), message: { role: 'assistant', content: '', ...(build(path.slice(1), text) as object) }, done: false })}\n`;
       case 'ollama_generate':
-        return (text) => `${JSON.stringify({ ...this.#envelope, response: '', ...(build(path, text) as object), done: false })}\n`;
+        return (text) => `${JSON.stringify({ ...this.#envelope(), response: '', ...(build(path, text) as object), done: false })}\n`;
       case 'embedding':
       case 'ollama_embed':
         return () => '';
@@ -351,10 +348,20 @@ export class MaskingStreamTransform {
       const tail = field.masker.flush();
       if (field.masker.termination) this.#termination = field.masker.termination;
       if (tail === '') continue;
-      const append = work.appenders.get(field);
-      if (append) append(tail);
-      else work.before.push(field.synthesize(tail));
+      const slot = work.slots.get(field);
+      if (slot === undefined) {
+        work.before.push(field.synthesize(tail));
+        continue;
+      }
+      const holder = slot.holder as Record<string | number, unknown>;
+      holder[slot.key] = (holder[slot.key] as string) + tail;
+      work.changed = true;
     }
+  }
+
+  /** The envelope of the last frame sent (picked when a frame is synthesized, not for every frame). */
+  #envelope(): Record<string, unknown> {
+    return pickKeys(this.#lastFrame, ['id', 'object', 'created', 'model', 'system_fingerprint', 'service_tier', 'created_at']);
   }
 
   /** Sequence number for an event inserted before the current one; later events shift up by one. */
@@ -365,7 +372,7 @@ export class MaskingStreamTransform {
 }
 
 function newWork(): FrameWork {
-  return { before: [], changed: false, appenders: new Map(), terminal: false };
+  return { before: [], changed: false, slots: new Map(), terminal: false };
 }
 
 /** `value` placed at `path`; an array step becomes `[{ index, ... }]`, as streamed tool calls are addressed. */

@@ -112,14 +112,30 @@ class OutputWalk {
   }
 
   #isBinary(node: Record<string, unknown>, key: string, parentKey: string | undefined): boolean {
-    const binary = this.shape.binary;
-    if (binary.size === 0) return false;
-    return (
-      binary.has(`*.${key}`) ||
-      (parentKey !== undefined && binary.has(`${parentKey}.${key}`)) ||
-      (typeof node.type === 'string' && binary.has(`${node.type}.${key}`))
-    );
+    // Most keys are no binary field's key: one lookup, no string built.
+    const parents = binaryParents(this.shape).get(key);
+    if (parents === undefined) return false;
+    return parents.has('*') || (parentKey !== undefined && parents.has(parentKey)) || (typeof node.type === 'string' && parents.has(node.type));
   }
+}
+
+/** A shape's `binary` entries (`parent.key`) by key: key -> its parents (`*` for any). */
+const binaryByKey = new WeakMap<OutputShape, ReadonlyMap<string, ReadonlySet<string>>>();
+
+function binaryParents(shape: OutputShape): ReadonlyMap<string, ReadonlySet<string>> {
+  let byKey = binaryByKey.get(shape);
+  if (byKey === undefined) {
+    const built = new Map<string, Set<string>>();
+    for (const entry of shape.binary) {
+      const dot = entry.lastIndexOf('.');
+      const key = entry.slice(dot + 1);
+      if (!built.has(key)) built.set(key, new Set());
+      built.get(key)!.add(entry.slice(0, dot));
+    }
+    byKey = built;
+    binaryByKey.set(shape, byKey);
+  }
+  return byKey;
 }
 
 /** `logprobs` keeps its place (`null`, or `[]` for a list); token id arrays go. */

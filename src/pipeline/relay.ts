@@ -1,7 +1,8 @@
 // Stage: deliver the upstream's answer to the client. Streams are decoded
-// into whole frames and re-emitted one frame at a time, with backpressure,
-// so the gateway never holds more than one frame and can always end a
-// broken stream with a well-formed error frame instead of half a frame.
+// into whole frames and re-emitted as whole frames, with backpressure: the
+// frames one upstream chunk completed go out in one write, so the gateway
+// never holds more than one chunk's frames and can always end a broken
+// stream with a well-formed error frame instead of half a frame.
 // When output rules apply, each frame passes through the masking transform,
 // which holds back only text that could still become part of an entity.
 import { GatewayError } from '../http/errors.js';
@@ -130,26 +131,34 @@ async function relayStream(
   const decoder = framing === 'sse' ? new SseDecoder() : new NdjsonDecoder();
   // Time to first token is measured at the first frame that carries text, not at an empty opening frame.
   let awaitingText = true;
-  const send = async (raw: string): Promise<boolean> => {
-    if (awaitingText && frameCarriesText(raw, framing)) {
-      awaitingText = false;
-      const seconds = (performance.now() - ctx.receivedAt) / 1000;
-      services.metrics.timeToFirstToken.observe({ connection: ctx.route!.connection.name, operation: ctx.request!.operation }, seconds);
-      ctx.trace?.firstToken();
-    }
-    recordDelivered(ctx, raw);
-    return res.write(raw) || drained(res);
+  const noteFirstText = (outputs: readonly string[]): void => {
+    if (!outputs.some((raw) => frameCarriesText(raw, framing))) return;
+    awaitingText = false;
+    const seconds = (performance.now() - ctx.receivedAt) / 1000;
+    services.metrics.timeToFirstToken.observe({ connection: ctx.route!.connection.name, operation: ctx.request!.operation }, seconds);
+    ctx.trace?.firstToken();
   };
 
-  /** Sends what one upstream frame becomes; false once the client is gone or masking ended the stream. */
-  const deliver = async (outputs: string[]): Promise<boolean> => {
-    for (const raw of outputs) if (!(await send(raw))) return false;
-    if (masking?.stopped) {
-      ctx.errorCode = masking.stopped.code;
-      res.end();
-      ctx.abort.abort(new Error(masking.stopped.message)); // stop the model generating what nobody will read
-      return false;
+  /**
+   * Sends what one upstream chunk became, in one write (one syscall, one
+   * recorded chunk, however many frames it held). True to carry on, false
+   * once the client is gone or masking ended the stream, a promise only
+   * while the client's socket drains.
+   */
+  const deliver = (outputs: readonly string[]): boolean | Promise<boolean> => {
+    const text = outputs.length === 1 ? outputs[0]! : outputs.join('');
+    if (text !== '') {
+      if (awaitingText) noteFirstText(outputs);
+      recordDelivered(ctx, text);
+      if (!res.write(text)) return drained(res).then((open) => open && !stoppedByMasking());
     }
+    return !stoppedByMasking();
+  };
+  const stoppedByMasking = (): boolean => {
+    if (!masking?.stopped) return false;
+    ctx.errorCode = masking.stopped.code;
+    res.end();
+    ctx.abort.abort(new Error(masking.stopped.message)); // stop the model generating what nobody will read
     return true;
   };
 
@@ -157,23 +166,43 @@ async function relayStream(
     // The meter reads usage from each frame and drops what the gateway's own include_usage added.
     const meter = ctx.usage;
     for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+      // Every frame the chunk completed, masked, goes out together.
+      const outputs: string[] = [];
       for (const decoded of decoder.push(chunk)) {
         const frame = meter ? meter.frame(decoded) : decoded;
-        if (frame && !(await deliver(masking ? masking.push(frame) : [frame.raw]))) return;
+        if (!frame) continue;
+        if (!masking) {
+          outputs.push(frame.raw);
+          continue;
+        }
+        for (const raw of masking.push(frame)) outputs.push(raw);
+        if (masking.stopped) break;
       }
+      let sent = deliver(outputs);
+      if (typeof sent !== 'boolean') sent = await sent;
+      if (!sent) return;
     }
+    const outputs: string[] = [];
+    let cutInsideFrame = false;
     for (const decoded of decoder.end()) {
       const frame = meter ? meter.frame(decoded) : decoded;
       if (!frame) continue;
       if (masking) {
-        if (!(await deliver(masking.push(frame)))) return;
+        for (const raw of masking.push(frame)) outputs.push(raw);
         continue;
       }
       const raw = terminate(frame);
-      if (raw === undefined) throw new Error('upstream ended inside a frame');
-      await send(raw);
+      if (raw === undefined) {
+        cutInsideFrame = true;
+        break;
+      }
+      outputs.push(raw);
     }
-    if (masking && !(await deliver(masking.end()))) return;
+    if (masking) for (const raw of masking.end()) outputs.push(raw);
+    let sent = deliver(outputs);
+    if (typeof sent !== 'boolean') sent = await sent;
+    if (!sent) return;
+    if (cutInsideFrame) throw new Error('upstream ended inside a frame');
     res.end();
   } catch (err) {
     if (res.destroyed || ctx.clientGone) return;

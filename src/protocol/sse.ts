@@ -179,7 +179,10 @@ export function encodeSseFrame(frame: { event?: string; data: string; id?: strin
   let text = '';
   if (frame.event !== undefined) text += `event: ${singleLine('event', frame.event)}\n`;
   if (frame.id !== undefined) text += `id: ${singleLine('id', frame.id)}\n`;
-  for (const line of frame.data.split(/\r\n|\r|\n/)) text += `data: ${line}\n`;
+  const { data } = frame;
+  // Most data is one line (JSON never holds a raw line break): no split.
+  if (data.indexOf('\n') === -1 && data.indexOf('\r') === -1) return `${text}data: ${data}\n\n`;
+  for (const line of data.split(/\r\n|\r|\n/)) text += `data: ${line}\n`;
   return `${text}\n`;
 }
 
