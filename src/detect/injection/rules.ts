@@ -374,6 +374,15 @@ export const INJECTION_RULES: readonly InjectionRule[] = [
     reason: 'plants an order for whoever processes the document',
   },
   {
+    rule: 'exfiltration.tool_call_with_secrets',
+    category: 'data_exfiltration',
+    // An order to call a tool (or a function named like one, send_email) with secrets or the user's data: what a planted
+    // instruction asks an agent to do. A bare "function" is left out: "call a function with an API key" is a coding question.
+    pattern: rx(`\\b(?:call|invoke|use|run|execute|trigger|fire)${S}(?:the${S}|your${S}|a${S})?(?:[\\w.-]*_[\\w.-]*(?:${S}(?:tool|function|plugin|action))?|(?:[\\w.-]+${S})?(?:tool|plugin))\\b[^.\\n]{0,60}?\\b(?:api${S}keys?|secrets?|credentials|passwords?|(?:access${S}|session${S}|auth${S})?tokens?|cookies|(?:the${S})?user'?s${S}(?:\\w+${S})?(?:data|files|e-?mails?|messages|contacts|keys|history|documents)|conversation${S}history|chat${S}history|system${S}prompt)\\b`),
+    weight: 0.55,
+    reason: "orders a tool call carrying secrets or the user's data, as planted instructions do",
+  },
+  {
     rule: 'exfiltration.markdown_image_beacon',
     category: 'data_exfiltration',
     // A markdown image whose URL carries data to fill in: rendering it sends the data out.
