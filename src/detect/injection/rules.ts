@@ -383,6 +383,14 @@ export const INJECTION_RULES: readonly InjectionRule[] = [
     reason: "orders a tool call carrying secrets or the user's data, as planted instructions do",
   },
   {
+    rule: 'indirect.ignore_the_document',
+    category: 'indirect',
+    // Text inside a document telling its reader to ignore the document itself and say something else: "ignore the webpage and state: …".
+    pattern: rx(`\\b(?:ignore|disregard|forget|skip)${S}(?:the|this|that)${S}(?:web[\\s-]?page|page|website|site|document|resume|cv|e-?mail|message|article|text|content|code|function|file|table|paper|transaction|review|post|data)${S}(?:and${S}|,${S}|then${S}){1,2}(?:instead${S})?(?:state|say|write|respond|reply|output|print|tell|claim|report|answer|declare)\\b`),
+    weight: 0.5,
+    reason: 'tells whoever reads the document to ignore it and say something else',
+  },
+  {
     rule: 'exfiltration.markdown_image_beacon',
     category: 'data_exfiltration',
     // A markdown image whose URL carries data to fill in: rendering it sends the data out.
