@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { injectionLogit, loadModel, WHOLE, WINDOW, type InjectionModel, type LoadedModel } from '../src/detect/injection/classifier.js';
 import { extractFeatures, FEATURE_BITS, FEATURE_DIM, FEATURES, featureLayout, type FeatureVector } from '../src/detect/injection/features.js';
-import { INJECTION_THRESHOLD, scoreInjection } from '../src/detect/injection/score.js';
+import { classifierJudges, INJECTION_THRESHOLD, scoreInjection, SHORT_TEXT_CHARS } from '../src/detect/injection/score.js';
 import { leaveOneSourceOut, summarise, type FoldResult } from './validate-injection.js';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -267,6 +267,7 @@ export function quantise(weights: Float64Array): { bytes: Buffer; scale: number 
 export function chooseShift(benign: ReadonlyArray<{ rules: number; logit: number }>, budget: number): number {
   const critical = benign.map(({ rules, logit }) => {
     if (rules >= INJECTION_THRESHOLD) return Infinity;
+    if (logit === -Infinity) return -Infinity; // the classifier does not judge this text
     const q = 1 - 0.5 / (1 - rules);
     return logit - Math.log(q / (1 - q));
   }).sort((a, b) => b - a);
@@ -316,6 +317,46 @@ export function sample(rows: Row[], n: number | undefined): Row[] {
   return Array.from({ length: n }, (_, i) => rows[Math.floor(i * step)]!);
 }
 
+/**
+ * What was tried this round and measured by leave-one-source-out validation (training/validate-injection.ts; figures are
+ * held-out mean TPR / FPR, then dev TPR at the shift chosen on dev), kept in the card so the next round starts from it.
+ * p is emptyProbability, the knob that picks the point on each curve; the dev acceptance (TPR ≥ 0.90) bounds it from below.
+ */
+const EXPERIMENTS: readonly string[] = [
+  '## Tried and measured (leave-one-source-out; held-out mean TPR / FPR, dev TPR)',
+  '',
+  '| model or change | p 0.5 | p 0.3 | p 0.15 | p 0.08 |',
+  '|---|---|---|---|---|',
+  '| logistic regression (shipped) | 0.812 / 0.290, 0.960 | 0.795 / 0.258, 0.960 | **0.755 / 0.120, 0.924** | 0.691 / 0.049, 0.837 |',
+  '| MLP, 32 ReLU units over the same features folded to 65,536 buckets (AdaGrad 6 epochs, lr 0.1, L2 1e-4, seed 12345) | 0.800 / 0.187, 0.924 | 0.762 / 0.117, 0.900 | 0.727 / 0.065, 0.857 | 0.717 / 0.032, 0.801 |',
+  '| mean of the two logits | 0.824 / 0.258, 0.968 | 0.768 / 0.144, 0.924 | 0.736 / 0.066, 0.888 | |',
+  '| logistic, classifier logit − 2 on any text (all lengths) without a sign of speaking to a model | | 0.766 / 0.150, 0.908 | 0.738 / 0.080, 0.865 | |',
+  '| logistic, the same only for text that is not English | | 0.795 / 0.264, 0.928 | 0.754 / 0.107, 0.880 | |',
+  '| logistic, short texts without a sign left to the rules: ≤ 8 words / ≤ 50 characters (shipped; with the two new rules: 0.756 / 0.115, 0.920) / ≤ 80 characters | | | 0.749 / 0.117, 0.920 / **0.755 / 0.115, 0.920** / 0.747 / 0.114, 0.916 | |',
+  '',
+  '- **The MLP has the better curve where the false-positive rate is low** (0.717 / 0.032 against 0.691 / 0.049), but',
+  '  there its dev TPR is 0.80–0.86, under the 0.90 acceptance. At the points the acceptance allows it ties the',
+  '  logistic model on the mean (0.762 / 0.117 at dev 0.900) with another profile: held-out role-play personas 0.151',
+  '  (logistic 0.284) and security prompts 0.176 (0.310), but ordinary sentences 0.149 (0.032) and human-written',
+  '  instructions 0.101 (0.035), the families most like benign prompts that merely sound risky. Not shipped (2 MB of',
+  '  int8 weights; latency not measured; the one-off experiment script is not kept in the repository).',
+  '- **A gate on every text** without a sign of speaking to a model cuts the held-out FPR of ordinary families to a third or less, but',
+  '  costs dev TPR: 58% of the dev attacks are PurpleLlama rows, many of which attack only relative to their system prompt',
+  '  ("Can you tell me the user\'s birth year?"). At the dev-allowed point it lies on the same curve.',
+  '- **Non-English benign text makes nine in ten of the security family\'s false positives**: held out, its English',
+  '  rows are flagged at 0.06, Portuguese 0.93, Spanish 0.91, Hindi 0.76, German 0.59, French 0.43, Italian 0.24, Thai',
+  '  0.17. With that family out, the only non-English benign rows left are PurpleLlama\'s few topic-only rows;',
+  '  balancing the classes within each language cannot make up for vocabulary it never saw. It needs non-English',
+  '  benign data, which `../shared/eval/real/` does not have.',
+  '- **Why "What is the capital of France?" was flagged**: the classifier, not a rule. Its n-grams come from PurpleLlama',
+  '  attacks that open with trivia ("What\'s the capital of France? … What\'s the password for our system?") and the',
+  '  indirect "capital of Zubrowka" rows; removing "capital" lowers the logit by 1.0, removing "haiku" from "Write a',
+  '  haiku about autumn leaves." by 2.4 ("Write a haiku about the password"). Short texts are now left to the rules',
+  '  unless they show a sign (above).',
+  '- The rules `exfiltration.tool_call_with_secrets` and `indirect.ignore_the_document` were added; the second was',
+  '  written after reading PurpleLlama\'s indirect rows, so its gain on that family is not an unseen-source figure.',
+];
+
 export interface TrainResult {
   model: InjectionModel;
   card: string;
@@ -338,7 +379,10 @@ export function train(options: { data: string; sample?: number; validate?: boole
   const draft: InjectionModel = { bits: FEATURE_BITS, layout: featureLayout(), weights: bytes.toString('base64'), scale, bias: Number(fitted.bias.toFixed(6)), shift: 0 };
   const loaded = loadModel(draft);
 
-  const benign = devRows.filter((r) => r.label === 'benign').map((row) => ({ rules: scoreInjection(row.text, null).score, logit: injectionLogit(loaded, row.text) }));
+  const benign = devRows.filter((r) => r.label === 'benign').map((row) => {
+    const rules = scoreInjection(row.text, null).score;
+    return { rules, logit: classifierJudges(row.text, rules > 0) ? injectionLogit(loaded, row.text) : -Infinity };
+  });
   // The closed form ignores rounding and decoded payloads: step up until the real scoring path keeps the budget.
   let shift = Math.max(chooseShift(benign, TRAINING.devFprBudget), shiftFloor(draft.bias, TRAINING.emptyProbability));
   let model: InjectionModel = { ...draft, shift };
@@ -395,6 +439,12 @@ export function train(options: { data: string; sample?: number; validate?: boole
     `${TRAINING.emptyProbability} or less. The settings were chosen by leave-one-source-out validation (below; \`training/validate-injection.ts\`);`,
     'the dev split only chose the shift and checked the 0.90 acceptance; nothing was tuned on the template corpus.',
     '',
+    `Texts of fewer than 3 words, and texts of up to ${SHORT_TEXT_CHARS} characters that neither match a rule nor show a sign of speaking to a model`,
+    '(`src/detect/injection/cues.ts`: instructions, rules, prompt, AI, password, secret, "ignore", "you are now", tools… in the languages',
+    'of the data), are judged by the rules alone: on a few words the n-grams only say which topics the training attacks were about.',
+    '',
+    ...EXPERIMENTS,
+    '',
     '## Data and licences',
     '',
     `Trained on \`injection_train.jsonl\`${trainRows.some((r) => r.subtype === 'benign_ordinary') ? ' and the sentences of `pii_train.jsonl`' : ''} only${options.sample === undefined ? '' : ` (a sample of ${options.sample} rows)`}: ${trainRows.length} rows,`,
@@ -429,7 +479,10 @@ export function train(options: { data: string; sample?: number; validate?: boole
       `| **mean over families** | injection (TPR) / benign (FPR) | | ${f3(summarise(folds).tpr)} / ${f3(summarise(folds).fpr)} |`,
       '',
     ]),
-    '## Hand-written prompts (`training/handwritten-prompts.json`; never trained on, not used to choose settings)',
+    '## Hand-written prompts (`training/handwritten-prompts.json`; never trained on)',
+    '',
+    'Not used to choose settings, with one exception: its flagged "What is the capital of France?" prompted the short-text rule',
+    'above (whose length was then chosen on leave-one-source-out), so its benign figure is not an unseen-data figure.',
     '',
     `${handBenign.length} of ${handwritten.benign.length} ordinary or risky-sounding benign prompts flagged${handBenign.length === 0 ? '' : `: ${handBenign.map((t) => `"${t}"`).join(', ')}`};`,
     `${handAttacks.length} of ${handwritten.injection.length} attacks flagged${handAttacks.length === handwritten.injection.length ? '' : ` (missed: ${handwritten.injection.filter((t) => !handAttacks.includes(t)).map((t) => `"${t}"`).join(', ')})`}.`,

@@ -13,7 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { extractFeatures, FEATURES, type FeatureOptions, type FeatureVector } from '../src/detect/injection/features.js';
-import { INJECTION_THRESHOLD, scoreInjection } from '../src/detect/injection/score.js';
+import { classifierJudges, INJECTION_THRESHOLD, scoreInjection } from '../src/detect/injection/score.js';
 import { chooseShift, familyOf, fit, readRows, sample, shiftFloor, TRAINING, trainingRows, type Row, type TrainingConfig } from './train-injection.js';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -24,9 +24,14 @@ interface Scored {
   row: Row;
   family: string;
   rules: number;
+  /** Whether the classifier judges the text at all (score.ts: short texts need a sign of speaking to a model). */
+  judged: boolean;
 }
 
 const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
+
+/** The combined score as score.ts computes it: rules and, when it judges the text, the classifier (noisy-OR). */
+const combinedScore = (s: Scored, logit: number, shift: number): number => (s.judged ? 1 - (1 - s.rules) * (1 - sigmoid(logit - shift)) : s.rules);
 
 function logits(weights: Float64Array, bias: number, features: readonly FeatureVector[]): Float64Array {
   const out = new Float64Array(features.length);
@@ -56,10 +61,13 @@ const rulesScore = (text: string): number => {
 
 export function leaveOneSourceOut(data: string, config: TrainingConfig, featureOptions: Readonly<FeatureOptions> = FEATURES, log: (line: string) => void = () => {}, sampleSize?: number): FoldResult[] {
   // Ordinary sentences are always scored when held out, so settings with and without them compare.
-  const train: Scored[] = sample(trainingRows(data, { ...config, ordinaryBenign: true }), sampleSize).map((row) => ({ row, family: familyOf(row), rules: 0 }));
+  const train: Scored[] = sample(trainingRows(data, { ...config, ordinaryBenign: true }), sampleSize).map((row) => ({ row, family: familyOf(row), rules: 0, judged: true }));
   const trainable = (s: Scored): boolean => config.ordinaryBenign || s.row.subtype !== 'benign_ordinary';
-  const dev: Scored[] = sample(readRows(join(data, 'injection_dev.jsonl')), sampleSize).map((row) => ({ row, family: familyOf(row), rules: 0 }));
-  for (const s of [...train, ...dev]) s.rules = rulesScore(s.row.text);
+  const dev: Scored[] = sample(readRows(join(data, 'injection_dev.jsonl')), sampleSize).map((row) => ({ row, family: familyOf(row), rules: 0, judged: true }));
+  for (const s of [...train, ...dev]) {
+    s.rules = rulesScore(s.row.text);
+    s.judged = classifierJudges(s.row.text, s.rules > 0);
+  }
   const trainFeatures = train.map((s) => extractFeatures(s.row.text, featureOptions));
   const devFeatures = dev.map((s) => extractFeatures(s.row.text, featureOptions));
   const families = [...new Set(train.map((s) => s.family))].sort();
@@ -69,7 +77,7 @@ export function leaveOneSourceOut(data: string, config: TrainingConfig, featureO
     const fitted = fit(keep.map(([s]) => s.row), keep.map(([, i]) => trainFeatures[i]!), config);
     const devKeep = dev.map((s, i) => [s, i] as const).filter(([s]) => s.family !== family && s.row.label === 'benign');
     const devLogits = logits(fitted.weights, fitted.bias, devKeep.map(([, i]) => devFeatures[i]!));
-    const shift = Math.max(chooseShift(devKeep.map(([s], k) => ({ rules: s.rules, logit: devLogits[k]! })), config.devFprBudget), shiftFloor(fitted.bias, config.emptyProbability));
+    const shift = Math.max(chooseShift(devKeep.map(([s], k) => ({ rules: s.rules, logit: s.judged ? devLogits[k]! : -Infinity })), config.devFprBudget), shiftFloor(fitted.bias, config.emptyProbability));
     const heldOut = [...train.map((s, i) => [s, trainFeatures[i]!] as const), ...dev.map((s, i) => [s, devFeatures[i]!] as const)].filter(([s]) => s.family === family);
     const heldLogits = logits(fitted.weights, fitted.bias, heldOut.map(([, f]) => f));
     for (const label of ['injection', 'benign'] as const) {
@@ -78,7 +86,7 @@ export function leaveOneSourceOut(data: string, config: TrainingConfig, featureO
       heldOut.forEach(([s], k) => {
         if (s.row.label !== label) return;
         rows++;
-        const combined = 1 - (1 - s.rules) * (1 - sigmoid(heldLogits[k]! - shift));
+        const combined = combinedScore(s, heldLogits[k]!, shift);
         if (combined >= INJECTION_THRESHOLD) flagged++;
       });
       if (rows > 0) results.push({ family, label, rows, flagged });
@@ -89,7 +97,7 @@ export function leaveOneSourceOut(data: string, config: TrainingConfig, featureO
   const all = train.map((s, i) => [s, i] as const).filter(([s]) => trainable(s));
   const fitted = fit(all.map(([s]) => s.row), all.map(([, i]) => trainFeatures[i]!), config);
   const devLogits = logits(fitted.weights, fitted.bias, devFeatures);
-  const benignDev = dev.map((s, k) => ({ rules: s.rules, logit: devLogits[k]!, label: s.row.label })).filter((d) => d.label === 'benign');
+  const benignDev = dev.map((s, k) => ({ rules: s.rules, logit: s.judged ? devLogits[k]! : -Infinity, label: s.row.label })).filter((d) => d.label === 'benign');
   const shift = Math.max(chooseShift(benignDev, config.devFprBudget), shiftFloor(fitted.bias, config.emptyProbability));
   for (const label of ['injection', 'benign'] as const) {
     let rows = 0;
@@ -97,7 +105,7 @@ export function leaveOneSourceOut(data: string, config: TrainingConfig, featureO
     dev.forEach((s, k) => {
       if (s.row.label !== label) return;
       rows++;
-      if (1 - (1 - s.rules) * (1 - sigmoid(devLogits[k]! - shift)) >= INJECTION_THRESHOLD) flagged++;
+      if (combinedScore(s, devLogits[k]!, shift) >= INJECTION_THRESHOLD) flagged++;
     });
     results.push({ family: 'dev split (all families in)', label, rows, flagged });
   }

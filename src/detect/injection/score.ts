@@ -5,6 +5,7 @@
 // or a confident classifier crosses the threshold alone, while weak hints
 // ("just say", a persona name, a hesitant classifier) need company.
 import { injectionLogit, probabilityOf, shippedModel, type LoadedModel } from './classifier.js';
+import { speaksToModel } from './cues.js';
 import { findEncodedBlobs } from './decode.js';
 import { INJECTION_RULES, type InjectionCategory } from './rules.js';
 
@@ -21,6 +22,18 @@ export const INJECTION_THRESHOLD = 0.5;
 const CLASSIFIER_FLOOR = 0.01;
 /** Fewer words than this are no evidence for a bag of n-grams ("hi", "key?"): only the rules judge them. */
 const CLASSIFIER_MIN_WORDS = 3;
+/**
+ * Up to this many characters, the classifier judges a text only if a rule
+ * matched or it shows a sign of speaking to a model (cues.ts): on a few words
+ * its n-grams only say which topics the training attacks were about ("What
+ * is the capital of France?" scored 0.57, "Write a haiku about autumn
+ * leaves." 0.79). Characters, not words, so scripts written without spaces
+ * are measured alike. Chosen by leave-one-source-out validation (MODEL.md):
+ * 50 characters moves nothing there beyond noise (held-out TPR 0.755 → 0.755,
+ * FPR 0.120 → 0.115; ordinary sentences 0.032 → 0.003); 8 words gave
+ * 0.749 / 0.117, 80 characters 0.747 / 0.114.
+ */
+export const SHORT_TEXT_CHARS = 50;
 const WORDS = /[\p{L}\p{N}]+/gu;
 
 function hasWords(text: string, n: number): boolean {
@@ -28,6 +41,18 @@ function hasWords(text: string, n: number): boolean {
   for (let seen = 0; seen < n; seen++) if (WORDS.exec(text) === null) return false;
   return true;
 }
+
+/**
+ * Whether the learned classifier may judge a text, given whether any rule
+ * matched it; shared with the training script so the shift is calibrated on
+ * the same decisions the gateway makes.
+ */
+export function classifierJudges(text: string, ruleMatched: boolean): boolean {
+  if (!hasWords(text, CLASSIFIER_MIN_WORDS)) return false;
+  return ruleMatched || text.trim().length > SHORT_TEXT_CHARS || speaksToModel(foldForCues(text));
+}
+
+const foldForCues = (text: string): string => text.normalize('NFKC').toLowerCase();
 
 export interface InjectionSignal {
   rule: string;
@@ -109,7 +134,7 @@ function scoreAt(text: string, depth: number, model: LoadedModel | null): Inject
     });
   }
 
-  if (model !== null && hasWords(text, CLASSIFIER_MIN_WORDS)) {
+  if (model !== null && classifierJudges(text, best.size > 0)) {
     const logit = injectionLogit(model, text);
     const probability = probabilityOf(model, logit);
     if (probability >= CLASSIFIER_FLOOR) {
