@@ -20,8 +20,9 @@
 // SOAK_FRAMES (50), SOAK_INTERVAL_MS (100), SOAK_LEGS (gateway,agent),
 // SOAK_DEADLINE_S (whole run, default 1200: past it the bench stops),
 // SOAK_STREAM_TIMEOUT_S (a stream not ended by then is an error, 300),
-// SOAK_SETTLE_S (seconds of idle after a leg before its "after" RSS is read, 30:
-// what an operator sees once the burst is over, with no forced GC),
+// SOAK_SETTLE_S (seconds of idle after a leg before its "after" RSS is read, 120:
+// what an operator sees once the burst is over, with no forced GC; V8 gives
+// an idle process's grown heap back only after ~50-100 s, by its memory reducer),
 // SOAK_HEAP_SNAPSHOTS (a directory: the gateway writes a V8 heap snapshot
 // there at idle and after each leg's settle, to compare by constructor),
 // BENCH_GATEWAY_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
@@ -46,7 +47,7 @@ const FRAMES = Number(process.env.SOAK_FRAMES ?? 50);
 const INTERVAL_MS = Number(process.env.SOAK_INTERVAL_MS ?? 100);
 const LEGS = (process.env.SOAK_LEGS ?? 'gateway,agent').split(',').filter((l) => l === 'gateway' || l === 'agent');
 const DEADLINE_S = Number(process.env.SOAK_DEADLINE_S ?? 1200);
-const SETTLE_S = Number(process.env.SOAK_SETTLE_S ?? 30);
+const SETTLE_S = Number(process.env.SOAK_SETTLE_S ?? 120);
 const SNAPSHOT_DIR = process.env.SOAK_HEAP_SNAPSHOTS;
 /** A stream that has not ended this long after its start is counted as an error (and cut): the bench never hangs. */
 const STREAM_TIMEOUT_MS = Number(process.env.SOAK_STREAM_TIMEOUT_S ?? 300) * 1000;
@@ -264,12 +265,15 @@ function cli(args: string[]): string {
 const treeRssMb = (pid: number): number => processTree(pid).reduce((sum, p) => sum + (memoryOf(p).rssMb || 0), 0);
 
 /** What the gateway's RSS is made of, from its own /metrics (one worker's view): V8 heap used and held, memory outside it, open handles. */
-async function memoryBreakdown(url: string): Promise<string> {
+async function memoryBreakdown(url: string, rssMb: number): Promise<string> {
   try {
     const text = await (await fetch(`${url}/metrics`)).text();
     const value = (name: string): number => Number(new RegExp(`^modelgate_${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
     const mb = (bytes: number): string => `${round(bytes / 2 ** 20)}`;
-    return `heap used ${mb(value('nodejs_heap_size_used_bytes'))} / held ${mb(value('nodejs_heap_size_total_bytes'))} MB, external ${mb(value('nodejs_external_memory_bytes'))} MB, ${value('nodejs_active_handles_total')} handles`;
+    const held = value('nodejs_heap_size_total_bytes');
+    // With one worker, the rest of its RSS is native: the allocator's arenas (freed memory it has not returned), the store thread's heap, SQLite, code.
+    const outside = WORKERS === 1 ? `, RSS outside the heap ${round(rssMb - held / 2 ** 20)} MB` : '';
+    return `heap used ${mb(value('nodejs_heap_size_used_bytes'))} / held ${mb(held)} MB, external ${mb(value('nodejs_external_memory_bytes'))} MB${outside}, ${value('nodejs_active_handles_total')} handles`;
   } catch (err) {
     return `(no metrics: ${(err as Error).message})`;
   }
@@ -395,7 +399,7 @@ async function main(): Promise<void> {
   const results: LegResult[] = [];
   // Idle: warmed up, no stream open. Every leg's peak and after are measured against this one figure.
   const idle = { pid: gateway.pid, idleMb: treeRssMb(gateway.pid) };
-  console.log(`gateway at idle: RSS ${round(idle.idleMb)} MB, ${await memoryBreakdown(gatewayUrl)}`);
+  console.log(`gateway at idle: RSS ${round(idle.idleMb)} MB, ${await memoryBreakdown(gatewayUrl, idle.idleMb)}`);
   await heapSnapshot(gateway.pid, gatewayUrl, 'idle');
   const before = await mockCounts(mock.url);
   const recordedBefore = recorded(dbPath);
@@ -407,7 +411,7 @@ async function main(): Promise<void> {
     const through = await runLeg(leg === 'agent' ? 'modelgate via agent' : 'modelgate', gatewayUrl, auth, `soak-${leg}`, watch, idle);
     results.push(through);
     console.log(JSON.stringify(through));
-    console.log(`gateway after the ${leg} leg: RSS ${through.rss?.afterMb} MB (every 10 s of the settle: ${through.rss?.settleMb.join(', ')}), ${await memoryBreakdown(gatewayUrl)}`);
+    console.log(`gateway after the ${leg} leg: RSS ${through.rss?.afterMb} MB (every 10 s of the settle: ${through.rss?.settleMb.join(', ')}), ${await memoryBreakdown(gatewayUrl, treeRssMb(gateway.pid))}`);
     await heapSnapshot(gateway.pid, gatewayUrl, `after-${leg}`);
   }
   // Let the last sessions' ends commit before counting them.
