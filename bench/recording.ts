@@ -6,9 +6,10 @@
 //      and PostgreSQL, the store in a worker thread as in the gateway.
 //   2. End to end: streamed chat completions through the real gateway at
 //      concurrency 50 against the mock model, with recording off, on SQLite
-//      and on PostgreSQL (and, to split the cost, with a store that keeps
-//      nothing). Recording is spliced in at the gateway's transport (see
-//      `recordThrough`), doing the same work the pipeline wiring does.
+//      and on PostgreSQL, recorded by the pipeline's own wiring (the
+//      `storage` and `recording` sections), and, to split the cost, with a
+//      recorder spliced in at the transport whose store keeps nothing
+//      (`no-storage`, see `recordThrough`).
 //
 // CPU per request (or session) is reported apart for the gateway's own
 // threads (its event loop, GC, libuv), its store thread (the worker that
@@ -55,32 +56,29 @@ const frame = `data: ${JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completi
 
 /**
  * The real gateway (JWT verification, access checks, relay, access logs to
- * /dev/null) with recording spliced in at its transport: begin (durable,
- * request as received and as forwarded) right before the upstream call,
- * every delivered chunk with its offset, end when the stream ends. That is
- * the cost the pipeline wiring adds; only the caller's identity is a
- * constant here, since the transport does not see it.
+ * /dev/null). Recording is the pipeline's own (config `recording` and
+ * `storage`), except `no-storage`: recording off in the config and a
+ * recorder over a store that keeps nothing spliced in at the transport.
  */
 async function serveGateway(): Promise<void> {
   const mode = process.env.RECORDING_MODE ?? 'off';
-  const config = configSchema.parse(JSON.parse(process.env.GATEWAY_CONFIG!));
+  const storage = JSON.parse(process.env.RECORDING_STORAGE!) as StorageConfig | null;
+  const config = configSchema.parse({
+    ...JSON.parse(process.env.GATEWAY_CONFIG!),
+    ...(storage ? { storage, recording: { enabled: true, commit_interval: `${recordingConfig.commit_interval}ms` } } : { recording: { enabled: false } }),
+  });
   const gateway = new Gateway(config);
-  const store =
-    mode === 'off'
-      ? undefined
-      : mode === 'no-storage'
-        ? nullStore()
-        : await openStore(JSON.parse(process.env.RECORDING_STORAGE!) as StorageConfig, { thread: process.env.BENCH_STORE_THREAD === 'main' ? 'main' : 'worker' });
-  const recorder = store ? await Recorder.open(store, recordingConfig) : undefined;
-  if (recorder) for (const [name, transport] of gateway.services.transports) recordThrough(transport, name, recorder);
+  const spliced = mode === 'no-storage' ? await Recorder.open(nullStore(), recordingConfig) : undefined;
+  if (spliced) for (const [name, transport] of gateway.services.transports) recordThrough(transport, name, spliced);
   const url = await gateway.listen();
-  // The URL, then the store thread's OS id: the parent measures its CPU apart from the event loop's.
-  process.stderr.write(`${url} ${(store as Partial<WorkerStore> | undefined)?.osThreadId ?? ''}\n`);
+  const recorder = spliced ?? gateway.services.audit?.recorder;
+  // The URL, then the recorder's store thread's OS id: the parent measures its CPU apart from the rest of the process.
+  process.stderr.write(`${url} ${(recorder?.store as Partial<WorkerStore> | undefined)?.osThreadId ?? ''}\n`);
   const stop = (): void => {
     if (recorder) process.stderr.write(`${mode}: ${JSON.stringify(recorder.stats)}\n`);
     void gateway
       .close(1000)
-      .then(() => recorder?.close())
+      .then(() => spliced?.close())
       .finally(() => process.exit(0));
   };
   process.on('SIGTERM', stop);
