@@ -36,7 +36,8 @@ async function recordedBatches(store: AuditStore): Promise<NewEvent[]> {
     await Promise.all(
       Array.from({ length: 25 }, async (_, i) => {
         const writer = await recorder.beginSession({ id: `req_${b}_${i}_${Math.random().toString(36).slice(2)}`, receivedAt: Date.now(), principal, connection: 'bench', model: 'demo-chat', operation: 'chat', stream: true, requestBody, forwardedBody: requestBody });
-        for (let c = 0; c < 16; c++) writer.chunk(frame, c * 3);
+        // With its words, as the relay passes them from the usage meter's parse of the frame.
+        for (let c = 0; c < 16; c++) writer.chunk(frame, c * 3, ' word');
         await writer.end({ state: 'completed', status: 200, latencyMs: 50 });
       }),
     );

@@ -72,8 +72,13 @@ export function promptOf(body: unknown): PromptTurn[] {
   return turns;
 }
 
-/** Generated text in one parsed response object (a stream chunk or a whole body), in any supported dialect. */
-function generatedText(o: unknown): string {
+/**
+ * Generated text in one parsed response object (a stream chunk or a whole
+ * body), in any supported dialect. `chunkText` of a delivered frame is this
+ * of its parsed payload, so a caller that parsed the frame already passes
+ * that (`SessionWriter.chunk`'s `answer`) instead of parsing it again.
+ */
+export function generatedText(o: unknown): string {
   if (typeof o !== 'object' || o === null) return '';
   const r = o as Record<string, unknown>;
   if (Array.isArray(r.choices)) {
@@ -99,17 +104,37 @@ function generatedText(o: unknown): string {
   return '';
 }
 
-/** The words a delivered chunk adds: from an SSE event, an NDJSON line, or a whole JSON body. */
+/**
+ * The words a delivered chunk adds: from a whole JSON body, or SSE events
+ * (their `data:` lines), or NDJSON lines; a chunk may hold several events or
+ * lines (all the frames one upstream read completed).
+ */
 export function chunkText(raw: string): string {
   const trimmed = raw.trim();
-  if (trimmed.startsWith('{')) return generatedText(parseJson(trimmed));
+  if (trimmed.startsWith('{')) {
+    const whole = parseJson(trimmed);
+    if (whole !== undefined) return generatedText(whole);
+  }
+  const lines = raw.split(/\r?\n/);
   let text = '';
-  for (const line of raw.split(/\r?\n/)) {
-    if (!line.startsWith('data:')) continue;
-    const payload = line.slice(5).trim();
-    if (payload && payload !== '[DONE]') text += generatedText(parseJson(payload));
+  if (lines.some(isSseField)) {
+    for (const line of lines) {
+      if (!line.startsWith('data:')) continue;
+      const payload = line.slice(5).trim();
+      if (payload && payload !== '[DONE]') text += generatedText(parseJson(payload));
+    }
+    return text;
+  }
+  for (const line of lines) {
+    const json = line.trim();
+    if (json.startsWith('{')) text += generatedText(parseJson(json));
   }
   return text;
+}
+
+/** An SSE field line (or comment); never the start of an NDJSON line. */
+function isSseField(line: string): boolean {
+  return line.startsWith('data:') || line.startsWith(':') || line.startsWith('event:') || line.startsWith('id:') || line.startsWith('retry:');
 }
 
 /** Every string value of a JSON document (or the text itself), for search. */

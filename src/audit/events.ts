@@ -232,6 +232,14 @@ export type NewEvent = AuditEvent & {
    * must not outlive a concurrent delete).
    */
   precondition?: 'open' | 'exists';
+  /**
+   * What the search index extracts from this event's content, computed by
+   * the recorder from what the gateway had parsed already (the request body,
+   * each frame's payload), so the store need not parse it again. Neither
+   * stored nor hashed: it only saves the indexing pass work, and content
+   * read back is extracted as before (search.ts `indexTextOf`).
+   */
+  indexText?: string;
 };
 
 /** An event as the trail holds it. */

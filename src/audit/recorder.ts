@@ -17,7 +17,7 @@ import type { Logger } from '../ops/logger.js';
 import type { ConnectionRecordingMap, RecordingConfig } from './config.js';
 import { ContentCipher, encodeContent } from './content.js';
 import { frameChunks } from './content-text.js';
-import { INDEX_BATCH } from './search.js';
+import { bodyIndexText, INDEX_BATCH } from './search.js';
 import type {
   ApprovalMeta,
   ContentPart,
@@ -524,6 +524,11 @@ function identityOf(p: Principal): RecordedIdentity {
   return identity;
 }
 
+/** Chunks waiting to be flushed as one `response.chunks` event; `answer`: their search text, while every chunk came with its own. */
+function emptyBatch(): { texts: string[]; offsets: number[]; sizes: number[]; bytes: number; truncated: boolean; since: number; answer: string | undefined } {
+  return { texts: [], offsets: [], sizes: [], bytes: 0, truncated: false, since: 0, answer: '' };
+}
+
 export class SessionWriter {
   readonly id: string;
   readonly bodies: boolean;
@@ -537,7 +542,7 @@ export class SessionWriter {
   private storedResponseBytes = 0;
   /** Kept until the forwarded body is recorded, to store an unchanged body once. */
   private requestText: string | undefined;
-  private buffer = { texts: [] as string[], offsets: [] as number[], sizes: [] as number[], bytes: 0, truncated: false, since: 0 };
+  private buffer = emptyBatch();
 
   /** @internal use Recorder.startSession / beginSession */
   constructor(
@@ -563,7 +568,7 @@ export class SessionWriter {
       instance: recorder.instanceId,
       request: request?.info,
     };
-    const events: NewEvent[] = [{ kind: 'session.start', sessionId: this.id, n, atMs: recorder.now(), meta, parts: request?.parts }];
+    const events: NewEvent[] = [{ kind: 'session.start', sessionId: this.id, n, atMs: recorder.now(), meta, parts: request?.parts, ...this.indexed(start.requestBody, request?.info) }];
     if (start.forwardedBody !== undefined) events.push(this.forwardedEvent(start.forwardedBody, start.upstreamModel));
     this.push(events);
   }
@@ -575,7 +580,18 @@ export class SessionWriter {
     this.requestText = undefined;
     const encoded = text !== undefined && !same ? this.recorder.encode(text, this.id, n) : undefined;
     const meta = { upstream_model: upstreamModel, body: encoded?.info, ...(same ? { same_as_request: true } : {}) };
-    return { kind: 'session.forwarded', sessionId: this.id, n, atMs: this.recorder.now(), meta, parts: encoded?.parts };
+    return { kind: 'session.forwarded', sessionId: this.id, n, atMs: this.recorder.now(), meta, parts: encoded?.parts, ...this.indexed(body, encoded?.info) };
+  }
+
+  /**
+   * The search text of a body still at hand parsed (an object), so the store
+   * does not parse its stored copy again; only when that copy is whole and
+   * in clear (else the store extracts from what it holds).
+   */
+  private indexed(body: unknown, stored: { truncated: boolean } | undefined): { indexText?: string } {
+    if (!stored || stored.truncated || this.recorder.cipher || typeof body !== 'object' || body === null || body instanceof Uint8Array) return {};
+    const indexText = bodyIndexText(body);
+    return indexText === undefined ? {} : { indexText };
   }
 
   private push(events: NewEvent[], onFailure?: () => void): Promise<void> {
@@ -645,8 +661,12 @@ export class SessionWriter {
    * One piece of the response exactly as delivered to the client (a whole
    * SSE event or NDJSON line; the whole body for non-streamed responses),
    * with its offset from `receivedAt`. Buffered; flushed at `chunk_bytes`.
+   * `answer`: the words it adds, when the caller parsed it already: exactly
+   * what `chunkText(text)` gives (content-text.ts `generatedText` of its
+   * payload), so the indexing pass takes it instead of parsing the frame
+   * again. Without it the pass extracts the text from the stored chunk.
    */
-  chunk(text: string, offsetMs: number): void {
+  chunk(text: string, offsetMs: number, answer?: string): void {
     if (this.ended) return;
     const size = Buffer.byteLength(text, 'utf8');
     const b = this.buffer;
@@ -656,6 +676,8 @@ export class SessionWriter {
     if (this.bodies && this.storedResponseBytes + size <= this.recorder.config.max_body_bytes) {
       stored = text;
       this.storedResponseBytes += size;
+      // The batch's search text is known only while every stored chunk's is (a chunk not stored adds none).
+      if (b.answer !== undefined) b.answer = answer === undefined ? undefined : b.answer + answer;
     } else {
       b.truncated = true;
     }
@@ -673,9 +695,10 @@ export class SessionWriter {
     const n = this.n++;
     const meta: ResponseChunksMeta = { first: this.chunkIndex, offsets: b.offsets, sizes: b.sizes, truncated: b.truncated };
     const encoded = this.bodies ? this.recorder.encode(frameChunks(b.texts), this.id, n, Number.MAX_SAFE_INTEGER) : undefined;
+    const indexText = encoded && !this.recorder.cipher ? b.answer : undefined;
     this.chunkIndex += b.texts.length;
-    this.buffer = { texts: [], offsets: [], sizes: [], bytes: 0, truncated: false, since: 0 };
-    void this.push([{ kind: 'response.chunks', sessionId: this.id, n, atMs: this.recorder.now(), meta, parts: encoded?.parts }]);
+    this.buffer = emptyBatch();
+    void this.push([{ kind: 'response.chunks', sessionId: this.id, n, atMs: this.recorder.now(), meta, parts: encoded?.parts, ...(indexText !== undefined && { indexText }) }]);
   }
 
   /** Resolves once everything recorded so far is durable; never rejects (see `failure`). */

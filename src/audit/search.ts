@@ -30,39 +30,50 @@ function parseJson(text: string): unknown {
 /**
  * The searchable text of an event's stored content, or undefined when there
  * is none to index: no content, an encrypted part, a whole-session redaction.
+ * An event kept from its commit may carry the text the recorder extracted
+ * already (`NewEvent.indexText`, the same extraction from what the gateway
+ * had parsed): it is used instead of decoding and parsing the content.
  */
-export function indexTextOf(event: { kind: string; sessionId: string; n: number; parts?: readonly ContentPart[] }, trim = true): string | undefined {
+export function indexTextOf(event: IndexableEvent, trim = true): string | undefined {
   const parts = event.parts ?? [];
-  if (!INDEXED_KINDS.includes(event.kind as EventKind) || parts.length === 0 || parts.some((p) => p.keyId !== null)) return undefined;
-  let text: string;
-  try {
-    text = decodeContent(parts, event, undefined);
-  } catch {
-    return undefined;
-  }
-  let searchable: string;
-  if (event.kind === 'response.chunks') {
-    try {
-      searchable = unframeChunks(text).map(chunkText).join('');
-    } catch {
-      return undefined;
-    }
-  } else {
-    const body = parseJson(text);
-    const turns = body === undefined ? [] : promptOf(body);
-    searchable = turns.length > 0 ? turns.map((t) => t.text).join('\n') : stringsOf(text);
-  }
+  if (!INDEXED_KINDS.includes(event.kind as EventKind) || (event.indexText === undefined && parts.length === 0) || parts.some((p) => p.keyId !== null)) return undefined;
+  let searchable = event.indexText ?? extractText(event, parts);
+  if (searchable === undefined) return undefined;
   // NUL is not valid in PostgreSQL text; it separates words as well as a space does.
   searchable = searchable.slice(0, MAX_INDEXED_CHARS).replace(/\0/g, ' ');
   if (trim) searchable = searchable.trim();
   return searchable === '' || searchable === REDACTED ? undefined : searchable;
 }
 
+/** The text to index, extracted from stored content: the prompt of a body, the words of every delivered frame. */
+function extractText(event: IndexableEvent, parts: readonly ContentPart[]): string | undefined {
+  let text: string;
+  try {
+    text = decodeContent(parts, event, undefined);
+  } catch {
+    return undefined;
+  }
+  if (event.kind === 'response.chunks') {
+    try {
+      return unframeChunks(text).map(chunkText).join('');
+    } catch {
+      return undefined;
+    }
+  }
+  return bodyIndexText(parseJson(text)) ?? stringsOf(text);
+}
+
+/** A request body's searchable text: its conversation's turns, or undefined when it has none (then every string of it). */
+export function bodyIndexText(body: unknown): string | undefined {
+  const turns = body === undefined ? [] : promptOf(body);
+  return turns.length > 0 ? turns.map((t) => t.text).join('\n') : undefined;
+}
+
 /** Most characters of one session's index entry: three sources at most, each within MAX_INDEXED_CHARS. */
 const MAX_SESSION_CHARS = 2 * MAX_INDEXED_CHARS;
 
-/** An event as the index reads it: stored, or kept from its commit. */
-type IndexableEvent = { kind: string; sessionId: string; n: number; parts?: readonly ContentPart[] };
+/** An event as the index reads it: stored, or kept from its commit (then perhaps with its text extracted already). */
+type IndexableEvent = { kind: string; sessionId: string; n: number; parts?: readonly ContentPart[]; indexText?: string };
 
 /**
  * A session's index entry: the searchable text of its indexed events (in
@@ -93,7 +104,7 @@ export function sessionIndexText(events: readonly IndexableEvent[]): string | un
   return text === '' ? undefined : text;
 }
 
-type IndexEvent = { kind: string; sessionId: string; n: number; parts: ContentPart[] };
+type IndexEvent = { kind: string; sessionId: string; n: number; parts?: ContentPart[]; indexText?: string };
 
 /**
  * The indexed events of sessions committed through one store handle and not
@@ -134,9 +145,13 @@ export class PendingIndex {
       const parts = event.parts ?? [];
       // Encrypted content is never indexed: keep nothing of it.
       if (parts.length === 0 || parts.some((p) => p.keyId !== null)) continue;
-      const copied = parts.map((p) => ({ part: p.part, keyId: null, nonce: null, data: p.data.slice() }));
-      const size = copied.reduce((sum, p) => sum + p.data.byteLength, 0);
-      entry.events.push({ kind: event.kind, sessionId: event.sessionId, n: event.n, parts: copied });
+      // The text extracted already is all the pass needs; else a copy of the content, to extract it from.
+      const kept: IndexEvent =
+        event.indexText !== undefined
+          ? { kind: event.kind, sessionId: event.sessionId, n: event.n, indexText: event.indexText }
+          : { kind: event.kind, sessionId: event.sessionId, n: event.n, parts: parts.map((p) => ({ part: p.part, keyId: null, nonce: null, data: p.data.slice() })) };
+      const size = kept.indexText !== undefined ? kept.indexText.length * 2 : kept.parts!.reduce((sum, p) => sum + p.data.byteLength, 0);
+      entry.events.push(kept);
       entry.bytes += size;
       this.bytes += size;
       while (this.bytes > this.maxBytes && this.sessions.size > 0) this.evictOldest();

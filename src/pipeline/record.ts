@@ -3,11 +3,15 @@
 // before anything is forwarded (write-ahead: if storage fails, the caller
 // gets 503 and the model gets nothing), and the response is recorded as
 // delivered, frame by frame, with its time offsets.
+import { generatedText } from '../audit/content-text.js';
 import type { EndState } from '../audit/events.js';
 import { recordingLost } from '../audit/recorder.js';
 import { GatewayError } from '../http/errors.js';
 import type { Decision } from '../policy/guardrails-types.js';
 import { formatPath } from '../protocol/body-path.js';
+import type { NdjsonLine } from '../protocol/ndjson.js';
+import type { SseFrame } from '../protocol/sse.js';
+import type { UsageMeter } from '../usage/meter.js';
 import type { RequestContext } from './context.js';
 import { forwardedBody } from './forward.js';
 import type { GatewayServices } from './services.js';
@@ -58,9 +62,43 @@ export async function makeDurable(ctx: RequestContext): Promise<void> {
   await ctx.recording.forwarded(forwardedBody(ctx), ctx.route!.upstreamModel);
 }
 
-/** Records what the client was sent, at its offset from the request's arrival. */
-export function recordDelivered(ctx: RequestContext, text: string): void {
-  ctx.recording?.chunk(text, elapsedMs(ctx));
+/** Records what the client was sent, at its offset from the request's arrival (`answer`: its words, when known; see `SessionWriter.chunk`). */
+export function recordDelivered(ctx: RequestContext, text: string, answer?: string): void {
+  ctx.recording?.chunk(text, elapsedMs(ctx), answer);
+}
+
+/**
+ * The words a frame passed on as it came adds to the answer, from the parse
+ * the usage meter made of its data (NDJSON: the decoder's), so recording
+ * does not parse it again; `chunkText` of a recorded chunk, however many
+ * such frames it joins, is these words joined. Undefined for a frame the
+ * index could read otherwise (anything but SSE field lines with at most one
+ * `data:` line; an NDJSON line that is not a JSON object): the indexing pass then
+ * extracts the chunk's words itself.
+ */
+export function deliveredAnswer(frame: SseFrame | NdjsonLine, meter: UsageMeter | undefined): string | undefined {
+  if (!('hasData' in frame)) {
+    return frame.raw.trimStart().startsWith('{') && typeof frame.value === 'object' && frame.value !== null ? generatedText(frame.value) : undefined;
+  }
+  const data = dataLines(frame.raw);
+  if (data === 0) return '';
+  if (data !== 1 || !meter) return undefined;
+  const json = meter.lastJson;
+  return json === undefined ? '' : generatedText(json);
+}
+
+/** How many `data:` lines an SSE frame has, or undefined when it has a line that is no field (`data:`, `event:`, `id:`, `retry:`) nor comment. */
+function dataLines(raw: string): number | undefined {
+  let data = 0;
+  for (let at = 0; at < raw.length; ) {
+    let end = raw.indexOf('\n', at);
+    if (end < 0) end = raw.length;
+    const line = raw.charCodeAt(end - 1) === 13 ? raw.slice(at, end - 1) : raw.slice(at, end);
+    if (line.startsWith('data:')) data++;
+    else if (line !== '' && !line.startsWith(':') && !line.startsWith('event:') && !line.startsWith('id:') && !line.startsWith('retry:')) return undefined;
+    at = end + 1;
+  }
+  return data;
 }
 
 export function endRecording(ctx: RequestContext): void {

@@ -18,7 +18,7 @@ import { frameCarriesText } from '../protocol/frame-text.js';
 import type { StreamFraming } from '../protocol/types.js';
 import type { UpstreamResponse } from '../proxy/transport.js';
 import type { RequestContext } from './context.js';
-import { recordDecisions as recordInSession, recordDelivered } from './record.js';
+import { deliveredAnswer, recordDecisions as recordInSession, recordDelivered } from './record.js';
 import type { GatewayServices } from './services.js';
 import { scrubCredential } from '../proxy/scrub-credential.js';
 
@@ -143,13 +143,14 @@ async function relayStream(
    * Sends what one upstream chunk became, in one write (one syscall, one
    * recorded chunk, however many frames it held). True to carry on, false
    * once the client is gone or masking ended the stream, a promise only
-   * while the client's socket drains.
+   * while the client's socket drains. `answer`: the words it adds, when
+   * known (record.ts `deliveredAnswer`).
    */
-  const deliver = (outputs: readonly string[]): boolean | Promise<boolean> => {
+  const deliver = (outputs: readonly string[], answer?: string): boolean | Promise<boolean> => {
     const text = outputs.length === 1 ? outputs[0]! : outputs.join('');
     if (text !== '') {
       if (awaitingText) noteFirstText(outputs);
-      recordDelivered(ctx, text);
+      recordDelivered(ctx, text, answer);
       if (!res.write(text)) return drained(res).then((open) => open && !stoppedByMasking());
     }
     return !stoppedByMasking();
@@ -168,17 +169,20 @@ async function relayStream(
     for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
       // Every frame the chunk completed, masked, goes out together.
       const outputs: string[] = [];
+      // Passed on as they came, their words for the session's search entry come from the meter's parse (record.ts).
+      let answer = ctx.recording && !masking ? '' : undefined;
       for (const decoded of decoder.push(chunk)) {
         const frame = meter ? meter.frame(decoded) : decoded;
         if (!frame) continue;
         if (!masking) {
           outputs.push(frame.raw);
+          if (answer !== undefined) answer = addAnswer(answer, deliveredAnswer(frame, meter));
           continue;
         }
         for (const raw of masking.push(frame)) outputs.push(raw);
         if (masking.stopped) break;
       }
-      let sent = deliver(outputs);
+      let sent = deliver(outputs, answer);
       if (typeof sent !== 'boolean') sent = await sent;
       if (!sent) return;
     }
@@ -236,6 +240,11 @@ async function relayStream(
   } finally {
     if (masking) recordDecisions(services, ctx, masking.decisions.decisions);
   }
+}
+
+/** The words of a chunk so far and of one more frame: unknown once any frame's are. */
+function addAnswer(answer: string, frame: string | undefined): string | undefined {
+  return frame === undefined ? undefined : answer + frame;
 }
 
 /**

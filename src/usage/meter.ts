@@ -78,6 +78,7 @@ export class UsageMeter {
   #outputChars = 0;
   #bodyChunks: Buffer[] = [];
   #bodyBytes = 0;
+  #lastJson: unknown;
 
   constructor(request: ModelRequest, options: { stripUsage: boolean }) {
     this.#operation = request.operation;
@@ -100,6 +101,7 @@ export class UsageMeter {
    * undefined to drop it.
    */
   frame<F extends SseFrame | NdjsonLine>(frame: F): F | undefined {
+    this.#lastJson = undefined;
     if ('hasData' in frame) return this.#sseFrame(frame) as F | undefined;
     if (isObject(frame.value)) this.#ollama(frame.value);
     return frame;
@@ -159,6 +161,11 @@ export class UsageMeter {
     return this.#reported !== undefined;
   }
 
+  /** The JSON value of the last SSE frame's data `frame()` read (undefined: none, or not JSON), so no one parses it again. */
+  get lastJson(): unknown {
+    return this.#lastJson;
+  }
+
   #sseFrame(frame: SseFrame): SseFrame | undefined {
     if (!frame.hasData || frame.data === '[DONE]') return frame;
     let event: unknown;
@@ -167,6 +174,7 @@ export class UsageMeter {
     } catch {
       return frame;
     }
+    this.#lastJson = event;
     if (!isObject(event)) return frame;
     if (this.#operation === 'response') {
       this.#responseEvent(event);

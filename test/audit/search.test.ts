@@ -6,7 +6,15 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Recorder } from '../../src/audit/recorder.js';
-import { PendingIndex, SearchQueryError } from '../../src/audit/search.js';
+import { PendingIndex, SearchQueryError, sessionIndexText } from '../../src/audit/search.js';
+import type { NewEvent } from '../../src/audit/events.js';
+import { chunkText } from '../../src/audit/content-text.js';
+import { deliveredAnswer } from '../../src/pipeline/record.js';
+import { parseOllamaRequest } from '../../src/protocol/ollama.js';
+import { parseOpenAiRequest } from '../../src/protocol/openai.js';
+import { NdjsonDecoder } from '../../src/protocol/ndjson.js';
+import { SseDecoder } from '../../src/protocol/sse.js';
+import { UsageMeter } from '../../src/usage/meter.js';
 import { SearchUnavailableError, SessionArchive } from '../../src/audit/sessions.js';
 import { openStore, type AuditStore } from '../../src/audit/store.js';
 import { verify } from '../../src/audit/verify.js';
@@ -34,6 +42,119 @@ test('copies kept for the indexing pass are bounded, and dropped a while after t
   assert.equal(kept.take(7), undefined, 'over the byte bound: read back instead');
   kept.committed([{ event: { kind: 'session.start', sessionId: 's8', n: 0, parts: [{ part: 0, keyId: 'k1', nonce: Buffer.alloc(12), data: Buffer.from('secret') }] }, sid: 8 }]);
   assert.deepEqual(kept.take(8), [], 'encrypted content is never kept');
+});
+
+// Frames as model servers send them: several fields in one frame, reasoning, tool calls, several choices, the
+// Responses API, SSE fields and comments, CRLF, and the shapes the index reads differently from an SSE client.
+const SSE_FRAMES = [
+  'data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n',
+  'data: {"choices":[{"index":0,"delta":{"content":"Hello"}}]}\n\n',
+  'data: {"choices":[{"index":0,"delta":{"reasoning_content":"pondering","content":" wide"}}]}\n\n',
+  'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t1","function":{"name":"lookup","arguments":"{\\"city\\":\\"Oslo\\"}"}}]}}]}\n\n',
+  'data: {"choices":[{"index":0,"delta":{"content":" first"}},{"index":1,"delta":{"content":" second"}}]}\n\n',
+  'data: {"choices":[{"index":0,"text":" legacy"}]}\n\n',
+  'event: message\nid: 7\nretry: 10\ndata: {"choices":[{"delta":{"content":" fielded"}}]}\n\n',
+  ': keep-alive comment\n\n',
+  'data: {"choices":[{"delta":\ndata: {"content":" split"}}]}\n\n',
+  'data: not json at all\n\n',
+  'data:{"choices":[{"delta":{"content":" tight"}}]}\r\n\r\n',
+  'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":" responses"}\n\n',
+  'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}\n\n',
+  'data: [DONE]\n\n',
+];
+const NDJSON_LINES = [
+  '{"model":"llama","message":{"role":"assistant","content":"Ollama","thinking":"hmm"},"done":false}\n',
+  '{"model":"llama","response":" generate","done":false}\n',
+  '  {"model":"llama","message":{"role":"assistant","content":" padded"},"done":false}\r\n',
+  '[1,2,3]\n',
+  'data: {"choices":[{"delta":{"content":" sse-in-ndjson"}}]}\n',
+  '{"model":"llama","done":true,"eval_count":4}\n',
+];
+
+/**
+ * What the relay hands to recording for each upstream read: every frame it completed (read by the usage meter)
+ * joined in one chunk, with the words it took from the meter's parses (undefined once a frame's are unknown).
+ */
+function delivered(framing: 'sse' | 'ndjson', reads: readonly string[]): Array<{ raw: string; answer: string | undefined }> {
+  const request =
+    framing === 'sse'
+      ? parseOpenAiRequest('chat', { model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] })
+      : parseOllamaRequest('ollama_chat', { model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+  const meter = new UsageMeter(request, { stripUsage: false });
+  const decoder = framing === 'sse' ? new SseDecoder() : new NdjsonDecoder();
+  const out: Array<{ raw: string; answer: string | undefined }> = [];
+  for (const read of reads) {
+    let raw = '';
+    let answer: string | undefined = '';
+    for (const decoded of decoder.push(Buffer.from(read))) {
+      const frame = meter.frame(decoded);
+      if (!frame) continue;
+      raw += frame.raw;
+      const words = deliveredAnswer(frame, meter);
+      answer = answer === undefined || words === undefined ? undefined : answer + words;
+    }
+    if (raw !== '') out.push({ raw, answer });
+  }
+  return out;
+}
+
+test("the words recording takes from the gateway's parse of a frame are exactly what the index extracts from the stored frame", () => {
+  for (const [framing, frames, irregular] of [
+    ['sse', SSE_FRAMES, [SSE_FRAMES[8]!]],
+    ['ndjson', NDJSON_LINES, [NDJSON_LINES[3]!, NDJSON_LINES[4]!]],
+  ] as const) {
+    const one = delivered(framing, frames);
+    assert.equal(one.length, frames.length, `${framing}: every frame came through`);
+    for (const { raw, answer } of one) if (answer !== undefined) assert.equal(answer, chunkText(raw), `${framing}: ${JSON.stringify(raw)}`);
+    // Where the parses differ, the pass extracts the text itself.
+    assert.deepEqual(one.filter((f) => f.answer === undefined).map((f) => f.raw), irregular, `${framing}: only frames the index reads differently fall back`);
+    // The relay records every frame one upstream read completed as one chunk: two at a time, and all the regular ones at once.
+    const regular = frames.filter((f) => !irregular.includes(f as never));
+    const reads = [...frames.slice(1).map((f, i) => frames[i]! + f), regular.join('')];
+    for (const { raw, answer } of delivered(framing, reads)) {
+      if (irregular.some((f) => raw.includes(f))) assert.equal(answer, undefined, `${framing}: ${JSON.stringify(raw)}`);
+      else assert.equal(answer, chunkText(raw), `${framing}: ${JSON.stringify(raw)}`);
+    }
+  }
+  assert.equal(chunkText(SSE_FRAMES[8]!), '', 'the index reads each data line alone');
+  assert.equal(chunkText(NDJSON_LINES[4]!), ' sse-in-ndjson', 'and a line that is not a JSON object by its data: lines');
+  assert.equal(chunkText(NDJSON_LINES[0]! + NDJSON_LINES[1]!), 'Ollama generate', 'several NDJSON lines in one chunk');
+});
+
+test('a session indexed from the words the recorder kept has the entry the pass makes from its stored content', async () => {
+  const events: NewEvent[] = [];
+  const capture = {
+    append: async (batch: NewEvent[]) => (events.push(...batch), batch.map((_, i) => events.length - batch.length + i + 1)),
+    registerInstance: async () => {},
+    unclosedInstances: async () => [],
+    openSessions: async () => [],
+    closeInstance: async () => {},
+    heartbeat: async () => {},
+    indexEnded: async () => 0,
+  } as unknown as AuditStore;
+  // Small batches and a small body limit: the answer spans several batches and is cut off part way.
+  const recorder = await Recorder.open(capture, recording({ chunk_bytes: 300, max_body_bytes: 1400 }));
+  const sessions: string[] = [];
+  for (const [framing, texts] of [['sse', SSE_FRAMES], ['ndjson', NDJSON_LINES], ['sse', [...SSE_FRAMES, ...SSE_FRAMES, ...SSE_FRAMES]]] as const) {
+    const id = requestId();
+    sessions.push(id);
+    const body = { model: 'm', stream: true, messages: [{ role: 'system', content: 'Be brief' }, { role: 'user', content: [{ type: 'text', text: 'Where is Oslo?' }] }] };
+    const writer = await recorder.beginSession({ id, receivedAt: Date.now(), principal: { issuer: 'https://idp', subject: 'a', groups: [], expiresAt: 0 }, connection: 'c', model: 'm', operation: 'chat', stream: true, requestBody: body });
+    await writer.forwarded({ ...body, messages: [{ role: 'user', content: 'Where is [CITY]?' }] });
+    delivered(framing, texts).forEach(({ raw, answer }, i) => writer.chunk(raw, i, answer));
+    await writer.end({ state: 'completed', status: 200, latencyMs: 5 });
+  }
+  await recorder.close({ closeStore: false });
+  assert.ok(events.filter((e) => e.kind === 'response.chunks' && e.indexText !== undefined).length >= 2, 'answer batches carried their words');
+  assert.ok(events.some((e) => e.kind === 'response.chunks' && e.indexText === undefined), 'a batch with a frame read differently did not');
+  assert.ok(events.some((e) => e.kind === 'session.forwarded' && e.indexText !== undefined), 'bodies carried their prompt');
+  for (const id of sessions) {
+    const own = events.filter((e) => e.sessionId === id);
+    const readBack = own.map(({ indexText: _, ...e }) => e);
+    const entry = sessionIndexText(own);
+    assert.ok(entry?.includes('Oslo'));
+    assert.equal(entry, sessionIndexText(readBack), id);
+  }
 });
 
 for (const factory of STORE_FIXTURES) {

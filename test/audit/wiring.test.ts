@@ -73,6 +73,17 @@ for (const factory of STORE_FIXTURES) {
       assert.equal(shown.session.state, 'completed');
       assert.equal(shown.session.subject, 'alice');
       assert.equal(shown.session.connection, 'demo');
+
+      // Found by a word only its answer has ("You said: …"), indexed by the recorder's own pass from the words the relay
+      // took from each frame (a search's own pass, on the archive's handle, would read the stored frames back).
+      assert.doesNotMatch('Record me 📼', /said/);
+      const sid = Number((await fx.raw.query<{ k: number | string }>("SELECT seq AS k FROM events WHERE session_id = ? AND kind = 'session.start'", id))[0]!.k);
+      const indexed = fx.driver === 'sqlite' ? `SELECT count(*) AS n FROM session_search WHERE rowid = ${sid}` : `SELECT count(*)::int AS n FROM session_search WHERE sid = ${sid}`;
+      for (let polls = 0; polls < 400 && Number((await fx.raw.query<{ n: number }>(indexed))[0]!.n) === 0; polls++) await new Promise((r) => setTimeout(r, 50));
+      const found = (await (await fetch(`${h.url}/v1/sessions?q=said`, { headers: { authorization: `Bearer ${await h.userToken('alice')}` } })).json()) as {
+        data: Array<{ id: string; match?: { source: string } }>;
+      };
+      assert.equal(found.data.find((s) => s.id === id)?.match?.source, 'answer', JSON.stringify(found));
     });
 
     test("users see only their own sessions; an auditor sees everyone's", async () => {
