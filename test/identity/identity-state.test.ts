@@ -3,13 +3,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import pg from 'pg';
 import type { IdentityState, StoredSigningKey } from '../../src/identity/state/identity-state.js';
 import { openIdentityState } from '../../src/identity/state/open-identity-state.js';
+import { eventually } from '../agent/helpers.js';
 import { PG_URL } from '../helpers/postgres.js';
+import { postgresThroughRelay } from '../helpers/tcp-relay.js';
 
 
 /** A throwaway schema per test run, so concurrent test files never share identity tables. */
@@ -157,3 +160,41 @@ for (const [kind, setUp] of stores) {
     });
   });
 }
+
+// Several gateway processes keep signing keys and revocations in PostgreSQL
+// (`--workers` needs it), so a PostgreSQL restart reaches every one of them:
+// found by the multi-process fault harness, where it crashed the gateway's
+// workers (an idle pool client's error had no listener).
+describe('identity state: PostgreSQL restarted or silent', () => {
+  test('a restart drops the idle connections: the process stays up, calls fail while it is away and work once it is back', async () => {
+    const { relay, storage, cleanup } = await postgresThroughRelay('identity_restart');
+    const state = await openIdentityState({ store: 'postgres', url: storage.postgres.url, schema: storage.postgres.schema, pool_size: 2 });
+    try {
+      await state.init();
+      // Two at once: two pooled clients, idle when the server goes.
+      await Promise.all([state.signingKeys(), state.revocations(0)]);
+      relay.cut();
+      await assert.rejects(state.signingKeys());
+      relay.restore();
+      await eventually(async () => (await state.signingKeys().then(() => true, () => false)), 'identity state answers again');
+    } finally {
+      await state.close();
+      await cleanup();
+    }
+  });
+
+  test('a server that accepts connections and never answers fails the call: no request waits on it forever', async () => {
+    const accepted = new Set<Socket>();
+    const silent = createServer((socket) => void accepted.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `postgres://postgres@127.0.0.1:${(silent.address() as AddressInfo).port}/test`;
+    try {
+      const deadline = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 30_000).unref());
+      const opening = openIdentityState({ store: 'postgres', url, schema: 'never_created', pool_size: 1 });
+      assert.equal(await Promise.race([opening.then(() => 'answered', () => 'failed'), deadline]), 'failed');
+    } finally {
+      for (const socket of accepted) socket.destroy();
+      await new Promise((r) => silent.close(r));
+    }
+  });
+});

@@ -13,6 +13,8 @@ export interface PostgresStateOptions {
 
 /** Arbitrary but fixed: serialises table creation when several instances start at once. */
 const SCHEMA_LOCK_ID = 0x6d67_6964;
+/** As `storage.postgres.connect_timeout`'s default. */
+const CONNECT_TIMEOUT_MS = 5_000;
 
 export class PostgresIdentityState implements IdentityState {
   readonly kind = 'postgres';
@@ -27,9 +29,13 @@ export class PostgresIdentityState implements IdentityState {
     const pool = new pg.Pool({
       connectionString: options.url,
       max: options.poolSize,
+      // A server that accepts the connection and never answers fails the call instead of holding a request forever.
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       // The schema name is validated by the config schema (identifier characters only).
       options: `-c search_path=${options.schema}`,
     });
+    // An idle client losing its server (PostgreSQL restarted) is reported here; unheard, it would crash the process. The next query gets a fresh client.
+    pool.on('error', () => {});
     return new PostgresIdentityState(pool, options.schema);
   }
 
