@@ -11,6 +11,8 @@ export interface RouteHolder {
   /** The holder's internal routing listener. */
   address: string;
   agents: number;
+  /** Its lease lapsed (less than a lease ago): tried only after every live holder. */
+  lapsed: boolean;
 }
 
 const TABLE = `CREATE TABLE IF NOT EXISTS agent_routes (
@@ -53,16 +55,25 @@ export class RouteTable {
     await this.db.run(`DELETE FROM agent_routes WHERE instance = ?${names.length ? ` AND connection NOT IN (${names.map(() => '?').join(', ')})` : ''}`, [this.instance, ...names]);
   }
 
-  /** Other instances with a live claim on `connection`, most agents first. */
+  /**
+   * Other instances with a live claim on `connection`, most agents first;
+   * then those whose claim lapsed less than a lease ago, latest first. A
+   * lapsed claim may be a holder that could not renew (the database was
+   * away for it too, and it renews only once it is back): worth a try
+   * before answering that no agent is connected. A holder that has no agent
+   * answers "not started" and a dead one refuses the connection, so a wrong
+   * guess costs one hop. Claims withdrawn (agent gone, clean stop) are deleted, never tried.
+   */
   async holders(connection: string, now = Date.now()): Promise<RouteHolder[]> {
     const cached = this.cache.get(connection);
     if (cached && now - cached.at < READ_CACHE_MS) return cached.holders;
     try {
-      const rows = await this.db.all<{ instance: string; address: string; agents: number | string }>(
-        'SELECT instance, address, agents FROM agent_routes WHERE connection = ? AND expires_at > ? AND instance <> ? ORDER BY agents DESC, instance',
-        [connection, now, this.instance],
+      const rows = await this.db.all<{ instance: string; address: string; agents: number | string; expires_at: number | string }>(
+        `SELECT instance, address, agents, expires_at FROM agent_routes WHERE connection = ? AND expires_at > ? AND instance <> ?
+         ORDER BY CASE WHEN expires_at > ? THEN 0 ELSE 1 END, CASE WHEN expires_at > ? THEN agents ELSE 0 END DESC, expires_at DESC, instance`,
+        [connection, now - this.leaseMs, this.instance, now, now],
       );
-      const holders = rows.map((r) => ({ instance: r.instance, address: r.address, agents: Number(r.agents) }));
+      const holders = rows.map((r) => ({ instance: r.instance, address: r.address, agents: Number(r.agents), lapsed: Number(r.expires_at) <= now }));
       this.cache.set(connection, { at: now, holders });
       return holders;
     } catch (err) {

@@ -56,7 +56,8 @@ export class AgentTransport implements Transport {
           return { ...response, target: `instance:${holder.instance}` };
         } catch (err) {
           if (request.signal.aborted || !(err instanceof NotStartedError)) throw err;
-          lastError = err;
+          // A lapsed claim was a guess: its failure does not turn "no agent" into "the model is unreachable".
+          if (!holder.lapsed) lastError = err;
         }
       }
     }
