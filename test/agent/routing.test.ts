@@ -4,6 +4,7 @@
 // guardrails and recording; the holder refuses anything not signed by a peer.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { after, afterEach, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import pg from 'pg';
@@ -65,6 +66,31 @@ describe('routing between instances', () => {
     const response = await postJson(`${front.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] });
     assert.equal(response.status, 503);
     assert.equal((await errorOf(response)).code, 'agent_unavailable');
+  });
+
+  test("a dead instance's claim that lapsed a moment ago is tried, and the client still gets 503 agent_unavailable, not upstream_unreachable", async () => {
+    const db = new pg.Client({ connectionString: PG_URL });
+    await db.connect();
+    try {
+      // Nothing listens there any more: the connection is refused, as a killed instance's would be.
+      const closed = await new Promise<number>((resolve) => {
+        const server = createServer().listen(0, '127.0.0.1', () => {
+          const { port } = server.address() as AddressInfo;
+          server.close(() => resolve(port));
+        });
+      });
+      const lapseNow = () => db.query(`INSERT INTO ${SCHEMA}.agent_routes (instance, connection, address, agents, expires_at) VALUES ('killed', 'demo', $1, 1, $2)
+        ON CONFLICT (instance, connection) DO UPDATE SET expires_at = excluded.expires_at`, [`http://127.0.0.1:${closed}`, Date.now() - 1]);
+      await eventually(async () => (await lapseNow(), (await holders()).some((h) => h.instance === 'killed' && h.lapsed)), 'the front reads the lapsed claim');
+      const response = await postJson(`${front.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] });
+      assert.equal(response.status, 503);
+      assert.equal((await errorOf(response)).code, 'agent_unavailable');
+    } finally {
+      await db.query(`DELETE FROM ${SCHEMA}.agent_routes WHERE instance = 'killed'`);
+      await db.end();
+      // The next test counts the holders the front sees: not this one from its cache.
+      await eventually(async () => !(await holders()).some((h) => h.instance === 'killed'), 'the front forgets the claim');
+    }
   });
 
   test('a request at the front reaches the agent at the holder, streamed and not, masked and recorded by the front', async () => {
