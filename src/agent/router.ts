@@ -35,7 +35,7 @@ import { HOP_BY_HOP } from './protocol.js';
 import { RouteTable, type RouteHolder } from './route-table.js';
 
 export const ROUTE_PATH = '/v1/internal/agent-route';
-const ROUTE_HEADER = {
+export const ROUTE_HEADER = {
   token: 'x-modelgate-route-token',
   from: 'x-modelgate-route-from',
   to: 'x-modelgate-route-to',

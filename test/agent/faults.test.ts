@@ -1,8 +1,11 @@
 // The multi-process fault harness (issue 16's acceptance), on loopback: two
-// `modelgate gateway` processes behind a round-robin TCP load balancer, two
-// `modelgate agent` processes (one dialled into each instance), the demo
-// model, real PostgreSQL (a fresh schema, reached through a relay the test
-// can cut: the machine's server is never restarted) and real Redis (limits).
+// `modelgate gateway --workers 2` instances behind a round-robin TCP load
+// balancer, two `modelgate agent` processes (one dialled into each instance,
+// so onto one of its workers), the demo model, real PostgreSQL (a fresh
+// schema, reached through a relay the test can cut: the machine's server is
+// never restarted) and real Redis (limits). The four workers reach the
+// agents through `agents.routing` on PostgreSQL: the first tests run with
+// one agent only, so every worker but one must forward to it.
 // Each fault asserts what the client saw (a completed answer or a clean,
 // specific error), the session record, and, after every step, that no
 // request reached the model without a session record in PostgreSQL.
@@ -17,6 +20,7 @@ import OpenAI from 'openai';
 import pg from 'pg';
 import { openAgentKeyStore } from '../../src/agent/key-store.js';
 import { AgentKeys } from '../../src/agent/registry.js';
+import { ROUTE_HEADER, ROUTE_PATH, signRoute, type RouteClaims } from '../../src/agent/router.js';
 import { storageSchema } from '../../src/audit/config.js';
 import { startDemoModel, type DemoModel } from '../../src/dev/demo-model.js';
 import { devConfigInput, DEV_AUDIENCE } from '../../src/dev/dev-config.js';
@@ -30,9 +34,21 @@ import { faultyRelay, type FaultyRelay } from '../helpers/tcp-relay.js';
 import { eventually, sseFrames } from './helpers.js';
 
 const SCHEMA = `faults_${randomBytes(6).toString('hex')}`;
+const ROUTING_SECRET = 'harness-secret-'.padEnd(40, 'x');
+/** A client's own deadline: a hang is a failure of its own, not the suite's timeout. */
+const CLIENT_DEADLINE_MS = 30_000;
 
 /** Reads an SSE response to its end (or its cut): the data of its frames. */
 const sseData = async (response: Response): Promise<string[]> => (await sseFrames(response)).map((f) => f.data);
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 const errorCode = (frame: string | undefined): string | undefined => {
   try {
@@ -42,7 +58,7 @@ const errorCode = (frame: string | undefined): string | undefined => {
   }
 };
 
-describe('fault harness: two instances behind a load balancer, two agents, PostgreSQL and Redis', { timeout: 120_000 }, () => {
+describe('fault harness: two instances of two workers each behind a load balancer, two agents, PostgreSQL and Redis', { timeout: 120_000 }, () => {
   let dir: string;
   let model: DemoModel;
   let idp: DevIdp;
@@ -51,41 +67,74 @@ describe('fault harness: two instances behind a load balancer, two agents, Postg
   let keys: AgentKeys;
   let token: string;
   let db: pg.Client;
-  const gateways: Array<{ proc: Running; url: string; agentsUrl: string; port: number }> = [];
+  /** Each instance: its primary and its two workers (pid and routing instance id of each). */
+  const gateways: Array<{ proc: Running; url: string; agentsUrl: string; port: number; workers: Array<{ pid: number; instance: string }> }> = [];
   const agents = new Map<string, { proc: Running; status: string }>();
   const children: ChildProcess[] = [];
   let storage: { driver: 'postgres'; postgres: { url: string; schema: string; connect_timeout: string } };
 
-  /** Client connections of one step: a step that kills an instance must not leave the next one pooled sockets to it. */
-  let dispatcher = new UndiciAgent();
-  const chat = (stream: boolean, content = 'hello') =>
-    undiciFetch(`${lb.url}/v1/chat/completions`, {
+  /**
+   * Each request on a connection of its own, as separate clients would be: the balancer alternates
+   * instances and node:cluster alternates workers, so every fault meets requests at every worker.
+   */
+  const dispatchers = new Set<UndiciAgent>();
+  const freshConnection = () => {
+    const own = new UndiciAgent();
+    dispatchers.add(own);
+    return own;
+  };
+  const chat = (stream: boolean, content = 'hello') => {
+    const dispatcher = freshConnection();
+    return undiciFetch(`${lb.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
       body: JSON.stringify({ model: 'demo-chat', stream, messages: [{ role: 'user', content }] }),
       dispatcher,
+      signal: AbortSignal.timeout(CLIENT_DEADLINE_MS),
     }).then(
       (r) => r as unknown as Response,
       (err: Error) => {
         throw new Error(`${err.message}: ${String((err.cause as Error | undefined)?.message ?? '')}`);
       },
     );
+  };
+  /** The official SDK, on a connection of its own per request. */
+  const sdk = () => {
+    const dispatcher = freshConnection();
+    return new OpenAI({
+      baseURL: `${lb.url}/v1`,
+      apiKey: token,
+      maxRetries: 0,
+      timeout: CLIENT_DEADLINE_MS,
+      fetch: (url, init) => undiciFetch(url as string, { ...(init as object), dispatcher }) as unknown as Promise<Response>,
+    });
+  };
   const startGateway = async (i: number) => {
-    const input = devConfigInput({ host: '127.0.0.1', port: 0, issuer: idp.issuer, modelUrl: model.url, dataDir: join(dir, `gw${i}`) }) as Record<string, unknown> & { connections: Array<Record<string, unknown>> };
+    const input = devConfigInput({ host: '127.0.0.1', port: 0, issuer: idp.issuer, modelUrl: model.url, dataDir: join(dir, `gw${i}`) }) as Record<string, unknown> & {
+      connections: Array<Record<string, unknown>>;
+      identity: Record<string, unknown>;
+    };
     const demo = input.connections[0]!;
     delete demo.url;
     demo.targets = [{ via: 'agent' }];
     demo.timeouts = { response_headers: '3s', idle: '5s' };
     input.storage = storage;
-    input.agents = { listen: { host: '127.0.0.1', port: 0 }, key_check_interval: '250ms', heartbeat_interval: '1s', heartbeat_timeout: '5s', routing: { listen: { host: '127.0.0.1', port: 0 }, secret: 'harness-secret-'.padEnd(40, 'x'), lease: '3s' } };
+    // Workers share signing keys and revocations: in PostgreSQL too, through the same relay (a restart takes both away).
+    input.identity.state = { store: 'postgres', url: storage.postgres.url, schema: SCHEMA };
+    // Port 0: each worker's routing listener takes a free port of its own (the configured port + slot only applies to a fixed port).
+    input.agents = { listen: { host: '127.0.0.1', port: 0 }, key_check_interval: '250ms', heartbeat_interval: '1s', heartbeat_timeout: '5s', routing: { listen: { host: '127.0.0.1', port: 0 }, secret: ROUTING_SECRET, lease: '3s' } };
     input.limits = { store: 'redis', redis: { key_prefix: `modelgate-${SCHEMA}:` }, rules: [{ name: 'generous', requests_per_minute: 100_000 }] };
     const configPath = join(dir, `gw${i}.yaml`);
     await writeFile(configPath, JSON.stringify(input));
-    const proc = start(['gateway', '--config', configPath, '--workers', '1']);
+    const proc = start(['gateway', '--config', configPath, '--workers', '2']);
     children.push(proc.child);
+    const routed = await proc.logLines('accepting requests routed from other instances', 2);
+    const listening = await proc.logLines('gateway listening', 2);
+    assert.equal(listening[0]!.url, listening[1]!.url, 'the two workers share the client port');
     const agentsUrl = String((await proc.logLine('accepting agent tunnels')).url);
-    const url = String((await proc.logLine('gateway listening')).url);
-    return { proc, url, agentsUrl, port: Number(new URL(url).port) };
+    const url = String(listening[0]!.url);
+    const workers = routed.map((l) => ({ pid: Number(l.pid), instance: String(l.instance) }));
+    return { proc, url, agentsUrl, port: Number(new URL(url).port), workers };
   };
   const startAgent = async (name: string, gatewayIndex: number, key?: string) => {
     key ??= (await keys.create(name, ['demo'])).key;
@@ -109,6 +158,19 @@ describe('fault harness: two instances behind a load balancer, two agents, Postg
   };
   const session = async (id: string) => (await db.query<{ state: string; status: number | null; error_code: string | null }>(`SELECT state, status, error_code FROM ${SCHEMA}.sessions WHERE id = $1`, [id])).rows[0];
   const lastRequestId = () => String(model.received.filter((r) => r.path === '/v1/chat/completions').at(-1)!.headers['x-request-id']);
+  /** Live claims on "demo" in the route table: which worker of which instance holds an agent, and its routing listener. */
+  const claims = async () =>
+    (await db.query<{ instance: string; address: string }>(`SELECT instance, address FROM ${SCHEMA}.agent_routes WHERE connection = 'demo' AND expires_at > $1`, [Date.now()])).rows;
+  /** The sessions of `ids`, each with the pid of the worker that received (and recorded) it. */
+  const recordedBy = async (ids: string[]) =>
+    (
+      await db.query<{ id: string; state: string; pid: number }>(
+        `SELECT s.id, s.state, r.pid FROM ${SCHEMA}.sessions s JOIN ${SCHEMA}.recorder_instances r ON r.id = s.instance_id WHERE s.id = ANY($1)`,
+        [ids],
+      )
+    ).rows;
+  /** Every log line of every instance (the workers write to their primary's stdout). */
+  const logLines = () => gateways.flatMap((g) => g.proc.lines);
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'modelgate-faults-'));
@@ -120,23 +182,25 @@ describe('fault harness: two instances behind a load balancer, two agents, Postg
     storage = { driver: 'postgres', postgres: { url: relayed.href, schema: SCHEMA, connect_timeout: '2s' } };
     db = new pg.Client({ connectionString: PG_URL });
     await db.connect();
-    // Instances one after the other: the first creates the schema's tables.
-    gateways.push(await startGateway(1));
-    gateways.push(await startGateway(2));
+    // Both at once, four workers creating the schema's tables: each store serialises that with an advisory lock.
+    gateways.push(...(await Promise.all([startGateway(1), startGateway(2)])));
     keys = new AgentKeys(await openAgentKeyStore(storageSchema.parse({ driver: 'postgres', postgres: { url: PG_URL, schema: SCHEMA } })));
     lb = await tcpBalancer(gateways.map((g) => g.port));
     token = (await idp.loginAs('alice')).accessToken;
-    await Promise.all([startAgent('agent-a', 0), startAgent('agent-b', 1)]);
+    // One agent, on one worker of instance 1, for the routing tests; agent-b joins instance 2 after them.
+    await startAgent('agent-a', 0);
   });
   afterEach(async () => {
     model.setFault(null);
-    await dispatcher.close();
-    dispatcher = new UndiciAgent();
+    await Promise.all([...dispatchers].map((d) => d.destroy()));
+    dispatchers.clear();
     await assertNothingUnaudited();
   });
   after(async () => {
-    await dispatcher.close();
+    await Promise.all([...dispatchers].map((d) => d.destroy()));
     for (const child of children) child.kill('SIGKILL');
+    // Workers are not our children: a worker whose primary is gone would drain on its own, after this file ends.
+    for (const pid of gateways.flatMap((g) => g.workers.map((w) => w.pid))) if (alive(pid)) process.kill(pid, 'SIGKILL');
     await Promise.all([...children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined))]);
     await keys?.store.close();
     await lb?.close();
@@ -147,10 +211,73 @@ describe('fault harness: two instances behind a load balancer, two agents, Postg
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('baseline: requests through the balancer complete on both instances, each recorded', async () => {
-    const client = new OpenAI({ baseURL: `${lb.url}/v1`, apiKey: token, maxRetries: 0 });
+  test('workers routing on PostgreSQL: one agent on one worker; requests arriving at each of the four workers of both instances reach it, each recorded by the worker it arrived at', async () => {
+    await eventually(async () => (await claims()).length === 1, 'one worker claims "demo"');
+    const [holder] = await claims();
+    const workerPids = gateways.flatMap((g) => g.workers.map((w) => w.pid));
+    assert.ok(gateways[0]!.workers.some((w) => w.instance === holder!.instance), "the agent's tunnel is on a worker of instance 1");
+    const ids: string[] = [];
+    const seen = new Set<number>();
+    // Bounded: 40 requests to meet 4 workers (the balancer and node:cluster each alternate).
+    for (let i = 0; i < 40 && seen.size < workerPids.length; i++) {
+      const answer = await sdk().chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: `w${i}` }] });
+      assert.ok(answer.choices[0]!.message.content);
+      ids.push(lastRequestId());
+      for (const row of await recordedBy([ids.at(-1)!])) seen.add(row.pid);
+    }
+    assert.deepEqual([...seen].sort(), [...workerPids].sort(), 'requests were received and recorded by every worker of both instances');
+    await eventually(async () => (await recordedBy(ids)).every((r) => r.state === 'completed'), 'every session is complete');
+    assert.equal((await recordedBy(ids)).length, ids.length, 'each request the model saw has its session');
+    // How each reached the agent: directly on the holder, forwarded by every other worker.
+    await eventually(async () => ids.every((id) => logLines().some((l) => l.msg === 'request' && l.reqId === id)), 'every request logged');
+    const targets = new Set(logLines().filter((l) => l.msg === 'request' && ids.includes(String(l.reqId))).map((l) => String(l.target)));
+    assert.deepEqual([...targets].sort(), ['agent:agent-a', `instance:${holder!.instance}`], 'the holder uses its tunnel; the three other workers forward to it');
+  });
+
+  test("a forged inter-instance request is refused before the agent sees it: unsigned, signed with another secret, or a real signature over another body", async () => {
+    const [holder] = await claims();
+    const forged: RouteClaims = {
+      from: gateways[1]!.workers[0]!.instance,
+      to: holder!.instance,
+      connection: 'demo',
+      method: 'POST',
+      path: '/v1/chat/completions',
+      headers: Buffer.from(JSON.stringify({ 'content-type': 'application/json' })).toString('base64url'),
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'around the gateway' }] }),
+    };
+    const seenByModel = model.received.length;
+    const attempts: Array<[string | undefined, string, string]> = [
+      [undefined, forged.body, 'route_token_missing'],
+      [signRoute(randomBytes(32).toString('base64url'), forged), forged.body, 'route_token_invalid'],
+      // A token taken from a genuine forwarded request does not carry another prompt.
+      [signRoute(ROUTING_SECRET, forged), JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'swapped' }] }), 'route_token_invalid'],
+    ];
+    for (const [routeToken, body, code] of attempts) {
+      const r = await fetch(`${holder!.address}${ROUTE_PATH}`, {
+        method: 'POST',
+        headers: {
+          ...(routeToken ? { [ROUTE_HEADER.token]: routeToken } : {}),
+          [ROUTE_HEADER.from]: forged.from,
+          [ROUTE_HEADER.to]: forged.to,
+          [ROUTE_HEADER.connection]: forged.connection,
+          [ROUTE_HEADER.method]: forged.method,
+          [ROUTE_HEADER.path]: forged.path,
+          [ROUTE_HEADER.headers]: forged.headers,
+        },
+        body,
+        signal: AbortSignal.timeout(CLIENT_DEADLINE_MS),
+      });
+      assert.equal(r.status, 403);
+      assert.equal(((await r.json()) as { error: { code: string } }).error.code, code);
+    }
+    assert.equal(model.received.length, seenByModel, 'nothing reached the model');
+  });
+
+  test('baseline: a second agent joins instance 2; requests through the balancer complete on both instances, each recorded', async () => {
+    await startAgent('agent-b', 1);
+    await eventually(async () => (await claims()).length === 2, 'a worker of each instance claims "demo"');
     for (let i = 0; i < 4; i++) {
-      const answer = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: `n${i}` }] });
+      const answer = await sdk().chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: `n${i}` }] });
       assert.ok(answer.choices[0]!.message.content);
     }
     assert.ok([...lb.sent.values()].every((n) => n >= 1), 'the balancer used both instances');
@@ -205,16 +332,25 @@ describe('fault harness: two instances behind a load balancer, two agents, Postg
     agents.delete(victim!);
   });
 
-  test('one gateway instance killed behind the balancer: the balancer skips it and requests complete on the other', async () => {
-    gateways[0]!.proc.child.kill('SIGKILL');
-    await new Promise((r) => gateways[0]!.proc.child.once('exit', r));
+  test('one gateway instance killed behind the balancer (its primary and both workers): the balancer skips it and requests complete on the other', async () => {
+    const killed = gateways[0]!;
+    // The whole instance at once, as when its host or container dies.
+    for (const pid of [killed.proc.child.pid!, ...killed.workers.map((w) => w.pid)]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    await killed.proc.exited;
+    await eventually(async () => killed.workers.every((w) => !alive(w.pid)), "the instance's workers are gone");
     for (let i = 0; i < 6; i++) {
       const r = await chat(false);
       assert.equal(r.status, 200, await r.clone().text());
     }
   });
 
-  test('PostgreSQL restarted under load: streams under way and requests during the outage each complete or end cleanly; service resumes', async () => {
+  test('PostgreSQL restarted under load, down past the route leases: streams under way and requests during the outage each complete or end cleanly, each under way recorded; service resumes on every worker', async () => {
     const outcome = async (pending: Promise<Response | undefined>): Promise<string> => {
       const r = await pending;
       if (!r) return 'connection reset';
@@ -228,11 +364,31 @@ describe('fault harness: two instances behind a load balancer, two agents, Postg
     pgRelay.cut();
     const reading = underWay.map((r) => outcome(Promise.resolve(r)));
     const during = await Promise.all(Array.from({ length: 4 }, (_, i) => outcome(send(10 + i))));
+    // Down longer than the routing lease, as a restart that takes a while: every claim lapses (read past the relay).
+    await eventually(async () => (await claims()).length === 0, 'the route claims have lapsed');
     pgRelay.restore();
     const outcomes = [...(await Promise.all(reading)), ...during];
     for (const o of outcomes) assert.match(o, /^(complete|5\d\d [a-z_]+|frame [a-z_]+)$/, `each outcome is a completed answer or a clean error: ${outcomes.join(', ')}`);
     assert.ok(during.every((o) => o === '503 recording_unavailable'), `nothing is forwarded while it cannot be recorded: ${during.join(', ')}`);
-    await eventually(async () => (await chat(false)).status === 200, 'requests complete again once PostgreSQL is back', 30_000);
+    // Each stream under way has its session, closed once the database is back. A stream the client saw complete is recorded
+    // completed, or incomplete when the commit of its last frames failed in the outage (the answer is not write-ahead; the
+    // prompt is); a stream cut for the client is never recorded completed.
+    const ids = underWay.map((r) => r?.headers.get('x-request-id')).filter((id): id is string => Boolean(id));
+    assert.equal(ids.length, underWay.length, 'every stream under way had its headers');
+    await eventually(async () => (await recordedBy(ids)).every((r) => r.state !== 'open') && (await recordedBy(ids)).length === ids.length, 'the sessions under way are closed', 30_000);
+    const states = new Map((await recordedBy(ids)).map((r) => [r.id, r.state]));
+    (await Promise.all(reading)).forEach((o, i) => {
+      const state = states.get(ids[i]!);
+      if (o === 'complete') assert.ok(state === 'completed' || state === 'incomplete', `${ids[i]}: complete for the client, ${state} in the record`);
+      else assert.notEqual(state, 'completed', `${ids[i]}: ${o} for the client, completed in the record`);
+    });
+    // Service resumes, on both workers of the surviving instance: the one holding the agent and the one that forwards to it, whose
+    // route read right after the restart finds the holder's claim lapsed (it renews only once the database is back).
+    const resumed: string[] = [];
+    await eventually(async () => (resumed.push(await outcome(send(20 + resumed.length))), resumed.at(-1) === 'complete'), 'a request completes once PostgreSQL is back', 30_000);
+    for (let i = 0; i < 4; i++) resumed.push(await outcome(send(40 + i)));
+    assert.deepEqual(resumed.slice(-4), ['complete', 'complete', 'complete', 'complete'], resumed.join(', '));
+    assert.ok(resumed.every((o) => o === 'complete' || o === '503 recording_unavailable'), `no request is told that no agent is connected while one is: ${resumed.join(', ')}`);
   });
 
   test('an upstream reset mid-stream ends the stream with an error frame and an interrupted record', async () => {
