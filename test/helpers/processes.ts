@@ -5,6 +5,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
+/** How long a wait for a log line may take: generous for a loaded machine, short of the test file's own timeout. */
+const LOG_LINE_DEADLINE_MS = 90_000;
+
 export const BIN = fileURLToPath(new URL('../../bin/modelgate.js', import.meta.url));
 
 export interface Running {
@@ -33,11 +36,17 @@ export function startModelgate(args: string[], env: NodeJS.ProcessEnv = {}): Run
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const logLines = async (msg: string, count: number, where: (line: Record<string, unknown>) => boolean = () => true) => {
+    // A line that never comes is a failure of its own, not the test file's timeout (and its processes left running).
+    const deadline = Date.now() + LOG_LINE_DEADLINE_MS;
     for (;;) {
       const found = lines.filter((l) => l.msg === msg && where(l));
       if (found.length >= count) return found;
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`modelgate ${args[0]} exited (${child.exitCode ?? child.signalCode}) before logging "${msg}" ${count} time(s)`);
-      await Promise.race([new Promise<void>((r) => waiters.push(r)), exited]);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`modelgate ${args[0]} did not log "${msg}" ${count} time(s) within ${LOG_LINE_DEADLINE_MS / 1000} s (${found.length} so far)`);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise<void>((r) => waiters.push(r)), exited, new Promise<void>((r) => (timer = setTimeout(r, left)))]);
+      clearTimeout(timer);
     }
   };
   return {
