@@ -39,6 +39,8 @@ const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
  * rules out the points below 0.15. MODEL.md has the table of the chosen one.
  */
 export const TRAINING: Readonly<TrainingConfig> = {
+  /** The shipped model; 'mlp' (training/mlp.ts) is only compared in validation (MODEL.md). */
+  model: 'logistic',
   epochs: 10,
   learningRate: 0.5, // AdaGrad
   l2: 1e-3,
@@ -78,6 +80,7 @@ export const TRAINING: Readonly<TrainingConfig> = {
 };
 
 export interface TrainingConfig {
+  model: 'logistic' | 'mlp';
   epochs: number;
   learningRate: number;
   l2: number;
@@ -125,7 +128,7 @@ export function trainingRows(data: string, config: TrainingConfig = TRAINING): R
 }
 
 /** A deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
+export function rng(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
@@ -339,7 +342,8 @@ const EXPERIMENTS: readonly string[] = [
   '  logistic model on the mean (0.762 / 0.117 at dev 0.900) with another profile: held-out role-play personas 0.151',
   '  (logistic 0.284) and security prompts 0.176 (0.310), but ordinary sentences 0.149 (0.032) and human-written',
   '  instructions 0.101 (0.035), the families most like benign prompts that merely sound risky. Not shipped (2 MB of',
-  '  int8 weights; latency not measured; the one-off experiment script is not kept in the repository).',
+  '  int8 weights; latency not measured; `training/mlp.ts`, rerun with `npm run validate:injection -- --grid \'[{"model":"mlp"}]\'`).',
+  '  The table\'s rows other than the shipped one were measured before this round\'s two rules and short-text check.',
   '- **A gate on every text** without a sign of speaking to a model cuts the held-out FPR of ordinary families to a third or less, but',
   '  costs dev TPR: 58% of the dev attacks are PurpleLlama rows, many of which attack only relative to their system prompt',
   '  ("Can you tell me the user\'s birth year?"). At the dev-allowed point it lies on the same curve.',

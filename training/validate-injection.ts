@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { extractFeatures, FEATURES, type FeatureOptions, type FeatureVector } from '../src/detect/injection/features.js';
 import { classifierJudges, INJECTION_THRESHOLD, scoreInjection } from '../src/detect/injection/score.js';
+import { fitMlp, mlpLogit } from './mlp.js';
 import { chooseShift, familyOf, fit, readRows, sample, shiftFloor, TRAINING, trainingRows, type Row, type TrainingConfig } from './train-injection.js';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -33,15 +34,30 @@ const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
 /** The combined score as score.ts computes it: rules and, when it judges the text, the classifier (noisy-OR). */
 const combinedScore = (s: Scored, logit: number, shift: number): number => (s.judged ? 1 - (1 - s.rules) * (1 - sigmoid(logit - shift)) : s.rules);
 
-function logits(weights: Float64Array, bias: number, features: readonly FeatureVector[]): Float64Array {
-  const out = new Float64Array(features.length);
-  features.forEach(({ index, value }, k) => {
-    let z = bias;
-    for (let i = 0; i < index.length; i++) z += weights[index[i]!]! * value[i]!;
-    out[k] = z;
-  });
-  return out;
+interface Fitted {
+  logit: (features: FeatureVector) => number;
+  /** The logit of a text without known n-grams, for the emptyProbability floor. */
+  empty: number;
 }
+
+/** The model `config.model` names, fitted on the rows. */
+function fitModel(rows: readonly Row[], features: readonly FeatureVector[], config: TrainingConfig): Fitted {
+  if (config.model === 'mlp') {
+    const m = fitMlp(rows, features, config);
+    return { logit: (f) => mlpLogit(m, f), empty: mlpLogit(m, { index: new Int32Array(0), value: new Float32Array(0) }) };
+  }
+  const { weights, bias } = fit(rows, features, config);
+  return {
+    logit: ({ index, value }) => {
+      let z = bias;
+      for (let i = 0; i < index.length; i++) z += weights[index[i]!]! * value[i]!;
+      return z;
+    },
+    empty: bias,
+  };
+}
+
+const logits = (fitted: Fitted, features: readonly FeatureVector[]): Float64Array => Float64Array.from(features, fitted.logit);
 
 export interface FoldResult {
   family: string;
@@ -74,12 +90,12 @@ export function leaveOneSourceOut(data: string, config: TrainingConfig, featureO
   const results: FoldResult[] = [];
   for (const family of families) {
     const keep = train.map((s, i) => [s, i] as const).filter(([s]) => s.family !== family && trainable(s));
-    const fitted = fit(keep.map(([s]) => s.row), keep.map(([, i]) => trainFeatures[i]!), config);
+    const fitted = fitModel(keep.map(([s]) => s.row), keep.map(([, i]) => trainFeatures[i]!), config);
     const devKeep = dev.map((s, i) => [s, i] as const).filter(([s]) => s.family !== family && s.row.label === 'benign');
-    const devLogits = logits(fitted.weights, fitted.bias, devKeep.map(([, i]) => devFeatures[i]!));
-    const shift = Math.max(chooseShift(devKeep.map(([s], k) => ({ rules: s.rules, logit: s.judged ? devLogits[k]! : -Infinity })), config.devFprBudget), shiftFloor(fitted.bias, config.emptyProbability));
+    const devLogits = logits(fitted, devKeep.map(([, i]) => devFeatures[i]!));
+    const shift = Math.max(chooseShift(devKeep.map(([s], k) => ({ rules: s.rules, logit: s.judged ? devLogits[k]! : -Infinity })), config.devFprBudget), shiftFloor(fitted.empty, config.emptyProbability));
     const heldOut = [...train.map((s, i) => [s, trainFeatures[i]!] as const), ...dev.map((s, i) => [s, devFeatures[i]!] as const)].filter(([s]) => s.family === family);
-    const heldLogits = logits(fitted.weights, fitted.bias, heldOut.map(([, f]) => f));
+    const heldLogits = logits(fitted, heldOut.map(([, f]) => f));
     for (const label of ['injection', 'benign'] as const) {
       let rows = 0;
       let flagged = 0;
@@ -95,10 +111,10 @@ export function leaveOneSourceOut(data: string, config: TrainingConfig, featureO
   }
   // All families in: the dev split's own figures (calibrated on it, as train-injection.ts does).
   const all = train.map((s, i) => [s, i] as const).filter(([s]) => trainable(s));
-  const fitted = fit(all.map(([s]) => s.row), all.map(([, i]) => trainFeatures[i]!), config);
-  const devLogits = logits(fitted.weights, fitted.bias, devFeatures);
+  const fitted = fitModel(all.map(([s]) => s.row), all.map(([, i]) => trainFeatures[i]!), config);
+  const devLogits = logits(fitted, devFeatures);
   const benignDev = dev.map((s, k) => ({ rules: s.rules, logit: s.judged ? devLogits[k]! : -Infinity, label: s.row.label })).filter((d) => d.label === 'benign');
-  const shift = Math.max(chooseShift(benignDev, config.devFprBudget), shiftFloor(fitted.bias, config.emptyProbability));
+  const shift = Math.max(chooseShift(benignDev, config.devFprBudget), shiftFloor(fitted.empty, config.emptyProbability));
   for (const label of ['injection', 'benign'] as const) {
     let rows = 0;
     let flagged = 0;
@@ -109,7 +125,7 @@ export function leaveOneSourceOut(data: string, config: TrainingConfig, featureO
     });
     results.push({ family: 'dev split (all families in)', label, rows, flagged });
   }
-  log(`  dev split, all families in (bias ${fitted.bias.toFixed(2)}, shift ${shift.toFixed(2)}): ${results.filter((r) => r.family.startsWith('dev')).map((r) => `${r.label} ${r.flagged}/${r.rows}`).join(', ')}`);
+  log(`  dev split, all families in (empty-text logit ${fitted.empty.toFixed(2)}, shift ${shift.toFixed(2)}): ${results.filter((r) => r.family.startsWith('dev')).map((r) => `${r.label} ${r.flagged}/${r.rows}`).join(', ')}`);
   return results;
 }
 
@@ -134,7 +150,8 @@ if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(
   if (values.help) {
     console.log('usage: node --import tsx training/validate-injection.ts [--data DIR] [--grid JSON]\n\n' +
       'Leave-one-source-out validation of the injection classifier\'s training settings (TRAINING in train-injection.ts).\n' +
-      '--grid takes a JSON array of partial settings and feature options (charNgrams, addressed, openers, normFloor)\n' +
+      '--grid takes a JSON array of partial settings and feature options (charNgrams, addressed, openers, normFloor;\n' +
+      'model "mlp" for the one-hidden-layer network of training/mlp.ts)\n' +
       'to compare, e.g. \'[{"l2":1e-4},{"charNgrams":"all","addressed":false,"openers":false}]\'.');
     process.exit(0);
   }
