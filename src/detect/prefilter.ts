@@ -49,23 +49,16 @@ export class KeywordPrefilter {
     this.ungated = ungated;
   }
 
-  /**
-   * Indices of the detectors to run on the context's text, in detector order;
-   * with `among` (1 for each detector asked about), only those.
-   */
-  select(context: ScanContext, among?: Uint8Array): number[] {
+  /** Indices of the detectors to run on the context's text, in detector order. */
+  select(context: ScanContext): number[] {
     const fired = new Uint8Array(this.detectors.length);
-    const asked = (d: number): boolean => among === undefined || among[d] === 1;
-    for (const d of this.ungated) if (asked(d)) fired[d] = 1;
+    for (const d of this.ungated) fired[d] = 1;
     for (const [literal, gated] of this.literals) {
-      if (gated.every((d) => fired[d] === 1 || !asked(d))) continue;
-      if (context.text.includes(literal)) for (const d of gated) if (asked(d)) fired[d] = 1;
+      if (gated.every((d) => fired[d] === 1)) continue;
+      if (context.text.includes(literal)) for (const d of gated) fired[d] = 1;
     }
-    if (this.set !== undefined && this.setDetectors.some(asked)) {
-      for (const pattern of this.set.match(context.utf8Bytes())) {
-        const d = this.setDetectors[pattern]!;
-        if (asked(d)) fired[d] = 1;
-      }
+    if (this.set !== undefined) {
+      for (const pattern of this.set.match(context.utf8Bytes())) fired[this.setDetectors[pattern]!] = 1;
     }
     const selected: number[] = [];
     fired.forEach((f, d) => { if (f === 1) selected.push(d); });

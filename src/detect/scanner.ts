@@ -99,8 +99,11 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
   const lookbehindLength = Math.max(0, ...detectors.map((d) => d.lookbehind));
   // Each detector's tier: the smallest tier reach that covers its lookbehind.
   const reaches = [...new Set(detectors.map((d) => LOOKBEHIND_TIERS.find((t) => t >= d.lookbehind) ?? lookbehindLength))].sort((a, b) => a - b);
-  const tiers = reaches.map((reach) => ({ reach, members: new Uint8Array(detectors.length) }));
-  detectors.forEach((d, index) => { tiers.find((t) => t.reach >= d.lookbehind)!.members[index] = 1; });
+  const tiers = reaches.map((reach) => {
+    const members = [...detectors.keys()].filter((index) => reaches.find((r) => r >= detectors[index]!.lookbehind) === reach);
+    // A keyword pass of the tier's own: the widest slice is searched only for the few keywords that need it.
+    return { reach, members, prefilter: new KeywordPrefilter(members.map((index) => detectors[index]!)) };
+  });
 
   // Candidates before overlap resolution, for the last text seen: the masker asks scan and undecidedFrom about the same window.
   let last: { text: string; from: number; normalised: NormalisedText | undefined; candidates: Span[]; selected: Set<number> } | undefined;
@@ -140,7 +143,8 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
           at = sliceAt;
           context = new ScanContext(at === 0 ? seen : seen.slice(at));
         }
-        for (const index of prefilter.select(context!, tier.members)) {
+        for (const local of tier.prefilter.select(context!)) {
+          const index = tier.members[local]!;
           selected.add(index);
           run(index, context!.text, at, context!, copyFrom);
         }
@@ -215,14 +219,15 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
 function openRunStart(text: string, settled: number, chars: RegExp, anchor: RegExp | undefined, maxLength: number): number {
   let open = text.length;
   let runEnd = text.length;
+  const isSpanChar = charClass(chars);
   for (let p = text.length - 1; p >= Math.max(0, settled); p--) {
-    if (!chars.test(text[p]!)) {
+    if (!isSpanChar(text, p)) {
       runEnd = p;
       continue;
     }
     // The run around p: [runStart, runEnd), looked at once from its last character at or after settled.
     let runStart = p;
-    while (runStart > 0 && p + 1 - runStart < maxLength && chars.test(text[runStart - 1]!)) runStart--;
+    while (runStart > 0 && p + 1 - runStart < maxLength && isSpanChar(text, runStart - 1)) runStart--;
     const growing = runEnd === text.length;
     if (growing || anchor === undefined || hasAnchor(text, runStart, runEnd, anchor)) open = Math.min(open, runStart);
     // Earlier characters of this run start no earlier spans: skip to before it.
@@ -236,8 +241,31 @@ function openRunStart(text: string, settled: number, chars: RegExp, anchor: RegE
 const NOTHING = /[^\s\S]/;
 
 function hasAnchor(text: string, start: number, end: number, anchor: RegExp): boolean {
-  for (let i = start; i < end; i++) if (anchor.test(text[i]!)) return true;
+  const isAnchor = charClass(anchor);
+  for (let i = start; i < end; i++) if (isAnchor(text, i)) return true;
   return false;
+}
+
+type CharTest = (text: string, at: number) => boolean;
+const charClasses = new WeakMap<RegExp, CharTest>();
+
+/**
+ * A one-character class as a test of `text[at]`: ASCII from a table built
+ * once (the shape checks run on every streamed frame, for every detector),
+ * anything else by the regex itself.
+ */
+function charClass(pattern: RegExp): CharTest {
+  let test = charClasses.get(pattern);
+  if (test === undefined) {
+    const ascii = new Uint8Array(128);
+    for (let code = 0; code < 128; code++) ascii[code] = pattern.test(String.fromCharCode(code)) ? 1 : 0;
+    test = (text, at) => {
+      const code = text.charCodeAt(at);
+      return code < 128 ? ascii[code] === 1 : pattern.test(text[at]!);
+    };
+    charClasses.set(pattern, test);
+  }
+  return test;
 }
 
 /** The copy index where original offset `from` begins: the first copy character whose source starts at or after it. */

@@ -29,6 +29,8 @@ const IBAN_CHAR = /[A-Za-z0-9 ]/;
 // Every registered IBAN holds a run of at least seven digits (bank code or account) that starts at most 14 characters after its own start.
 const HEAD_REACH = 14;
 
+const isAlphanumeric = (code: number): boolean => (code >= 48 && code <= 57) || (code >= 65 && code <= 90) || (code >= 97 && code <= 122);
+
 /** Checks country, length and mod-97 of an IBAN without separators. */
 export function ibanValid(compact: string): boolean {
   const length = IBAN_LENGTHS[compact.slice(0, 2)];
@@ -46,9 +48,10 @@ export function createIbanDetector(): Detector {
     openFrom(text: string, settled: number): number {
       let open = settled;
       for (let k = settled - 1; k >= 0 && settled - k <= MAX_IBAN_LENGTH && IBAN_CHAR.test(text[k]!); k--) {
-        if (k > 0 && /[A-Za-z0-9]/.test(text[k - 1]!)) continue;
+        if (k > 0 && isAlphanumeric(text.charCodeAt(k - 1))) continue;
         HEAD.lastIndex = k;
-        if (HEAD.test(text) || HEAD_PREFIX.test(text.slice(k))) open = k;
+        // A cut-off head is at most three characters, all at the very end.
+        if (HEAD.test(text) || (text.length - k <= 3 && HEAD_PREFIX.test(text.slice(k)))) open = k;
       }
       return open;
     },
