@@ -157,9 +157,9 @@ if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(
   }
   const grid = values.grid === undefined ? [{}] : (JSON.parse(values.grid) as Array<Partial<TrainingConfig> & Partial<FeatureOptions>>);
   for (const change of grid) {
-    const { charNgrams = FEATURES.charNgrams, addressed = FEATURES.addressed, openers = FEATURES.openers, normFloor = FEATURES.normFloor, ...rest } = change;
+    const { charNgrams = FEATURES.charNgrams, addressed = FEATURES.addressed, openers = FEATURES.openers, normFloor = FEATURES.normFloor, embedded = false, ...rest } = change;
     const config = { ...TRAINING, ...rest };
-    const featureOptions: FeatureOptions = { charNgrams, addressed, openers, normFloor };
+    const featureOptions: FeatureOptions = { charNgrams, addressed, openers, normFloor, embedded };
     console.log(`settings ${JSON.stringify({ ...rest, ...featureOptions })}`);
     const started = Date.now();
     const results = leaveOneSourceOut(values.data, config, featureOptions, (line) => console.log(line));

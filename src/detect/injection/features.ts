@@ -39,6 +39,8 @@ export interface FeatureOptions {
   openers: boolean;
   /** Squared norm below which a text's vector is not scaled up to unit length; 0: always unit length. */
   normFloor: number;
+  /** Hash each word again when it lies in data the prompt hands over (after "…: '", "…: <", HTML comments). Experimental. */
+  embedded?: boolean;
 }
 
 /** The layout the shipped model was trained on (chosen by leave-one-source-out validation; see MODEL.md). */
@@ -46,7 +48,7 @@ export const FEATURES: Readonly<FeatureOptions> = { charNgrams: 'all', addressed
 
 /** A short name of a layout, stored with the weights so a model is only read with the features it was trained on. */
 export function featureLayout(options: Readonly<FeatureOptions> = FEATURES): string {
-  return `chars:${options.charNgrams} addressed:${options.addressed} openers:${options.openers} floor:${options.normFloor}`;
+  return `chars:${options.charNgrams} addressed:${options.addressed} openers:${options.openers} floor:${options.normFloor}${options.embedded === true ? ' embedded:true' : ''}`;
 }
 
 /** @deprecated kept for callers of the first layout: the floor now lives in FeatureOptions. */
@@ -60,6 +62,7 @@ const SEED_BIGRAM = 0x9e3779b9;
 const SEED_CHAR = 0x85ebca6b;
 const SEED_ADDRESSED = 0x27d4eb2f;
 const SEED_OPENER = 0x165667b1;
+const SEED_EMBEDDED = 0x3c6ef372;
 
 const INVISIBLE = /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\uFEFF]/g;
 const DIGITS = /\p{Nd}+/gu;
@@ -175,6 +178,13 @@ function addCharNgrams(padded: string, from: number, to: number): void {
 // Word hashes of the current sentence, reused.
 let sentence = new Int32Array(256);
 
+const DATA_OPENING = /:\s*(?:['"“«`<]|\n)|<!--/;
+
+function embeddedStart(folded: string): number {
+  const m = DATA_OPENING.exec(folded);
+  return m === null ? Infinity : m.index;
+}
+
 export function extractFeatures(text: string, options: Readonly<FeatureOptions> = FEATURES): FeatureVector {
   const folded = foldText(text);
   // Each character starts at most three n-grams, each word four features.
@@ -195,6 +205,8 @@ export function extractFeatures(text: string, options: Readonly<FeatureOptions> 
     count = 0;
     addressed = false;
   };
+  // Where handed-over data starts: after a colon followed by a quote, a tag or a line break, or inside an HTML comment.
+  const dataStart = options.embedded === true ? embeddedStart(folded) : Infinity;
   for (let i = 0; i <= folded.length; i++) {
     const c = i < folded.length ? folded.charCodeAt(i) : 46;
     if (isWordChar(c)) {
@@ -209,6 +221,7 @@ export function extractFeatures(text: string, options: Readonly<FeatureOptions> 
     }
     if (inWord) {
       addHash(h);
+      if (i > dataStart) addHash(Math.imul(h ^ SEED_EMBEDDED, 0x01000193));
       if (!first) addHash(Math.imul(previous ^ SEED_BIGRAM, 0x01000193) ^ h);
       if (options.openers && count === 0) addHash(Math.imul(h ^ SEED_OPENER, 0x01000193));
       if (options.charNgrams === 'nonlatin' && nonLatin) {
