@@ -89,13 +89,17 @@ export class Agent {
 
   /** Re-reads the key; if it changed, opens a tunnel with the new key before closing the old one. */
   async reload(): Promise<void> {
+    // A dial under way would set its tunnel after this one and leave two open: rotate from the tunnel it opens.
+    await this.dialing;
     const key = (await this.options.readKey()).trim();
     if (key === this.lastKey || this.stopped) return;
     const old = this.session;
     this.session = undefined;
     await this.connect().catch((err: Error) => this.options.log.warn({ err: err.message }, 'tunnel with the new key failed; keeping the old one'));
-    if (this.session && old) old.close();
-    else if (!this.session) this.session = old;
+    if (this.session) old?.close();
+    else if (old && !old.closed && !old.destroyed) this.session = old;
+    // The old tunnel died meanwhile: its close did not redial, since it was no longer the agent's tunnel.
+    else this.scheduleRetry();
   }
 
   /** Stops taking new requests (GOAWAY), lets open ones finish for up to `graceMs`, then closes. */
@@ -128,7 +132,7 @@ export class Agent {
   }
 
   private dial(): void {
-    if (this.stopped || this.dialing) return;
+    if (this.stopped || this.dialing || this.session) return;
     this.dialing = this.connect()
       .then(() => {
         this.attempt = 0;

@@ -203,4 +203,17 @@ describe('agent tunnel', () => {
     const answer = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'after rotation' }] });
     assert.ok(answer.choices[0]!.message.content);
   });
+
+  test('a key rotated while the agent is still dialling: one tunnel, on the new key', async () => {
+    let key = await createAgentKey(h, 'rotating-early');
+    const a = agent(() => key);
+    // The first dial is under way (the agent was just started) when the key changes.
+    const rotated = await h.gateway.agents!.keys.rotate('rotating-early', 60_000);
+    key = rotated.key;
+    await a.reload();
+    await until(() => h.gateway.agents!.agentsFor('demo').some((c) => c.key.id === rotated.record.id), 'a tunnel on the new key');
+    // The tunnel the first dial opened is closed, not left beside the new one.
+    await agentsConnected(h, 1);
+    assert.deepEqual(h.gateway.agents!.agentsFor('demo').map((c) => c.key.id), [rotated.record.id]);
+  });
 });
