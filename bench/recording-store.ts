@@ -8,7 +8,8 @@
 // indexed by `indexEnded` passes. CPU time (process.cpuUsage), so it holds
 // up better than throughput on a busy machine.
 //
-// Env: BENCH_SESSIONS (4000), BENCH_STORES (sqlite,postgres), BENCH_PG_URL.
+// Env: BENCH_SESSIONS (4000), BENCH_STORES (sqlite,postgres), BENCH_PG_URL, BENCH_PROMPT_BYTES (about 28:
+// the prompt's size).
 import { mkdtempSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +22,10 @@ import { openStore, type AuditStore } from '../src/audit/store.js';
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 4000);
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const principal = { issuer: 'https://idp.bench', subject: 'bench-user', email: 'bench@example.com', groups: ['ci'], expiresAt: 0 };
-const requestBody = { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'Say hello to the benchmark.' }] };
+const PROMPT = 'Say hello to the benchmark. '.repeat(Math.max(1, Math.round(Number(process.env.BENCH_PROMPT_BYTES ?? 28) / 28)));
+const requestBody = { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: PROMPT.trim() }] };
+// As the pipeline forwards a stream whose client did not ask for usage: the body received, plus the gateway's stream_options.
+const forwardedBody = { ...requestBody, stream_options: { include_usage: true } };
 const frame = `data: ${JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: ' word' } }] })}\n\n`;
 
 /** The batches a recorder makes for SESSIONS sessions, captured rather than stored. */
@@ -35,7 +39,7 @@ async function recordedBatches(store: AuditStore): Promise<NewEvent[]> {
   for (let b = 0; b < SESSIONS / 25; b++) {
     await Promise.all(
       Array.from({ length: 25 }, async (_, i) => {
-        const writer = await recorder.beginSession({ id: `req_${b}_${i}_${Math.random().toString(36).slice(2)}`, receivedAt: Date.now(), principal, connection: 'bench', model: 'demo-chat', operation: 'chat', stream: true, requestBody, forwardedBody: requestBody });
+        const writer = await recorder.beginSession({ id: `req_${b}_${i}_${Math.random().toString(36).slice(2)}`, receivedAt: Date.now(), principal, connection: 'bench', model: 'demo-chat', operation: 'chat', stream: true, requestBody, forwardedBody: forwardedBody });
         // With its words, as the relay passes them from the usage meter's parse of the frame.
         for (let c = 0; c < 16; c++) writer.chunk(frame, c * 3, ' word');
         await writer.end({ state: 'completed', status: 200, latencyMs: 50 });

@@ -1,7 +1,8 @@
 // `node --import tsx bench/recording.ts`: what session recording costs.
 //
 //   1. Recorder throughput, in process: 50 concurrent simulated requests,
-//      each a durable begin (request as received and as forwarded), 16
+//      each a durable begin (request as received, and as forwarded with the
+//      stream_options the gateway adds to ask for usage), 16
 //      streamed chunks and an end, on SQLite (synchronous=FULL and NORMAL)
 //      and PostgreSQL, the store in a worker thread as in the gateway.
 //   2. End to end: streamed chat completions through the real gateway at
@@ -50,6 +51,8 @@ const recordingConfig = recordingSchema.parse({ commit_interval: process.env.BEN
 
 const principal = { issuer: 'https://idp.bench', subject: 'bench-user', email: 'bench@example.com', groups: ['ci'], expiresAt: 0 };
 const requestBody = { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'Say hello to the benchmark.' }] };
+// As the pipeline forwards a stream whose client did not ask for usage: the body received, plus the gateway's stream_options.
+const forwardedBody = { ...requestBody, stream_options: { include_usage: true } };
 const frame = `data: ${JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: ' word' } }] })}\n\n`;
 
 // ------------------------------------------------------------ gateway mode
@@ -220,7 +223,7 @@ async function recorderThroughput(label: string, storage: StorageConfig): Promis
           operation: 'chat',
           stream: true,
           requestBody,
-          forwardedBody: requestBody,
+          forwardedBody: forwardedBody,
         });
         latencies.push(performance.now() - t);
         // With its words, as the relay passes them from the usage meter's parse of the frame.

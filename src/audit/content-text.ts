@@ -140,7 +140,11 @@ function isSseField(line: string): boolean {
 /** Every string value of a JSON document (or the text itself), for search. */
 export function stringsOf(text: string): string {
   const parsed = parseJson(text);
-  if (parsed === undefined) return text;
+  return parsed === undefined ? text : stringsOfValue(parsed);
+}
+
+/** Every string value of a parsed JSON value, in document order. */
+export function stringsOfValue(parsed: unknown): string {
   const out: string[] = [];
   const walk = (v: unknown): void => {
     if (typeof v === 'string') out.push(v);

@@ -59,6 +59,15 @@ export interface SessionForwardedMeta {
   body?: ContentInfo;
   /** The body was forwarded exactly as received, so it is not stored twice. */
   same_as_request?: boolean;
+  /**
+   * The body was the one received with some top-level members replaced or
+   * added (e.g. the gateway's `stream_options`, masked `messages`): the
+   * content is a JSON object of just those members, so what did not change
+   * is not stored twice. Sessions recorded before this store the whole body.
+   */
+  changed?: ContentInfo;
+  /** Top-level members of the body received that were not forwarded (with `changed`). */
+  removed?: string[];
 }
 
 export type DecisionAction = 'allow' | 'flag' | 'mask' | 'block' | 'require_approval' | 'end_stream';

@@ -16,7 +16,7 @@ import { personIssuer, type Principal } from '../identity/principal.js';
 import type { Logger } from '../ops/logger.js';
 import type { ConnectionRecordingMap, RecordingConfig } from './config.js';
 import { ContentCipher, encodeContent } from './content.js';
-import { frameChunks } from './content-text.js';
+import { frameChunks, stringsOfValue } from './content-text.js';
 import { bodyIndexText, INDEX_BATCH } from './search.js';
 import type {
   ApprovalMeta,
@@ -28,6 +28,7 @@ import type {
   RecordedIdentity,
   ResponseChunksMeta,
   SessionEndMeta,
+  SessionForwardedMeta,
   SessionStartMeta,
   TokenUsage,
 } from './events.js';
@@ -506,6 +507,29 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/**
+ * How a forwarded body differs from the one received, member by member
+ * (top level; by identity first, as the pipeline builds the forwarded body
+ * from the received one's members, else by their JSON), or undefined unless
+ * both are plain objects.
+ */
+function memberChanges(received: unknown, forwarded: unknown): { changed: string[]; removed: string[]; kept: number } | undefined {
+  if (!isPlainObject(received) || !isPlainObject(forwarded)) return undefined;
+  const changed: string[] = [];
+  let kept = 0;
+  for (const key of Object.keys(forwarded)) {
+    const same = Object.hasOwn(received, key) && (received[key] === forwarded[key] || JSON.stringify(received[key]) === JSON.stringify(forwarded[key]));
+    if (same) kept++;
+    else changed.push(key);
+  }
+  const removed = Object.keys(received).filter((key) => !Object.hasOwn(forwarded, key));
+  return { changed, removed, kept };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+}
+
 function bodyText(body: unknown): string {
   if (typeof body === 'string') return body;
   if (body instanceof Uint8Array) return Buffer.from(body).toString('utf8');
@@ -540,8 +564,9 @@ export class SessionWriter {
   private chunkIndex = 0;
   private firstOffset: number | undefined;
   private storedResponseBytes = 0;
-  /** Kept until the forwarded body is recorded, to store an unchanged body once. */
+  /** Kept until the forwarded body is recorded, to store an unchanged body once (and a changed one by its changes). */
   private requestText: string | undefined;
+  private requestBody: unknown;
   private buffer = emptyBatch();
 
   /** @internal use Recorder.startSession / beginSession */
@@ -553,7 +578,10 @@ export class SessionWriter {
     this.id = start.id;
     this.bodies = bodies;
     const n = this.n++;
-    if (bodies) this.requestText = bodyText(start.requestBody);
+    if (bodies) {
+      this.requestText = bodyText(start.requestBody);
+      this.requestBody = start.requestBody;
+    }
     const request = this.requestText === undefined ? undefined : recorder.encode(this.requestText, start.id, n);
     const meta: SessionStartMeta = {
       received_at: start.receivedAt,
@@ -575,12 +603,32 @@ export class SessionWriter {
 
   private forwardedEvent(body: unknown, upstreamModel: string | undefined): NewEvent {
     const n = this.n++;
-    const text = this.bodies ? bodyText(body) : undefined;
-    const same = text !== undefined && text === this.requestText;
-    this.requestText = undefined;
-    const encoded = text !== undefined && !same ? this.recorder.encode(text, this.id, n) : undefined;
-    const meta = { upstream_model: upstreamModel, body: encoded?.info, ...(same ? { same_as_request: true } : {}) };
-    return { kind: 'session.forwarded', sessionId: this.id, n, atMs: this.recorder.now(), meta, parts: encoded?.parts, ...this.indexed(body, encoded?.info) };
+    const event = (meta: SessionForwardedMeta, encoded?: ReturnType<Recorder['encode']>, indexed: unknown = undefined): NewEvent => ({
+      kind: 'session.forwarded',
+      sessionId: this.id,
+      n,
+      atMs: this.recorder.now(),
+      meta,
+      parts: encoded?.parts,
+      ...this.indexed(indexed, encoded?.info),
+    });
+    const requestText = this.requestText;
+    const changes = memberChanges(this.requestBody, body);
+    this.requestText = this.requestBody = undefined;
+    if (!this.bodies) return event({ upstream_model: upstreamModel });
+    // The members the gateway replaced, added or dropped (same objects otherwise): only those are stored.
+    if (changes && changes.changed.length === 0 && changes.removed.length === 0) return event({ upstream_model: upstreamModel, same_as_request: true });
+    if (changes && changes.kept > 0) {
+      const changed = Object.fromEntries(changes.changed.map((k) => [k, (body as Record<string, unknown>)[k]]));
+      const encoded = this.recorder.encode(JSON.stringify(changed), this.id, n);
+      if (!encoded.info.truncated) {
+        return event({ upstream_model: upstreamModel, changed: encoded.info, ...(changes.removed.length > 0 && { removed: changes.removed }) }, encoded, changed);
+      }
+    }
+    const text = bodyText(body);
+    if (text === requestText) return event({ upstream_model: upstreamModel, same_as_request: true });
+    const encoded = this.recorder.encode(text, this.id, n);
+    return event({ upstream_model: upstreamModel, body: encoded.info }, encoded, body);
   }
 
   /**
@@ -590,8 +638,8 @@ export class SessionWriter {
    */
   private indexed(body: unknown, stored: { truncated: boolean } | undefined): { indexText?: string } {
     if (!stored || stored.truncated || this.recorder.cipher || typeof body !== 'object' || body === null || body instanceof Uint8Array) return {};
-    const indexText = bodyIndexText(body);
-    return indexText === undefined ? {} : { indexText };
+    // As the pass would extract it from the stored JSON: the conversation's turns, else every string.
+    return { indexText: bodyIndexText(body) ?? stringsOfValue(body) };
   }
 
   private push(events: NewEvent[], onFailure?: () => void): Promise<void> {

@@ -240,7 +240,8 @@ export class SessionArchive {
           break;
         case 'session.forwarded': {
           const meta = parseMeta(event) as EventMetaByKind['session.forwarded'];
-          detail.forwarded = { ...(meta.same_as_request ? detail.request : this.decode(event, meta.body)), upstream_model: meta.upstream_model };
+          const stored = meta.changed ? withChanges(detail.request, this.decode(event, meta.changed), meta.removed) : meta.same_as_request ? detail.request : this.decode(event, meta.body);
+          detail.forwarded = { ...stored, upstream_model: meta.upstream_model };
           break;
         }
         case 'decision': {
@@ -517,4 +518,17 @@ export class SessionArchive {
     if (deleted > 0) await this.store.purge();
     return { deleted, batches };
   }
+}
+
+/**
+ * A body forwarded with some members changed, as recorded: the one received
+ * with the changed members put in and the removed ones left out; what is
+ * stored as it is when either cannot be read as an object (a redaction).
+ */
+function withChanges(request: DecodedContent, changes: DecodedContent, removed: readonly string[] = []): DecodedContent {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(request.body) || !isObject(changes.body)) return changes;
+  const body: Record<string, unknown> = { ...request.body, ...changes.body };
+  for (const key of removed) delete body[key];
+  return { ...(changes.info && { info: changes.info }), body };
 }

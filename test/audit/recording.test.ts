@@ -18,6 +18,8 @@ import type { Worker } from 'node:worker_threads';
 import { chatBody, principal, recordSession, recording, requestId, sseChunk, STORE_FIXTURES, type StoreFixture } from './fixtures.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const promptOfBody = (body: Record<string, unknown>): Array<{ role: string; text: string }> =>
+  (body.messages as Array<{ role: string; content: string }>).map((m) => ({ role: m.role, text: m.content }));
 
 for (const factory of STORE_FIXTURES) {
   describe(`recording on ${factory.driver}`, () => {
@@ -76,6 +78,52 @@ for (const factory of STORE_FIXTURES) {
       assert.deepEqual(replay.chunks.map((c) => c.text), ['Hello', ' Alice', '!', '']);
       assert.equal(replay.chunks[3]!.raw, 'data: [DONE]\n\n', 'chunks are stored exactly as delivered');
       assert.equal((await verify(store)).ok, true);
+      await store.close();
+    });
+
+    test('a forwarded body with members changed, added or dropped stores only those, and reads back as forwarded', async () => {
+      const store = await fx.open();
+      const recorder = await Recorder.open(store, recording());
+      const forward = async (received: Record<string, unknown>, forwarded: Record<string, unknown>): Promise<string> => {
+        const id = requestId();
+        const writer = await recorder.beginSession({ id, receivedAt: Date.now(), principal: principal(), connection: 'local', model: 'demo-chat', operation: 'chat', stream: true, requestBody: received });
+        await writer.forwarded(forwarded, 'demo-chat-v2');
+        writer.chunk(sseChunk('Hi'), 5, 'Hi');
+        await writer.end({ state: 'completed', status: 200, latencyMs: 9 });
+        return id;
+      };
+      const received: Record<string, unknown> = { ...chatBody('Call 555-0100 about Kestrel'), temperature: 0.2, logprobs: true };
+      // The gateway asks for usage: the received body's members plus stream_options (the pipeline spreads it).
+      const withUsage = { ...received, stream_options: { include_usage: true } };
+      // Masking clones the body; a bypass parameter dropped.
+      const masked = structuredClone(received);
+      (masked.messages as Array<{ content: string }>)[0]!.content = 'Call [PHONE] about Kestrel';
+      const { logprobs: _dropped, ...withoutLogprobs } = masked;
+      const ids = [await forward(received, withUsage), await forward(received, withoutLogprobs), await forward(received, { ...received })];
+      await recorder.close({ closeStore: false });
+
+      const stored = async (id: string): Promise<{ meta: Record<string, unknown>; content: string | null }> => {
+        const [row] = await fx.raw.query<{ meta: string; content: Uint8Array | null }>("SELECT meta, content FROM events WHERE session_id = ? AND kind = 'session.forwarded'", id);
+        return { meta: JSON.parse(row!.meta) as Record<string, unknown>, content: row!.content && Buffer.from(row!.content).toString('utf8') };
+      };
+      assert.equal((await stored(ids[0]!)).content, '{"stream_options":{"include_usage":true}}', 'only what the gateway added is stored again');
+      assert.deepEqual((await stored(ids[1]!)).meta.removed, ['logprobs']);
+      assert.deepEqual(await stored(ids[2]!), { meta: { upstream_model: 'demo-chat-v2', same_as_request: true }, content: null }, 'the same members: nothing stored');
+
+      const archive = new SessionArchive(store, recording());
+      for (const [id, forwarded] of [[ids[0]!, withUsage], [ids[1]!, withoutLogprobs], [ids[2]!, received]] as Array<[string, Record<string, unknown>]>) {
+        const detail = (await archive.show(id))!;
+        assert.deepEqual(detail.request.body, received, id);
+        assert.deepEqual(detail.forwarded?.body, forwarded, id);
+        assert.equal(detail.forwarded?.upstream_model, 'demo-chat-v2');
+        assert.deepEqual((await archive.replay(id))!.prompt, promptOfBody(forwarded));
+      }
+      assert.deepEqual((await archive.list({ text: 'PHONE' })).sessions.map((s) => s.id), [ids[1]], 'the changed members are indexed as forwarded');
+      await archive.redactPattern('Kestrel', { ids: [ids[1]!] }, 'dpo');
+      const redacted = (await archive.show(ids[1]!))!;
+      assert.match(JSON.stringify(redacted.forwarded?.body), /\[redacted\]/);
+      assert.doesNotMatch(JSON.stringify(redacted), /Kestrel/);
+      assert.deepEqual((await verify(store)).problems, []);
       await store.close();
     });
 

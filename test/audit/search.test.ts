@@ -140,14 +140,16 @@ test('a session indexed from the words the recorder kept has the entry the pass 
     sessions.push(id);
     const body = { model: 'm', stream: true, messages: [{ role: 'system', content: 'Be brief' }, { role: 'user', content: [{ type: 'text', text: 'Where is Oslo?' }] }] };
     const writer = await recorder.beginSession({ id, receivedAt: Date.now(), principal: { issuer: 'https://idp', subject: 'a', groups: [], expiresAt: 0 }, connection: 'c', model: 'm', operation: 'chat', stream: true, requestBody: body });
-    await writer.forwarded({ ...body, messages: [{ role: 'user', content: 'Where is [CITY]?' }] });
+    // Forwarded masked, or with the stream_options the gateway adds (stored as just the members that changed).
+    await writer.forwarded(framing === 'ndjson' ? { ...body, stream_options: { include_usage: true } } : { ...body, messages: [{ role: 'user', content: 'Where is [CITY]?' }] });
     delivered(framing, texts).forEach(({ raw, answer }, i) => writer.chunk(raw, i, answer));
     await writer.end({ state: 'completed', status: 200, latencyMs: 5 });
   }
   await recorder.close({ closeStore: false });
   assert.ok(events.filter((e) => e.kind === 'response.chunks' && e.indexText !== undefined).length >= 2, 'answer batches carried their words');
   assert.ok(events.some((e) => e.kind === 'response.chunks' && e.indexText === undefined), 'a batch with a frame read differently did not');
-  assert.ok(events.some((e) => e.kind === 'session.forwarded' && e.indexText !== undefined), 'bodies carried their prompt');
+  assert.ok(events.some((e) => e.kind === 'session.forwarded' && e.indexText?.includes('[CITY]')), 'bodies carried their prompt');
+  assert.ok(events.some((e) => e.kind === 'session.forwarded' && e.indexText === ''), 'and members without text carried that');
   for (const id of sessions) {
     const own = events.filter((e) => e.sessionId === id);
     const readBack = own.map(({ indexText: _, ...e }) => e);
