@@ -7,9 +7,19 @@
 // is left. How many requests may run at once is the UpstreamQueue's job.
 import { Client } from 'undici';
 
+/**
+ * An idle connection older than this (by the clock, not a timer) is not
+ * reused but closed. Model servers close idle connections after a few
+ * seconds (node's and uvicorn's after 5 s), and an event loop busy with
+ * thousands of streams hears of the close late: a request written to such
+ * a connection fails with "other side closed" (960 of 5,000 soak streams in
+ * one run). A fresh connection costs a TCP handshake.
+ */
+export const MAX_IDLE_REUSE_MS = 2_000;
+
 export class UpstreamConnections {
-  /** Connected and free, most recently used last: reusing the warmest lets the rest time out after a burst. */
-  private readonly idle: Client[] = [];
+  /** Connected and free, most recently used last, with when each came back: reusing the warmest lets the rest time out after a burst. */
+  private readonly idle: Array<{ client: Client; since: number }> = [];
   private readonly held = new Set<Client>();
   private readonly connected = new WeakSet<Client>();
 
@@ -18,6 +28,7 @@ export class UpstreamConnections {
     private readonly options: Client.Options,
     /** Called with +1/-1 as connections are opened and dropped. */
     private readonly onCount?: (delta: number) => void,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** Connections held: in use, idle, or being opened. */
@@ -27,13 +38,17 @@ export class UpstreamConnections {
 
   /** A connection for one request; hand it back with `release` once the response body is done with. */
   take(): Client {
-    return this.idle.pop() ?? this.open();
+    const latest = this.idle.pop();
+    if (latest && this.now() - latest.since < MAX_IDLE_REUSE_MS) return latest.client;
+    // The warmest is too old, so every other idle one is too.
+    if (latest) for (const { client } of [latest, ...this.idle.splice(0)]) this.drop(client);
+    return this.open();
   }
 
   /** Back to the idle set if it is still connected; otherwise it is dropped. */
   release(client: Client): void {
     if (!this.held.has(client)) return;
-    if (this.connected.has(client) && !client.closed && !client.destroyed) this.idle.push(client);
+    if (this.connected.has(client) && !client.closed && !client.destroyed) this.idle.push({ client, since: this.now() });
     else this.drop(client);
   }
 
@@ -52,7 +67,7 @@ export class UpstreamConnections {
     client.on('disconnect', () => {
       this.connected.delete(client);
       // Idle: nothing will hand it back, so drop it now. In use: `release` drops it.
-      const at = this.idle.lastIndexOf(client);
+      const at = this.idle.findLastIndex((entry) => entry.client === client);
       if (at !== -1) {
         this.idle.splice(at, 1);
         this.drop(client);

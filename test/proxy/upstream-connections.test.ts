@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { UpstreamConnections } from '../../src/proxy/upstream-connections.js';
+import { MAX_IDLE_REUSE_MS, UpstreamConnections } from '../../src/proxy/upstream-connections.js';
 
 describe('upstream connections', () => {
   let server: http.Server;
@@ -68,6 +68,26 @@ describe('upstream connections', () => {
     const connections = new UpstreamConnections(origin, { keepAliveTimeout: 60_000 });
     for (let i = 0; i < 5; i++) await burst(connections, 1);
     assert.equal(connections.size, 1);
+    await connections.close();
+  });
+
+  test('an idle connection older than MAX_IDLE_REUSE_MS is closed, not reused: the upstream may have closed it already', async () => {
+    let clock = 0;
+    let counted = 0;
+    const connections = new UpstreamConnections(origin, { keepAliveTimeout: 60_000 }, (delta) => (counted += delta), () => clock);
+    await burst(connections, 2);
+    assert.equal(connections.size, 2);
+    const warm = connections.take();
+    connections.release(warm);
+    clock += MAX_IDLE_REUSE_MS - 1;
+    assert.equal(connections.take(), warm, 'just inside the limit, the warmest is reused');
+    connections.release(warm);
+    clock += MAX_IDLE_REUSE_MS;
+    const fresh = connections.take();
+    assert.notEqual(fresh, warm);
+    assert.equal(connections.size, 1, 'both stale idle connections were dropped; only the fresh one is held');
+    assert.equal(counted, 1);
+    connections.release(fresh);
     await connections.close();
   });
 
