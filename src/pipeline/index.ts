@@ -40,8 +40,8 @@ export async function handleModelCall(services: GatewayServices, ctx: RequestCon
   startRecording(services, ctx, body);
   await stage('inspect', () => inspect(services, ctx));
   await stage('approve', () => holdForApproval(services, ctx));
-  await makeDurable(ctx);
   stripOutputBypass(services, ctx);
+  await makeDurable(ctx);
   const upstream = await forward(services, ctx, path);
   const retryHint = retryHintForUpstreamStatus(upstream.status);
   if (retryHint) ctx.res.setHeader('x-should-retry', retryHint);

@@ -97,5 +97,9 @@ describe('protocol coverage through the gateway: every string field of every sha
     for (const key of ['logprobs', 'top_logprobs', 'return_token_ids', 'prompt_logprobs', 'return_tokens_as_token_ids']) assert.ok(!(key in chat!), `${key} stripped`);
     assert.deepEqual(resp!.include, ['reasoning.encrypted_content']);
     assert.ok(!('top_logprobs' in resp!));
+    // The session records the body the model received, not the one the client sent.
+    await h.gateway.services.audit!.recorder.flush();
+    const recorded = await h.gateway.services.audit!.archive.show(response.headers.get('x-request-id')!);
+    assert.deepEqual(recorded?.forwarded?.body, chat, 'the forwarded record is what reached the model');
   });
 });
