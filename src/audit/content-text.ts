@@ -180,7 +180,13 @@ export function redactDocument(text: string, pattern: Pattern): string {
 export function redactChunk(raw: string, pattern: Pattern): string {
   if (raw.trim().startsWith('{')) {
     const trailing = /\s*$/.exec(raw)![0];
-    return redactDocument(raw.trimEnd(), pattern) + trailing;
+    const body = raw.trimEnd();
+    if (!body.includes('\n') || parseJson(body) !== undefined) return redactDocument(body, pattern) + trailing;
+    // NDJSON: a recorded chunk holds every line one upstream read completed, each a document of its own.
+    return raw
+      .split(/(\r?\n)/)
+      .map((line) => (line.trim() === '' ? line : redactDocument(line, pattern)))
+      .join('');
   }
   return raw
     .split(/(\r?\n)/)
