@@ -75,6 +75,19 @@ export function signRoute(secret: string, claims: RouteClaims, now = Date.now())
   return `v1.${expires}.${nonce}.${mac(secret, claims, expires, nonce)}`;
 }
 
+/** The headers that carry a routed request's claims, and its token when there is one. */
+export function routeHeaders(claims: RouteClaims, token: string | undefined): Record<string, string> {
+  return {
+    ...(token !== undefined && { [ROUTE_HEADER.token]: token }),
+    [ROUTE_HEADER.from]: claims.from,
+    [ROUTE_HEADER.to]: claims.to,
+    [ROUTE_HEADER.connection]: claims.connection,
+    [ROUTE_HEADER.method]: claims.method,
+    [ROUTE_HEADER.path]: claims.path,
+    [ROUTE_HEADER.headers]: claims.headers,
+  };
+}
+
 /** Why a token is refused, or undefined when it is good (and its nonce is now spent). */
 export function checkRoute(secret: string, token: string | undefined, claims: RouteClaims, seen: Map<string, number>, now = Date.now()): string | undefined {
   const [version, expiresText, nonce, sig, extra] = (token ?? '').split('.');
@@ -231,13 +244,7 @@ export class AgentRouter {
         method: 'POST',
         headers: {
           'content-type': 'application/octet-stream',
-          [ROUTE_HEADER.token]: signRoute(this.options.config.secret, claims),
-          [ROUTE_HEADER.from]: claims.from,
-          [ROUTE_HEADER.to]: claims.to,
-          [ROUTE_HEADER.connection]: claims.connection,
-          [ROUTE_HEADER.method]: claims.method,
-          [ROUTE_HEADER.path]: claims.path,
-          [ROUTE_HEADER.headers]: claims.headers,
+          ...routeHeaders(claims, signRoute(this.options.config.secret, claims)),
         },
         body: claims.body,
         signal: request.signal,

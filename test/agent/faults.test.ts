@@ -20,7 +20,7 @@ import OpenAI from 'openai';
 import pg from 'pg';
 import { openAgentKeyStore } from '../../src/agent/key-store.js';
 import { AgentKeys } from '../../src/agent/registry.js';
-import { ROUTE_HEADER, ROUTE_PATH, signRoute, type RouteClaims } from '../../src/agent/router.js';
+import { ROUTE_PATH, routeHeaders, signRoute, type RouteClaims } from '../../src/agent/router.js';
 import { storageSchema } from '../../src/audit/config.js';
 import { startDemoModel, type DemoModel } from '../../src/dev/demo-model.js';
 import { devConfigInput, DEV_AUDIENCE } from '../../src/dev/dev-config.js';
@@ -255,15 +255,7 @@ describe('fault harness: two instances of two workers each behind a load balance
     for (const [routeToken, body, code] of attempts) {
       const r = await fetch(`${holder!.address}${ROUTE_PATH}`, {
         method: 'POST',
-        headers: {
-          ...(routeToken ? { [ROUTE_HEADER.token]: routeToken } : {}),
-          [ROUTE_HEADER.from]: forged.from,
-          [ROUTE_HEADER.to]: forged.to,
-          [ROUTE_HEADER.connection]: forged.connection,
-          [ROUTE_HEADER.method]: forged.method,
-          [ROUTE_HEADER.path]: forged.path,
-          [ROUTE_HEADER.headers]: forged.headers,
-        },
+        headers: routeHeaders(forged, routeToken),
         body,
         signal: AbortSignal.timeout(CLIENT_DEADLINE_MS),
       });
