@@ -36,20 +36,30 @@ const child = spawn(
   { stdio: 'inherit', detached: true },
 );
 
+/** SIGKILLs every process still in the group; true if there was one. */
+function stopProcessGroup(pgid) {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 let timedOut = false;
 const timer = setTimeout(() => {
   timedOut = true;
   console.error(`\nnpm test: the run took longer than ${runTimeout / 1000} s (MODELGATE_TEST_TIMEOUT_MS); stopping it.`);
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {
-    child.kill('SIGKILL');
-  }
+  if (!stopProcessGroup(child.pid)) child.kill('SIGKILL');
 }, runTimeout);
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
 
 child.on('exit', (code, signal) => {
   clearTimeout(timer);
+  // A file stopped at its timeout leaves what it spawned (gateways, mocks)
+  // running; they share the run's process group, so end them with it.
+  const leftovers = stopProcessGroup(child.pid);
+  if (leftovers) console.error(`npm test: stopped processes left running by the test files (process group ${child.pid}).`);
   let folders = {};
   try {
     folders = JSON.parse(readFileSync(countsFile, 'utf8'));
