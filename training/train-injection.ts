@@ -77,6 +77,14 @@ export const TRAINING: Readonly<TrainingConfig> = {
    * words mean "attack".
    */
   balanceLanguages: true,
+  /**
+   * The system prompts that attack rows were written against join the benign
+   * class, once each, in their language: instructions addressed to the model
+   * ("You are a chatbot…", "Don't reveal the password") that are not attacks,
+   * and the only varied non-English benign text in the data. 'translated':
+   * only those of rows in a language other than English.
+   */
+  systemPromptsBenign: 'none',
 };
 
 export interface TrainingConfig {
@@ -92,6 +100,7 @@ export interface TrainingConfig {
   devFprBudget: number;
   minFamilies: number;
   balanceLanguages: boolean;
+  systemPromptsBenign: 'none' | 'all' | 'translated';
 }
 
 export interface Row {
@@ -102,6 +111,7 @@ export interface Row {
   subtype?: string;
   license?: string;
   lang?: string;
+  system_prompt?: string;
 }
 
 export function readRows(path: string): Row[] {
@@ -116,9 +126,18 @@ export function readRows(path: string): Row[] {
  */
 export function trainingRows(data: string, config: TrainingConfig = TRAINING): Row[] {
   const rows = readRows(join(data, 'injection_train.jsonl'));
+  const seen = new Set(rows.map((r) => r.text));
+  if (config.systemPromptsBenign !== 'none') {
+    for (const row of [...rows]) {
+      const prompt = row.system_prompt;
+      if (config.systemPromptsBenign === 'translated' && (row.lang === undefined || row.lang === 'English')) continue;
+      if (prompt === undefined || prompt.trim() === '' || seen.has(prompt)) continue;
+      seen.add(prompt);
+      rows.push({ id: `system-${row.id}`, text: prompt, label: 'benign', source: row.source, subtype: 'benign_system_prompt', license: row.license, ...(row.lang !== undefined && { lang: row.lang }) });
+    }
+  }
   const ordinary = join(data, 'pii_train.jsonl');
   if (!config.ordinaryBenign || !existsSync(ordinary)) return rows;
-  const seen = new Set(rows.map((r) => r.text));
   for (const row of readRows(ordinary)) {
     if (seen.has(row.text)) continue;
     seen.add(row.text);
@@ -338,6 +357,31 @@ const EXPERIMENTS: readonly string[] = [
   '| logistic, short texts without a sign left to the rules: ≤ 8 words / ≤ 50 characters (shipped; with the two new rules: 0.756 / 0.115, 0.920) / ≤ 80 characters | | | 0.749 / 0.117, 0.920 / **0.755 / 0.115, 0.920** / 0.747 / 0.114, 0.916 | |',
   '| logistic, each word after ": \'", ": <" or inside an HTML comment hashed again as handed-over data (`embedded`, not shipped; with this round\'s rules and short-text check) | | | 0.756 / 0.112, 0.920 (without: 0.756 / 0.115, 0.920; PurpleLlama\'s attacks held out 152 of 930 both) | |',
   '',
+  'This round (dev TPR is x / 251; p as above; "prompts" = the system prompts of the translated attack rows added as benign rows, `systemPromptsBenign: \'translated\'`):',
+  '',
+  '| change | p | held-out TPR / FPR | dev TPR |',
+  '|---|---|---|---|',
+  '| function words without features of their own (**shipped**) | 0.15 | **0.756 / 0.113** (roleplay 0.272, security 0.307) | 0.920 |',
+  '| system prompts of all attack rows as benign rows | 0.15 / 0.2 | 0.753 / 0.103 / 0.775 / 0.160 | 0.884 / 0.924 |',
+  '| prompts | 0.15 / 0.16 / 0.17 / 0.2 | 0.756 / 0.107, 0.759 / 0.120, 0.762 / 0.133, 0.774 / 0.174 | 0.904 / 0.916 / 0.928 / 0.936 |',
+  '| prompts, groupPower 0.3 | 0.15 | 0.751 / 0.088 | 0.884 |',
+  '| prompts, function words out | 0.15 / 0.16 / 0.17 | 0.756 / 0.103, 0.760 / 0.116, 0.762 / 0.129 | 0.900 / 0.912 / 0.920 |',
+  '| word-only (character n-grams only outside Latin), function words out | 0.15 | 0.680 / 0.038 | 0.813 |',
+  '| word-only, function words out, prompts | 0.15 / 0.3 / 0.5 / 1 | **0.681 / 0.022**, 0.745 / 0.112, 0.819 / 0.289, 0.883 / 0.381 | 0.777 / 0.892 / 0.956 / 0.960 |',
+  '',
+  '- **The translated system prompts are the only varied non-English benign text in the data** (instructions addressed to a',
+  '  model, in 17 languages). They cut the security family\'s held-out false positives, nine in ten of them non-English,',
+  '  from 0.310 to 0.202–0.221, but the English-like persona and instruction families pay (roleplay 0.284 → 0.29–0.31,',
+  '  self-instruct 0.035 → 0.06) and so does dev TPR (the "don\'t reveal the password" prompts teach that password talk',
+  '  is benign, and 58% of dev attacks ask for a password): at equal dev TPR the mean is on the old curve. Not shipped.',
+  '- **Word-only features with the prompts have the best low-FPR point measured** (0.681 / 0.022: security 0.013,',
+  '  roleplay 0.094, ordinary 0.001, coding 0.004), against 0.691 / 0.049 for the shipped layout and 0.717 / 0.032 for',
+  '  the MLP; but their dev TPR there is 0.78, and at the point the dev acceptance allows (p 0.3–0.5) they are on the old',
+  '  curve. The dev acceptance (58% PurpleLlama rows) is what holds every model near held-out FPR 0.11.',
+  '- **Function words** (articles, prepositions, conjunctions and copulas of the data\'s languages; not "you") had single-word',
+  '  weights that said "Spanish" or "Portuguese", i.e. "translated attack": left out alone, kept in bigrams. A small gain',
+  '  at the same dev TPR (0.115 → 0.113; roleplay 0.284 → 0.272), so it is shipped.',
+  '',
   '- **The MLP has the better curve where the false-positive rate is low** (0.717 / 0.032 against 0.691 / 0.049), but',
   '  there its dev TPR is 0.80–0.86, under the 0.90 acceptance. At the points the acceptance allows it ties the',
   '  logistic model on the mean (0.762 / 0.117 at dev 0.900) with another profile: held-out role-play personas 0.151',
@@ -429,6 +473,7 @@ export function train(options: { data: string; sample?: number; validate?: boole
     'dropped, lower case, digit runs collapsed): word unigrams and bigrams' +
       (FEATURES.addressed ? '; each word again with whether its sentence addresses the model ("you", "your", "assistant", "ChatGPT", "vous", "du"…)' : '') +
       (FEATURES.openers ? '; the first word of each sentence as an opener' : '') +
+      (FEATURES.functionWords === false ? '; function words ("the", "de", "que", "und", "का"…) only inside bigrams, not alone (alone they name a language)' : '') +
       (FEATURES.charNgrams === 'all' ? '; character 3- to 5-grams of the whole text' : FEATURES.charNgrams === 'nonlatin' ? '; character 3- to 5-grams only inside words outside the Latin script' : '') +
       ` (\`src/detect/injection/features.ts\`, layout \`${featureLayout()}\`). Weights are int8 with one scale (\`model.ts\`, 256 KiB).`,
     `Texts longer than ${WHOLE} characters are scored in overlapping windows of ${WINDOW} and the highest logit counts.`,

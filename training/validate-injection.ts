@@ -94,7 +94,8 @@ export function leaveOneSourceOut(data: string, config: TrainingConfig, featureO
     const devKeep = dev.map((s, i) => [s, i] as const).filter(([s]) => s.family !== family && s.row.label === 'benign');
     const devLogits = logits(fitted, devKeep.map(([, i]) => devFeatures[i]!));
     const shift = Math.max(chooseShift(devKeep.map(([s], k) => ({ rules: s.rules, logit: s.judged ? devLogits[k]! : -Infinity })), config.devFprBudget), shiftFloor(fitted.empty, config.emptyProbability));
-    const heldOut = [...train.map((s, i) => [s, trainFeatures[i]!] as const), ...dev.map((s, i) => [s, devFeatures[i]!] as const)].filter(([s]) => s.family === family);
+    // System prompts added as benign rows are training material, not rows of the family: the table stays comparable with and without them.
+    const heldOut = [...train.map((s, i) => [s, trainFeatures[i]!] as const), ...dev.map((s, i) => [s, devFeatures[i]!] as const)].filter(([s]) => s.family === family && s.row.subtype !== 'benign_system_prompt');
     const heldLogits = logits(fitted, heldOut.map(([, f]) => f));
     for (const label of ['injection', 'benign'] as const) {
       let rows = 0;
@@ -150,16 +151,16 @@ if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(
   if (values.help) {
     console.log('usage: node --import tsx training/validate-injection.ts [--data DIR] [--grid JSON]\n\n' +
       'Leave-one-source-out validation of the injection classifier\'s training settings (TRAINING in train-injection.ts).\n' +
-      '--grid takes a JSON array of partial settings and feature options (charNgrams, addressed, openers, normFloor;\n' +
+      '--grid takes a JSON array of partial settings and feature options (charNgrams, addressed, openers, normFloor, embedded, functionWords;\n' +
       'model "mlp" for the one-hidden-layer network of training/mlp.ts)\n' +
       'to compare, e.g. \'[{"l2":1e-4},{"charNgrams":"all","addressed":false,"openers":false}]\'.');
     process.exit(0);
   }
   const grid = values.grid === undefined ? [{}] : (JSON.parse(values.grid) as Array<Partial<TrainingConfig> & Partial<FeatureOptions>>);
   for (const change of grid) {
-    const { charNgrams = FEATURES.charNgrams, addressed = FEATURES.addressed, openers = FEATURES.openers, normFloor = FEATURES.normFloor, embedded = false, ...rest } = change;
+    const { charNgrams = FEATURES.charNgrams, addressed = FEATURES.addressed, openers = FEATURES.openers, normFloor = FEATURES.normFloor, embedded = false, functionWords = FEATURES.functionWords ?? true, ...rest } = change;
     const config = { ...TRAINING, ...rest };
-    const featureOptions: FeatureOptions = { charNgrams, addressed, openers, normFloor, embedded };
+    const featureOptions: FeatureOptions = { charNgrams, addressed, openers, normFloor, embedded, functionWords };
     console.log(`settings ${JSON.stringify({ ...rest, ...featureOptions })}`);
     const started = Date.now();
     const results = leaveOneSourceOut(values.data, config, featureOptions, (line) => console.log(line));

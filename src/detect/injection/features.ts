@@ -14,6 +14,9 @@
 //  - the first word of each sentence is hashed as an opener, so imperatives
 //    ("ignore", "forget", "pretend") count apart from the same word inside
 //    a sentence;
+//  - function words ("the", "de", "que", "und", "का"…) get no feature of
+//    their own, only their bigrams: alone they say which language a text is
+//    in, and translated attacks outnumber translated benign prompts;
 //  - character 3- to 5-grams carry misspellings, inflections and scripts
 //    without spaces (Thai, Japanese, Chinese). Keeping them only inside
 //    words outside the Latin script (charNgrams: 'nonlatin') was tried: it
@@ -41,14 +44,16 @@ export interface FeatureOptions {
   normFloor: number;
   /** Hash each word again when it lies in data the prompt hands over (after "…: '", "…: <", HTML comments). Experimental. */
   embedded?: boolean;
+  /** Leave out the single-word features (word, addressed word, opener) of function words, which say which language a text is in, not what it asks (bigrams keep them). */
+  functionWords?: boolean;
 }
 
 /** The layout the shipped model was trained on (chosen by leave-one-source-out validation; see MODEL.md). */
-export const FEATURES: Readonly<FeatureOptions> = { charNgrams: 'all', addressed: true, openers: true, normFloor: 0 };
+export const FEATURES: Readonly<FeatureOptions> = { charNgrams: 'all', addressed: true, openers: true, normFloor: 0, functionWords: false };
 
 /** A short name of a layout, stored with the weights so a model is only read with the features it was trained on. */
 export function featureLayout(options: Readonly<FeatureOptions> = FEATURES): string {
-  return `chars:${options.charNgrams} addressed:${options.addressed} openers:${options.openers} floor:${options.normFloor}${options.embedded === true ? ' embedded:true' : ''}`;
+  return `chars:${options.charNgrams} addressed:${options.addressed} openers:${options.openers} floor:${options.normFloor}${options.embedded === true ? ' embedded:true' : ''}${options.functionWords === false ? ' function-words:false' : ''}`;
 }
 
 /** @deprecated kept for callers of the first layout: the floor now lives in FeatureOptions. */
@@ -116,6 +121,24 @@ const ADDRESS_WORDS = new Set([
   'tu', 'toi', 'te', 'ton', 'ta', 'tes', 'vous', 'votre', 'vos', 'tú', 'usted', 'ustedes', 'tus', 'ti', 'tuo', 'tua', 'tuoi',
   'você', 'vocês', 'du', 'dich', 'dir', 'dein', 'deine', 'deinen', 'deinem', 'deiner', 'ты', 'тебя', 'тебе', 'вы', 'вас', 'вам', 'твой', 'ваш',
   'jij', 'jou', 'jouw', 'sen', 'siz', 'anda', 'kamu', 'あなた', '당신', '너', 'आप', 'तुम',
+].map(hashWord));
+
+/**
+ * Function words of the languages in the training data (articles,
+ * prepositions, conjunctions, copulas; not the second person, which is the
+ * address signal): they mark a language, and translated attacks outnumber
+ * translated benign prompts, so their weights learn "this language".
+ */
+const FUNCTION_WORDS = new Set([
+  'the', 'a', 'an', 'of', 'and', 'or', 'to', 'in', 'on', 'for', 'with', 'is', 'are', 'was', 'be', 'that', 'this', 'it', 'as', 'by', 'at', 'from',
+  'de', 'del', 'la', 'el', 'los', 'las', 'un', 'una', 'unos', 'y', 'o', 'que', 'en', 'con', 'por', 'para', 'es', 'se', 'al', 'lo', 'su', 'sus',
+  'do', 'da', 'dos', 'das', 'um', 'uma', 'e', 'no', 'na', 'nos', 'nas', 'com', 'os', 'as', 'é', 'ao', 'pelo', 'pela',
+  'le', 'les', 'des', 'du', 'une', 'et', 'ou', 'dans', 'sur', 'pour', 'avec', 'est', 'qui', 'ce', 'cette', 'au', 'aux', "l'", "d'",
+  'il', 'di', 'della', 'delle', 'dei', 'degli', 'gli', 'uno', 'ed', 'che', 'per', 'nel', 'nella', 'è', 'si', 'sono',
+  'der', 'die', 'das', 'den', 'dem', 'des', 'ein', 'eine', 'einen', 'einem', 'einer', 'und', 'oder', 'zu', 'im', 'mit', 'von', 'für', 'ist', 'auf', 'sich',
+  'yang', 'dan', 'di', 'ke', 'dari', 'untuk', 'dengan', 'ini', 'itu', 'ang', 'ng', 'mga', 'sa', 'at', 'ay', 'bir', 've', 'bu', 'için', 'ile',
+  'và', 'của', 'là', 'các', 'một', 'có', 'cho', 'được', 'trong', 'и', 'в', 'на', 'с', 'что', 'не', 'по', 'для', 'как', 'это',
+  'का', 'की', 'के', 'में', 'है', 'और', 'को', 'से', 'पर', 'एक', 'यह', 'कि', 'ও', 'এবং', 'একটি', 'এই', 'করে', 'في', 'من', 'على', 'و', 'إلى', 'أن',
 ].map(hashWord));
 
 /** Sparse feature vector: parallel arrays of bucket indexes and values, unit length. */
@@ -201,7 +224,7 @@ export function extractFeatures(text: string, options: Readonly<FeatureOptions> 
   let count = 0;
   let addressed = false;
   const endSentence = (): void => {
-    if (options.addressed) for (let k = 0; k < count; k++) addHash(Math.imul(sentence[k]! ^ SEED_ADDRESSED, 0x01000193) ^ (addressed ? 1 : 2));
+    if (options.addressed) for (let k = 0; k < count; k++) if (options.functionWords !== false || !FUNCTION_WORDS.has(sentence[k]!)) addHash(Math.imul(sentence[k]! ^ SEED_ADDRESSED, 0x01000193) ^ (addressed ? 1 : 2));
     count = 0;
     addressed = false;
   };
@@ -220,10 +243,11 @@ export function extractFeatures(text: string, options: Readonly<FeatureOptions> 
       continue;
     }
     if (inWord) {
-      addHash(h);
+      const single = options.functionWords !== false || !FUNCTION_WORDS.has(h);
+      if (single) addHash(h);
       if (i > dataStart) addHash(Math.imul(h ^ SEED_EMBEDDED, 0x01000193));
       if (!first) addHash(Math.imul(previous ^ SEED_BIGRAM, 0x01000193) ^ h);
-      if (options.openers && count === 0) addHash(Math.imul(h ^ SEED_OPENER, 0x01000193));
+      if (options.openers && count === 0 && single) addHash(Math.imul(h ^ SEED_OPENER, 0x01000193));
       if (options.charNgrams === 'nonlatin' && nonLatin) {
         const padded = ` ${folded.slice(wordStart, i)} `;
         addCharNgrams(padded, 0, padded.length);
