@@ -4,6 +4,7 @@
 import cluster from 'node:cluster';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import v8 from 'node:v8';
 import { finished } from 'node:stream/promises';
 import { handleApprovalsApi, isApprovalsApiPath } from './approvals/api.js';
 import { Approvals } from './approvals/approvals.js';
@@ -19,6 +20,8 @@ import { IdentityServices } from './identity/identity-services.js';
 import { handleServiceKeysApi, isServiceKeysApiPath } from './identity/service-keys-api.js';
 import { createLogger, pathForLog, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
+import { releaseHeap } from './ops/heap.js';
+import { IdleTrigger, RECLAIM_MIN_GROWTH_BYTES } from './ops/idle-reclaim.js';
 import { tooOpen } from './ops/private-files.js';
 import { StoreOutages, type StoreName } from './ops/store-outages.js';
 import { MetricsListener, serveMetrics } from './ops/metrics-endpoint.js';
@@ -72,6 +75,10 @@ export class Gateway {
   private refusingNew = false;
   /** Storage outages, logged once at their start and once at their end. */
   readonly outages: StoreOutages;
+  /** After a burst, once idle: this thread's heap and the store threads' given back (ops/idle-reclaim.ts). */
+  private readonly idle: IdleTrigger;
+  /** RSS right after the last reclaim (or at start): what a burst's growth is measured from. */
+  private rssAfterReclaim = process.memoryUsage.rss();
 
   constructor(config: Config, options: GatewayOptions = {}) {
     const log = options.logger ?? createLogger(config.logging.level);
@@ -99,6 +106,11 @@ export class Gateway {
       log,
     };
     this.web = new WebRoutes(() => this.current);
+    this.idle = new IdleTrigger({
+      afterMs: config.server.idle_reclaim,
+      worthIt: () => process.memoryUsage.rss() - this.rssAfterReclaim >= RECLAIM_MIN_GROWTH_BYTES,
+      action: () => this.reclaimMemory(),
+    });
     this.server = createServer(
       {
         // Reject ambiguous framing (CL+TE, obs-fold, bad chunk sizes) rather than guess: request smuggling defence.
@@ -210,6 +222,7 @@ export class Gateway {
     const deadline = Date.now() + graceMs;
     // First tell load balancers (`/readyz` answers 503 draining) while still serving what they send meanwhile.
     this.draining = true;
+    this.idle.close();
     const notice = Math.min(this.services.config.server.drain_notice, graceMs);
     if (notice > 0) this.services.log.info({ ms: notice }, '/readyz reports draining; still serving until load balancers notice');
     await new Promise((r) => setTimeout(r, notice));
@@ -233,6 +246,34 @@ export class Gateway {
     await this.services.limiter.store.close();
     await this.services.tracing.close();
     this.outages.close();
+  }
+
+  /** Collects this thread's heap and the store threads', and says what it gave back. */
+  private async reclaimMemory(): Promise<void> {
+    const { log, metrics } = this.services;
+    const mb = (bytes: number): number => Math.round(bytes / 2 ** 20);
+    const rssBefore = process.memoryUsage.rss();
+    const heapBefore = v8.getHeapStatistics().total_heap_size;
+    try {
+      const started = performance.now();
+      releaseHeap();
+      // How long the event loop was blocked: what the reclaim costs a request arriving meanwhile.
+      const blockedMs = Math.round(performance.now() - started);
+      const stores = (await this.services.audit?.reclaimMemory()) ?? [];
+      this.rssAfterReclaim = process.memoryUsage.rss();
+      metrics.idleReclaims.inc();
+      log.info(
+        {
+          rssMb: [mb(rssBefore), mb(this.rssAfterReclaim)],
+          heapMb: [mb(heapBefore), mb(v8.getHeapStatistics().total_heap_size)],
+          storeHeapMb: stores.flatMap((s) => (s ? [{ used: s.usedBytes.map(mb), held: s.heldBytes.map(mb) }] : [])),
+          blockedMs,
+        },
+        'idle after a burst: memory given back',
+      );
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'idle after a burst: could not reclaim memory');
+    }
   }
 
   /**
@@ -330,7 +371,13 @@ export class Gateway {
     if (endpoint) {
       if (method !== 'POST') throw methodNotAllowed('POST');
       if (this.refusingNew) throw shuttingDown();
-      return handleModelCall(services, ctx, endpoint, path);
+      // Model calls make a burst; probes and scrapes in between do not keep the gateway from being idle.
+      this.idle.started();
+      try {
+        return await handleModelCall(services, ctx, endpoint, path);
+      } finally {
+        this.idle.ended();
+      }
     }
     const ollamaInfo = OLLAMA_INFO_PATHS.get(path);
     if (ollamaInfo) {

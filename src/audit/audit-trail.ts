@@ -7,7 +7,7 @@ import type { ConnectionRecordingConfig } from './config.js';
 import { Recorder, type StoreHealth } from './recorder.js';
 import { RetentionJob } from './retention.js';
 import { SessionArchive } from './sessions.js';
-import { openStore } from './store.js';
+import { openStore, type ThreadHeap } from './store.js';
 
 export class AuditTrail {
   private constructor(
@@ -24,6 +24,13 @@ export class AuditTrail {
     // Its own store handle, so API reads never queue behind recording commits.
     const archive = new SessionArchive(await openStore(config.storage, { thread: 'worker' }), config.recording, connections);
     return new AuditTrail(recorder, archive, new RetentionJob(archive, log).start());
+  }
+
+  /** After a burst: the recorder's and the archive's store threads give back what they held for it, one after the other. */
+  async reclaimMemory(): Promise<Array<ThreadHeap | void>> {
+    const heaps: Array<ThreadHeap | void> = [];
+    for (const store of [this.recorder.store, this.archive.store]) heaps.push(await store.reclaimMemory?.());
+    return heaps;
   }
 
   async close(): Promise<void> {

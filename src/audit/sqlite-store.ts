@@ -452,6 +452,10 @@ export class SqliteStore implements AuditStore {
     for (const { sid, text } of entries) this.statements.insertSearch.run(sid, text);
   }
 
+  async reclaimMemory(): Promise<void> {
+    this.db.pragma('shrink_memory');
+  }
+
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }

@@ -4,10 +4,12 @@
 // Also imported on the main thread for `packEvents`; it serves only inside
 // a worker.
 import { readlinkSync } from 'node:fs';
+import v8 from 'node:v8';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { ContentPart, NewEvent } from './events.js';
 import type { StorageConfig } from './config.js';
-import type { AuditStore } from './store.js';
+import type { AuditStore, ThreadHeap } from './store.js';
+import { releaseHeap } from '../ops/heap.js';
 
 export interface WorkerRequest {
   id: number;
@@ -72,9 +74,21 @@ async function serve(): Promise<void> {
     seqs: await store.append(unpackEvents(text, bytes), { replay }),
     transactions: store.transactions,
   });
+  // This thread's heap grows with a burst's messages like the gateway's: collected here, where it lives.
+  const reclaimMemory = async (): Promise<unknown> => {
+    const before = v8.getHeapStatistics();
+    await store.reclaimMemory?.();
+    releaseHeap();
+    const after = v8.getHeapStatistics();
+    return { usedBytes: [before.used_heap_size, after.used_heap_size], heldBytes: [before.total_heap_size, after.total_heap_size] } satisfies ThreadHeap;
+  };
+  const ownMethods = new Map<string, (...args: unknown[]) => Promise<unknown>>([
+    ['appendPacked', appendPacked as (...args: unknown[]) => Promise<unknown>],
+    ['reclaimMemory', reclaimMemory],
+  ]);
   port.on('message', (request: WorkerRequest) => {
     const reply = (message: WorkerReply): void => port.postMessage(message);
-    const method = request.method === 'appendPacked' ? (appendPacked as (...args: unknown[]) => Promise<unknown>) : methods[request.method];
+    const method = ownMethods.get(request.method) ?? methods[request.method];
     if (typeof method !== 'function') {
       reply({ id: request.id, ok: false, error: { name: 'Error', message: `unknown store method ${request.method}` } });
       return;

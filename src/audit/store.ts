@@ -74,6 +74,12 @@ export interface DeleteOutcome {
   open: string[];
 }
 
+/** A thread's V8 heap before and after a collection, in bytes: in use, and held from the OS. */
+export interface ThreadHeap {
+  usedBytes: [before: number, after: number];
+  heldBytes: [before: number, after: number];
+}
+
 export interface AuditStore {
   readonly driver: 'sqlite' | 'postgres';
 
@@ -92,6 +98,12 @@ export interface AuditStore {
   unclosedInstances(): Promise<RecorderInstance[]>;
   /** Sessions still open that belong to these instances. */
   openSessions(instanceIds: string[]): Promise<string[]>;
+
+  /**
+   * After a burst (ops/idle-reclaim.ts): gives back memory held for it, such as SQLite's page cache; a store on its
+   * own thread also collects that thread's heap, and answers with its size (in use, and held) before and after.
+   */
+  reclaimMemory?(): Promise<ThreadHeap | void>;
 
   chainHead(): Promise<ChainHead>;
   getSession(id: string): Promise<SessionRow | undefined>;

@@ -19,6 +19,7 @@ import {
   type RecorderInstance,
   type SessionQuery,
   type SessionRow,
+  type ThreadHeap,
 } from './store.js';
 
 interface Pending {
@@ -174,6 +175,9 @@ export class WorkerStore implements AuditStore {
   }
   purge(): Promise<void> {
     return this.call('purge', []);
+  }
+  reclaimMemory(): Promise<ThreadHeap> {
+    return this.call('reclaimMemory', []);
   }
 
   async close(): Promise<void> {

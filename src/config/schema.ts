@@ -224,6 +224,11 @@ const server = z
     request_timeout: duration.prefault('60s'),
     /** The request headers must arrive within this; below `request_timeout`. */
     headers_timeout: duration.prefault('15s'),
+    /**
+     * After a burst, once no request has been in flight for this long, the gateway collects its heap and its
+     * store threads' and gives the memory back (V8 alone does it only after 50-100 s idle); 0s turns it off.
+     */
+    idle_reclaim: duration.prefault('10s'),
     /** JSON bodies nested deeper than this are refused before they are parsed. */
     max_json_depth: z.number().int().min(2).max(10_000).default(64),
     /** Prometheus metrics: on the main port by default; `listen` moves them to their own address, `bearer` requires a token. */

@@ -57,6 +57,12 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly idleReclaims = new Counter({
+    name: 'modelgate_idle_reclaims_total',
+    help: 'Times the gateway collected its heap and its store threads\' after a burst, once idle for server.idle_reclaim.',
+    registers: [this.registry],
+  });
+
   readonly storeOutages = new Counter({
     name: 'modelgate_store_outages_total',
     help: 'Storage outages that began, by store (recording, reviews): each is logged once when it starts and once when it ends.',

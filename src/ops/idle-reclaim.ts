@@ -1,0 +1,63 @@
+// Gives memory back once a burst is over. V8 returns the heap it grew only
+// when its memory reducer runs, 50-100 s into an idle spell in the gateway,
+// and the store threads' heaps wait as long. Once no request has been in
+// flight for `server.idle_reclaim`, after traffic that grew RSS, the gateway
+// collects its own heap and the store threads' at once. A full collection
+// blocks the event loop for tens of milliseconds: hence only when idle, and
+// once per burst, not after every lone request.
+
+/** What the reclaim is for: below this much RSS growth since the last one, idle costs nothing. */
+export const RECLAIM_MIN_GROWTH_BYTES = 32 * 2 ** 20;
+
+export interface IdleTriggerOptions {
+  /** Quiet time with no request in flight before the action runs; 0 turns the trigger off. */
+  afterMs: number;
+  /** Whether there is something to reclaim (e.g. RSS grew since the last run). */
+  worthIt: () => boolean;
+  action: () => Promise<void>;
+}
+
+/**
+ * Runs `action` once after each busy spell: when the last request in flight
+ * ends and none starts for `afterMs`, if `worthIt()` says so. A request
+ * starting meanwhile puts it off until the next quiet spell; staying idle
+ * does not run it again.
+ */
+export class IdleTrigger {
+  private open = 0;
+  private running = false;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly options: IdleTriggerOptions) {}
+
+  started(): void {
+    this.open++;
+    this.cancel();
+  }
+
+  ended(): void {
+    this.open--;
+    if (this.open > 0 || this.closed || this.options.afterMs <= 0) return;
+    this.cancel();
+    this.timer = setTimeout(() => this.fire(), this.options.afterMs);
+    this.timer.unref();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.cancel();
+  }
+
+  private cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    if (this.open > 0 || this.running || this.closed || !this.options.worthIt()) return;
+    this.running = true;
+    void this.options.action().finally(() => (this.running = false));
+  }
+}

@@ -1,0 +1,122 @@
+// Memory given back after a burst: the idle trigger (with a mock clock: it
+// fires once after a busy spell, never while a request is open), and what
+// the action does on each thread (the heap V8 grew shrinks at once, here
+// and in the store thread).
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import v8 from 'node:v8';
+import { afterEach, describe, mock, test } from 'node:test';
+import { storageSchema } from '../../src/audit/config.js';
+import { Recorder } from '../../src/audit/recorder.js';
+import { openStore } from '../../src/audit/store.js';
+import type { WorkerStore } from '../../src/audit/worker-store.js';
+import { releaseHeap } from '../../src/ops/heap.js';
+import { IdleTrigger } from '../../src/ops/idle-reclaim.js';
+import { recording, recordSession } from '../audit/fixtures.js';
+
+describe('the idle trigger', () => {
+  afterEach(() => mock.timers.reset());
+
+  function trigger(afterMs = 10_000, worthIt = () => true): { idle: IdleTrigger; runs: () => number } {
+    let runs = 0;
+    const idle = new IdleTrigger({ afterMs, worthIt, action: async () => void runs++ });
+    return { idle, runs: () => runs };
+  }
+
+  test('fires once when a burst is over and nothing started for the quiet time, not again while idle', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    const { idle, runs } = trigger();
+    for (let i = 0; i < 100; i++) idle.started();
+    for (let i = 0; i < 100; i++) idle.ended();
+    mock.timers.tick(9_999);
+    assert.equal(runs(), 0, 'not before the quiet time');
+    mock.timers.tick(1);
+    assert.equal(runs(), 1);
+    mock.timers.tick(600_000);
+    assert.equal(runs(), 1, 'idle with nothing new to give back: once per burst');
+    await new Promise(setImmediate); // the run has finished
+    idle.started();
+    idle.ended();
+    mock.timers.tick(10_000);
+    assert.equal(runs(), 2, 'the next busy spell earns the next run');
+  });
+
+  test('never fires under load: a request open all along, others starting and ending around it', () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    const { idle, runs } = trigger();
+    idle.started(); // a long stream
+    for (let s = 0; s < 120; s++) {
+      idle.started();
+      idle.ended();
+      mock.timers.tick(10_000);
+    }
+    assert.equal(runs(), 0);
+    idle.ended();
+    mock.timers.tick(10_000);
+    assert.equal(runs(), 1, 'once the last request ends and the quiet time passes');
+  });
+
+  test('a request in the quiet time puts it off until the next full quiet time', () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    const { idle, runs } = trigger();
+    idle.started();
+    idle.ended();
+    mock.timers.tick(9_000);
+    idle.started();
+    mock.timers.tick(5_000);
+    idle.ended();
+    mock.timers.tick(9_000);
+    assert.equal(runs(), 0);
+    mock.timers.tick(1_000);
+    assert.equal(runs(), 1);
+  });
+
+  test('not when there is nothing worth giving back, nor when turned off (0) or closed', () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    for (const { idle, runs, close } of [
+      { ...trigger(10_000, () => false), close: false },
+      { ...trigger(0), close: false },
+      { ...trigger(), close: true },
+    ]) {
+      idle.started();
+      if (close) idle.close();
+      idle.ended();
+      mock.timers.tick(60_000);
+      assert.equal(runs(), 0);
+    }
+  });
+});
+
+describe('what it gives back', () => {
+  const heldMb = (): number => v8.getHeapStatistics().total_heap_size / 2 ** 20;
+
+  test("releaseHeap gives this thread's grown heap back at once", () => {
+    const before = heldMb();
+    // ~100 MB of short-lived objects, as a burst leaves them: dead, but the heap that held them is still V8's.
+    let burst: Array<{ i: number; text: string }> | undefined = Array.from({ length: 1_000_000 }, (_, i) => ({ i, text: `frame ${i}` }));
+    assert.ok(heldMb() > before + 40, `the burst grew the heap (${before.toFixed(0)} -> ${heldMb().toFixed(0)} MB)`);
+    burst = undefined;
+    const grown = heldMb();
+    releaseHeap();
+    assert.ok(heldMb() < grown - 40, `held ${grown.toFixed(0)} MB before, ${heldMb().toFixed(0)} MB after`);
+    assert.equal(burst, undefined);
+  });
+
+  test("the store thread collects its own heap after a burst of recording", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'modelgate-reclaim-'));
+    const store = (await openStore(storageSchema.parse({ sqlite: { path: join(dir, 'audit.db'), synchronous: 'normal' } }), { thread: 'worker' })) as WorkerStore;
+    try {
+      const recorder = await Recorder.open(store, recording());
+      await Promise.all(Array.from({ length: 400 }, (_, i) => recordSession(recorder, { prompt: `burst ${i} `.repeat(400) })));
+      const { usedBytes } = await store.reclaimMemory();
+      const [before, after] = usedBytes.map((b) => b / 2 ** 20) as [number, number];
+      assert.ok(after < before, `the store thread's heap in use: ${before.toFixed(1)} MB before, ${after.toFixed(1)} MB after`);
+      await recorder.close({ closeStore: false });
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
