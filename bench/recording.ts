@@ -20,6 +20,7 @@
 // Env: BENCH_DURATION (seconds per measured run, default 5), BENCH_ROUNDS
 // (3), BENCH_PG_URL (postgres://postgres@127.0.0.1:5432/test),
 // BENCH_COMMIT_INTERVAL (recording.commit_interval, default 2ms),
+// BENCH_STREAM=0 for part 2 with non-streamed requests (as the main bench's c=50),
 // BENCH_ONLY_E2E=1 to skip part 1, BENCH_ONLY_RECORDER=1 to run only part 1, BENCH_MODES=sqlite,postgres to run only
 // those (and off), BENCH_GATEWAY_NODE_FLAGS for the gateway processes.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -45,6 +46,8 @@ const DURATION_S = Number(process.env.BENCH_DURATION ?? 5);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const CONCURRENCY = 50;
+/** Part 2: streamed chat completions (default), or non-streamed ones as in `npm run bench`'s c=50. */
+const STREAM = process.env.BENCH_STREAM !== '0';
 const TICK_US = 1e6 / CLK_TCK;
 const UPSTREAM_KEY = 'bench-upstream-key';
 const recordingConfig = recordingSchema.parse({ commit_interval: process.env.BENCH_COMMIT_INTERVAL ?? '2ms' });
@@ -316,7 +319,7 @@ async function main(): Promise<void> {
       return;
     }
 
-    console.log('\n2. end to end: streamed chat completions through modelgate, concurrency 50');
+    console.log(`\n2. end to end: ${STREAM ? 'streamed' : 'non-streamed'} chat completions through modelgate, concurrency 50`);
     const upstream = await startUpstream(UPSTREAM_KEY, dir);
     const idp = await startDevIdp({ audience: 'modelgate', accessTokenTtlSeconds: 3600 });
     const token = await idp.clientCredentialsToken('ci-bot');
@@ -341,7 +344,7 @@ async function main(): Promise<void> {
     for (const mode of modes) gateways.set(mode.name, await startGateway(mode.name, gatewayConfig, mode.storage));
     const target = (name: string): Target => ({ name, url: gateways.get(name)!.url, headers: { authorization: `Bearer ${token}` } });
     const runs = new Map<string, LoadRun[]>(modes.map((m) => [m.name, []]));
-    for (const mode of modes) await runLoad(target(mode.name), { connections: CONCURRENCY, stream: true, durationS: 1 });
+    for (const mode of modes) await runLoad(target(mode.name), { connections: CONCURRENCY, stream: STREAM, durationS: 1 });
     const cpu = new Map<string, number[]>(modes.map((m) => [m.name, []]));
     const storeCpu = new Map<string, number[]>(modes.map((m) => [m.name, []]));
     const dbCpu = new Map<string, number[]>(modes.map((m) => [m.name, []]));
@@ -353,7 +356,7 @@ async function main(): Promise<void> {
         const ticks = cpuTicksOf(pid);
         const storeTicks = gateway.storeTid ? cpuTicksOf(pid, gateway.storeTid) : 0;
         const db = databaseTicks(backends);
-        const run = await runLoad(target(mode.name), { connections: CONCURRENCY, stream: true, durationS: DURATION_S });
+        const run = await runLoad(target(mode.name), { connections: CONCURRENCY, stream: STREAM, durationS: DURATION_S });
         runs.get(mode.name)!.push(run);
         const per = (t: number): number => (t * TICK_US) / Math.max(1, run.ok);
         const storeUs = gateway.storeTid ? per(cpuTicksOf(pid, gateway.storeTid) - storeTicks) : 0;
