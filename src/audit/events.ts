@@ -147,6 +147,12 @@ export interface SessionEndMeta {
   latency_ms?: number;
   /** Why the gateway, not the request, ended it (crash recovery). */
   reason?: string;
+  /**
+   * The response's last batch of chunks, stored with the end instead of as a
+   * `response.chunks` event of its own (one event fewer per session): the
+   * end's content is then their frames, as a batch's is.
+   */
+  chunks?: ResponseChunksMeta;
 }
 
 /** `[seq, content_hash]`: the content an event now legitimately has. */
@@ -201,6 +207,16 @@ export interface EventMetaByKind {
 }
 
 export type EventKind = keyof EventMetaByKind;
+
+/** The event kinds whose content, when they have any, is a batch of response chunks (`frameChunks`). */
+export const CHUNK_KINDS = ['response.chunks', 'session.end'] as const satisfies readonly EventKind[];
+
+/** The chunk batch an event holds: a `response.chunks` event's, or the last one stored with a `session.end`. */
+export function chunkBatchOf(kind: string, meta: unknown): ResponseChunksMeta | undefined {
+  if (kind === 'response.chunks') return meta as ResponseChunksMeta;
+  if (kind === 'session.end') return (meta as SessionEndMeta).chunks;
+  return undefined;
+}
 
 /** Events that vouch for later changes to other events (read first by `verify`). */
 export const EVIDENCE_KINDS = ['redaction', 'retention.delete', 'session.delete'] as const satisfies readonly EventKind[];

@@ -741,12 +741,19 @@ export class SessionWriter {
     const b = this.buffer;
     if (b.texts.length === 0 || (olderThan !== undefined && b.since > olderThan)) return;
     const n = this.n++;
+    const { meta, parts, indexText } = this.takeBatch(n)!;
+    void this.push([{ kind: 'response.chunks', sessionId: this.id, n, atMs: this.recorder.now(), meta, parts, ...(indexText !== undefined && { indexText }) }]);
+  }
+
+  /** The buffered chunks as the batch of event `n` (its meta, content and search text), emptying the buffer; undefined if none. */
+  private takeBatch(n: number): { meta: ResponseChunksMeta; parts: ContentPart[] | undefined; indexText: string | undefined } | undefined {
+    const b = this.buffer;
+    if (b.texts.length === 0) return undefined;
     const meta: ResponseChunksMeta = { first: this.chunkIndex, offsets: b.offsets, sizes: b.sizes, truncated: b.truncated };
     const encoded = this.bodies ? this.recorder.encode(frameChunks(b.texts), this.id, n, Number.MAX_SAFE_INTEGER) : undefined;
-    const indexText = encoded && !this.recorder.cipher ? b.answer : undefined;
     this.chunkIndex += b.texts.length;
     this.buffer = emptyBatch();
-    void this.push([{ kind: 'response.chunks', sessionId: this.id, n, atMs: this.recorder.now(), meta, parts: encoded?.parts, ...(indexText !== undefined && { indexText }) }]);
+    return { meta, parts: encoded?.parts, indexText: encoded && !this.recorder.cipher ? b.answer : undefined };
   }
 
   /** Resolves once everything recorded so far is durable; never rejects (see `failure`). */
@@ -764,8 +771,10 @@ export class SessionWriter {
    */
   async end(end: SessionEnd): Promise<void> {
     if (this.ended) return;
-    this.flushChunks();
     this.ended = true;
+    const n = this.n++;
+    // The last chunks go into the end itself: one event (one hash, one row) fewer per session.
+    const last = this.takeBatch(n);
     let meta: SessionEndMeta = {
       state: end.state,
       status: end.status,
@@ -774,9 +783,18 @@ export class SessionWriter {
       ttft_ms: end.ttftMs ?? (this.firstOffset === undefined ? undefined : Math.round(this.firstOffset)),
       latency_ms: Math.round(end.latencyMs),
     };
-    // The end shares its commit with the last chunks (not waiting on them keeps group commits large); earlier losses are known now.
+    if (last) meta.chunks = last.meta;
+    // Not waiting on earlier commits keeps group commits large; losses in them are known by now.
     if (this.failure) meta = incompleteEnd(meta);
-    const event: NewEvent = { kind: 'session.end', sessionId: this.id, n: this.n++, atMs: this.recorder.now(), meta };
+    const event: NewEvent = {
+      kind: 'session.end',
+      sessionId: this.id,
+      n,
+      atMs: this.recorder.now(),
+      meta,
+      ...(last?.parts && { parts: last.parts }),
+      ...(last?.indexText !== undefined && { indexText: last.indexText }),
+    };
     let stored = true;
     await this.push([event], () => (stored = false));
     this.recorder.forget(this);

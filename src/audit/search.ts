@@ -5,13 +5,15 @@
 // stays empty and search is refused (SessionArchive.list).
 import { decodeContent } from './content.js';
 import { chunkText, promptOf, REDACTED, stringsOf, unframeChunks } from './content-text.js';
-import type { ContentPart, EventKind } from './events.js';
+import { CHUNK_KINDS, type ContentPart, type EventKind } from './events.js';
 
 /** Sessions indexed per indexing transaction (AuditStore.indexEnded). */
 export const INDEX_BATCH = 500;
 
-/** The event kinds whose content is indexed: the prompt as received and as forwarded, and the answer as delivered. */
-export const INDEXED_KINDS: readonly EventKind[] = ['session.start', 'session.forwarded', 'response.chunks'];
+/** The event kinds whose content is indexed: the prompt as received and as forwarded, and the answer as delivered (its last batch stored with the end). */
+export const INDEXED_KINDS: readonly EventKind[] = ['session.start', 'session.forwarded', 'response.chunks', 'session.end'];
+
+const isChunkBatch = (kind: string): boolean => (CHUNK_KINDS as readonly string[]).includes(kind);
 
 /**
  * Most characters indexed per event. PostgreSQL refuses a tsvector over
@@ -53,7 +55,7 @@ function extractText(event: IndexableEvent, parts: readonly ContentPart[]): stri
   } catch {
     return undefined;
   }
-  if (event.kind === 'response.chunks') {
+  if (isChunkBatch(event.kind)) {
     try {
       return unframeChunks(text).map(chunkText).join('');
     } catch {
@@ -84,7 +86,7 @@ export function sessionIndexText(events: readonly IndexableEvent[]): string | un
   const sources: string[] = [];
   const answer: IndexableEvent[] = [];
   for (const event of events) {
-    if (event.kind === 'response.chunks') answer.push(event);
+    if (isChunkBatch(event.kind)) answer.push(event);
     else {
       const text = indexTextOf(event);
       if (text !== undefined) sources.push(text);
@@ -290,7 +292,7 @@ export interface SearchMatch {
   highlights: Array<[number, number]>;
 }
 
-const SOURCES: Record<string, SearchMatch['source']> = { 'session.start': 'prompt', 'session.forwarded': 'forwarded', 'response.chunks': 'answer' };
+const SOURCES: Record<string, SearchMatch['source']> = { 'session.start': 'prompt', 'session.forwarded': 'forwarded', 'response.chunks': 'answer', 'session.end': 'answer' };
 const CONTEXT = 60;
 
 /** `text` lowercased and without accents, with the index in `text` of each of its UTF-16 units. */

@@ -9,6 +9,8 @@ import { ContentCipher, decodeContent, encodeContent } from './content.js';
 import { chunkText, compilePattern, frameChunks, promptOf, redactChunk, redactDocument, REDACTED, unframeChunks, type Pattern, type PromptTurn } from './content-text.js';
 import { INDEX_BATCH, indexTextOf, matchIn, parseSearchQuery, type SearchMatch, type SearchTerm } from './search.js';
 import {
+  CHUNK_KINDS,
+  chunkBatchOf,
   NO_ORDINAL,
   parseMeta,
   TRAIL_SESSION_ID,
@@ -215,7 +217,7 @@ export class SessionArchive {
     if (event.parts.length === 0) return info ? { info } : {};
     try {
       const text = decodeContent(event.parts, event, this.cipher);
-      return { info, body: event.kind === 'response.chunks' ? unframeChunks(text) : parseBody(text) };
+      return { info, body: (CHUNK_KINDS as readonly string[]).includes(event.kind) ? unframeChunks(text) : parseBody(text) };
     } catch (err) {
       return { info, error: (err as Error).message };
     }
@@ -259,27 +261,33 @@ export class SessionArchive {
           detail.approvals.push({ ...meta, at: event.atMs, ...(comment.body !== undefined ? { comment_text: String(comment.body) } : {}), ...(comment.error ? { error: comment.error } : {}) });
           break;
         }
-        case 'response.chunks': {
-          const meta = parseMeta(event) as ResponseChunksMeta;
-          const decoded = this.decode(event, undefined);
-          if (decoded.error) detail.response.error = decoded.error;
-          const texts = Array.isArray(decoded.body) ? (decoded.body as string[]) : [];
-          detail.response.truncated ||= meta.truncated;
-          meta.offsets.forEach((offset, i) => {
-            const raw = event.parts.length > 0 && texts[i] !== undefined && (texts[i] !== '' || meta.sizes[i] === 0) ? texts[i]! : null;
-            detail.response.chunks.push({ index: meta.first + i, offset_ms: offset, size: meta.sizes[i] ?? 0, raw, text: raw === null ? '' : chunkText(raw) });
-          });
+        case 'response.chunks':
+          this.addChunks(detail.response, event, parseMeta(event) as ResponseChunksMeta);
+          break;
+        case 'session.end': {
+          const { chunks, ...meta } = parseMeta(event) as SessionEndMeta;
+          if (chunks) this.addChunks(detail.response, event, chunks);
+          detail.end = { ...meta, at: event.atMs };
           break;
         }
-        case 'session.end':
-          detail.end = { ...(parseMeta(event) as SessionEndMeta), at: event.atMs };
-          break;
         default:
           break;
       }
     }
     detail.response.text = detail.response.chunks.map((c) => c.text).join('');
     return detail;
+  }
+
+  /** A batch of chunks (a `response.chunks` event's, or the last one, stored with the end), as the response shows them. */
+  private addChunks(response: SessionDetail['response'], event: StoredEvent, meta: ResponseChunksMeta): void {
+    const decoded = this.decode(event, undefined);
+    if (decoded.error) response.error = decoded.error;
+    const texts = Array.isArray(decoded.body) ? (decoded.body as string[]) : [];
+    response.truncated ||= meta.truncated;
+    meta.offsets.forEach((offset, i) => {
+      const raw = event.parts.length > 0 && texts[i] !== undefined && (texts[i] !== '' || meta.sizes[i] === 0) ? texts[i]! : null;
+      response.chunks.push({ index: meta.first + i, offset_ms: offset, size: meta.sizes[i] ?? 0, raw, text: raw === null ? '' : chunkText(raw) });
+    });
   }
 
   async replay(id: string): Promise<Replay | undefined> {
@@ -360,11 +368,11 @@ export class SessionArchive {
     if (events.length === 0) throw new SessionStateError(id, 'not_found');
     const rewrites: ContentRewrite[] = events
       .filter((e) => e.n !== NO_ORDINAL && e.contentHash !== null)
-      .map((e) => ({
-        n: e.n,
+      .map((e) => {
         // Chunk batches keep one empty text per chunk, so replay still shows the timing.
-        parts: this.encode(e.kind === 'response.chunks' ? frameChunks((parseMeta(e) as ResponseChunksMeta).offsets.map(() => '')) : REDACTED, e),
-      }));
+        const batch = chunkBatchOf(e.kind, parseMeta(e));
+        return { n: e.n, parts: this.encode(batch ? frameChunks(batch.offsets.map(() => '')) : REDACTED, e) };
+      });
     await this.store.rewriteContents(id, rewrites, { kind: 'redaction', sessionId: id, n: NO_ORDINAL, atMs: this.now(), meta: { scope, by, reason, targets: [] } });
   }
 
@@ -432,7 +440,7 @@ export class SessionArchive {
       if (event.n === NO_ORDINAL || event.parts.length === 0) continue;
       const text = decodeContent(event.parts, event, this.cipher);
       const changed =
-        event.kind === 'response.chunks'
+        (CHUNK_KINDS as readonly string[]).includes(event.kind)
           ? frameChunks(unframeChunks(text).map((raw) => redactChunk(raw, pattern)))
           : event.kind === 'decision' || event.kind === 'approval'
             ? pattern.replace(text, REDACTED)

@@ -9,7 +9,7 @@ import { RetentionJob } from '../../src/audit/retention.js';
 import { SearchUnavailableError, SessionArchive } from '../../src/audit/sessions.js';
 import { SessionStateError, type AuditStore } from '../../src/audit/store.js';
 import { verify } from '../../src/audit/verify.js';
-import { KEY_A, KEY_B, recordSession, recording, STORE_FIXTURES, type StoreFixture } from './fixtures.js';
+import { KEY_A, KEY_B, recordSession, recording, sseChunk, STORE_FIXTURES, type StoreFixture } from './fixtures.js';
 
 const DAY = 86_400_000;
 
@@ -122,6 +122,9 @@ for (const factory of STORE_FIXTURES) {
       }
       const first = (await archive.show(victim[0]!))!;
       assert.deepEqual(first.response.chunks.map((c) => c.offset_ms), [10, 20, 30], 'chunk timing survives redaction');
+      // Each chunk's text is emptied, wherever its batch is stored (here, with the end): still a batch of chunks.
+      assert.deepEqual(first.response.chunks.map((c) => c.raw), [null, null, null]);
+      assert.equal(first.response.error, undefined);
       assert.equal(first.decisions[0]!.excerpt_text, '[redacted]');
       assert.equal(first.approvals[0]!.comment_text, '[redacted]');
       assert.ok(first.events.some((e) => e.kind === 'redaction' && JSON.stringify(e.meta).includes('GDPR')));
@@ -237,7 +240,10 @@ for (const factory of STORE_FIXTURES) {
       const records = [];
       for await (const r of archive.export({ since })) records.push(r);
       const mine = records.filter((r) => r.session_id === id);
-      assert.deepEqual(mine.map((r) => r.kind), ['session.start', 'session.forwarded', 'response.chunks', 'session.end']);
+      // The answer's last (here only) batch of chunks is stored with the end: one event fewer per session.
+      assert.deepEqual(mine.map((r) => r.kind), ['session.start', 'session.forwarded', 'session.end']);
+      assert.deepEqual((mine[2]!.meta as { chunks?: { offsets: number[] } }).chunks?.offsets, [10, 20, 30]);
+      assert.deepEqual(mine[2]!.content, ['Hello', ' there', '!'].map(sseChunk), 'its content is the chunks, as a batch gives them');
       assert.equal(mine[0]!.user?.subject, 'siem');
       assert.deepEqual((mine[0]!.content as { messages: unknown[] }).messages, [{ role: 'user', content: 'export me' }]);
       assert.match(mine[0]!.hash, /^[0-9a-f]{64}$/);

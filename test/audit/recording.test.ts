@@ -348,7 +348,7 @@ for (const factory of STORE_FIXTURES) {
           key === 'append'
             ? async (events: NewEvent[], options?: { replay?: boolean }) => {
                 const seqs = await target.append(events, options);
-                if (lose && events.some((e) => e.kind === 'response.chunks')) {
+                if (lose && events.some((e) => e.kind === 'session.end')) {
                   lose = false;
                   throw new Error('Connection terminated unexpectedly');
                 }
@@ -361,7 +361,8 @@ for (const factory of STORE_FIXTURES) {
       await recorder.close({ closeStore: false });
       assert.equal(lose, false, 'the answer was lost once');
       const rows = await fx.raw.query<{ kind: string; n: number }>('SELECT kind, n FROM events WHERE session_id = ? ORDER BY seq', id);
-      assert.deepEqual(rows.map((r) => `${r.kind}:${r.n}`), ['session.start:0', 'session.forwarded:1', 'response.chunks:2', 'session.end:3']);
+      assert.deepEqual(rows.map((r) => `${r.kind}:${r.n}`), ['session.start:0', 'session.forwarded:1', 'session.end:2'], 'the answer is stored with the end, once');
+      assert.deepEqual((await new SessionArchive(store, recording()).show(id))?.response.chunks.map((c) => c.raw), ['one', ' two', ' three'].map(sseChunk));
       assert.equal((await store.getSession(id))?.state, 'completed');
       assert.deepEqual((await verify(store)).problems, []);
       await store.close();

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Recorder } from '../../src/audit/recorder.js';
 import { PendingIndex, SearchQueryError, sessionIndexText } from '../../src/audit/search.js';
-import type { NewEvent } from '../../src/audit/events.js';
+import { chunkBatchOf, type NewEvent } from '../../src/audit/events.js';
 import { chunkText } from '../../src/audit/content-text.js';
 import { deliveredAnswer } from '../../src/pipeline/record.js';
 import { parseOllamaRequest } from '../../src/protocol/ollama.js';
@@ -146,8 +146,11 @@ test('a session indexed from the words the recorder kept has the entry the pass 
     await writer.end({ state: 'completed', status: 200, latencyMs: 5 });
   }
   await recorder.close({ closeStore: false });
-  assert.ok(events.filter((e) => e.kind === 'response.chunks' && e.indexText !== undefined).length >= 2, 'answer batches carried their words');
-  assert.ok(events.some((e) => e.kind === 'response.chunks' && e.indexText === undefined), 'a batch with a frame read differently did not');
+  // Answer batches: response.chunks events, and the last batch of each answer, stored with its end.
+  const batches = events.filter((e) => chunkBatchOf(e.kind, e.meta) !== undefined);
+  assert.ok(batches.filter((e) => e.indexText !== undefined).length >= 2, 'answer batches carried their words');
+  assert.ok(batches.some((e) => e.indexText === undefined), 'a batch with a frame read differently did not');
+  assert.ok(batches.some((e) => e.kind === 'session.end' && e.indexText !== undefined), 'the last batch, stored with the end, too');
   assert.ok(events.some((e) => e.kind === 'session.forwarded' && e.indexText?.includes('[CITY]')), 'bodies carried their prompt');
   assert.ok(events.some((e) => e.kind === 'session.forwarded' && e.indexText === ''), 'and members without text carried that');
   for (const id of sessions) {
@@ -371,7 +374,7 @@ for (const factory of STORE_FIXTURES) {
       await crashed.close({ closeStore: false });
       const sids = [...(await seqsOf(kept)), ...(await seqsOf(erased))];
       assert.equal(await entries(sids), 0, 'not indexed yet');
-      assert.equal((await store.sessionEvents(kept, true)).length, 4, 'but every event is stored (start, forwarded, answer, end)');
+      assert.equal((await store.sessionEvents(kept, true)).length, 3, 'but every event is stored (start, forwarded, end with the answer)');
       await archive.redactPattern('dugongword', { ids: [erased] }, 'dpo');
       recorder = await Recorder.open(store, recording());
       assert.ok(await eventually(async () => (await entries(sids)) === 2), 'the start-up pass indexed both');
