@@ -12,8 +12,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { Pool } from 'undici';
 import type { Logger } from '../ops/logger.js';
+import { UpstreamConnections } from '../proxy/upstream-connections.js';
 import { keepAlive } from './heartbeat.js';
 import { HEADER, HOP_BY_HOP, TUNNEL_PATH, UPGRADE_TOKEN } from './protocol.js';
 
@@ -51,7 +51,8 @@ export class Agent {
   private session: http2.ServerHttp2Session | undefined;
   private socket: Socket | undefined;
   private readonly h2 = http2.createServer();
-  private readonly pools = new Map<string, Pool>();
+  /** Per served connection, the keep-alive connections to its model server (the gateway's own set for direct upstreams). */
+  private readonly upstreams = new Map<string, UpstreamConnections>();
   private stopped = false;
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -64,11 +65,19 @@ export class Agent {
     if (gateway.protocol !== 'https:' && !(gateway.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(gateway.hostname))) {
       throw new Error(`the gateway URL must be https:// (cleartext http:// only to loopback): ${gateway.href}`);
     }
-    for (const [name, url] of options.serve) {
-      this.pools.set(name, new Pool(url.origin, { connections: 1024, headersTimeout: options.upstreamHeadersTimeoutMs ?? 300_000, bodyTimeout: 0, connect: { timeout: 5_000 } }));
-    }
     this.h2.on('stream', (stream, headers) => void this.forward(stream, headers));
     const agent = this;
+    const upstreamConnections = new Gauge({
+      name: 'modelgate_agent_upstream_connections',
+      help: 'Keep-alive connections held to the model servers (in use or idle), by connection; idle ones are dropped once they close.',
+      labelNames: ['connection'] as const,
+      registers: [this.registry],
+    });
+    for (const [name, url] of options.serve) {
+      upstreamConnections.set({ connection: name }, 0);
+      const clientOptions = { headersTimeout: options.upstreamHeadersTimeoutMs ?? 300_000, bodyTimeout: 0, connect: { timeout: 5_000 } };
+      this.upstreams.set(name, new UpstreamConnections(url.origin, clientOptions, (delta) => upstreamConnections.inc({ connection: name }, delta)));
+    }
     this.metrics = {
       connected: new Gauge({ name: 'modelgate_agent_connected', help: '1 while the tunnel to the gateway is up.', registers: [this.registry], collect() { this.set(agent.state === 'connected' ? 1 : 0); } }),
       active: new Gauge({ name: 'modelgate_agent_active_streams', help: 'Requests being forwarded now.', registers: [this.registry] }),
@@ -122,7 +131,7 @@ export class Agent {
       });
     }
     // Every stream is done or cut by now; close() would wait on a model that never answers.
-    await Promise.all([...this.pools.values()].map((p) => p.destroy()));
+    await Promise.all([...this.upstreams.values()].map((u) => u.destroy()));
   }
 
   /** Kills the tunnel without a goodbye, as a crash would: the socket, or the HTTP/2 session (for tests of the gateway's side). */
@@ -236,10 +245,10 @@ export class Agent {
   private async forward(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<void> {
     const connection = String(headers[HEADER.connection] ?? '');
     const base = this.options.serve.get(connection);
-    const pool = this.pools.get(connection);
+    const upstream = this.upstreams.get(connection);
     const method = String(headers[':method']);
     const path = String(headers[':path'] ?? '');
-    if (!base || !pool) return this.refuse(stream, 'unknown_connection', `this agent does not serve connection "${connection}"`);
+    if (!base || !upstream) return this.refuse(stream, 'unknown_connection', `this agent does not serve connection "${connection}"`);
     // Only a path on the configured model server: no absolute URLs, no other hosts.
     if (!path.startsWith('/') || path.startsWith('//') || (method !== 'POST' && method !== 'GET')) return this.refuse(stream, 'bad_request', 'bad method or path', 400);
 
@@ -256,8 +265,9 @@ export class Agent {
     }
     this.metrics.active.inc();
     let outcome = 'ok';
+    const client = upstream.take();
     try {
-      const response = await pool.request({
+      const response = await client.request({
         path: base.pathname.replace(/\/$/, '') + path,
         method: method as 'POST' | 'GET',
         headers: forwardHeaders,
@@ -287,6 +297,8 @@ export class Agent {
       }
       this.options.log.debug({ connection, code, err: (err as Error).message }, 'forward failed');
     } finally {
+      // The body is read to its end or destroyed by now: the connection is free again, or dropped if it closed.
+      upstream.release(client);
       this.metrics.active.dec();
       this.metrics.streams.inc({ connection, outcome });
     }

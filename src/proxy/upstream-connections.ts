@@ -4,7 +4,9 @@
 // Clients (~10 MB of heap) and scanned them on every request. Here a
 // connection that closes while idle is dropped, so once a burst is over and
 // the upstream (or our keep-alive timeout) closes the idle sockets, nothing
-// is left. How many requests may run at once is the UpstreamQueue's job.
+// is left. How many requests may run at once is the UpstreamQueue's job (for
+// the agent, the gateway's queue and the tunnel's streams). Used by the
+// gateway for direct targets and by the agent for its model servers.
 import { Client } from 'undici';
 
 /**
@@ -54,11 +56,20 @@ export class UpstreamConnections {
 
   /** Graceful: a request in flight finishes first. */
   async close(): Promise<void> {
+    await Promise.all(this.forgetAll().map((c) => c.close()));
+  }
+
+  /** At once: a request in flight fails (for a caller whose streams are already done or cut, so waiting on a model that never answers would hang). */
+  async destroy(): Promise<void> {
+    await Promise.all(this.forgetAll().map((c) => c.destroy()));
+  }
+
+  private forgetAll(): Client[] {
     const clients = [...this.held];
     this.idle.length = 0;
     this.held.clear();
     this.onCount?.(-clients.length);
-    await Promise.all(clients.map((c) => c.close()));
+    return clients;
   }
 
   private open(): Client {

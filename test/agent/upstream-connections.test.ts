@@ -1,0 +1,79 @@
+// The agent's connections to its model server are the gateway's own
+// UpstreamConnections: a burst opens what it needs, the agent's metrics
+// show how many it holds, and once the model server closes the idle ones
+// nothing is held (undici's Pool kept every Client it had ever opened).
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import type { Agent } from '../../src/agent/agent.js';
+import { postJson, type Harness } from '../helpers/harness.js';
+import { agentsConnected, createAgentKey, startAgent, startAgentHarness, until } from './helpers.js';
+
+describe("the agent's connections to its model server", () => {
+  let h: Harness;
+  let token: string;
+  let agent: Agent;
+  let model: http.Server;
+  let modelConnections = 0;
+  /** Answers are held until released, so a burst really has that many requests at the model at once. */
+  const holding: Array<() => void> = [];
+
+  before(async () => {
+    model = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () =>
+        holding.push(() => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ id: 'c1', object: 'chat.completion', created: 0, model: 'demo-chat', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }] }));
+        }),
+      );
+    });
+    model.on('connection', () => modelConnections++);
+    await new Promise<void>((resolve) => model.listen(0, '127.0.0.1', resolve));
+    h = await startAgentHarness();
+    token = await h.userToken('alice');
+    agent = startAgent(h, await createAgentKey(h, 'beside-node-http'), { demo: `http://127.0.0.1:${(model.address() as AddressInfo).port}` });
+    await agentsConnected(h, 1);
+  });
+  after(async () => {
+    await agent.close(100);
+    await h.close();
+    await new Promise<void>((resolve) => model.close(() => resolve()));
+  });
+
+  const held = async (): Promise<number> => {
+    const text = await agent.registry.metrics();
+    const match = /^modelgate_agent_upstream_connections\{connection="demo"\} (\d+)$/m.exec(text);
+    assert.ok(match, 'the agent exposes modelgate_agent_upstream_connections for the connection');
+    return Number(match[1]);
+  };
+  const heldBecomes = async (n: number, what: string): Promise<void> => {
+    let last = -1;
+    const deadline = Date.now() + 10_000;
+    while ((last = await held()) !== n) {
+      assert.ok(Date.now() < deadline, `${what} (held: ${last})`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const burst = async (n: number): Promise<void> => {
+    const requests = Array.from({ length: n }, () => postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] }));
+    await until(() => holding.length === n, `${n} requests reach the model`);
+    assert.equal(await held(), n, 'one connection per request at the model');
+    for (const answer of holding.splice(0)) answer();
+    for (const response of await Promise.all(requests)) assert.equal(response.status, 200, await response.text());
+  };
+
+  test('after a burst, the connections the model server closes while idle are dropped, down to none; then new requests open fresh ones and reuse a warm one', async () => {
+    await burst(20);
+    assert.equal(await held(), 20, 'idle, still open: held');
+
+    model.closeIdleConnections();
+    await heldBecomes(0, 'every idle connection is dropped once the model server closes it');
+
+    const before = modelConnections;
+    for (let i = 0; i < 5; i++) await burst(1);
+    assert.equal(modelConnections - before, 1, 'sequential requests reuse one warm connection');
+    assert.equal(await held(), 1);
+  });
+});
