@@ -26,7 +26,7 @@
 // SOAK_IDLE_RECLAIM (the gateway's server.idle_reclaim, default its own 10s; 0s turns it
 // off, to compare), SOAK_HEAP_SNAPSHOTS (a directory: the gateway writes a V8 heap snapshot
 // there at idle and after each leg's settle, to compare by constructor),
-// BENCH_GATEWAY_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
+// BENCH_GATEWAY_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_AGENT_NODE_FLAGS (the same for the agent),
 // SOAK_WORKERS (gateway --workers, default 1: an agent tunnel lands on one
 // worker), SOAK_LISTEN_BACKLOG (the gateway's server.listen_backlog, to
 // compare with node's old default of 511), and, to split the cost when profiling, SOAK_MASKING=off and
@@ -86,6 +86,8 @@ interface LegResult {
   cpuMsPerStream: Record<string, number>;
   /** afterMb: after SETTLE_S idle; backS: when it first came back to idle (TARGETS.backToIdle), if it did; settleMb: RSS every 10 s of the settle. */
   rss?: { idleMb: number; peakMb: number; perThousandMb: number; afterMb: number; settleS: number; backS?: number; settleMb: number[] };
+  /** The agent's process on the agent leg: idle, peak, above idle per 1,000 open streams at the peak, and after the settle. */
+  agentRss?: { idleMb: number; peakMb: number; perThousandMb: number; afterMb: number };
 }
 
 const round = (n: number, digits = 0): number => Math.round(n * 10 ** digits) / 10 ** digits;
@@ -160,6 +162,7 @@ async function runLeg(
   model: string,
   watch: Watched[],
   gateway?: { pid: number; idleMb: number },
+  agent?: { pid: number; idleMb: number },
 ): Promise<LegResult> {
   const gatewayPid = gateway?.pid;
   const target = new URL('/v1/chat/completions', url);
@@ -170,7 +173,14 @@ async function runLeg(
   let open = 0;
   let peakOpen = 0;
   let peakOpenMb = idleMb;
+  let agentPeakMb = agent?.idleMb ?? 0;
+  let agentPeakOpenMb = agentPeakMb;
   const sampler = setInterval(() => {
+    if (agent) {
+      const rss = treeRssMb(agent.pid);
+      agentPeakMb = Math.max(agentPeakMb, rss);
+      if (open >= peakOpen) agentPeakOpenMb = Math.max(agentPeakOpenMb, rss);
+    }
     if (!gatewayPid) return;
     const rss = treeRssMb(gatewayPid);
     if (rss > peakMb) peakMb = rss;
@@ -235,6 +245,14 @@ async function runLeg(
       settleS: round((performance.now() - settleStart) / 1000, 1),
       ...(backS !== undefined && { backS }),
       settleMb,
+    };
+  }
+  if (agent) {
+    result.agentRss = {
+      idleMb: round(agent.idleMb),
+      peakMb: round(agentPeakMb),
+      perThousandMb: round(((agentPeakOpenMb - agent.idleMb) * 1000) / Math.max(1, peakOpen), 1),
+      afterMb: round(treeRssMb(agent.pid)),
     };
   }
   return result;
@@ -392,10 +410,11 @@ async function main(): Promise<void> {
     const key = /mga_[0-9a-f]{16}_[A-Za-z0-9_-]{43}/.exec(cli(['agents', 'create', 'soak', '--connections', 'soak-agent', '--config', configPath]))?.[0];
     if (!key) throw new Error('`modelgate agents create` printed no key');
     const statusPort = await freePort();
+    const agentFlags = (process.env.BENCH_AGENT_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
     agent = spawnTracked(
       'agent',
       process.execPath,
-      ['bin/modelgate.js', 'agent', '--gateway', `http://127.0.0.1:${agentPort}`, '--serve', `soak-agent=${mock.url}`, '--listen', `127.0.0.1:${statusPort}`, '--log-level', 'warn'],
+      [...agentFlags, 'bin/modelgate.js', 'agent', '--gateway', `http://127.0.0.1:${agentPort}`, '--serve', `soak-agent=${mock.url}`, '--listen', `127.0.0.1:${statusPort}`, '--log-level', 'warn'],
       { env: { MODELGATE_AGENT_KEY: key }, stdout: 'log', logDir: dir },
     );
     await untilReady(agent, async () => (await fetch(`http://127.0.0.1:${statusPort}/readyz`)).status === 200);
@@ -415,7 +434,8 @@ async function main(): Promise<void> {
   const results: LegResult[] = [];
   // Idle: warmed up, no stream open. Every leg's peak and after are measured against this one figure.
   const idle = { pid: gateway.pid, idleMb: treeRssMb(gateway.pid) };
-  console.log(`gateway at idle: RSS ${round(idle.idleMb)} MB, ${await memoryBreakdown(gatewayUrl, idle.idleMb)}`);
+  const agentIdle = agent && { pid: agent.pid, idleMb: treeRssMb(agent.pid) };
+  console.log(`gateway at idle: RSS ${round(idle.idleMb)} MB, ${await memoryBreakdown(gatewayUrl, idle.idleMb)}${agentIdle ? `; agent at idle: RSS ${round(agentIdle.idleMb)} MB` : ''}`);
   await heapSnapshot(gateway.pid, gatewayUrl, 'idle');
   const before = await mockCounts(mock.url);
   const recordedBefore = recorded(dbPath);
@@ -424,7 +444,7 @@ async function main(): Promise<void> {
     results.push(direct);
     console.log(JSON.stringify(direct));
     const watch = leg === 'agent' && agent ? [watchGateway, { name: 'agent', pid: agent.pid }, watchMock] : [watchGateway, watchMock];
-    const through = await runLeg(leg === 'agent' ? 'modelgate via agent' : 'modelgate', gatewayUrl, auth, `soak-${leg}`, watch, idle);
+    const through = await runLeg(leg === 'agent' ? 'modelgate via agent' : 'modelgate', gatewayUrl, auth, `soak-${leg}`, watch, idle, leg === 'agent' ? agentIdle : undefined);
     results.push(through);
     console.log(JSON.stringify(through));
     console.log(`gateway after the ${leg} leg: RSS ${through.rss?.afterMb} MB (every 10 s of the settle: ${through.rss?.settleMb.join(', ')}), ${await memoryBreakdown(gatewayUrl, treeRssMb(gateway.pid))}`);
@@ -451,6 +471,7 @@ async function main(): Promise<void> {
       rssPer1000: r.rss?.perThousandMb ?? '',
       rssPeak: r.rss?.peakMb ?? '',
       rssAfter: r.rss ? `${r.rss.afterMb} (${r.rss.settleS}s)` : '',
+      agentRss: r.agentRss ? `idle ${r.agentRss.idleMb}, per 1000 ${r.agentRss.perThousandMb}, peak ${r.agentRss.peakMb}, after ${r.agentRss.afterMb}` : '',
     })),
   );
 
@@ -476,6 +497,9 @@ async function main(): Promise<void> {
     if (through.rss) {
       verdicts.push(
         { check: `${through.leg}: RSS above idle per 1,000 open streams`, value: `${through.rss.perThousandMb} MB (idle ${through.rss.idleMb}, peak ${through.rss.peakMb})`, target: `<= ${TARGETS.rssMbPer1000} MB`, pass: through.rss.perThousandMb <= TARGETS.rssMbPer1000 },
+        ...(through.agentRss
+          ? [{ check: `${through.leg}: agent RSS above idle per 1,000 open streams`, value: `${through.agentRss.perThousandMb} MB (idle ${through.agentRss.idleMb}, peak ${through.agentRss.peakMb}, after ${through.agentRss.afterMb})`, target: `<= ${TARGETS.rssMbPer1000} MB`, pass: through.agentRss.perThousandMb <= TARGETS.rssMbPer1000 }]
+          : []),
         {
           check: `${through.leg}: RSS back to idle after the leg`,
           value: `${through.rss.afterMb} MB after ${through.rss.settleS}s idle (idle ${through.rss.idleMb}, peak ${through.rss.peakMb}; ${through.rss.backS === undefined ? 'never back' : `back after ${through.rss.backS}s`})`,
