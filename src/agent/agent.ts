@@ -214,7 +214,7 @@ export class Agent {
       this.h2.emit('connection', socket);
     });
     session.on('error', (err) => this.options.log.warn({ err: err.message }, 'tunnel error'));
-    this.keepAlive(session);
+    this.keepAlive(session, socket);
     // The gateway's process went away (its kernel closed the socket): redial now, not at the next PING.
     socket.once('end', () => {
       if (!session.destroyed) session.destroy(new Error('the gateway closed the connection'));
@@ -233,12 +233,13 @@ export class Agent {
   }
 
   /** PINGs the gateway; a dead one has its session destroyed with an error, so every open stream ends now instead of hanging. */
-  private keepAlive(session: http2.ServerHttp2Session): void {
+  private keepAlive(session: http2.ServerHttp2Session, socket: Socket): void {
     keepAlive(session, this.options.heartbeat ?? { intervalMs: 10_000, timeoutMs: 5_000 }, () => {
       this.options.log.warn({ gateway: this.options.gateway.origin }, 'the gateway missed its heartbeat; redialling');
       session.destroy(new Error('the gateway stopped answering PINGs'));
-      // A frozen peer never acknowledges the FIN either: free the socket now.
-      (session.socket as Socket | undefined)?.destroy();
+      // A frozen peer never acknowledges the FIN, nor reads what is still being written: free the socket now. Not
+      // through `session.socket`: while a write is under way the session is still open, and that proxy throws on destroy.
+      socket.destroy();
     });
   }
 
@@ -295,7 +296,9 @@ export class Agent {
         outcome = 'upstream_error';
         if (!stream.destroyed) stream.close(NGHTTP2_INTERNAL_ERROR);
       }
-      this.options.log.debug({ connection, code, err: (err as Error).message }, 'forward failed');
+      // A cancellation is the gateway's (its client left); a model that failed is the operator's to hear about.
+      const level = outcome === 'cancelled' ? 'debug' : 'warn';
+      this.options.log[level]({ connection, outcome, code, err: (err as Error).message, answered: stream.headersSent }, 'forward failed');
     } finally {
       // The body is read to its end or destroyed by now: the connection is free again, or dropped if it closed.
       upstream.release(client);

@@ -5,7 +5,9 @@
 // error (an error frame mid-stream, a 502 before the answer); the agent sees
 // its PINGs go unanswered, drops the dead socket and dials again.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import type http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Agent } from '../../src/agent/agent.js';
 import { SseDecoder } from '../../src/protocol/sse.js';
@@ -140,5 +142,77 @@ describe('a tunnel whose event loop is blocked past the heartbeat deadline', () 
     assert.ok(!data.some((d) => d.includes('"error"')), data.join('\n'));
     assert.deepEqual(h.gateway.agents!.list(), [tunnel], 'the gateway kept the same tunnel');
     assert.equal((agent as unknown as { session: http2.Http2Session }).session, agentSession, 'the agent kept the same tunnel');
+  });
+});
+
+// The soak's dead agent: at 5,000 streams the agent's writes backed up in
+// its socket when its heartbeat gave up on the gateway. The HTTP/2 session
+// then closes only once that write is done, and its `socket` is node's
+// guard proxy, which throws on `destroy`: the agent process crashed instead
+// of dropping the tunnel and dialling again.
+describe('the gateway stops reading while the agent has answers to write', () => {
+  let h: Harness;
+  let relay: FaultyRelay;
+  let agent: Agent;
+  let token: string;
+  let model: http.Server;
+  const holding: Array<() => void> = [];
+
+  before(async () => {
+    // Each held answer, once released, is a frame bigger than a stream's flow-control window.
+    const frame = `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'demo-chat', choices: [{ index: 0, delta: { content: 'x'.repeat(70_000) }, finish_reason: null }] })}\n\n`;
+    model = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        const answer = () => {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.end(`${frame}data: [DONE]\n\n`);
+        };
+        if (body.includes('hold')) holding.push(answer);
+        else answer();
+      });
+    });
+    await new Promise<void>((resolve) => model.listen(0, '127.0.0.1', resolve));
+    h = await startAgentHarness({
+      configure: (input) => {
+        input.agents = { ...input.agents, heartbeat_interval: '300ms', heartbeat_timeout: '1s' };
+      },
+    });
+    token = await h.userToken('alice');
+    relay = await faultyRelay(Number(new URL(h.gateway.agentsUrl!).port));
+    agent = startAgent(h, await createAgentKey(h, 'backed-up'), { demo: `http://127.0.0.1:${(model.address() as AddressInfo).port}` }, {
+      gateway: new URL(`http://127.0.0.1:${relay.port}`),
+      heartbeat: { intervalMs: 300, timeoutMs: 1_000 },
+    });
+    await agentsConnected(h, 1);
+  });
+  after(async () => {
+    await agent.close(100);
+    await relay.close();
+    await h.close();
+    model.closeAllConnections();
+    await new Promise<void>((resolve) => model.close(() => resolve()));
+  });
+
+  test('the agent drops the stalled tunnel without crashing, dials again and serves', { timeout: 60_000 }, async () => {
+    const streams = 100;
+    const pending = Array.from({ length: streams }, () =>
+      postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'hold this' }] }).then(
+        (r) => r.text(),
+        () => '',
+      ),
+    );
+    await until(() => holding.length === streams, `${streams} requests at the model`);
+    const dialled = relay.accepted;
+    relay.stall();
+    // 100 windows of 64 KiB: more than the loopback socket buffers hold, so the agent's write is still under way.
+    for (const answer of holding.splice(0)) answer();
+    await until(() => relay.accepted > dialled && agent.state === 'connected', 'the agent dials again after its PINGs go unanswered', 30_000);
+    await agentsConnected(h, 1);
+    await Promise.all(pending);
+    const after = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'again' }] });
+    assert.equal(after.status, 200);
+    assert.ok((await after.text()).includes('[DONE]'));
   });
 });

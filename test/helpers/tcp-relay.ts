@@ -82,6 +82,8 @@ export interface FaultyRelay {
   port: number;
   /** Open connections stop carrying bytes both ways and stay open, as a peer that stopped answering; new ones still pass. */
   freeze(): void;
+  /** Open connections stop being read both ways, so what each end writes backs up in its own socket, as with a peer whose process stopped; new ones still pass. */
+  stall(): void;
   /** Drops every connection and refuses new ones until `restore`, as a server restart would. */
   cut(): void;
   restore(): void;
@@ -122,6 +124,13 @@ export async function faultyRelay(port: number): Promise<FaultyRelay> {
     },
     freeze() {
       for (const pair of pairs) pair.frozen = true;
+    },
+    stall() {
+      for (const pair of pairs) {
+        pair.frozen = true;
+        pair.client.pause();
+        pair.upstream.pause();
+      }
     },
     cut() {
       refusing = true;
