@@ -286,7 +286,15 @@ function cli(args: string[]): string {
 }
 
 /** A process and its descendants (the gateway's workers), from /proc/<pid>/task/<pid>/children. */
-const treeRssMb = (pid: number): number => processTree(pid).reduce((sum, p) => sum + (memoryOf(p).rssMb || 0), 0);
+const treeRssMb = (pid: number): number => processTree(pid).reduce((sum, p) => sum + (rssMbOf(p) || 0), 0);
+/** 0 for a process that is gone (one that died mid-leg is reported at the end, with its log kept). */
+function rssMbOf(pid: number): number {
+  try {
+    return memoryOf(pid).rssMb;
+  } catch {
+    return 0;
+  }
+}
 
 /** What the gateway's RSS is made of, from its own /metrics (one worker's view): V8 heap used and held, memory outside it, open handles. */
 async function memoryBreakdown(url: string, rssMb: number): Promise<string> {
@@ -418,6 +426,7 @@ async function main(): Promise<void> {
       { env: { MODELGATE_AGENT_KEY: key }, stdout: 'log', logDir: dir },
     );
     await untilReady(agent, async () => (await fetch(`http://127.0.0.1:${statusPort}/readyz`)).status === 200);
+    agent.child.once('exit', (code, signal) => console.log(`agent EXITED at ${new Date().toISOString()} (${code ?? signal})`));
   }
 
   const auth = { authorization: `Bearer ${token}` };
