@@ -18,7 +18,7 @@
 // drops everything after it.
 import { isJsonObject, type BodyPath } from '../protocol/body-path.js';
 import type { NdjsonLine } from '../protocol/ndjson.js';
-import { encodeSseFrame, type SseFrame } from '../protocol/sse.js';
+import { encodeSseFrame, sseJson, type SseFrame } from '../protocol/sse.js';
 import { encodeStreamError } from '../protocol/stream-error.js';
 import type { Operation, StreamFraming } from '../protocol/types.js';
 import { DecisionLog } from './decision-log.js';
@@ -135,12 +135,8 @@ export class MaskingStreamTransform {
     }
     const op = this.#options.operation;
     if (op !== 'chat' && op !== 'completion' && op !== 'response') return this.#uninspectable();
-    let event: unknown;
-    try {
-      event = JSON.parse(frame.data);
-    } catch {
-      return this.#uninspectable();
-    }
+    // The meter's parse, when it read the frame first; masked in place from here on.
+    const event = sseJson(frame);
     if (!isJsonObject(event)) return this.#uninspectable();
     this.#maskFrame(event, work);
     return this.#finish(work, [work.changed || frame !== upstreamFrame ? encodeSse(frame, event) : passSse(frame)]);
@@ -392,7 +388,7 @@ function pickKeys(source: Record<string, unknown>, keys: readonly string[]): Rec
 
 /** A frame re-serialised with new data (none for a comment-only frame), keeping its event, id and comments. */
 function encodeSse(frame: SseFrame, data: unknown): string {
-  const comments = frame.comments.map((comment) => `: ${comment.replace(/[\r\n]/g, ' ')}\n`).join('');
+  const comments = frame.comments.length === 0 ? '' : frame.comments.map((comment) => `: ${comment.replace(/[\r\n]/g, ' ')}\n`).join('');
   if (!frame.hasData) return `${comments}\n`;
   return comments + encodeSseFrame({ ...(frame.event !== undefined && { event: frame.event }), ...(frame.id !== undefined && { id: frame.id }), data: JSON.stringify(data) });
 }

@@ -10,8 +10,7 @@ import { GatewayError } from '../http/errors.js';
 import type { Decision } from '../policy/guardrails-types.js';
 import { formatPath } from '../protocol/body-path.js';
 import type { NdjsonLine } from '../protocol/ndjson.js';
-import type { SseFrame } from '../protocol/sse.js';
-import type { UsageMeter } from '../usage/meter.js';
+import { sseJson, type SseFrame } from '../protocol/sse.js';
 import type { RequestContext } from './context.js';
 import { forwardedBody } from './forward.js';
 import type { GatewayServices } from './services.js';
@@ -69,21 +68,21 @@ export function recordDelivered(ctx: RequestContext, text: string, answer?: stri
 
 /**
  * The words a frame passed on as it came adds to the answer, from the parse
- * the usage meter made of its data (NDJSON: the decoder's), so recording
- * does not parse it again; `chunkText` of a recorded chunk, however many
+ * the usage meter made of its data (`sseJson`; NDJSON: the decoder's), so
+ * recording does not parse it again; `chunkText` of a recorded chunk, however many
  * such frames it joins, is these words joined. Undefined for a frame the
  * index could read otherwise (anything but SSE field lines with at most one
  * `data:` line; an NDJSON line that is not a JSON object): the indexing pass then
  * extracts the chunk's words itself.
  */
-export function deliveredAnswer(frame: SseFrame | NdjsonLine, meter: UsageMeter | undefined): string | undefined {
+export function deliveredAnswer(frame: SseFrame | NdjsonLine): string | undefined {
   if (!('hasData' in frame)) {
     return frame.raw.trimStart().startsWith('{') && typeof frame.value === 'object' && frame.value !== null ? generatedText(frame.value) : undefined;
   }
   const data = dataLines(frame.raw);
   if (data === 0) return '';
-  if (data !== 1 || !meter) return undefined;
-  const json = meter.lastJson;
+  if (data !== 1) return undefined;
+  const json = frame.data === '[DONE]' ? undefined : sseJson(frame);
   return json === undefined ? '' : generatedText(json);
 }
 

@@ -176,7 +176,7 @@ async function relayStream(
         if (!frame) continue;
         if (!masking) {
           outputs.push(frame.raw);
-          if (answer !== undefined) answer = addAnswer(answer, deliveredAnswer(frame, meter));
+          if (answer !== undefined) answer = addAnswer(answer, deliveredAnswer(frame));
           continue;
         }
         for (const raw of masking.push(frame)) outputs.push(raw);

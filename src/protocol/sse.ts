@@ -20,6 +20,8 @@ export interface SseFrame {
   raw: string;
   /** Set on the frame `end()` flushes when the stream stopped before its blank line. */
   incomplete?: true;
+  /** `sseJson`'s parse of `data`, kept so the meter, masking and recording share one parse. */
+  json?: unknown;
 }
 
 export class SseFrameTooLargeError extends Error {
@@ -190,6 +192,24 @@ function singleLine(field: string, value: string): string {
   // A line break here would end the field early and let the rest be read as other fields.
   if (/[\r\n]/.test(value)) throw new TypeError(`SSE ${field} must not contain a line break`);
   return value;
+}
+
+const NOT_JSON = Symbol('not JSON');
+
+/**
+ * The frame's data as JSON (undefined when it is not JSON), parsed once
+ * however many stages read it. The value is shared: output masking rewrites
+ * it in place, so it reads as the frame will be sent.
+ */
+export function sseJson(frame: SseFrame): unknown {
+  if (frame.json === undefined) {
+    try {
+      frame.json = JSON.parse(frame.data);
+    } catch {
+      frame.json = NOT_JSON;
+    }
+  }
+  return frame.json === NOT_JSON ? undefined : frame.json;
 }
 
 /** OpenAI's end-of-stream sentinel, `data: [DONE]`. */

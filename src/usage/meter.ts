@@ -9,7 +9,7 @@
 // (the usage-only chunk and the `usage: null` on every other chunk), so the
 // client sees the stream it asked for.
 import type { NdjsonLine } from '../protocol/ndjson.js';
-import { encodeSseFrame, type SseFrame } from '../protocol/sse.js';
+import { encodeSseFrame, sseJson, type SseFrame } from '../protocol/sse.js';
 import type { ModelRequest, Operation } from '../protocol/types.js';
 
 export interface Usage {
@@ -78,7 +78,6 @@ export class UsageMeter {
   #outputChars = 0;
   #bodyChunks: Buffer[] = [];
   #bodyBytes = 0;
-  #lastJson: unknown;
 
   constructor(request: ModelRequest, options: { stripUsage: boolean }) {
     this.#operation = request.operation;
@@ -101,7 +100,6 @@ export class UsageMeter {
    * undefined to drop it.
    */
   frame<F extends SseFrame | NdjsonLine>(frame: F): F | undefined {
-    this.#lastJson = undefined;
     if ('hasData' in frame) return this.#sseFrame(frame) as F | undefined;
     if (isObject(frame.value)) this.#ollama(frame.value);
     return frame;
@@ -161,20 +159,10 @@ export class UsageMeter {
     return this.#reported !== undefined;
   }
 
-  /** The JSON value of the last SSE frame's data `frame()` read (undefined: none, or not JSON), so no one parses it again. */
-  get lastJson(): unknown {
-    return this.#lastJson;
-  }
-
   #sseFrame(frame: SseFrame): SseFrame | undefined {
     if (!frame.hasData || frame.data === '[DONE]') return frame;
-    let event: unknown;
-    try {
-      event = JSON.parse(frame.data);
-    } catch {
-      return frame;
-    }
-    this.#lastJson = event;
+    // Parsed once for every stage that reads the frame (sseJson).
+    const event = sseJson(frame);
     if (!isObject(event)) return frame;
     if (this.#operation === 'response') {
       this.#responseEvent(event);
@@ -192,7 +180,7 @@ export class UsageMeter {
     if (hasUsage && arrayOf(event.choices).length === 0) return undefined;
     const { usage: _added, ...rest } = event;
     const data = JSON.stringify(rest);
-    return { ...frame, data, raw: encodeSseFrame({ ...(frame.event !== undefined && { event: frame.event }), ...(frame.id !== undefined && { id: frame.id }), data }) };
+    return { ...frame, data, json: rest, raw: encodeSseFrame({ ...(frame.event !== undefined && { event: frame.event }), ...(frame.id !== undefined && { id: frame.id }), data }) };
   }
 
   #responseEvent(event: Record<string, unknown>): void {

@@ -73,7 +73,7 @@ const NDJSON_LINES = [
 
 /**
  * What the relay hands to recording for each upstream read: every frame it completed (read by the usage meter)
- * joined in one chunk, with the words it took from the meter's parses (undefined once a frame's are unknown).
+ * joined in one chunk, with the words it took from the meter's parses (sseJson) (undefined once a frame's are unknown).
  */
 function delivered(framing: 'sse' | 'ndjson', reads: readonly string[]): Array<{ raw: string; answer: string | undefined }> {
   const request =
@@ -90,7 +90,7 @@ function delivered(framing: 'sse' | 'ndjson', reads: readonly string[]): Array<{
       const frame = meter.frame(decoded);
       if (!frame) continue;
       raw += frame.raw;
-      const words = deliveredAnswer(frame, meter);
+      const words = deliveredAnswer(frame);
       answer = answer === undefined || words === undefined ? undefined : answer + words;
     }
     if (raw !== '') out.push({ raw, answer });

@@ -11,6 +11,8 @@ import type { Operation } from '../../src/protocol/types.js';
 import { MaskingSession } from '../../src/mask/session.js';
 import { MaskingStreamTransform } from '../../src/mask/stream-transform.js';
 import type { SpanRules } from '../../src/mask/types.js';
+import { parseOpenAiRequest } from '../../src/protocol/openai.js';
+import { UsageMeter } from '../../src/usage/meter.js';
 import { createTestScanner } from './test-scanner.js';
 
 const CARD = '4111 1111 1111 1111';
@@ -97,6 +99,25 @@ describe('chat completions stream', () => {
       for (const f of frames) if (f !== '[DONE]') assert.equal((f as { id: string }).id, 'chatcmpl-1');
     });
   }
+
+  test("after the usage meter, masking works on the meter's parse of the frame as the meter rewrote it: the same output as masking the stripped stream alone", () => {
+    // The gateway asked for usage the client did not: `usage: null` on every chunk, then a usage-only chunk.
+    const withUsage = (frame: string): string => frame.replace(/^data: \{/, 'data: {"usage":null,');
+    const stripped = chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]) + pieces(answer).map((p) => contentChunk(p)).join('') + finishChunk();
+    const added = stripped.split('\n\n').filter(Boolean).map((f) => withUsage(`${f}\n\n`)).join('') + chunk([], { usage: { prompt_tokens: 3, completion_tokens: 9, total_tokens: 12 } }) + DONE;
+    const meter = new UsageMeter(parseOpenAiRequest('chat', { model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] }), { stripUsage: true });
+    const transform = transformFor('chat');
+    const decoder = new SseDecoder();
+    let wire = '';
+    for (const decoded of [...decoder.push(added), ...decoder.end()]) {
+      const frame = meter.frame(decoded);
+      if (frame) wire += transform.push(frame).join('');
+    }
+    wire += transform.end().join('');
+    assert.equal(wire, runSse(transformFor('chat'), stripped + DONE));
+    assert.doesNotMatch(wire, /usage/);
+    assert.equal(chatContent(wire).get(0), 'Sure. Card [CREDIT_CARD_1], mail [EMAIL_1]. 😀 Bye.');
+  });
 
   test('the official SDK parses the masked stream', async () => {
     const wire = runSse(transformFor('chat'), upstream);
