@@ -25,11 +25,17 @@ const CANDIDATE = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){11,30}/y;
 const HEAD = /[A-Za-z]{2}\d{2}/y;
 /** The start of a head cut off by the end of the text. */
 const HEAD_PREFIX = /^(?:[A-Za-z]{1,2}|[A-Za-z]{2}\d)$/;
-const IBAN_CHAR = /[A-Za-z0-9 ]/;
 // Every registered IBAN holds a run of at least seven digits (bank code or account) that starts at most 14 characters after its own start.
 const HEAD_REACH = 14;
 
-const isAlphanumeric = (code: number): boolean => (code >= 48 && code <= 57) || (code >= 65 && code <= 90) || (code >= 97 && code <= 122);
+const isDigit = (code: number): boolean => code >= 48 && code <= 57;
+const isLetter = (code: number): boolean => (code >= 65 && code <= 90) || (code >= 97 && code <= 122);
+const isAlphanumeric = (code: number): boolean => isDigit(code) || isLetter(code);
+/** `[A-Za-z0-9 ]`: what an IBAN is printed with. */
+const isIbanChar = (code: number): boolean => code === 32 || isAlphanumeric(code);
+/** `HEAD` at `at`: two letters, two digits. */
+const isHeadAt = (text: string, at: number): boolean =>
+  isLetter(text.charCodeAt(at)) && isLetter(text.charCodeAt(at + 1)) && isDigit(text.charCodeAt(at + 2)) && isDigit(text.charCodeAt(at + 3));
 
 /** Checks country, length and mod-97 of an IBAN without separators. */
 export function ibanValid(compact: string): boolean {
@@ -47,11 +53,11 @@ export function createIbanDetector(): Detector {
     // Letters of either case and spaces would hold back any prose: an IBAN can only be open from a head.
     openFrom(text: string, settled: number): number {
       let open = settled;
-      for (let k = settled - 1; k >= 0 && settled - k <= MAX_IBAN_LENGTH && IBAN_CHAR.test(text[k]!); k--) {
+      // Character tests by code, not by regex: this runs back over prose on every streamed frame.
+      for (let k = settled - 1; k >= 0 && settled - k <= MAX_IBAN_LENGTH && isIbanChar(text.charCodeAt(k)); k--) {
         if (k > 0 && isAlphanumeric(text.charCodeAt(k - 1))) continue;
-        HEAD.lastIndex = k;
         // A cut-off head is at most three characters, all at the very end.
-        if (HEAD.test(text) || (text.length - k <= 3 && HEAD_PREFIX.test(text.slice(k)))) open = k;
+        if (isHeadAt(text, k) || (text.length - k <= 3 && HEAD_PREFIX.test(text.slice(k)))) open = k;
       }
       return open;
     },
