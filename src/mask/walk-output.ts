@@ -18,6 +18,19 @@ export interface StringSlot {
 export type MaskString = (value: string, path: BodyPath, kind: TextKind, slot?: StringSlot) => string;
 
 const PLAIN_KEY = /^[A-Za-z0-9_.-]{1,64}$/;
+/** Frames repeat the same few keys: each is tested once (bounded in number and length, so odd keys cannot grow it). */
+const plainKeys = new Map<string, boolean>();
+const PLAIN_KEY_MEMORY = 1024;
+
+function isPlainKey(key: string): boolean {
+  if (key.length > 64) return false;
+  let plain = plainKeys.get(key);
+  if (plain === undefined) {
+    plain = PLAIN_KEY.test(key);
+    if (plainKeys.size < PLAIN_KEY_MEMORY) plainKeys.set(key, plain);
+  }
+  return plain;
+}
 
 /**
  * Rewrites `root` in place; returns whether anything changed. Array items
@@ -47,7 +60,7 @@ class OutputWalk {
         continue;
       }
       let name = key;
-      if (!PLAIN_KEY.test(key)) {
+      if (!isPlainKey(key)) {
         // A key is text the client sees too.
         name = this.mask(key, [...path, key], 'text');
         if (name !== key) {
@@ -57,9 +70,9 @@ class OutputWalk {
         }
       }
       const value = node[name];
+      if (typeof value === 'string' && this.shape.metadata.has(name) && isMetadataValue(value)) continue;
       const here = [...path, name];
       if (typeof value === 'string') {
-        if (this.shape.metadata.has(name) && isMetadataValue(value)) continue;
         const masked = this.mask(value, here, this.shape.jsonText.has(name) ? 'json' : 'text', { holder: node, key: name });
         if (masked !== value) {
           node[name] = masked;
