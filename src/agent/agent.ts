@@ -14,7 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Logger } from '../ops/logger.js';
 import { UpstreamConnections } from '../proxy/upstream-connections.js';
-import { keepAlive } from './heartbeat.js';
+import { DEFAULT_HEARTBEAT, keepAlive } from './heartbeat.js';
 import { HEADER, HOP_BY_HOP, TUNNEL_PATH, UPGRADE_TOKEN } from './protocol.js';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
@@ -234,7 +234,7 @@ export class Agent {
 
   /** PINGs the gateway; a dead one has its session destroyed with an error, so every open stream ends now instead of hanging. */
   private keepAlive(session: http2.ServerHttp2Session, socket: Socket): void {
-    keepAlive(session, this.options.heartbeat ?? { intervalMs: 10_000, timeoutMs: 5_000 }, () => {
+    keepAlive(session, this.options.heartbeat ?? DEFAULT_HEARTBEAT, () => {
       this.options.log.warn({ gateway: this.options.gateway.origin }, 'the gateway missed its heartbeat; redialling');
       session.destroy(new Error('the gateway stopped answering PINGs'));
       // A frozen peer never acknowledges the FIN, nor reads what is still being written: free the socket now. Not

@@ -2,6 +2,7 @@
 // watches them. Cleartext tunnels are allowed only on a loopback address.
 import { z } from 'zod';
 import { duration } from '../config/fields.js';
+import { DEFAULT_HEARTBEAT } from './heartbeat.js';
 
 export const LOOPBACK_HOSTS = ['127.0.0.1', '::1', 'localhost'];
 
@@ -61,8 +62,9 @@ export const agentsSchema = z
     /** How often connected agents' keys are re-read, so a revocation or a rotated key's expiry cuts them. */
     key_check_interval: duration.prefault('1s'),
     /** HTTP/2 PING to each agent this often; no answer within `heartbeat_timeout` closes the tunnel. */
-    heartbeat_interval: duration.prefault('10s'),
-    heartbeat_timeout: duration.prefault('5s'),
+    heartbeat_interval: duration.prefault(`${DEFAULT_HEARTBEAT.intervalMs}ms`),
+    /** Long: a gateway or agent busy with a burst is silent for seconds (DEFAULT_HEARTBEAT). */
+    heartbeat_timeout: duration.prefault(`${DEFAULT_HEARTBEAT.timeoutMs}ms`),
     /** Many instances: a request reaches an agent held by another instance through that instance. */
     routing: routingSchema.optional(),
   })

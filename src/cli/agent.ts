@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { unwatchFile, watchFile } from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { Agent, serveAgentStatus, statusUrl } from '../agent/agent.js';
+import { DEFAULT_HEARTBEAT } from '../agent/heartbeat.js';
 import { createLogger } from '../ops/logger.js';
 import { UsageError, type Command } from './command.js';
 import { onShutdownSignal } from './signals.js';
@@ -22,8 +23,8 @@ export const agentCommand: Command = {
     'key-file': { type: 'string', description: 'File holding the agent key (else MODELGATE_AGENT_KEY); re-read when it changes', valueName: 'file' },
     'ca-file': { type: 'string', description: 'PEM CA that signed the gateway agent listener certificate', valueName: 'file' },
     listen: { type: 'string', description: 'Where /healthz, /readyz and /metrics are served', valueName: 'host:port', default: '127.0.0.1:9465' },
-    heartbeat: { type: 'string', description: 'PING the gateway this often (ms); no answer within --heartbeat-timeout redials', valueName: 'ms', default: '10000' },
-    'heartbeat-timeout': { type: 'string', description: 'How long a PING may go unanswered (ms)', valueName: 'ms', default: '5000' },
+    heartbeat: { type: 'string', description: 'PING the gateway this often (ms); no answer within --heartbeat-timeout redials', valueName: 'ms', default: String(DEFAULT_HEARTBEAT.intervalMs) },
+    'heartbeat-timeout': { type: 'string', description: 'How long a PING may go unanswered, with nothing else received (ms)', valueName: 'ms', default: String(DEFAULT_HEARTBEAT.timeoutMs) },
     'log-level': { type: 'string', description: 'fatal, error, warn, info, debug', valueName: 'level', default: 'info' },
   },
   async run(values) {

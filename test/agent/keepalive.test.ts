@@ -11,33 +11,46 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Agent } from '../../src/agent/agent.js';
 import { SseDecoder } from '../../src/protocol/sse.js';
-import { errorOf, postJson, type Harness } from '../helpers/harness.js';
+import { errorOf, postJson, type Harness, type HarnessOptions } from '../helpers/harness.js';
 import { faultyRelay, type FaultyRelay } from '../helpers/tcp-relay.js';
+import { DEFAULT_HEARTBEAT } from '../../src/agent/heartbeat.js';
 import { agentsConnected, createAgentKey, sseFrames, startAgent, startAgentHarness, until } from './helpers.js';
+
+/** A gateway and one agent that dials it through a relay the test can freeze or stall; `heartbeat` on both ends (the gateway's default timeout when `timeoutMs` is left out). */
+async function behindRelay(name: string, heartbeat: { intervalMs: number; timeoutMs?: number }, options: { model?: HarnessOptions['model']; serve?: Record<string, string> } = {}) {
+  const h = await startAgentHarness({
+    model: options.model,
+    configure: (input) => {
+      input.agents = { ...input.agents, heartbeat_interval: `${heartbeat.intervalMs}ms` };
+      if (heartbeat.timeoutMs === undefined) delete (input.agents as { heartbeat_timeout?: string }).heartbeat_timeout;
+      else input.agents.heartbeat_timeout = `${heartbeat.timeoutMs}ms`;
+    },
+  });
+  const token = await h.userToken('alice');
+  const relay = await faultyRelay(Number(new URL(h.gateway.agentsUrl!).port));
+  const agent = startAgent(h, await createAgentKey(h, name), options.serve, {
+    gateway: new URL(`http://127.0.0.1:${relay.port}`),
+    heartbeat: { timeoutMs: DEFAULT_HEARTBEAT.timeoutMs, ...heartbeat },
+  });
+  const close = async (): Promise<void> => {
+    await agent.close(100);
+    await relay.close();
+    await h.close();
+  };
+  return { h, token, relay, agent, close };
+}
 
 describe('tunnel keepalive', () => {
   let h: Harness;
   let relay: FaultyRelay;
   let agent: Agent;
   let token: string;
+  let close: () => Promise<void>;
 
   before(async () => {
-    h = await startAgentHarness({
-      model: { chunkDelayMs: 5 },
-      configure: (input) => {
-        input.agents = { ...input.agents, heartbeat_interval: '300ms', heartbeat_timeout: '1s' };
-      },
-    });
-    token = await h.userToken('alice');
-    relay = await faultyRelay(Number(new URL(h.gateway.agentsUrl!).port));
-    const key = await createAgentKey(h, 'behind-relay');
-    agent = startAgent(h, key, undefined, { gateway: new URL(`http://127.0.0.1:${relay.port}`), heartbeat: { intervalMs: 300, timeoutMs: 1_000 } });
+    ({ h, token, relay, agent, close } = await behindRelay('behind-relay', { intervalMs: 300, timeoutMs: 1_000 }, { model: { chunkDelayMs: 5 } }));
   });
-  after(async () => {
-    await agent.close(100);
-    await relay.close();
-    await h.close();
-  });
+  after(() => close());
 
   /** Freezes the agent's current connection, then waits for it to dial a fresh one through the relay. */
   async function freezeAndRecover(): Promise<void> {
@@ -155,6 +168,7 @@ describe('the gateway stops reading while the agent has answers to write', () =>
   let relay: FaultyRelay;
   let agent: Agent;
   let token: string;
+  let close: () => Promise<void>;
   let model: http.Server;
   const holding: Array<() => void> = [];
 
@@ -174,23 +188,12 @@ describe('the gateway stops reading while the agent has answers to write', () =>
       });
     });
     await new Promise<void>((resolve) => model.listen(0, '127.0.0.1', resolve));
-    h = await startAgentHarness({
-      configure: (input) => {
-        input.agents = { ...input.agents, heartbeat_interval: '300ms', heartbeat_timeout: '1s' };
-      },
-    });
-    token = await h.userToken('alice');
-    relay = await faultyRelay(Number(new URL(h.gateway.agentsUrl!).port));
-    agent = startAgent(h, await createAgentKey(h, 'backed-up'), { demo: `http://127.0.0.1:${(model.address() as AddressInfo).port}` }, {
-      gateway: new URL(`http://127.0.0.1:${relay.port}`),
-      heartbeat: { intervalMs: 300, timeoutMs: 1_000 },
-    });
+    const serve = { demo: `http://127.0.0.1:${(model.address() as AddressInfo).port}` };
+    ({ h, token, relay, agent, close } = await behindRelay('backed-up', { intervalMs: 300, timeoutMs: 1_000 }, { serve }));
     await agentsConnected(h, 1);
   });
   after(async () => {
-    await agent.close(100);
-    await relay.close();
-    await h.close();
+    await close();
     model.closeAllConnections();
     await new Promise<void>((resolve) => model.close(() => resolve()));
   });
@@ -214,5 +217,40 @@ describe('the gateway stops reading while the agent has answers to write', () =>
     const after = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'again' }] });
     assert.equal(after.status, 200);
     assert.ok((await after.text()).includes('[DONE]'));
+  });
+});
+
+// A busy peer is not a dead one: under a 5,000-stream burst on two cores the
+// gateway went more than the old 5 s default without a byte for the tunnel,
+// and the agent cut it, ending every stream. With the default timeout on
+// both ends, a tunnel whose bytes stop for 8 s (nothing read either way,
+// then everything delivered) survives, and the stream on it completes.
+describe('a tunnel silent for 8 s, with the default heartbeat timeout on both ends', () => {
+  let h: Harness;
+  let relay: FaultyRelay;
+  let token: string;
+  let close: () => Promise<void>;
+
+  before(async () => {
+    // PINGs often, so one is always outstanding while the tunnel is silent; the timeout is the default on both ends.
+    ({ h, token, relay, close } = await behindRelay('silent-for-a-while', { intervalMs: 300 }, { model: { chunkDelayMs: 100, replyWords: 120 } }));
+    await agentsConnected(h, 1);
+  });
+  after(() => close());
+
+  test('the tunnel and the stream on it survive', { timeout: 60_000 }, async () => {
+    const [tunnel] = h.gateway.agents!.list();
+    const dialled = relay.accepted;
+    const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'a long answer please' }] });
+    assert.equal(response.status, 200);
+    const frames = sseFrames(response);
+    relay.stall();
+    await new Promise((r) => setTimeout(r, 8_000));
+    relay.resume();
+    const data = (await frames).map((f) => f.data);
+    assert.equal(data.at(-1), '[DONE]', data.slice(-3).join('\n'));
+    assert.ok(!data.some((d) => d.includes('"error"')), data.join('\n'));
+    assert.deepEqual(h.gateway.agents!.list(), [tunnel], 'the gateway kept the same tunnel');
+    assert.equal(relay.accepted, dialled, 'the agent did not dial again');
   });
 });

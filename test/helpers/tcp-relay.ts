@@ -84,6 +84,8 @@ export interface FaultyRelay {
   freeze(): void;
   /** Open connections stop being read both ways, so what each end writes backs up in its own socket, as with a peer whose process stopped; new ones still pass. */
   stall(): void;
+  /** Stalled connections are read again, and what backed up flows on, as when that process continues. */
+  resume(): void;
   /** Drops every connection and refuses new ones until `restore`, as a server restart would. */
   cut(): void;
   restore(): void;
@@ -94,21 +96,21 @@ export interface FaultyRelay {
 
 /** A TCP relay to 127.0.0.1:`port` that a test can freeze, cut and restore. */
 export async function faultyRelay(port: number): Promise<FaultyRelay> {
-  const pairs = new Set<{ client: Socket; upstream: Socket; frozen: boolean }>();
+  const pairs = new Set<{ client: Socket; upstream: Socket; frozen: boolean; stalled: boolean }>();
   let refusing = false;
   let accepted = 0;
   const server: Server = createServer((client) => {
     if (refusing) return void client.destroy();
     accepted++;
     const upstream = new Socket();
-    const pair = { client, upstream, frozen: false };
+    const pair = { client, upstream, frozen: false, stalled: false };
     pairs.add(pair);
     upstream.connect(port, '127.0.0.1');
     // Manual forwarding, so a frozen pair drops bytes instead of buffering them for later.
     client.on('data', (d: Buffer) => void (pair.frozen || upstream.write(d)));
     upstream.on('data', (d: Buffer) => void (pair.frozen || client.write(d)));
     const drop = (): void => {
-      if (pair.frozen) return; // a frozen peer does not even say goodbye
+      if (pair.frozen || pair.stalled) return; // a frozen or stopped peer does not even say goodbye
       pairs.delete(pair);
       client.destroy();
       upstream.destroy();
@@ -127,9 +129,17 @@ export async function faultyRelay(port: number): Promise<FaultyRelay> {
     },
     stall() {
       for (const pair of pairs) {
-        pair.frozen = true;
+        pair.stalled = true;
         pair.client.pause();
         pair.upstream.pause();
+      }
+    },
+    resume() {
+      for (const pair of pairs) {
+        if (!pair.stalled) continue;
+        pair.stalled = false;
+        pair.client.resume();
+        pair.upstream.resume();
       }
     },
     cut() {
