@@ -7,8 +7,8 @@
 // Write-ahead, fail closed: `beginSession` and `forwarded` resolve only once
 // the request is durable, and reject with a 503 when it cannot be made so;
 // the pipeline forwards nothing before they resolve. Chunks are buffered and
-// flushed in batches; if storing them fails, `writer.signal` aborts so the
-// pipeline can cut the stream rather than deliver unrecorded output.
+// flushed in batches; if storing them fails, `writer.onFailure` listeners are
+// told so the pipeline can cut the stream rather than deliver unrecorded output.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { GatewayError } from '../http/errors.js';
@@ -557,6 +557,7 @@ export class SessionWriter {
   readonly id: string;
   readonly bodies: boolean;
   private controller: AbortController | undefined;
+  private failureListener: ((failure: GatewayError) => void) | undefined;
   failure: GatewayError | undefined;
   ended = false;
   private n = 0;
@@ -661,10 +662,23 @@ export class SessionWriter {
     return this.controller.signal;
   }
 
+  /**
+   * Calls `listener` once if part of this session cannot be recorded (at
+   * once, if that happened already): cut the response rather than deliver it
+   * unrecorded. A plain callback, where `signal` costs every request an
+   * AbortController and an event listener.
+   */
+  onFailure(listener: (failure: GatewayError) => void): void {
+    if (this.failure) listener(this.failure);
+    else this.failureListener = listener;
+  }
+
   private fail(err: unknown): void {
     if (this.failure) return;
     this.failure = err instanceof GatewayError ? err : recordingUnavailable(err);
     this.controller?.abort(this.failure);
+    this.failureListener?.(this.failure);
+    this.failureListener = undefined;
   }
 
   /**

@@ -39,7 +39,7 @@ export function startRecording(services: GatewayServices, ctx: RequestContext, b
     writer.approval({ outcome: 'access_granted', review_id: grant.id, approver: approver?.email ?? approver?.subject ?? 'gateway' });
   }
   // A recording failure mid-stream cuts the response: nothing goes unrecorded.
-  writer.signal.addEventListener('abort', () => ctx.abort.abort(recordingLost(writer.failure)), { once: true });
+  writer.onFailure((failure) => ctx.abort.abort(recordingLost(failure)));
 }
 
 export function recordDecisions(ctx: RequestContext, decisions: readonly Decision[], direction: 'input' | 'output'): void {

@@ -219,6 +219,8 @@ for (const factory of STORE_FIXTURES) {
       const store = await openStore(storage, { thread: 'worker' });
       const recorder = await Recorder.open(store, recording());
       const streaming = await recorder.beginSession({ id: requestId(), receivedAt: Date.now(), principal: principal(), connection: 'local', model: 'demo-chat', operation: 'chat', stream: true, requestBody: chatBody('a'), forwardedBody: chatBody('a') });
+      const told: GatewayError[] = [];
+      streaming.onFailure((failure) => told.push(failure));
 
       // "Stop the database": PostgreSQL goes away behind its proxy; SQLite's store is closed under the recorder.
       if (fx.driver === 'postgres') await proxy.stop();
@@ -239,6 +241,11 @@ for (const factory of STORE_FIXTURES) {
       streaming.chunk(sseChunk('unrecordable'), 5);
       await streaming.flush();
       assert.equal(streaming.signal.aborted, true, 'the pipeline can cut a stream it can no longer record');
+      assert.equal(told.length, 1, 'the failure listener (what the pipeline uses) was told, once');
+      assert.equal(told[0], streaming.failure);
+      const late: GatewayError[] = [];
+      streaming.onFailure((failure) => late.push(failure));
+      assert.deepEqual(late, [streaming.failure], 'a listener added after the failure is told at once');
       await recorder.close({ closeStore: false }).catch(() => {});
       await store.close().catch(() => {});
       await proxy.stop();
