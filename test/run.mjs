@@ -36,21 +36,38 @@ const child = spawn(
   { stdio: 'inherit', detached: true },
 );
 
-/** SIGKILLs every process still in the group; true if there was one. */
+/** The processes of a group, as "pid command" lines (Linux /proc; empty elsewhere). */
+function groupMembers(pgid) {
+  const members = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // Fields after the command's closing parenthesis: state, ppid, pgrp.
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) === pgid && state !== 'Z') members.push(`${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()}`);
+    } catch {
+      // Gone meanwhile, or no /proc.
+    }
+  }
+  return members;
+}
+
+/** SIGKILLs every process still in the group; returns what was running. */
 function stopProcessGroup(pgid) {
+  const members = groupMembers(pgid);
   try {
     process.kill(-pgid, 'SIGKILL');
-    return true;
   } catch {
-    return false;
+    // Nothing left in the group.
   }
+  return members;
 }
 
 let timedOut = false;
 const timer = setTimeout(() => {
   timedOut = true;
   console.error(`\nnpm test: the run took longer than ${runTimeout / 1000} s (MODELGATE_TEST_TIMEOUT_MS); stopping it.`);
-  if (!stopProcessGroup(child.pid)) child.kill('SIGKILL');
+  stopProcessGroup(child.pid);
 }, runTimeout);
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
 
@@ -59,7 +76,7 @@ child.on('exit', (code, signal) => {
   // A file stopped at its timeout leaves what it spawned (gateways, mocks)
   // running; they share the run's process group, so end them with it.
   const leftovers = stopProcessGroup(child.pid);
-  if (leftovers) console.error(`npm test: stopped processes left running by the test files (process group ${child.pid}).`);
+  if (leftovers.length > 0) console.error(`npm test: stopped ${leftovers.length} process(es) the test files left running:\n  ${leftovers.join('\n  ')}`);
   let folders = {};
   try {
     folders = JSON.parse(readFileSync(countsFile, 'utf8'));
