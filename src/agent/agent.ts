@@ -10,8 +10,8 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { Counter, Gauge, Registry } from 'prom-client';
+import type { Client, Dispatcher } from 'undici';
 import type { Logger } from '../ops/logger.js';
 import { UpstreamConnections } from '../proxy/upstream-connections.js';
 import { DEFAULT_HEARTBEAT, keepAlive } from './heartbeat.js';
@@ -253,11 +253,11 @@ export class Agent {
     // Only a path on the configured model server: no absolute URLs, no other hosts.
     if (!path.startsWith('/') || path.startsWith('//') || (method !== 'POST' && method !== 'GET')) return this.refuse(stream, 'bad_request', 'bad method or path', 400);
 
-    const abort = new AbortController();
+    const cancel = new AbortController();
     // A dead tunnel destroys its streams with an error; the close below handles it (unheard, it would crash the agent).
     stream.on('error', (err) => this.options.log.debug({ connection, err: err.message }, 'tunnel stream error'));
     stream.once('close', () => {
-      if (!stream.writableFinished || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) abort.abort(new Error('gateway cancelled the stream'));
+      if (!stream.writableFinished || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) cancel.abort(new Error('gateway cancelled the stream'));
     });
     const forwardHeaders: Record<string, string> = {};
     for (const [k, v] of Object.entries(headers)) {
@@ -268,33 +268,26 @@ export class Agent {
     let outcome = 'ok';
     const client = upstream.take();
     try {
-      const response = await client.request({
+      const request = {
         path: base.pathname.replace(/\/$/, '') + path,
         method: method as 'POST' | 'GET',
         headers: forwardHeaders,
         // A pass-through, not the HTTP/2 stream itself: undici destroys a body stream once sent, which would end our response side too.
         body: method === 'POST' ? stream.pipe(new PassThrough()) : null,
-        signal: abort.signal,
-      });
-      const out: http2.OutgoingHttpHeaders = { ':status': response.statusCode };
-      for (const [k, v] of Object.entries(response.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
-      if (stream.closed) {
-        response.body.destroy();
-        outcome = 'cancelled';
-        return;
-      }
-      stream.respond(out);
-      await pipeline(response.body, stream);
+      };
+      await relayAnswer(client, request, stream, cancel.signal);
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (abort.signal.aborted || stream.closed) outcome = 'cancelled';
+      if (cancel.signal.aborted || stream.closed) outcome = 'cancelled';
       else if (!stream.headersSent && code && CONNECT_FAILURES.has(code)) {
         outcome = 'upstream_unreachable';
         this.refuse(stream, 'upstream_unreachable', `the model server for "${connection}" refused the connection (${code})`);
       } else {
         // The model broke mid-answer (or before): reset the stream so the gateway reports it, never a silent truncation.
         outcome = 'upstream_error';
-        if (!stream.destroyed) stream.close(NGHTTP2_INTERNAL_ERROR);
+        // Mid-answer, destroyed (RST_STREAM at once): close() would first end the stream cleanly behind the frames written so far.
+        if (stream.headersSent) stream.destroy(err as Error);
+        else if (!stream.destroyed) stream.close(NGHTTP2_INTERNAL_ERROR);
       }
       // A cancellation is the gateway's (its client left); a model that failed is the operator's to hear about.
       const level = outcome === 'cancelled' ? 'debug' : 'warn';
@@ -312,6 +305,44 @@ export class Agent {
     stream.respond({ ':status': status, 'content-type': 'application/json', [HEADER.agentError]: code });
     stream.end(JSON.stringify({ error: { message: `modelgate agent: ${message}`, type: 'upstream_error', param: null, code } }));
   }
+}
+
+/**
+ * One model request, its answer written straight onto the tunnel stream
+ * through undici's handler interface: a response body stream piped on (a
+ * Readable and a pipeline per answer, several ticks per chunk) was most of
+ * the agent's CPU per frame. Resolves once the answer is written; rejects
+ * with undici's error, or the cancellation's reason.
+ */
+function relayAnswer(client: Client, request: Dispatcher.DispatchOptions, stream: http2.ServerHttp2Stream, cancelled: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.dispatch(request, {
+      onRequestStart(controller) {
+        if (cancelled.aborted) controller.abort(cancelled.reason as Error);
+        else cancelled.addEventListener('abort', () => controller.abort(cancelled.reason as Error), { once: true });
+      },
+      onResponseStart(controller, statusCode, headers) {
+        if (statusCode < 200) return; // informational: the answer's own headers follow
+        if (stream.closed) return controller.abort(new Error('gateway cancelled the stream'));
+        const out: http2.OutgoingHttpHeaders = { ':status': statusCode };
+        for (const [k, v] of Object.entries(headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
+        stream.respond(out);
+      },
+      onResponseData(controller, chunk) {
+        // The gateway's reader sets the pace: the model is not read while this stream's window is full.
+        if (stream.write(chunk)) return;
+        controller.pause();
+        stream.once('drain', () => controller.resume());
+      },
+      onResponseEnd() {
+        stream.end();
+        resolve();
+      },
+      onResponseError(_controller, err) {
+        reject(err);
+      },
+    });
+  });
 }
 
 function describeError(body: string): string {

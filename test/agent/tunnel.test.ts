@@ -130,7 +130,7 @@ describe('agent tunnel', () => {
     h.model.setFault({ kind: 'reset_mid_stream', afterChunks: 2 }, { times: 1 });
     const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'x' }] });
     const frames = await sseFrames(response);
-    assert.ok(JSON.parse(frames.at(-1)!.data).error, 'error frame last');
+    assert.ok(JSON.parse(frames.at(-1)!.data).error, 'error frame last: ' + frames.map((f) => f.data).join(' | '));
   });
 
   test('a client that goes away cancels the model request on the far side of the tunnel, even before the model answered', async () => {
