@@ -18,7 +18,7 @@
 // drops everything after it.
 import { isJsonObject, type BodyPath } from '../protocol/body-path.js';
 import type { NdjsonLine } from '../protocol/ndjson.js';
-import { encodeSseFrame, sseJson, type SseFrame } from '../protocol/sse.js';
+import { encodeSseFrame, takeSseJson, type SseFrame } from '../protocol/sse.js';
 import { encodeStreamError } from '../protocol/stream-error.js';
 import type { Operation, StreamFraming } from '../protocol/types.js';
 import { DecisionLog } from './decision-log.js';
@@ -135,8 +135,9 @@ export class MaskingStreamTransform {
     }
     const op = this.#options.operation;
     if (op !== 'chat' && op !== 'completion' && op !== 'response') return this.#uninspectable();
-    // The meter's parse, when it read the frame first; masked in place from here on.
-    const event = sseJson(frame);
+    // The meter's parse, when it read the frame first; masked in place from here on, so taken from the frame.
+    const event = takeSseJson(frame);
+    upstreamFrame.json = undefined;
     if (!isJsonObject(event)) return this.#uninspectable();
     this.#maskFrame(event, work);
     return this.#finish(work, [work.changed || frame !== upstreamFrame ? encodeSse(frame, event) : passSse(frame)]);

@@ -198,8 +198,8 @@ const NOT_JSON = Symbol('not JSON');
 
 /**
  * The frame's data as JSON (undefined when it is not JSON), parsed once
- * however many stages read it. The value is shared: output masking rewrites
- * it in place, so it reads as the frame will be sent.
+ * however many stages read it. The value is shared: a stage that rewrites it
+ * in place takes it instead (`takeSseJson`).
  */
 export function sseJson(frame: SseFrame): unknown {
   if (frame.json === undefined) {
@@ -210,6 +210,13 @@ export function sseJson(frame: SseFrame): unknown {
     }
   }
   return frame.json === NOT_JSON ? undefined : frame.json;
+}
+
+/** `sseJson`, for a caller that rewrites the value: the frame forgets it, so its data is parsed afresh if read again. */
+export function takeSseJson(frame: SseFrame): unknown {
+  const json = sseJson(frame);
+  frame.json = undefined;
+  return json;
 }
 
 /** OpenAI's end-of-stream sentinel, `data: [DONE]`. */

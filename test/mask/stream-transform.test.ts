@@ -119,6 +119,18 @@ describe('chat completions stream', () => {
     assert.equal(chatContent(wire).get(0), 'Sure. Card [CREDIT_CARD_1], mail [EMAIL_1]. 😀 Bye.');
   });
 
+  test('masking rewrites its parse of a frame in place without leaving it on the frame: the same decoded frames masked twice give the same output', () => {
+    const decoder = new SseDecoder();
+    const frames = [...decoder.push(upstream), ...decoder.end()];
+    const run = (): string => {
+      const transform = transformFor('chat');
+      return frames.map((f) => transform.push(f).join('')).join('') + transform.end().join('');
+    };
+    const first = run();
+    assert.equal(chatContent(first).get(0), 'Sure. Card [CREDIT_CARD_1], mail [EMAIL_1]. 😀 Bye.');
+    assert.equal(run(), first);
+  });
+
   test('the official SDK parses the masked stream', async () => {
     const wire = runSse(transformFor('chat'), upstream);
     const stream = sdkFor(wire).chat.completions.stream({ model: 'm', messages: [{ role: 'user', content: 'x' }] });
