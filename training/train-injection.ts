@@ -15,7 +15,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { injectionLogit, loadModel, WHOLE, WINDOW, type InjectionModel, type LoadedModel } from '../src/detect/injection/classifier.js';
-import { extractFeatures, FEATURE_BITS, FEATURE_DIM, FEATURES, featureLayout, type FeatureVector } from '../src/detect/injection/features.js';
+import { extractFeatures, FEATURE_BITS, FEATURE_DIM, FEATURES, featureLayout, type FeatureOptions, type FeatureVector } from '../src/detect/injection/features.js';
 import { classifierJudges, INJECTION_THRESHOLD, scoreInjection, SHORT_TEXT_CHARS } from '../src/detect/injection/score.js';
 import { leaveOneSourceOut, summarise, type FoldResult } from './validate-injection.js';
 
@@ -88,7 +88,9 @@ export const TRAINING: Readonly<TrainingConfig> = {
 };
 
 export interface TrainingConfig {
-  model: 'logistic' | 'mlp';
+  /** 'ensemble': the mean logit of two logistic models, the second over the features `second` names (validation only). */
+  model: 'logistic' | 'mlp' | 'ensemble';
+  second?: Partial<FeatureOptions>;
   epochs: number;
   learningRate: number;
   l2: number;
@@ -368,6 +370,8 @@ const EXPERIMENTS: readonly string[] = [
   '| prompts, function words out | 0.15 / 0.16 / 0.17 | 0.756 / 0.103, 0.760 / 0.116, 0.762 / 0.129 | 0.900 / 0.912 / 0.920 |',
   '| word-only (character n-grams only outside Latin), function words out | 0.15 | 0.680 / 0.038 | 0.813 |',
   '| word-only, function words out, prompts | 0.15 / 0.3 / 0.5 / 1 | **0.681 / 0.022**, 0.745 / 0.112, 0.819 / 0.289, 0.883 / 0.381 | 0.777 / 0.892 / 0.956 / 0.960 |',
+  '| mean logit of the shipped layout and word-only (`model: \'ensemble\'`), function words out | 0.15 | 0.713 / 0.064 | 0.869 |',
+  '| the same ensemble, prompts | 0.15 / 0.2 / 0.25 | 0.713 / 0.043, 0.739 / 0.085, 0.764 / 0.135 | 0.845 / 0.888 / 0.920 |',
   '',
   '- **The translated system prompts are the only varied non-English benign text in the data** (instructions addressed to a',
   '  model, in 17 languages). They cut the security family\'s held-out false positives, nine in ten of them non-English,',
@@ -378,6 +382,9 @@ const EXPERIMENTS: readonly string[] = [
   '  roleplay 0.094, ordinary 0.001, coding 0.004), against 0.691 / 0.049 for the shipped layout and 0.717 / 0.032 for',
   '  the MLP; but their dev TPR there is 0.78, and at the point the dev acceptance allows (p 0.3–0.5) they are on the old',
   '  curve. The dev acceptance (58% PurpleLlama rows) is what holds every model near held-out FPR 0.11.',
+  '- **The ensemble** of the two layouts (mean logit; `npm run validate:injection -- --grid \'[{"model":"ensemble","second":{"charNgrams":"nonlatin"}}]\'`)',
+  '  lies between them: better than the shipped layout where FPR is low (0.739 / 0.085 against about 0.72 there), the same at',
+  '  the dev-allowed point (0.764 / 0.135 at dev 0.920, against 0.756 / 0.113). Not shipped (two weight tables, two passes).',
   '- **Function words** (articles, prepositions, conjunctions and copulas of the data\'s languages; not "you") had single-word',
   '  weights that said "Spanish" or "Portuguese", i.e. "translated attack": left out alone, kept in bigrams. A small gain',
   '  at the same dev TPR (0.115 → 0.113; roleplay 0.284 → 0.272), so it is shipped.',

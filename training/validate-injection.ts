@@ -41,7 +41,15 @@ interface Fitted {
 }
 
 /** The model `config.model` names, fitted on the rows. */
-function fitModel(rows: readonly Row[], features: readonly FeatureVector[], config: TrainingConfig): Fitted {
+/** A text's features; with an ensemble, also those of the second model's layout. */
+type Features = FeatureVector & { second?: FeatureVector };
+
+function fitModel(rows: readonly Row[], features: readonly Features[], config: TrainingConfig): Fitted {
+  if (config.model === 'ensemble') {
+    const one = fitModel(rows, features, { ...config, model: 'logistic' });
+    const two = fitModel(rows, features.map((f) => f.second!), { ...config, model: 'logistic' });
+    return { logit: (f: Features) => (one.logit(f) + two.logit(f.second!)) / 2, empty: (one.empty + two.empty) / 2 };
+  }
   if (config.model === 'mlp') {
     const m = fitMlp(rows, features, config);
     return { logit: (f) => mlpLogit(m, f), empty: mlpLogit(m, { index: new Int32Array(0), value: new Float32Array(0) }) };
@@ -57,7 +65,7 @@ function fitModel(rows: readonly Row[], features: readonly FeatureVector[], conf
   };
 }
 
-const logits = (fitted: Fitted, features: readonly FeatureVector[]): Float64Array => Float64Array.from(features, fitted.logit);
+const logits = (fitted: Fitted, features: readonly Features[]): Float64Array => Float64Array.from(features, fitted.logit);
 
 export interface FoldResult {
   family: string;
@@ -84,8 +92,13 @@ export function leaveOneSourceOut(data: string, config: TrainingConfig, featureO
     s.rules = rulesScore(s.row.text);
     s.judged = classifierJudges(s.row.text, s.rules > 0);
   }
-  const trainFeatures = train.map((s) => extractFeatures(s.row.text, featureOptions));
-  const devFeatures = dev.map((s) => extractFeatures(s.row.text, featureOptions));
+  const featuresOf = (text: string): Features => {
+    const f: Features = extractFeatures(text, featureOptions);
+    if (config.model === 'ensemble') f.second = extractFeatures(text, { ...featureOptions, ...config.second });
+    return f;
+  };
+  const trainFeatures = train.map((s) => featuresOf(s.row.text));
+  const devFeatures = dev.map((s) => featuresOf(s.row.text));
   const families = [...new Set(train.map((s) => s.family))].sort();
   const results: FoldResult[] = [];
   for (const family of families) {

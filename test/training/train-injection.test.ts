@@ -12,6 +12,7 @@ import { injectionLogit, loadModel, type InjectionModel } from '../../src/detect
 import { chooseShift, fit, shiftFloor, trainingRows, TRAINING, type Row } from '../../training/train-injection.js';
 import { extractFeatures } from '../../src/detect/injection/features.js';
 import { fitMlp, mlpLogit } from '../../training/mlp.js';
+import { leaveOneSourceOut } from '../../training/validate-injection.js';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -92,6 +93,15 @@ describe('npm run train:injection', () => {
     ]);
     assert.deepEqual(trainingRows(withPrompts, { ...TRAINING, systemPromptsBenign: 'translated' }).filter((r) => r.subtype === 'benign_system_prompt').map((r) => r.lang), ['French']);
     assert.equal(trainingRows(withPrompts, { ...TRAINING, systemPromptsBenign: 'none' }).filter((r) => r.subtype === 'benign_system_prompt').length, 0);
+  });
+
+  it('validation can compare an ensemble of two layouts (mean logit), fitted on each layout\'s own features', () => {
+    const config = { ...TRAINING, model: 'ensemble' as const, second: { charNgrams: 'nonlatin' as const } };
+    const results = leaveOneSourceOut(data, config);
+    assert.deepEqual(results.map((r) => `${r.family} ${r.label}`), ['test:attacks injection', 'test:benign benign', 'dev split (all families in) injection', 'dev split (all families in) benign']);
+    const dev = results.filter((r) => r.family.startsWith('dev'));
+    assert.equal(dev[0]!.flagged, dev[0]!.rows); // every dev attack flagged
+    assert.equal(dev[1]!.flagged, 0);
   });
 
   it('holds a text without known n-grams at emptyProbability: the shift is at least bias − logit(p)', () => {
