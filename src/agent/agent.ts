@@ -267,6 +267,7 @@ export class Agent {
     this.metrics.active.inc();
     let outcome = 'ok';
     const client = upstream.take();
+    const read = { paused: false };
     try {
       const request = {
         path: base.pathname.replace(/\/$/, '') + path,
@@ -275,7 +276,7 @@ export class Agent {
         // A pass-through, not the HTTP/2 stream itself: undici destroys a body stream once sent, which would end our response side too.
         body: method === 'POST' ? stream.pipe(new PassThrough()) : null,
       };
-      await relayAnswer(client, request, stream, cancel.signal);
+      await relayAnswer(client, request, stream, cancel.signal, read);
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (cancel.signal.aborted || stream.closed) outcome = 'cancelled';
@@ -293,8 +294,9 @@ export class Agent {
       const level = outcome === 'cancelled' ? 'debug' : 'warn';
       this.options.log[level]({ connection, outcome, code, err: (err as Error).message, answered: stream.headersSent }, 'forward failed');
     } finally {
-      // The body is read to its end or destroyed by now: the connection is free again, or dropped if it closed.
-      upstream.release(client);
+      // The body is read to its end or destroyed by now: the connection is free again, or dropped if it closed
+      // (or if the answer waited on the gateway: the model server's keep-alive close may be on its way).
+      upstream.release(client, !read.paused);
       this.metrics.active.dec();
       this.metrics.streams.inc({ connection, outcome });
     }
@@ -312,9 +314,10 @@ export class Agent {
  * through undici's handler interface: a response body stream piped on (a
  * Readable and a pipeline per answer, several ticks per chunk) was most of
  * the agent's CPU per frame. Resolves once the answer is written; rejects
- * with undici's error, or the cancellation's reason.
+ * with undici's error, or the cancellation's reason. Sets `read.paused` once
+ * the model had to wait for the gateway to read.
  */
-function relayAnswer(client: Client, request: Dispatcher.DispatchOptions, stream: http2.ServerHttp2Stream, cancelled: AbortSignal): Promise<void> {
+function relayAnswer(client: Client, request: Dispatcher.DispatchOptions, stream: http2.ServerHttp2Stream, cancelled: AbortSignal, read: { paused: boolean }): Promise<void> {
   return new Promise((resolve, reject) => {
     client.dispatch(request, {
       onRequestStart(controller) {
@@ -331,6 +334,7 @@ function relayAnswer(client: Client, request: Dispatcher.DispatchOptions, stream
       onResponseData(controller, chunk) {
         // The gateway's reader sets the pace: the model is not read while this stream's window is full.
         if (stream.write(chunk)) return;
+        read.paused = true;
         controller.pause();
         stream.once('drain', () => controller.resume());
       },

@@ -47,10 +47,16 @@ export class UpstreamConnections {
     return this.open();
   }
 
-  /** Back to the idle set if it is still connected; otherwise it is dropped. */
-  release(client: Client): void {
+  /**
+   * Back to the idle set if it is still connected and `reusable`; otherwise
+   * it is dropped. Not reusable: an answer read under backpressure. The
+   * model server started its keep-alive clock when it wrote the last byte,
+   * maybe seconds before we read it, so its close may be on the way while
+   * our clock says the connection has just come back.
+   */
+  release(client: Client, reusable = true): void {
     if (!this.held.has(client)) return;
-    if (this.connected.has(client) && !client.closed && !client.destroyed) this.idle.push({ client, since: this.now() });
+    if (reusable && this.connected.has(client) && !client.closed && !client.destroyed) this.idle.push({ client, since: this.now() });
     else this.drop(client);
   }
 
