@@ -211,6 +211,9 @@ export type EventKind = keyof EventMetaByKind;
 /** The event kinds whose content, when they have any, is a batch of response chunks (`frameChunks`). */
 export const CHUNK_KINDS = ['response.chunks', 'session.end'] as const satisfies readonly EventKind[];
 
+/** Whether an event of this kind may hold a batch of response chunks as its content. */
+export const isChunkBatch = (kind: string): boolean => (CHUNK_KINDS as readonly string[]).includes(kind);
+
 /** The chunk batch an event holds: a `response.chunks` event's, or the last one stored with a `session.end`. */
 export function chunkBatchOf(kind: string, meta: unknown): ResponseChunksMeta | undefined {
   if (kind === 'response.chunks') return meta as ResponseChunksMeta;

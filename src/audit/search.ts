@@ -5,15 +5,13 @@
 // stays empty and search is refused (SessionArchive.list).
 import { decodeContent } from './content.js';
 import { chunkText, promptOf, REDACTED, stringsOf, unframeChunks } from './content-text.js';
-import { CHUNK_KINDS, type ContentPart, type EventKind } from './events.js';
+import { isChunkBatch, type ContentPart, type EventKind } from './events.js';
 
 /** Sessions indexed per indexing transaction (AuditStore.indexEnded). */
 export const INDEX_BATCH = 500;
 
 /** The event kinds whose content is indexed: the prompt as received and as forwarded, and the answer as delivered (its last batch stored with the end). */
 export const INDEXED_KINDS: readonly EventKind[] = ['session.start', 'session.forwarded', 'response.chunks', 'session.end'];
-
-const isChunkBatch = (kind: string): boolean => (CHUNK_KINDS as readonly string[]).includes(kind);
 
 /**
  * Most characters indexed per event. PostgreSQL refuses a tsvector over

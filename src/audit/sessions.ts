@@ -9,8 +9,8 @@ import { ContentCipher, decodeContent, encodeContent } from './content.js';
 import { chunkText, compilePattern, frameChunks, promptOf, redactChunk, redactDocument, REDACTED, unframeChunks, type Pattern, type PromptTurn } from './content-text.js';
 import { INDEX_BATCH, indexTextOf, matchIn, parseSearchQuery, type SearchMatch, type SearchTerm } from './search.js';
 import {
-  CHUNK_KINDS,
   chunkBatchOf,
+  isChunkBatch,
   NO_ORDINAL,
   parseMeta,
   TRAIL_SESSION_ID,
@@ -217,7 +217,7 @@ export class SessionArchive {
     if (event.parts.length === 0) return info ? { info } : {};
     try {
       const text = decodeContent(event.parts, event, this.cipher);
-      return { info, body: (CHUNK_KINDS as readonly string[]).includes(event.kind) ? unframeChunks(text) : parseBody(text) };
+      return { info, body: isChunkBatch(event.kind) ? unframeChunks(text) : parseBody(text) };
     } catch (err) {
       return { info, error: (err as Error).message };
     }
@@ -440,7 +440,7 @@ export class SessionArchive {
       if (event.n === NO_ORDINAL || event.parts.length === 0) continue;
       const text = decodeContent(event.parts, event, this.cipher);
       const changed =
-        (CHUNK_KINDS as readonly string[]).includes(event.kind)
+        isChunkBatch(event.kind)
           ? frameChunks(unframeChunks(text).map((raw) => redactChunk(raw, pattern)))
           : event.kind === 'decision' || event.kind === 'approval'
             ? pattern.replace(text, REDACTED)
