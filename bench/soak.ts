@@ -17,7 +17,9 @@
 // the gateway and the agent, as in the issue's figures.
 //
 // Env: SOAK_STREAMS (concurrent streams, default 1000), SOAK_RAMP_MS (0: all at once, as in the issue's figures),
-// SOAK_FRAMES (50), SOAK_INTERVAL_MS (100), SOAK_LEGS (gateway,agent),
+// SOAK_FRAMES (50), SOAK_INTERVAL_MS (100), SOAK_LEGS (pipe,gateway,agent; also tcp:
+// `pipe` and `tcp` are floors, bench/soak-floor.ts, a proxy that only passes
+// bytes on, to show what any proxy costs on the same cores),
 // SOAK_DEADLINE_S (whole run, default 1200: past it the bench stops),
 // SOAK_STREAM_TIMEOUT_S (a stream not ended by then is an error, 300),
 // SOAK_SETTLE_S (seconds of idle after a leg before its "after" RSS is read, 120:
@@ -46,7 +48,11 @@ const STREAMS = Math.max(1, Number(process.env.SOAK_STREAMS ?? 1000));
 const RAMP_MS = Number(process.env.SOAK_RAMP_MS ?? 0);
 const FRAMES = Number(process.env.SOAK_FRAMES ?? 50);
 const INTERVAL_MS = Number(process.env.SOAK_INTERVAL_MS ?? 100);
-const LEGS = (process.env.SOAK_LEGS ?? 'gateway,agent').split(',').filter((l) => l === 'gateway' || l === 'agent');
+/** Floor legs (bench/soak-floor.ts): a proxy that only passes bytes on, so each run says what any proxy costs on these cores. */
+const FLOORS = { tcp: 'floor: tcp splice', pipe: 'floor: http pipe' } as const;
+type FloorLeg = keyof typeof FLOORS;
+const isFloor = (leg: string): leg is FloorLeg => leg in FLOORS;
+const LEGS = (process.env.SOAK_LEGS ?? 'pipe,gateway,agent').split(',').filter((l) => l === 'gateway' || l === 'agent' || isFloor(l));
 const DEADLINE_S = Number(process.env.SOAK_DEADLINE_S ?? 1200);
 const SETTLE_S = Number(process.env.SOAK_SETTLE_S ?? 120);
 const SNAPSHOT_DIR = process.env.SOAK_HEAP_SNAPSHOTS;
@@ -266,15 +272,24 @@ async function startMock(dir: string): Promise<{ url: string; proc: ManagedProce
     stdout: 'pipe',
     logDir: dir,
   });
-  const url = await new Promise<string>((resolve, reject) => {
+  return { url: await firstLine(proc), proc };
+}
+
+async function startFloor(mode: 'tcp' | 'http', upstream: string, dir: string): Promise<{ url: string; proc: ManagedProcess }> {
+  const proc = spawnTracked(`floor-${mode}`, process.execPath, ['--import', 'tsx', 'bench/soak-floor.ts', mode, upstream], { stdout: 'pipe', logDir: dir });
+  return { url: await firstLine(proc), proc };
+}
+
+/** The URL a bench child prints on its first stdout line. */
+function firstLine(proc: ManagedProcess): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
     let buffered = '';
     proc.child.stdout!.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
       if (buffered.includes('\n')) resolve(buffered.split('\n')[0]!.trim());
     });
-    proc.child.once('exit', (code) => reject(new Error(`the soak mock exited during start-up (${code})`)));
+    proc.child.once('exit', (code) => reject(new Error(`${proc.name} exited during start-up (${code})`)));
   });
-  return { url, proc };
 }
 
 async function mockCounts(url: string): Promise<Record<string, number>> {
@@ -407,6 +422,8 @@ async function main(): Promise<void> {
   };
   const configPath = join(dir, 'modelgate.yaml');
   writeFileSync(configPath, stringify(config));
+  const floors = new Map<FloorLeg, { url: string; proc: ManagedProcess }>();
+  for (const leg of LEGS) if (isFloor(leg)) floors.set(leg, await startFloor(leg === 'tcp' ? 'tcp' : 'http', mock.url, dir));
   const gateway = spawnTracked('gateway', process.execPath, [...flags, 'bin/modelgate.js', 'gateway', '--config', configPath, '--workers', String(WORKERS)], { stdout: 'log', logDir: dir });
   const gatewayUrl = `http://127.0.0.1:${port}`;
   await untilReady(gateway, async () => (await fetch(`${gatewayUrl}/readyz`)).status === 200);
@@ -439,6 +456,7 @@ async function main(): Promise<void> {
   await warm(mock.url, { authorization: `Bearer ${KEYS.direct}` }, 'direct');
   await warm(gatewayUrl, auth, 'soak-gateway');
   if (agent) await warm(gatewayUrl, auth, 'soak-agent');
+  for (const floor of floors.values()) await warm(floor.url, { authorization: `Bearer ${KEYS.direct}` }, 'direct');
 
   const results: LegResult[] = [];
   // Idle: warmed up, no stream open. Every leg's peak and after are measured against this one figure.
@@ -452,6 +470,13 @@ async function main(): Promise<void> {
     const direct = await runLeg(`direct (before ${leg})`, mock.url, { authorization: `Bearer ${KEYS.direct}` }, 'direct', [watchMock]);
     results.push(direct);
     console.log(JSON.stringify(direct));
+    const floor = isFloor(leg) && floors.get(leg);
+    if (floor) {
+      const through = await runLeg(FLOORS[leg as FloorLeg], floor.url, { authorization: `Bearer ${KEYS.direct}` }, 'direct', [{ name: 'proxy', pid: floor.proc.pid }, watchMock]);
+      results.push(through);
+      console.log(JSON.stringify(through));
+      continue;
+    }
     const watch = leg === 'agent' && agent ? [watchGateway, { name: 'agent', pid: agent.pid }, watchMock] : [watchGateway, watchMock];
     const through = await runLeg(leg === 'agent' ? 'modelgate via agent' : 'modelgate', gatewayUrl, auth, `soak-${leg}`, watch, idle, leg === 'agent' ? agentIdle : undefined);
     results.push(through);
@@ -489,6 +514,18 @@ async function main(): Promise<void> {
     const direct = results[i]!;
     const through = results[i + 1]!;
     const leg = LEGS[i / 2]!;
+    if (isFloor(leg)) {
+      // No target of its own: the floor says how much of the gateway's distance from direct any proxy pays here.
+      const firstRatio = through.firstFrameP50Ms / Math.max(1, direct.firstFrameP50Ms);
+      const gapRatio = through.worstGapP99Ms / Math.max(1, direct.worstGapP99Ms);
+      verdicts.push({
+        check: `${through.leg}: first-frame p50 / worst-gap p99 vs direct (errors ${through.errors})`,
+        value: `${firstRatio.toFixed(2)}x / ${gapRatio.toFixed(2)}x`,
+        target: 'floor, no target',
+        pass: through.errors === 0,
+      });
+      continue;
+    }
     const connection = `soak-${leg}`;
     const sent = (after[KEYS[leg as 'gateway' | 'agent']] ?? 0) - (before[KEYS[leg as 'gateway' | 'agent']] ?? 0);
     const durable = (recordedAfter[connection]?.forwarded ?? 0) - (recordedBefore[connection]?.forwarded ?? 0);
