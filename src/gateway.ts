@@ -21,7 +21,8 @@ import { handleServiceKeysApi, isServiceKeysApiPath } from './identity/service-k
 import { createLogger, pathForLog, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import { releaseHeap } from './ops/heap.js';
-import { IdleTrigger, RECLAIM_MIN_GROWTH_BYTES } from './ops/idle-reclaim.js';
+import { IdleTrigger, RECLAIM_MIN_GROWTH_BYTES, reclaimMemory } from './ops/idle-reclaim.js';
+import { mallocTrimUnavailable, trimMalloc } from './ops/native-memory.js';
 import { tooOpen } from './ops/private-files.js';
 import { StoreOutages, type StoreName } from './ops/store-outages.js';
 import { MetricsListener, serveMetrics } from './ops/metrics-endpoint.js';
@@ -248,26 +249,28 @@ export class Gateway {
     this.outages.close();
   }
 
-  /** Collects this thread's heap and the store threads', and says what it gave back. */
+  /** Collects this thread's heap and the store threads', trims malloc's arenas, and says what it gave back. */
   private async reclaimMemory(): Promise<void> {
     const { log, metrics } = this.services;
     const mb = (bytes: number): number => Math.round(bytes / 2 ** 20);
     const rssBefore = process.memoryUsage.rss();
     const heapBefore = v8.getHeapStatistics().total_heap_size;
     try {
-      const started = performance.now();
-      releaseHeap();
-      // How long the event loop was blocked: what the reclaim costs a request arriving meanwhile.
-      const blockedMs = Math.round(performance.now() - started);
-      const stores = (await this.services.audit?.reclaimMemory()) ?? [];
+      const { blockedMs, stores, trimmed, trimMs } = await reclaimMemory({
+        collectHeap: releaseHeap,
+        collectStores: async () => (await this.services.audit?.reclaimMemory()) ?? [],
+        trimNative: trimMalloc,
+      });
       this.rssAfterReclaim = process.memoryUsage.rss();
       metrics.idleReclaims.inc();
+      const trimUnavailable = mallocTrimUnavailable();
       log.info(
         {
           rssMb: [mb(rssBefore), mb(this.rssAfterReclaim)],
           heapMb: [mb(heapBefore), mb(v8.getHeapStatistics().total_heap_size)],
           storeHeapMb: stores.flatMap((s) => (s ? [{ used: s.usedBytes.map(mb), held: s.heldBytes.map(mb) }] : [])),
           blockedMs,
+          mallocTrim: trimUnavailable ? `not called: ${trimUnavailable}` : { returned: trimmed, ms: trimMs },
         },
         'idle after a burst: memory given back',
       );

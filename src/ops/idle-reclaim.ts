@@ -1,10 +1,12 @@
 // Gives memory back once a burst is over. V8 returns the heap it grew only
 // when its memory reducer runs, 50-100 s into an idle spell in the gateway,
-// and the store threads' heaps wait as long. Once no request has been in
-// flight for `server.idle_reclaim`, after traffic that grew RSS, the gateway
-// collects its own heap and the store threads' at once. A full collection
+// and the store threads' heaps wait as long; glibc keeps the native memory
+// they freed. Once no request has been in flight for `server.idle_reclaim`,
+// after traffic that grew RSS, the gateway collects its own heap and the
+// store threads' at once, then trims malloc's arenas. A full collection
 // blocks the event loop for tens of milliseconds: hence only when idle, and
 // once per burst, not after every lone request.
+import type { ThreadHeap } from '../audit/store.js';
 
 /** What the reclaim is for: below this much RSS growth since the last one, idle costs nothing. */
 export const RECLAIM_MIN_GROWTH_BYTES = 32 * 2 ** 20;
@@ -60,4 +62,34 @@ export class IdleTrigger {
     this.running = true;
     void this.options.action().finally(() => (this.running = false));
   }
+}
+
+/** What a reclaim does, in this order: each step frees what the next gives back. */
+export interface ReclaimSteps {
+  /** This thread's V8 heap, collected in full (blocks the event loop). */
+  collectHeap: () => void;
+  /** Each store thread collects its own heap. */
+  collectStores: () => Promise<Array<ThreadHeap | void>>;
+  /** The native memory the collections freed, back to the kernel, off the event loop: undefined when it cannot be (ops/native-memory.ts). */
+  trimNative: () => Promise<boolean | undefined>;
+}
+
+export interface Reclaimed {
+  /** How long the heap's collection blocked the event loop: what a request arriving meanwhile waits. */
+  blockedMs: number;
+  stores: Array<ThreadHeap | void>;
+  trimmed: boolean | undefined;
+  /** How long the trim took (on a pool thread, not blocking). */
+  trimMs: number;
+}
+
+/** The collections first (freeing sockets' and parsers' native memory with their objects), the trim last. */
+export async function reclaimMemory(steps: ReclaimSteps): Promise<Reclaimed> {
+  let started = performance.now();
+  steps.collectHeap();
+  const blockedMs = performance.now() - started;
+  const stores = await steps.collectStores();
+  started = performance.now();
+  const trimmed = await steps.trimNative();
+  return { blockedMs: Math.round(blockedMs), stores, trimmed, trimMs: Math.round(performance.now() - started) };
 }

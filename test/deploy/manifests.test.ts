@@ -69,6 +69,12 @@ describe('deployment files', () => {
     const dockerfile = read('Dockerfile');
     assert.equal(dockerfile.match(/^FROM /gm)!.length, 2);
     assert.match(dockerfile, /npm rebuild better-sqlite3 re2/);
+    // The addon that gives memory back after a burst (src/ops/native-memory.ts): built by package.json's install
+    // script, which `npm ci --ignore-scripts` skipped, and carried to where dist/ops loads it from.
+    assert.match(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).scripts.install, /node-gyp rebuild --directory native\/release-memory/);
+    assert.match(dockerfile, /^COPY native \.\/native$/m);
+    assert.match(dockerfile, /&& npm run install$/m);
+    assert.match(dockerfile, /^COPY --from=build .*\/app\/native\/release-memory\/build\/Release\/release_memory\.node \.\/native\/release-memory\/build\/Release\/$/m);
     assert.match(dockerfile, /^USER node$/m);
     const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)![1]!) as string[];
     checkCommandLine(cmd, 'Dockerfile CMD');

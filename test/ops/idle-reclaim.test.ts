@@ -1,7 +1,8 @@
 // Memory given back after a burst: the idle trigger (with a mock clock: it
-// fires once after a busy spell, never while a request is open), and what
-// the action does on each thread (the heap V8 grew shrinks at once, here
-// and in the store thread).
+// fires once after a busy spell, never while a request is open), the order
+// of the reclaim's steps (malloc is trimmed after the collections that free
+// native memory), and what the action does on each thread (the heap V8 grew
+// shrinks at once, here and in the store thread).
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ import { Recorder } from '../../src/audit/recorder.js';
 import { openStore } from '../../src/audit/store.js';
 import type { WorkerStore } from '../../src/audit/worker-store.js';
 import { releaseHeap } from '../../src/ops/heap.js';
-import { IdleTrigger } from '../../src/ops/idle-reclaim.js';
+import { IdleTrigger, reclaimMemory } from '../../src/ops/idle-reclaim.js';
 import { recording, recordSession } from '../audit/fixtures.js';
 
 describe('the idle trigger', () => {
@@ -89,6 +90,31 @@ describe('the idle trigger', () => {
   });
 });
 
+describe("the reclaim's steps", () => {
+  test("malloc is trimmed last: after this thread's collection and the store threads' have freed their native memory", async () => {
+    const done: string[] = [];
+    const reclaimed = await reclaimMemory({
+      collectHeap: () => void done.push('heap'),
+      collectStores: async () => {
+        await new Promise(setImmediate); // a store thread answers later
+        done.push('stores');
+        return [{ usedBytes: [2, 1], heldBytes: [4, 3] }];
+      },
+      trimNative: async () => (done.push('trim'), true),
+    });
+    assert.deepEqual(done, ['heap', 'stores', 'trim']);
+    assert.equal(reclaimed.trimmed, true);
+    assert.deepEqual(reclaimed.stores, [{ usedBytes: [2, 1], heldBytes: [4, 3] }]);
+  });
+
+  test('where malloc_trim cannot be had, the collections still run and the trim is reported as not done', async () => {
+    let collected = 0;
+    const reclaimed = await reclaimMemory({ collectHeap: () => void collected++, collectStores: async () => [], trimNative: async () => undefined });
+    assert.equal(collected, 1);
+    assert.equal(reclaimed.trimmed, undefined);
+  });
+});
+
 describe('what it gives back', () => {
   const heldMb = (): number => v8.getHeapStatistics().total_heap_size / 2 ** 20;
 
@@ -102,6 +128,21 @@ describe('what it gives back', () => {
     releaseHeap();
     assert.ok(heldMb() < grown - 40, `held ${grown.toFixed(0)} MB before, ${heldMb().toFixed(0)} MB after`);
     assert.equal(burst, undefined);
+  });
+
+  test('releaseHeap shrinks the young generation a burst grew (gc() from JS leaves it at its size)', () => {
+    const newSpaceMb = (): number => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.space_size / 2 ** 20;
+    // Short-lived garbage at a high rate, some of it surviving a scavenge or two: V8 grows the young generation to its maximum.
+    let kept: object[] = [];
+    for (let i = 0; i < 3_000_000; i++) {
+      kept.push({ i, text: `frame ${i}` });
+      if (kept.length > 50_000) kept = [];
+    }
+    kept = [];
+    const grown = newSpaceMb();
+    assert.ok(grown >= 16, `the burst grew the young generation (${grown} MB)`);
+    releaseHeap();
+    assert.ok(newSpaceMb() <= 4, `young generation ${grown} MB before, ${newSpaceMb()} MB after`);
   });
 
   test("the store thread collects its own heap after a burst of recording", async () => {

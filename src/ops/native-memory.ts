@@ -1,0 +1,66 @@
+// Two ways to give memory back that Node does not expose, from a small addon
+// (native/release-memory, built by `npm install` with node-gyp):
+// - V8's critical memory-pressure notification: a full collection that also
+//   shrinks the young generation. A burst grows it to 32 MB and a gc() call
+//   from JS leaves it so (ops/heap.ts).
+// - glibc's malloc_trim(0), on a libuv pool thread. glibc keeps what a burst
+//   freed: its arenas grow with thousands of sockets' native buffers, HTTP
+//   parsers and the store thread's work, and once these are freed it returns
+//   only the top of each arena, so RSS stays tens of MB above idle after
+//   every object is gone. malloc_trim hands every whole free page of every
+//   arena back.
+//
+// Where the addon cannot be had the gateway runs as before, more slowly
+// giving memory back: it was not built (no compiler at install), it was
+// built for another Node version (npm rebuild), or the C library is not
+// glibc (no malloc_trim: musl, macOS).
+import { createRequire } from 'node:module';
+
+interface NativeMemory {
+  /** V8's critical memory-pressure notification on the calling thread's isolate: a full collection, now. */
+  releaseHeap(): void;
+  /** glibc's malloc_trim(0) off the event loop: true when memory was returned to the kernel. */
+  trimMalloc(): Promise<boolean>;
+  /** false when built against a C library without malloc_trim. */
+  mallocTrimAvailable: boolean;
+}
+
+/** Same relative path from src/ops and dist/ops. */
+const ADDON = '../../native/release-memory/build/Release/release_memory.node';
+
+let loaded: NativeMemory | { unavailable: string } | undefined;
+
+/** The addon, or why it cannot be had (tried once per thread, not on every reclaim). */
+export function nativeMemory(): NativeMemory | { unavailable: string } {
+  if (!loaded) {
+    try {
+      loaded = createRequire(import.meta.url)(ADDON) as NativeMemory;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      loaded = {
+        unavailable:
+          code === 'MODULE_NOT_FOUND'
+            ? 'native/release-memory is not built (npm install builds it with node-gyp)'
+            : `native/release-memory does not load (${(err as Error).message.split('\n')[0]}; npm rebuild)`,
+      };
+    }
+  }
+  return loaded;
+}
+
+/** Why malloc_trim cannot be called here, if it cannot. */
+export function mallocTrimUnavailable(): string | undefined {
+  const found = nativeMemory();
+  if ('unavailable' in found) return found.unavailable;
+  return found.mallocTrimAvailable ? undefined : 'the C library is not glibc';
+}
+
+/**
+ * Returns the free pages of glibc's arenas to the kernel: true if some were,
+ * false if there were none, undefined when malloc_trim cannot be called
+ * here. Call it after the collections that free the native memory.
+ */
+export async function trimMalloc(): Promise<boolean | undefined> {
+  const found = nativeMemory();
+  return 'unavailable' in found || !found.mallocTrimAvailable ? undefined : found.trimMalloc();
+}
