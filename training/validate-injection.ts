@@ -13,9 +13,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { extractFeatures, FEATURES, type FeatureOptions, type FeatureVector } from '../src/detect/injection/features.js';
-import { classifierJudges, INJECTION_THRESHOLD, scoreInjection } from '../src/detect/injection/score.js';
+import { classifierDiscount, INJECTION_THRESHOLD, scoreInjection } from '../src/detect/injection/score.js';
 import { fitMlp, mlpLogit } from './mlp.js';
-import { chooseShift, familyOf, fit, readRows, sample, shiftFloor, TRAINING, trainingRows, type Row, type TrainingConfig } from './train-injection.js';
+import { authoredRows } from './hard-negatives.js';
+import { AUTHORED_FAMILY, chooseShift, familyOf, fit, readRows, sample, shiftFloor, TRAINING, trainingRows, type Row, type TrainingConfig } from './train-injection.js';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -25,14 +26,14 @@ interface Scored {
   row: Row;
   family: string;
   rules: number;
-  /** Whether the classifier judges the text at all (score.ts: short texts need a sign of speaking to a model). */
-  judged: boolean;
+  /** Subtracted from the classifier's logit (score.ts, classifierDiscount): Infinity when it does not judge the text at all. */
+  discount: number;
 }
 
 const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
 
 /** The combined score as score.ts computes it: rules and, when it judges the text, the classifier (noisy-OR). */
-const combinedScore = (s: Scored, logit: number, shift: number): number => (s.judged ? 1 - (1 - s.rules) * (1 - sigmoid(logit - shift)) : s.rules);
+const combinedScore = (s: Scored, logit: number, shift: number): number => (s.discount !== Infinity ? 1 - (1 - s.rules) * (1 - sigmoid(logit - s.discount - shift)) : s.rules);
 
 interface Fitted {
   logit: (features: FeatureVector) => number;
@@ -85,12 +86,12 @@ const rulesScore = (text: string): number => {
 
 export function leaveOneSourceOut(data: string, config: TrainingConfig, featureOptions: Readonly<FeatureOptions> = FEATURES, log: (line: string) => void = () => {}, sampleSize?: number): FoldResult[] {
   // Ordinary sentences are always scored when held out, so settings with and without them compare.
-  const train: Scored[] = sample(trainingRows(data, { ...config, ordinaryBenign: true }), sampleSize).map((row) => ({ row, family: familyOf(row), rules: 0, judged: true }));
+  const train: Scored[] = sample(trainingRows(data, { ...config, ordinaryBenign: true }), sampleSize).map((row) => ({ row, family: familyOf(row), rules: 0, discount: 0 }));
   const trainable = (s: Scored): boolean => config.ordinaryBenign || s.row.subtype !== 'benign_ordinary';
-  const dev: Scored[] = sample(readRows(join(data, 'injection_dev.jsonl')), sampleSize).map((row) => ({ row, family: familyOf(row), rules: 0, judged: true }));
+  const dev: Scored[] = sample(readRows(join(data, 'injection_dev.jsonl')), sampleSize).map((row) => ({ row, family: familyOf(row), rules: 0, discount: 0 }));
   for (const s of [...train, ...dev]) {
     s.rules = rulesScore(s.row.text);
-    s.judged = classifierJudges(s.row.text, s.rules > 0);
+    s.discount = classifierDiscount(s.row.text, s.rules > 0, config.unaddressedPenalty);
   }
   const featuresOf = (text: string): Features => {
     const f: Features = extractFeatures(text, featureOptions);
@@ -99,14 +100,15 @@ export function leaveOneSourceOut(data: string, config: TrainingConfig, featureO
   };
   const trainFeatures = train.map((s) => featuresOf(s.row.text));
   const devFeatures = dev.map((s) => featuresOf(s.row.text));
-  const families = [...new Set(train.map((s) => s.family))].sort();
+  // Rows written for this project are training material, not a public source: never held out, and their validation templates are scored below.
+  const families = [...new Set(train.map((s) => s.family))].filter((f) => f !== AUTHORED_FAMILY).sort();
   const results: FoldResult[] = [];
   for (const family of families) {
     const keep = train.map((s, i) => [s, i] as const).filter(([s]) => s.family !== family && trainable(s));
     const fitted = fitModel(keep.map(([s]) => s.row), keep.map(([, i]) => trainFeatures[i]!), config);
     const devKeep = dev.map((s, i) => [s, i] as const).filter(([s]) => s.family !== family && s.row.label === 'benign');
     const devLogits = logits(fitted, devKeep.map(([, i]) => devFeatures[i]!));
-    const shift = Math.max(chooseShift(devKeep.map(([s], k) => ({ rules: s.rules, logit: s.judged ? devLogits[k]! : -Infinity })), config.devFprBudget), shiftFloor(fitted.empty, config.emptyProbability));
+    const shift = Math.max(chooseShift(devKeep.map(([s], k) => ({ rules: s.rules, logit: devLogits[k]! - s.discount })), config.devFprBudget), shiftFloor(fitted.empty, config.emptyProbability));
     // System prompts added as benign rows are training material, not rows of the family: the table stays comparable with and without them.
     const heldOut = [...train.map((s, i) => [s, trainFeatures[i]!] as const), ...dev.map((s, i) => [s, devFeatures[i]!] as const)].filter(([s]) => s.family === family && s.row.subtype !== 'benign_system_prompt');
     const heldLogits = logits(fitted, heldOut.map(([, f]) => f));
@@ -127,7 +129,7 @@ export function leaveOneSourceOut(data: string, config: TrainingConfig, featureO
   const all = train.map((s, i) => [s, i] as const).filter(([s]) => trainable(s));
   const fitted = fitModel(all.map(([s]) => s.row), all.map(([, i]) => trainFeatures[i]!), config);
   const devLogits = logits(fitted, devFeatures);
-  const benignDev = dev.map((s, k) => ({ rules: s.rules, logit: s.judged ? devLogits[k]! : -Infinity, label: s.row.label })).filter((d) => d.label === 'benign');
+  const benignDev = dev.map((s, k) => ({ rules: s.rules, logit: devLogits[k]! - s.discount, label: s.row.label })).filter((d) => d.label === 'benign');
   const shift = Math.max(chooseShift(benignDev, config.devFprBudget), shiftFloor(fitted.empty, config.emptyProbability));
   for (const label of ['injection', 'benign'] as const) {
     let rows = 0;
@@ -139,13 +141,24 @@ export function leaveOneSourceOut(data: string, config: TrainingConfig, featureO
     });
     results.push({ family: 'dev split (all families in)', label, rows, flagged });
   }
-  log(`  dev split, all families in (empty-text logit ${fitted.empty.toFixed(2)}, shift ${shift.toFixed(2)}): ${results.filter((r) => r.family.startsWith('dev')).map((r) => `${r.label} ${r.flagged}/${r.rows}`).join(', ')}`);
+  // The held-out templates of the authored rows (training/hard-negatives.ts), scored by the same model and shift.
+  const validation: Scored[] = authoredRows().filter((r) => r.split === 'validation').map((row) => {
+    const rules = rulesScore(row.text);
+    return { row, family: AUTHORED_FAMILY, rules, discount: classifierDiscount(row.text, rules > 0, config.unaddressedPenalty) };
+  });
+  const validationLogits = logits(fitted, validation.map((s) => featuresOf(s.row.text)));
+  for (const label of ['injection', 'benign'] as const) {
+    const scored = validation.map((s, k) => [s, k] as const).filter(([s]) => s.row.label === label);
+    if (scored.length === 0) continue;
+    results.push({ family: 'authored validation (all families in)', label, rows: scored.length, flagged: scored.filter(([s, k]) => combinedScore(s, validationLogits[k]!, shift) >= INJECTION_THRESHOLD).length });
+  }
+  log(`  dev split, all families in (empty-text logit ${fitted.empty.toFixed(2)}, shift ${shift.toFixed(2)}): ${results.filter((r) => r.family.endsWith('(all families in)')).map((r) => `${r.label} ${r.flagged}/${r.rows}`).join(', ')}`);
   return results;
 }
 
 /** Mean TPR over attack families and mean FPR over benign families (each family counts once). */
 export function summarise(all: readonly FoldResult[]): { tpr: number; fpr: number } {
-  const results = all.filter((r) => !r.family.startsWith('dev'));
+  const results = all.filter((r) => !r.family.endsWith('(all families in)'));
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   return {
     tpr: mean(results.filter((r) => r.label === 'injection').map((r) => r.flagged / r.rows)),

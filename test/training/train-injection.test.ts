@@ -9,7 +9,8 @@ import { dirname, join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { injectionLogit, loadModel, type InjectionModel } from '../../src/detect/injection/classifier.js';
-import { chooseShift, fit, shiftFloor, trainingRows, TRAINING, type Row } from '../../training/train-injection.js';
+import { AUTHORED_FAMILY, chooseShift, familyOf, fit, shiftFloor, trainingRows, TRAINING, type Row } from '../../training/train-injection.js';
+import { authoredRows } from '../../training/hard-negatives.js';
 import { extractFeatures } from '../../src/detect/injection/features.js';
 import { fitMlp, mlpLogit } from '../../training/mlp.js';
 import { leaveOneSourceOut } from '../../training/validate-injection.js';
@@ -44,7 +45,7 @@ describe('npm run train:injection', () => {
     assert.match(output, /training on \d+ rows/);
     assert.match(output, /shift -?\d+(\.\d+)? chosen on the dev split/);
     const card = readFileSync(join(dir, 'one', 'MODEL.md'), 'utf8');
-    assert.match(card, /Trained on `injection_train.jsonl` only/);
+    assert.match(card, /Trained on `injection_train.jsonl` and \d+ rows written for this project \(the train templates of `training\/hard-negatives.ts`/);
     assert.match(card, /\| test:attacks \| MIT \|/);
     // Leave-one-source-out: each family held out in turn, in the card beside the dev figures.
     assert.match(output, /held out test:attacks: injection \d+\/\d+/);
@@ -95,10 +96,29 @@ describe('npm run train:injection', () => {
     assert.equal(trainingRows(withPrompts, { ...TRAINING, systemPromptsBenign: 'none' }).filter((r) => r.subtype === 'benign_system_prompt').length, 0);
   });
 
+  it('adds the train templates of the authored rows (training/hard-negatives.ts), never their validation templates', () => {
+    const all = authoredRows();
+    assert.deepEqual(authoredRows(), all, 'deterministic');
+    const template = (r: { id: string }): string => r.id.replace(/-\d+$/, '');
+    const validation = all.filter((r) => r.split === 'validation');
+    const trainTemplates = new Set(all.filter((r) => r.split === 'train').map(template));
+    assert.ok(validation.length >= 150 && validation.some((r) => r.label === 'injection'));
+    assert.ok(validation.every((r) => !trainTemplates.has(template(r))), 'split by template');
+    assert.ok(all.every((r) => !/\{\w+\}/.test(r.text.replace(/\{"[^}]*\}/g, ''))), 'every slot filled');
+    const withPii = join(dir, 'with-pii');
+    const rows = trainingRows(withPii, { ...TRAINING, authored: 'negatives' });
+    const authored = rows.filter((r) => familyOf(r) === AUTHORED_FAMILY);
+    assert.equal(authored.length, all.filter((r) => r.split === 'train' && r.label === 'benign').length);
+    const texts = new Set(rows.map((r) => r.text));
+    assert.ok(validation.every((r) => !texts.has(r.text)));
+    assert.equal(trainingRows(withPii, { ...TRAINING, authored: 'both' }).filter((r) => familyOf(r) === AUTHORED_FAMILY && r.label === 'injection').length, all.filter((r) => r.split === 'train' && r.label === 'injection').length);
+    assert.equal(trainingRows(withPii, { ...TRAINING, authored: 'none' }).filter((r) => familyOf(r) === AUTHORED_FAMILY).length, 0);
+  });
+
   it('validation can compare an ensemble of two layouts (mean logit), fitted on each layout\'s own features', () => {
     const config = { ...TRAINING, model: 'ensemble' as const, second: { charNgrams: 'nonlatin' as const } };
     const results = leaveOneSourceOut(data, config);
-    assert.deepEqual(results.map((r) => `${r.family} ${r.label}`), ['test:attacks injection', 'test:benign benign', 'dev split (all families in) injection', 'dev split (all families in) benign']);
+    assert.deepEqual(results.map((r) => `${r.family} ${r.label}`), ['test:attacks injection', 'test:benign benign', 'dev split (all families in) injection', 'dev split (all families in) benign', 'authored validation (all families in) injection', 'authored validation (all families in) benign']);
     const dev = results.filter((r) => r.family.startsWith('dev'));
     assert.equal(dev[0]!.flagged, dev[0]!.rows); // every dev attack flagged
     assert.equal(dev[1]!.flagged, 0);

@@ -38,6 +38,8 @@ const filler = (n: number): string => `(?:[\\s,]+[A-Za-z\\u00C0-\\u024F'’-]+){
 const words = (n: number): string => `(?:[A-Za-z\\u00C0-\\u024F'’-]+[\\s,]+){0,${n}}?`;
 const S = '[\\s,]+';
 
+// Reported speech ("my manager said to skip the previous instructions") passes an order on to the user, not to the model.
+const REPORTED = "(?<!\\b(?:said|says|told\\s+(?:me|us|them)|tells\\s+(?:me|us)|asked\\s+(?:me|us|them)|wants?\\s+(?:me|us|them))\\s+to\\s+)";
 const OVERRIDE_VERB = '(?:ignore|disregard|forget|overlook|override|overrule|bypass|skip|discard|abandon|neglect|drop|set\\s+aside|pay\\s+no\\s+attention\\s+to)';
 // Words that point at the instructions already in force; not "old" or "current", which users say of their own documents.
 const EARLIER = '(?:previous|prior|preceding|earlier|above|foregoing|former|original|initial|following|system|developer|safety)';
@@ -53,7 +55,7 @@ export const INJECTION_RULES: readonly InjectionRule[] = [
   {
     rule: 'override.ignore_previous_instructions',
     category: 'instruction_override',
-    pattern: rx(`\\b${OVERRIDE_VERB}(?!${S}(?:my|our)\\b)${filler(4)}${S}(?:(?:all|any|every|the|your|these|those|its)${S})?${words(2)}${EARLIER}${S}${words(2)}${DIRECTIVES}\\b`),
+    pattern: rx(`${REPORTED}\\b${OVERRIDE_VERB}(?!${S}(?:my|our)\\b)${filler(4)}${S}(?:(?:all|any|every|the|your|these|those|its)${S})?${words(2)}${EARLIER}${S}${words(2)}${DIRECTIVES}\\b`),
     weight: 0.8,
     reason: 'asks the model to ignore the instructions it was given',
   },

@@ -5,7 +5,7 @@
 // or a confident classifier crosses the threshold alone, while weak hints
 // ("just say", a persona name, a hesitant classifier) need company.
 import { injectionLogit, probabilityOf, shippedModel, type LoadedModel } from './classifier.js';
-import { speaksToModel } from './cues.js';
+import { addressesModel, speaksToModel } from './cues.js';
 import { findEncodedBlobs } from './decode.js';
 import { INJECTION_RULES, type InjectionCategory } from './rules.js';
 
@@ -54,6 +54,31 @@ export function classifierJudges(text: string, ruleMatched: boolean): boolean {
 
 const foldForCues = (text: string): string => text.normalize('NFKC').toLowerCase();
 
+/**
+ * How far the classifier's logit is lowered, before calibration, on a text
+ * that no rule matched and that does not address the model (cues.ts,
+ * `addressesModel`): such a text is flagged only when the classifier is very
+ * sure, since what it then reacts to is topic words (passwords, admin,
+ * system prompts, "ignore") rather than the act of an injection.
+ */
+export const UNADDRESSED_PENALTY = 1;
+
+/**
+ * What is subtracted from the classifier's logit for a text: 0 when it
+ * addresses the model or a rule matched, `penalty` when not, Infinity when
+ * the classifier does not judge it at all (classifierJudges). Shared with the
+ * training script so the shift is calibrated on the same decisions.
+ */
+export function classifierDiscount(text: string, ruleMatched: boolean, penalty: number = UNADDRESSED_PENALTY): number {
+  if (!classifierJudges(text, ruleMatched)) return Infinity;
+  if (penalty === 0) return 0;
+  // Attack text quoted while discussing attacks ("is this a prompt injection: '…'") addresses no one: its rules and cues do not count.
+  const discussed = ABOUT_ATTACKS.test(text) ? text.replace(QUOTED, ' ') : text;
+  if (ruleMatched && discussed === text) return 0;
+  if (ruleMatched && scoreAt(discussed, MAX_DECODE_DEPTH, null).score > 0) return 0;
+  return addressesModel(foldForCues(discussed)) ? 0 : penalty;
+}
+
 export interface InjectionSignal {
   rule: string;
   category: InjectionCategory | 'learned';
@@ -76,6 +101,8 @@ const MAX_DECODE_DEPTH = 2;
 const DISCUSSION = /\b(?:what\s+(?:is|are|does)|explain|for\s+example|an?\s+example\s+of|examples\s+of|how\s+(?:do|to|can|should)\s+(?:i\s+|we\s+|you\s+)?(?:detect|defend|prevent|mitigate|protect|block|recogni[sz]e|spot|handle|filter)|is\s+(?:this|it)\s+(?:a\s+)?(?:prompt\s+injection|jailbreak|an?\s+attack)|prompt[\s-]+injections?|injection\s+attacks?|jailbreak\s+(?:attempts?|prompts?|attacks?)|classify|label|detect(?:ion|or)?|research|paper|dataset|red[- ]team|training\s+data|test\s+case)\b/i;
 const QUOTED = /"[^"\n]{1,2000}"|“[^”\n]{1,2000}”|«[^»\n]{1,2000}»|`[^`\n]{1,2000}`|'[^'\n]{12,2000}'/g;
 const QUOTED_DISCUSSION_FACTOR = 0.4;
+// Narrower than DISCUSSION ("paper", "research" also frame documents handed over to be processed): a prompt about attacks.
+const ABOUT_ATTACKS = /\b(?:prompt[\s-]+injections?|injection\s+attacks?|jailbreak(?:s|ing)?|attacks?|malicious|classify|red[- ]team(?:ing)?|detect(?:s|ed|ion|or)?|filter(?:s|ing)?|phishing|test\s+cases?)\b/i;
 
 // Zero-width and other invisible characters attackers insert between letters.
 const INVISIBLE = /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\uFEFF]/;
@@ -134,14 +161,15 @@ function scoreAt(text: string, depth: number, model: LoadedModel | null): Inject
     });
   }
 
-  if (model !== null && classifierJudges(text, best.size > 0)) {
-    const logit = injectionLogit(model, text);
+  const discount = model === null ? Infinity : classifierDiscount(text, best.size > 0);
+  if (model !== null && discount !== Infinity) {
+    const logit = injectionLogit(model, text) - discount;
     const probability = probabilityOf(model, logit);
     if (probability >= CLASSIFIER_FLOOR) {
       add({
         rule: 'classifier.ngram_logistic',
         category: 'learned',
-        reason: `learned classifier gives ${probability.toFixed(2)} (logit ${logit.toFixed(2)}; 0.5 at ${model.shift.toFixed(2)})`,
+        reason: `learned classifier gives ${probability.toFixed(2)} (logit ${logit.toFixed(2)}${discount === 0 ? '' : `, lowered by ${discount} as the text does not address the model`}; 0.5 at ${model.shift.toFixed(2)})`,
         start: 0,
         end: text.length,
         weight: Math.round(probability * 1000) / 1000,
