@@ -3,7 +3,7 @@
 // training/train-injection.ts on ../shared/eval/real/injection_train.jsonl,
 // shipped as int8 weights in model.ts (provenance and metrics: MODEL.md).
 // Runs in-process, no I/O: a 4 KB prompt costs about half a millisecond.
-import { extractFeatures, FEATURE_BITS, FEATURE_DIM, featureLayout } from './features.js';
+import { FEATURE_BITS, FEATURE_DIM, featureLayout, linearScore, type BucketWeights } from './features.js';
 import { INJECTION_MODEL } from './model.js';
 
 export interface InjectionModel {
@@ -20,7 +20,10 @@ export interface InjectionModel {
 }
 
 export interface LoadedModel {
+  /** The weight of each bucket (what training and tests read). */
   weights: Float32Array;
+  /** The same weights as int8 codes and the value of each code, for scoring (linearScore). */
+  buckets: BucketWeights;
   bias: number;
   shift: number;
 }
@@ -30,9 +33,13 @@ export function loadModel(model: InjectionModel): LoadedModel {
   if (model.layout !== featureLayout()) throw new Error(`injection model has features "${model.layout}"; this build reads "${featureLayout()}"`);
   const bytes = Buffer.from(model.weights, 'base64');
   if (bytes.length !== FEATURE_DIM) throw new Error(`injection model has ${bytes.length} weights; expected ${FEATURE_DIM}`);
+  const codes = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.length).slice();
   const weights = new Float32Array(FEATURE_DIM);
-  for (let i = 0; i < FEATURE_DIM; i++) weights[i] = ((bytes[i]! << 24) >> 24) * model.scale;
-  return { weights, bias: model.bias, shift: model.shift };
+  for (let i = 0; i < FEATURE_DIM; i++) weights[i] = codes[i]! * model.scale;
+  // levels[code & 255] is exactly weights[i] (the float32 of code * scale) for every bucket with that code.
+  const levels = new Float64Array(256);
+  for (let code = -128; code < 128; code++) levels[code & 255] = Math.fround(code * model.scale);
+  return { weights, buckets: { codes, levels }, bias: model.bias, shift: model.shift };
 }
 
 /**
@@ -46,10 +53,7 @@ const STRIDE = WINDOW / 2;
 
 /** The logit of the text as one bag of features, however long. */
 export function logitOf(model: LoadedModel, text: string): number {
-  const { index, value } = extractFeatures(text);
-  let z = model.bias;
-  for (let i = 0; i < index.length; i++) z += model.weights[index[i]!]! * value[i]!;
-  return z;
+  return linearScore(text, model.buckets, model.bias);
 }
 
 /** The highest logit over the text (whole, or its windows). */
