@@ -490,6 +490,8 @@ function buildReport(input: ReportInput): Report {
       const recorded = c50.results.get(`modelgate+rec:${store}`);
       if (!recorded) return [];
       const ratio = paired(recorded, c50.results.get('modelgate')!, (x, y) => x.rps / y.rps);
+      // Recording's CPU per request: the gateway process's (event loop, GC, store thread), paired by round.
+      const costUs = paired(recorded, c50.results.get('modelgate')!, (x, y) => x.cpuUsPerRequest - y.cpuUsPerRequest);
       return [
         {
           name: `throughput at c=50 with recording on ${store} / off`,
@@ -497,6 +499,7 @@ function buildReport(input: ReportInput): Report {
           unit: 'x',
           target: `>= ${TARGETS.recordingThroughput}x`,
           pass: ratio >= TARGETS.recordingThroughput,
+          detail: `recording's cost: +${costUs.toFixed(0)} µs of the gateway process's CPU per request${store === 'postgres' ? ' (PostgreSQL server not counted)' : ''}; split by thread: npm run bench -- recording`,
         },
       ];
     }),

@@ -9,14 +9,15 @@ import { contentHash, eventHash, serializeMeta } from './chain.js';
 import type { StorageConfig } from './config.js';
 import { NO_ORDINAL, TRAIL_SESSION_ID, type NewEvent, type StoredEvent } from './events.js';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/index.js';
-import { BOOLEAN_COLUMNS, INTEGER_COLUMNS, projectEvent, SESSION_COLUMNS, type SessionColumn, type SessionRow as ProjectedRow, type SessionUpdate } from './projection.js';
+import { BOOLEAN_COLUMNS, INTEGER_COLUMNS, projectEvent, type SessionColumn, type SessionRow as ProjectedRow, type SessionUpdate } from './projection.js';
 import { foldAccents, INDEXED_KINDS, keptEntries, PendingIndex, readEntries, tsQuery } from './search.js';
 import {
   attachContents,
   columnValue,
   eventColumns,
   expiredWhere,
-  sessionToTable,
+  SESSION_TABLE_COLUMNS,
+  sessionValues,
   sessionWhere,
   tableToSession,
   type ContentTableRow,
@@ -50,7 +51,6 @@ const MIGRATION_LOCK = 0x6d676175;
 export const SEARCH_LOCK = 0x6d677378;
 export const SEARCH_LOCK_ARGS = '$1, hashtext(current_schema())';
 
-const SESSION_TABLE_COLUMNS = ['sid', 'id', 'groups_json', ...SESSION_COLUMNS] as const;
 
 function columnType(column: string): string {
   if (column === 'sid' || column === 'received_at' || column === 'ended_at') return 'bigint';
@@ -292,8 +292,8 @@ export class PostgresStore implements AuditStore {
     if (batch.inserts.size > 0) {
       shape.push('s');
       const rows = [...batch.inserts.values()];
-      const tables = rows.map((row): Record<string, unknown> => ({ ...sessionToTable(row), sid: row.sid }));
-      const arrays = SESSION_TABLE_COLUMNS.map((c) => param(tables.map((t) => t[c] ?? null), `${columnType(c)}[]`));
+      const tables = rows.map((row) => sessionValues(row, row.sid));
+      const arrays = SESSION_TABLE_COLUMNS.map((c, i) => param(tables.map((t) => t[i] ?? null), `${columnType(c)}[]`));
       ctes.push(`s AS (INSERT INTO sessions (${SESSION_TABLE_COLUMNS.join(', ')}) SELECT * FROM unnest(${arrays.join(', ')}))`);
       const groups = rows.flatMap((r) => r.groups.map((g) => [g, r.sid] as const));
       if (groups.length > 0) {

@@ -1,7 +1,7 @@
 // SQL the two drivers share: query building with a driver's placeholder
 // style, and the mapping between projection rows and table rows.
 import type { ContentPart, EventKind, StoredEvent } from './events.js';
-import { BOOLEAN_COLUMNS, type SessionRow } from './projection.js';
+import { BOOLEAN_COLUMNS, SESSION_COLUMNS, type SessionRow } from './projection.js';
 import type { SearchTerm } from './search.js';
 import type { ExpiredQuery, SessionQuery } from './store.js';
 
@@ -54,13 +54,21 @@ export interface SessionTableRow {
   [column: string]: unknown;
 }
 
-export function sessionToTable(row: SessionRow): Record<string, unknown> {
-  const out: Record<string, unknown> = { id: row.id, groups_json: JSON.stringify(row.groups) };
-  for (const [key, value] of Object.entries(row)) {
-    if (key === 'id' || key === 'groups') continue;
-    out[key] = typeof value === 'boolean' ? (value ? 1 : 0) : value;
+/** The `sessions` table's columns, in the order `sessionValues` gives them. */
+export const SESSION_TABLE_COLUMNS = ['sid', 'id', 'groups_json', ...SESSION_COLUMNS] as const;
+
+/**
+ * A new session's row as values in SESSION_TABLE_COLUMNS order: built
+ * straight from the projection, with no intermediate object per session
+ * (it runs for every request recorded).
+ */
+export function sessionValues(row: SessionRow, sid: number): unknown[] {
+  const values: unknown[] = [sid, row.id, JSON.stringify(row.groups)];
+  for (const column of SESSION_COLUMNS) {
+    const value = row[column];
+    values.push(typeof value === 'boolean' ? (value ? 1 : 0) : value);
   }
-  return out;
+  return values;
 }
 
 /** A projection value as stored: booleans are 0/1 on both drivers. */

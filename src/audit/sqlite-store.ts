@@ -11,14 +11,15 @@ import { contentHash, eventHash, serializeMeta } from './chain.js';
 import type { StorageConfig } from './config.js';
 import { NO_ORDINAL, TRAIL_SESSION_ID, type ContentPart, type NewEvent, type StoredEvent } from './events.js';
 import { LATEST_VERSION, MIGRATIONS } from './migrations/index.js';
-import { projectEvent, SESSION_COLUMNS, type SessionUpdate } from './projection.js';
+import { projectEvent, type SessionUpdate } from './projection.js';
 import { fts5Match, INDEXED_KINDS, keptEntries, PendingIndex, readEntries } from './search.js';
 import {
   attachContents,
   columnValue,
   eventColumns,
   expiredWhere,
-  sessionToTable,
+  SESSION_TABLE_COLUMNS,
+  sessionValues,
   sessionWhere,
   tableToSession,
   type ContentTableRow,
@@ -43,8 +44,6 @@ export type SqliteSettings = StorageConfig['sqlite'];
 
 const asBuffer = (bytes: Uint8Array | null): Buffer | null =>
   bytes === null ? null : Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-
-const SESSION_TABLE_COLUMNS = ['sid', 'id', 'groups_json', ...SESSION_COLUMNS];
 
 const EVENT_COLUMNS = 13;
 /** Rows per multi-row event INSERT: 13 parameters each, well under SQLite's limit of 32,766. */
@@ -132,8 +131,7 @@ export class SqliteStore implements AuditStore {
         this.appending.push({ event, sid });
         const projection = projectEvent(event.sessionId, event, event.atMs);
         if (projection && 'insert' in projection) {
-          const row: Record<string, unknown> = { ...sessionToTable(projection.insert), sid: seq };
-          this.statements.insertSession.run(SESSION_TABLE_COLUMNS.map((c) => row[c] ?? null));
+          this.statements.insertSession.run(sessionValues(projection.insert, seq));
           for (const group of projection.insert.groups) this.statements.insertGroup.run(group, seq);
           if (this.sids.size < SID_CACHE_LIMIT) this.sids.set(event.sessionId, seq);
         } else if (projection && sid !== null) {

@@ -43,17 +43,37 @@ export function packEvents(events: readonly NewEvent[]): { text: string; bytes: 
     offset += b.byteLength;
     return [offset - b.byteLength, b.byteLength];
   };
-  const packed = events.map(({ parts, ...rest }): PackedEvent =>
-    parts ? { ...rest, parts: parts.map((p) => ({ part: p.part, keyId: p.keyId, nonce: p.nonce && place(p.nonce), data: place(p.data) })) } : rest,
+  // One object literal of one shape per event (undefined members are left out of the JSON): cheaper than copying
+  // each event with a rest spread, which V8 does member by member.
+  const packed = events.map(
+    (e): PackedEvent =>
+      ({
+        kind: e.kind,
+        sessionId: e.sessionId,
+        n: e.n,
+        atMs: e.atMs,
+        meta: e.meta,
+        precondition: e.precondition,
+        indexText: e.indexText,
+        parts: e.parts?.map((p) => ({ part: p.part, keyId: p.keyId, nonce: p.nonce && place(p.nonce), data: place(p.data) })),
+      }) as PackedEvent,
   );
   return { text: JSON.stringify(packed), bytes };
 }
 
 function unpackEvents(text: string, bytes: Uint8Array): NewEvent[] {
   const view = ([start, length]: Slice): Uint8Array => bytes.subarray(start, start + length);
-  return (JSON.parse(text) as PackedEvent[]).map(
-    (e) => (e.parts ? { ...e, parts: e.parts.map((p) => ({ part: p.part, keyId: p.keyId, nonce: p.nonce && view(p.nonce), data: view(p.data) })) } : e) as NewEvent,
-  );
+  const events = JSON.parse(text) as PackedEvent[];
+  // Freshly parsed: the parts are swapped for views of the buffer in place.
+  for (const e of events) {
+    for (const p of e.parts ?? []) {
+      const { nonce, data } = p;
+      const part = p as unknown as ContentPart;
+      part.nonce = nonce && view(nonce);
+      part.data = view(data);
+    }
+  }
+  return events as unknown as NewEvent[];
 }
 
 async function serve(): Promise<void> {

@@ -15,7 +15,7 @@ import type { NewEvent } from '../../src/audit/events.js';
 import type { WorkerStore } from '../../src/audit/worker-store.js';
 import { GatewayError } from '../../src/http/errors.js';
 import type { Worker } from 'node:worker_threads';
-import { chatBody, principal, recordSession, recording, requestId, sseChunk, STORE_FIXTURES, type StoreFixture } from './fixtures.js';
+import { chatBody, KEY_A, principal, recordSession, recording, requestId, sseChunk, STORE_FIXTURES, type StoreFixture } from './fixtures.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const promptOfBody = (body: Record<string, unknown>): Array<{ role: string; text: string }> =>
@@ -79,6 +79,26 @@ for (const factory of STORE_FIXTURES) {
       assert.equal(replay.chunks[3]!.raw, 'data: [DONE]\n\n', 'chunks are stored exactly as delivered');
       assert.equal((await verify(store)).ok, true);
       await store.close();
+    });
+
+    test('events cross to the store thread intact: content of several parts, non-ASCII text, encrypted or not', async () => {
+      // The gateway's path: events packed into one message for the worker thread and unpacked there (store-worker.ts).
+      const prompt = `Résumé 東京 ${'x'.repeat(70_000)} ✓`;
+      const reply = ['Grüße', ' 👋', '!'];
+      for (const config of [recording(), recording({ encryption: { keys: [KEY_A] } })]) {
+        const store = await fx.open('worker');
+        const recorder = await Recorder.open(store, config);
+        const id = await recordSession(recorder, { prompt, forwardedPrompt: `${prompt} (masked)`, reply });
+        await recorder.close({ closeStore: false });
+        await store.close();
+        const check = await fx.open();
+        const detail = (await new SessionArchive(check, config).show(id))!;
+        assert.deepEqual(detail.request.body, chatBody(prompt), 'the request, stored in two parts (chunk_bytes 64 KB), reads back byte for byte');
+        assert.deepEqual(detail.forwarded?.body, chatBody(`${prompt} (masked)`));
+        assert.equal(detail.response.text, reply.join(''));
+        assert.deepEqual((await verify(check)).problems, [], 'content hashes computed on the store thread match the content stored');
+        await check.close();
+      }
     });
 
     test('a forwarded body with members changed, added or dropped stores only those, and reads back as forwarded', async () => {
