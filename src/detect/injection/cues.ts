@@ -75,7 +75,7 @@ const ADDRESSING = new RegExp(
     // a new role or state handed to the model
     '\\byou (?:are|\'re) (?:now|no longer|going to|free|not bound|unrestricted|unfiltered|jailbroken|in developer mode)\\b', '\\bfrom now on\\b', '\\b(?:act|behave|respond|answer|reply) as (?:if|though|an? )', '\\bpretend (?:to be|you|that you)\\b',
     '\\b(?:you will|you must|you shall|you have to|you should) (?:now |always |never |only )?(?:answer|respond|reply|act|be|obey|comply|ignore|forget|say|output|print|reveal|follow)\\b',
-    '\\b(?:developer|god|dan|jailbreak|unrestricted|sudo) mode\\b', '\\bno (?:restrictions|rules|limits|filters|censorship|guidelines|ethics|morals|content polic(?:y|ies))\\b',
+    '\\b(?:god|dan|jailbreak|jailbroken|unrestricted|unfiltered|evil) mode\\b', '\\bno (?:restrictions|rules|limits|filters|censorship|guidelines|ethics|morals|content polic(?:y|ies))\\b',
     '\\bwithout (?:any )?(?:restrictions|rules|limits|filters|censorship|guidelines|ethics|morals|refusing)\\b', '\\bstay in character\\b', '\\bnew (?:instructions|task|rules|role|persona|objective)\\b',
     // orders about its own output
     '\\b(?:say|print|output|respond with|reply with|answer with|write) (?:only |exactly |just )?["“\'‘]', '\\b(?:start|begin|end) (?:your|each|every) (?:response|reply|answer|message|output)\\b',
@@ -94,6 +94,7 @@ const ADDRESSING = new RegExp(
     "\\b(?:you're|you are) (?:going to|portraying|playing|to act)\\b", '\\bi want you to (?:act|take on|be|become|pretend|play|respond|answer|simulate)\\b', '\\b(?:simulate|personify|take on the role)\\b', '\\byou will (?:now )?act as\\b',
     '\\b(?:given|told|instructed) to you\\b', '\\byou were (?:given|told|instructed|programmed)\\b', '\\b(?:secret|confidential|hidden) (?:code|string|word|phrase|key|password|information|data)\\b',
     '\\byour (?:database|records|memory|training data)\\b', '\\b(?:previous|prior|above|earlier|initial|original) (?:instructions|prompts?|tasks?|rules|directions)\\b',
+    '\\b(?:when|while|after|before|if) you (?:summari[sz]e|read|process|translate|review|analy[sz]e)\\b', '\\n\\s*(?:#+\\s*)?(?:system|assistant|developer)\\s*:', '<\\|(?:im_start|system|assistant)\\|>|\\[/?inst\\]|<</?sys>>',
     '\\b(?:respond|reply|answer) (?:to|with) (?:every|all)\\b', '\\byou are to\\b', '\\bnot supposed to (?:tell|say|reveal|share|show)\\b', '\\bwhat (?:are|were) you (?:told|instructed|not)\\b', '\\b(?:always|never) (?:refuse|say no|apologi[sz]e|decline|warn)\\b', '\\bamoral\\b', '\\bnot bound by\\b', '\\bthis (?:entire )?conversation\\b',
   ].join('|'),
   'i',

@@ -61,21 +61,21 @@ const foldForCues = (text: string): string => text.normalize('NFKC').toLowerCase
  * sure, since what it then reacts to is topic words (passwords, admin,
  * system prompts, "ignore") rather than the act of an injection.
  */
-export const UNADDRESSED_PENALTY = 1;
+export const UNADDRESSED_PENALTY = 0.5;
 
 /**
  * What is subtracted from the classifier's logit for a text: 0 when it
- * addresses the model or a rule matched, `penalty` when not, Infinity when
- * the classifier does not judge it at all (classifierJudges). Shared with the
- * training script so the shift is calibrated on the same decisions.
+ * addresses the model, `penalty` when not, Infinity when the classifier does
+ * not judge it at all (classifierJudges). Shared with the training script so
+ * the shift is calibrated on the same decisions.
  */
 export function classifierDiscount(text: string, ruleMatched: boolean, penalty: number = UNADDRESSED_PENALTY): number {
   if (!classifierJudges(text, ruleMatched)) return Infinity;
   if (penalty === 0) return 0;
   // Attack text quoted while discussing attacks ("is this a prompt injection: '…'") addresses no one: its rules and cues do not count.
   const discussed = ABOUT_ATTACKS.test(text) ? text.replace(QUOTED, ' ') : text;
-  if (ruleMatched && discussed === text) return 0;
-  if (ruleMatched && scoreAt(discussed, MAX_DECODE_DEPTH, null).score > 0) return 0;
+  // A rule that matched does not lift it by itself: the discount matters only when the rules alone stay under the
+  // threshold, i.e. when only weak hints matched ("enable developer mode" is also how Android and Chrome say it).
   return addressesModel(foldForCues(discussed)) ? 0 : penalty;
 }
 
