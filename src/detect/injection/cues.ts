@@ -97,7 +97,7 @@ const ADDRESSING = new RegExp(
     '\\b(?:when|while|after|before|if) you (?:summari[sz]e|read|process|translate|review|analy[sz]e)\\b', '\\n\\s*(?:#+\\s*)?(?:system|assistant|developer)\\s*:', '<\\|(?:im_start|system|assistant)\\|>|\\[/?inst\\]|<</?sys>>',
     '\\b(?:respond|reply|answer) (?:to|with) (?:every|all)\\b', '\\byou are to\\b', '\\bnot supposed to (?:tell|say|reveal|share|show)\\b', '\\bwhat (?:are|were) you (?:told|instructed|not)\\b', '\\b(?:always|never) (?:refuse|say no|apologi[sz]e|decline|warn)\\b', '\\bamoral\\b', '\\bnot bound by\\b', '\\bthis (?:entire )?conversation\\b',
   ].join('|'),
-  'i',
+  '', // matched on the folded (lower-case) text: no case folding needed
 );
 
 /**

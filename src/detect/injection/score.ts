@@ -52,7 +52,9 @@ export function classifierJudges(text: string, ruleMatched: boolean): boolean {
   return ruleMatched || text.trim().length > SHORT_TEXT_CHARS || speaksToModel(foldForCues(text));
 }
 
-const foldForCues = (text: string): string => text.normalize('NFKC').toLowerCase();
+// NFKC only where there is something to fold (ASCII is its own NFKC form): half the cost of the cue check on 4 KB of ASCII.
+const foldForCues = (text: string): string => (NON_ASCII.test(text) ? text.normalize('NFKC') : text).toLowerCase();
+const NON_ASCII = /[^\x00-\x7F]/;
 
 /**
  * How far the classifier's logit is lowered, before calibration, on a text
