@@ -41,6 +41,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { startDevIdp } from '../src/dev/idp.js';
+import { mallocTrimUnavailable } from '../src/ops/native-memory.js';
 import { percentile } from './load.js';
 import { BENCH_GUARDRAILS, CLK_TCK, freePort, killAllChildren, memoryOf, processTree, spawnTracked, stopAllChildren, treeCpuTicks, untilReady, type ManagedProcess } from './targets.js';
 
@@ -311,6 +312,12 @@ function rssMbOf(pid: number): number {
   }
 }
 
+/** Whether the gateway's idle reclaim has its addon (the same build the spawned gateway loads): without it, no malloc_trim and a plain GC. */
+function nativeRelease(): string {
+  const unavailable = mallocTrimUnavailable();
+  return unavailable ? `native release OFF: ${unavailable}` : 'native release on: memory-pressure GC, malloc_trim';
+}
+
 /** What the gateway's RSS is made of, from its own /metrics (one worker's view): V8 heap used and held, memory outside it, open handles. */
 async function memoryBreakdown(url: string, rssMb: number): Promise<string> {
   try {
@@ -381,7 +388,7 @@ async function main(): Promise<void> {
   if (SNAPSHOT_DIR) flags.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${SNAPSHOT_DIR}`);
   console.log(`machine: ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, node ${process.version}`);
   console.log(
-    `settings: ${STREAMS} streams opened over ${RAMP_MS} ms, ${FRAMES} frames ${INTERVAL_MS} ms apart, legs ${LEGS.join(', ')}; masking ${MASKING ? 'on' : 'OFF'}, recording ${RECORDING ? 'on (SQLite)' : 'OFF'}, ${WORKERS} worker(s), idle reclaim ${IDLE_RECLAIM ?? 'default'}, settle ${SETTLE_S} s${
+    `settings: ${STREAMS} streams opened over ${RAMP_MS} ms, ${FRAMES} frames ${INTERVAL_MS} ms apart, legs ${LEGS.join(', ')}; masking ${MASKING ? 'on' : 'OFF'}, recording ${RECORDING ? 'on (SQLite)' : 'OFF'}, ${WORKERS} worker(s), idle reclaim ${IDLE_RECLAIM ?? 'default'} (${nativeRelease()}), settle ${SETTLE_S} s${
       Object.keys(process.env).some((k) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES' || k === 'LD_PRELOAD')
         ? `, allocator env ${Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES' || k === 'LD_PRELOAD').map(([k, v]) => `${k}=${v}`).join(' ')}`
         : ''
