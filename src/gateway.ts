@@ -256,7 +256,7 @@ export class Gateway {
     const rssBefore = process.memoryUsage.rss();
     const heapBefore = v8.getHeapStatistics().total_heap_size;
     try {
-      const { blockedMs, stores, trimmed, trimMs } = await reclaimMemory({
+      const { blockedMs, heap, heapMs, stores, trimmed, trimMs } = await reclaimMemory({
         collectHeap: releaseHeap,
         collectStores: async () => (await this.services.audit?.reclaimMemory()) ?? [],
         trimNative: trimMalloc,
@@ -269,6 +269,7 @@ export class Gateway {
           rssMb: [mb(rssBefore), mb(this.rssAfterReclaim)],
           heapMb: [mb(heapBefore), mb(v8.getHeapStatistics().total_heap_size)],
           storeHeapMb: stores.flatMap((s) => (s ? [{ used: s.usedBytes.map(mb), held: s.heldBytes.map(mb) }] : [])),
+          heapCollection: { how: heap, ms: heapMs },
           blockedMs,
           mallocTrim: trimUnavailable ? `not called: ${trimUnavailable}` : { returned: trimmed, ms: trimMs },
         },

@@ -98,7 +98,7 @@ async function serve(): Promise<void> {
   const reclaimMemory = async (): Promise<unknown> => {
     const before = v8.getHeapStatistics();
     await store.reclaimMemory?.();
-    releaseHeap();
+    await releaseHeap();
     const after = v8.getHeapStatistics();
     return { usedBytes: [before.used_heap_size, after.used_heap_size], heldBytes: [before.total_heap_size, after.total_heap_size] } satisfies ThreadHeap;
   };

@@ -9,6 +9,7 @@
 // After a burst the heap V8 grew stays until its memory reducer runs, which
 // in the gateway took 50-100 s of idle; `releaseHeap` does that work at
 // once, for the idle trigger (ops/idle-reclaim.ts).
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { nativeMemory } from './native-memory.js';
@@ -48,16 +49,47 @@ function gcFunction(): Gc {
   return gc;
 }
 
+/** How long to wait for the incremental collection V8 was asked for before collecting at once. */
+export const INCREMENTAL_RELEASE_TIMEOUT_MS = 5_000;
+
+/** How the heap was given back: incrementally, at once (no incremental collection came), or by gc() (no addon). */
+export type HeapRelease = 'incremental' | 'at once' | 'gc';
+
 /**
- * A full, compacting collection of this thread's heap now: the heap shrinks
- * to what is live, and V8's background threads unmap the freed pages within
- * moments. With the native addon it is V8's response to critical memory
- * pressure, which also shrinks the young generation a burst grew (to 32 MB;
- * 1 MB after): gc(), of any flavour, leaves it at its size. It blocks the
- * thread for the collection (about twice gc()'s time): call it when idle.
+ * A full, compacting collection of this thread's heap: the heap shrinks to
+ * what is live, and V8's background threads unmap the freed pages within
+ * moments. With the native addon it is V8's response to memory pressure,
+ * which also shrinks the young generation a burst grew (to 32 MB; 1 MB
+ * after): gc(), of any flavour, leaves it at its size. That collection runs
+ * incrementally, in steps between the event loop's other work (pauses of
+ * ~10 ms instead of 0.2-0.3 s at once); resolves when it has ended. Without
+ * the addon, gc() blocks the thread for the collection. Call it when idle.
  */
-export function releaseHeap(): void {
+export async function releaseHeap(): Promise<HeapRelease> {
   const addon = nativeMemory();
-  if ('releaseHeap' in addon) addon.releaseHeap();
-  else gcFunction()();
+  if ('unavailable' in addon) {
+    gcFunction()();
+    return 'gc';
+  }
+  const ended = nextFullCollection(INCREMENTAL_RELEASE_TIMEOUT_MS);
+  addon.startReleasingHeap();
+  if (await ended) return 'incremental';
+  addon.releaseHeap();
+  return 'at once';
+}
+
+/** Resolves true when this thread's next full (mark-compact) collection ends, false if none has within timeoutMs. */
+function nextFullCollection(timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const observer = new PerformanceObserver((entries) => {
+      if (entries.getEntries().some((e) => (e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR)) end(true);
+    });
+    const timer = setTimeout(() => end(false), timeoutMs);
+    const end = (collected: boolean): void => {
+      clearTimeout(timer);
+      observer.disconnect();
+      resolve(collected);
+    };
+    observer.observe({ entryTypes: ['gc'] });
+  });
 }

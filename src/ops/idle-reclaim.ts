@@ -6,7 +6,9 @@
 // store threads' at once, then trims malloc's arenas. A full collection
 // blocks the event loop for tens of milliseconds: hence only when idle, and
 // once per burst, not after every lone request.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { ThreadHeap } from '../audit/store.js';
+import type { HeapRelease } from './heap.js';
 
 /** What the reclaim is for: below this much RSS growth since the last one, idle costs nothing. */
 export const RECLAIM_MIN_GROWTH_BYTES = 32 * 2 ** 20;
@@ -66,8 +68,8 @@ export class IdleTrigger {
 
 /** What a reclaim does, in this order: each step frees what the next gives back. */
 export interface ReclaimSteps {
-  /** This thread's V8 heap, collected in full (blocks the event loop). */
-  collectHeap: () => void;
+  /** This thread's V8 heap, collected in full; resolves when the collection has ended, saying how it ran (ops/heap.ts). */
+  collectHeap: () => Promise<HeapRelease>;
   /** Each store thread collects its own heap. */
   collectStores: () => Promise<Array<ThreadHeap | void>>;
   /** The native memory the collections freed, back to the kernel, off the event loop: undefined when it cannot be (ops/native-memory.ts). */
@@ -75,8 +77,11 @@ export interface ReclaimSteps {
 }
 
 export interface Reclaimed {
-  /** How long the heap's collection blocked the event loop: what a request arriving meanwhile waits. */
+  /** The event loop's longest stall during the reclaim: the most a request arriving meanwhile waits for it. */
   blockedMs: number;
+  heap: HeapRelease;
+  /** From the start of the heap's collection to its end (incremental: mostly not blocking). */
+  heapMs: number;
   stores: Array<ThreadHeap | void>;
   trimmed: boolean | undefined;
   /** How long the trim took (on a pool thread, not blocking). */
@@ -85,11 +90,18 @@ export interface Reclaimed {
 
 /** The collections first (freeing sockets' and parsers' native memory with their objects), the trim last. */
 export async function reclaimMemory(steps: ReclaimSteps): Promise<Reclaimed> {
-  let started = performance.now();
-  steps.collectHeap();
-  const blockedMs = performance.now() - started;
-  const stores = await steps.collectStores();
-  started = performance.now();
-  const trimmed = await steps.trimNative();
-  return { blockedMs: Math.round(blockedMs), stores, trimmed, trimMs: Math.round(performance.now() - started) };
+  const stalls = monitorEventLoopDelay({ resolution: 10 });
+  stalls.enable();
+  try {
+    let started = performance.now();
+    const heap = await steps.collectHeap();
+    const heapMs = Math.round(performance.now() - started);
+    const stores = await steps.collectStores();
+    started = performance.now();
+    const trimmed = await steps.trimNative();
+    const trimMs = Math.round(performance.now() - started);
+    return { blockedMs: Math.round(stalls.max / 1e6), heap, heapMs, stores, trimmed, trimMs };
+  } finally {
+    stalls.disable();
+  }
 }

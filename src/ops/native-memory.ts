@@ -1,8 +1,9 @@
 // Two ways to give memory back that Node does not expose, from a small addon
 // (native/release-memory, built by `npm install` with node-gyp):
-// - V8's critical memory-pressure notification: a full collection that also
-//   shrinks the young generation. A burst grows it to 32 MB and a gc() call
-//   from JS leaves it so (ops/heap.ts).
+// - V8's memory-pressure notifications: a full collection that also shrinks
+//   the young generation, incremental (moderate) or at once (critical). A
+//   burst grows the young generation to 32 MB and a gc() call from JS leaves
+//   it so (ops/heap.ts).
 // - glibc's malloc_trim(0), on a libuv pool thread. glibc keeps what a burst
 //   freed: its arenas grow with thousands of sockets' native buffers, HTTP
 //   parsers and the store thread's work, and once these are freed it returns
@@ -17,7 +18,9 @@
 import { createRequire } from 'node:module';
 
 interface NativeMemory {
-  /** V8's critical memory-pressure notification on the calling thread's isolate: a full collection, now. */
+  /** V8's moderate memory-pressure notification on the calling thread's isolate: it starts an incremental full collection. */
+  startReleasingHeap(): void;
+  /** V8's critical memory-pressure notification on the calling thread's isolate: the full collection, now. */
   releaseHeap(): void;
   /** glibc's malloc_trim(0) off the event loop: true when memory was returned to the kernel. */
   trimMalloc(): Promise<boolean>;

@@ -22,7 +22,7 @@ test('freed native memory glibc keeps goes back to the kernel', async () => {
   let chunks: Buffer[] | undefined = Array.from({ length: 2048 }, () => Buffer.allocUnsafeSlow(32 * 1024).fill(1));
   const pinned = chunks.filter((_, i) => i % 16 === 15);
   chunks = undefined;
-  releaseHeap();
+  await releaseHeap();
   await new Promise((r) => setTimeout(r, 200)); // V8 frees array buffers' memory off the main thread
   const before = rssMb();
   assert.equal(await trimMalloc(), true, 'malloc_trim returned memory');
