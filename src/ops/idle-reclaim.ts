@@ -92,6 +92,8 @@ export interface Reclaimed {
 export async function reclaimMemory(steps: ReclaimSteps): Promise<Reclaimed> {
   const stalls = monitorEventLoopDelay({ resolution: 10 });
   stalls.enable();
+  // The histogram counts a stall only between two ticks of its timer: one before the work, one after.
+  await new Promise((resolve) => setTimeout(resolve, 25));
   try {
     let started = performance.now();
     const heap = await steps.collectHeap();
@@ -100,6 +102,7 @@ export async function reclaimMemory(steps: ReclaimSteps): Promise<Reclaimed> {
     started = performance.now();
     const trimmed = await steps.trimNative();
     const trimMs = Math.round(performance.now() - started);
+    await new Promise((resolve) => setTimeout(resolve, 25));
     return { blockedMs: Math.round(stalls.max / 1e6), heap, heapMs, stores, trimmed, trimMs };
   } finally {
     stalls.disable();

@@ -107,6 +107,15 @@ describe("the reclaim's steps", () => {
     assert.deepEqual(reclaimed.stores, [{ usedBytes: [2, 1], heldBytes: [4, 3] }]);
   });
 
+  test('it reports how long the event loop stalled, a collection that blocks at once included', async () => {
+    const block = (ms: number): void => {
+      const until = performance.now() + ms;
+      while (performance.now() < until);
+    };
+    const reclaimed = await reclaimMemory({ collectHeap: async () => (block(200), 'gc'), collectStores: async () => [], trimNative: async () => true });
+    assert.ok(reclaimed.blockedMs >= 150, `stalled ${reclaimed.blockedMs} ms for a 200 ms block`);
+  });
+
   test('where malloc_trim cannot be had, the collections still run and the trim is reported as not done', async () => {
     let collected = 0;
     const reclaimed = await reclaimMemory({ collectHeap: async () => (collected++, 'gc'), collectStores: async () => [], trimNative: async () => undefined });
