@@ -2,7 +2,8 @@
 // word and character n-grams (features.ts), trained by
 // training/train-injection.ts on ../shared/eval/real/injection_train.jsonl,
 // shipped as int8 weights in model.ts (provenance and metrics: MODEL.md).
-// Runs in-process, no I/O: a 4 KB prompt costs about half a millisecond.
+// Runs in-process, no I/O: a 4 KB prompt costs about 0.3 ms in any script
+// (bench/detect.ts; features.ts says how).
 import { FEATURE_BITS, FEATURE_DIM, featureLayout, linearScore, type BucketWeights } from './features.js';
 import { INJECTION_MODEL } from './model.js';
 
