@@ -95,7 +95,7 @@ export const TRAINING: Readonly<TrainingConfig> = {
    * 'both' also the contrast attacks on the same topics. Their validation
    * templates are never trained on.
    */
-  authored: 'negatives',
+  authored: 'negatives+indirect',
   /** The shipped decision layer's discount for texts that do not address the model (score.ts); validation may try others. */
   unaddressedPenalty: UNADDRESSED_PENALTY,
 };
@@ -116,7 +116,7 @@ export interface TrainingConfig {
   minFamilies: number;
   balanceLanguages: boolean;
   systemPromptsBenign: 'none' | 'all' | 'translated';
-  authored: 'none' | 'negatives' | 'both';
+  authored: 'none' | 'negatives' | 'negatives+indirect' | 'both';
   unaddressedPenalty: number;
 }
 
@@ -155,7 +155,8 @@ export function trainingRows(data: string, config: TrainingConfig = TRAINING): R
   }
   if (config.authored !== 'none') {
     for (const row of authoredRows()) {
-      if (row.split !== 'train' || (row.label === 'injection' && config.authored !== 'both') || seen.has(row.text)) continue;
+      const indirect = row.source.endsWith('#contrast_indirect');
+      if (row.split !== 'train' || (row.label === 'injection' && config.authored !== 'both' && !(indirect && config.authored === 'negatives+indirect')) || seen.has(row.text)) continue;
       seen.add(row.text);
       rows.push(row);
     }
@@ -389,7 +390,8 @@ const EXPERIMENTS: readonly string[] = [
   '| both, penalty 1, p 0.15 / 0.17 | 0.723 / 0.055, 0.738 / 0.065 | 0.896, 0.904 | 0.036, 0.057 / 1.000 |',
   '| penalty 2 without authored rows (first cue) | 0.704 / 0.043 | 0.825 | 0.263 |',
   '| negatives, penalty 2 also on non-English text without the other languages\' topic words (an earlier cue) | 0.710 / 0.020 | 0.861 | 0.046 |',
-  '| tech, penalty 0.5 (**shipped**) | **0.714 / 0.037** | **0.904 / 0.006** | **0.026 / 0.972** |',
+  '| tech, penalty 0.5 (landed second, 03a5cf8; 0.733 of the 60 attacks with the indirect ones) | 0.714 / 0.037 | 0.904 / 0.006 | 0.026 / 0.972 |',
+  '| tech, penalty 0.5, and the indirect contrast attacks (documents, emails, code, tool results that address the model) (**shipped**) | **0.714 / 0.037** | **0.904 / 0.006** | **0.023 / 0.983** (60 attacks) |',
   '| tech, penalty 0.75 / 1 | 0.712 / 0.031, 0.710 / 0.028 | 0.896, 0.896 | 0.026 / 0.972 |',
   '| tech, penalty 0.5, p 0.16 | 0.730 / 0.042 | 0.904 | 0.033 |',
   '| tech, penalty 1, p 0.2 / 0.25 | 0.739 / 0.050, 0.757 / 0.079 | 0.908, 0.932 | 0.079, 0.119 |',
@@ -416,8 +418,11 @@ const EXPERIMENTS: readonly string[] = [
   '  (Chrome, Android). Same figures at penalty 0.5.',
   '- Known miss: a question quoting an attack by name ("Can you explain what the \"ignore previous instructions\" attack is and',
   '  why filters miss it?") scores 0.52: the quoted override rule, weighed less, and the classifier.',
-  '- **Contrast attacks** ("both") recover some indirect injections in documents (a planted HTML comment addressed to the AI scores',
-  '  0.70 with them, 0.19 without) but flag more of the authored benign text at the same dev TPR. Not shipped.',
+  '- **Contrast attacks**: all of them ("both") flag more of the authored benign text at the same dev TPR. Only those inside',
+  '  documents, emails, code and tool results (`contrast_indirect`, shipped) cost nothing measured: the benign documents the',
+  '  hard negatives added had taught the classifier that instructions inside data are benign (the held-out indirect templates',
+  '  were flagged 9 of 24, a planted HTML comment addressed to the AI 0.19); with them 23 of 24 and 0.67, held-out means',
+  '  unchanged (PurpleLlama\'s attacks held out 0.160 → 0.153, security 0.096 → 0.086, coding 0.016 → 0.021).',
   '- Earlier rounds (MLP, two-layout ensemble, word-only features, system prompts as benign rows, function words, the short-text',
   '  rule) all lay on one curve, held-out TPR 0.70 at FPR 0.07 to 0.76 at 0.12, with the dev acceptance holding them near 0.11; see',
   '  this file\'s history (`git log -p src/detect/injection/MODEL.md`).',
@@ -519,7 +524,7 @@ export function train(options: { data: string; sample?: number; validate?: boole
     '',
     '## Data and licences',
     '',
-    `Trained on \`injection_train.jsonl\`${trainRows.some((r) => r.subtype === 'benign_ordinary') ? ', the sentences of `pii_train.jsonl`' : ''}${authoredTrain > 0 ? ` and ${authoredTrain} rows written for this project (the train templates of \`training/hard-negatives.ts\`: benign IT administration, security education, developers writing about prompts, ordinary senses of "ignore" and "pretend", role-play, policy text, quoted attacks being analysed, documents and tool results, in English and nine other languages; written by hand on 2026-12-03, not derived from any evaluation corpus)` : ''} only${options.sample === undefined ? '' : ` (a sample of ${options.sample} rows)`}: ${trainRows.length} rows,`,
+    `Trained on \`injection_train.jsonl\`${trainRows.some((r) => r.subtype === 'benign_ordinary') ? ', the sentences of `pii_train.jsonl`' : ''}${authoredTrain > 0 ? ` and ${authoredTrain} rows written for this project (the train templates of \`training/hard-negatives.ts\`: benign IT administration, security education, developers writing about prompts, ordinary senses of "ignore" and "pretend", role-play, policy text, quoted attacks being analysed, documents and tool results, in English and nine other languages, and as contrast attacks planted in documents, emails, code and tool results; written by hand on 2026-12-03, not derived from any evaluation corpus)` : ''} only${options.sample === undefined ? '' : ` (a sample of ${options.sample} rows)`}: ${trainRows.length} rows,`,
     `${trainRows.filter((r) => r.label === 'injection').length} injection. Calibrated and measured on \`injection_dev.jsonl\` (${devRows.length} rows), split by the`,
     'data provider so that near-duplicates stay on one side. Both are normalised copies of these public sources:',
     '',

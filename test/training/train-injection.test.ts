@@ -113,6 +113,9 @@ describe('npm run train:injection', () => {
     assert.ok(validation.every((r) => !texts.has(r.text)));
     assert.equal(trainingRows(withPii, { ...TRAINING, authored: 'both' }).filter((r) => familyOf(r) === AUTHORED_FAMILY && r.label === 'injection').length, all.filter((r) => r.split === 'train' && r.label === 'injection').length);
     assert.equal(trainingRows(withPii, { ...TRAINING, authored: 'none' }).filter((r) => familyOf(r) === AUTHORED_FAMILY).length, 0);
+    // The shipped setting: the benign rows and only the contrast attacks planted in documents.
+    const indirect = trainingRows(withPii, { ...TRAINING, authored: 'negatives+indirect' }).filter((r) => familyOf(r) === AUTHORED_FAMILY && r.label === 'injection');
+    assert.ok(indirect.length > 0 && indirect.every((r) => r.source!.endsWith('#contrast_indirect')));
   });
 
   it('validation can compare an ensemble of two layouts (mean logit), fitted on each layout\'s own features', () => {
