@@ -33,6 +33,15 @@ describe('PHONE', () => {
     it(`takes no phone from "${text}"`, () => assert.deepEqual(phones(text), []));
   }
 
+  it('remembers verdicts per region: a number valid in one region is judged again in another', () => {
+    const text = 'Office: 020 7946 0958, ask for Sam.';
+    const validators = (regions: Array<'GB' | 'US'>): Array<string | undefined> => createScanner({ types: ['PHONE'], phone: { regions } }).scan(text).map((s) => s.validator);
+    for (let round = 0; round < 2; round++) {
+      assert.deepEqual(validators(['GB']), ['libphonenumber-valid']);
+      assert.deepEqual(validators(['US']), ['phone-context']);
+    }
+  });
+
   it('context words and regions are configurable', () => {
     const text = 'Rufnummer 030 1234567';
     assert.deepEqual(phones(text), []);

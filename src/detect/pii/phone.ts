@@ -52,10 +52,24 @@ const PREFIX = /^[+(]$/;
 
 type Verdict = 'valid' | 'possible' | undefined;
 
+/**
+ * Verdicts of recent candidates, by region and candidate. libphonenumber-js
+ * takes 30-180 µs a number (it builds its metadata's regexes on every call),
+ * and the same numbers come back: a chat resends its history with every turn,
+ * and the stream masker rescans its held-back window with every frame.
+ * Cleared when full, so it stays small.
+ */
+const verdicts = new Map<string, Verdict>();
+const VERDICTS_KEPT = 1024;
+
 function judge(candidate: string, region?: CountryCode): Verdict {
+  const key = `${region ?? ''}|${candidate}`;
+  if (verdicts.has(key)) return verdicts.get(key);
   const number = region === undefined ? parsePhoneNumberFromString(candidate) : parsePhoneNumberFromString(candidate, region);
-  if (number === undefined || !number.isPossible()) return undefined;
-  return number.isValid() ? 'valid' : 'possible';
+  const verdict = number === undefined || !number.isPossible() ? undefined : number.isValid() ? 'valid' : 'possible';
+  if (verdicts.size >= VERDICTS_KEPT) verdicts.clear();
+  verdicts.set(key, verdict);
+  return verdict;
 }
 
 /** Greedy candidates can swallow a following number: drop trailing groups until one parses. */
