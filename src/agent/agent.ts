@@ -11,7 +11,7 @@ import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { Client, Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Logger } from '../ops/logger.js';
 import { UpstreamConnections } from '../proxy/upstream-connections.js';
 import { DEFAULT_HEARTBEAT, keepAlive } from './heartbeat.js';
@@ -76,7 +76,7 @@ export class Agent {
     for (const [name, url] of options.serve) {
       upstreamConnections.set({ connection: name }, 0);
       const clientOptions = { headersTimeout: options.upstreamHeadersTimeoutMs ?? 300_000, bodyTimeout: 0, connect: { timeout: 5_000 } };
-      this.upstreams.set(name, new UpstreamConnections(url.origin, clientOptions, (delta) => upstreamConnections.inc({ connection: name }, delta)));
+      this.upstreams.set(name, new UpstreamConnections(url.origin, clientOptions, { onCount: (delta) => upstreamConnections.inc({ connection: name }, delta) }));
     }
     this.metrics = {
       connected: new Gauge({ name: 'modelgate_agent_connected', help: '1 while the tunnel to the gateway is up.', registers: [this.registry], collect() { this.set(agent.state === 'connected' ? 1 : 0); } }),
@@ -266,8 +266,6 @@ export class Agent {
     }
     this.metrics.active.inc();
     let outcome = 'ok';
-    const client = upstream.take();
-    const read = { paused: false };
     try {
       const request = {
         path: base.pathname.replace(/\/$/, '') + path,
@@ -276,7 +274,7 @@ export class Agent {
         // A pass-through, not the HTTP/2 stream itself: undici destroys a body stream once sent, which would end our response side too.
         body: method === 'POST' ? stream.pipe(new PassThrough()) : null,
       };
-      await relayAnswer(client, request, stream, cancel.signal, read);
+      await relayAnswer(upstream, request, stream, cancel.signal);
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (cancel.signal.aborted || stream.closed) outcome = 'cancelled';
@@ -294,9 +292,6 @@ export class Agent {
       const level = outcome === 'cancelled' ? 'debug' : 'warn';
       this.options.log[level]({ connection, outcome, code, err: (err as Error).message, answered: stream.headersSent }, 'forward failed');
     } finally {
-      // The body is read to its end or destroyed by now: the connection is free again, or dropped if it closed
-      // (or if the answer waited on the gateway: the model server's keep-alive close may be on its way).
-      upstream.release(client, !read.paused);
       this.metrics.active.dec();
       this.metrics.streams.inc({ connection, outcome });
     }
@@ -314,12 +309,11 @@ export class Agent {
  * through undici's handler interface: a response body stream piped on (a
  * Readable and a pipeline per answer, several ticks per chunk) was most of
  * the agent's CPU per frame. Resolves once the answer is written; rejects
- * with undici's error, or the cancellation's reason. Sets `read.paused` once
- * the model had to wait for the gateway to read.
+ * with undici's error, or the cancellation's reason.
  */
-function relayAnswer(client: Client, request: Dispatcher.DispatchOptions, stream: http2.ServerHttp2Stream, cancelled: AbortSignal, read: { paused: boolean }): Promise<void> {
+function relayAnswer(upstream: Dispatcher, request: Dispatcher.DispatchOptions, stream: http2.ServerHttp2Stream, cancelled: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    client.dispatch(request, {
+    upstream.dispatch(request, {
       onRequestStart(controller) {
         if (cancelled.aborted) controller.abort(cancelled.reason as Error);
         else cancelled.addEventListener('abort', () => controller.abort(cancelled.reason as Error), { once: true });
@@ -334,7 +328,6 @@ function relayAnswer(client: Client, request: Dispatcher.DispatchOptions, stream
       onResponseData(controller, chunk) {
         // The gateway's reader sets the pace: the model is not read while this stream's window is full.
         if (stream.write(chunk)) return;
-        read.paused = true;
         controller.pause();
         stream.once('drain', () => controller.resume());
       },

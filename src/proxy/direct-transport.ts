@@ -49,7 +49,7 @@ export class DirectTransport implements Transport {
             bodyTimeout: timeouts.idle,
             keepAliveTimeout: 30_000,
           },
-          (delta) => observer?.connections?.(delta),
+          { onCount: (delta) => observer?.connections?.(delta) },
         ),
       };
     });
@@ -63,14 +63,10 @@ export class DirectTransport implements Transport {
     const freeAt = candidates.findIndex((t) => t.queue.free);
     if (freeAt > 0) candidates.unshift(...candidates.splice(freeAt, 1));
     for (const target of candidates) {
-      const releaseSlot = await target.queue.acquire(request.signal);
-      const client = target.connections.take();
-      const release = () => {
-        target.connections.release(client);
-        releaseSlot();
-      };
+      const release = await target.queue.acquire(request.signal);
       try {
-        const response = await client.request({
+        // The connection is free once the answer is read off it; the slot, once the body is done with.
+        const response = await target.connections.request({
           path: target.basePath + request.path,
           method: request.method,
           headers: request.headers,
@@ -78,7 +74,6 @@ export class DirectTransport implements Transport {
           signal: request.signal,
         });
         target.unhealthyUntil = 0;
-        // The connection is busy until the body is done with, however it ends.
         response.body.once('close', release);
         return { status: response.statusCode, headers: response.headers, body: response.body, target: target.origin };
       } catch (err) {

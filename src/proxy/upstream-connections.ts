@@ -1,73 +1,120 @@
-// The keep-alive connections to one upstream target, one undici Client each.
-// undici's Pool keeps every Client it ever opened until the pool itself is
-// closed, connected or not: after a burst of 5,000 streams it held 5,000
-// Clients (~10 MB of heap) and scanned them on every request. Here a
-// connection that closes while idle is dropped, so once a burst is over and
-// the upstream (or our keep-alive timeout) closes the idle sockets, nothing
-// is left. How many requests may run at once is the UpstreamQueue's job (for
-// the agent, the gateway's queue and the tunnel's streams). Used by the
-// gateway for direct targets and by the agent for its model servers.
-import { Client } from 'undici';
+// The keep-alive connections to one upstream target, one undici Client each,
+// as an undici Dispatcher (so `request()` works on it). undici's Pool keeps
+// every Client it ever opened until the pool itself is closed, connected or
+// not: after a burst of 5,000 streams it held 5,000 Clients (~10 MB of heap)
+// and scanned them on every request. Here a connection that closes while idle
+// is dropped, so once a burst is over and the upstream (or our keep-alive
+// timeout) closes the idle sockets, nothing is left. How many requests may
+// run at once is the UpstreamQueue's job (for the agent, the gateway's queue
+// and the tunnel's streams). Used by the gateway for direct targets and by
+// the agent for its model servers.
+import type { IncomingHttpHeaders } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { Client, DecoratorHandler, Dispatcher } from 'undici';
+import { readBytesArrivedAfter, startArrivalClock } from './arrival-clock.js';
 
 /**
- * An idle connection older than this (by the clock, not a timer) is not
- * reused but closed. Model servers close idle connections after a few
- * seconds (node's and uvicorn's after 5 s), and an event loop busy with
- * thousands of streams hears of the close late: a request written to such
- * a connection fails with "other side closed" (960 of 5,000 soak streams in
- * one run). A fresh connection costs a TCP handshake.
+ * A kept-alive connection is written to only while it has been idle less
+ * than this. Model servers close idle connections after a few seconds
+ * (uvicorn, so vLLM, and node's http after 5 s), and a request written as
+ * that close is on its way fails with "other side closed" before any answer.
+ * Such a request cannot be sent again: a model server that died reading it
+ * looks the same, and the prompt would reach the model twice. So the rule
+ * must hold by itself, and it is judged where it cannot be late:
+ * - idle time counts from a time no later than when the last byte of the
+ *   previous answer arrived (arrival-clock.ts), not from when a busy event
+ *   loop got round to reading it: that was seconds late in 5,000-stream
+ *   soaks (5-10 x "other side closed" with a 2 s rule and a 5 s server);
+ *   an answer whose reading was paused (a slow reader) could have arrived
+ *   any time before, so its connection is not reused at all;
+ * - it is checked again just before the first byte of the request is
+ *   written (undici writes on a reused socket a turn of the loop after the
+ *   request was handed to it, and a turn can take seconds); too old then,
+ *   the request moves to a fresh connection, nothing having been written.
+ * That leaves 3 s for the round trip against a 5 s server. A server that
+ * closes sooner than 2 s needs a smaller value here.
  */
 export const MAX_IDLE_REUSE_MS = 2_000;
 
-export class UpstreamConnections {
-  /** Connected and free, most recently used last, with when each came back: reusing the warmest lets the rest time out after a burst. */
+export interface UpstreamConnectionsOptions {
+  /** Called with +1/-1 as connections are opened and dropped. */
+  onCount?: (delta: number) => void;
+  maxIdleReuseMs?: number;
+  /** A monotonic clock in ms, the arrival clock's (tests replace both). */
+  now?: () => number;
+  arrivedAfter?: () => number;
+}
+
+/** Thrown from onRequestStart, before undici writes a byte, when the connection turned out too old to write to. */
+class StaleConnection extends Error {}
+
+export class UpstreamConnections extends Dispatcher {
+  /** Connected and free, most recently used last, with a time before its last answer's last byte arrived: reusing the warmest lets the rest time out after a burst. */
   private readonly idle: Array<{ client: Client; since: number }> = [];
   private readonly held = new Set<Client>();
   private readonly connected = new WeakSet<Client>();
+  private readonly maxIdleReuseMs: number;
+  private readonly now: () => number;
+  private readonly arrivedAfter: () => number;
+  private readonly onCount: ((delta: number) => void) | undefined;
 
   constructor(
     private readonly origin: string,
     private readonly options: Client.Options,
-    /** Called with +1/-1 as connections are opened and dropped. */
-    private readonly onCount?: (delta: number) => void,
-    private readonly now: () => number = Date.now,
-  ) {}
+    { onCount, maxIdleReuseMs = MAX_IDLE_REUSE_MS, now = () => performance.now(), arrivedAfter = readBytesArrivedAfter }: UpstreamConnectionsOptions = {},
+  ) {
+    super();
+    this.onCount = onCount;
+    this.maxIdleReuseMs = maxIdleReuseMs;
+    this.now = now;
+    this.arrivedAfter = arrivedAfter;
+    startArrivalClock();
+  }
 
   /** Connections held: in use, idle, or being opened. */
   get size(): number {
     return this.held.size;
   }
 
-  /** A connection for one request; hand it back with `release` once the response body is done with. */
-  take(): Client {
-    const latest = this.idle.pop();
-    if (latest && this.now() - latest.since < MAX_IDLE_REUSE_MS) return latest.client;
-    // The warmest is too old, so every other idle one is too.
-    if (latest) for (const { client } of [latest, ...this.idle.splice(0)]) this.drop(client);
-    return this.open();
-  }
-
-  /**
-   * Back to the idle set if it is still connected and `reusable`; otherwise
-   * it is dropped. Not reusable: an answer read under backpressure. The
-   * model server started its keep-alive clock when it wrote the last byte,
-   * maybe seconds before we read it, so its close may be on the way while
-   * our clock says the connection has just come back.
-   */
-  release(client: Client, reusable = true): void {
-    if (!this.held.has(client)) return;
-    if (reusable && this.connected.has(client) && !client.closed && !client.destroyed) this.idle.push({ client, since: this.now() });
-    else this.drop(client);
+  /** One request, on the warmest idle connection young enough or a new one; the connection is free again once the answer's last byte is read (not when its reader is done with it). */
+  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const { client, idleSince } = this.take();
+    const exchange = new Exchange(handler, {
+      stale: () => idleSince !== undefined && !this.young(idleSince),
+      done: (reusable) => this.release(client, reusable),
+      retry: () => this.dispatch(options, handler),
+    });
+    return client.dispatch(options, exchange);
   }
 
   /** Graceful: a request in flight finishes first. */
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     await Promise.all(this.forgetAll().map((c) => c.close()));
   }
 
   /** At once: a request in flight fails (for a caller whose streams are already done or cut, so waiting on a model that never answers would hang). */
-  async destroy(): Promise<void> {
+  override async destroy(): Promise<void> {
     await Promise.all(this.forgetAll().map((c) => c.destroy()));
+  }
+
+  /** True while a connection idle since `since` may still be written to. */
+  private young(since: number): boolean {
+    return this.now() - since < this.maxIdleReuseMs;
+  }
+
+  /** Back to the idle set if it is still connected and `reusable`; otherwise it is dropped. */
+  private release(client: Client, reusable: boolean): void {
+    if (!this.held.has(client)) return;
+    if (reusable && this.connected.has(client) && !client.closed && !client.destroyed) this.idle.push({ client, since: this.arrivedAfter() });
+    else this.drop(client);
+  }
+
+  private take(): { client: Client; idleSince?: number } {
+    const latest = this.idle.pop();
+    if (latest && this.young(latest.since)) return { client: latest.client, idleSince: latest.since };
+    // The warmest is too old, so every other idle one is too.
+    if (latest) for (const { client } of [latest, ...this.idle.splice(0)]) this.drop(client);
+    return { client: this.open() };
   }
 
   private forgetAll(): Client[] {
@@ -100,5 +147,60 @@ export class UpstreamConnections {
     this.onCount?.(-1);
     // Closed, it releases its parser and timers; a request still queued on it (none, by construction) would finish first.
     if (!client.closed && !client.destroyed) client.close().catch(() => {});
+  }
+}
+
+type Handler = Required<Pick<Dispatcher.DispatchHandler, 'onRequestStart' | 'onResponseStart' | 'onResponseData' | 'onResponseEnd' | 'onResponseError'>>;
+
+/**
+ * One request on one connection, wrapped around the caller's handler: it
+ * judges a reused connection's age at the last moment, notes whether the
+ * answer's reading was paused, and hands the connection back when the
+ * answer's last byte is read.
+ */
+class Exchange implements Handler {
+  private readonly inner: Handler;
+  private paused = false;
+
+  constructor(
+    handler: Dispatcher.DispatchHandler,
+    private readonly connection: {
+      /** True if the connection is reused and too old to write to now. */
+      stale(): boolean;
+      /** The answer is read to its end (reusable), or failed. */
+      done(reusable: boolean): void;
+      /** The same request on another connection. */
+      retry(): void;
+    },
+  ) {
+    // undici's adapter (its own interceptors' base): the caller's handler may use either of undici's handler interfaces.
+    this.inner = new DecoratorHandler(handler) as unknown as Handler;
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    // undici writes the request as soon as this returns; what this throws fails the request unwritten, its body untouched.
+    if (this.connection.stale()) throw new StaleConnection();
+    this.inner.onRequestStart(controller, context);
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    this.inner.onResponseStart(controller, statusCode, headers, statusMessage);
+    this.paused ||= controller.paused;
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.inner.onResponseData(controller, chunk);
+    this.paused ||= controller.paused;
+  }
+
+  onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.connection.done(!this.paused);
+    this.inner.onResponseEnd(controller, trailers);
+  }
+
+  onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
+    this.connection.done(false);
+    if (error instanceof StaleConnection) this.connection.retry();
+    else this.inner.onResponseError(controller, error);
   }
 }

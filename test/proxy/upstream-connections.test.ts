@@ -29,16 +29,11 @@ describe('upstream connections', () => {
     }
   };
 
-  /** `n` requests at once through `connections`, each handing its connection back when its body is read. */
+  /** `n` requests at once through `connections`. */
   const burst = async (connections: UpstreamConnections, n: number): Promise<void> => {
     const requests = Array.from({ length: n }, async () => {
-      const client = connections.take();
-      try {
-        const res = await client.request({ path: '/', method: 'GET' });
-        assert.equal(await res.body.text(), 'ok');
-      } finally {
-        connections.release(client);
-      }
+      const res = await connections.request({ path: '/', method: 'GET' });
+      assert.equal(await res.body.text(), 'ok');
     });
     await until(`${n} requests reach the server`, () => holding.length === n);
     for (const answer of holding.splice(0)) answer();
@@ -47,7 +42,7 @@ describe('upstream connections', () => {
 
   test('after a burst, connections the upstream closes while idle are dropped, down to none', async () => {
     let counted = 0;
-    const connections = new UpstreamConnections(origin, { keepAliveTimeout: 60_000 }, (delta) => (counted += delta));
+    const connections = new UpstreamConnections(origin, { keepAliveTimeout: 60_000 }, { onCount: (delta) => (counted += delta) });
     await burst(connections, 20);
     assert.equal(connections.size, 20, 'one connection per request in flight');
     assert.equal(counted, 20);
@@ -74,20 +69,16 @@ describe('upstream connections', () => {
   test('an idle connection older than MAX_IDLE_REUSE_MS is closed, not reused: the upstream may have closed it already', async () => {
     let clock = 0;
     let counted = 0;
-    const connections = new UpstreamConnections(origin, { keepAliveTimeout: 60_000 }, (delta) => (counted += delta), () => clock);
+    const connections = new UpstreamConnections(origin, { keepAliveTimeout: 60_000 }, { onCount: (delta) => (counted += delta), now: () => clock, arrivedAfter: () => clock });
     await burst(connections, 2);
     assert.equal(connections.size, 2);
-    const warm = connections.take();
-    connections.release(warm);
     clock += MAX_IDLE_REUSE_MS - 1;
-    assert.equal(connections.take(), warm, 'just inside the limit, the warmest is reused');
-    connections.release(warm);
+    await burst(connections, 1);
+    assert.equal(connections.size, 2, 'just inside the limit, the warmest is reused');
     clock += MAX_IDLE_REUSE_MS;
-    const fresh = connections.take();
-    assert.notEqual(fresh, warm);
+    await burst(connections, 1);
     assert.equal(connections.size, 1, 'both stale idle connections were dropped; only the fresh one is held');
     assert.equal(counted, 1);
-    connections.release(fresh);
     await connections.close();
   });
 
@@ -97,9 +88,7 @@ describe('upstream connections', () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
     const connections = new UpstreamConnections(`http://127.0.0.1:${port}`, {});
-    const client = connections.take();
-    await assert.rejects(client.request({ path: '/', method: 'GET' }), { code: 'ECONNREFUSED' });
-    connections.release(client);
+    await assert.rejects(connections.request({ path: '/', method: 'GET' }), { code: 'ECONNREFUSED' });
     assert.equal(connections.size, 0);
     await connections.close();
   });
