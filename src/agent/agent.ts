@@ -15,7 +15,7 @@ import type { Dispatcher } from 'undici';
 import type { Logger } from '../ops/logger.js';
 import { UpstreamConnections } from '../proxy/upstream-connections.js';
 import { DEFAULT_HEARTBEAT, keepAlive } from './heartbeat.js';
-import { HEADER, HOP_BY_HOP, TUNNEL_PATH, UPGRADE_TOKEN } from './protocol.js';
+import { HEADER, HOP_BY_HOP, SESSION_MEMORY_MB, TUNNEL_PATH, UPGRADE_TOKEN } from './protocol.js';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -50,7 +50,7 @@ export class Agent {
   readonly registry = new Registry();
   private session: http2.ServerHttp2Session | undefined;
   private socket: Socket | undefined;
-  private readonly h2 = http2.createServer();
+  private readonly h2 = http2.createServer({ maxSessionMemory: SESSION_MEMORY_MB });
   /** Per served connection, the keep-alive connections to its model server (the gateway's own set for direct upstreams). */
   private readonly upstreams = new Map<string, UpstreamConnections>();
   private stopped = false;

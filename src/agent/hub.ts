@@ -16,11 +16,11 @@ import type { Logger } from '../ops/logger.js';
 import type { AgentsConfig } from './config.js';
 import { keepAlive } from './heartbeat.js';
 import { keyIsLive, type AgentKeyRecord } from './key-store.js';
-import { HEADER, HOP_BY_HOP, NOT_STARTED_ERRORS, TUNNEL_PATH, UPGRADE_TOKEN } from './protocol.js';
+import { HEADER, HOP_BY_HOP, NOT_STARTED_ERRORS, SESSION_MEMORY_MB, TUNNEL_PATH, UPGRADE_TOKEN } from './protocol.js';
 import type { AgentKeys } from './registry.js';
 import type { AgentRouter } from './router.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 /** Room for many streams' flow-control windows at once, so one slow reader cannot stall the tunnel. */
 const CONNECTION_WINDOW_BYTES = 32 * 1024 * 1024;
 
@@ -151,9 +151,19 @@ export class AgentTunnel {
     });
   }
 
-  /** HTTP/2 says exactly when a stream was not processed: REFUSED_STREAM, or above GOAWAY's last stream ID. */
+  /**
+   * An error before any answer, as "never passed to the model" when HTTP/2 says so: REFUSED_STREAM, or above GOAWAY's
+   * last stream ID; and ENHANCE_YOUR_CALM, with which node's HTTP/2 server (the agent's) resets a stream it will not
+   * take, over its session's memory or stream limits, before any JavaScript sees it. The agent never sends that code
+   * itself, so it cannot mean a request its model already has.
+   */
   private classify(stream: http2.ClientHttp2Stream, err: Error & { code?: string }): Error {
-    if (stream.rstCode === NGHTTP2_REFUSED_STREAM || err.code === 'ERR_HTTP2_GOAWAY_SESSION' || err.code === 'ERR_HTTP2_INVALID_SESSION') {
+    if (
+      stream.rstCode === NGHTTP2_REFUSED_STREAM ||
+      stream.rstCode === NGHTTP2_ENHANCE_YOUR_CALM ||
+      err.code === 'ERR_HTTP2_GOAWAY_SESSION' ||
+      err.code === 'ERR_HTTP2_INVALID_SESSION'
+    ) {
       return new NotStartedError(`agent "${this.name}" did not take the request: ${err.message}`, 'agent_refused');
     }
     return err;
@@ -323,7 +333,7 @@ export class AgentHub {
       );
       if (head.length > 0) socket.unshift(head);
       (socket as Socket).setNoDelay?.(true);
-      const session = http2.connect('http://agent.invalid', { createConnection: () => socket, maxSessionMemory: 64 });
+      const session = http2.connect('http://agent.invalid', { createConnection: () => socket, maxSessionMemory: SESSION_MEMORY_MB });
       session.on('error', (err) => log.warn({ agent: key.agent, err: err.message }, 'agent tunnel error'));
       session.once('connect', () => {
         if (!session.destroyed) session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);

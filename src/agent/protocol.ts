@@ -21,6 +21,13 @@ export const HEADER = {
   agentError: 'x-modelgate-agent-error',
 } as const;
 
+/**
+ * Each end's HTTP/2 session memory limit (node's maxSessionMemory, default
+ * 10 MB): node resets new streams with ENHANCE_YOUR_CALM past it, and
+ * thousands of streams with answers queued for a busy reader are more.
+ */
+export const SESSION_MEMORY_MB = 64;
+
 /** The agent could not open a connection to its model: nothing was sent, another agent may take the request. */
 export const NOT_STARTED_ERRORS = new Set(['upstream_unreachable', 'unknown_connection', 'agent_draining']);
 

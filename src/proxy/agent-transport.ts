@@ -12,6 +12,9 @@ import { GatewayError } from '../http/errors.js';
 import type { Transport, UpstreamRequest, UpstreamResponse } from './transport.js';
 import { UpstreamQueue, type QueueObserver } from './upstream-queue.js';
 
+/** NotStartedError codes of an agent that would not take a stream (as opposed to one whose model was down). */
+const REFUSALS = new Set(['agent_refused', 'agent_closing']);
+
 export class AgentTransport implements Transport {
   /** Admission as for a direct target: the `via: agent` target takes `max_connections_per_target` at once, `max_queued` wait. */
   private readonly queue: UpstreamQueue;
@@ -61,7 +64,8 @@ export class AgentTransport implements Transport {
         }
       }
     }
-    throw lastError.code === 'agent_unavailable' ? this.noAgent() : this.unreachable(lastError);
+    if (lastError.code === 'agent_unavailable') throw this.noAgent();
+    throw REFUSALS.has(lastError.code) ? this.refused(lastError) : this.unreachable(lastError);
   }
 
   /** Tunnels belong to the hub, which the gateway closes. */
@@ -73,6 +77,16 @@ export class AgentTransport implements Transport {
       type: 'service_unavailable',
       code: 'agent_unavailable',
       headers: { 'retry-after': '5' },
+    });
+  }
+
+  private refused(cause: NotStartedError): GatewayError {
+    return new GatewayError(`The agents for connection "${this.connection.name}" did not take the request (busy or closing); the model never saw it. Retry shortly.`, {
+      status: 503,
+      type: 'service_unavailable',
+      code: 'agent_busy',
+      headers: { 'retry-after': '1', 'x-should-retry': 'true' },
+      cause,
     });
   }
 

@@ -4,6 +4,7 @@
 // the tunnel, a broken tunnel ends a stream with an error frame, and a
 // revoked key cuts a connected agent.
 import assert from 'node:assert/strict';
+import http2, { type ServerHttp2Stream } from 'node:http2';
 import { createServer } from 'node:net';
 import { after, afterEach, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
@@ -99,6 +100,34 @@ describe('agent tunnel', () => {
     const forwarded = async (a: Agent, outcome: string) => (await a.registry.getSingleMetric('modelgate_agent_streams_total')!.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
     assert.ok((await forwarded(down, 'upstream_unreachable')) >= 1, 'the agent with the model down was tried');
     assert.equal(await forwarded(up, 'ok'), 6);
+  });
+
+  test("an agent that will not take a stream (ENHANCE_YOUR_CALM) is passed over for another; with no other, a clean 503 agent_busy, and the model never saw it", async () => {
+    const calm = agent(await createAgentKey(h, 'calm'));
+    let refused = 0;
+    // What node's HTTP/2 server does itself, before any JavaScript sees the stream, past its session's memory limit.
+    (calm as unknown as { forward: (stream: ServerHttp2Stream) => void }).forward = (stream) => {
+      refused++;
+      stream.on('error', () => {}); // (here a JavaScript stream exists, and hears its own reset)
+      stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    };
+    const other = agent(await createAgentKey(h, 'takes-it'));
+    await agentsConnected(h, 2);
+    const received = h.model.received.length;
+    for (let i = 0; i < 6; i++) {
+      const answer = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: `n${i}` }] });
+      assert.ok(answer.choices[0]!.message.content);
+    }
+    assert.ok(refused >= 1, 'the refusing agent was tried');
+    assert.equal(h.model.received.length - received, 6, 'each request reached the model once');
+
+    await other.close(100);
+    await agentsConnected(h, 1);
+    const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(response.status, 503);
+    assert.equal(response.headers.get('retry-after'), '1');
+    assert.equal((await errorOf(response)).code, 'agent_busy');
+    assert.equal(h.model.received.length - received, 6, 'the refused request never reached the model');
   });
 
   for (const how of ['socket'] as const) test(`an agent killed mid-stream (${how} destroyed): the client gets a clean error frame, never a silent truncation`, async () => {
