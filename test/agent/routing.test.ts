@@ -9,7 +9,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import pg from 'pg';
 import type { Agent } from '../../src/agent/agent.js';
-import { ROUTE_PATH, signRoute, type RouteClaims } from '../../src/agent/router.js';
+import { checkRoute, ROUTE_PATH, ROUTE_TOKEN_LIFETIME_MS, signRoute, type RouteClaims } from '../../src/agent/router.js';
 import { SseDecoder } from '../../src/protocol/sse.js';
 import { errorOf, postJson, type Harness } from '../helpers/harness.js';
 import { PG_URL } from '../helpers/postgres.js';
@@ -17,6 +17,14 @@ import { agentsConnected, createAgentKey, eventually, sseFrames, startAgent, sta
 
 const SECRET = randomBytes(32).toString('base64url');
 const SCHEMA = `route_${randomBytes(6).toString('hex')}`;
+
+test('a forwarded request reaching a holder 40 s behind (a 5,000-stream burst) is still good; once its sender would have given up, it is not', () => {
+  const claims: RouteClaims = { from: 'front', to: 'holder', connection: 'demo', method: 'POST', path: '/v1/chat/completions', headers: '', body: '{}' };
+  const signedAt = Date.now();
+  assert.equal(checkRoute(SECRET, signRoute(SECRET, claims, signedAt), claims, new Map(), signedAt + 40_000), undefined);
+  assert.ok(ROUTE_TOKEN_LIFETIME_MS > 125_000, "longer than the sender's wait: a connection's default response_headers (120 s) + 5 s");
+  assert.equal(checkRoute(SECRET, signRoute(SECRET, claims, signedAt), claims, new Map(), signedAt + ROUTE_TOKEN_LIFETIME_MS), 'route_token_expired');
+});
 
 describe('routing between instances', () => {
   /** `front` never holds an agent; `holder` does. They share PostgreSQL. */
@@ -194,7 +202,7 @@ describe('routing between instances', () => {
     assert.deepEqual(await refusal(await send(undefined)), { status: 403, code: 'route_token_missing' });
     assert.deepEqual(await refusal(await send(signRoute(randomBytes(32).toString('base64url'), claims))), { status: 403, code: 'route_token_invalid' });
     assert.deepEqual(await refusal(await send(signRoute(SECRET, claims), claims, body.replace('smuggled', 'altered!'))), { status: 403, code: 'route_token_invalid' });
-    assert.deepEqual(await refusal(await send(signRoute(SECRET, claims, Date.now() - 60_000))), { status: 403, code: 'route_token_expired' });
+    assert.deepEqual(await refusal(await send(signRoute(SECRET, claims, Date.now() - ROUTE_TOKEN_LIFETIME_MS - 1))), { status: 403, code: 'route_token_expired' });
     const elsewhere = { ...claims, to: 'another-instance' };
     // Genuine but for a previous holder of this address (a replaced worker): not taken, so the sender tries another holder.
     assert.deepEqual(await refusal(await send(signRoute(SECRET, elsewhere), elsewhere)), { status: 503, code: 'route_misaddressed' });
