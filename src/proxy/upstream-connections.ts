@@ -11,7 +11,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { Client, DecoratorHandler, Dispatcher } from 'undici';
-import { readBytesArrivedAfter, startArrivalClock } from './arrival-clock.js';
+import { readBytesWrittenAfter, startArrivalClock } from './arrival-clock.js';
 
 /**
  * A kept-alive connection is written to only while it has been idle less
@@ -21,12 +21,13 @@ import { readBytesArrivedAfter, startArrivalClock } from './arrival-clock.js';
  * Such a request cannot be sent again: a model server that died reading it
  * looks the same, and the prompt would reach the model twice. So the rule
  * must hold by itself, and it is judged where it cannot be late:
- * - idle time counts from a time no later than when the last byte of the
- *   previous answer arrived (arrival-clock.ts), not from when a busy event
- *   loop got round to reading it: that was seconds late in 5,000-stream
- *   soaks (5-10 x "other side closed" with a 2 s rule and a 5 s server);
- *   an answer whose reading was paused (a slow reader) could have arrived
- *   any time before, so its connection is not reused at all;
+ * - idle time counts from a time before the model server wrote the last
+ *   byte of the previous answer (arrival-clock.ts), not from when a busy
+ *   event loop got round to reading it: that was seconds late in
+ *   5,000-stream soaks (5-10 x "other side closed" with a 2 s rule and a 5 s
+ *   server). Where that time is unknown, the connection is not reused: an
+ *   answer whose reading was paused (a slow reader), or read just after the
+ *   loop stalled, could have been written any time before;
  * - it is checked again just before the first byte of the request is
  *   written (undici writes on a reused socket a turn of the loop after the
  *   request was handed to it, and a turn can take seconds); too old then,
@@ -42,32 +43,32 @@ export interface UpstreamConnectionsOptions {
   maxIdleReuseMs?: number;
   /** A monotonic clock in ms, the arrival clock's (tests replace both). */
   now?: () => number;
-  arrivedAfter?: () => number;
+  writtenAfter?: () => number | undefined;
 }
 
 /** Thrown from onRequestStart, before undici writes a byte, when the connection turned out too old to write to. */
 class StaleConnection extends Error {}
 
 export class UpstreamConnections extends Dispatcher {
-  /** Connected and free, most recently used last, with a time before its last answer's last byte arrived: reusing the warmest lets the rest time out after a burst. */
+  /** Connected and free, most recently used last, with a time before the model server wrote its last answer's last byte: reusing the warmest lets the rest time out after a burst. */
   private readonly idle: Array<{ client: Client; since: number }> = [];
   private readonly held = new Set<Client>();
   private readonly connected = new WeakSet<Client>();
   private readonly maxIdleReuseMs: number;
   private readonly now: () => number;
-  private readonly arrivedAfter: () => number;
+  private readonly writtenAfter: () => number | undefined;
   private readonly onCount: ((delta: number) => void) | undefined;
 
   constructor(
     private readonly origin: string,
     private readonly options: Client.Options,
-    { onCount, maxIdleReuseMs = MAX_IDLE_REUSE_MS, now = () => performance.now(), arrivedAfter = readBytesArrivedAfter }: UpstreamConnectionsOptions = {},
+    { onCount, maxIdleReuseMs = MAX_IDLE_REUSE_MS, now = () => performance.now(), writtenAfter = readBytesWrittenAfter }: UpstreamConnectionsOptions = {},
   ) {
     super();
     this.onCount = onCount;
     this.maxIdleReuseMs = maxIdleReuseMs;
     this.now = now;
-    this.arrivedAfter = arrivedAfter;
+    this.writtenAfter = writtenAfter;
     startArrivalClock();
   }
 
@@ -102,10 +103,11 @@ export class UpstreamConnections extends Dispatcher {
     return this.now() - since < this.maxIdleReuseMs;
   }
 
-  /** Back to the idle set if it is still connected and `reusable`; otherwise it is dropped. */
+  /** Back to the idle set if it is still connected, `reusable`, and its answer's end can be dated; otherwise it is dropped. */
   private release(client: Client, reusable: boolean): void {
     if (!this.held.has(client)) return;
-    if (reusable && this.connected.has(client) && !client.closed && !client.destroyed) this.idle.push({ client, since: this.arrivedAfter() });
+    const since = reusable ? this.writtenAfter() : undefined;
+    if (since !== undefined && this.connected.has(client) && !client.closed && !client.destroyed) this.idle.push({ client, since });
     else this.drop(client);
   }
 

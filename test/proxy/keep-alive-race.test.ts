@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { readBytesWrittenAfter } from '../../src/proxy/arrival-clock.js';
 import { UpstreamConnections } from '../../src/proxy/upstream-connections.js';
 
 /** The model server's idle timeout, and a reuse window well inside it (the defaults are 5 s and 2 s). */
@@ -83,10 +84,10 @@ describe('a kept-alive connection the model server closes while our event loop i
     return res.body.text();
   };
 
-  test('an answer read late: its idle time counts from when it arrived, not from when the busy loop read it', async () => {
+  test('an answer read late, the loop blocked: its idle time is not counted from when the loop got to it', async () => {
     const connections = new UpstreamConnections(origin, {}, { maxIdleReuseMs: MAX_IDLE_REUSE_MS });
-    // Let the arrival clock (started by the first UpstreamConnections) pulse a few times, so the warm connection below is young.
-    await new Promise((r) => setTimeout(r, 300));
+    // Until the loop has run on time for a while (this process just started), answers are not dated, so not reused.
+    while (readBytesWrittenAfter() === undefined) await new Promise((r) => setTimeout(r, 100));
     await send(connections, '/a/warm');
     const late = send(connections, '/a/late');
     // undici writes the request on the reused socket in its own setImmediate, queued before this one; then the loop is
@@ -104,7 +105,7 @@ describe('a kept-alive connection the model server closes while our event loop i
 
   test('a reused connection picked in time but written to after the server closed it: the request moves, unwritten, to a fresh connection', async () => {
     // Idle time from the read (a prompt one here): this test is about the moment of writing.
-    const connections = new UpstreamConnections(origin, {}, { maxIdleReuseMs: MAX_IDLE_REUSE_MS, arrivedAfter: () => performance.now() });
+    const connections = new UpstreamConnections(origin, {}, { maxIdleReuseMs: MAX_IDLE_REUSE_MS, writtenAfter: () => performance.now() });
     await send(connections, '/b/warm');
     const body = new PassThrough();
     const answer = await inPollPhase(() => {

@@ -69,7 +69,7 @@ describe('upstream connections', () => {
   test('an idle connection older than MAX_IDLE_REUSE_MS is closed, not reused: the upstream may have closed it already', async () => {
     let clock = 0;
     let counted = 0;
-    const connections = new UpstreamConnections(origin, { keepAliveTimeout: 60_000 }, { onCount: (delta) => (counted += delta), now: () => clock, arrivedAfter: () => clock });
+    const connections = new UpstreamConnections(origin, { keepAliveTimeout: 60_000 }, { onCount: (delta) => (counted += delta), now: () => clock, writtenAfter: () => clock });
     await burst(connections, 2);
     assert.equal(connections.size, 2);
     clock += MAX_IDLE_REUSE_MS - 1;
