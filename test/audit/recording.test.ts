@@ -101,6 +101,28 @@ for (const factory of STORE_FIXTURES) {
       }
     });
 
+    test('a session\'s end changes no indexed column: PostgreSQL updates its row in place (HOT), with no index entry', { skip: factory.driver !== 'postgres' }, async () => {
+      type Counts = { upd: string; hot: string };
+      const counts = async (): Promise<{ upd: number; hot: number }> => {
+        const [row] = await fx.raw.query<Counts>("SELECT n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = 'sessions'");
+        return { upd: Number(row!.upd), hot: Number(row!.hot) };
+      };
+      const before = await counts();
+      const store = await fx.open();
+      const recorder = await Recorder.open(store, recording());
+      // Each end commits apart from its start here, so it is an UPDATE of the row (not folded into its insert).
+      for (let i = 0; i < 20; i++) await recordSession(recorder, { subject: `hot-${i}` });
+      await recorder.close();
+      // The pool's backends report their counts as they exit.
+      let after = await counts();
+      for (let i = 0; i < 100 && after.upd - before.upd < 20; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        after = await counts();
+      }
+      assert.ok(after.upd - before.upd >= 20, `the ends were counted (${after.upd - before.upd} updates)`);
+      assert.equal(after.hot - before.hot, after.upd - before.upd, 'every update of a session row was HOT');
+    });
+
     test('a forwarded body with members changed, added or dropped stores only those, and reads back as forwarded', async () => {
       const store = await fx.open();
       const recorder = await Recorder.open(store, recording());

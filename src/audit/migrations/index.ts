@@ -7,6 +7,7 @@ import { v2Postgres, v2Sqlite } from './v2-search.js';
 import { v3Postgres, v3Sqlite } from './v3-estimated-usage.js';
 import { v4Postgres, v4Sqlite } from './v4-flagged.js';
 import { v5Postgres, v5Sqlite } from './v5-search-by-session.js';
+import { v6Postgres, v6Sqlite } from './v6-sessions-instance.js';
 
 export interface Migration {
   version: number;
@@ -23,6 +24,8 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 4, name: 'flagged', sqlite: v4Sqlite, postgres: v4Postgres },
   // Sessions recorded before it are indexed by the first `indexEnded` passes after it (search_head starts at 0).
   { version: 5, name: 'search by session, after the commit', sqlite: v5Sqlite, postgres: v5Postgres },
+  // Session ends become HOT updates on PostgreSQL (no index entries).
+  { version: 6, name: 'sessions by instance', sqlite: v6Sqlite, postgres: v6Postgres },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
