@@ -140,6 +140,7 @@ function scoreAt(text: string, depth: number, model: LoadedModel | null): Inject
   const discussion = DISCUSSION.test(normalised);
   const quoted = discussion ? quotedRanges(normalised) : [];
   const best = new Map<string, InjectionSignal>();
+  const quotedRules = new Set<string>();
   const add = (signal: InjectionSignal): void => {
     const current = best.get(signal.rule);
     if (current === undefined || current.weight < signal.weight) best.set(signal.rule, signal);
@@ -153,6 +154,7 @@ function scoreAt(text: string, depth: number, model: LoadedModel | null): Inject
     const start = m.index;
     const end = start + m[0].length;
     const inQuotes = quoted.some(([qs, qe]) => start >= qs && end <= qe);
+    if (inQuotes) quotedRules.add(rule.rule);
     add({
       rule: rule.rule,
       category: rule.category,
@@ -196,7 +198,11 @@ function scoreAt(text: string, depth: number, model: LoadedModel | null): Inject
   }
 
   const signals = [...best.values()].sort((a, b) => a.start - b.start || b.weight - a.weight);
-  return { score: Math.round(combine(signals.map((s) => s.weight)) * 1000) / 1000, signals };
+  // Rules matched inside one quoted example of an attack, while discussing attacks, are one piece of evidence: only the
+  // strongest counts, so an example that happens to hit three rules does not weigh three times.
+  const quotedWeights = signals.filter((s) => quotedRules.has(s.rule)).map((s) => s.weight);
+  const counted = [...signals.filter((s) => !quotedRules.has(s.rule)).map((s) => s.weight), ...(quotedWeights.length > 0 ? [Math.max(...quotedWeights)] : [])];
+  return { score: Math.round(combine(counted) * 1000) / 1000, signals };
 }
 
 /**
