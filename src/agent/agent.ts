@@ -9,7 +9,6 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { PassThrough } from 'node:stream';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../ops/logger.js';
@@ -271,8 +270,7 @@ export class Agent {
         path: base.pathname.replace(/\/$/, '') + path,
         method: method as 'POST' | 'GET',
         headers: forwardHeaders,
-        // A pass-through, not the HTTP/2 stream itself: undici destroys a body stream once sent, which would end our response side too.
-        body: method === 'POST' ? stream.pipe(new PassThrough()) : null,
+        body: method === 'POST' ? await requestBody(stream) : null,
       };
       await relayAnswer(upstream, request, stream, cancel.signal);
     } catch (err) {
@@ -302,6 +300,24 @@ export class Agent {
     stream.respond({ ':status': status, 'content-type': 'application/json', [HEADER.agentError]: code });
     stream.end(JSON.stringify({ error: { message: `modelgate agent: ${message}`, type: 'upstream_error', param: null, code } }));
   }
+}
+
+/**
+ * The request's whole body, before the model server is asked: undici writes
+ * a request with a streamed body only once the first chunk is there, so
+ * dispatched at once, a connection waited on a gateway seconds behind,
+ * idle in the model server's eyes: a kept-alive one it closed ("other side
+ * closed"), a new one it answered 408 after its 60 s headers timeout (248
+ * of 5,000 soak streams). The gateway sends the body in one piece anyway.
+ */
+function requestBody(stream: http2.ServerHttp2Stream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.once('end', () => resolve(Buffer.concat(chunks)));
+    // Cut or cancelled first (after 'end', this changes nothing).
+    stream.once('close', () => reject(new Error('gateway cancelled the stream')));
+  });
 }
 
 /**
