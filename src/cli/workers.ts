@@ -1,5 +1,5 @@
 // `modelgate gateway --workers N`: N processes share the listening ports
-// (node:cluster hands connections to them), each a full pipeline; shared
+// (node:cluster, the kernel handing out connections), each a full pipeline; shared
 // state lives in the stores (SQLite in WAL mode across processes on one
 // host, PostgreSQL and Redis across hosts). The primary only supervises:
 // SIGHUP is passed to every worker (each reloads its configuration),
@@ -79,6 +79,13 @@ export function chooseWorkers(option: unknown, config: Config, cores = available
 
 /** Runs the primary until every worker has stopped; resolves with the exit code. */
 export function superviseWorkers(count: number, log: Logger): Promise<number> {
+  // The kernel hands out connections, not the primary. node's round robin
+  // accepts each connection itself and passes it to a worker, holding it
+  // until that worker says it took it: a worker killed from outside (SIGKILL,
+  // the OOM killer) before answering left that connection open in the
+  // primary, out of reach, and its client hung until its own timeout. A
+  // worker that is not accepting (dead, stopped) is handed nothing this way.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   return new Promise((resolve) => {
     let stopping = false;
     let exitCode = 0;

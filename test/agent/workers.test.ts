@@ -175,8 +175,7 @@ describe('gateway --workers 2 with one agent: every worker reaches the tunnel', 
     const pid = await holderPid();
     const connectedBefore = agent.lines.filter((l) => l.msg === 'tunnel connected').length;
     process.kill(pid, 'SIGKILL');
-    // node:cluster's round-robin primary hands a connection accepted in the instant before it learns of the death to the dead worker, where it hangs
-    // (no reset): seen with a bare http server too, 3 connections of 20 sent right after SIGKILLs from outside. Not modelgate's to fix here.
+    // The kernel, not a round-robin primary, hands out connections, so none is stranded with the dead worker (test/cli/workers.test.ts).
     await gateway.logLine('worker exited; starting another', (l) => l.pid === pid);
     // Meanwhile every answer is a completion or a clean, specific error; none hangs.
     const outcomes: string[] = [];

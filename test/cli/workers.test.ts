@@ -3,7 +3,7 @@
 // a stream in flight on any worker before the primary exits 0. Without
 // --workers: one per core, or 1 (with a warning) while state is process-local.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { startDemoModel, type DemoModel } from '../../src/dev/demo-model.js';
 import { devConfigInput, DEV_AUDIENCE } from '../../src/dev/dev-config.js';
 import { startDevIdp, type DevIdp } from '../../src/dev/idp.js';
+import { Agent as UndiciAgent, fetch as undiciFetch } from 'undici';
 import { postJson } from '../helpers/harness.js';
+import { startModelgate } from '../helpers/processes.js';
 import { chooseWorkers } from '../../src/cli/workers.js';
 import { configSchema } from '../../src/config/schema.js';
 
@@ -169,6 +171,32 @@ describe('gateway --workers', () => {
       assert.equal(await exited, 0);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  test('a worker killed from outside (SIGKILL, the OOM killer) strands no connection: every one is answered by a live worker', async () => {
+    const gateway = startModelgate(['gateway', '--config', configPath, '--workers', '2']);
+    try {
+      const workers = await gateway.logLines('gateway listening', 2);
+      const url = String(workers[0]!.url);
+      const victim = Number(execFileSync('pgrep', ['-P', String(gateway.child.pid)], { encoding: 'utf8' }).split('\n')[0]);
+      // Stopped, it cannot take a connection it is handed: node:cluster's round robin then hands it the next one and
+      // waits for its answer, holding the socket. Killed then, that socket was stranded in the primary (never answered,
+      // never reset: the client hung until its own timeout). The kernel hands a connection only to a process that accepts.
+      process.kill(victim, 'SIGSTOP');
+      const answers = Array.from({ length: 4 }, () =>
+        undiciFetch(`${url}/healthz`, { dispatcher: new UndiciAgent({ pipelining: 0 }), signal: AbortSignal.timeout(45_000) }).then(
+          (r) => String(r.status),
+          (err: Error) => err.name,
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 1_000));
+      process.kill(victim, 'SIGKILL');
+      await gateway.logLine('worker exited; starting another', (l) => l.pid === victim);
+      assert.deepEqual(await Promise.all(answers), ['200', '200', '200', '200']);
+    } finally {
+      gateway.child.kill('SIGKILL');
+      await gateway.exited;
     }
   });
 });
