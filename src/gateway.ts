@@ -4,7 +4,6 @@
 import cluster from 'node:cluster';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import v8 from 'node:v8';
 import { finished } from 'node:stream/promises';
 import { handleApprovalsApi, isApprovalsApiPath } from './approvals/api.js';
 import { Approvals } from './approvals/approvals.js';
@@ -20,9 +19,7 @@ import { IdentityServices } from './identity/identity-services.js';
 import { handleServiceKeysApi, isServiceKeysApiPath } from './identity/service-keys-api.js';
 import { createLogger, pathForLog, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
-import { releaseHeap } from './ops/heap.js';
-import { IdleTrigger, RECLAIM_MIN_GROWTH_BYTES, reclaimMemory } from './ops/idle-reclaim.js';
-import { mallocTrimUnavailable, trimMalloc } from './ops/native-memory.js';
+import { idleReclaim, type IdleTrigger } from './ops/idle-reclaim.js';
 import { tooOpen } from './ops/private-files.js';
 import { StoreOutages, type StoreName } from './ops/store-outages.js';
 import { MetricsListener, serveMetrics } from './ops/metrics-endpoint.js';
@@ -78,8 +75,6 @@ export class Gateway {
   readonly outages: StoreOutages;
   /** After a burst, once idle: this thread's heap and the store threads' given back (ops/idle-reclaim.ts). */
   private readonly idle: IdleTrigger;
-  /** RSS right after the last reclaim (or at start): what a burst's growth is measured from. */
-  private rssAfterReclaim = process.memoryUsage.rss();
 
   constructor(config: Config, options: GatewayOptions = {}) {
     const log = options.logger ?? createLogger(config.logging.level);
@@ -107,10 +102,11 @@ export class Gateway {
       log,
     };
     this.web = new WebRoutes(() => this.current);
-    this.idle = new IdleTrigger({
+    this.idle = idleReclaim({
       afterMs: config.server.idle_reclaim,
-      worthIt: () => process.memoryUsage.rss() - this.rssAfterReclaim >= RECLAIM_MIN_GROWTH_BYTES,
-      action: () => this.reclaimMemory(),
+      log: () => this.services.log,
+      collectStores: async () => (await this.services.audit?.reclaimMemory()) ?? [],
+      onReclaimed: () => this.services.metrics.idleReclaims.inc(),
     });
     this.server = createServer(
       {
@@ -247,37 +243,6 @@ export class Gateway {
     await this.services.limiter.store.close();
     await this.services.tracing.close();
     this.outages.close();
-  }
-
-  /** Collects this thread's heap and the store threads', trims malloc's arenas, and says what it gave back. */
-  private async reclaimMemory(): Promise<void> {
-    const { log, metrics } = this.services;
-    const mb = (bytes: number): number => Math.round(bytes / 2 ** 20);
-    const rssBefore = process.memoryUsage.rss();
-    const heapBefore = v8.getHeapStatistics().total_heap_size;
-    try {
-      const { blockedMs, heap, heapMs, stores, trimmed, trimMs } = await reclaimMemory({
-        collectHeap: releaseHeap,
-        collectStores: async () => (await this.services.audit?.reclaimMemory()) ?? [],
-        trimNative: trimMalloc,
-      });
-      this.rssAfterReclaim = process.memoryUsage.rss();
-      metrics.idleReclaims.inc();
-      const trimUnavailable = mallocTrimUnavailable();
-      log.info(
-        {
-          rssMb: [mb(rssBefore), mb(this.rssAfterReclaim)],
-          heapMb: [mb(heapBefore), mb(v8.getHeapStatistics().total_heap_size)],
-          storeHeapMb: stores.flatMap((s) => (s ? [{ used: s.usedBytes.map(mb), held: s.heldBytes.map(mb) }] : [])),
-          heapCollection: { how: heap, ms: heapMs },
-          blockedMs,
-          mallocTrim: trimUnavailable ? `not called: ${trimUnavailable}` : { returned: trimmed, ms: trimMs },
-        },
-        'idle after a burst: memory given back',
-      );
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'idle after a burst: could not reclaim memory');
-    }
   }
 
   /**

@@ -11,6 +11,7 @@ import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Dispatcher } from 'undici';
+import { idleReclaim, type IdleTrigger } from '../ops/idle-reclaim.js';
 import type { Logger } from '../ops/logger.js';
 import { UpstreamConnections } from '../proxy/upstream-connections.js';
 import { DEFAULT_HEARTBEAT, keepAlive } from './heartbeat.js';
@@ -40,7 +41,12 @@ export interface AgentOptions {
    * forwarding while the connection stays open.
    */
   heartbeat?: { intervalMs: number; timeoutMs: number };
+  /** Quiet time after a burst before memory is given back, as the gateway's `server.idle_reclaim` (ops/idle-reclaim.ts); 0 turns it off. */
+  idleReclaimMs?: number;
 }
+
+/** As the gateway's `server.idle_reclaim` default. */
+export const DEFAULT_IDLE_RECLAIM_MS = 10_000;
 
 export type TunnelState = 'connecting' | 'connected' | 'stopped';
 
@@ -58,12 +64,15 @@ export class Agent {
   private dialing: Promise<void> | undefined;
   private lastKey: string | undefined;
   private readonly metrics;
+  /** After a burst of streams, once none is open: the heap collected and malloc's free pages returned. */
+  private readonly idle: IdleTrigger;
 
   constructor(private readonly options: AgentOptions) {
     const { gateway } = options;
     if (gateway.protocol !== 'https:' && !(gateway.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(gateway.hostname))) {
       throw new Error(`the gateway URL must be https:// (cleartext http:// only to loopback): ${gateway.href}`);
     }
+    this.idle = idleReclaim({ afterMs: options.idleReclaimMs ?? DEFAULT_IDLE_RECLAIM_MS, log: () => options.log });
     this.h2.on('stream', (stream, headers) => void this.forward(stream, headers));
     const agent = this;
     const upstreamConnections = new Gauge({
@@ -113,6 +122,7 @@ export class Agent {
   /** Stops taking new requests (GOAWAY), lets open ones finish for up to `graceMs`, then closes. */
   async close(graceMs = 10_000): Promise<void> {
     this.stopped = true;
+    this.idle.close();
     clearTimeout(this.retryTimer);
     // A dial under way finishes (and sees `stopped`) before the session is looked at.
     await this.dialing;
@@ -264,6 +274,7 @@ export class Agent {
       forwardHeaders[k] = Array.isArray(v) ? v.join(', ') : v;
     }
     this.metrics.active.inc();
+    this.idle.started();
     let outcome = 'ok';
     try {
       const request = {
@@ -291,6 +302,7 @@ export class Agent {
       this.options.log[level]({ connection, outcome, code, err: (err as Error).message, answered: stream.headersSent }, 'forward failed');
     } finally {
       this.metrics.active.dec();
+      this.idle.ended();
       this.metrics.streams.inc({ connection, outcome });
     }
   }

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { unwatchFile, watchFile } from 'node:fs';
 import { readFileSync } from 'node:fs';
-import { Agent, serveAgentStatus, statusUrl } from '../agent/agent.js';
+import { Agent, DEFAULT_IDLE_RECLAIM_MS, serveAgentStatus, statusUrl } from '../agent/agent.js';
 import { DEFAULT_HEARTBEAT } from '../agent/heartbeat.js';
 import { createLogger } from '../ops/logger.js';
 import { UsageError, type Command } from './command.js';
@@ -25,6 +25,7 @@ export const agentCommand: Command = {
     listen: { type: 'string', description: 'Where /healthz, /readyz and /metrics are served', valueName: 'host:port', default: '127.0.0.1:9465' },
     heartbeat: { type: 'string', description: 'PING the gateway this often (ms); no answer within --heartbeat-timeout redials', valueName: 'ms', default: String(DEFAULT_HEARTBEAT.intervalMs) },
     'heartbeat-timeout': { type: 'string', description: 'How long a PING may go unanswered, with nothing else received (ms)', valueName: 'ms', default: String(DEFAULT_HEARTBEAT.timeoutMs) },
+    'idle-reclaim': { type: 'string', description: 'Give memory back once no request has been open this long after a burst (ms; 0: never)', valueName: 'ms', default: String(DEFAULT_IDLE_RECLAIM_MS) },
     'log-level': { type: 'string', description: 'fatal, error, warn, info, debug', valueName: 'level', default: 'info' },
   },
   async run(values) {
@@ -44,6 +45,8 @@ export const agentCommand: Command = {
     for (const [flag, ms] of [['--heartbeat', heartbeat.intervalMs], ['--heartbeat-timeout', heartbeat.timeoutMs]] as const) {
       if (!Number.isInteger(ms) || ms < 100) throw new UsageError(`${flag} must be a whole number of milliseconds, at least 100`);
     }
+    const idleReclaimMs = Number(values['idle-reclaim']);
+    if (!Number.isInteger(idleReclaimMs) || idleReclaimMs < 0) throw new UsageError('--idle-reclaim must be a whole number of milliseconds (0 turns it off)');
     const [host, port] = String(values.listen).split(/:(?=\d+$)/);
     const log = createLogger(String(values['log-level']));
     let agent: Agent;
@@ -55,6 +58,7 @@ export const agentCommand: Command = {
         version: VERSION,
         log,
         heartbeat,
+        idleReclaimMs,
         ...(typeof values['ca-file'] === 'string' ? { ca: readFileSync(values['ca-file']) } : {}),
       });
     } catch (err) {

@@ -7,8 +7,11 @@
 // blocks the event loop for tens of milliseconds: hence only when idle, and
 // once per burst, not after every lone request.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import v8 from 'node:v8';
 import type { ThreadHeap } from '../audit/store.js';
-import type { HeapRelease } from './heap.js';
+import { releaseHeap, type HeapRelease } from './heap.js';
+import type { Logger } from './logger.js';
+import { mallocTrimUnavailable, trimMalloc } from './native-memory.js';
 
 /** What the reclaim is for: below this much RSS growth since the last one, idle costs nothing. */
 export const RECLAIM_MIN_GROWTH_BYTES = 32 * 2 ** 20;
@@ -107,4 +110,52 @@ export async function reclaimMemory(steps: ReclaimSteps): Promise<Reclaimed> {
   } finally {
     stalls.disable();
   }
+}
+
+export interface IdleReclaimOptions {
+  /** `server.idle_reclaim` (the agent: its own default); 0 turns it off. */
+  afterMs: number;
+  log: () => Logger;
+  /** Store threads to collect too (the gateway's audit trail); none in the agent. */
+  collectStores?: () => Promise<Array<ThreadHeap | void>>;
+  onReclaimed?: () => void;
+}
+
+/**
+ * The trigger a process holds to give memory back once a busy spell that
+ * grew RSS by RECLAIM_MIN_GROWTH_BYTES is over: tell it when each model call
+ * starts and ends. It logs what each reclaim gave back, or why it could not.
+ */
+export function idleReclaim(options: IdleReclaimOptions): IdleTrigger {
+  let rssAfterReclaim = process.memoryUsage.rss();
+  const mb = (bytes: number): number => Math.round(bytes / 2 ** 20);
+  const action = async (): Promise<void> => {
+    const log = options.log();
+    const rssBefore = process.memoryUsage.rss();
+    const heapBefore = v8.getHeapStatistics().total_heap_size;
+    try {
+      const { blockedMs, heap, heapMs, stores, trimmed, trimMs } = await reclaimMemory({
+        collectHeap: releaseHeap,
+        collectStores: options.collectStores ?? (async () => []),
+        trimNative: trimMalloc,
+      });
+      rssAfterReclaim = process.memoryUsage.rss();
+      options.onReclaimed?.();
+      const trimUnavailable = mallocTrimUnavailable();
+      log.info(
+        {
+          rssMb: [mb(rssBefore), mb(rssAfterReclaim)],
+          heapMb: [mb(heapBefore), mb(v8.getHeapStatistics().total_heap_size)],
+          storeHeapMb: stores.flatMap((s) => (s ? [{ used: s.usedBytes.map(mb), held: s.heldBytes.map(mb) }] : [])),
+          heapCollection: { how: heap, ms: heapMs },
+          blockedMs,
+          mallocTrim: trimUnavailable ? `not called: ${trimUnavailable}` : { returned: trimmed, ms: trimMs },
+        },
+        'idle after a burst: memory given back',
+      );
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'idle after a burst: could not reclaim memory');
+    }
+  };
+  return new IdleTrigger({ afterMs: options.afterMs, worthIt: () => process.memoryUsage.rss() - rssAfterReclaim >= RECLAIM_MIN_GROWTH_BYTES, action });
 }

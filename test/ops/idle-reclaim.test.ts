@@ -150,7 +150,9 @@ describe('what it gives back', () => {
     kept = [];
     const grown = newSpaceMb();
     assert.ok(grown >= 16, `the burst grew the young generation (${grown} MB)`);
-    assert.equal(await releaseHeap(), 'incremental', 'V8 ran the collection it was asked for in steps');
+    // In steps as asked; on a starved CPU the collection may not end within its wait, and is then done at once (heap.ts).
+    const how = await releaseHeap();
+    assert.ok(how === 'incremental' || how === 'at once', `the addon's collection ran (${how}), not gc()`);
     assert.ok(newSpaceMb() <= 4, `young generation ${grown} MB before, ${newSpaceMb()} MB after`);
   });
 
