@@ -3,6 +3,9 @@
 // the gateway's tunnel listener on loopback. The heartbeat's timeout is long:
 // on a loaded machine a late PONG is not a dead agent (keepalive.test.ts
 // sets short ones on purpose).
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
 import { Agent } from '../../src/agent/agent.js';
 import { createLogger } from '../../src/ops/logger.js';
 import { SseDecoder } from '../../src/protocol/sse.js';
@@ -79,4 +82,29 @@ export async function sseFrames(response: Response): Promise<Array<{ data: strin
   }
   frames.push(...decoder.end());
   return frames.filter((f) => f.hasData);
+}
+
+/**
+ * A stand-in for the gateway's agent listener: it accepts one agent's
+ * upgrade and is then a bare HTTP/2 client on that socket, so a test can
+ * send the agent what a real gateway would not (a late body, say).
+ */
+export async function startBareGateway(): Promise<{ url: URL; tunnel: Promise<http2.ClientHttp2Session>; close(): Promise<void> }> {
+  const server = http.createServer();
+  const tunnel = new Promise<http2.ClientHttp2Session>((resolve) =>
+    server.on('upgrade', (_req, socket: Socket) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: modelgate-tunnel/1\r\nConnection: Upgrade\r\n\r\n', () =>
+        resolve(http2.connect('http://agent.invalid', { createConnection: () => socket })),
+      );
+    }),
+  );
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+    tunnel,
+    async close() {
+      (await tunnel).destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
 }

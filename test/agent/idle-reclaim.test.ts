@@ -5,17 +5,17 @@
 // The gateway is a bare HTTP/2 client on the agent's upgraded socket.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import http2 from 'node:http2';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { Agent } from '../../src/agent/agent.js';
 import { HEADER } from '../../src/agent/protocol.js';
 import { createLogger } from '../../src/ops/logger.js';
+import { startBareGateway } from './helpers.js';
 
 let model: http.Server;
-let gateway: http.Server;
-let tunnel: Promise<http2.ClientHttp2Session>;
+let gateway: Awaited<ReturnType<typeof startBareGateway>>;
+let tunnel: Awaited<ReturnType<typeof startBareGateway>>['tunnel'];
 let agent: Agent;
 let ballast: Buffer | undefined;
 const logLines: string[] = [];
@@ -27,19 +27,12 @@ before(async () => {
     res.end('{"ok":true}');
   });
   await new Promise<void>((r) => model.listen(0, '127.0.0.1', r));
-  gateway = http.createServer();
-  tunnel = new Promise((resolve) =>
-    gateway.on('upgrade', (_req, socket: Socket) => {
-      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: modelgate-tunnel/1\r\nConnection: Upgrade\r\n\r\n', () =>
-        resolve(http2.connect('http://agent.invalid', { createConnection: () => socket })),
-      );
-    }),
-  );
-  await new Promise<void>((r) => gateway.listen(0, '127.0.0.1', r));
+  gateway = await startBareGateway();
+  tunnel = gateway.tunnel;
   const logs = new PassThrough();
   logs.setEncoding('utf8').on('data', (line: string) => logLines.push(line));
   agent = new Agent({
-    gateway: new URL(`http://127.0.0.1:${(gateway.address() as AddressInfo).port}`),
+    gateway: gateway.url,
     readKey: async () => 'test-key',
     serve: new Map([['demo', new URL(`http://127.0.0.1:${(model.address() as AddressInfo).port}`)]]),
     version: 'test',
@@ -50,8 +43,7 @@ before(async () => {
 });
 after(async () => {
   await agent.close(100);
-  (await tunnel).destroy();
-  await new Promise<void>((r) => gateway.close(() => r()));
+  await gateway.close();
   model.closeAllConnections();
   await new Promise<void>((r) => model.close(() => r()));
 });

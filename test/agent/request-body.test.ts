@@ -8,12 +8,12 @@
 // so the body can come late on purpose.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import http2 from 'node:http2';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { Agent } from '../../src/agent/agent.js';
 import { HEADER } from '../../src/agent/protocol.js';
 import { createLogger } from '../../src/ops/logger.js';
+import { startBareGateway } from './helpers.js';
 
 /** The model server's headers timeout, and the body's delay: longer. */
 const HEADERS_TIMEOUT_MS = 1_000;
@@ -21,8 +21,8 @@ const BODY_DELAY_MS = 2_500;
 
 let model: http.Server;
 let modelConnections = 0;
-let gateway: http.Server;
-let tunnel: Promise<http2.ClientHttp2Session>;
+let gateway: Awaited<ReturnType<typeof startBareGateway>>;
+let tunnel: Awaited<ReturnType<typeof startBareGateway>>['tunnel'];
 let agent: Agent;
 
 before(async () => {
@@ -34,17 +34,10 @@ before(async () => {
   model.on('connection', () => modelConnections++);
   await new Promise<void>((r) => model.listen(0, '127.0.0.1', r));
 
-  gateway = http.createServer();
-  tunnel = new Promise((resolve) =>
-    gateway.on('upgrade', (_req, socket: Socket) => {
-      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: modelgate-tunnel/1\r\nConnection: Upgrade\r\n\r\n', () =>
-        resolve(http2.connect('http://agent.invalid', { createConnection: () => socket })),
-      );
-    }),
-  );
-  await new Promise<void>((r) => gateway.listen(0, '127.0.0.1', r));
+  gateway = await startBareGateway();
+  tunnel = gateway.tunnel;
   agent = new Agent({
-    gateway: new URL(`http://127.0.0.1:${(gateway.address() as AddressInfo).port}`),
+    gateway: gateway.url,
     readKey: async () => 'test-key',
     serve: new Map([['demo', new URL(`http://127.0.0.1:${(model.address() as AddressInfo).port}`)]]),
     version: 'test',
@@ -54,8 +47,7 @@ before(async () => {
 });
 after(async () => {
   await agent.close(100);
-  (await tunnel).destroy();
-  await new Promise<void>((r) => gateway.close(() => r()));
+  await gateway.close();
   model.closeAllConnections();
   await new Promise<void>((r) => model.close(() => r()));
 });
