@@ -6,7 +6,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
-import { Agent } from '../../src/agent/agent.js';
+import { Agent, type AgentOptions } from '../../src/agent/agent.js';
 import { createLogger } from '../../src/ops/logger.js';
 import { SseDecoder } from '../../src/protocol/sse.js';
 import type { Harness, HarnessOptions } from '../helpers/harness.js';
@@ -85,11 +85,16 @@ export async function sseFrames(response: Response): Promise<Array<{ data: strin
 }
 
 /**
- * A stand-in for the gateway's agent listener: it accepts one agent's
- * upgrade and is then a bare HTTP/2 client on that socket, so a test can
- * send the agent what a real gateway would not (a late body, say).
+ * A real Agent serving `demo` from `model`, dialled into a stand-in for the
+ * gateway's agent listener: it accepts the upgrade and is then a bare HTTP/2
+ * client on that socket, so a test can send the agent what a real gateway
+ * would not (a late body, say). close() stops the agent, the stand-in and
+ * the model server.
  */
-export async function startBareGateway(): Promise<{ url: URL; tunnel: Promise<http2.ClientHttp2Session>; close(): Promise<void> }> {
+export async function startAgentOnBareGateway(
+  model: http.Server,
+  options: Partial<AgentOptions> = {},
+): Promise<{ agent: Agent; tunnel: Promise<http2.ClientHttp2Session>; close(): Promise<void> }> {
   const server = http.createServer();
   const tunnel = new Promise<http2.ClientHttp2Session>((resolve) =>
     server.on('upgrade', (_req, socket: Socket) => {
@@ -99,12 +104,24 @@ export async function startBareGateway(): Promise<{ url: URL; tunnel: Promise<ht
     }),
   );
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const agent = new Agent({
+    gateway: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+    readKey: async () => 'test-key',
+    serve: new Map([['demo', new URL(`http://127.0.0.1:${(model.address() as AddressInfo).port}`)]]),
+    version: 'test',
+    log: createLogger('silent'),
+    ...options,
+  });
+  agent.start();
   return {
-    url: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+    agent,
     tunnel,
     async close() {
+      await agent.close(100);
       (await tunnel).destroy();
       await new Promise<void>((r) => server.close(() => r()));
+      model.closeAllConnections();
+      await new Promise<void>((r) => model.close(() => r()));
     },
   };
 }

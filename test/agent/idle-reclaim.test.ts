@@ -5,18 +5,15 @@
 // The gateway is a bare HTTP/2 client on the agent's upgraded socket.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { Agent } from '../../src/agent/agent.js';
 import { HEADER } from '../../src/agent/protocol.js';
 import { createLogger } from '../../src/ops/logger.js';
-import { startBareGateway } from './helpers.js';
+import { startAgentOnBareGateway } from './helpers.js';
 
 let model: http.Server;
-let gateway: Awaited<ReturnType<typeof startBareGateway>>;
-let tunnel: Awaited<ReturnType<typeof startBareGateway>>['tunnel'];
-let agent: Agent;
+let bare: Awaited<ReturnType<typeof startAgentOnBareGateway>>;
+let tunnel: typeof bare.tunnel;
 let ballast: Buffer | undefined;
 const logLines: string[] = [];
 
@@ -27,26 +24,12 @@ before(async () => {
     res.end('{"ok":true}');
   });
   await new Promise<void>((r) => model.listen(0, '127.0.0.1', r));
-  gateway = await startBareGateway();
-  tunnel = gateway.tunnel;
   const logs = new PassThrough();
   logs.setEncoding('utf8').on('data', (line: string) => logLines.push(line));
-  agent = new Agent({
-    gateway: gateway.url,
-    readKey: async () => 'test-key',
-    serve: new Map([['demo', new URL(`http://127.0.0.1:${(model.address() as AddressInfo).port}`)]]),
-    version: 'test',
-    log: createLogger('info', logs),
-    idleReclaimMs: 200,
-  });
-  agent.start();
+  bare = await startAgentOnBareGateway(model, { log: createLogger('info', logs), idleReclaimMs: 200 });
+  tunnel = bare.tunnel;
 });
-after(async () => {
-  await agent.close(100);
-  await gateway.close();
-  model.closeAllConnections();
-  await new Promise<void>((r) => model.close(() => r()));
-});
+after(() => bare.close());
 
 test('once the streams of a burst that grew RSS have ended, the agent gives memory back and says what it gave', async () => {
   const session = await tunnel;

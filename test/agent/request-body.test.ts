@@ -8,12 +8,9 @@
 // so the body can come late on purpose.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { Agent } from '../../src/agent/agent.js';
 import { HEADER } from '../../src/agent/protocol.js';
-import { createLogger } from '../../src/ops/logger.js';
-import { startBareGateway } from './helpers.js';
+import { startAgentOnBareGateway } from './helpers.js';
 
 /** The model server's headers timeout, and the body's delay: longer. */
 const HEADERS_TIMEOUT_MS = 1_000;
@@ -21,9 +18,8 @@ const BODY_DELAY_MS = 2_500;
 
 let model: http.Server;
 let modelConnections = 0;
-let gateway: Awaited<ReturnType<typeof startBareGateway>>;
-let tunnel: Awaited<ReturnType<typeof startBareGateway>>['tunnel'];
-let agent: Agent;
+let bare: Awaited<ReturnType<typeof startAgentOnBareGateway>>;
+let tunnel: typeof bare.tunnel;
 
 before(async () => {
   model = http.createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: HEADERS_TIMEOUT_MS * 2, connectionsCheckingInterval: 100 }, (req, res) => {
@@ -34,23 +30,10 @@ before(async () => {
   model.on('connection', () => modelConnections++);
   await new Promise<void>((r) => model.listen(0, '127.0.0.1', r));
 
-  gateway = await startBareGateway();
-  tunnel = gateway.tunnel;
-  agent = new Agent({
-    gateway: gateway.url,
-    readKey: async () => 'test-key',
-    serve: new Map([['demo', new URL(`http://127.0.0.1:${(model.address() as AddressInfo).port}`)]]),
-    version: 'test',
-    log: createLogger('silent'),
-  });
-  agent.start();
+  bare = await startAgentOnBareGateway(model);
+  tunnel = bare.tunnel;
 });
-after(async () => {
-  await agent.close(100);
-  await gateway.close();
-  model.closeAllConnections();
-  await new Promise<void>((r) => model.close(() => r()));
-});
+after(() => bare.close());
 
 test("a body that comes late through the tunnel: the model server is not asked until it is here, and answers it", async () => {
   const session = await tunnel;
