@@ -26,8 +26,10 @@
 // what an operator sees once the burst is over, with no forced GC; V8 gives
 // an idle process's grown heap back only after ~50-100 s, by its memory reducer),
 // SOAK_IDLE_RECLAIM (the gateway's server.idle_reclaim, default its own 10s; 0s turns it
-// off, to compare), SOAK_HEAP_SNAPSHOTS (a directory: the gateway writes a V8 heap snapshot
-// there at idle and after each leg's settle, to compare by constructor),
+// off, to compare), SOAK_WARM_STREAMS (the warm-up burst through each leg's path before the steady idle is read,
+// default min(SOAK_STREAMS, 1000)), SOAK_HEAP_SNAPSHOTS (a directory: the gateway writes a V8 heap snapshot
+// there at idle and after each leg's settle, to compare by constructor), SOAK_SMAPS (a directory: the gateway's
+// /proc/PID/smaps at idle and after each leg's settle, to compare by mapping),
 // BENCH_GATEWAY_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_AGENT_NODE_FLAGS (the same for the agent),
 // SOAK_WORKERS (gateway --workers, default 1: an agent tunnel lands on one
 // worker), SOAK_LISTEN_BACKLOG (the gateway's server.listen_backlog, to
@@ -57,18 +59,26 @@ const LEGS = (process.env.SOAK_LEGS ?? 'pipe,gateway,agent').split(',').filter((
 const DEADLINE_S = Number(process.env.SOAK_DEADLINE_S ?? 1200);
 const SETTLE_S = Number(process.env.SOAK_SETTLE_S ?? 120);
 const SNAPSHOT_DIR = process.env.SOAK_HEAP_SNAPSHOTS;
+const SMAPS_DIR = process.env.SOAK_SMAPS;
 /** A stream that has not ended this long after its start is counted as an error (and cut): the bench never hangs. */
 const STREAM_TIMEOUT_MS = Number(process.env.SOAK_STREAM_TIMEOUT_S ?? 300) * 1000;
 const KEYS = { direct: 'soak-direct', gateway: 'soak-gateway', agent: 'soak-agent' } as const;
 /**
  * backToIdle: "RSS back to idle after" a leg means the gateway's RSS after SOAK_SETTLE_S of idle is at most this
- * fraction above its idle RSS (read warmed up, before the first leg).
+ * fraction above its steady idle RSS: read once a warm-up burst has made each process run its idle reclaim,
+ * so "after" is set against what the process sits at between bursts, not against the lower or higher figure
+ * of a process that never gave memory back yet. The first idle (read after a few warm-up streams, before any
+ * reclaim) is reported too.
  */
 const TARGETS = { ratio: 1.5, rssMbPer1000: 60, backToIdle: 0.1 } as const;
 const IDLE_RECLAIM = process.env.SOAK_IDLE_RECLAIM;
 const MASKING = process.env.SOAK_MASKING !== 'off';
 const RECORDING = process.env.SOAK_RECORDING !== 'off';
 const WORKERS = Math.max(1, Number(process.env.SOAK_WORKERS ?? 1));
+/** Streams of the warm-up burst before the steady idle (through each path a leg takes): enough RSS growth for a reclaim (ops/idle-reclaim.ts, RECLAIM_MIN_GROWTH_BYTES). */
+const WARM_STREAMS = Math.max(1, Number(process.env.SOAK_WARM_STREAMS ?? Math.min(STREAMS, 1000)));
+/** The longest wait for each process's reclaim after the warm-up burst (its idle_reclaim, 10 s by default, plus the reclaim itself). */
+const RECLAIM_WAIT_S = 60;
 
 interface StreamResult {
   ok: boolean;
@@ -92,12 +102,14 @@ interface LegResult {
   /** CPU of the process(es) in the path (gateway, agent; the mock for direct) per stream. */
   cpuMsPerStream: Record<string, number>;
   /** afterMb: after SETTLE_S idle; backS: when it first came back to idle (TARGETS.backToIdle), if it did; settleMb: RSS every 10 s of the settle. */
-  rss?: { idleMb: number; peakMb: number; perThousandMb: number; afterMb: number; settleS: number; backS?: number; settleMb: number[] };
+  rss?: { idleMb: number; firstIdleMb: number; peakMb: number; perThousandMb: number; afterMb: number; settleS: number; backS?: number; settleMb: number[] };
   /** The agent's process on the agent leg: idle, peak, above idle per 1,000 open streams at the peak, and after the settle. */
-  agentRss?: { idleMb: number; peakMb: number; perThousandMb: number; afterMb: number };
+  agentRss?: { idleMb: number; firstIdleMb: number; peakMb: number; perThousandMb: number; afterMb: number };
 }
 
 const round = (n: number, digits = 0): number => Math.round(n * 10 ** digits) / 10 ** digits;
+/** "+12.3%": how far an RSS reading is above an idle one. */
+const aboveIdle = (mb: number, idleMb: number): string => `${mb >= idleMb ? '+' : ''}${round(((mb - idleMb) / idleMb) * 100, 1)}%`;
 
 // ------------------------------------------------------------ load generator
 
@@ -157,6 +169,13 @@ function runStream(url: URL, headers: Record<string, string>, body: string): Pro
   });
 }
 
+/** A process's RSS at idle: steady (idleMb, after its first idle reclaim; the figure legs are set against) and first (before any). */
+interface Idle {
+  pid: number;
+  idleMb: number;
+  firstIdleMb: number;
+}
+
 interface Watched {
   name: string;
   pid: number;
@@ -168,8 +187,8 @@ async function runLeg(
   headers: Record<string, string>,
   model: string,
   watch: Watched[],
-  gateway?: { pid: number; idleMb: number },
-  agent?: { pid: number; idleMb: number },
+  gateway?: Idle,
+  agent?: Idle,
 ): Promise<LegResult> {
   const gatewayPid = gateway?.pid;
   const target = new URL('/v1/chat/completions', url);
@@ -246,6 +265,7 @@ async function runLeg(
     }
     result.rss = {
       idleMb: round(idleMb),
+      firstIdleMb: round(gateway!.firstIdleMb),
       peakMb: round(peakMb),
       perThousandMb: round(((peakOpenMb - idleMb) * 1000) / Math.max(1, peakOpen), 1),
       afterMb: round(afterMb),
@@ -257,6 +277,7 @@ async function runLeg(
   if (agent) {
     result.agentRss = {
       idleMb: round(agent.idleMb),
+      firstIdleMb: round(agent.firstIdleMb),
       peakMb: round(agentPeakMb),
       perThousandMb: round(((agentPeakOpenMb - agent.idleMb) * 1000) / Math.max(1, peakOpen), 1),
       afterMb: round(treeRssMb(agent.pid)),
@@ -327,10 +348,19 @@ async function memoryBreakdown(url: string, rssMb: number): Promise<string> {
     const held = value('nodejs_heap_size_total_bytes');
     // With one worker, the rest of its RSS is native: the allocator's arenas (freed memory it has not returned), the store thread's heap, SQLite, code.
     const outside = WORKERS === 1 ? `, RSS outside the heap ${round(rssMb - held / 2 ** 20)} MB` : '';
-    return `heap used ${mb(value('nodejs_heap_size_used_bytes'))} / held ${mb(held)} MB, external ${mb(value('nodejs_external_memory_bytes'))} MB${outside}, ${value('nodejs_active_handles_total')} handles, ${value('idle_reclaims_total')} idle reclaim(s)`;
+    // Which of V8's spaces hold the heap (new, old, code, large_object...): the ones of 1 MB or more.
+    const spaces = [...text.matchAll(/^modelgate_nodejs_heap_space_size_total_bytes\{space="([^"]+)"\} (\S+)$/gm)].filter((m) => Number(m[2]) >= 2 ** 20).map((m) => `${m[1]} ${mb(Number(m[2]))}`);
+    return `heap used ${mb(value('nodejs_heap_size_used_bytes'))} / held ${mb(held)} MB (${spaces.join(', ')}), external ${mb(value('nodejs_external_memory_bytes'))} MB${outside}, ${value('nodejs_active_handles_total')} handles, ${value('idle_reclaims_total')} idle reclaim(s)`;
   } catch (err) {
     return `(no metrics: ${(err as Error).message})`;
   }
+}
+
+/** With SOAK_SMAPS, keeps the gateway's /proc/PID/smaps as `<label>.smaps`: which mappings hold what is left after a leg. */
+function saveSmaps(pid: number, label: string): void {
+  if (!SMAPS_DIR) return;
+  writeFileSync(join(SMAPS_DIR, `${label}.smaps`), readFileSync(`/proc/${pid}/smaps`));
+  console.log(`smaps: ${join(SMAPS_DIR, `${label}.smaps`)}`);
 }
 
 /** With SOAK_HEAP_SNAPSHOTS, has the gateway write a heap snapshot (it blocks its loop while it writes) and names it `<label>.heapsnapshot`. */
@@ -348,6 +378,34 @@ async function heapSnapshot(pid: number, url: string, label: string): Promise<vo
       return;
     }
   }
+}
+
+/** How many idle reclaims a bench child has logged so far ('idle after a burst: ...', ops/idle-reclaim.ts). */
+function reclaimsLogged(dir: string, name: string): number {
+  try {
+    return readFileSync(join(dir, `${name}.log`), 'utf8').split('\n').filter((line) => line.includes('"msg":"idle after a burst')).length;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Waits until each named process has logged a reclaim past the count given, then a few seconds more (V8's
+ * background threads unmap the freed pages just after); bounded, and says what it saw.
+ */
+async function untilReclaimed(dir: string, countsBefore: Record<string, number>): Promise<string> {
+  const names = Object.keys(countsBefore);
+  if (IDLE_RECLAIM !== undefined && /^0+(ms|s)?$/.test(IDLE_RECLAIM)) return 'idle reclaim off: read right after the warm-up burst';
+  const started = performance.now();
+  while (performance.now() - started < RECLAIM_WAIT_S * 1000) {
+    if (names.every((name) => reclaimsLogged(dir, name) > countsBefore[name]!)) {
+      await new Promise((r) => setTimeout(r, 3000));
+      return `after a ${WARM_STREAMS}-stream warm-up burst and a reclaim in ${names.join(' and ')}, ${round((performance.now() - started) / 1000)} s`;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const missing = names.filter((name) => reclaimsLogged(dir, name) <= countsBefore[name]!);
+  return `NO reclaim logged by ${missing.join(', ')} within ${RECLAIM_WAIT_S} s of a ${WARM_STREAMS}-stream warm-up burst`;
 }
 
 /** Sessions whose forwarded request is durably recorded, and their end states, per connection. */
@@ -446,7 +504,8 @@ async function main(): Promise<void> {
     agent = spawnTracked(
       'agent',
       process.execPath,
-      [...agentFlags, 'bin/modelgate.js', 'agent', '--gateway', `http://127.0.0.1:${agentPort}`, '--serve', `soak-agent=${mock.url}`, '--listen', `127.0.0.1:${statusPort}`, '--log-level', 'warn'],
+      // info: its idle reclaim's line says when the steady idle can be read (it logs nothing per stream at info).
+      [...agentFlags, 'bin/modelgate.js', 'agent', '--gateway', `http://127.0.0.1:${agentPort}`, '--serve', `soak-agent=${mock.url}`, '--listen', `127.0.0.1:${statusPort}`, '--log-level', 'info'],
       { env: { MODELGATE_AGENT_KEY: key }, stdout: 'log', logDir: dir },
     );
     await untilReady(agent, async () => (await fetch(`http://127.0.0.1:${statusPort}/readyz`)).status === 200);
@@ -466,10 +525,27 @@ async function main(): Promise<void> {
   for (const floor of floors.values()) await warm(floor.url, { authorization: `Bearer ${KEYS.direct}` }, 'direct');
 
   const results: LegResult[] = [];
-  // Idle: warmed up, no stream open. Every leg's peak and after are measured against this one figure.
-  const idle = { pid: gateway.pid, idleMb: treeRssMb(gateway.pid) };
-  const agentIdle = agent && { pid: agent.pid, idleMb: treeRssMb(agent.pid) };
-  console.log(`gateway at idle: RSS ${round(idle.idleMb)} MB, ${await memoryBreakdown(gatewayUrl, idle.idleMb)}${agentIdle ? `; agent at idle: RSS ${round(agentIdle.idleMb)} MB` : ''}`);
+  // First idle: warmed up, no stream open, no reclaim run yet.
+  const firstIdleMb = treeRssMb(gateway.pid);
+  const agentFirstIdleMb = agent && treeRssMb(agent.pid);
+  console.log(`gateway at first idle (before any reclaim): RSS ${round(firstIdleMb)} MB, ${await memoryBreakdown(gatewayUrl, firstIdleMb)}${agentFirstIdleMb ? `; agent: RSS ${round(agentFirstIdleMb)} MB` : ''}`);
+  // Steady idle: a warm-up burst through each path a leg takes, then each process's idle reclaim, then idle again.
+  // Every leg's peak and after are set against this figure: what the process sits at between bursts.
+  const reclaimsBefore = { gateway: reclaimsLogged(dir, 'gateway'), agent: reclaimsLogged(dir, 'agent') };
+  const warmLegs = LEGS.filter((l) => l === 'gateway' || (l === 'agent' && agent));
+  for (const leg of warmLegs) {
+    const started = performance.now();
+    const body = JSON.stringify({ model: `soak-${leg}`, stream: true, messages: [{ role: 'user', content: 'Write a long answer for the soak test.' }] });
+    const burst = await Promise.all(Array.from({ length: WARM_STREAMS }, () => runStream(new URL('/v1/chat/completions', gatewayUrl), auth, body)));
+    console.log(`warm-up burst via ${leg}: ${WARM_STREAMS} streams, ${burst.filter((r) => !r.ok).length} errors, ${round((performance.now() - started) / 1000, 1)} s`);
+  }
+  const reclaimed = await untilReclaimed(dir, { gateway: reclaimsBefore.gateway, ...(agent && warmLegs.includes('agent') && { agent: reclaimsBefore.agent }) });
+  const idle: Idle = { pid: gateway.pid, idleMb: treeRssMb(gateway.pid), firstIdleMb };
+  const agentIdle: Idle | undefined = agent && { pid: agent.pid, idleMb: treeRssMb(agent.pid), firstIdleMb: agentFirstIdleMb! };
+  console.log(
+    `gateway at steady idle (${reclaimed}): RSS ${round(idle.idleMb)} MB, ${await memoryBreakdown(gatewayUrl, idle.idleMb)}${agentIdle ? `; agent: RSS ${round(agentIdle.idleMb)} MB` : ''}`,
+  );
+  saveSmaps(gateway.pid, 'idle');
   await heapSnapshot(gateway.pid, gatewayUrl, 'idle');
   const before = await mockCounts(mock.url);
   const recordedBefore = recorded(dbPath);
@@ -489,6 +565,7 @@ async function main(): Promise<void> {
     results.push(through);
     console.log(JSON.stringify(through));
     console.log(`gateway after the ${leg} leg: RSS ${through.rss?.afterMb} MB (every 10 s of the settle: ${through.rss?.settleMb.join(', ')}), ${await memoryBreakdown(gatewayUrl, treeRssMb(gateway.pid))}`);
+    saveSmaps(gateway.pid, `after-${leg}`);
     await heapSnapshot(gateway.pid, gatewayUrl, `after-${leg}`);
   }
   // Let the last sessions' ends commit before counting them.
@@ -508,11 +585,11 @@ async function main(): Promise<void> {
       gapP50: r.worstGapP50Ms,
       gapP99: r.worstGapP99Ms,
       cpu: Object.entries(r.cpuMsPerStream).map(([k, v]) => `${k} ${v}`).join(', '),
-      rssIdle: r.rss?.idleMb ?? '',
+      rssIdle: r.rss ? `${r.rss.idleMb} (first ${r.rss.firstIdleMb})` : '',
       rssPer1000: r.rss?.perThousandMb ?? '',
       rssPeak: r.rss?.peakMb ?? '',
       rssAfter: r.rss ? `${r.rss.afterMb} (${r.rss.settleS}s)` : '',
-      agentRss: r.agentRss ? `idle ${r.agentRss.idleMb}, per 1000 ${r.agentRss.perThousandMb}, peak ${r.agentRss.peakMb}, after ${r.agentRss.afterMb}` : '',
+      agentRss: r.agentRss ? `idle ${r.agentRss.idleMb} (first ${r.agentRss.firstIdleMb}), per 1000 ${r.agentRss.perThousandMb}, peak ${r.agentRss.peakMb}, after ${r.agentRss.afterMb}` : '',
     })),
   );
 
@@ -554,11 +631,27 @@ async function main(): Promise<void> {
           ? [{ check: `${through.leg}: agent RSS above idle per 1,000 open streams`, value: `${through.agentRss.perThousandMb} MB (idle ${through.agentRss.idleMb}, peak ${through.agentRss.peakMb}, after ${through.agentRss.afterMb})`, target: `<= ${TARGETS.rssMbPer1000} MB`, pass: through.agentRss.perThousandMb <= TARGETS.rssMbPer1000 }]
           : []),
         {
-          check: `${through.leg}: RSS back to idle after the leg`,
-          value: `${through.rss.afterMb} MB after ${through.rss.settleS}s idle (idle ${through.rss.idleMb}, peak ${through.rss.peakMb}; ${through.rss.backS === undefined ? 'never back' : `back after ${through.rss.backS}s`})`,
+          check: `${through.leg}: RSS back to steady idle after the leg`,
+          value: `${through.rss.afterMb} MB after ${through.rss.settleS}s idle = ${aboveIdle(through.rss.afterMb, through.rss.idleMb)} (steady idle ${through.rss.idleMb}, peak ${through.rss.peakMb}; ${through.rss.backS === undefined ? 'never back' : `back after ${through.rss.backS}s`})`,
           target: `<= idle + ${TARGETS.backToIdle * 100}% (${round(through.rss.idleMb * (1 + TARGETS.backToIdle))} MB)`,
           pass: through.rss.afterMb <= through.rss.idleMb * (1 + TARGETS.backToIdle),
         },
+        {
+          check: `${through.leg}: RSS after the leg against the first idle (before any reclaim)`,
+          value: `${through.rss.afterMb} MB = ${aboveIdle(through.rss.afterMb, through.rss.firstIdleMb)} (first idle ${through.rss.firstIdleMb})`,
+          target: 'for comparison with earlier runs',
+          pass: through.rss.afterMb <= through.rss.firstIdleMb * (1 + TARGETS.backToIdle),
+        },
+        ...(through.agentRss
+          ? [
+              {
+                check: `${through.leg}: agent RSS back to steady idle after the leg`,
+                value: `${through.agentRss.afterMb} MB = ${aboveIdle(through.agentRss.afterMb, through.agentRss.idleMb)} (steady idle ${through.agentRss.idleMb}; first idle ${through.agentRss.firstIdleMb}: ${aboveIdle(through.agentRss.afterMb, through.agentRss.firstIdleMb)})`,
+                target: `<= idle + ${TARGETS.backToIdle * 100}% (${round(through.agentRss.idleMb * (1 + TARGETS.backToIdle))} MB)`,
+                pass: through.agentRss.afterMb <= through.agentRss.idleMb * (1 + TARGETS.backToIdle),
+              },
+            ]
+          : []),
       );
     }
   }
