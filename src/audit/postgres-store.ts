@@ -66,7 +66,13 @@ interface ChainCursor {
   started: string[];
   /** Events appended in this transaction, handed to pendingIndex once it committed. */
   appended: Array<{ event: NewEvent; sid: number | null }>;
+  /** Without a transaction holding the head: the head the batch's statement must still find (appendOnKnownHead). */
+  expect?: { seq: number; hash: string };
 }
+
+/** SQLSTATEs of a batch chained onto a head that moved meanwhile: the guard's division by zero, or a seq taken. */
+const HEAD_MOVED = '22012';
+const UNIQUE_VIOLATION = '23505';
 
 /** From this many index matches on, a search walks the sessions by time instead of fetching every match (see listSessions). */
 const MANY_MATCHES = 200;
@@ -81,6 +87,8 @@ export class PostgresStore implements AuditStore {
   private readonly sids = new Map<string, number>();
   /** What the indexing pass will need of sessions committed here, so it need not read it back. */
   private readonly pendingIndex = new PendingIndex();
+  /** The chain head as this store's last write left it; unset when unknown (another writer may have moved it since). */
+  private head: { seq: number; hash: string } | undefined;
 
   private constructor(private readonly pool: pg.Pool) {}
 
@@ -120,12 +128,16 @@ export class PostgresStore implements AuditStore {
         pg.QueryResult<{ seq: string; hash: string }>
       >;
       const head = results[1]!.rows[0]!;
-      const result = await work(client, { seq: Number(head.seq), prev: head.hash, started, appended });
+      const cursor: ChainCursor = { seq: Number(head.seq), prev: head.hash, started, appended };
+      this.head = undefined;
+      const result = await work(client, cursor);
       await client.query('COMMIT');
       this.transactions++;
+      this.head = { seq: cursor.seq, hash: cursor.prev };
       this.pendingIndex.committed(appended);
       return result;
     } catch (err) {
+      this.head = undefined;
       await client.query('ROLLBACK').catch(() => {});
       // The sids handed out in the rolled-back transaction do not exist.
       for (const id of started) this.sids.delete(id);
@@ -139,6 +151,10 @@ export class PostgresStore implements AuditStore {
   }
 
   async append(events: NewEvent[], options: { replay?: boolean } = {}): Promise<Array<number | null>> {
+    if (!options.replay && this.head && this.needsNoLookup(events)) {
+      const seqs = await this.appendOnKnownHead(this.head, events);
+      if (seqs) return seqs;
+    }
     return this.withChain(async (client, cursor) => {
       if (!options.replay) return this.appendLocked(client, cursor, events);
       // A replayed batch may have committed before (the connection dropped after COMMIT, before its answer):
@@ -149,6 +165,51 @@ export class PostgresStore implements AuditStore {
       let k = 0;
       return stored.map((seq) => (seq !== undefined ? seq : seqs[k++]!));
     });
+  }
+
+  /** Whether appendLocked would read nothing for these events: no precondition, and every session's sid known here. */
+  private needsNoLookup(events: readonly NewEvent[]): boolean {
+    const startedHere = new Set<string>();
+    for (const e of events) {
+      if (e.precondition) return false;
+      if (e.sessionId === TRAIL_SESSION_ID) continue;
+      if (e.kind === 'session.start') startedHere.add(e.sessionId);
+      else if (!startedHere.has(e.sessionId) && !this.sids.has(e.sessionId)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * A group commit in one statement and one round trip (autocommit), chained
+   * onto the head this store wrote last, instead of BEGIN and locking the
+   * head, the batch, and COMMIT (three). The statement moves the head only
+   * if it is still the one expected, and fails otherwise, as it does when
+   * another writer took these seqs (events' primary key): nothing of it is
+   * stored, and undefined sends the batch the locked way.
+   */
+  private async appendOnKnownHead(head: { seq: number; hash: string }, events: NewEvent[]): Promise<Array<number | null> | undefined> {
+    const client = await this.pool.connect();
+    let lost: Error | undefined;
+    const onLost = (err: Error): void => void (lost ??= err);
+    client.on('error', onLost);
+    const cursor: ChainCursor = { seq: head.seq, prev: head.hash, started: [], appended: [], expect: head };
+    this.head = undefined;
+    try {
+      const seqs = await this.appendLocked(client, cursor, events);
+      this.transactions++;
+      this.head = { seq: cursor.seq, hash: cursor.prev };
+      this.pendingIndex.committed(cursor.appended);
+      return seqs;
+    } catch (err) {
+      for (const id of cursor.started) this.sids.delete(id);
+      const code = (err as { code?: string }).code;
+      if (code === HEAD_MOVED || code === UNIQUE_VIOLATION) return undefined;
+      lost ??= err as Error;
+      throw err;
+    } finally {
+      client.off('error', onLost);
+      client.release(lost);
+    }
   }
 
   /** The seq under which each event is already stored (a session's start: its sid), or undefined. */
@@ -170,8 +231,15 @@ export class PostgresStore implements AuditStore {
   private async sessionsOf(client: pg.PoolClient, events: NewEvent[]): Promise<Map<string, { sid: number; state?: string }>> {
     const known = new Map<string, { sid: number; state?: string }>();
     const wanted = new Set<string>();
+    // Sessions started in this batch get their sid from it (appendLocked): nothing to look up.
+    const startedHere = new Set<string>();
     for (const e of events) {
-      if (e.sessionId === TRAIL_SESSION_ID || e.kind === 'session.start') continue;
+      if (e.sessionId === TRAIL_SESSION_ID) continue;
+      if (e.kind === 'session.start') {
+        startedHere.add(e.sessionId);
+        continue;
+      }
+      if (!e.precondition && startedHere.has(e.sessionId)) continue;
       const sid = e.precondition ? undefined : this.sids.get(e.sessionId);
       if (sid !== undefined) known.set(e.sessionId, { sid });
       else wanted.add(e.sessionId);
@@ -320,11 +388,20 @@ export class PostgresStore implements AuditStore {
         `u${shape.length} AS (UPDATE sessions s SET ${columns.map((c) => `${c} = v.${c}`).join(', ')} FROM unnest(${sids}, ${arrays.join(', ')}) AS v(sid, ${columns.join(', ')}) WHERE s.sid = v.sid)`,
       );
     }
-    ctes.push(`h AS (UPDATE chain_head SET seq = ${param(cursor.seq, 'bigint')}, hash = ${param(cursor.prev, 'text')} WHERE id = 1)`);
+    const head = `h AS (UPDATE chain_head SET seq = ${param(cursor.seq, 'bigint')}, hash = ${param(cursor.prev, 'text')} WHERE id = 1`;
+    let result = 'SELECT 1';
+    if (cursor.expect) {
+      // Outside a transaction holding the head: move it only from the head expected, else fail the whole statement.
+      shape.push('expect');
+      ctes.push(`${head} AND seq = ${param(cursor.expect.seq, 'bigint')} AND hash = ${param(cursor.expect.hash, 'text')} RETURNING 1)`);
+      result = 'SELECT 1 / (SELECT count(*)::integer FROM h)';
+    } else {
+      ctes.push(`${head})`);
+    }
     await client.query({
       // Prepared once per batch shape; the shapes are few.
       name: `audit_batch_${createHash('sha256').update(shape.join('|')).digest('hex').slice(0, 16)}`,
-      text: `WITH ${ctes.join(',\n')} SELECT 1`,
+      text: `WITH ${ctes.join(',\n')} ${result}`,
       values,
     });
   }

@@ -387,6 +387,25 @@ for (const factory of STORE_FIXTURES) {
       await store.close();
     });
 
+    test('a store whose last head another writer moved chains its next commit after that writer\'s', async () => {
+      // PostgreSQL commits onto the head it wrote last in one statement; here that head is stale every time.
+      const [a, b] = [await fx.open(), await fx.open()];
+      const [ra, rb] = [await Recorder.open(a, recording()), await Recorder.open(b, recording())];
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        ids.push(await recordSession(ra, { subject: `turn-a-${i}` }));
+        ids.push(await recordSession(rb, { subject: `turn-b-${i}` }));
+      }
+      // Not by the recorder's retry after a failed commit: each commit found its place at once.
+      assert.deepEqual([ra.stats.failedCommits, rb.stats.failedCommits], [0, 0]);
+      await ra.close();
+      await rb.close();
+      const store = await fx.open();
+      assert.deepEqual((await verify(store)).problems, []);
+      for (const id of ids) assert.equal((await store.getSession(id))?.state, 'completed', id);
+      await store.close();
+    });
+
     test('a group commit retried after its answer was lost (connection dropped after COMMIT) stores each event once', async () => {
       const store = await fx.open();
       // The first commit holding the answer commits, then its answer is lost: what PostgreSQL dropping the connection
