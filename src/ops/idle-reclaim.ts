@@ -9,7 +9,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import type { ThreadHeap } from '../audit/store.js';
-import { releaseHeap, type HeapRelease } from './heap.js';
+import { releaseHeap, type HeapCollection } from './heap.js';
 import type { Logger } from './logger.js';
 import { mallocTrimUnavailable, trimMalloc } from './native-memory.js';
 
@@ -72,7 +72,7 @@ export class IdleTrigger {
 /** What a reclaim does, in this order: each step frees what the next gives back. */
 export interface ReclaimSteps {
   /** This thread's V8 heap, collected in full; resolves when the collection has ended, saying how it ran (ops/heap.ts). */
-  collectHeap: () => Promise<HeapRelease>;
+  collectHeap: () => Promise<HeapCollection>;
   /** Each store thread collects its own heap. */
   collectStores: () => Promise<Array<ThreadHeap | void>>;
   /** The native memory the collections freed, back to the kernel, off the event loop: undefined when it cannot be (ops/native-memory.ts). */
@@ -82,7 +82,7 @@ export interface ReclaimSteps {
 export interface Reclaimed {
   /** The event loop's longest stall during the reclaim: the most a request arriving meanwhile waits for it. */
   blockedMs: number;
-  heap: HeapRelease;
+  heap: HeapCollection;
   /** From the start of the heap's collection to its end (incremental: mostly not blocking). */
   heapMs: number;
   stores: Array<ThreadHeap | void>;
@@ -147,7 +147,7 @@ export function idleReclaim(options: IdleReclaimOptions): IdleTrigger {
           rssMb: [mb(rssBefore), mb(rssAfterReclaim)],
           heapMb: [mb(heapBefore), mb(v8.getHeapStatistics().total_heap_size)],
           storeHeapMb: stores.flatMap((s) => (s ? [{ used: s.usedBytes.map(mb), held: s.heldBytes.map(mb) }] : [])),
-          heapCollection: { how: heap, ms: heapMs },
+          heapCollection: { ...heap, ms: heapMs },
           blockedMs,
           mallocTrim: trimUnavailable ? `not called: ${trimUnavailable}` : { returned: trimmed, ms: trimMs },
         },

@@ -94,7 +94,7 @@ describe("the reclaim's steps", () => {
   test("malloc is trimmed last: after this thread's collection and the store threads' have freed their native memory", async () => {
     const done: string[] = [];
     const reclaimed = await reclaimMemory({
-      collectHeap: async () => (done.push('heap'), 'incremental'),
+      collectHeap: async () => (done.push('heap'), { how: 'incremental', rounds: 1 }),
       collectStores: async () => {
         await new Promise(setImmediate); // a store thread answers later
         done.push('stores');
@@ -112,13 +112,13 @@ describe("the reclaim's steps", () => {
       const until = performance.now() + ms;
       while (performance.now() < until);
     };
-    const reclaimed = await reclaimMemory({ collectHeap: async () => (block(200), 'gc'), collectStores: async () => [], trimNative: async () => true });
+    const reclaimed = await reclaimMemory({ collectHeap: async () => (block(200), { how: 'gc', rounds: 1 }), collectStores: async () => [], trimNative: async () => true });
     assert.ok(reclaimed.blockedMs >= 150, `stalled ${reclaimed.blockedMs} ms for a 200 ms block`);
   });
 
   test('where malloc_trim cannot be had, the collections still run and the trim is reported as not done', async () => {
     let collected = 0;
-    const reclaimed = await reclaimMemory({ collectHeap: async () => (collected++, 'gc'), collectStores: async () => [], trimNative: async () => undefined });
+    const reclaimed = await reclaimMemory({ collectHeap: async () => (collected++, { how: 'gc', rounds: 1 }), collectStores: async () => [], trimNative: async () => undefined });
     assert.equal(collected, 1);
     assert.equal(reclaimed.trimmed, undefined);
   });
@@ -151,9 +151,24 @@ describe('what it gives back', () => {
     const grown = newSpaceMb();
     assert.ok(grown >= 16, `the burst grew the young generation (${grown} MB)`);
     // In steps as asked; on a starved CPU the collection may not end within its wait, and is then done at once (heap.ts).
-    const how = await releaseHeap();
+    const { how } = await releaseHeap();
     assert.ok(how === 'incremental' || how === 'at once', `the addon's collection ran (${how}), not gc()`);
     assert.ok(newSpaceMb() <= 4, `young generation ${grown} MB before, ${newSpaceMb()} MB after`);
+  });
+
+  test('releaseHeap compacts an old generation a burst left fragmented (one collection leaves most of its pages held)', async () => {
+    const usedMb = (): number => v8.getHeapStatistics().used_heap_size / 2 ** 20;
+    // Long-lived objects (old generation), then all but every 8th dropped: each page keeps a few live ones.
+    let burst: Array<{ i: number; text: string }> | undefined = Array.from({ length: 1_500_000 }, (_, i) => ({ i, text: `frame ${i}` }));
+    await new Promise(setImmediate);
+    const survivors = burst.filter((_, i) => i % 8 === 0);
+    burst = undefined;
+    const { how, rounds } = await releaseHeap();
+    const slackMb = heldMb() - usedMb();
+    assert.ok(how === 'incremental' || how === 'at once', `the addon's collection ran (${how})`);
+    // Compact: held beyond what is in use at most the slack releaseHeap allows (1 MB + 10% of what is in use) and a little.
+    assert.ok(slackMb <= 2 + usedMb() / 10, `held ${heldMb().toFixed(0)} MB for ${usedMb().toFixed(0)} MB in use after ${rounds} collection(s)`);
+    assert.equal(survivors.length, 187_500);
   });
 
   test("the store thread collects its own heap after a burst of recording", async () => {
