@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm test`'s runner: every test/**/*.test.ts through node:test, two files
 // at a time. A file still running at its timeout is stopped and fails,
-// whether a test hangs or an open handle keeps it alive; the whole run has a
+// whether a test hangs or an open handle keeps it alive, and the tests it was
+// still running are named (test/still-running.mjs); the whole run has a
 // timeout of its own. A hang fails CI instead of stalling it. Ends with the
 // count per folder and a plain total line.
 //   MODELGATE_TEST_FILE_TIMEOUT_MS (default 300000), MODELGATE_TEST_TIMEOUT_MS (default 1800000)
@@ -31,6 +32,7 @@ const child = spawn(
     '--import', 'tsx', '--test', '--test-concurrency=2', `--test-timeout=${fileTimeout}`,
     '--test-reporter=tap', '--test-reporter-destination=stdout',
     '--test-reporter=./test/folder-counts.mjs', `--test-reporter-destination=${countsFile}`,
+    '--test-reporter=./test/still-running.mjs', '--test-reporter-destination=stderr',
     ...files,
   ],
   { stdio: 'inherit', detached: true },
