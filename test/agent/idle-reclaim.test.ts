@@ -31,7 +31,7 @@ before(async () => {
 });
 after(() => bare.close());
 
-test('once the streams of a burst that grew RSS have ended, the agent gives memory back and says what it gave', async () => {
+test('once the streams of a burst that grew RSS have ended, the agent gives memory back and says what it gave', { timeout: 60_000 }, async () => {
   const session = await tunnel;
   const stream = session.request({ ':method': 'POST', ':path': '/v1/chat/completions', [HEADER.connection]: 'demo', 'content-type': 'application/json' });
   stream.end('{}');

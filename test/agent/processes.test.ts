@@ -72,7 +72,7 @@ describe('modelgate agent and agents, as processes', () => {
   };
   const chat = (stream = false) => postJson(`${gatewayUrl}/v1/chat/completions`, token, { model: 'demo-chat', stream, messages: [{ role: 'user', content: 'hello' }] });
 
-  test('create shows the key once; the agent serves requests and reports health and metrics; SIGKILL mid-stream ends the stream with an error frame', async () => {
+  test('create shows the key once; the agent serves requests and reports health and metrics; SIGKILL mid-stream ends the stream with an error frame', { timeout: 120_000 }, async () => {
     const created = await cli('agents', 'create', 'edge-1', '--connections', 'demo');
     assert.equal(created.code, 0, created.stdout);
     const key = /mga_[0-9a-f]{16}_[A-Za-z0-9_-]{43}/.exec(created.stdout)?.[0];
@@ -109,7 +109,7 @@ describe('modelgate agent and agents, as processes', () => {
     await eventually(async () => (await chat()).status === 503, 'the gateway notices the agent is gone');
   });
 
-  test('revoke cuts a running agent at once; its reconnects are refused and requests get a clean 503', async () => {
+  test('revoke cuts a running agent at once; its reconnects are refused and requests get a clean 503', { timeout: 120_000 }, async () => {
     const key = /mga_\S+/.exec((await cli('agents', 'create', 'edge-2', '--connections', 'demo')).stdout)![0];
     const agent = await startAgent(key);
     assert.equal((await chat()).status, 200);

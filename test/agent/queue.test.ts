@@ -35,7 +35,7 @@ describe('queueing for an agent-served connection', () => {
       ...(signal ? { signal } : {}),
     });
 
-  test('one running, one waiting, the next refused at once; the waiting one times out with 503 and retry-after', async () => {
+  test('one running, one waiting, the next refused at once; the waiting one times out with 503 and retry-after', { timeout: 60_000 }, async () => {
     h.model.setFault({ kind: 'hang' }, { times: 1, path: '/v1/chat/completions' });
     const holding = new AbortController();
     const first = chat(holding.signal).catch(() => undefined);

@@ -35,7 +35,7 @@ before(async () => {
 });
 after(() => bare.close());
 
-test("a body that comes late through the tunnel: the model server is not asked until it is here, and answers it", async () => {
+test("a body that comes late through the tunnel: the model server is not asked until it is here, and answers it", { timeout: 60_000 }, async () => {
   const session = await tunnel;
   const stream = session.request({ ':method': 'POST', ':path': '/v1/chat/completions', [HEADER.connection]: 'demo', 'content-type': 'application/json' }, { endStream: false });
   const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {

@@ -70,13 +70,13 @@ describe('routing between instances', () => {
     return a;
   }
 
-  test('without an agent anywhere, the front answers a clean 503 agent_unavailable', async () => {
+  test('without an agent anywhere, the front answers a clean 503 agent_unavailable', { timeout: 60_000 }, async () => {
     const response = await postJson(`${front.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] });
     assert.equal(response.status, 503);
     assert.equal((await errorOf(response)).code, 'agent_unavailable');
   });
 
-  test("a dead instance's claim that lapsed a moment ago is tried, and the client still gets 503 agent_unavailable, not upstream_unreachable", async () => {
+  test("a dead instance's claim that lapsed a moment ago is tried, and the client still gets 503 agent_unavailable, not upstream_unreachable", { timeout: 60_000 }, async () => {
     const db = new pg.Client({ connectionString: PG_URL });
     await db.connect();
     try {
@@ -101,7 +101,7 @@ describe('routing between instances', () => {
     }
   });
 
-  test('a request at the front reaches the agent at the holder, streamed and not, masked and recorded by the front', async () => {
+  test('a request at the front reaches the agent at the holder, streamed and not, masked and recorded by the front', { timeout: 60_000 }, async () => {
     await agentAtHolder('routed-1');
     const client = new OpenAI({ baseURL: `${front.url}/v1`, apiKey: token, maxRetries: 0 });
     const answer = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'hello across instances' }] });
@@ -123,7 +123,7 @@ describe('routing between instances', () => {
     assert.ok(!frames.some((f) => f.data.includes(email)), 'the front masks output that came through the holder');
   });
 
-  test('an agent killed mid-stream at the holder: the client at the front gets an error frame, not a truncated answer', async () => {
+  test('an agent killed mid-stream at the holder: the client at the front gets an error frame, not a truncated answer', { timeout: 60_000 }, async () => {
     const a = await agentAtHolder('routed-killed');
     front.model.setFault({ kind: 'stall_mid_stream', afterChunks: 2 }, { times: 1, path: '/v1/chat/completions' });
     const response = await postJson(`${front.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'long' }] });
@@ -141,7 +141,7 @@ describe('routing between instances', () => {
     assert.equal((JSON.parse(last.data) as { error?: { code: string } }).error?.code, 'upstream_stream_interrupted');
   });
 
-  test('a client leaving the front cancels the model request behind the holder', async () => {
+  test('a client leaving the front cancels the model request behind the holder', { timeout: 60_000 }, async () => {
     await agentAtHolder('routed-cancel');
     front.model.setFault({ kind: 'hang' }, { times: 1, path: '/v1/chat/completions' });
     const aborted = front.model.waitForAbort(15_000);
@@ -159,7 +159,7 @@ describe('routing between instances', () => {
     assert.equal((await aborted).aborted, true);
   });
 
-  test('the holder withdraws its claim when its agent goes; the front then answers 503', async () => {
+  test('the holder withdraws its claim when its agent goes; the front then answers 503', { timeout: 60_000 }, async () => {
     const a = await agentAtHolder('routed-gone');
     await a.close(100);
     agents.splice(agents.indexOf(a), 1);
@@ -168,7 +168,7 @@ describe('routing between instances', () => {
     assert.equal((await errorOf(response)).code, 'agent_unavailable');
   });
 
-  test('forged internal requests are refused before any agent sees them: no token, wrong secret, altered body, replay, misaddressed', async () => {
+  test('forged internal requests are refused before any agent sees them: no token, wrong secret, altered body, replay, misaddressed', { timeout: 60_000 }, async () => {
     await agentAtHolder('routed-forged');
     const router = holder.gateway.agents!.router!;
     const url = `${router.address}${ROUTE_PATH}`;

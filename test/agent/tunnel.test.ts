@@ -50,14 +50,14 @@ describe('agent tunnel', () => {
   });
   after(() => h.close());
 
-  test('without a connected agent, a clean 503 that tells SDKs to retry', async () => {
+  test('without a connected agent, a clean 503 that tells SDKs to retry', { timeout: 60_000 }, async () => {
     const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] });
     assert.equal(response.status, 503);
     assert.equal(response.headers.get('retry-after'), '5');
     assert.equal((await errorOf(response)).code, 'agent_unavailable');
   });
 
-  test('chat, streamed and not, through the tunnel with the connection credential and request id, and recorded', async () => {
+  test('chat, streamed and not, through the tunnel with the connection credential and request id, and recorded', { timeout: 60_000 }, async () => {
     agent(await createAgentKey(h, 'beside-model-1'));
     await agentsConnected(h, 1);
     const answer = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'hello through the tunnel' }] });
@@ -78,7 +78,7 @@ describe('agent tunnel', () => {
     assert.equal(session!.session.connection, 'demo');
   });
 
-  test('masking stays in the gateway: a secret in the model output is masked after the tunnel', async () => {
+  test('masking stays in the gateway: a secret in the model output is masked after the tunnel', { timeout: 60_000 }, async () => {
     agent(await createAgentKey(h, 'beside-model-mask'));
     await agentsConnected(h, 1);
     const email = 'leak.me@example.com';
@@ -89,7 +89,7 @@ describe('agent tunnel', () => {
     assert.ok(!body.includes(email), `the email must be masked: ${body}`);
   });
 
-  test('two agents share the load; one whose model is down never sees a request fail (not-started retry)', async () => {
+  test('two agents share the load; one whose model is down never sees a request fail (not-started retry)', { timeout: 60_000 }, async () => {
     const down = agent(await createAgentKey(h, 'model-down'), { demo: await closedPort() });
     const up = agent(await createAgentKey(h, 'model-up'));
     await agentsConnected(h, 2);
@@ -102,7 +102,7 @@ describe('agent tunnel', () => {
     assert.equal(await forwarded(up, 'ok'), 6);
   });
 
-  test("an agent that will not take a stream (ENHANCE_YOUR_CALM) is passed over for another; with no other, a clean 503 agent_busy, and the model never saw it", async () => {
+  test("an agent that will not take a stream (ENHANCE_YOUR_CALM) is passed over for another; with no other, a clean 503 agent_busy, and the model never saw it", { timeout: 60_000 }, async () => {
     const calm = agent(await createAgentKey(h, 'calm'));
     let refused = 0;
     // What node's HTTP/2 server does itself, before any JavaScript sees the stream, past its session's memory limit.
@@ -130,7 +130,7 @@ describe('agent tunnel', () => {
     assert.equal(h.model.received.length - received, 6, 'the refused request never reached the model');
   });
 
-  for (const how of ['socket'] as const) test(`an agent killed mid-stream (${how} destroyed): the client gets a clean error frame, never a silent truncation`, async () => {
+  for (const how of ['socket'] as const) test(`an agent killed mid-stream (${how} destroyed): the client gets a clean error frame, never a silent truncation`, { timeout: 60_000 }, async () => {
     const a = agent(await createAgentKey(h, 'killed'));
     await agentsConnected(h, 1);
     h.model.setFault({ kind: 'stall_mid_stream', afterChunks: 2 }, { times: 1 });
@@ -153,7 +153,7 @@ describe('agent tunnel', () => {
     assert.ok(JSON.parse(last.data).error, `the last frame is an error frame: ${last.data}`);
   });
 
-  test('an upstream reset mid-stream at the agent ends the stream with an error frame', async () => {
+  test('an upstream reset mid-stream at the agent ends the stream with an error frame', { timeout: 60_000 }, async () => {
     agent(await createAgentKey(h, 'reset'));
     await agentsConnected(h, 1);
     h.model.setFault({ kind: 'reset_mid_stream', afterChunks: 2 }, { times: 1 });
@@ -162,7 +162,7 @@ describe('agent tunnel', () => {
     assert.ok(JSON.parse(frames.at(-1)!.data).error, 'error frame last: ' + frames.map((f) => f.data).join(' | '));
   });
 
-  test('a client that goes away cancels the model request on the far side of the tunnel, even before the model answered', async () => {
+  test('a client that goes away cancels the model request on the far side of the tunnel, even before the model answered', { timeout: 60_000 }, async () => {
     agent(await createAgentKey(h, 'cancel'));
     await agentsConnected(h, 1);
     h.model.setFault({ kind: 'hang' }, { times: 1, path: '/v1/chat/completions' });
@@ -180,7 +180,7 @@ describe('agent tunnel', () => {
     assert.equal((await aborted).aborted, true);
   });
 
-  test('one client not reading does not stall another stream on the same tunnel (per-stream flow control)', async () => {
+  test('one client not reading does not stall another stream on the same tunnel (per-stream flow control)', { timeout: 60_000 }, async () => {
     agent(await createAgentKey(h, 'flow'));
     await agentsConnected(h, 1);
     const big = `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'demo-chat', choices: [{ index: 0, delta: { content: 'x'.repeat(16_000) }, finish_reason: null }] })}\n\n`;
@@ -195,7 +195,7 @@ describe('agent tunnel', () => {
     await reader.cancel();
   });
 
-  test('a bad key, and a key for other connections, are refused at the handshake', async () => {
+  test('a bad key, and a key for other connections, are refused at the handshake', { timeout: 60_000 }, async () => {
     const genuine = await createAgentKey(h, 'forged');
     const bad = agent(genuine.slice(0, -4) + (genuine.endsWith('AAAA') ? 'BBBB' : 'AAAA')); // a real key id with a wrong secret
     const other = agent(await createAgentKey(h, 'other-conn', ['elsewhere']));
@@ -210,7 +210,7 @@ describe('agent tunnel', () => {
     assert.ok(refused.some((v) => v.labels.outcome === 'agent_connection_not_allowed'));
   });
 
-  test('revocation cuts a connected agent at once, and it cannot come back', async () => {
+  test('revocation cuts a connected agent at once, and it cannot come back', { timeout: 60_000 }, async () => {
     const a = agent(await createAgentKey(h, 'to-revoke'));
     await agentsConnected(h, 1);
     assert.equal(await h.gateway.agents!.keys.revoke('to-revoke'), 1);
@@ -220,7 +220,7 @@ describe('agent tunnel', () => {
     assert.equal(a.state, 'connecting', 'its reconnects are refused');
   });
 
-  test('rotation without downtime: the agent switches to the new key before the old one lapses', async () => {
+  test('rotation without downtime: the agent switches to the new key before the old one lapses', { timeout: 60_000 }, async () => {
     let key = await createAgentKey(h, 'rotating');
     const a = agent(() => key);
     await agentsConnected(h, 1);
@@ -233,7 +233,7 @@ describe('agent tunnel', () => {
     assert.ok(answer.choices[0]!.message.content);
   });
 
-  test('a key rotated while the agent is still dialling: one tunnel, on the new key', async () => {
+  test('a key rotated while the agent is still dialling: one tunnel, on the new key', { timeout: 60_000 }, async () => {
     let key = await createAgentKey(h, 'rotating-early');
     const a = agent(() => key);
     // The first dial is under way (the agent was just started) when the key changes.

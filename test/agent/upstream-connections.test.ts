@@ -87,7 +87,7 @@ describe("the agent's connections to its model server", () => {
     for (const response of await Promise.all(requests)) assert.equal(response.status, 200, await response.text());
   };
 
-  test('an answer the agent had to hold for a slow reader does not leave its connection for reuse: the model server may already be closing it', async () => {
+  test('an answer the agent had to hold for a slow reader does not leave its connection for reuse: the model server may already be closing it', { timeout: 60_000 }, async () => {
     model.closeIdleConnections();
     await heldBecomes(0, 'no idle connection before');
     bigAnswer = true;
@@ -109,7 +109,7 @@ describe("the agent's connections to its model server", () => {
     }
   });
 
-  test('after a burst, the connections the model server closes while idle are dropped, down to none; then new requests open fresh ones and reuse a warm one', async () => {
+  test('after a burst, the connections the model server closes while idle are dropped, down to none; then new requests open fresh ones and reuse a warm one', { timeout: 60_000 }, async () => {
     await burst(20);
     assert.equal(await held(), 20, 'idle, still open: held');
 

@@ -45,20 +45,20 @@ describe('bad input', () => {
     return error.message;
   }
 
-  test('malformed JSON', async () => {
+  test('malformed JSON', { timeout: 60_000 }, async () => {
     const message = await expectError(await postJson(`${h.url}/v1/chat/completions`, token, '{"model": "demo-chat",'), 400, 'invalid_json');
     assert.match(message, /not valid JSON/);
   });
 
-  test('empty body', async () => {
+  test('empty body', { timeout: 60_000 }, async () => {
     await expectError(await postJson(`${h.url}/v1/chat/completions`, token, ''), 400, 'invalid_json');
   });
 
-  test('JSON that is not an object', async () => {
+  test('JSON that is not an object', { timeout: 60_000 }, async () => {
     await expectError(await postJson(`${h.url}/v1/chat/completions`, token, '[1,2]'), 400, 'invalid_body');
   });
 
-  test('wrong content type', async () => {
+  test('wrong content type', { timeout: 60_000 }, async () => {
     const response = await fetch(`${h.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' },
@@ -68,13 +68,13 @@ describe('bad input', () => {
     assert.match(message, /application\/json/);
   });
 
-  test('oversized body, declared by Content-Length', async () => {
+  test('oversized body, declared by Content-Length', { timeout: 60_000 }, async () => {
     const big = { ...chat, messages: [{ role: 'user', content: 'x'.repeat(100 * 1024) }] };
     const message = await expectError(await postJson(`${h.url}/v1/chat/completions`, token, big), 413, 'request_too_large');
     assert.match(message, /65536 bytes/);
   });
 
-  test('oversized body, sent chunked with no Content-Length', async () => {
+  test('oversized body, sent chunked with no Content-Length', { timeout: 60_000 }, async () => {
     const body = new ReadableStream({
       start(controller) {
         for (let i = 0; i < 20; i++) controller.enqueue(new TextEncoder().encode('x'.repeat(8 * 1024)));
@@ -90,27 +90,27 @@ describe('bad input', () => {
     await expectError(response, 413, 'request_too_large');
   });
 
-  test('missing model', async () => {
+  test('missing model', { timeout: 60_000 }, async () => {
     await expectError(await postJson(`${h.url}/v1/chat/completions`, token, { messages: chat.messages }), 400, 'missing_model');
   });
 
-  test('invalid messages', async () => {
+  test('invalid messages', { timeout: 60_000 }, async () => {
     await expectError(await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: 'hi' }), 400, 'invalid_messages');
   });
 
-  test('unknown model', async () => {
+  test('unknown model', { timeout: 60_000 }, async () => {
     const message = await expectError(await postJson(`${h.url}/v1/chat/completions`, token, { ...chat, model: 'gpt-17' }), 404, 'model_not_found');
     assert.match(message, /\/v1\/models/);
   });
 
-  test('unknown endpoint and wrong method', async () => {
+  test('unknown endpoint and wrong method', { timeout: 60_000 }, async () => {
     await expectError(await fetch(`${h.url}/v1/nope`), 404, 'unknown_endpoint');
     const wrong = await fetch(`${h.url}/v1/chat/completions`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(wrong.headers.get('allow'), 'POST');
     await expectError(wrong, 405, 'method_not_allowed');
   });
 
-  test('Ollama API against an OpenAI-only connection', async () => {
+  test('Ollama API against an OpenAI-only connection', { timeout: 60_000 }, async () => {
     const openAiOnly = await startHarness({
       configure: (input) => {
         input.connections[0]!.kind = 'openai';
@@ -131,7 +131,7 @@ describe('bad input', () => {
     assert.equal(h.model.received.length, 0);
   });
 
-  test('request smuggling: Content-Length together with Transfer-Encoding is refused', async () => {
+  test('request smuggling: Content-Length together with Transfer-Encoding is refused', { timeout: 60_000 }, async () => {
     const body = JSON.stringify(chat);
     const text = await rawRequest(
       h.url,
@@ -142,7 +142,7 @@ describe('bad input', () => {
     assert.doesNotMatch(text, /"status":"ok"/, 'the smuggled request was not served');
   });
 
-  test('request smuggling: obsolete line folding is refused', async () => {
+  test('request smuggling: obsolete line folding is refused', { timeout: 60_000 }, async () => {
     const text = await rawRequest(h.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n`);
     assert.match(text, /^HTTP\/1\.1 400/);
   });
@@ -161,7 +161,7 @@ describe('upstream failures', () => {
   });
   after(() => h.close());
 
-  test('unreachable upstream → 502', async () => {
+  test('unreachable upstream → 502', { timeout: 60_000 }, async () => {
     const dead = await startHarness({
       configure: (input) => {
         input.connections[0]!.url = 'http://127.0.0.1:1';
@@ -178,14 +178,14 @@ describe('upstream failures', () => {
     }
   });
 
-  test('upstream timeout → 504', async () => {
+  test('upstream timeout → 504', { timeout: 60_000 }, async () => {
     h.model.setFault({ kind: 'hang' }, { times: 1 });
     const response = await postJson(`${h.url}/v1/chat/completions`, token, chat);
     assert.equal(response.status, 504);
     assert.equal((await errorOf(response)).code, 'upstream_timeout');
   });
 
-  test('upstream error status is passed on as an OpenAI-style error', async () => {
+  test('upstream error status is passed on as an OpenAI-style error', { timeout: 60_000 }, async () => {
     h.model.setFault({ kind: 'status', status: 400, body: { error: { message: 'context too long', type: 'invalid_request_error', code: 'context_length_exceeded' } } }, { times: 1 });
     const response = await postJson(`${h.url}/v1/chat/completions`, token, chat);
     assert.equal(response.status, 400);
@@ -197,14 +197,14 @@ describe('upstream failures', () => {
     assert.equal((await errorOf(broken)).code, 'upstream_http_500');
   });
 
-  test("upstream refusing the gateway's credential is the operator's problem → 502", async () => {
+  test("upstream refusing the gateway's credential is the operator's problem → 502", { timeout: 60_000 }, async () => {
     h.model.setFault({ kind: 'status', status: 401, body: { error: { message: 'bad key' } } }, { times: 1 });
     const response = await postJson(`${h.url}/v1/chat/completions`, token, chat);
     assert.equal(response.status, 502);
     assert.equal((await errorOf(response)).code, 'upstream_auth_failed');
   });
 
-  test('upstream closing the connection without answering → 502', async () => {
+  test('upstream closing the connection without answering → 502', { timeout: 60_000 }, async () => {
     h.model.setFault({ kind: 'reset_before_response' }, { times: 1 });
     const response = await postJson(`${h.url}/v1/chat/completions`, token, chat);
     assert.equal(response.status, 502);

@@ -12,7 +12,7 @@ describe('a client that leaves before the upstream answers', () => {
   });
   after(() => h.close());
 
-  test('is recorded aborted and logged at info, with no error line', async () => {
+  test('is recorded aborted and logged at info, with no error line', { timeout: 60_000 }, async () => {
     h.model.setFault({ kind: 'hang' }, { times: 1, path: '/v1/chat/completions' });
     const before = h.model.received.length;
     const leave = new AbortController();

@@ -23,7 +23,7 @@ function freshGet(url: string): Promise<{ status: number; body: string }> {
   });
 }
 
-test('during the drain notice /readyz reports draining on new connections and requests are still served', async () => {
+test('during the drain notice /readyz reports draining on new connections and requests are still served', { timeout: 60_000 }, async () => {
   const h = await startHarness({ configure: (input) => void (input.server = { ...input.server, drain_notice: '1500ms' }) });
   try {
     const token = await h.userToken('alice');
@@ -43,7 +43,7 @@ test('during the drain notice /readyz reports draining on new connections and re
   }
 });
 
-test('a stream still running when the grace runs out ends with an error frame, not a reset, and is recorded `shutdown`', async () => {
+test('a stream still running when the grace runs out ends with an error frame, not a reset, and is recorded `shutdown`', { timeout: 60_000 }, async () => {
   const h = await startHarness({ model: { chunkDelayMs: 10, replyWords: 3_000 } });
   const storage = h.gateway.services.config.storage;
   try {

@@ -25,7 +25,7 @@ describe('retry hints', () => {
   const sdk = () => new OpenAI({ baseURL: `${h.url}/v1`, apiKey: token, maxRetries: 2 });
   const prompts = () => h.model.received.filter((r) => r.path === '/v1/chat/completions').length;
 
-  test('an upstream that took the prompt and timed out: 504 with x-should-retry false, and the SDK sends it once', async () => {
+  test('an upstream that took the prompt and timed out: 504 with x-should-retry false, and the SDK sends it once', { timeout: 60_000 }, async () => {
     h.model.setFault({ kind: 'hang' }, { times: 1, path: '/v1/chat/completions' });
     const before = prompts();
     const err = await sdk()
@@ -37,7 +37,7 @@ describe('retry hints', () => {
     assert.equal(prompts() - before, 1, 'the model saw the prompt exactly once');
   });
 
-  test("an upstream's own 5xx answer: x-should-retry false; its 429: true", async () => {
+  test("an upstream's own 5xx answer: x-should-retry false; its 429: true", { timeout: 60_000 }, async () => {
     for (const [status, hint] of [[503, 'false'], [500, 'false'], [429, 'true']] as const) {
       h.model.setFault({ kind: 'status', status }, { times: 1, path: '/v1/chat/completions' });
       const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'x' }] });
@@ -47,14 +47,14 @@ describe('retry hints', () => {
     }
   });
 
-  test('nothing forwarded (the model server refused the connection): 502 with x-should-retry true', async () => {
+  test('nothing forwarded (the model server refused the connection): 502 with x-should-retry true', { timeout: 60_000 }, async () => {
     const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'dead-chat', messages: [{ role: 'user', content: 'x' }] });
     assert.equal(response.status, 502);
     assert.equal(response.headers.get('x-should-retry'), 'true');
     await response.body?.cancel();
   });
 
-  test('a refusal before forwarding (internal error): x-should-retry true', async () => {
+  test('a refusal before forwarding (internal error): x-should-retry true', { timeout: 60_000 }, async () => {
     const guardrails = h.gateway.services.guardrails;
     const inspect = guardrails.inspect.bind(guardrails);
     guardrails.inspect = () => {

@@ -41,13 +41,13 @@ describe('streaming', () => {
     return text;
   }
 
-  test('frames split across TCP writes (inside multi-byte characters), CRLF line endings and comment frames', async () => {
+  test('frames split across TCP writes (inside multi-byte characters), CRLF line endings and comment frames', { timeout: 60_000 }, async () => {
     const reference = await collect('héllo 👋 世界');
     h.model.setFault({ kind: 'wire', lineEnding: '\r\n', comments: true, splitEveryBytes: 3 }, { times: 1 });
     assert.equal(await collect('héllo 👋 世界'), reference);
   });
 
-  test('the gateway re-emits whole frames: every frame it sends parses, and [DONE] ends the stream', async () => {
+  test('the gateway re-emits whole frames: every frame it sends parses, and [DONE] ends the stream', { timeout: 60_000 }, async () => {
     h.model.setFault({ kind: 'wire', lineEnding: '\r\n', comments: true, splitEveryBytes: 1 }, { times: 1 });
     const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'frames' }] });
     assert.equal(response.status, 200);
@@ -62,13 +62,13 @@ describe('streaming', () => {
     assert.ok(frames.some((f) => f.comments.length > 0 && !f.hasData), 'comment frames (keep-alives) pass through');
   });
 
-  test('a last frame without its blank line is re-terminated so the client does not drop it', async () => {
+  test('a last frame without its blank line is re-terminated so the client does not drop it', { timeout: 60_000 }, async () => {
     const chunk = (content: string) => JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'demo-chat', choices: [{ index: 0, delta: { content }, finish_reason: null }] });
     h.model.setFault({ kind: 'raw', contentType: 'text/event-stream', writes: [`data: ${chunk('one ')}\n\n`, `: ping\n\ndata: ${chunk('two')}\n`] }, { times: 1 });
     assert.equal(await collect('x'), 'one two');
   });
 
-  test('an NDJSON stream cut inside a line ends with an error line, not half a JSON object', async () => {
+  test('an NDJSON stream cut inside a line ends with an error line, not half a JSON object', { timeout: 60_000 }, async () => {
     h.model.setFault({ kind: 'raw', contentType: 'application/x-ndjson', writes: ['{"model":"demo-chat","response":"a","done":false}\n', '{"model":"demo-chat","resp'] }, { times: 1 });
     const response = await postJson(`${h.url}/api/generate`, token, { model: 'demo-chat', prompt: 'cut' });
     const lines = (await response.text()).trim().split('\n').map((l) => JSON.parse(l) as { error?: string });
@@ -76,7 +76,7 @@ describe('streaming', () => {
     assert.match(lines[1]!.error ?? '', /upstream_stream_interrupted/);
   });
 
-  test('an upstream frame over the size limit ends the stream with its own error code', async () => {
+  test('an upstream frame over the size limit ends the stream with its own error code', { timeout: 60_000 }, async () => {
     h.model.setFault({ kind: 'raw', contentType: 'text/event-stream', writes: ['data: ', 'x'.repeat(600_000), 'y'.repeat(600_000), '\n\n'] }, { times: 1 });
     const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'big' }] });
     const text = await response.text();
@@ -84,7 +84,7 @@ describe('streaming', () => {
     assert.match(text, /"code":"upstream_frame_too_large"/);
   });
 
-  test('an upstream reset mid-stream ends the client stream with an error the SDK raises', async () => {
+  test('an upstream reset mid-stream ends the client stream with an error the SDK raises', { timeout: 60_000 }, async () => {
     h.model.setFault({ kind: 'reset_mid_stream', afterChunks: 3 }, { times: 1 });
     const stream = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'break' }], stream: true });
     let received = 0;
@@ -101,7 +101,7 @@ describe('streaming', () => {
     assert.ok(received >= 1, 'frames before the failure were delivered');
   });
 
-  test('an upstream that stalls mid-stream is cut at the idle timeout with an error frame', async () => {
+  test('an upstream that stalls mid-stream is cut at the idle timeout with an error frame', { timeout: 60_000 }, async () => {
     h.model.setFault({ kind: 'stall_mid_stream', afterChunks: 2 }, { times: 1 });
     const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'stall' }] });
     const text = await response.text();
@@ -110,7 +110,7 @@ describe('streaming', () => {
     assert.equal(error.error.code, 'upstream_stream_interrupted');
   });
 
-  test('a client that disconnects aborts the upstream request', async () => {
+  test('a client that disconnects aborts the upstream request', { timeout: 60_000 }, async () => {
     const slow = await startHarness({ model: { chunkDelayMs: 50, replyWords: 200 } });
     try {
       const slowToken = await slow.userToken('alice');
@@ -135,7 +135,7 @@ describe('streaming', () => {
     }
   });
 
-  test('Ollama /api/chat streams NDJSON line by line', async () => {
+  test('Ollama /api/chat streams NDJSON line by line', { timeout: 60_000 }, async () => {
     const response = await postJson(`${h.url}/api/chat`, token, { model: 'demo-chat', messages: [{ role: 'user', content: 'ndjson ✓' }] });
     assert.equal(response.status, 200);
     assert.match(response.headers.get('content-type')!, /application\/x-ndjson/);
@@ -148,14 +148,14 @@ describe('streaming', () => {
     assert.match(values.map((v) => v.message?.content ?? '').join(''), /ndjson ✓/);
   });
 
-  test('Ollama /api/generate without streaming returns one JSON object', async () => {
+  test('Ollama /api/generate without streaming returns one JSON object', { timeout: 60_000 }, async () => {
     const response = await postJson(`${h.url}/api/generate`, token, { model: 'demo-chat', prompt: 'hi', stream: false });
     const body = (await response.json()) as { done: boolean; response: string };
     assert.equal(body.done, true);
     assert.ok(body.response.length > 0);
   });
 
-  test('Ollama mid-stream failure ends with an Ollama error line', async () => {
+  test('Ollama mid-stream failure ends with an Ollama error line', { timeout: 60_000 }, async () => {
     h.model.setFault({ kind: 'reset_mid_stream', afterChunks: 2 }, { times: 1 });
     const response = await postJson(`${h.url}/api/generate`, token, { model: 'demo-chat', prompt: 'break' });
     const lines = (await response.text()).trim().split('\n');
@@ -163,13 +163,13 @@ describe('streaming', () => {
     assert.match(last.error ?? '', /upstream_stream_interrupted/);
   });
 
-  test('GET /api/tags lists the Ollama models the caller may use', async () => {
+  test('GET /api/tags lists the Ollama models the caller may use', { timeout: 60_000 }, async () => {
     const response = await fetch(`${h.url}/api/tags`, { headers: { authorization: `Bearer ${token}` } });
     const body = (await response.json()) as { models: Array<{ name: string }> };
     assert.deepEqual(body.models.map((m) => m.name).sort(), ['demo-chat', 'demo-embed']);
   });
 
-  test('a slow reader holds the upstream back: bytes in flight stay bounded, far below the reply, until the client leaves', async (t) => {
+  test('a slow reader holds the upstream back: bytes in flight stay bounded, far below the reply, until the client leaves', { timeout: 60_000 }, async (t) => {
     // With backpressure the upstream stalls once the socket buffers on both
     // hops and the one frame the gateway holds are full; a gateway that
     // buffered would let it write everything.

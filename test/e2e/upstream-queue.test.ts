@@ -29,7 +29,7 @@ describe('upstream queueing', () => {
   const chat = (content: string, stream = false) => postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream, messages: [{ role: 'user', content }] });
   const gauge = (name: string) => demoGauge(h, name);
 
-  test('one stream holds the only connection; the next waits (gauge), the one after is refused at once, the waiter times out', async () => {
+  test('one stream holds the only connection; the next waits (gauge), the one after is refused at once, the waiter times out', { timeout: 60_000 }, async () => {
     h.model.setFault({ kind: 'stall_mid_stream', afterChunks: 1 }, { times: 1, path: '/v1/chat/completions' });
     const holder = await chat('hold the connection', true);
     assert.equal(holder.status, 200);
@@ -78,7 +78,7 @@ describe('upstream connections after a burst', () => {
 
   const connections = () => demoGauge(h, 'modelgate_upstream_connections');
 
-  test('streams at once open a connection each; once they end and the model closes them while idle, the gateway holds none', async () => {
+  test('streams at once open a connection each; once they end and the model closes them while idle, the gateway holds none', { timeout: 60_000 }, async () => {
     const streams = await Promise.all(Array.from({ length: 4 }, (_, i) => postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: `stream ${i}` }] })));
     const readers = streams.map((s) => s.body!.getReader());
     await Promise.all(readers.map((r) => r.read()));

@@ -84,7 +84,7 @@ describe('a kept-alive connection the model server closes while our event loop i
     return res.body.text();
   };
 
-  test('an answer read late, the loop blocked: its idle time is not counted from when the loop got to it', async () => {
+  test('an answer read late, the loop blocked: its idle time is not counted from when the loop got to it', { timeout: 60_000 }, async () => {
     const connections = new UpstreamConnections(origin, {}, { maxIdleReuseMs: MAX_IDLE_REUSE_MS });
     // Until the loop has run on time for a while (this process just started), answers are not dated, so not reused.
     while (readBytesWrittenAfter() === undefined) await new Promise((r) => setTimeout(r, 100));
@@ -103,7 +103,7 @@ describe('a kept-alive connection the model server closes while our event loop i
     await connections.close();
   });
 
-  test('a reused connection picked in time but written to after the server closed it: the request moves, unwritten, to a fresh connection', async () => {
+  test('a reused connection picked in time but written to after the server closed it: the request moves, unwritten, to a fresh connection', { timeout: 60_000 }, async () => {
     // Idle time from the read (a prompt one here): this test is about the moment of writing.
     const connections = new UpstreamConnections(origin, {}, { maxIdleReuseMs: MAX_IDLE_REUSE_MS, writtenAfter: () => performance.now() });
     await send(connections, '/b/warm');
@@ -119,7 +119,7 @@ describe('a kept-alive connection the model server closes while our event loop i
     await connections.close();
   });
 
-  test('a request the model server read before closing is not sent again: the error is the caller\'s', async () => {
+  test('a request the model server read before closing is not sent again: the error is the caller\'s', { timeout: 60_000 }, async () => {
     const connections = new UpstreamConnections(origin, {}, { maxIdleReuseMs: MAX_IDLE_REUSE_MS });
     await send(connections, '/c/warm');
     await assert.rejects(send(connections, '/read-then-die/c', 'prompt'), { code: 'UND_ERR_SOCKET', message: /other side closed/ });

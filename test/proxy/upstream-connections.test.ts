@@ -40,7 +40,7 @@ describe('upstream connections', () => {
     await Promise.all(requests);
   };
 
-  test('after a burst, connections the upstream closes while idle are dropped, down to none', async () => {
+  test('after a burst, connections the upstream closes while idle are dropped, down to none', { timeout: 60_000 }, async () => {
     let counted = 0;
     const connections = new UpstreamConnections(origin, { keepAliveTimeout: 60_000 }, { onCount: (delta) => (counted += delta) });
     await burst(connections, 20);
@@ -59,14 +59,14 @@ describe('upstream connections', () => {
     assert.equal(counted, 0);
   });
 
-  test('sequential requests reuse one warm connection', async () => {
+  test('sequential requests reuse one warm connection', { timeout: 60_000 }, async () => {
     const connections = new UpstreamConnections(origin, { keepAliveTimeout: 60_000 });
     for (let i = 0; i < 5; i++) await burst(connections, 1);
     assert.equal(connections.size, 1);
     await connections.close();
   });
 
-  test('an idle connection older than MAX_IDLE_REUSE_MS is closed, not reused: the upstream may have closed it already', async () => {
+  test('an idle connection older than MAX_IDLE_REUSE_MS is closed, not reused: the upstream may have closed it already', { timeout: 60_000 }, async () => {
     let clock = 0;
     let counted = 0;
     const connections = new UpstreamConnections(origin, { keepAliveTimeout: 60_000 }, { onCount: (delta) => (counted += delta), now: () => clock, writtenAfter: () => clock });
@@ -82,7 +82,7 @@ describe('upstream connections', () => {
     await connections.close();
   });
 
-  test('a connection that fails to connect is not kept', async () => {
+  test('a connection that fails to connect is not kept', { timeout: 60_000 }, async () => {
     const closed = http.createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
