@@ -10,7 +10,7 @@
 // the agent for its model servers.
 import type { IncomingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { Client, DecoratorHandler, Dispatcher } from 'undici';
+import { Client, Dispatcher } from 'undici';
 import { readBytesWrittenAfter, startArrivalClock } from './arrival-clock.js';
 
 /**
@@ -58,6 +58,12 @@ export class UpstreamConnections extends Dispatcher {
   private readonly now: () => number;
   private readonly writtenAfter: () => number | undefined;
   private readonly onCount: ((delta: number) => void) | undefined;
+  /**
+   * `dispatch` with the caller's handler in undici's current handler
+   * interface: compose() adapts one written to the legacy interface, as
+   * `request()` still passes.
+   */
+  private readonly dispatchCurrent: Dispatcher.Dispatch;
 
   constructor(
     private readonly origin: string,
@@ -69,6 +75,7 @@ export class UpstreamConnections extends Dispatcher {
     this.maxIdleReuseMs = maxIdleReuseMs;
     this.now = now;
     this.writtenAfter = writtenAfter;
+    this.dispatchCurrent = this.compose(() => (options, handler) => this.exchange(options, handler)).dispatch;
     startArrivalClock();
   }
 
@@ -79,11 +86,15 @@ export class UpstreamConnections extends Dispatcher {
 
   /** One request, on the warmest idle connection young enough or a new one; the connection is free again once the answer's last byte is read (not when its reader is done with it). */
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    return this.dispatchCurrent(options, handler);
+  }
+
+  private exchange(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     const { client, idleSince } = this.take();
     const exchange = new Exchange(handler, {
       stale: () => idleSince !== undefined && !this.young(idleSince),
       done: (reusable) => this.release(client, reusable),
-      retry: () => this.dispatch(options, handler),
+      retry: () => this.exchange(options, handler),
     });
     return client.dispatch(options, exchange);
   }
@@ -152,20 +163,18 @@ export class UpstreamConnections extends Dispatcher {
   }
 }
 
-type Handler = Required<Pick<Dispatcher.DispatchHandler, 'onRequestStart' | 'onResponseStart' | 'onResponseData' | 'onResponseEnd' | 'onResponseError'>>;
-
 /**
  * One request on one connection, wrapped around the caller's handler: it
  * judges a reused connection's age at the last moment, notes whether the
- * answer's reading was paused, and hands the connection back when the
- * answer's last byte is read.
+ * answer's reading was paused, and hands the connection back, once, when the
+ * answer's last byte is read or the request failed.
  */
-class Exchange implements Handler {
-  private readonly inner: Handler;
+class Exchange implements Dispatcher.DispatchHandler {
   private paused = false;
+  private finished = false;
 
   constructor(
-    handler: Dispatcher.DispatchHandler,
+    private readonly inner: Dispatcher.DispatchHandler,
     private readonly connection: {
       /** True if the connection is reused and too old to write to now. */
       stale(): boolean;
@@ -174,35 +183,40 @@ class Exchange implements Handler {
       /** The same request on another connection. */
       retry(): void;
     },
-  ) {
-    // undici's adapter (its own interceptors' base): the caller's handler may use either of undici's handler interfaces.
-    this.inner = new DecoratorHandler(handler) as unknown as Handler;
-  }
+  ) {}
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
     // undici writes the request as soon as this returns; what this throws fails the request unwritten, its body untouched.
     if (this.connection.stale()) throw new StaleConnection();
-    this.inner.onRequestStart(controller, context);
+    this.inner.onRequestStart?.(controller, context);
   }
 
+  /** Also for an informational answer (1xx, e.g. 103 Early Hints), which the final one follows on the same request. */
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
-    this.inner.onResponseStart(controller, statusCode, headers, statusMessage);
+    this.inner.onResponseStart?.(controller, statusCode, headers, statusMessage);
     this.paused ||= controller.paused;
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.inner.onResponseData(controller, chunk);
+    this.inner.onResponseData?.(controller, chunk);
     this.paused ||= controller.paused;
   }
 
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
-    this.connection.done(!this.paused);
-    this.inner.onResponseEnd(controller, trailers);
+    this.finish(!this.paused);
+    this.inner.onResponseEnd?.(controller, trailers);
   }
 
+  /** Also after onResponseEnd, when the caller's onResponseEnd threw (undici reports that as an error). */
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
-    this.connection.done(false);
+    this.finish(false);
     if (error instanceof StaleConnection) this.connection.retry();
-    else this.inner.onResponseError(controller, error);
+    else this.inner.onResponseError?.(controller, error);
+  }
+
+  private finish(reusable: boolean): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.connection.done(reusable);
   }
 }

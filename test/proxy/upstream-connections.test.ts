@@ -5,7 +5,42 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import type { Dispatcher } from 'undici';
 import { MAX_IDLE_REUSE_MS, UpstreamConnections } from '../../src/proxy/upstream-connections.js';
+
+/** Settles with `promise`, or rejects naming `what` after `ms`: a hang fails as itself. */
+function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms)));
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** One request through `dispatch` with a handler in undici's current interface (as the agent's), its status and body. */
+function dispatchNew(connections: Dispatcher, path: string, overrides: Partial<Dispatcher.DispatchHandler> = {}): Promise<{ statuses: number[]; body: string }> {
+  return new Promise((resolve, reject) => {
+    const statuses: number[] = [];
+    const chunks: Buffer[] = [];
+    connections.dispatch(
+      { path, method: 'GET' },
+      {
+        onRequestStart() {},
+        onResponseStart(_controller, statusCode) {
+          statuses.push(statusCode);
+        },
+        onResponseData(_controller, chunk) {
+          chunks.push(chunk);
+        },
+        onResponseEnd() {
+          resolve({ statuses, body: Buffer.concat(chunks).toString() });
+        },
+        onResponseError(_controller, err) {
+          reject(err);
+        },
+        ...overrides,
+      },
+    );
+  });
+}
 
 describe('upstream connections', () => {
   let server: http.Server;
@@ -91,5 +126,54 @@ describe('upstream connections', () => {
     await assert.rejects(connections.request({ path: '/', method: 'GET' }), { code: 'ECONNREFUSED' });
     assert.equal(connections.size, 0);
     await connections.close();
+  });
+
+  test('an informational answer (103 Early Hints, 102 Processing) before the answer: the answer comes through to either handler interface, and the connection is reused', { timeout: 60_000 }, async () => {
+    const informational = http.createServer((_req, res) => {
+      res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+      res.writeProcessing();
+      res.end('ok');
+    });
+    informational.keepAliveTimeout = 60_000;
+    let opened = 0;
+    informational.on('connection', () => opened++);
+    await new Promise<void>((resolve) => informational.listen(0, '127.0.0.1', resolve));
+    const connections = new UpstreamConnections(`http://127.0.0.1:${(informational.address() as AddressInfo).port}`, { keepAliveTimeout: 60_000 }, { writtenAfter: () => 0, now: () => 0 });
+    try {
+      // request(): undici's legacy handler interface.
+      const res = await within(connections.request({ path: '/', method: 'GET' }), 'request()');
+      assert.equal(res.statusCode, 200);
+      assert.equal(await within(res.body.text(), 'the body'), 'ok');
+      // The current interface sees the informational answers, then the answer.
+      assert.deepEqual(await within(dispatchNew(connections, '/'), 'dispatch()'), { statuses: [103, 102, 200], body: 'ok' });
+      assert.equal(opened, 1, 'one connection, reused');
+    } finally {
+      await connections.close();
+      informational.closeAllConnections();
+      informational.close();
+    }
+  });
+
+  test('a caller whose onResponseEnd throws: its connection is handed back once, and a request dispatched at that moment is answered', { timeout: 60_000 }, async () => {
+    const connections = new UpstreamConnections(origin, { keepAliveTimeout: 60_000 }, { writtenAfter: () => 0, now: () => 0 });
+    try {
+      const first = dispatchNew(connections, '/first', {
+        onResponseEnd() {
+          throw new Error('a bug in the caller');
+        },
+      });
+      // undici reports the throw to the same request as an error; the next request goes out in that same turn, as in a busy gateway.
+      const next = first.catch((err: Error) => {
+        assert.equal(err.message, 'a bug in the caller');
+        return dispatchNew(connections, '/next');
+      });
+      await until('the first request reaches the server', () => holding.length === 1);
+      holding.shift()!();
+      await until('the next request reaches the server', () => holding.length === 1);
+      holding.shift()!();
+      assert.deepEqual(await within(next, 'the next request'), { statuses: [200], body: 'ok' });
+    } finally {
+      await connections.close();
+    }
   });
 });
