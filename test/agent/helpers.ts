@@ -57,6 +57,17 @@ export async function until(check: () => boolean, what: string, timeoutMs = 20_0
   }
 }
 
+/** Settles with `promise`, or rejects naming `what` after `timeoutMs`: a wait that hangs fails as itself, not as its test's timeout. */
+export async function within<T>(promise: Promise<T>, what: string, timeoutMs = 20_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for: ${what}`)), timeoutMs)));
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Waits until `count` agents serve `connection` at the gateway. */
 export function agentsConnected(h: Harness, count: number, connection = 'demo'): Promise<void> {
   return until(() => h.gateway.agents!.agentsFor(connection).length === count, `${count} agent(s) connected`);

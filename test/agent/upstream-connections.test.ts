@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Agent } from '../../src/agent/agent.js';
 import { postJson, type Harness } from '../helpers/harness.js';
-import { agentsConnected, createAgentKey, startAgent, startAgentHarness, until } from './helpers.js';
+import { agentsConnected, createAgentKey, startAgent, startAgentHarness, until, within } from './helpers.js';
 
 /** An answer far larger than the buffers between the model server and a client that does not read yet. */
 const BIG_ANSWER_BYTES = 24 * 1024 * 1024;
@@ -95,13 +95,17 @@ describe("the agent's connections to its model server", () => {
       const answer = postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'hi' }] });
       await until(() => holding.length === 1, 'the request reaches the model');
       const written = new Promise<void>((resolve) => holding.shift()!(resolve));
-      const response = await answer;
+      const response = await within(answer, 'the answer\'s headers');
       assert.equal(response.status, 200);
       // Not read yet: the model writes what the buffers take, and the agent pauses it once the tunnel stream is full.
       await Promise.race([written, new Promise((r) => setTimeout(r, 500))]);
-      let bytes = 0;
-      for await (const chunk of response.body!) bytes += (chunk as Uint8Array).byteLength;
-      await written;
+      const read = (async () => {
+        let bytes = 0;
+        for await (const chunk of response.body!) bytes += (chunk as Uint8Array).byteLength;
+        return bytes;
+      })();
+      const bytes = await within(read, 'the whole answer read by the client');
+      await within(written, 'the model server handing its last byte to the kernel');
       assert.ok(bytes > BIG_ANSWER_BYTES, `the whole answer arrived (${bytes} bytes)`);
       await heldBecomes(0, 'the connection is dropped, not kept idle');
     } finally {
