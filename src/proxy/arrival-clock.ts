@@ -5,13 +5,19 @@
 //   loop, and a due timer runs at the start of a turn, before that poll: so
 //   what is read now reached this machine after the previous turn's poll,
 //   which came after the second-to-last pulse of this timer.
-// - But after a stall, bytes reach this machine late: a socket not read for a
-//   while has its receive buffer full, and the sender's kernel holds the rest
-//   while the sender, its last byte written, already counts (a keep-alive
-//   server its idle time). So until the loop has run on time for a while
-//   after a stall, there is no bound. (Seen in a 5,000-stream soak: 40 reused
-//   connections closed by a 5 s server within 2 s of the answer's end as the
-//   agent read it.)
+// - A stall alone does not break that: bytes read in the first turn after it
+//   are dated by the pulse before it.
+// - But bytes can reach this machine late: a socket not read for a while has
+//   its receive buffer full, and the sender's kernel holds the rest while the
+//   sender, its last byte written, already counts (a keep-alive server its
+//   idle time). They arrive once the loop reads again, and if that takes more
+//   than a pulse, they are dated too late. So for an answer larger than a
+//   receive buffer holds unread, there is no bound until the loop has run on
+//   time for a while after a stall. A smaller one never had a byte held back
+//   (on loopback a client that read nothing held 128,000 bytes in its receive
+//   queue; the initial window is 64 KiB), and is dated after a stall too: the
+//   rule cost every reuse under load (a 20-request burst kept 0 connections
+//   while other tests ran beside it).
 // Not for a socket whose reading was paused: its bytes may be older still.
 import { performance } from 'node:perf_hooks';
 
@@ -36,15 +42,21 @@ export function startArrivalClock(): void {
   }, PULSE_MS).unref();
 }
 
+/** An answer up to this size fits in the reader's receive buffer: its sender's kernel never holds any of it back. */
+export const RECEIVE_BUFFER_BYTES = 64 * 1024;
+
 /**
  * Milliseconds on performance.now()'s clock before which the sender had not
- * yet written the bytes read in this turn of the event loop; undefined when
- * the loop stalled too recently to tell.
+ * yet written the bytes read in this turn of the event loop, the last of an
+ * answer of `answerBytes`; undefined when that answer is larger than a
+ * receive buffer and the loop stalled too recently to tell.
  */
-export function readBytesWrittenAfter(): number | undefined {
+export function readBytesWrittenAfter(answerBytes: number): number | undefined {
   startArrivalClock();
-  const now = performance.now();
-  // A stall under way (the pulse is late) or just over.
-  if (now - last > PULSE_MS + STALL_MS || now - stalledAt < STALL_MEMORY_MS) return undefined;
+  if (answerBytes > RECEIVE_BUFFER_BYTES) {
+    const now = performance.now();
+    // A stall under way (the pulse is late) or just over.
+    if (now - last > PULSE_MS + STALL_MS || now - stalledAt < STALL_MEMORY_MS) return undefined;
+  }
   return secondToLast;
 }

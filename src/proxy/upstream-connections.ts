@@ -26,8 +26,9 @@ import { readBytesWrittenAfter, startArrivalClock } from './arrival-clock.js';
  *   event loop got round to reading it: that was seconds late in
  *   5,000-stream soaks (5-10 x "other side closed" with a 2 s rule and a 5 s
  *   server). Where that time is unknown, the connection is not reused: an
- *   answer whose reading was paused (a slow reader), or read just after the
- *   loop stalled, could have been written any time before;
+ *   answer whose reading was paused (a slow reader), or one larger than a
+ *   receive buffer read just after the loop stalled, could have been
+ *   written any time before;
  * - it is checked again just before the first byte of the request is
  *   written (undici writes on a reused socket a turn of the loop after the
  *   request was handed to it, and a turn can take seconds); too old then,
@@ -43,7 +44,8 @@ export interface UpstreamConnectionsOptions {
   maxIdleReuseMs?: number;
   /** A monotonic clock in ms, the arrival clock's (tests replace both). */
   now?: () => number;
-  writtenAfter?: () => number | undefined;
+  /** The arrival clock's date for the last byte of an answer of so many bytes (arrival-clock.ts). */
+  writtenAfter?: (answerBytes: number) => number | undefined;
 }
 
 /** Thrown from onRequestStart, before undici writes a byte, when the connection turned out too old to write to. */
@@ -56,7 +58,7 @@ export class UpstreamConnections extends Dispatcher {
   private readonly connected = new WeakSet<Client>();
   private readonly maxIdleReuseMs: number;
   private readonly now: () => number;
-  private readonly writtenAfter: () => number | undefined;
+  private readonly writtenAfter: (answerBytes: number) => number | undefined;
   private readonly onCount: ((delta: number) => void) | undefined;
   /**
    * `dispatch` with the caller's handler in undici's current handler
@@ -93,7 +95,7 @@ export class UpstreamConnections extends Dispatcher {
     const { client, idleSince } = this.take();
     const exchange = new Exchange(handler, {
       stale: () => idleSince !== undefined && !this.young(idleSince),
-      done: (reusable) => this.release(client, reusable),
+      done: (reusable, answerBytes) => this.release(client, reusable, answerBytes),
       retry: () => this.exchange(options, handler),
     });
     return client.dispatch(options, exchange);
@@ -114,10 +116,10 @@ export class UpstreamConnections extends Dispatcher {
     return this.now() - since < this.maxIdleReuseMs;
   }
 
-  /** Back to the idle set if it is still connected, `reusable`, and its answer's end can be dated; otherwise it is dropped. */
-  private release(client: Client, reusable: boolean): void {
+  /** Back to the idle set if it is still connected, `reusable`, and the end of its answer (of `answerBytes`) can be dated; otherwise it is dropped. */
+  private release(client: Client, reusable: boolean, answerBytes: number): void {
     if (!this.held.has(client)) return;
-    const since = reusable ? this.writtenAfter() : undefined;
+    const since = reusable ? this.writtenAfter(answerBytes) : undefined;
     if (since !== undefined && this.connected.has(client) && !client.closed && !client.destroyed) this.idle.push({ client, since });
     else this.drop(client);
   }
@@ -172,14 +174,15 @@ export class UpstreamConnections extends Dispatcher {
 class Exchange implements Dispatcher.DispatchHandler {
   private paused = false;
   private finished = false;
+  private answerBytes = 0;
 
   constructor(
     private readonly inner: Dispatcher.DispatchHandler,
     private readonly connection: {
       /** True if the connection is reused and too old to write to now. */
       stale(): boolean;
-      /** The answer is read to its end (reusable), or failed. */
-      done(reusable: boolean): void;
+      /** The answer (of `answerBytes`) is read to its end (reusable), or failed. */
+      done(reusable: boolean, answerBytes: number): void;
       /** The same request on another connection. */
       retry(): void;
     },
@@ -198,6 +201,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.answerBytes += chunk.length;
     this.inner.onResponseData?.(controller, chunk);
     this.paused ||= controller.paused;
   }
@@ -217,6 +221,6 @@ class Exchange implements Dispatcher.DispatchHandler {
   private finish(reusable: boolean): void {
     if (this.finished) return;
     this.finished = true;
-    this.connection.done(reusable);
+    this.connection.done(reusable, this.answerBytes);
   }
 }

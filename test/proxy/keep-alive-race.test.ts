@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { readBytesWrittenAfter } from '../../src/proxy/arrival-clock.js';
+import { RECEIVE_BUFFER_BYTES, readBytesWrittenAfter } from '../../src/proxy/arrival-clock.js';
 import { UpstreamConnections } from '../../src/proxy/upstream-connections.js';
 
 /** The model server's idle timeout, and a reuse window well inside it (the defaults are 5 s and 2 s). */
@@ -87,7 +87,7 @@ describe('a kept-alive connection the model server closes while our event loop i
   test('an answer read late, the loop blocked: its idle time is not counted from when the loop got to it', { timeout: 60_000 }, async () => {
     const connections = new UpstreamConnections(origin, {}, { maxIdleReuseMs: MAX_IDLE_REUSE_MS });
     // Until the loop has run on time for a while (this process just started), answers are not dated, so not reused.
-    while (readBytesWrittenAfter() === undefined) await new Promise((r) => setTimeout(r, 100));
+    while (readBytesWrittenAfter(RECEIVE_BUFFER_BYTES + 1) === undefined) await new Promise((r) => setTimeout(r, 100));
     await send(connections, '/a/warm');
     const late = send(connections, '/a/late');
     // undici writes the request on the reused socket in its own setImmediate, queued before this one; then the loop is

@@ -3,9 +3,11 @@
 // (undici's Pool kept every Client it had opened until it was closed).
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Dispatcher } from 'undici';
+import { RECEIVE_BUFFER_BYTES } from '../../src/proxy/arrival-clock.js';
 import { MAX_IDLE_REUSE_MS, UpstreamConnections } from '../../src/proxy/upstream-connections.js';
 
 /** Settles with `promise`, or rejects naming `what` after `ms`: a hang fails as itself. */
@@ -48,8 +50,8 @@ describe('upstream connections', () => {
   /** Answers are held until released, so a burst really has that many requests in flight at once. */
   let holding: Array<() => void> = [];
   before(async () => {
-    server = http.createServer((_req, res) => {
-      holding.push(() => res.end('ok'));
+    server = http.createServer((req, res) => {
+      holding.push(() => res.end(req.url === '/large' ? 'x'.repeat(RECEIVE_BUFFER_BYTES + 1) : 'ok'));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -172,6 +174,24 @@ describe('upstream connections', () => {
       await until('the next request reaches the server', () => holding.length === 1);
       holding.shift()!();
       assert.deepEqual(await within(next, 'the next request'), { statuses: [200], body: 'ok' });
+    } finally {
+      await connections.close();
+    }
+  });
+
+  test('an answer that fits in a receive buffer, read just after the event loop stalled, leaves its connection for reuse; a larger one does not', { timeout: 60_000 }, async () => {
+    const connections = new UpstreamConnections(origin, { keepAliveTimeout: 60_000 });
+    try {
+      for (const [path, kept] of [['/small', 1], ['/large', 0]] as const) {
+        const body = connections.request({ path, method: 'GET' }).then((res) => res.body.text());
+        await until(`${path} reaches the server`, () => holding.length === 1);
+        holding.shift()!();
+        // The event loop stalls (as under thousands of streams) while the answer is on its way.
+        const end = performance.now() + 600;
+        while (performance.now() < end);
+        assert.ok((await within(body, path)).length > 0);
+        assert.equal(connections.size, kept, path);
+      }
     } finally {
       await connections.close();
     }
