@@ -5,6 +5,7 @@
 // loop over the same keywords). Keywords without letters ('@', '://', digits)
 // have no case and are found with indexOf, which costs next to nothing.
 import RE2 from 're2';
+import { AhoCorasick } from './aho-corasick.js';
 import type { ScanContext } from './context.js';
 import type { Detector } from './detector.js';
 
@@ -63,5 +64,84 @@ export class KeywordPrefilter {
     const selected: number[] = [];
     fired.forEach((f, d) => { if (f === 1) selected.push(d); });
     return selected;
+  }
+}
+
+/** Characters outside ASCII that Unicode case folding (RE2's `(?i)`) equates with ASCII letters: KELVIN SIGN (k), LONG S (s). */
+const FOLDS_TO_ASCII = /[\u212a\u017f]/;
+export const isAscii = (text: string): boolean => {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
+};
+
+/**
+ * The prefilter's choice for ASCII text, for every slice of it at once: one
+ * JavaScript Aho-Corasick pass over the widest slice records, per detector,
+ * where its last keyword occurrence starts, and a detector fires on a slice
+ * from `at` exactly when that is at or after `at` (or it has no keywords).
+ * On ASCII text this is what KeywordPrefilter.select reports: RE2's `(?i)`
+ * folds an ASCII letter only with ASCII letters and with the two characters
+ * of FOLDS_TO_ASCII, so a keyword outside ASCII never occurs in ASCII text.
+ * A streamed frame's window is short: one pass here costs less than a
+ * Buffer and a native call per lookbehind tier.
+ */
+export class AsciiKeywordIndex {
+  readonly #matcher: AhoCorasick;
+  /** For each pattern of the matcher, the detectors it gates. */
+  readonly #gates: ReadonlyArray<readonly number[]>;
+  readonly #ungated: readonly number[];
+  /** Reused by every call (scans are synchronous): per detector, the last keyword start, or -1. */
+  readonly #lastStarts: Int32Array;
+  readonly #visit: (pattern: number, start: number) => void;
+
+  /** Undefined when some keyword would need Unicode case folding to be matched on ASCII text. */
+  static for(detectors: readonly Detector[]): AsciiKeywordIndex | undefined {
+    const patterns = new Map<string, number[]>();
+    const ungated: number[] = [];
+    for (const [d, detector] of detectors.entries()) {
+      if (detector.keywords.length === 0) ungated.push(d);
+      for (const keyword of detector.keywords) {
+        // As KeywordPrefilter gives it to RE2: lower-cased when it has a letter, else literal.
+        const form = HAS_LETTER.test(keyword) ? keyword.toLowerCase() : keyword;
+        if (form === '') {
+          // Found in any text, as `includes('')` is.
+          if (!ungated.includes(d)) ungated.push(d);
+          continue;
+        }
+        if (!isAscii(form)) {
+          if (HAS_LETTER.test(keyword) && FOLDS_TO_ASCII.test(form)) return undefined;
+          continue; // never occurs in ASCII text
+        }
+        const gated = patterns.get(form) ?? [];
+        if (!gated.includes(d)) gated.push(d);
+        patterns.set(form, gated);
+      }
+    }
+    return new AsciiKeywordIndex([...patterns.keys()], [...patterns.values()], ungated, detectors.length);
+  }
+
+  private constructor(patterns: string[], gates: number[][], ungated: number[], detectorCount: number) {
+    // Letterless keywords have no case in ASCII, so folding every pattern changes only the lettered ones.
+    this.#matcher = new AhoCorasick(patterns, { caseInsensitive: true });
+    this.#gates = gates;
+    this.#ungated = ungated;
+    this.#lastStarts = new Int32Array(detectorCount);
+    const lastStarts = this.#lastStarts;
+    this.#visit = (pattern, start) => {
+      for (const d of gates[pattern]!) if (start > lastStarts[d]!) lastStarts[d] = start;
+    };
+  }
+
+  /**
+   * For ASCII `text`: per detector, the start of its last keyword occurrence
+   * at or after `from` (-1 for none; the text's length for a detector without
+   * keywords, which fires on every slice). Valid until the next call.
+   */
+  lastKeywordStarts(text: string, from: number): Int32Array {
+    const lastStarts = this.#lastStarts;
+    lastStarts.fill(-1);
+    for (const d of this.#ungated) lastStarts[d] = text.length;
+    this.#matcher.scan(text, this.#visit, from);
+    return lastStarts;
   }
 }

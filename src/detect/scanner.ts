@@ -11,7 +11,7 @@ import { resolveOverlaps } from './overlap.js';
 import { createPiiDetectors } from './pii/index.js';
 import { normaliseForDetection, originalOffset, toOriginal, type NormalisedText } from './normalise.js';
 import { createPhoneDetector, PHONE_DETECTOR_ID, type PhoneOptions } from './pii/phone.js';
-import { KeywordPrefilter } from './prefilter.js';
+import { AsciiKeywordIndex, isAscii, KeywordPrefilter } from './prefilter.js';
 import { createSecretDetectors } from './secrets/index.js';
 import { BUILTIN_ENTITY_TYPES, NLP_ENTITY_TYPES, type EntityType, type Span } from './types.js';
 
@@ -105,6 +105,10 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
     return { reach, members, prefilter: new KeywordPrefilter(members.map((index) => detectors[index]!)) };
   });
 
+  // On ASCII text (nearly every streamed window) one keyword pass serves every tier's slice.
+  const asciiKeywords = AsciiKeywordIndex.for(detectors);
+  const widestReach = Math.max(0, ...reaches);
+
   // Candidates before overlap resolution, for the last text seen: the masker asks scan and undecidedFrom about the same window.
   let last: { text: string; from: number; normalised: NormalisedText | undefined; candidates: Span[]; selected: Set<number> } | undefined;
   const scanned = (text: string, from: number): NonNullable<typeof last> => {
@@ -127,18 +131,43 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
         else candidates.push(at === 0 ? span : { ...span, start, end: span.end + at });
       }, context);
     };
+    const copyFrom = from <= 0 ? 0 : normalised === undefined ? Math.min(from, seen.length) : copyOffset(normalised, from, seen.length);
+    // Per detector, where its last keyword starts (ASCII only): it fires on a slice that begins at or before that.
+    const lastKeyword = asciiKeywords !== undefined && (normalised === undefined || isAscii(seen))
+      ? asciiKeywords.lastKeywordStarts(seen, Math.max(0, copyFrom - widestReach))
+      : undefined;
     if (from <= 0) {
       const context = new ScanContext(seen);
-      for (const index of prefilter.select(context)) {
-        selected.add(index);
-        run(index, seen, 0, context, 0);
+      if (lastKeyword !== undefined) {
+        for (let index = 0; index < detectors.length; index++) {
+          if (lastKeyword[index]! < 0) continue;
+          selected.add(index);
+          run(index, seen, 0, context, 0);
+        }
+      } else {
+        for (const index of prefilter.select(context)) {
+          selected.add(index);
+          run(index, seen, 0, context, 0);
+        }
       }
     } else {
-      const copyFrom = normalised === undefined ? Math.min(from, seen.length) : copyOffset(normalised, from, seen.length);
       let context: ScanContext | undefined;
       let at = -1;
       for (const tier of tiers) {
         const sliceAt = Math.max(0, copyFrom - tier.reach);
+        if (lastKeyword !== undefined) {
+          for (const index of tier.members) {
+            if (lastKeyword[index]! < sliceAt) continue;
+            // Built only for a tier that runs something.
+            if (sliceAt !== at) {
+              at = sliceAt;
+              context = new ScanContext(at === 0 ? seen : seen.slice(at));
+            }
+            selected.add(index);
+            run(index, context!.text, at, context!, copyFrom);
+          }
+          continue;
+        }
         if (sliceAt !== at) {
           at = sliceAt;
           context = new ScanContext(at === 0 ? seen : seen.slice(at));
