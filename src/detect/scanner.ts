@@ -93,6 +93,13 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
     for (const type of custom.types) reportable.add(type);
   }
   const prefilter = new KeywordPrefilter(detectors);
+  // The shape checks run on every streamed frame: each detector's character tests looked up once, here.
+  const spanTests = detectors.map((d) => (d.spanChars === undefined ? undefined : charClass(d.spanChars)));
+  const anchorTests = detectors.map((d) => (d.spanAnchor === undefined ? undefined : charClass(d.spanAnchor)));
+  // Detectors are objects of many shapes: their numbers and hooks read once into arrays, not per frame.
+  const lookaheads = detectors.map((d) => d.lookahead);
+  const maxLengths = detectors.map((d) => d.maxLength);
+  const openFroms = detectors.map((d) => d.openFrom?.bind(d));
 
   const contextLength = Math.max(0, ...detectors.map((d) => d.lookahead));
 
@@ -110,13 +117,14 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
   const widestReach = Math.max(0, ...reaches);
 
   // Candidates before overlap resolution, for the last text seen: the masker asks scan and undecidedFrom about the same window.
-  let last: { text: string; from: number; normalised: NormalisedText | undefined; candidates: Span[]; selected: Set<number> } | undefined;
+  let last: { text: string; from: number; normalised: NormalisedText | undefined; candidates: Span[]; selected: Uint8Array } | undefined;
   const scanned = (text: string, from: number): NonNullable<typeof last> => {
     if (last?.text === text && last.from === from) return last;
     const candidates: Span[] = [];
     const normalised = normaliseForDetection(text);
     const seen = normalised?.text ?? text;
-    const selected = new Set<number>();
+    // 1 for each detector the keyword pass chose (a typed array: this runs on every streamed frame).
+    const selected = new Uint8Array(detectors.length);
     const run = (index: number, slice: string, at: number, context: ScanContext, copyFrom: number): void => {
       const detector = detectors[index]!;
       // Custom patterns may be declared with a built-in type the caller did not ask for; they still count.
@@ -141,12 +149,12 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
       if (lastKeyword !== undefined) {
         for (let index = 0; index < detectors.length; index++) {
           if (lastKeyword[index]! < 0) continue;
-          selected.add(index);
+          selected[index] = 1;
           run(index, seen, 0, context, 0);
         }
       } else {
         for (const index of prefilter.select(context)) {
-          selected.add(index);
+          selected[index] = 1;
           run(index, seen, 0, context, 0);
         }
       }
@@ -163,7 +171,7 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
               at = sliceAt;
               context = new ScanContext(at === 0 ? seen : seen.slice(at));
             }
-            selected.add(index);
+            selected[index] = 1;
             run(index, context!.text, at, context!, copyFrom);
           }
           continue;
@@ -174,7 +182,7 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
         }
         for (const local of tier.prefilter.select(context!)) {
           const index = tier.members[local]!;
-          selected.add(index);
+          selected[index] = 1;
           run(index, context!.text, at, context!, copyFrom);
         }
       }
@@ -193,7 +201,10 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
       return text.length === 0 ? [] : resolveOverlaps(scanned(text, 0).candidates).map((span) => ({ ...span }));
     },
     scanFrom(text: string, from: number): Span[] {
-      return text.length === 0 ? [] : resolveOverlaps(scanned(text, from).candidates).map((span) => ({ ...span }));
+      if (text.length === 0) return [];
+      const { candidates } = scanned(text, from);
+      // Most streamed windows hold no candidate at all.
+      return candidates.length === 0 ? [] : resolveOverlaps(candidates).map((span) => ({ ...span }));
     },
     undecidedFrom(original: string, releasedUpTo = 0): number {
       const { normalised, candidates, selected } = scanned(original, releasedUpTo);
@@ -223,20 +234,25 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
    * context must not hold prose back when no digit is near the end.
    * `selected`: the detectors whose keywords the text holds (the prefilter's choice).
    */
-  function shapeBound(text: string, selected: ReadonlySet<number>): number {
+  function shapeBound(text: string, selected: Uint8Array): number {
     let from = text.length;
-    for (const [index, detector] of detectors.entries()) {
-      const settled = text.length - detector.lookahead;
+    for (let index = 0; index < detectors.length; index++) {
+      const settled = text.length - lookaheads[index]!;
+      const openFrom = openFroms[index];
+      const isSpanChar = spanTests[index];
       let open: number;
-      if (detector.openFrom !== undefined) open = detector.openFrom(text, Math.max(0, settled));
-      else if (detector.spanChars === undefined) open = settled - detector.maxLength;
+      if (openFrom !== undefined) open = openFrom(text, Math.max(0, settled));
+      else if (isSpanChar === undefined) open = settled - maxLengths[index]!;
       // Without one of its keywords in the text, a detector can only be waiting for a run still growing at the end.
-      else open = openRunStart(text, settled, detector.spanChars, selected.has(index) ? detector.spanAnchor : NOTHING, detector.maxLength);
-      from = Math.min(from, open);
+      else open = openRunStart(text, settled, isSpanChar, selected[index] === 1 ? anchorTests[index] : NO_ANCHOR, maxLengths[index]!);
+      if (open < from) from = open;
     }
     return Math.max(0, from);
   }
 }
+
+/** An anchor test no character passes. */
+const NO_ANCHOR: CharTest = () => false;
 
 /**
  * For a detector whose spans are runs of `chars`: a span not yet final ends
@@ -245,10 +261,9 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
  * `maxLength` back. A run that appended text cannot extend and that holds no
  * `anchor` character holds no span.
  */
-function openRunStart(text: string, settled: number, chars: RegExp, anchor: RegExp | undefined, maxLength: number): number {
+function openRunStart(text: string, settled: number, isSpanChar: CharTest, isAnchor: CharTest | undefined, maxLength: number): number {
   let open = text.length;
   let runEnd = text.length;
-  const isSpanChar = charClass(chars);
   for (let p = text.length - 1; p >= Math.max(0, settled); p--) {
     if (!isSpanChar(text, p)) {
       runEnd = p;
@@ -258,7 +273,7 @@ function openRunStart(text: string, settled: number, chars: RegExp, anchor: RegE
     let runStart = p;
     while (runStart > 0 && p + 1 - runStart < maxLength && isSpanChar(text, runStart - 1)) runStart--;
     const growing = runEnd === text.length;
-    if (growing || anchor === undefined || hasAnchor(text, runStart, runEnd, anchor)) open = Math.min(open, runStart);
+    if (growing || isAnchor === undefined || hasAnchor(text, runStart, runEnd, isAnchor)) open = Math.min(open, runStart);
     // Earlier characters of this run start no earlier spans: skip to before it.
     p = runStart;
     runEnd = runStart;
@@ -266,11 +281,8 @@ function openRunStart(text: string, settled: number, chars: RegExp, anchor: RegE
   return open;
 }
 
-/** An anchor no character matches. */
-const NOTHING = /[^\s\S]/;
-
-function hasAnchor(text: string, start: number, end: number, anchor: RegExp): boolean {
-  const isAnchor = charClass(anchor);
+function hasAnchor(text: string, start: number, end: number, isAnchor: CharTest): boolean {
+  if (isAnchor === NO_ANCHOR) return false;
   for (let i = start; i < end; i++) if (isAnchor(text, i)) return true;
   return false;
 }
