@@ -70,6 +70,8 @@ class OutputWalk {
         }
       }
       const value = node[name];
+      // Numbers, booleans and null hold no text: no path built for them.
+      if (value === null || (typeof value !== 'string' && typeof value !== 'object')) continue;
       if (typeof value === 'string' && this.shape.metadata.has(name) && isMetadataValue(value)) continue;
       const here = [...path, name];
       if (typeof value === 'string') {
@@ -91,7 +93,9 @@ class OutputWalk {
     if (isJsonObject(value)) return this.object(value, path, key);
     if (!Array.isArray(value)) return false;
     let changed = false;
-    value.forEach((item, position) => {
+    for (let position = 0; position < value.length; position++) {
+      const item: unknown = value[position];
+      if (item === null || (typeof item !== 'string' && typeof item !== 'object')) continue;
       const segment = isJsonObject(item) && typeof item.index === 'number' ? item.index : position;
       if (typeof item === 'string') {
         const masked = this.mask(item, [...path, segment], 'text', { holder: value, key: position });
@@ -102,7 +106,7 @@ class OutputWalk {
       } else {
         changed = this.value(item, [...path, segment], key) || changed;
       }
-    });
+    }
     return changed;
   }
 
