@@ -53,6 +53,8 @@ function serveHttp(): http.Server {
 }
 
 const server = mode === 'tcp' ? serveTcp() : serveHttp();
+// Exit cleanly when the bench stops it, so a --cpu-prof profile (BENCH_FLOOR_NODE_FLAGS) is written.
+process.once('SIGTERM', () => process.exit(0));
 server.listen({ host: '127.0.0.1', port: 0, backlog: BACKLOG }, () => {
   console.log(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
 });

@@ -31,6 +31,7 @@
 // there at idle and after each leg's settle, to compare by constructor), SOAK_SMAPS (a directory: the gateway's
 // and the agent's /proc/PID/smaps at idle and after each leg's settle, to compare by mapping),
 // BENCH_GATEWAY_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_AGENT_NODE_FLAGS (the same for the agent),
+// BENCH_FLOOR_NODE_FLAGS (the same for the floor proxies, to compare their profile with the gateway's),
 // SOAK_WORKERS (gateway --workers, default 1: an agent tunnel lands on one
 // worker), SOAK_LISTEN_BACKLOG (the gateway's server.listen_backlog, to
 // compare with node's old default of 511), and, to split the cost when profiling, SOAK_MASKING=off and
@@ -303,7 +304,8 @@ async function startMock(dir: string): Promise<{ url: string; proc: ManagedProce
 }
 
 async function startFloor(mode: 'tcp' | 'http', upstream: string, dir: string): Promise<{ url: string; proc: ManagedProcess }> {
-  const proc = spawnTracked(`floor-${mode}`, process.execPath, ['--import', 'tsx', 'bench/soak-floor.ts', mode, upstream], { stdout: 'pipe', logDir: dir });
+  const flags = (process.env.BENCH_FLOOR_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const proc = spawnTracked(`floor-${mode}`, process.execPath, [...flags, '--import', 'tsx', 'bench/soak-floor.ts', mode, upstream], { stdout: 'pipe', logDir: dir });
   return { url: await firstLine(proc), proc };
 }
 
