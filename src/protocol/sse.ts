@@ -33,23 +33,11 @@ export class SseFrameTooLargeError extends Error {
 
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 
-interface FrameFields {
-  data: string[];
-  event: string;
-  id: string | undefined;
-  retry: number | undefined;
-  comments: string[];
-  /** Whether a non-blank line was seen, i.e. the next blank line ends a frame. */
-  started: boolean;
-}
-
-const emptyFields = (): FrameFields => ({ data: [], event: '', id: undefined, retry: undefined, comments: [], started: false });
-
 /** Feed it with push(), finish with end(). After it throws, discard it. */
 export class SseDecoder {
   readonly #maxFrameBytes: number;
   readonly #utf8 = new Utf8ChunkDecoder();
-  /** Raw text of the complete lines of the frame being assembled. */
+  /** Raw text, from earlier chunks, of the complete lines of the frame being assembled. */
   #frameText = '';
   /** The line whose terminator has not arrived yet. Only new text is ever scanned, never this. */
   #partialLine = '';
@@ -57,11 +45,27 @@ export class SseDecoder {
   #pendingCr = false;
   /** UTF-8 size of everything buffered for the frame being assembled. */
   #pendingBytes = 0;
-  #fields = emptyFields();
   #ended = false;
+  // The fields of the frame being assembled, kept on the decoder rather than
+  // in an object per frame: a stream is mostly one-line frames.
+  /** The first `data` line's value; the rest, when there are more, in #moreData. */
+  #data = '';
+  #moreData: string[] | undefined;
+  #dataLines = 0;
+  #event = '';
+  #id: string | undefined;
+  #retry: number | undefined;
+  #comments: string[] | undefined;
+  /** Whether a non-blank line was seen, i.e. the next blank line ends a frame. */
+  #started = false;
 
   constructor(opts: { maxFrameBytes?: number } = {}) {
     this.#maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  }
+
+  /** True between frames: nothing of a frame is held (the UTF-8 decoder's own holding aside). */
+  get holdsNothing(): boolean {
+    return this.#frameText === '' && this.#partialLine === '' && !this.#pendingCr;
   }
 
   push(chunk: Uint8Array | string): SseFrame[] {
@@ -82,33 +86,93 @@ export class SseDecoder {
       this.#applyLine(this.#partialLine);
       this.#frameText += this.#partialLine;
     }
-    if (this.#fields.data.length > 0) frames.push({ ...this.#toFrame(this.#frameText), incomplete: true });
+    if (this.#dataLines > 0) frames.push({ ...this.#toFrame(this.#frameText), incomplete: true });
     return frames;
   }
 
+  /**
+   * Splits new text into lines. A frame that starts and ends within `text`
+   * is sliced out of it whole; only what runs past a chunk boundary is kept
+   * in #frameText and #partialLine (and never scanned again).
+   */
   #consume(text: string, frames: SseFrame[]): void {
     if (text === '') return;
     this.#pendingBytes += Buffer.byteLength(text);
     let lineStart = 0;
     if (this.#pendingCr) {
       this.#pendingCr = false;
-      lineStart = text.startsWith('\n') ? 1 : 0;
+      lineStart = text.charCodeAt(0) === LF ? 1 : 0;
       this.#completeLine(lineStart === 1 ? '\r\n' : '\r', frames);
     }
-    const lineBreak = /\r\n?|\n/g;
-    lineBreak.lastIndex = lineStart;
-    for (let match = lineBreak.exec(text); match; match = lineBreak.exec(text)) {
-      this.#partialLine += text.slice(lineStart, match.index);
-      lineStart = match.index + match[0].length;
-      // A "\r" as the last character may be the first half of "\r\n": wait for
-      // the next chunk so the "\n" lands in this frame's raw text, not the next one's.
-      if (match[0] === '\r' && lineStart === text.length) {
-        this.#pendingCr = true;
-        break;
+    // Where the frame being assembled starts in `text`, or -1 while it began
+    // in an earlier chunk (its text so far then in #frameText and #partialLine,
+    // and from `carried` on in `text`).
+    const carried = lineStart;
+    let frameStart = this.#frameText === '' && this.#partialLine === '' ? lineStart : -1;
+    let lf = text.indexOf('\n', lineStart);
+    let cr = text.indexOf('\r', lineStart);
+    while (lf !== -1 || cr !== -1) {
+      let lineEnd: number;
+      let next: number;
+      if (cr !== -1 && (lf === -1 || cr < lf)) {
+        lineEnd = cr;
+        // A "\r" as the last character may be the first half of "\r\n": wait for
+        // the next chunk so the "\n" lands in this frame's raw text, not the next one's.
+        if (cr + 1 === text.length) {
+          this.#keepTail(text, carried, frameStart, lineStart, cr);
+          this.#pendingCr = true;
+          this.#checkPending();
+          return;
+        }
+        next = lf === cr + 1 ? cr + 2 : cr + 1;
+      } else {
+        lineEnd = lf;
+        next = lf + 1;
       }
-      this.#completeLine(match[0], frames);
+      if (lf !== -1 && lf < next) lf = text.indexOf('\n', next);
+      if (cr !== -1 && cr < next) cr = text.indexOf('\r', next);
+      let line: string;
+      if (frameStart === -1 && this.#partialLine !== '') {
+        line = this.#partialLine + text.slice(lineStart, lineEnd);
+        this.#frameText += this.#partialLine;
+        this.#partialLine = '';
+      } else {
+        line = text.slice(lineStart, lineEnd);
+      }
+      lineStart = next;
+      if (line !== '') {
+        this.#applyLine(line);
+        continue;
+      }
+      // A blank line that ends nothing stays in the frame's text and becomes
+      // part of the next frame's raw text, so the raw texts still add up to the input.
+      if (!this.#started) continue;
+      if (frameStart === -1) {
+        frames.push(this.#dispatch(this.#frameText + text.slice(carried, next)));
+        this.#frameText = '';
+      } else {
+        frames.push(this.#dispatch(text.slice(frameStart, next)));
+      }
+      frameStart = next;
     }
-    this.#partialLine += text.slice(lineStart);
+    this.#keepTail(text, carried, frameStart, lineStart, text.length);
+    this.#checkPending();
+  }
+
+  /** Keeps what `text` leaves of the frame being assembled: complete lines from frameStart (or `carried`) to lineStart, then the line begun there, up to lineEnd. */
+  #keepTail(text: string, carried: number, frameStart: number, lineStart: number, lineEnd: number): void {
+    if (frameStart === -1) {
+      if (lineStart > carried) {
+        this.#frameText += this.#partialLine + text.slice(carried, lineStart);
+        this.#partialLine = '';
+      }
+    } else {
+      this.#frameText = text.slice(frameStart, lineStart);
+    }
+    this.#partialLine += text.slice(lineStart, lineEnd);
+  }
+
+  #checkPending(): void {
     if (this.#pendingBytes > this.#maxFrameBytes) throw new SseFrameTooLargeError(this.#maxFrameBytes);
   }
 
@@ -117,7 +181,10 @@ export class SseDecoder {
     this.#partialLine = '';
     this.#frameText += line + terminator;
     if (line !== '') this.#applyLine(line);
-    else if (this.#fields.started) frames.push(this.#dispatch(this.#frameText));
+    else if (this.#started) {
+      frames.push(this.#dispatch(this.#frameText));
+      this.#frameText = '';
+    }
     // A blank line that ends nothing stays in #frameText and becomes part of
     // the next frame's raw text, so the raw texts still add up to the input.
   }
@@ -128,29 +195,45 @@ export class SseDecoder {
     if (rawBytes > this.#maxFrameBytes) throw new SseFrameTooLargeError(this.#maxFrameBytes);
     this.#pendingBytes -= rawBytes;
     const frame = this.#toFrame(raw);
-    this.#fields = emptyFields();
-    this.#frameText = '';
+    this.#data = '';
+    this.#moreData = undefined;
+    this.#dataLines = 0;
+    this.#event = '';
+    this.#id = undefined;
+    this.#retry = undefined;
+    this.#comments = undefined;
+    this.#started = false;
     return frame;
   }
 
   #toFrame(raw: string): SseFrame {
-    const { data, event, id, retry, comments } = this.#fields;
+    const data = this.#moreData === undefined ? this.#data : [this.#data, ...this.#moreData].join('\n');
+    const comments = this.#comments ?? [];
+    const hasData = this.#dataLines > 0;
+    const event = this.#event;
+    const id = this.#id;
+    const retry = this.#retry;
+    // The common frame, `data:` and nothing else, without spreading.
+    if (event === '' && id === undefined && retry === undefined) return { data, comments, hasData, raw };
     return {
       ...(event !== '' && { event }),
-      data: data.join('\n'),
+      data,
       ...(id !== undefined && { id }),
       ...(retry !== undefined && { retry }),
       comments,
-      hasData: data.length > 0,
+      hasData,
       raw,
     };
   }
 
   #applyLine(line: string): void {
-    const fields = this.#fields;
-    fields.started = true;
+    this.#started = true;
+    if (line.startsWith('data:')) {
+      this.#addData(line.charCodeAt(5) === SPACE ? line.slice(6) : line.slice(5));
+      return;
+    }
     if (line.startsWith(':')) {
-      fields.comments.push(withoutLeadingSpace(line.slice(1)));
+      (this.#comments ??= []).push(withoutLeadingSpace(line.slice(1)));
       return;
     }
     const colon = line.indexOf(':');
@@ -158,22 +241,29 @@ export class SseDecoder {
     const value = colon === -1 ? '' : withoutLeadingSpace(line.slice(colon + 1));
     switch (name) {
       case 'data':
-        fields.data.push(value);
+        this.#addData(value);
         break;
       case 'event':
-        fields.event = value;
+        this.#event = value;
         break;
       case 'id':
-        if (!value.includes('\0')) fields.id = value;
+        if (!value.includes('\0')) this.#id = value;
         break;
       case 'retry':
-        if (/^[0-9]+$/.test(value)) fields.retry = Number(value);
+        if (/^[0-9]+$/.test(value)) this.#retry = Number(value);
         break;
       // Any other field name is ignored, as the spec requires.
     }
   }
+
+  #addData(value: string): void {
+    if (this.#dataLines++ === 0) this.#data = value;
+    else (this.#moreData ??= []).push(value);
+  }
 }
 
+const LF = 10;
+const SPACE = 32;
 const withoutLeadingSpace = (value: string): string => (value.startsWith(' ') ? value.slice(1) : value);
 
 /** Serialises one frame; every line of `data` becomes its own `data:` line. */

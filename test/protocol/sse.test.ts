@@ -233,6 +233,11 @@ describe('SseDecoder is independent of how the stream is split', () => {
       text: 'data: 👋\r\rdata: a\rdata: b\r\r',
       data: ['👋', 'a\nb'],
     },
+    {
+      name: 'stray blank lines, comments and retry between frames, mixed endings',
+      text: '\n\r\ndata: a\n\n\n\r\nretry: 10\r: c\ndata: é\rdata:\n\n:x\r\n\r\ndata: [DONE]\n\n',
+      data: ['a', 'é\n', '', '[DONE]'],
+    },
   ];
 
   for (const stream of streams) {
@@ -249,6 +254,10 @@ describe('SseDecoder is independent of how the stream is split', () => {
       for (let at = 0; at <= bytes.length; at++) {
         assert.deepEqual(decode(bytes.subarray(0, at), bytes.subarray(at)), reference, `split at byte ${at}`);
       }
+    });
+
+    test(`${stream.name}: every byte its own chunk`, () => {
+      assert.deepEqual(decode(...Array.from(bytes, (_, i) => bytes.subarray(i, i + 1))), reference);
     });
 
     test(`${stream.name}: random small chunks`, () => {
