@@ -46,7 +46,7 @@ import { stringify } from 'yaml';
 import { startDevIdp } from '../src/dev/idp.js';
 import { mallocTrimUnavailable } from '../src/ops/native-memory.js';
 import { percentile } from './load.js';
-import { BENCH_GUARDRAILS, CLK_TCK, freePort, killAllChildren, memoryOf, processTree, spawnTracked, stopAllChildren, treeCpuTicks, untilReady, type ManagedProcess } from './targets.js';
+import { BENCH_GUARDRAILS, CLK_TCK, firstLine, freePort, killAllChildren, memoryOf, processTree, spawnTracked, stopAllChildren, treeCpuTicks, untilReady, type ManagedProcess } from './targets.js';
 
 const STREAMS = Math.max(1, Number(process.env.SOAK_STREAMS ?? 1000));
 const RAMP_MS = Number(process.env.SOAK_RAMP_MS ?? 0);
@@ -307,18 +307,6 @@ async function startFloor(mode: 'tcp' | 'http', upstream: string, dir: string): 
   const flags = (process.env.BENCH_FLOOR_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
   const proc = spawnTracked(`floor-${mode}`, process.execPath, [...flags, '--import', 'tsx', 'bench/soak-floor.ts', mode, upstream], { stdout: 'pipe', logDir: dir });
   return { url: await firstLine(proc), proc };
-}
-
-/** The URL a bench child prints on its first stdout line. */
-function firstLine(proc: ManagedProcess): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    let buffered = '';
-    proc.child.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      if (buffered.includes('\n')) resolve(buffered.split('\n')[0]!.trim());
-    });
-    proc.child.once('exit', (code) => reject(new Error(`${proc.name} exited during start-up (${code})`)));
-  });
 }
 
 async function mockCounts(url: string): Promise<Record<string, number>> {

@@ -22,7 +22,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startDevIdp } from '../src/dev/idp.js';
-import { BENCH_GUARDRAILS, freePort, killAllChildren, spawnTracked, stopAllChildren, untilReady, type ManagedProcess } from './targets.js';
+import { BENCH_GUARDRAILS, firstLine, freePort, killAllChildren, spawnTracked, stopAllChildren, untilReady, type ManagedProcess } from './targets.js';
 
 const STREAMS = Number(process.env.COST_STREAMS ?? 100);
 const FRAMES = Number(process.env.SOAK_FRAMES ?? 50);
@@ -64,17 +64,6 @@ async function streams(n: number, url: string, headers: Record<string, string>, 
   const bad = frames.filter((f) => f !== FRAMES + 1);
   if (bad.length > 0) throw new Error(`${bad.length} of ${n} streams did not end whole (e.g. ${bad[0]})`);
   return n * (FRAMES + 1);
-}
-
-function firstLine(proc: ManagedProcess): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    let buffered = '';
-    proc.child.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      if (buffered.includes('\n')) resolve(buffered.split('\n')[0]!.trim());
-    });
-    proc.child.once('exit', (code) => reject(new Error(`${proc.name} exited during start-up (${code})`)));
-  });
 }
 
 const callgrind = (outDir: string): string[] => ['valgrind', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${join(outDir, 'callgrind.%p.out')}`];

@@ -83,6 +83,18 @@ export function spawnTracked(name: string, command: string, args: string[], opti
   return proc;
 }
 
+/** The URL a bench child prints on its first stdout line. */
+export function firstLine(proc: ManagedProcess): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let buffered = '';
+    proc.child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      if (buffered.includes('\n')) resolve(buffered.split('\n')[0]!.trim());
+    });
+    proc.child.once('exit', (code) => reject(new Error(`${proc.name} exited during start-up (${code})`)));
+  });
+}
+
 function logTail(proc: ManagedProcess, lines = 20): string {
   try {
     return readFileSync(proc.logPath, 'utf8').trim().split('\n').slice(-lines).join('\n');
