@@ -16,6 +16,8 @@ import { encodeSseFrame, SseDecoder, SseFrameTooLargeError, type SseFrame } from
 import { encodeStreamError } from '../protocol/stream-error.js';
 import { frameCarriesText } from '../protocol/frame-text.js';
 import type { StreamFraming } from '../protocol/types.js';
+import { isUtf8 } from 'node:buffer';
+import { finished, type Readable } from 'node:stream';
 import type { UpstreamResponse } from '../proxy/transport.js';
 import type { RequestContext } from './context.js';
 import { deliveredAnswer, recordDecisions as recordInSession, recordDelivered } from './record.js';
@@ -144,14 +146,16 @@ async function relayStream(
    * recorded chunk, however many frames it held). True to carry on, false
    * once the client is gone or masking ended the stream, a promise only
    * while the client's socket drains. `answer`: the words it adds, when
-   * known (record.ts `deliveredAnswer`).
+   * known (record.ts `deliveredAnswer`). `asSent`: the chunk itself, when
+   * its bytes are exactly these frames (see `sentAsIs`), written instead of
+   * encoding their text again.
    */
-  const deliver = (outputs: readonly string[], answer?: string): boolean | Promise<boolean> => {
-    const text = outputs.length === 1 ? outputs[0]! : outputs.join('');
-    if (text !== '') {
+  const deliver = (outputs: readonly string[], answer?: string, asSent?: Buffer): boolean | Promise<boolean> => {
+    const text = asSent && !ctx.recording ? undefined : outputs.length === 1 ? outputs[0]! : outputs.join('');
+    if (text !== '' && outputs.length > 0) {
       if (awaitingText) noteFirstText(outputs);
-      recordDelivered(ctx, text, answer);
-      if (!res.write(text)) return drained(res).then((open) => open && !stoppedByMasking());
+      if (text !== undefined) recordDelivered(ctx, text, answer);
+      if (!res.write(asSent ?? text!)) return drained(res).then((open) => open && !stoppedByMasking());
     }
     return !stoppedByMasking();
   };
@@ -166,13 +170,18 @@ async function relayStream(
   try {
     // The meter reads usage from each frame and drops what the gateway's own include_usage added.
     const meter = ctx.usage;
-    for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+    // An SSE chunk passed on untouched goes out as the upstream's own bytes (see `sentAsIs`).
+    const asIs = !masking && decoder instanceof SseDecoder ? sentAsIs(decoder) : undefined;
+    const relayChunk = (chunk: Buffer): boolean | Promise<boolean> => {
       // Every frame the chunk completed, masked, goes out together.
       const outputs: string[] = [];
       // Passed on as they came, their words for the session's search entry come from the meter's parse (record.ts).
       let answer = ctx.recording && !masking ? '' : undefined;
+      asIs?.before();
+      let unchanged = true;
       for (const decoded of decoder.push(chunk)) {
         const frame = meter ? meter.frame(decoded) : decoded;
+        if (frame !== decoded) unchanged = false;
         if (!frame) continue;
         if (!masking) {
           outputs.push(frame.raw);
@@ -182,10 +191,9 @@ async function relayStream(
         for (const raw of masking.push(frame)) outputs.push(raw);
         if (masking.stopped) break;
       }
-      let sent = deliver(outputs, answer);
-      if (typeof sent !== 'boolean') sent = await sent;
-      if (!sent) return;
-    }
+      return deliver(outputs, answer, asIs?.after(chunk, unchanged));
+    };
+    if (!(await eachChunk(upstream.body, relayChunk))) return;
     const outputs: string[] = [];
     let cutInsideFrame = false;
     for (const decoded of decoder.end()) {
@@ -241,6 +249,91 @@ async function relayStream(
     if (masking) recordDecisions(services, ctx, masking.decisions.decisions);
   }
 }
+
+/**
+ * Whether a chunk can be written as the upstream sent it rather than as the
+ * text of its frames: when the decoder held nothing of a frame before the
+ * chunk nor after it, every frame it completed was passed on unchanged, and
+ * its bytes and the previous chunk's are valid UTF-8 (so the decoder's text
+ * is exactly their decoding: nothing replaced, no byte carried between
+ * chunks, no byte-order mark dropped). Then those bytes and the frames' raw text,
+ * encoded, are the same; writing the bytes saves encoding the text again.
+ * Every frame is still decoded whole and metered before anything is sent.
+ */
+function sentAsIs(decoder: SseDecoder): { before(): void; after(chunk: Buffer, unchanged: boolean): Buffer | undefined } {
+  // The previous chunk was valid UTF-8 whole, so the UTF-8 decoder holds none of its bytes.
+  let previousValid = true;
+  let atStart = true;
+  let fromBoundary = false;
+  return {
+    before() {
+      fromBoundary = previousValid && decoder.holdsNothing;
+    },
+    after(chunk, unchanged) {
+      const valid = isUtf8(chunk) && !(atStart && chunk[0] === 0xef);
+      atStart &&= chunk.length === 0;
+      previousValid = valid;
+      return fromBoundary && valid && unchanged && decoder.holdsNothing ? chunk : undefined;
+    },
+  };
+}
+
+/**
+ * Hands each chunk of `body` to `relayChunk` as it arrives, from 'data'
+ * events: no async iterator, promise and microtask per chunk, as `for await`
+ * costs. While a returned promise is pending (the client's socket draining)
+ * the body is paused, so the upstream is held back as the client is.
+ * Resolves true at the body's end; false once `relayChunk` says stop, the
+ * body then destroyed (cancelling the upstream request), as leaving a
+ * `for await` early does. Rejects as `for await` would: on the body's error
+ * or its close before its end.
+ */
+function eachChunk(body: Readable, relayChunk: (chunk: Buffer) => boolean | Promise<boolean>): Promise<boolean> {
+  return new Promise<boolean>((resolve, reject) => {
+    let settled = false;
+    const settle = (err: unknown, carryOn: boolean): void => {
+      if (settled) return;
+      settled = true;
+      body.off('data', onData);
+      stopWatching();
+      // The outcome is decided: a late error (an abort racing the end) must not go unhandled.
+      body.on('error', ignore);
+      if (err !== undefined) {
+        body.destroy();
+        reject(err);
+        return;
+      }
+      if (!carryOn) body.destroy();
+      resolve(carryOn);
+    };
+    const onData = (chunk: Buffer): void => {
+      let sent: boolean | Promise<boolean>;
+      try {
+        sent = relayChunk(chunk);
+      } catch (err) {
+        settle(err, false);
+        return;
+      }
+      if (sent === true) return;
+      if (sent === false) {
+        settle(undefined, false);
+        return;
+      }
+      body.pause();
+      sent.then(
+        (open) => {
+          if (!open) settle(undefined, false);
+          else if (!settled) body.resume();
+        },
+        (err: unknown) => settle(err, false),
+      );
+    };
+    const stopWatching = finished(body, { writable: false }, (err) => settle(err ?? undefined, true));
+    body.on('data', onData);
+  });
+}
+
+const ignore = (): void => {};
 
 /** The words of a chunk so far and of one more frame: unknown once any frame's are. */
 function addAnswer(answer: string, frame: string | undefined): string | undefined {
