@@ -2,14 +2,16 @@
 // when its memory reducer runs, 50-100 s into an idle spell in the gateway,
 // and the store threads' heaps wait as long; glibc keeps the native memory
 // they freed. Once no request has been in flight for `server.idle_reclaim`,
-// after traffic that grew RSS, the gateway collects its own heap and the
-// store threads' at once, then trims malloc's arenas. A full collection
+// after traffic that grew RSS, the gateway closes the HTTP parsers node pooled
+// (their native memory no collection frees), collects its own heap (until
+// compact) and the store threads' at once, then trims malloc's arenas. A full collection
 // blocks the event loop for tens of milliseconds: hence only when idle, and
 // once per burst, not after every lone request.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import type { ThreadHeap } from '../audit/store.js';
 import { releaseHeap, type HeapCollection } from './heap.js';
+import { closeIdleHttpParsers } from './http-parsers.js';
 import type { Logger } from './logger.js';
 import { mallocTrimUnavailable, trimMalloc } from './native-memory.js';
 
@@ -71,6 +73,8 @@ export class IdleTrigger {
 
 /** What a reclaim does, in this order: each step frees what the next gives back. */
 export interface ReclaimSteps {
+  /** Native objects node pools for reuse that no collection frees (ops/http-parsers.ts); returns how many were closed. */
+  closePooled?: () => number;
   /** This thread's V8 heap, collected in full; resolves when the collection has ended, saying how it ran (ops/heap.ts). */
   collectHeap: () => Promise<HeapCollection>;
   /** Each store thread collects its own heap. */
@@ -80,6 +84,8 @@ export interface ReclaimSteps {
 }
 
 export interface Reclaimed {
+  /** How many pooled native objects were closed (closePooled). */
+  pooledClosed: number;
   /** The event loop's longest stall during the reclaim: the most a request arriving meanwhile waits for it. */
   blockedMs: number;
   heap: HeapCollection;
@@ -91,13 +97,14 @@ export interface Reclaimed {
   trimMs: number;
 }
 
-/** The collections first (freeing sockets' and parsers' native memory with their objects), the trim last. */
+/** Pooled parsers closed first, the collections next (freeing sockets' and parsers' native memory with their objects), the trim last. */
 export async function reclaimMemory(steps: ReclaimSteps): Promise<Reclaimed> {
   const stalls = monitorEventLoopDelay({ resolution: 10 });
   stalls.enable();
   // The histogram counts a stall only between two ticks of its timer: one before the work, one after.
   await new Promise((resolve) => setTimeout(resolve, 25));
   try {
+    const pooledClosed = steps.closePooled?.() ?? 0;
     let started = performance.now();
     const heap = await steps.collectHeap();
     const heapMs = Math.round(performance.now() - started);
@@ -106,7 +113,7 @@ export async function reclaimMemory(steps: ReclaimSteps): Promise<Reclaimed> {
     const trimmed = await steps.trimNative();
     const trimMs = Math.round(performance.now() - started);
     await new Promise((resolve) => setTimeout(resolve, 25));
-    return { blockedMs: Math.round(stalls.max / 1e6), heap, heapMs, stores, trimmed, trimMs };
+    return { pooledClosed, blockedMs: Math.round(stalls.max / 1e6), heap, heapMs, stores, trimmed, trimMs };
   } finally {
     stalls.disable();
   }
@@ -134,7 +141,8 @@ export function idleReclaim(options: IdleReclaimOptions): IdleTrigger {
     const rssBefore = process.memoryUsage.rss();
     const heapBefore = v8.getHeapStatistics().total_heap_size;
     try {
-      const { blockedMs, heap, heapMs, stores, trimmed, trimMs } = await reclaimMemory({
+      const { pooledClosed, blockedMs, heap, heapMs, stores, trimmed, trimMs } = await reclaimMemory({
+        closePooled: closeIdleHttpParsers,
         collectHeap: releaseHeap,
         collectStores: options.collectStores ?? (async () => []),
         trimNative: trimMalloc,
@@ -147,6 +155,7 @@ export function idleReclaim(options: IdleReclaimOptions): IdleTrigger {
           rssMb: [mb(rssBefore), mb(rssAfterReclaim)],
           heapMb: [mb(heapBefore), mb(v8.getHeapStatistics().total_heap_size)],
           storeHeapMb: stores.flatMap((s) => (s ? [{ used: s.usedBytes.map(mb), held: s.heldBytes.map(mb) }] : [])),
+          httpParsersClosed: pooledClosed,
           heapCollection: { ...heap, ms: heapMs },
           blockedMs,
           mallocTrim: trimUnavailable ? `not called: ${trimUnavailable}` : { returned: trimmed, ms: trimMs },

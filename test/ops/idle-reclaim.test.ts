@@ -5,6 +5,9 @@
 // shrinks at once, here and in the store thread).
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import v8 from 'node:v8';
@@ -14,6 +17,7 @@ import { Recorder } from '../../src/audit/recorder.js';
 import { openStore } from '../../src/audit/store.js';
 import type { WorkerStore } from '../../src/audit/worker-store.js';
 import { releaseHeap } from '../../src/ops/heap.js';
+import { closeIdleHttpParsers, idleHttpParsers } from '../../src/ops/http-parsers.js';
 import { IdleTrigger, reclaimMemory } from '../../src/ops/idle-reclaim.js';
 import { recording, recordSession } from '../audit/fixtures.js';
 
@@ -91,9 +95,10 @@ describe('the idle trigger', () => {
 });
 
 describe("the reclaim's steps", () => {
-  test("malloc is trimmed last: after this thread's collection and the store threads' have freed their native memory", async () => {
+  test("malloc is trimmed last: after pooled parsers are closed and this thread's collection and the store threads' have freed their native memory", async () => {
     const done: string[] = [];
     const reclaimed = await reclaimMemory({
+      closePooled: () => (done.push('pooled'), 3),
       collectHeap: async () => (done.push('heap'), { how: 'incremental', rounds: 1 }),
       collectStores: async () => {
         await new Promise(setImmediate); // a store thread answers later
@@ -102,7 +107,8 @@ describe("the reclaim's steps", () => {
       },
       trimNative: async () => (done.push('trim'), true),
     });
-    assert.deepEqual(done, ['heap', 'stores', 'trim']);
+    assert.deepEqual(done, ['pooled', 'heap', 'stores', 'trim']);
+    assert.equal(reclaimed.pooledClosed, 3);
     assert.equal(reclaimed.trimmed, true);
     assert.deepEqual(reclaimed.stores, [{ usedBytes: [2, 1], heldBytes: [4, 3] }]);
   });
@@ -169,6 +175,39 @@ describe('what it gives back', () => {
     // Compact: held beyond what is in use at most the slack releaseHeap allows (1 MB + 10% of what is in use) and a little.
     assert.ok(slackMb <= 2 + usedMb() / 10, `held ${heldMb().toFixed(0)} MB for ${usedMb().toFixed(0)} MB in use after ${rounds} collection(s)`);
     assert.equal(survivors.length, 187_500);
+  });
+
+  test("node's idle HTTP parsers, kept for reuse after connections close, are closed (their native memory freed)", async () => {
+    const server = http.createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      // 50 connections at once, each answered and closed: their parsers go to node's free list.
+      await Promise.all(
+        Array.from({ length: 50 }, () => new Promise<void>((resolve, reject) => {
+          http.get({ port, host: '127.0.0.1', agent: false, headers: { connection: 'close' } }, (res) => res.resume().on('end', resolve)).on('error', reject);
+        })),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const pooled = idleHttpParsers();
+      assert.ok(pooled >= 50, `node keeps the parsers of closed connections (${pooled})`);
+      // Dropped from the list without close(), a parser's native memory would stay: each must be closed.
+      let closed = 0;
+      for (const parser of (createRequire(import.meta.url)('_http_common') as { parsers: { list: Array<{ close(): void }> } }).parsers.list) {
+        const close = parser.close.bind(parser);
+        parser.close = () => (closed++, close());
+      }
+      assert.equal(closeIdleHttpParsers(), pooled);
+      assert.equal(closed, pooled);
+      assert.equal(idleHttpParsers(), 0);
+      // The next connection gets a new parser.
+      const res = await new Promise<http.IncomingMessage>((resolve, reject) => http.get({ port, host: '127.0.0.1', agent: false }, resolve).on('error', reject));
+      assert.equal(res.statusCode, 200);
+      res.resume();
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   test("the store thread collects its own heap after a burst of recording", async () => {
