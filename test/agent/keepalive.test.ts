@@ -143,6 +143,8 @@ describe('a tunnel whose event loop is blocked past the heartbeat deadline', () 
 
   test('the tunnel survives a blocked loop on either end, and the stream on it completes', { timeout: 60_000 }, async () => {
     await agentsConnected(h, 1);
+    // The gateway lists the tunnel as soon as its end is up; the agent takes its end a few turns later (under load, later still).
+    await until(() => agent.state === 'connected', "the agent's end of the tunnel");
     const [tunnel] = h.gateway.agents!.list();
     const agentSession = (agent as unknown as { session: http2.Http2Session }).session;
     const response = await postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'a long answer please, with many words in it' }] });
