@@ -92,6 +92,10 @@ export class AsciiKeywordIndex {
   readonly #ungated: readonly number[];
   /** Reused by every call (scans are synchronous): per detector, the last keyword start, or -1. */
   readonly #lastStarts: Int32Array;
+  /** Per pattern, its last start in this call, or -1; and the patterns seen, in the order first seen. */
+  readonly #patternStarts: Int32Array;
+  readonly #seen: Int32Array;
+  #seenCount = 0;
   readonly #visit: (pattern: number, start: number) => void;
 
   /** Undefined when some keyword would need Unicode case folding to be matched on ASCII text. */
@@ -126,9 +130,12 @@ export class AsciiKeywordIndex {
     this.#gates = gates;
     this.#ungated = ungated;
     this.#lastStarts = new Int32Array(detectorCount);
-    const lastStarts = this.#lastStarts;
+    this.#patternStarts = new Int32Array(patterns.length).fill(-1);
+    this.#seen = new Int32Array(patterns.length);
+    // Matches come in order of their end, so a pattern's last match is its last start (digits match over and over).
     this.#visit = (pattern, start) => {
-      for (const d of gates[pattern]!) if (start > lastStarts[d]!) lastStarts[d] = start;
+      if (this.#patternStarts[pattern] === -1) this.#seen[this.#seenCount++] = pattern;
+      this.#patternStarts[pattern] = start;
     };
   }
 
@@ -141,7 +148,15 @@ export class AsciiKeywordIndex {
     const lastStarts = this.#lastStarts;
     lastStarts.fill(-1);
     for (const d of this.#ungated) lastStarts[d] = text.length;
+    this.#seenCount = 0;
     this.#matcher.scan(text, this.#visit, from);
+    const patternStarts = this.#patternStarts;
+    for (let i = 0; i < this.#seenCount; i++) {
+      const pattern = this.#seen[i]!;
+      const start = patternStarts[pattern]!;
+      patternStarts[pattern] = -1;
+      for (const d of this.#gates[pattern]!) if (start > lastStarts[d]!) lastStarts[d] = start;
+    }
     return lastStarts;
   }
 }
