@@ -59,6 +59,9 @@ function columnType(column: string): string {
   return 'text';
 }
 
+/** The `sessions` columns as json_to_recordset's column definition list. */
+const SESSION_RECORD = SESSION_TABLE_COLUMNS.map((c) => `${c} ${columnType(c)}`).join(', ');
+
 interface ChainCursor {
   seq: number;
   prev: string;
@@ -336,21 +339,8 @@ export class PostgresStore implements AuditStore {
     const shape: string[] = [];
     const ctes = [
       `e AS (INSERT INTO events (seq, sid, session_id, n, kind, at_ms, meta, content_hash, prev_hash, hash, key_id, nonce, content)
-        SELECT * FROM unnest(${[
-          param(ev.seq, 'bigint[]'),
-          param(ev.sid, 'bigint[]'),
-          param(ev.session, 'text[]'),
-          param(ev.n, 'integer[]'),
-          param(ev.kind, 'text[]'),
-          param(ev.at, 'bigint[]'),
-          param(ev.meta, 'text[]'),
-          param(ev.content, 'text[]'),
-          param(ev.prev, 'text[]'),
-          param(ev.hash, 'text[]'),
-          param(ev.key, 'text[]'),
-          param(ev.nonce, 'bytea[]'),
-          param(ev.data, 'bytea[]'),
-        ].join(', ')}))`,
+        SELECT * FROM json_to_recordset(${param(eventRowsJson(ev), 'json')}) AS t(seq bigint, sid bigint, session_id text, n integer, kind text, at_ms bigint,
+          meta text, content_hash text, prev_hash text, hash text, key_id text, nonce bytea, content bytea))`,
     ];
     if (ct.sid.length > 0) {
       shape.push('c');
@@ -360,9 +350,14 @@ export class PostgresStore implements AuditStore {
     if (batch.inserts.size > 0) {
       shape.push('s');
       const rows = [...batch.inserts.values()];
-      const tables = rows.map((row) => sessionValues(row, row.sid));
-      const arrays = SESSION_TABLE_COLUMNS.map((c, i) => param(tables.map((t) => t[i] ?? null), `${columnType(c)}[]`));
-      ctes.push(`s AS (INSERT INTO sessions (${SESSION_TABLE_COLUMNS.join(', ')}) SELECT * FROM unnest(${arrays.join(', ')}))`);
+      // As the events: one JSON array of row objects, not an array parameter per column.
+      const tables = rows.map((row) => {
+        const values = sessionValues(row, row.sid);
+        return Object.fromEntries(SESSION_TABLE_COLUMNS.map((c, i) => [c, wellFormed(values[i] ?? null)]));
+      });
+      ctes.push(
+        `s AS (INSERT INTO sessions (${SESSION_TABLE_COLUMNS.join(', ')}) SELECT * FROM json_to_recordset(${param(JSON.stringify(tables), 'json')}) AS t(${SESSION_RECORD}))`,
+      );
       const groups = rows.flatMap((r) => r.groups.map((g) => [g, r.sid] as const));
       if (groups.length > 0) {
         shape.push('g');
@@ -712,6 +707,43 @@ async function migrate(pool: pg.Pool, schema: string | undefined): Promise<numbe
     client.release();
   }
   return done;
+}
+
+/**
+ * A lone UTF-16 surrogate (an identity claim can carry one) as U+FFFD, as
+ * the UTF-8 of a text parameter stores it: in JSON it would be a `\ud800`
+ * escape, which PostgreSQL's json refuses, failing the whole commit.
+ */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+function wellFormed<T>(value: T): T {
+  return (typeof value === 'string' && LONE_SURROGATE.test(value) ? Buffer.from(value, 'utf8').toString('utf8') : value) as T;
+}
+
+/** bytea in its text form (hex), as json_to_recordset reads it into a bytea column. */
+const byteaText = (b: Uint8Array | null): string | null => (b === null ? null : `\\x${Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')}`);
+
+/**
+ * A batch's event rows as one JSON array of objects: one native
+ * JSON.stringify, where thirteen array parameters cost node-postgres an
+ * escaped copy of every element.
+ */
+function eventRowsJson(ev: Batch['events']): string {
+  const rows = ev.seq.map((seq, i) => ({
+    seq,
+    sid: ev.sid[i],
+    session_id: wellFormed(ev.session[i]!),
+    n: ev.n[i],
+    kind: ev.kind[i],
+    at_ms: ev.at[i],
+    meta: ev.meta[i],
+    content_hash: ev.content[i],
+    prev_hash: ev.prev[i],
+    hash: ev.hash[i],
+    key_id: ev.key[i],
+    nonce: byteaText(ev.nonce[i] ?? null),
+    content: byteaText(ev.data[i] ?? null),
+  }));
+  return JSON.stringify(rows);
 }
 
 interface Batch {

@@ -387,6 +387,24 @@ for (const factory of STORE_FIXTURES) {
       await store.close();
     });
 
+    test('PostgreSQL: an identity with a lone UTF-16 surrogate is recorded (as U+FFFD, as before), not refused by the store', { skip: factory.driver !== 'postgres' }, async () => {
+      // A trail of its own: verify does not accept such a row against its event (on either driver; noted, not fixed here).
+      const own = await factory.create();
+      try {
+        const store = await own.open();
+        const recorder = await Recorder.open(store, recording());
+        const id = await recordSession(recorder, { subject: 'odd\ud800subject' });
+        await recorder.close({ closeStore: false });
+        assert.equal(recorder.stats.failedCommits, 0);
+        const row = await store.getSession(id);
+        assert.equal(row?.state, 'completed');
+        assert.equal(row?.subject, 'odd\ufffdsubject');
+        await store.close();
+      } finally {
+        await own.cleanup();
+      }
+    });
+
     test('a store whose last head another writer moved chains its next commit after that writer\'s', async () => {
       // PostgreSQL commits onto the head it wrote last in one statement; here that head is stale every time.
       const [a, b] = [await fx.open(), await fx.open()];
