@@ -29,7 +29,7 @@ import type { NewEvent } from '../src/audit/events.js';
 import { Recorder } from '../src/audit/recorder.js';
 import { openStore, type AuditStore } from '../src/audit/store.js';
 import type { WorkerStore } from '../src/audit/worker-store.js';
-import { cpuTicksOf, CLK_TCK, postgresBackendsOf } from './targets.js';
+import { backendQuery, cpuTicksOf, CLK_TCK, postgresBackendsOf } from './targets.js';
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 4000);
 const COMMIT_EVENTS = Number(process.env.BENCH_COMMIT_EVENTS ?? 100);
@@ -100,17 +100,8 @@ async function measure(name: string, storage: StorageConfig): Promise<Record<str
   const store = await openStore(storage, { thread: THREAD });
   const serverTicks = async (): Promise<number> => {
     if (storage.driver !== 'postgres') return 0;
-    const query = async (sql: string): Promise<Array<{ pid: number; client_port: number }>> => {
-      const client = new pg.Client({ connectionString: PG_URL });
-      await client.connect();
-      try {
-        return (await client.query<{ pid: number; client_port: number }>(sql)).rows;
-      } finally {
-        await client.end();
-      }
-    };
     let ticks = 0;
-    for (const pid of await postgresBackendsOf(process.pid, query)) ticks += cpuTicksOf(pid);
+    for (const pid of await postgresBackendsOf(process.pid, backendQuery(PG_URL))) ticks += cpuTicksOf(pid);
     return ticks;
   };
   try {

@@ -38,7 +38,7 @@ import type { Transport, UpstreamResponse } from '../src/proxy/transport.js';
 import { Recorder } from '../src/audit/recorder.js';
 import { openStore, type AuditStore } from '../src/audit/store.js';
 import { median, rotate, runLoad, type LoadRun } from './load.js';
-import { CLK_TCK, cpuTicksOf, killAllChildren, postgresBackendsOf, startUpstream, stopAllChildren, type Target } from './targets.js';
+import { backendQuery, CLK_TCK, cpuTicksOf, killAllChildren, postgresBackendsOf, startUpstream, stopAllChildren, type Target } from './targets.js';
 import type { WorkerStore } from '../src/audit/worker-store.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -191,15 +191,7 @@ function databaseTicks(pids: number[], before?: Map<number, number>): { total: n
   return { total, each };
 }
 
-const pgQuery = async (sql: string): Promise<Array<{ pid: number; client_port: number }>> => {
-  const client = new pg.Client({ connectionString: PG_URL });
-  await client.connect();
-  try {
-    return (await client.query<{ pid: number; client_port: number }>(sql)).rows;
-  } finally {
-    await client.end();
-  }
-};
+const pgQuery = backendQuery(PG_URL);
 
 async function recorderThroughput(label: string, storage: StorageConfig): Promise<ThroughputResult> {
   const store = await openStore(storage, { thread: 'worker' });

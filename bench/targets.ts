@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { request } from 'undici';
+import pg from 'pg';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const STARTUP_TIMEOUT_MS = 20_000;
@@ -170,6 +171,19 @@ export function cpuTicksOf(pid: number, tid?: number): number {
   } catch {
     return NaN;
   }
+}
+
+/** The query `postgresBackendsOf` runs, over a short-lived connection to `url`. */
+export function backendQuery(url: string): (sql: string) => Promise<Array<{ pid: number; client_port: number }>> {
+  return async (sql) => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      return (await client.query<{ pid: number; client_port: number }>(sql)).rows;
+    } finally {
+      await client.end();
+    }
+  };
 }
 
 /**
