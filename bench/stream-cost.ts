@@ -117,7 +117,8 @@ async function main(): Promise<void> {
       idp = await startDevIdp({ audience: 'modelgate', accessTokenTtlSeconds: 3600 });
       const port = await freePort();
       const config = {
-        server: { host: '127.0.0.1', port, shutdown_grace: '5s' },
+        // Under callgrind the gateway runs tens of times slower: a burst of requests must not hit node's request timeouts.
+        server: { host: '127.0.0.1', port, shutdown_grace: '5s', headers_timeout: '300s', request_timeout: '600s' },
         logging: { level: 'info' },
         identity: { issuers: [{ issuer: idp.issuer, audience: 'modelgate' }], max_token_lifetime: '1h' },
         connections: [{ name: 'soak-gateway', kind: 'openai', url: mockUrl, api_key: KEYS.gateway, models: [{ name: 'soak-gateway' }], max_connections_per_target: STREAMS + 100, max_queued: STREAMS }],
