@@ -26,6 +26,12 @@ export interface ScannerOptions {
   phone?: PhoneOptions;
   /** Named RE2 patterns; invalid ones throw `CustomPatternError` naming the pattern and why. */
   customPatterns?: Record<string, CustomPatternSpec>;
+  /**
+   * How detectors are chosen on ASCII text: `fast` (default) one JavaScript keyword pass for every
+   * lookbehind tier; `re2` the RE2.Set pass per tier that all other text gets. Both choose the same
+   * detectors; `re2` is there so tests can hold the fast pass against it.
+   */
+  keywordPass?: 'fast' | 're2';
 }
 
 export interface Scanner {
@@ -113,7 +119,7 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
   });
 
   // On ASCII text (nearly every streamed window) one keyword pass serves every tier's slice.
-  const asciiKeywords = AsciiKeywordIndex.for(detectors);
+  const asciiKeywords = options.keywordPass === 're2' ? undefined : AsciiKeywordIndex.for(detectors);
   const widestReach = Math.max(0, ...reaches);
 
   // Candidates before overlap resolution, for the last text seen: the masker asks scan and undecidedFrom about the same window.
