@@ -539,13 +539,29 @@ function bodyText(body: unknown): string {
 function identityOf(p: Principal): RecordedIdentity {
   // Recorded under the IdP that vouched for the person, not the gateway that issued a browser sign-in's token:
   // two IdPs may hand out the same subject, and the sessions and usage APIs show people what is theirs by (issuer, subject).
-  const identity: RecordedIdentity = { issuer: personIssuer(p), subject: p.subject, email: p.email, name: p.name, groups: [...p.groups], client_id: p.clientId };
-  if (p.origin !== undefined) identity.token_issuer = p.issuer;
+  const identity: RecordedIdentity = {
+    issuer: wellFormed(personIssuer(p)),
+    subject: wellFormed(p.subject),
+    email: wellFormed(p.email),
+    name: wellFormed(p.name),
+    groups: p.groups.map(wellFormed),
+    client_id: wellFormed(p.clientId),
+  };
+  if (p.origin !== undefined) identity.token_issuer = wellFormed(p.issuer);
   if (p.method === 'service_key') {
     identity.service_key = p.tokenId;
-    identity.owner = p.owner;
+    identity.owner = p.owner && { issuer: wellFormed(p.owner.issuer), subject: wellFormed(p.owner.subject), email: wellFormed(p.owner.email) };
   }
   return identity;
+}
+
+/**
+ * A claim's lone UTF-16 surrogates as U+FFFD. The session's row stores its
+ * text as UTF-8, which has no lone surrogates, so the event must say what the
+ * row can hold, or verify would report the row as altered.
+ */
+function wellFormed<T extends string | undefined>(text: T): T {
+  return (text === undefined ? text : text.replace(/\p{Surrogate}/gu, '\uFFFD')) as T;
 }
 
 /** Chunks waiting to be flushed as one `response.chunks` event; `answer`: their search text, while every chunk came with its own. */
