@@ -1,6 +1,5 @@
 // Writing responses. Every response, error or not, carries X-Request-Id.
 import type { ServerResponse } from 'node:http';
-import { once } from 'node:events';
 import type { GatewayError } from './errors.js';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -35,9 +34,24 @@ export function errorShapeFor(path: string): ErrorShape {
   return path.startsWith('/api/') ? 'ollama' : 'openai';
 }
 
-/** Resolves when the client can take more data; false if it went away first. */
-export async function drained(res: ServerResponse): Promise<boolean> {
-  if (res.destroyed) return false;
-  const [event] = await Promise.race([once(res, 'drain').then(() => ['drain']), once(res, 'close').then(() => ['close'])]);
-  return event === 'drain';
+/**
+ * Resolves when the client can take more data; false if it went away first.
+ * Both listeners go on either outcome: a slow reader drains thousands of
+ * times, and a listener left per drain would grow with the stream.
+ */
+export function drained(res: ServerResponse): Promise<boolean> {
+  if (res.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const settle = (open: boolean) => (): void => {
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      res.off('error', onClose);
+      resolve(open);
+    };
+    const onDrain = settle(true);
+    const onClose = settle(false);
+    res.once('drain', onDrain);
+    res.once('close', onClose);
+    res.once('error', onClose);
+  });
 }
