@@ -16,7 +16,7 @@ import type { SpanRules } from '../../src/mask/types.js';
 import { NdjsonDecoder } from '../../src/protocol/ndjson.js';
 import { encodeSseFrame, SseDecoder } from '../../src/protocol/sse.js';
 import type { Operation } from '../../src/protocol/types.js';
-import { propertyRun } from './scanners.js';
+import { propertyRun, splitAt } from './scanners.js';
 
 // The gateway's output scanner for the soak's guardrails, and all types; each with both keyword passes.
 const PII = ['EMAIL', 'PHONE', 'CREDIT_CARD', 'US_SSN', 'IBAN', 'IP_ADDRESS', 'DATE_OF_BIRTH', 'PASSPORT', 'NATIONAL_ID', 'PRIVATE_KEY'] as const;
@@ -39,17 +39,8 @@ const piece = fc.constantFrom(
 );
 const text = fc.array(piece, { minLength: 1, maxLength: 40 }).map((parts) => parts.join(' '));
 /** A text cut into deltas at random points (never inside a surrogate pair: the upstream's JSON is valid UTF-16). */
-const deltas = (t: string, cuts: number[]): string[] => {
-  const points = [...new Set(cuts.map((c) => c % (t.length + 1)))].filter((c) => c > 0 && c < t.length && !(t.charCodeAt(c) >= 0xdc00 && t.charCodeAt(c) <= 0xdfff)).sort((a, b) => a - b);
-  const out: string[] = [];
-  let from = 0;
-  for (const p of points) {
-    out.push(t.slice(from, p));
-    from = p;
-  }
-  out.push(t.slice(from));
-  return out;
-};
+const deltas = (t: string, cuts: number[]): string[] =>
+  splitAt(t, cuts.map((c) => c % (t.length + 1)).filter((c) => !(t.charCodeAt(c) >= 0xdc00 && t.charCodeAt(c) <= 0xdfff)));
 const field = fc.tuple(text, fc.array(fc.nat(), { maxLength: 30 })).map(([t, cuts]) => deltas(t, cuts));
 
 function chatWire(content: string[], reasoning: string[], args: string[]): string {

@@ -18,7 +18,7 @@ import { MaskingStreamTransform } from '../../src/mask/stream-transform.js';
 import type { SpanRules } from '../../src/mask/types.js';
 import { NdjsonDecoder } from '../../src/protocol/ndjson.js';
 import { encodeSseFrame, SseDecoder } from '../../src/protocol/sse.js';
-import { propertyRun } from './scanners.js';
+import { propertyRun, splitAt } from './scanners.js';
 
 const scanner = createScanner();
 const HASH_KEY = 'a-test-key-that-is-long-enough-000';
@@ -53,17 +53,7 @@ interface Piece {
   text: string;
 }
 
-const cutInto = (text: string, cuts: number[]): string[] => {
-  const points = [...new Set(cuts.map((c) => c % (text.length + 1)))].filter((c) => c > 0 && c < text.length).sort((a, b) => a - b);
-  const out: string[] = [];
-  let from = 0;
-  for (const p of points) {
-    out.push(text.slice(from, p));
-    from = p;
-  }
-  out.push(text.slice(from));
-  return out;
-};
+const cutInto = (text: string, cuts: number[]): string[] => splitAt(text, cuts.map((c) => c % (text.length + 1)));
 
 /** A response and a random interleaving of its deltas into frames, with empty siblings sprinkled in. */
 const scenario = fc
