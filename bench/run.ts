@@ -42,6 +42,7 @@ import {
   startModelgate,
   startNginx,
   startPortkey,
+  staleBuild,
   startUpstream,
   stopAllChildren,
   type Target,
@@ -129,6 +130,12 @@ const NAMED_BENCHES = new Set(['console', 'detect', 'json-depth', 'limits', 'lim
 const named = process.argv[2];
 if (named !== undefined && !NAMED_BENCHES.has(named)) {
   console.error(`bench: unknown bench "${named}"; give one of ${[...NAMED_BENCHES].join(', ')}, or nothing for the comparison`);
+  process.exit(2);
+}
+
+const stale = staleBuild();
+if (stale) {
+  console.error(`bench: dist/ is older than ${stale}, and the benches run the gateway from dist/ (bin/modelgate.js): build first, with npm run build`);
   process.exit(2);
 }
 

@@ -3,7 +3,7 @@
 // every child is registered so it dies with the bench (normal end, error or
 // Ctrl-C).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync, readFileSync, readdirSync, readlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { openSync, closeSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,28 @@ import { request } from 'undici';
 import pg from 'pg';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * The first file under src/ whose build in dist/ is missing or older, if any.
+ * The benches run bin/modelgate.js, which loads dist/: a checkout whose src/
+ * moved on since the last build would measure the old code, silently.
+ */
+export function staleBuild(root = ROOT): string | undefined {
+  const walk = (dir: string): string | undefined => {
+    for (const entry of readdirSync(join(root, 'src', dir), { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) {
+        const stale = walk(path);
+        if (stale) return stale;
+      } else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
+        const built = statSync(join(root, 'dist', path.replace(/\.ts$/, '.js')), { throwIfNoEntry: false });
+        if (!built || built.mtimeMs < statSync(join(root, 'src', path)).mtimeMs) return join('src', path);
+      }
+    }
+    return undefined;
+  };
+  return walk('');
+}
 const STARTUP_TIMEOUT_MS = 20_000;
 
 /** One way of reaching the mock model: directly or through a proxy. */
