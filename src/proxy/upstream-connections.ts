@@ -93,12 +93,38 @@ export class UpstreamConnections extends Dispatcher {
 
   private exchange(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     const { client, idleSince } = this.take();
+    const stopWatching = idleSince === undefined ? this.abandonOnAbort(client, (options as { signal?: unknown }).signal) : undefined;
     const exchange = new Exchange(handler, {
       stale: () => idleSince !== undefined && !this.young(idleSince),
-      done: (reusable, answerBytes) => this.release(client, reusable, answerBytes),
+      done: (reusable, answerBytes) => {
+        stopWatching?.();
+        this.release(client, reusable, answerBytes);
+      },
       retry: () => this.exchange(options, handler),
     });
     return client.dispatch(options, exchange);
+  }
+
+  /**
+   * undici acts on a request's abort only once a connection takes it: a
+   * caller that gives up while its new connection is still opening would
+   * hold it (and its admission slot) until the connect succeeds or times
+   * out. The connection is this request's alone, so it is destroyed, which
+   * fails the request at once.
+   */
+  private abandonOnAbort(client: Client, signal: unknown): (() => void) | undefined {
+    if (!(signal instanceof AbortSignal)) return undefined;
+    const onAbort = (): void => {
+      if (!this.connected.has(client)) void client.destroy(signal.reason instanceof Error ? signal.reason : null).catch(() => {});
+    };
+    const stop = (): void => {
+      signal.removeEventListener('abort', onAbort);
+      client.off('connect', stop);
+    };
+    if (signal.aborted) queueMicrotask(onAbort);
+    else signal.addEventListener('abort', onAbort, { once: true });
+    client.once('connect', stop);
+    return stop;
   }
 
   /** Graceful: a request in flight finishes first. */

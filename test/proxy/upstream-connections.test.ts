@@ -130,6 +130,31 @@ describe('upstream connections', () => {
     await connections.close();
   });
 
+  test('a caller that gives up while its connection is still opening is answered at once, and the connection is not kept', { timeout: 60_000 }, async () => {
+    // A connect that never completes (a model server behind a firewall that drops SYNs), with a connect timeout far off.
+    let connecting = 0;
+    const connections = new UpstreamConnections(origin, {
+      connect: () => {
+        connecting++;
+      },
+      connectTimeout: 600_000,
+    });
+    try {
+      for (const abortedBefore of [false, true]) {
+        const controller = new AbortController();
+        if (abortedBefore) controller.abort(new Error('the client went away'));
+        const request = connections.request({ path: '/', method: 'GET', signal: controller.signal });
+        await until('the connection is being opened', () => connections.size === 1);
+        controller.abort(new Error('the client went away'));
+        await assert.rejects(within(request, 'the abandoned request'));
+        assert.equal(connections.size, 0, `aborted ${abortedBefore ? 'before' : 'after'} dispatch`);
+      }
+      assert.equal(connecting, 2);
+    } finally {
+      await connections.close();
+    }
+  });
+
   test('an informational answer (103 Early Hints, 102 Processing) before the answer: the answer comes through to either handler interface, and the connection is reused', { timeout: 60_000 }, async () => {
     const informational = http.createServer((_req, res) => {
       res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
