@@ -128,7 +128,13 @@ async function relayStream(
     // Tell nginx and similar proxies in front of us not to buffer the stream.
     'x-accel-buffering': 'no',
   });
-  res.flushHeaders();
+  // The status line and headers go out with the first frame when one came with them (one write, one
+  // segment for the client to wake up for, not two); otherwise on their own right after this turn of
+  // the event loop, so a client sees the answer start before the model's first token.
+  let bodyStarted = false;
+  setImmediate(() => {
+    if (!bodyStarted && !res.writableEnded && !res.destroyed) res.flushHeaders();
+  });
 
   const decoder = framing === 'sse' ? new SseDecoder() : new NdjsonDecoder();
   // Time to first token is measured at the first frame that carries text, not at an empty opening frame.
@@ -155,6 +161,7 @@ async function relayStream(
     if (text !== '' && outputs.length > 0) {
       if (awaitingText) noteFirstText(outputs);
       if (text !== undefined) recordDelivered(ctx, text, answer);
+      bodyStarted = true;
       if (!res.write(asSent ?? text!)) return drained(res).then((open) => open && !stoppedByMasking());
     }
     return !stoppedByMasking();
