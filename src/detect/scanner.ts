@@ -124,13 +124,16 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
 
   // Candidates before overlap resolution, for the last text seen: the masker asks scan and undecidedFrom about the same window.
   let last: { text: string; from: number; normalised: NormalisedText | undefined; candidates: Span[]; selected: Uint8Array } | undefined;
+  const selectedByLastScan = new Uint8Array(detectors.length);
   const scanned = (text: string, from: number): NonNullable<typeof last> => {
     if (last?.text === text && last.from === from) return last;
     const candidates: Span[] = [];
     const normalised = normaliseForDetection(text);
     const seen = normalised?.text ?? text;
-    // 1 for each detector the keyword pass chose (a typed array: this runs on every streamed frame).
-    const selected = new Uint8Array(detectors.length);
+    // 1 for each detector the keyword pass chose (a typed array, one per scanner: this runs on every
+    // streamed frame, and only the last scan's choice is ever read).
+    last = undefined;
+    const selected = selectedByLastScan.fill(0);
     const run = (index: number, slice: string, at: number, context: ScanContext, copyFrom: number): void => {
       const detector = detectors[index]!;
       // Custom patterns may be declared with a built-in type the caller did not ask for; they still count.

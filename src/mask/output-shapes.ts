@@ -66,9 +66,27 @@ export function outputShape(operation: Operation): OutputShape {
   return operation === 'ollama_chat' || operation === 'ollama_generate' ? OLLAMA : OPENAI;
 }
 
+/**
+ * `test` remembered per string: frames repeat the same few keys and values, so each is tested once.
+ * Strings longer than `maxLength` are `false` untested; at most `memory` answers are kept, so odd
+ * strings (ids) cannot grow it.
+ */
+export function rememberedTest(test: (value: string) => boolean, maxLength: number, memory = 1024): (value: string) => boolean {
+  const answers = new Map<string, boolean>();
+  return (value) => {
+    if (value.length > maxLength) return false;
+    let answer = answers.get(value);
+    if (answer === undefined) {
+      answer = test(value);
+      if (answers.size < memory) answers.set(value, answer);
+    }
+    return answer;
+  };
+}
+
 /** A metadata value must look like a token (no spaces, no `@`, bounded); otherwise it is treated as text. */
 const METADATA_VALUE = /^[A-Za-z0-9_.:/+=-]{0,256}$/;
-export const isMetadataValue = (value: string): boolean => METADATA_VALUE.test(value);
+export const isMetadataValue = rememberedTest((value) => METADATA_VALUE.test(value), 256);
 
 /** Responses API stream events whose `delta` is base64 audio: emptied, like `audio.data`. */
 export const BINARY_DELTA_EVENTS: ReadonlySet<string> = new Set(['response.audio.delta', 'response.output_audio.delta']);

@@ -87,6 +87,8 @@ export class MaskingStreamTransform {
   /** Responses events inserted so far: later events' sequence numbers move up by this much. */
   #sequenceShift = 0;
   #currentSequence: number | undefined;
+  /** Paths seen in frames and their delta locations (`#deltaAt`), the first few only. */
+  readonly #knownDeltas: Array<{ path: BodyPath; location: DeltaLocation | undefined }> = [];
 
   constructor(options: StreamTransformOptions) {
     this.#options = options;
@@ -185,7 +187,7 @@ export class MaskingStreamTransform {
     const responseLocation = op === 'response' ? responseField(type.replace(/\.(delta|done)$/, ''), frame) : undefined;
     const named = responseLocation?.key;
     const changed = walkOutput(frame, this.#shape, (value, path, kind, slot) => {
-      const location = upstreamError ? undefined : op === 'response' ? (deltaLocation(op, frame, path) && responseLocation) : deltaLocation(op, frame, path);
+      const location = upstreamError ? undefined : op === 'response' ? (deltaLocation(op, frame, path) && responseLocation) : this.#deltaAt(op, frame, path);
       if (location && slot) return this.#pushDelta(work, frame, location, path, value, kind, slot);
       return whole.mask(value, path, kind);
     });
@@ -199,6 +201,17 @@ export class MaskingStreamTransform {
       frame.sequence_number = this.#currentSequence + this.#sequenceShift;
       work.changed = true;
     }
+  }
+
+  /**
+   * `deltaLocation` outside the Responses API, where it depends on the path alone: the location
+   * found for the same path in an earlier frame (every frame of a field has the same path).
+   */
+  #deltaAt(op: Operation, frame: Record<string, unknown>, path: BodyPath): DeltaLocation | undefined {
+    for (const known of this.#knownDeltas) if (samePath(known.path, path)) return known.location;
+    const location = deltaLocation(op, frame, path);
+    if (this.#knownDeltas.length < KNOWN_DELTA_PATHS) this.#knownDeltas.push({ path, location });
+    return location;
   }
 
   /** Releases the fields this frame says are complete. */
@@ -366,6 +379,15 @@ export class MaskingStreamTransform {
     if (this.#currentSequence === undefined) return {};
     return { sequence_number: this.#currentSequence + this.#sequenceShift++ };
   }
+}
+
+/** How many paths `#deltaAt` remembers per stream: a chat frame has one or two text fields per choice. */
+const KNOWN_DELTA_PATHS = 8;
+
+function samePath(a: BodyPath, b: BodyPath): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function newWork(): FrameWork {

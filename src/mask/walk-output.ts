@@ -4,7 +4,7 @@
 // including object keys that are not plain identifiers — to `mask`. No
 // field name is hard-coded here: a new field or event type is text.
 import { isJsonObject, type BodyPath } from '../protocol/body-path.js';
-import { isMetadataValue, type OutputShape } from './output-shapes.js';
+import { isMetadataValue, rememberedTest, type OutputShape } from './output-shapes.js';
 
 export type TextKind = 'text' | 'json';
 
@@ -18,19 +18,7 @@ export interface StringSlot {
 export type MaskString = (value: string, path: BodyPath, kind: TextKind, slot?: StringSlot) => string;
 
 const PLAIN_KEY = /^[A-Za-z0-9_.-]{1,64}$/;
-/** Frames repeat the same few keys: each is tested once (bounded in number and length, so odd keys cannot grow it). */
-const plainKeys = new Map<string, boolean>();
-const PLAIN_KEY_MEMORY = 1024;
-
-function isPlainKey(key: string): boolean {
-  if (key.length > 64) return false;
-  let plain = plainKeys.get(key);
-  if (plain === undefined) {
-    plain = PLAIN_KEY.test(key);
-    if (plainKeys.size < PLAIN_KEY_MEMORY) plainKeys.set(key, plain);
-  }
-  return plain;
-}
+const isPlainKey = rememberedTest((key) => PLAIN_KEY.test(key), 64);
 
 /**
  * Rewrites `root` in place; returns whether anything changed. Array items
