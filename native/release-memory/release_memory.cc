@@ -15,10 +15,18 @@
 //   With thousands of free chunks that is thousands of madvise calls (about
 //   200 ms on a loaded machine): off the event loop. Without glibc (musl,
 //   macOS) there is nothing to call: `mallocTrimAvailable` is false.
+// - setTrimThreshold(bytes): glibc's mallopt(M_TRIM_THRESHOLD). malloc_trim
+//   returns the free memory at the top of the main arena only; a thread's
+//   arena gives its top back when a free() there leaves it larger than the
+//   trim threshold, which glibc raises to twice the largest mmapped block
+//   freed so far (up to 64 MB). After a burst, each V8 platform thread's
+//   arena kept 1-3 MB of free top that no call returned. A fixed threshold
+//   also stops glibc moving its mmap threshold: it stays where traffic put it.
 // Node-API registration, so store worker threads can load it too; the V8
 // call is the one V8 API this needs.
 #include <node_api.h>
 #include <v8.h>
+#include <stdint.h>
 #include <stdlib.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -42,6 +50,25 @@ napi_value ReleaseHeap(napi_env env, napi_callback_info info) {
   isolate->MemoryPressureNotification(v8::MemoryPressureLevel::kCritical);
   isolate->MemoryPressureNotification(v8::MemoryPressureLevel::kNone);
   return nullptr;
+}
+
+napi_value SetTrimThreshold(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int64_t bytes = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 1 ||
+      napi_get_value_int64(env, argv[0], &bytes) != napi_ok || bytes < 0 || bytes > INT32_MAX) {
+    napi_throw_range_error(env, nullptr, "setTrimThreshold takes a number of bytes (0 to 2^31 - 1)");
+    return nullptr;
+  }
+#if defined(__GLIBC__)
+  bool set = mallopt(M_TRIM_THRESHOLD, static_cast<int>(bytes)) == 1;
+#else
+  bool set = false;
+#endif
+  napi_value result;
+  napi_get_boolean(env, set, &result);
+  return result;
 }
 
 struct Trim {
@@ -85,14 +112,16 @@ napi_value TrimMalloc(napi_env env, napi_callback_info info) {
 }  // namespace
 
 NAPI_MODULE_INIT(/* env, exports */) {
-  napi_value start_releasing_heap, release_heap, trim_malloc, available;
+  napi_value start_releasing_heap, release_heap, trim_malloc, set_trim_threshold, available;
   if (napi_create_function(env, "startReleasingHeap", NAPI_AUTO_LENGTH, StartReleasingHeap, nullptr, &start_releasing_heap) != napi_ok ||
       napi_create_function(env, "releaseHeap", NAPI_AUTO_LENGTH, ReleaseHeap, nullptr, &release_heap) != napi_ok ||
       napi_create_function(env, "trimMalloc", NAPI_AUTO_LENGTH, TrimMalloc, nullptr, &trim_malloc) != napi_ok ||
+      napi_create_function(env, "setTrimThreshold", NAPI_AUTO_LENGTH, SetTrimThreshold, nullptr, &set_trim_threshold) != napi_ok ||
       napi_get_boolean(env, HAS_MALLOC_TRIM, &available) != napi_ok ||
       napi_set_named_property(env, exports, "startReleasingHeap", start_releasing_heap) != napi_ok ||
       napi_set_named_property(env, exports, "releaseHeap", release_heap) != napi_ok ||
       napi_set_named_property(env, exports, "trimMalloc", trim_malloc) != napi_ok ||
+      napi_set_named_property(env, exports, "setTrimThreshold", set_trim_threshold) != napi_ok ||
       napi_set_named_property(env, exports, "mallocTrimAvailable", available) != napi_ok) {
     return nullptr;
   }

@@ -2,9 +2,11 @@
 // when its memory reducer runs, 50-100 s into an idle spell in the gateway,
 // and the store threads' heaps wait as long; glibc keeps the native memory
 // they freed. Once no request has been in flight for `server.idle_reclaim`,
-// after traffic that grew RSS, the gateway closes the HTTP parsers node pooled
-// (their native memory no collection frees), collects its own heap (until
-// compact) and the store threads' at once, then trims malloc's arenas. A full collection
+// after traffic that grew RSS, the gateway fixes glibc's trim threshold (so
+// the free memory at the top of each thread's arena goes back, which
+// malloc_trim leaves), closes the HTTP parsers node pooled (their native
+// memory no collection frees), collects its own heap (until compact) and the
+// store threads' at once, then trims malloc's arenas. A full collection
 // blocks the event loop for tens of milliseconds: hence only when idle, and
 // once per burst, not after every lone request.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -13,7 +15,7 @@ import type { ThreadHeap } from '../audit/store.js';
 import { releaseHeap, type HeapCollection } from './heap.js';
 import { closeIdleHttpParsers } from './http-parsers.js';
 import type { Logger } from './logger.js';
-import { mallocTrimUnavailable, trimMalloc } from './native-memory.js';
+import { fixTrimThreshold, mallocTrimUnavailable, trimMalloc } from './native-memory.js';
 
 /** What the reclaim is for: below this much RSS growth since the last one, idle costs nothing. */
 export const RECLAIM_MIN_GROWTH_BYTES = 32 * 2 ** 20;
@@ -73,6 +75,8 @@ export class IdleTrigger {
 
 /** What a reclaim does, in this order: each step frees what the next gives back. */
 export interface ReclaimSteps {
+  /** glibc's trim threshold fixed (ops/native-memory.ts), before the frees the collections cause in every thread's arena; undefined when it cannot be. */
+  fixTrimThreshold?: () => boolean | undefined;
   /** Native objects node pools for reuse that no collection frees (ops/http-parsers.ts); returns how many were closed. */
   closePooled?: () => number;
   /** This thread's V8 heap, collected in full; resolves when the collection has ended, saying how it ran (ops/heap.ts). */
@@ -84,6 +88,8 @@ export interface ReclaimSteps {
 }
 
 export interface Reclaimed {
+  /** Whether glibc's trim threshold is fixed (fixTrimThreshold); undefined when it cannot be. */
+  trimThresholdFixed: boolean | undefined;
   /** How many pooled native objects were closed (closePooled). */
   pooledClosed: number;
   /** The event loop's longest stall during the reclaim: the most a request arriving meanwhile waits for it. */
@@ -97,13 +103,14 @@ export interface Reclaimed {
   trimMs: number;
 }
 
-/** Pooled parsers closed first, the collections next (freeing sockets' and parsers' native memory with their objects), the trim last. */
+/** The trim threshold fixed first, pooled parsers closed next, then the collections (freeing sockets' and parsers' native memory with their objects), the trim last. */
 export async function reclaimMemory(steps: ReclaimSteps): Promise<Reclaimed> {
   const stalls = monitorEventLoopDelay({ resolution: 10 });
   stalls.enable();
   // The histogram counts a stall only between two ticks of its timer: one before the work, one after.
   await new Promise((resolve) => setTimeout(resolve, 25));
   try {
+    const trimThresholdFixed = steps.fixTrimThreshold?.();
     const pooledClosed = steps.closePooled?.() ?? 0;
     let started = performance.now();
     const heap = await steps.collectHeap();
@@ -113,7 +120,7 @@ export async function reclaimMemory(steps: ReclaimSteps): Promise<Reclaimed> {
     const trimmed = await steps.trimNative();
     const trimMs = Math.round(performance.now() - started);
     await new Promise((resolve) => setTimeout(resolve, 25));
-    return { pooledClosed, blockedMs: Math.round(stalls.max / 1e6), heap, heapMs, stores, trimmed, trimMs };
+    return { trimThresholdFixed, pooledClosed, blockedMs: Math.round(stalls.max / 1e6), heap, heapMs, stores, trimmed, trimMs };
   } finally {
     stalls.disable();
   }
@@ -141,7 +148,8 @@ export function idleReclaim(options: IdleReclaimOptions): IdleTrigger {
     const rssBefore = process.memoryUsage.rss();
     const heapBefore = v8.getHeapStatistics().total_heap_size;
     try {
-      const { pooledClosed, blockedMs, heap, heapMs, stores, trimmed, trimMs } = await reclaimMemory({
+      const { pooledClosed, blockedMs, heap, heapMs, stores, trimmed, trimMs, trimThresholdFixed } = await reclaimMemory({
+        fixTrimThreshold,
         closePooled: closeIdleHttpParsers,
         collectHeap: releaseHeap,
         collectStores: options.collectStores ?? (async () => []),
@@ -158,7 +166,7 @@ export function idleReclaim(options: IdleReclaimOptions): IdleTrigger {
           httpParsersClosed: pooledClosed,
           heapCollection: { ...heap, ms: heapMs },
           blockedMs,
-          mallocTrim: trimUnavailable ? `not called: ${trimUnavailable}` : { returned: trimmed, ms: trimMs },
+          mallocTrim: trimUnavailable ? `not called: ${trimUnavailable}` : { returned: trimmed, ms: trimMs, thresholdFixed: trimThresholdFixed },
         },
         'idle after a burst: memory given back',
       );

@@ -95,9 +95,10 @@ describe('the idle trigger', () => {
 });
 
 describe("the reclaim's steps", () => {
-  test("malloc is trimmed last: after pooled parsers are closed and this thread's collection and the store threads' have freed their native memory", async () => {
+  test("malloc's trim threshold is fixed first (before the frees), and malloc is trimmed last: after pooled parsers are closed and this thread's collection and the store threads' have freed their native memory", async () => {
     const done: string[] = [];
     const reclaimed = await reclaimMemory({
+      fixTrimThreshold: () => (done.push('threshold'), true),
       closePooled: () => (done.push('pooled'), 3),
       collectHeap: async () => (done.push('heap'), { how: 'incremental', rounds: 1 }),
       collectStores: async () => {
@@ -107,7 +108,8 @@ describe("the reclaim's steps", () => {
       },
       trimNative: async () => (done.push('trim'), true),
     });
-    assert.deepEqual(done, ['pooled', 'heap', 'stores', 'trim']);
+    assert.deepEqual(done, ['threshold', 'pooled', 'heap', 'stores', 'trim']);
+    assert.equal(reclaimed.trimThresholdFixed, true);
     assert.equal(reclaimed.pooledClosed, 3);
     assert.equal(reclaimed.trimmed, true);
     assert.deepEqual(reclaimed.stores, [{ usedBytes: [2, 1], heldBytes: [4, 3] }]);

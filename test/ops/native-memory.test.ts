@@ -3,9 +3,11 @@
 // between live chunks of malloc's heap, which glibc keeps, goes back to the
 // kernel. (Its V8 half is tested with releaseHeap in idle-reclaim.test.ts.)
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { releaseHeap } from '../../src/ops/heap.js';
-import { mallocTrimUnavailable, nativeMemory, trimMalloc } from '../../src/ops/native-memory.js';
+import { fixTrimThreshold, mallocTrimUnavailable, nativeMemory, trimMalloc } from '../../src/ops/native-memory.js';
 
 const rssMb = (): number => process.memoryUsage.rss() / 2 ** 20;
 
@@ -29,4 +31,24 @@ test('freed native memory glibc keeps goes back to the kernel', async () => {
   const after = rssMb();
   assert.ok(before - after > 24, `RSS ${before.toFixed(0)} MB before the trim, ${after.toFixed(0)} MB after`);
   assert.equal(pinned.length, 128);
+});
+
+test("a thread's arena gives back the free memory at its top once the trim threshold is fixed", async () => {
+  // A burst frees a big mmapped buffer: glibc then raises its trim threshold (to twice that buffer, up to 64 MB),
+  // and each thread's arena keeps that much free memory at its top, which malloc_trim never returns
+  // (it returns the top of the main arena only). 24 MB here: from now on, up to 48 MB of free top is kept.
+  let big: Buffer | undefined = Buffer.allocUnsafeSlow(24 * 2 ** 20).fill(1);
+  big = undefined;
+  await releaseHeap();
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(big, undefined);
+  assert.equal(fixTrimThreshold(), true);
+  const before = rssMb();
+  // A thread of its own (its own arena) touches 20 MB in 64 KB buffers and exits: its isolate frees them all,
+  // and they merge into its arena's top.
+  const worker = new Worker('const kept = []; for (let i = 0; i < 320; i++) kept.push(Buffer.alloc(64 * 1024, 1));', { eval: true });
+  await once(worker, 'exit');
+  await trimMalloc();
+  const after = rssMb();
+  assert.ok(after - before < 8, `RSS ${before.toFixed(0)} MB before the thread, ${after.toFixed(0)} MB after it ended and the trim`);
 });
