@@ -212,6 +212,37 @@ describe('what it gives back', () => {
     }
   });
 
+  test('the SQLite store lets go of the multi-row INSERTs its commits prepared, one per batch size, so the collection after finalizes them', async () => {
+    // Up to 64 of them (1 to 64 rows of 13 columns), ~40 KB of compiled program each at 32 rows: ~2.7 MB of the
+    // store thread's arena after a burst. better-sqlite3 finalizes a statement when its object is collected.
+    const dir = await mkdtemp(join(tmpdir(), 'modelgate-reclaim-'));
+    const store = await openStore(storageSchema.parse({ sqlite: { path: join(dir, 'audit.db'), synchronous: 'normal' } }), { thread: 'main' });
+    const Database = createRequire(import.meta.url)('better-sqlite3') as { prototype: { prepare(this: unknown, sql: string, ...rest: unknown[]): unknown } };
+    const prepare = Database.prototype.prepare;
+    let inserts = 0;
+    Database.prototype.prepare = function (this: unknown, sql: string, ...rest: unknown[]) {
+      if (sql.startsWith('INSERT INTO events')) inserts++;
+      return prepare.call(this, sql, ...rest);
+    };
+    try {
+      const recorder = await Recorder.open(store, recording());
+      await recordSession(recorder);
+      const first = inserts;
+      assert.ok(first > 0, 'the first session prepares the INSERTs of its batch sizes');
+      inserts = 0;
+      await recordSession(recorder);
+      assert.equal(inserts, 0, 'a session of the same shape reuses them');
+      await store.reclaimMemory!();
+      await recordSession(recorder);
+      assert.equal(inserts, first, 'after the reclaim, they are prepared afresh: the old ones were let go');
+      await recorder.close({ closeStore: false });
+    } finally {
+      Database.prototype.prepare = prepare;
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test("the store thread collects its own heap after a burst of recording", async () => {
     const dir = await mkdtemp(join(tmpdir(), 'modelgate-reclaim-'));
     const store = (await openStore(storageSchema.parse({ sqlite: { path: join(dir, 'audit.db'), synchronous: 'normal' } }), { thread: 'worker' })) as WorkerStore;
