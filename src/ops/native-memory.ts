@@ -30,8 +30,8 @@ interface NativeMemory {
   releaseHeap(): void;
   /** glibc's malloc_trim(0) off the event loop: true when memory was returned to the kernel. */
   trimMalloc(): Promise<boolean>;
-  /** glibc's mallopt(M_TRIM_THRESHOLD, bytes): true when set. */
-  setTrimThreshold(bytes: number): boolean;
+  /** glibc's mallopt(M_TRIM_THRESHOLD, bytes): true when set. Missing from an addon built before it was added. */
+  setTrimThreshold?: (bytes: number) => boolean;
   /** false when built against a C library without malloc_trim. */
   mallocTrimAvailable: boolean;
 }
@@ -93,5 +93,7 @@ export const ARENA_TOP_KEEP_BYTES = 256 * 1024;
  */
 export function fixTrimThreshold(bytes = ARENA_TOP_KEEP_BYTES): boolean | undefined {
   const found = nativeMemory();
-  return 'unavailable' in found || !found.mallocTrimAvailable ? undefined : found.setTrimThreshold(bytes);
+  if ('unavailable' in found || !found.mallocTrimAvailable) return undefined;
+  // An addon built before this call existed (npm run install rebuilds it): the rest of the reclaim still runs.
+  return typeof found.setTrimThreshold === 'function' ? found.setTrimThreshold(bytes) : undefined;
 }

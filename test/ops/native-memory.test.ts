@@ -52,3 +52,14 @@ test("a thread's arena gives back the free memory at its top once the trim thres
   const after = rssMb();
   assert.ok(after - before < 8, `RSS ${before.toFixed(0)} MB before the thread, ${after.toFixed(0)} MB after it ended and the trim`);
 });
+
+test('an addon built before setTrimThreshold existed leaves the threshold alone and the reclaim running', () => {
+  const addon = nativeMemory() as { setTrimThreshold?: unknown };
+  const setTrimThreshold = addon.setTrimThreshold;
+  addon.setTrimThreshold = undefined;
+  try {
+    assert.equal(fixTrimThreshold(), undefined);
+  } finally {
+    addon.setTrimThreshold = setTrimThreshold;
+  }
+});
