@@ -12,7 +12,7 @@ import { MaskingStreamTransform } from '../mask/stream-transform.js';
 import type { SpanRules } from '../mask/types.js';
 import { drained, sendJson } from '../http/send.js';
 import { NdjsonDecoder, NdjsonLineTooLargeError, type NdjsonLine } from '../protocol/ndjson.js';
-import { encodeSseFrame, SseDecoder, SseFrameTooLargeError, type SseFrame } from '../protocol/sse.js';
+import { encodeSseFrame, isDoneFrame, SseDecoder, SseFrameTooLargeError, type SseFrame } from '../protocol/sse.js';
 import { encodeStreamError } from '../protocol/stream-error.js';
 import { frameCarriesText } from '../protocol/frame-text.js';
 import type { StreamFraming } from '../protocol/types.js';
@@ -166,6 +166,18 @@ async function relayStream(
     }
     return !stoppedByMasking();
   };
+  /**
+   * After the frame that says the stream is complete, the upstream's end follows within this turn of
+   * the event loop: the response is held corked until that turn is over, so the last frame and the
+   * chunked body's terminator leave in one write, not two.
+   */
+  let heldForEnd = false;
+  const holdForEnd = (): void => {
+    if (heldForEnd) return;
+    heldForEnd = true;
+    res.cork();
+    setImmediate(() => res.uncork());
+  };
   const stoppedByMasking = (): boolean => {
     if (!masking?.stopped) return false;
     ctx.errorCode = masking.stopped.code;
@@ -187,6 +199,7 @@ async function relayStream(
       asIs?.before();
       let unchanged = true;
       for (const decoded of decoder.push(chunk)) {
+        if (endsStream(decoded)) holdForEnd();
         const frame = meter ? meter.frame(decoded) : decoded;
         if (frame !== decoded) unchanged = false;
         if (!frame) continue;
@@ -341,6 +354,13 @@ function eachChunk(body: Readable, relayChunk: (chunk: Buffer) => boolean | Prom
 }
 
 const ignore = (): void => {};
+
+/** OpenAI's `data: [DONE]`, or an Ollama line with `done: true`: the frame that says the stream is complete. */
+function endsStream(frame: SseFrame | NdjsonLine): boolean {
+  if ('hasData' in frame) return isDoneFrame(frame);
+  const value: unknown = frame.value;
+  return typeof value === 'object' && value !== null && (value as { done?: unknown }).done === true;
+}
 
 /** The words of a chunk so far and of one more frame: unknown once any frame's are. */
 function addAnswer(answer: string, frame: string | undefined): string | undefined {

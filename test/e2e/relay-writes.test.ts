@@ -1,7 +1,8 @@
-// How a stream's start reaches the client's socket: the status line and
-// headers go out in the same write as the first frame when the upstream sent
-// them together (one segment, one wake-up for the client, not two), and on
-// their own, at once, when the model's first frame is late.
+// How a stream's start and end reach the client's socket: the status line
+// and headers go out in the same write as the first frame when the upstream
+// sent them together (one segment, one wake-up for the client, not two), and
+// on their own, at once, when the model's first frame is late; the frame that
+// completes the stream ([DONE]) and the body's end go out together.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -83,6 +84,16 @@ describe('the start of a stream on the client socket', () => {
     const start = writes.find((w) => w.toString('latin1').startsWith('HTTP/1.1 200'));
     assert.ok(start, 'the response was written');
     assert.ok(start.toString('utf8').includes(frame('first')), `the first write also carries the first frame: ${JSON.stringify(start.toString('utf8'))}`);
+  });
+
+  test("the stream's last frame and the end of its body leave in one write", async () => {
+    holdFirstFrame = undefined;
+    writes.length = 0;
+    const response = await ask();
+    assert.match(await response.text(), /\[DONE\]/);
+    const last = writes.find((w) => w.toString('latin1').includes('data: [DONE]'));
+    assert.ok(last, 'the [DONE] frame was written');
+    assert.ok(last.toString('latin1').endsWith('\r\n0\r\n\r\n'), `the write with [DONE] also ends the chunked body: ${JSON.stringify(last.toString('latin1'))}`);
   });
 
   test('headers leave at once when the first frame is late', { timeout: 20_000 }, async () => {
