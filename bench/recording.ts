@@ -22,7 +22,9 @@
 // BENCH_COMMIT_INTERVAL (recording.commit_interval, default 2ms),
 // BENCH_STREAM=0 for part 2 with non-streamed requests (as the main bench's c=50),
 // BENCH_ONLY_E2E=1 to skip part 1, BENCH_ONLY_RECORDER=1 to run only part 1, BENCH_MODES=sqlite,postgres to run only
-// those (and off), BENCH_GATEWAY_NODE_FLAGS for the gateway processes.
+// those (and off), BENCH_GATEWAY_NODE_FLAGS for the gateway processes,
+// BENCH_THREADS=1 to print each gateway's CPU per request by thread (main,
+// store, the others by tid) after each run.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -38,7 +40,7 @@ import type { Transport, UpstreamResponse } from '../src/proxy/transport.js';
 import { Recorder } from '../src/audit/recorder.js';
 import { openStore, type AuditStore } from '../src/audit/store.js';
 import { median, rotate, runLoad, type LoadRun } from './load.js';
-import { backendQuery, CLK_TCK, cpuTicksOf, killAllChildren, postgresBackendsOf, startUpstream, stopAllChildren, type Target } from './targets.js';
+import { backendQuery, CLK_TCK, cpuTicksOf, killAllChildren, postgresBackendsOf, startUpstream, stopAllChildren, threadTicksOf, type Target } from './targets.js';
 import type { WorkerStore } from '../src/audit/worker-store.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -287,6 +289,22 @@ async function stopGateway(p: GatewayProcess): Promise<void> {
   if (p.child.exitCode === null) await new Promise((r) => p.child.once('exit', r));
 }
 
+const THREADS = process.env.BENCH_THREADS === '1';
+
+/** CPU per request by thread between two readings: the main thread, the store thread, the rest by name and their tid's offset from the pid (Node names every thread `node`; V8's helpers come first after the main thread). */
+function threadBreakdown(pid: number, storeTid: number | undefined, before: Map<number, { ticks: number }>, after: Map<number, { name: string; ticks: number }>, requests: number): string {
+  const groups = new Map<string, number>();
+  for (const [tid, { name, ticks }] of after) {
+    const label = tid === pid ? 'main' : tid === storeTid ? 'store' : `${name}+${tid - pid}`;
+    groups.set(label, (groups.get(label) ?? 0) + ticks - (before.get(tid)?.ticks ?? 0));
+  }
+  return [...groups]
+    .filter(([, ticks]) => ticks > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([label, ticks]) => `${label} ${Math.round((ticks * TICK_US) / Math.max(1, requests))}`)
+    .join(', ');
+}
+
 const round = (n: number, digits = 0): number => Math.round(n * 10 ** digits) / 10 ** digits;
 
 async function main(): Promise<void> {
@@ -348,6 +366,7 @@ async function main(): Promise<void> {
         const ticks = cpuTicksOf(pid);
         const storeTicks = gateway.storeTid ? cpuTicksOf(pid, gateway.storeTid) : 0;
         const db = databaseTicks(backends);
+        const threads = THREADS ? threadTicksOf(pid) : undefined;
         const run = await runLoad(target(mode.name), { connections: CONCURRENCY, stream: STREAM, durationS: DURATION_S });
         runs.get(mode.name)!.push(run);
         const per = (t: number): number => (t * TICK_US) / Math.max(1, run.ok);
@@ -355,6 +374,7 @@ async function main(): Promise<void> {
         // The gateway's own: every thread of its process but the store's.
         cpu.get(mode.name)!.push(per(cpuTicksOf(pid) - ticks) - storeUs);
         storeCpu.get(mode.name)!.push(storeUs);
+        if (threads) console.log(`${mode.name}: ${threadBreakdown(pid, gateway.storeTid, threads, threadTicksOf(pid), run.ok)}`);
         dbCpu.get(mode.name)!.push(mode.storage?.driver === 'postgres' ? per(databaseTicks(await postgresBackendsOf(pid, pgQuery), db.each).total) : 0);
       }
     }

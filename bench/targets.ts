@@ -195,6 +195,28 @@ export function cpuTicksOf(pid: number, tid?: number): number {
   }
 }
 
+/** CPU ticks of each thread of a process, by thread id, with its name (`comm`): to say which threads a cost lands on. */
+export function threadTicksOf(pid: number): Map<number, { name: string; ticks: number }> {
+  const threads = new Map<number, { name: string; ticks: number }>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return threads;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      threads.set(Number(tid), { name, ticks: Number(fields[11]) + Number(fields[12]) });
+    } catch {
+      /* ended meanwhile */
+    }
+  }
+  return threads;
+}
+
 /** The query `postgresBackendsOf` runs, over a short-lived connection to `url`. */
 export function backendQuery(url: string): (sql: string) => Promise<Array<{ pid: number; client_port: number }>> {
   return async (sql) => {
