@@ -83,6 +83,13 @@ const MANY_MATCHES = 200;
 /** How many open sessions' sids are remembered, to spare a lookup per event. */
 const SID_CACHE_LIMIT = 100_000;
 
+/**
+ * The trail's sizes (events) between which the store refreshes the planner's statistics of `sessions` itself, each
+ * time the trail doubled (analyzeAsItGrows). Beyond the last, autovacuum's analyze (every 10% of growth) keeps up.
+ */
+const ANALYZE_FROM = 1_024;
+const ANALYZE_UNTIL = 1 << 22;
+
 export class PostgresStore implements AuditStore {
   readonly driver = 'postgres' as const;
   transactions = 0;
@@ -92,6 +99,8 @@ export class PostgresStore implements AuditStore {
   private readonly pendingIndex = new PendingIndex();
   /** The chain head as this store's last write left it; unset when unknown (another writer may have moved it since). */
   private head: { seq: number; hash: string } | undefined;
+  /** The trail's size when this store last had `sessions` analyzed, and whether it is doing so now. */
+  private analyzed = { seq: 0, running: false };
 
   private constructor(private readonly pool: pg.Pool) {}
 
@@ -138,6 +147,7 @@ export class PostgresStore implements AuditStore {
       this.transactions++;
       this.head = { seq: cursor.seq, hash: cursor.prev };
       this.pendingIndex.committed(appended);
+      this.analyzeAsItGrows(cursor.seq);
       return result;
     } catch (err) {
       this.head = undefined;
@@ -202,6 +212,7 @@ export class PostgresStore implements AuditStore {
       this.transactions++;
       this.head = { seq: cursor.seq, hash: cursor.prev };
       this.pendingIndex.committed(cursor.appended);
+      this.analyzeAsItGrows(cursor.seq);
       return seqs;
     } catch (err) {
       for (const id of cursor.started) this.sids.delete(id);
@@ -213,6 +224,24 @@ export class PostgresStore implements AuditStore {
       client.off('error', onLost);
       client.release(lost);
     }
+  }
+
+  /**
+   * Keeps the batch statement's plan fit for the trail's size while the trail is young. The statement is prepared,
+   * and PostgreSQL keeps a prepared statement's generic plan until a table's statistics change. Planned while
+   * `sessions` was small, the update of ended sessions joins it by a sequential scan (cheaper then), and goes on
+   * scanning the whole table at every commit as it grows, until autovacuum's analyze replans it (a minute later at
+   * the soonest). So each time the trail doubled, the store analyzes `sessions` itself, in the background; the
+   * analyze invalidates every connection's plans of it. It needs to own the table (it made it); if it does not,
+   * PostgreSQL only warns.
+   */
+  private analyzeAsItGrows(seq: number): void {
+    if (seq < ANALYZE_FROM || seq > ANALYZE_UNTIL || seq < 2 * this.analyzed.seq || this.analyzed.running) return;
+    this.analyzed = { seq, running: true };
+    void this.pool
+      .query('ANALYZE sessions')
+      .catch(() => {})
+      .finally(() => (this.analyzed.running = false));
   }
 
   /** The seq under which each event is already stored (a session's start: its sid), or undefined. */

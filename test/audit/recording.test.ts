@@ -123,6 +123,55 @@ for (const factory of STORE_FIXTURES) {
       assert.equal(after.hot - before.hot, after.upd - before.upd, 'every update of a session row was HOT');
     });
 
+    test('under load, session ends still stay on their page (HOT): each sessions page keeps room for its rows\' ends', { skip: factory.driver !== 'postgres' }, async () => {
+      // A fresh trail of its own, so the pages counted are filled by this test alone.
+      const own = await factory.create();
+      try {
+        const store = await own.open();
+        const recorder = await Recorder.open(store, recording());
+        // 50 at a time, as a busy gateway records them: a group commit inserts many rows, a later one ends them.
+        for (let round = 0; round < 8; round++) await Promise.all(Array.from({ length: 50 }, (_, i) => recordSession(recorder, { subject: `load-${round}-${i}` })));
+        await recorder.close();
+        const counts = async (): Promise<{ upd: number; hot: number }> => {
+          const [row] = await own.raw.query<{ upd: string; hot: string }>("SELECT n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = 'sessions'");
+          return { upd: Number(row!.upd), hot: Number(row!.hot) };
+        };
+        let after = await counts();
+        for (let i = 0; i < 100 && after.upd < 400; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          after = await counts();
+        }
+        assert.ok(after.upd >= 400, `the ends were counted (${after.upd} updates)`);
+        // Not every one: a row longer than the room left on its page moves. With fillfactor 80 a third were HOT.
+        assert.ok(after.hot >= 0.8 * after.upd, `${after.hot} of ${after.upd} ends were HOT`);
+      } finally {
+        await own.cleanup();
+      }
+    });
+
+    test('while the trail is young, the store refreshes the planner\'s statistics of sessions as it grows', { skip: factory.driver !== 'postgres' }, async () => {
+      // A prepared batch statement planned while `sessions` was small would scan the whole table at every commit.
+      const own = await factory.create();
+      try {
+        const reltuples = async (): Promise<number> =>
+          Number((await own.raw.query<{ n: string }>("SELECT reltuples AS n FROM pg_class WHERE oid = 'sessions'::regclass"))[0]!.n);
+        assert.equal(await reltuples(), -1, 'a new table has never been analyzed');
+        const store = await own.open();
+        const recorder = await Recorder.open(store, recording());
+        // 400 sessions of 3 events: past 1,024 events, the first refresh.
+        for (let round = 0; round < 8; round++) await Promise.all(Array.from({ length: 50 }, () => recordSession(recorder)));
+        let seen = await reltuples();
+        for (let i = 0; i < 100 && seen < 0; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          seen = await reltuples();
+        }
+        await recorder.close();
+        assert.ok(seen >= 200, `sessions was analyzed (reltuples ${seen})`);
+      } finally {
+        await own.cleanup();
+      }
+    });
+
     test('a forwarded body with members changed, added or dropped stores only those, and reads back as forwarded', async () => {
       const store = await fx.open();
       const recorder = await Recorder.open(store, recording());

@@ -8,6 +8,7 @@ import { v3Postgres, v3Sqlite } from './v3-estimated-usage.js';
 import { v4Postgres, v4Sqlite } from './v4-flagged.js';
 import { v5Postgres, v5Sqlite } from './v5-search-by-session.js';
 import { v6Postgres, v6Sqlite } from './v6-sessions-instance.js';
+import { v7Postgres, v7Sqlite } from './v7-sessions-room.js';
 
 export interface Migration {
   version: number;
@@ -26,6 +27,8 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 5, name: 'search by session, after the commit', sqlite: v5Sqlite, postgres: v5Postgres },
   // Session ends become HOT updates on PostgreSQL (no index entries).
   { version: 6, name: 'sessions by instance', sqlite: v6Sqlite, postgres: v6Postgres },
+  // Room on each sessions page for its rows' ends: they stay HOT under load.
+  { version: 7, name: 'sessions room for ends', sqlite: v7Sqlite, postgres: v7Postgres },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
