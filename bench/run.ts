@@ -20,7 +20,8 @@
 // BENCH_ROUNDS (3), BENCH_WARMUP (seconds per target, 2), BENCH_STREAMS
 // (sequential streams per target, 600), BENCH_GATEWAY_NODE_FLAGS (extra node
 // flags for modelgate, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_TARGETS
-// (comma-separated target names to measure, beside direct; must include modelgate).
+// (comma-separated target names to measure, beside direct; must include modelgate), BENCH_IDLE_RECLAIM
+// (the gateways' server.idle_reclaim, default 0s: off, so rounds measure steady load; see targets.ts).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -47,6 +48,7 @@ import {
   stopAllChildren,
   type Target,
   BENCH_GUARDRAILS,
+  BENCH_IDLE_RECLAIM,
   benchLimits,
   CLK_TCK,
 } from './targets.js';
@@ -566,7 +568,7 @@ function printReport(r: Report): void {
   const roundS = (settings.durationS / settings.rounds).toFixed(1);
   console.log(
     `settings: ${settings.durationS} s per target and scenario in ${settings.rounds} rotating rounds of ${roundS} s (medians shown), ` +
-      `${settings.warmupS} s warm-up, ${settings.streams} sequential streams per target (in rotating blocks of ${STREAM_BLOCK})`,
+      `${settings.warmupS} s warm-up, ${settings.streams} sequential streams per target (in rotating blocks of ${STREAM_BLOCK}), idle reclaim ${BENCH_IDLE_RECLAIM}`,
   );
   for (const note of r.notes) console.log(`note: ${note}`);
 

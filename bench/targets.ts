@@ -358,10 +358,20 @@ export const BENCH_GUARDRAILS = {
   ],
 };
 
+/**
+ * The gateway's idle reclaim (`server.idle_reclaim`, 10 s by default) is off in the benches unless
+ * BENCH_IDLE_RECLAIM sets it. Their rounds rotate over every target, so each one sits idle ~14 s between
+ * its turns: with the reclaim on, every measured round was the first moments after a reclaim, not the
+ * steady load of a gateway in service (2026-12-03: recording 0.36x / 0.30x of off with it, 0.71x / 0.53x
+ * without, in two runs minutes apart). The soak sets its own (SOAK_IDLE_RECLAIM), since memory after a
+ * burst is what it measures.
+ */
+export const BENCH_IDLE_RECLAIM = process.env.BENCH_IDLE_RECLAIM ?? '0s';
+
 export async function startModelgate(o: ModelgateOptions): Promise<Target> {
   const port = await freePort();
   const config = {
-    server: { host: '127.0.0.1', port, shutdown_grace: '2s' },
+    server: { host: '127.0.0.1', port, shutdown_grace: '2s', idle_reclaim: BENCH_IDLE_RECLAIM },
     // Access logs stay at info (one JSON line per request) with stdout sent to
     // /dev/null: the logging cost is part of what is measured.
     logging: { level: 'info' },
