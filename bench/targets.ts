@@ -205,11 +205,9 @@ export function threadTicksOf(pid: number): Map<number, { name: string; ticks: n
     return threads;
   }
   for (const tid of tids) {
+    const ticks = cpuTicksOf(pid, Number(tid));
     try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      threads.set(Number(tid), { name, ticks: Number(fields[11]) + Number(fields[12]) });
+      if (Number.isFinite(ticks)) threads.set(Number(tid), { name: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(), ticks });
     } catch {
       /* ended meanwhile */
     }
