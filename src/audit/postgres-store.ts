@@ -5,6 +5,7 @@
 // rows go in through `unnest` of arrays, whatever the batch size.
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { binaryArray, type ElementType } from './pg-binary.js';
 import { contentHash, eventHash, serializeMeta } from './chain.js';
 import type { StorageConfig } from './config.js';
 import { NO_ORDINAL, TRAIL_SESSION_ID, type NewEvent, type StoredEvent } from './events.js';
@@ -52,15 +53,12 @@ export const SEARCH_LOCK = 0x6d677378;
 export const SEARCH_LOCK_ARGS = '$1, hashtext(current_schema())';
 
 
-function columnType(column: string): string {
+function columnType(column: string): ElementType {
   if (column === 'sid' || column === 'received_at' || column === 'ended_at') return 'bigint';
   if ((BOOLEAN_COLUMNS as readonly string[]).includes(column)) return 'smallint';
   if ((INTEGER_COLUMNS as readonly string[]).includes(column)) return 'integer';
   return 'text';
 }
-
-/** The `sessions` columns as json_to_recordset's column definition list. */
-const SESSION_RECORD = SESSION_TABLE_COLUMNS.map((c) => `${c} ${columnType(c)}`).join(', ');
 
 interface ChainCursor {
   seq: number;
@@ -363,35 +361,44 @@ export class PostgresStore implements AuditStore {
   private async writeBatch(client: pg.PoolClient, cursor: ChainCursor, batch: Batch): Promise<void> {
     const values: unknown[] = [];
     const param = (value: unknown, type: string): string => `$${values.push(value)}::${type}`;
+    // Every row set goes in as one binary array parameter per column (pg-binary.ts).
+    const column = (type: ElementType, list: readonly unknown[]): string => `$${values.push(binaryArray(type, list))}::${type}[]`;
     const ev = batch.events;
     const ct = batch.contents;
     const shape: string[] = [];
+    const eventColumns = [
+      column('bigint', ev.seq),
+      column('bigint', ev.sid),
+      column('text', ev.session),
+      column('integer', ev.n),
+      column('text', ev.kind),
+      column('bigint', ev.at),
+      column('text', ev.meta),
+      column('text', ev.content),
+      column('text', ev.prev),
+      column('text', ev.hash),
+      column('text', ev.key),
+      column('bytea', ev.nonce),
+      column('bytea', ev.data),
+    ];
     const ctes = [
-      `e AS (INSERT INTO events (seq, sid, session_id, n, kind, at_ms, meta, content_hash, prev_hash, hash, key_id, nonce, content)
-        SELECT * FROM json_to_recordset(${param(eventRowsJson(ev), 'json')}) AS t(seq bigint, sid bigint, session_id text, n integer, kind text, at_ms bigint,
-          meta text, content_hash text, prev_hash text, hash text, key_id text, nonce bytea, content bytea))`,
+      `e AS (INSERT INTO events (seq, sid, session_id, n, kind, at_ms, meta, content_hash, prev_hash, hash, key_id, nonce, content) SELECT * FROM unnest(${eventColumns.join(', ')}))`,
     ];
     if (ct.sid.length > 0) {
       shape.push('c');
-      const arrays = [param(ct.sid, 'bigint[]'), param(ct.n, 'integer[]'), param(ct.part, 'integer[]'), param(ct.key, 'text[]'), param(ct.nonce, 'bytea[]'), param(ct.data, 'bytea[]')];
+      const arrays = [column('bigint', ct.sid), column('integer', ct.n), column('integer', ct.part), column('text', ct.key), column('bytea', ct.nonce), column('bytea', ct.data)];
       ctes.push(`c AS (INSERT INTO contents (sid, n, part, key_id, nonce, data) SELECT * FROM unnest(${arrays.join(', ')}))`);
     }
     if (batch.inserts.size > 0) {
       shape.push('s');
-      const rows = [...batch.inserts.values()];
-      // As the events: one JSON array of row objects, not an array parameter per column.
-      const tables = rows.map((row) => {
-        const values = sessionValues(row, row.sid);
-        return Object.fromEntries(SESSION_TABLE_COLUMNS.map((c, i) => [c, wellFormed(values[i] ?? null)]));
-      });
-      ctes.push(
-        `s AS (INSERT INTO sessions (${SESSION_TABLE_COLUMNS.join(', ')}) SELECT * FROM json_to_recordset(${param(JSON.stringify(tables), 'json')}) AS t(${SESSION_RECORD}))`,
-      );
-      const groups = rows.flatMap((r) => r.groups.map((g) => [g, r.sid] as const));
+      const rows = [...batch.inserts.values()].map((row) => sessionValues(row, row.sid));
+      const arrays = SESSION_TABLE_COLUMNS.map((c, i) => column(columnType(c), rows.map((row) => row[i] ?? null)));
+      ctes.push(`s AS (INSERT INTO sessions (${SESSION_TABLE_COLUMNS.join(', ')}) SELECT * FROM unnest(${arrays.join(', ')}))`);
+      const groups = [...batch.inserts.values()].flatMap((r) => r.groups.map((g) => [g, r.sid] as const));
       if (groups.length > 0) {
         shape.push('g');
-        const names = param(groups.map((g) => g[0]), 'text[]');
-        const sids = param(groups.map((g) => g[1]), 'bigint[]');
+        const names = column('text', groups.map((g) => g[0]));
+        const sids = column('bigint', groups.map((g) => g[1]));
         ctes.push(`g AS (INSERT INTO session_groups (group_name, sid) SELECT * FROM unnest(${names}, ${sids}) ON CONFLICT DO NOTHING)`);
       }
     }
@@ -406,8 +413,8 @@ export class PostgresStore implements AuditStore {
     for (const [signature, entries] of bySignature) {
       shape.push(`u:${signature}`);
       const columns = signature.split(',') as SessionColumn[];
-      const sids = param(entries.map(([sid]) => sid), 'bigint[]');
-      const arrays = columns.map((c) => param(entries.map(([, update]) => columnValue(update[c]) ?? null), `${columnType(c)}[]`));
+      const sids = column('bigint', entries.map(([sid]) => sid));
+      const arrays = columns.map((c) => column(columnType(c), entries.map(([, update]) => columnValue(update[c]) ?? null)));
       ctes.push(
         `u${shape.length} AS (UPDATE sessions s SET ${columns.map((c) => `${c} = v.${c}`).join(', ')} FROM unnest(${sids}, ${arrays.join(', ')}) AS v(sid, ${columns.join(', ')}) WHERE s.sid = v.sid)`,
       );
@@ -736,43 +743,6 @@ async function migrate(pool: pg.Pool, schema: string | undefined): Promise<numbe
     client.release();
   }
   return done;
-}
-
-/**
- * A lone UTF-16 surrogate (an identity claim can carry one) as U+FFFD, as
- * the UTF-8 of a text parameter stores it: in JSON it would be a `\ud800`
- * escape, which PostgreSQL's json refuses, failing the whole commit.
- */
-const LONE_SURROGATE = /\p{Surrogate}/u;
-function wellFormed<T>(value: T): T {
-  return (typeof value === 'string' && LONE_SURROGATE.test(value) ? Buffer.from(value, 'utf8').toString('utf8') : value) as T;
-}
-
-/** bytea in its text form (hex), as json_to_recordset reads it into a bytea column. */
-const byteaText = (b: Uint8Array | null): string | null => (b === null ? null : `\\x${Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')}`);
-
-/**
- * A batch's event rows as one JSON array of objects: one native
- * JSON.stringify, where thirteen array parameters cost node-postgres an
- * escaped copy of every element.
- */
-function eventRowsJson(ev: Batch['events']): string {
-  const rows = ev.seq.map((seq, i) => ({
-    seq,
-    sid: ev.sid[i],
-    session_id: wellFormed(ev.session[i]!),
-    n: ev.n[i],
-    kind: ev.kind[i],
-    at_ms: ev.at[i],
-    meta: ev.meta[i],
-    content_hash: ev.content[i],
-    prev_hash: ev.prev[i],
-    hash: ev.hash[i],
-    key_id: ev.key[i],
-    nonce: byteaText(ev.nonce[i] ?? null),
-    content: byteaText(ev.data[i] ?? null),
-  }));
-  return JSON.stringify(rows);
 }
 
 interface Batch {
