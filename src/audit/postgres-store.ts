@@ -394,12 +394,13 @@ export class PostgresStore implements AuditStore {
       const rows = [...batch.inserts.values()].map((row) => sessionValues(row, row.sid));
       const arrays = SESSION_TABLE_COLUMNS.map((c, i) => column(columnType(c), rows.map((row) => row[i] ?? null)));
       ctes.push(`s AS (INSERT INTO sessions (${SESSION_TABLE_COLUMNS.join(', ')}) SELECT * FROM unnest(${arrays.join(', ')}))`);
-      const groups = [...batch.inserts.values()].flatMap((r) => r.groups.map((g) => [g, r.sid] as const));
+      // Each group once per session, so the insert needs no ON CONFLICT (a speculative insertion per row, and its WAL).
+      const groups = [...batch.inserts.values()].flatMap((r) => [...new Set(r.groups)].map((g) => [g, r.sid] as const));
       if (groups.length > 0) {
         shape.push('g');
         const names = column('text', groups.map((g) => g[0]));
         const sids = column('bigint', groups.map((g) => g[1]));
-        ctes.push(`g AS (INSERT INTO session_groups (group_name, sid) SELECT * FROM unnest(${names}, ${sids}) ON CONFLICT DO NOTHING)`);
+        ctes.push(`g AS (INSERT INTO session_groups (group_name, sid) SELECT * FROM unnest(${names}, ${sids}))`);
       }
     }
     // One UPDATE per distinct set of columns (in practice: end, each flag, hold).
@@ -695,7 +696,7 @@ export class PostgresStore implements AuditStore {
     await client.query(
       `INSERT INTO session_search (sid, doc) SELECT v.sid, to_tsvector('simple', v.text) FROM unnest($1::bigint[], $2::text[]) AS v(sid, text)
        ON CONFLICT (sid) DO UPDATE SET doc = EXCLUDED.doc`,
-      [entries.map((e) => e.sid), entries.map((e) => foldAccents(e.text))],
+      [binaryArray('bigint', entries.map((e) => e.sid)), binaryArray('text', entries.map((e) => foldAccents(e.text)))],
     );
   }
 

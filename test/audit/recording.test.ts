@@ -455,6 +455,23 @@ for (const factory of STORE_FIXTURES) {
       }
     });
 
+    test('a principal naming a group twice is recorded once in that group', async () => {
+      const own = await factory.create();
+      try {
+        const store = await own.open();
+        const recorder = await Recorder.open(store, recording());
+        const id = await recordSession(recorder, { groups: ['ops', 'ops', 'eng'] });
+        await recorder.close({ closeStore: false });
+        assert.equal(recorder.stats.failedCommits, 0);
+        assert.deepEqual((await store.listSessions({ group: 'ops', limit: 10 })).map((s) => s.id), [id]);
+        assert.deepEqual((await store.listSessions({ group: 'eng', limit: 10 })).map((s) => s.id), [id]);
+        assert.deepEqual((await verify(store)).problems, []);
+        await store.close();
+      } finally {
+        await own.cleanup();
+      }
+    });
+
     test('a store whose last head another writer moved chains its next commit after that writer\'s', async () => {
       // PostgreSQL commits onto the head it wrote last in one statement; here that head is stale every time.
       const [a, b] = [await fx.open(), await fx.open()];
