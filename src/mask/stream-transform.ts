@@ -18,7 +18,7 @@
 // drops everything after it.
 import { isJsonObject, type BodyPath } from '../protocol/body-path.js';
 import type { NdjsonLine } from '../protocol/ndjson.js';
-import { encodeSseFrame, takeSseJson, type SseFrame } from '../protocol/sse.js';
+import { encodeSseFrame, sseDataLines, takeSseJson, type SseFrame } from '../protocol/sse.js';
 import { encodeStreamError } from '../protocol/stream-error.js';
 import type { Operation, StreamFraming } from '../protocol/types.js';
 import { DecisionLog } from './decision-log.js';
@@ -34,6 +34,13 @@ export interface StreamTransformOptions extends OutputMasking {
   framing: StreamFraming;
   /** Passed to each StreamMasker. */
   leftContext?: number;
+  /**
+   * The words a frame's payload adds to the answer (the search index's
+   * `generatedText`). Given, the transform keeps the words of the frames it
+   * returns (`takeWords`) from the objects it masked, so recording need not
+   * parse them again.
+   */
+  wordsOf?: (payload: Record<string, unknown>) => string;
 }
 
 /** Why the transform ended the stream early; the error frame has been emitted. */
@@ -49,14 +56,16 @@ interface Field {
   masker: FieldMasker;
   /** Output index and content index of a Responses field, which `content_part.done` completes. */
   part?: string;
-  /** A frame that carries only `text` for this field. */
-  synthesize: (text: string) => string;
+  /** A frame that carries only `text` for this field, and the payload it carries. */
+  synthesize: (text: string) => { frame: string; payload: Record<string, unknown> };
 }
 
 /** What handling one upstream frame produces. */
 interface FrameWork {
   /** Frames to send before this one: the held-back tails of completed fields. */
   before: string[];
+  /** The words `before` adds (only with `wordsOf`). */
+  beforeWords: string;
   changed: boolean;
   /** Fields whose text this frame carries, and where: a tail flushed now is appended there, keeping the order. */
   slots: Map<Field, StringSlot>;
@@ -89,6 +98,8 @@ export class MaskingStreamTransform {
   #currentSequence: number | undefined;
   /** Paths seen in frames and their delta locations (`#deltaAt`), the first few only. */
   readonly #knownDeltas: Array<{ path: BodyPath; location: DeltaLocation | undefined }> = [];
+  /** The words of the frames returned since `takeWords`; undefined once a frame's are not known without parsing it. */
+  #words: string | undefined = '';
 
   constructor(options: StreamTransformOptions) {
     this.#options = options;
@@ -109,6 +120,23 @@ export class MaskingStreamTransform {
     return held;
   }
 
+  /**
+   * The words of the frames returned since the last call, exactly as the
+   * search index reads them from the frames' text (`chunkText` of them
+   * joined); undefined without `wordsOf`, or when a frame's words are not
+   * known without parsing it again (the index then extracts them itself).
+   */
+  takeWords(): string | undefined {
+    const words = this.#words;
+    this.#words = '';
+    return this.#options.wordsOf ? words : undefined;
+  }
+
+  /** Adds the words of one more frame returned (undefined: not known). */
+  #noteWords(words: string | undefined): void {
+    this.#words = this.#words === undefined || words === undefined ? undefined : this.#words + words;
+  }
+
   /** The text to write for one decoded upstream frame (SSE frame or NDJSON line), in order. */
   push(frame: SseFrame | NdjsonLine): string[] {
     if (this.#stopped) return [];
@@ -122,18 +150,24 @@ export class MaskingStreamTransform {
     if (this.#currentSequence !== undefined) this.#currentSequence += 1;
     const work = newWork();
     this.#flushWhere(() => true, work);
-    return this.#finish(work, []);
+    return this.#finish(work, [], '');
   }
 
   #sseFrame(upstreamFrame: SseFrame): string[] {
     // Comments, event names and ids reach a raw client too.
     const frame = this.#maskSseEnvelope(upstreamFrame);
-    if (!frame.hasData) return frame.incomplete ? [] : [frame === upstreamFrame ? frame.raw : encodeSse(frame, undefined)];
+    const wordsOf = this.#options.wordsOf;
+    if (!frame.hasData) {
+      if (frame.incomplete) return [];
+      // Comments and fields only: no words, unless the upstream's own text has a line the index reads otherwise.
+      if (wordsOf) this.#noteWords(frame !== upstreamFrame || sseDataLines(frame.raw) === 0 ? '' : undefined);
+      return [frame === upstreamFrame ? frame.raw : encodeSse(frame, undefined)];
+    }
     const work = newWork();
     if (frame.data === '[DONE]') {
       work.terminal = true;
       this.#flushWhere(() => true, work);
-      return this.#finish(work, [passSse(frame)]);
+      return this.#finish(work, [passSse(frame)], frame.incomplete || sseDataLines(frame.raw) === 1 ? '' : undefined);
     }
     const op = this.#options.operation;
     if (op !== 'chat' && op !== 'completion' && op !== 'response') return this.#uninspectable();
@@ -142,7 +176,9 @@ export class MaskingStreamTransform {
     upstreamFrame.json = undefined;
     if (!isJsonObject(event)) return this.#uninspectable();
     this.#maskFrame(event, work);
-    return this.#finish(work, [work.changed || frame !== upstreamFrame ? encodeSse(frame, event) : passSse(frame)]);
+    if (work.changed || frame !== upstreamFrame) return this.#finish(work, [encodeSse(frame, event)], wordsOf?.(event));
+    // Passed as it came: its words are the event's if the index reads its one `data:` line as the client does.
+    return this.#finish(work, [passSse(frame)], wordsOf && !frame.incomplete && sseDataLines(frame.raw) === 1 ? wordsOf(event) : undefined);
   }
 
   /** The frame with its comments, event name and id masked (the same object when nothing changed). */
@@ -162,7 +198,8 @@ export class MaskingStreamTransform {
     if (!isJsonObject(value) || (op !== 'ollama_chat' && op !== 'ollama_generate')) return this.#uninspectable();
     const work = newWork();
     this.#maskFrame(value, work);
-    return this.#finish(work, [work.changed ? `${JSON.stringify(value)}\n` : passLine(line)]);
+    // A line that is one JSON object is read by the index as that object, whether passed as it came or written again.
+    return this.#finish(work, [work.changed ? `${JSON.stringify(value)}\n` : passLine(line)], this.#options.wordsOf?.(value));
   }
 
   /** Masks one frame in place: deltas into their fields, every other string whole; then completes what the frame completes. */
@@ -255,6 +292,7 @@ export class MaskingStreamTransform {
   }
 
   #uninspectable(): string[] {
+    this.#noteWords(undefined);
     // Fail closed: a frame the gateway cannot read may hold text it has not checked.
     this.#stopped = {
       code: 'upstream_frame_uninspectable',
@@ -263,10 +301,12 @@ export class MaskingStreamTransform {
     return [encodeStreamError(this.#options.framing, { message: this.#stopped.message, type: 'upstream_error', code: this.#stopped.code })];
   }
 
-  #finish(work: FrameWork, frames: string[]): string[] {
+  /** What to send for one frame: the tails completed before it, then `frames` (whose words are `words`). */
+  #finish(work: FrameWork, frames: string[], words?: string): string[] {
     const termination = this.#termination ?? this.#wholeValues.termination ?? this.#echoes.termination;
     // A frame saying "complete" must not precede the error: clients stop reading at [DONE] or done:true.
     const out = termination && work.terminal ? [...work.before] : [...work.before, ...frames];
+    if (this.#options.wordsOf) this.#noteWords(termination ? undefined : words === undefined ? undefined : work.beforeWords + words);
     if (termination) {
       this.#stopped = {
         code: 'output_blocked',
@@ -310,8 +350,8 @@ export class MaskingStreamTransform {
     return { location, masker, ...(part !== undefined && { part }), synthesize: this.#synthesizer(frame, path) };
   }
 
-  /** How to write a frame carrying only a tail of the field at `path` of `frame`. */
-  #synthesizer(frame: Record<string, unknown>, path: BodyPath): (text: string) => string {
+  /** How to write a frame carrying only a tail of the field at `path` of `frame` (and the payload it carries). */
+  #synthesizer(frame: Record<string, unknown>, path: BodyPath): Field['synthesize'] {
     const op = this.#options.operation;
     switch (op) {
       case 'chat':
@@ -320,7 +360,8 @@ export class MaskingStreamTransform {
         const rest = path.slice(op === 'chat' ? 3 : 2);
         return (text) => {
           const choice = op === 'chat' ? { index, delta: build(rest, text) } : { index, text: '', ...(build(rest, text) as object) };
-          return encodeSseFrame({ data: JSON.stringify({ ...this.#envelope(), choices: [{ ...choice, logprobs: null, finish_reason: null }] }) });
+          const payload = { ...this.#envelope(), choices: [{ ...choice, logprobs: null, finish_reason: null }] };
+          return { frame: encodeSseFrame({ data: JSON.stringify(payload) }), payload };
         };
       }
       case 'response': {
@@ -333,17 +374,17 @@ export class MaskingStreamTransform {
               .filter(([key]) => key !== 'delta' && key !== 'obfuscation' && key !== 'sequence_number')
               .map(([key, value]) => [key, key === 'logprobs' ? [] : value]),
           );
-          return encodeSseFrame({ event: type, data: JSON.stringify({ ...template, delta: text, ...this.#syntheticSequence() }) });
+          const payload = { ...template, delta: text, ...this.#syntheticSequence() };
+          return { frame: encodeSseFrame({ event: type, data: JSON.stringify(payload) }), payload };
         };
       }
       case 'ollama_chat':
-        return (text) =>
-          `${JSON.stringify({ ...this.#envelope(), message: { role: 'assistant', content: '', ...(build(path.slice(1), text) as object) }, done: false })}\n`;
+        return (text) => ndjsonFrame({ ...this.#envelope(), message: { role: 'assistant', content: '', ...(build(path.slice(1), text) as object) }, done: false });
       case 'ollama_generate':
-        return (text) => `${JSON.stringify({ ...this.#envelope(), response: '', ...(build(path, text) as object), done: false })}\n`;
+        return (text) => ndjsonFrame({ ...this.#envelope(), response: '', ...(build(path, text) as object), done: false });
       case 'embedding':
       case 'ollama_embed':
-        return () => '';
+        return () => ({ frame: '', payload: {} });
     }
   }
 
@@ -360,7 +401,9 @@ export class MaskingStreamTransform {
       if (tail === '') continue;
       const slot = work.slots.get(field);
       if (slot === undefined) {
-        work.before.push(field.synthesize(tail));
+        const { frame, payload } = field.synthesize(tail);
+        work.before.push(frame);
+        if (this.#options.wordsOf) work.beforeWords += this.#options.wordsOf(payload);
         continue;
       }
       const holder = slot.holder as Record<string | number, unknown>;
@@ -390,8 +433,12 @@ function samePath(a: BodyPath, b: BodyPath): boolean {
   return true;
 }
 
+function ndjsonFrame(payload: Record<string, unknown>): { frame: string; payload: Record<string, unknown> } {
+  return { frame: `${JSON.stringify(payload)}\n`, payload };
+}
+
 function newWork(): FrameWork {
-  return { before: [], changed: false, slots: new Map(), terminal: false };
+  return { before: [], beforeWords: '', changed: false, slots: new Map(), terminal: false };
 }
 
 /** `value` placed at `path`; an array step becomes `[{ index, ... }]`, as streamed tool calls are addressed. */

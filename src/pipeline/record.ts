@@ -10,7 +10,7 @@ import { GatewayError } from '../http/errors.js';
 import type { Decision } from '../policy/guardrails-types.js';
 import { formatPath } from '../protocol/body-path.js';
 import type { NdjsonLine } from '../protocol/ndjson.js';
-import { sseJson, type SseFrame } from '../protocol/sse.js';
+import { sseDataLines, sseJson, type SseFrame } from '../protocol/sse.js';
 import type { RequestContext } from './context.js';
 import { forwardedBody } from './forward.js';
 import type { GatewayServices } from './services.js';
@@ -79,25 +79,11 @@ export function deliveredAnswer(frame: SseFrame | NdjsonLine): string | undefine
   if (!('hasData' in frame)) {
     return frame.raw.trimStart().startsWith('{') && typeof frame.value === 'object' && frame.value !== null ? generatedText(frame.value) : undefined;
   }
-  const data = dataLines(frame.raw);
+  const data = sseDataLines(frame.raw);
   if (data === 0) return '';
   if (data !== 1) return undefined;
   const json = frame.data === '[DONE]' ? undefined : sseJson(frame);
   return json === undefined ? '' : generatedText(json);
-}
-
-/** How many `data:` lines an SSE frame has, or undefined when it has a line that is no field (`data:`, `event:`, `id:`, `retry:`) nor comment. */
-function dataLines(raw: string): number | undefined {
-  let data = 0;
-  for (let at = 0; at < raw.length; ) {
-    let end = raw.indexOf('\n', at);
-    if (end < 0) end = raw.length;
-    const line = raw.charCodeAt(end - 1) === 13 ? raw.slice(at, end - 1) : raw.slice(at, end);
-    if (line.startsWith('data:')) data++;
-    else if (line !== '' && !line.startsWith(':') && !line.startsWith('event:') && !line.startsWith('id:') && !line.startsWith('retry:')) return undefined;
-    at = end + 1;
-  }
-  return data;
 }
 
 export function endRecording(ctx: RequestContext): void {

@@ -21,6 +21,7 @@ import { finished, type Readable } from 'node:stream';
 import type { UpstreamResponse } from '../proxy/transport.js';
 import type { RequestContext } from './context.js';
 import { deliveredAnswer, recordDecisions as recordInSession, recordDelivered } from './record.js';
+import { generatedText } from '../audit/content-text.js';
 import type { GatewayServices } from './services.js';
 import { scrubCredential } from '../proxy/scrub-credential.js';
 
@@ -120,7 +121,15 @@ async function relayStream(
 ): Promise<void> {
   const { res } = ctx;
   const masking = rules
-    ? new MaskingStreamTransform({ operation: ctx.request!.operation, framing, scanner: services.guardrails.outputScanner!, session: ctx.masking!, rules })
+    ? new MaskingStreamTransform({
+        operation: ctx.request!.operation,
+        framing,
+        scanner: services.guardrails.outputScanner!,
+        session: ctx.masking!,
+        rules,
+        // The words of what is sent, for the session's search entry, from the objects masking parsed (record.ts).
+        ...(ctx.recording && { wordsOf: generatedText }),
+      })
     : undefined;
   res.writeHead(upstream.status, {
     'content-type': framing === 'sse' ? 'text/event-stream; charset=utf-8' : 'application/x-ndjson',
@@ -211,6 +220,7 @@ async function relayStream(
         for (const raw of masking.push(frame)) outputs.push(raw);
         if (masking.stopped) break;
       }
+      if (masking) answer = masking.takeWords();
       return deliver(outputs, answer, asIs?.after(chunk, unchanged));
     };
     if (!(await eachChunk(upstream.body, relayChunk))) return;
@@ -231,7 +241,7 @@ async function relayStream(
       outputs.push(raw);
     }
     if (masking) for (const raw of masking.end()) outputs.push(raw);
-    let sent = deliver(outputs);
+    let sent = deliver(outputs, masking?.takeWords());
     if (typeof sent !== 'boolean') sent = await sent;
     if (!sent) return;
     if (cutInsideFrame) throw new Error('upstream ended inside a frame');

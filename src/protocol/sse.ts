@@ -311,3 +311,22 @@ export function takeSseJson(frame: SseFrame): unknown {
 
 /** OpenAI's end-of-stream sentinel, `data: [DONE]`. */
 export const isDoneFrame = (frame: SseFrame): boolean => frame.hasData && frame.data === '[DONE]';
+
+/**
+ * How many `data:` lines a frame's text has, or undefined when it has a line
+ * that is no field (`data:`, `event:`, `id:`, `retry:`) nor comment: what
+ * tells whether the search index reads a recorded frame as a client does
+ * (content-text.ts `chunkText` parses each `data:` line alone).
+ */
+export function sseDataLines(raw: string): number | undefined {
+  let data = 0;
+  for (let at = 0; at < raw.length; ) {
+    let end = raw.indexOf('\n', at);
+    if (end < 0) end = raw.length;
+    const line = raw.charCodeAt(end - 1) === 13 ? raw.slice(at, end - 1) : raw.slice(at, end);
+    if (line.startsWith('data:')) data++;
+    else if (line !== '' && !line.startsWith(':') && !line.startsWith('event:') && !line.startsWith('id:') && !line.startsWith('retry:')) return undefined;
+    at = end + 1;
+  }
+  return data;
+}

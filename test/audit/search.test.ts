@@ -15,6 +15,11 @@ import { parseOpenAiRequest } from '../../src/protocol/openai.js';
 import { NdjsonDecoder } from '../../src/protocol/ndjson.js';
 import { SseDecoder } from '../../src/protocol/sse.js';
 import { UsageMeter } from '../../src/usage/meter.js';
+import { generatedText } from '../../src/audit/content-text.js';
+import { MaskingSession } from '../../src/mask/session.js';
+import { MaskingStreamTransform } from '../../src/mask/stream-transform.js';
+import type { SpanRules } from '../../src/mask/types.js';
+import { createTestScanner } from '../mask/test-scanner.js';
 import { SearchUnavailableError, SessionArchive } from '../../src/audit/sessions.js';
 import { openStore, type AuditStore } from '../../src/audit/store.js';
 import { verify } from '../../src/audit/verify.js';
@@ -71,6 +76,34 @@ const NDJSON_LINES = [
   '{"model":"llama","done":true,"eval_count":4}\n',
 ];
 
+
+// Frames as masking sees them: an address split between frames, a tail held back until a finish frame without
+// content (then sent in a frame of its own), fields, comments, CRLF, two data lines (re-encoded, and passed as they
+// came), and frames passed unchanged.
+const MASKED_SSE = [
+  'data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n',
+  'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"Hello, write to jane.d"}}]}\n\n',
+  'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"oe@example.com now"}}]}\n\n',
+  'data: {"id":"c1","choices":[{"index":0,"delta":{"reasoning_content":"pondering","content":" wide"}}]}\n\n',
+  'event: message\nid: 7\nretry: 10\ndata: {"choices":[{"index":0,"delta":{"content":" fielded"}}]}\n\n',
+  ': keep-alive comment\n\n',
+  ': a note\ndata: {"choices":[{"index":0,"delta":{"content":" noted"}}]}\n\n',
+  'data: {"choices":[{"index":1,"delta":\ndata: {"content":" split"}}]}\n\n',
+  'data: {"choices":[{"index":0,"delta":{"content":" Plain words. "}}]}\n\n',
+  'data: {"choices":[{"index":0,\ndata: "delta":{"content":"Two lines. "}}]}\n\n',
+  'data:{"choices":[{"index":0,"delta":{"content":" tight"}}]}\r\n\r\n',
+  'data: {"choices":[{"index":0,"delta":{"content":" tail"}}]}\n\n',
+  'data: {"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n',
+  'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}\n\n',
+  'data: [DONE]\n\n',
+];
+const MASKED_NDJSON = [
+  '{"model":"llama","message":{"role":"assistant","content":"Ollama, write to jane.d"},"done":false}\n',
+  '  {"model":"llama","message":{"role":"assistant","content":"oe@example.com"},"done":false}\r\n',
+  '{"model":"llama","message":{"role":"assistant","content":" tail"},"done":false}\n',
+  '{"model":"llama","done":true,"eval_count":4}\n',
+];
+
 /**
  * What the relay hands to recording for each upstream read: every frame it completed (read by the usage meter)
  * joined in one chunk, with the words it took from the meter's parses (sseJson) (undefined once a frame's are unknown).
@@ -119,6 +152,47 @@ test("the words recording takes from the gateway's parse of a frame are exactly 
   assert.equal(chunkText(SSE_FRAMES[8]!), '', 'the index reads each data line alone');
   assert.equal(chunkText(NDJSON_LINES[4]!), ' sse-in-ndjson', 'and a line that is not a JSON object by its data: lines');
   assert.equal(chunkText(NDJSON_LINES[0]! + NDJSON_LINES[1]!), 'Ollama generate', 'several NDJSON lines in one chunk');
+});
+
+test("the words masking keeps of the frames it sends are exactly what the index extracts from them", () => {
+  const sent = (framing: 'sse' | 'ndjson'): Array<{ raw: string; words: string | undefined }> => {
+    const frames = framing === 'sse' ? MASKED_SSE : MASKED_NDJSON;
+    const out: Array<{ raw: string; words: string | undefined }> = [];
+    // One frame per read, two per read, all in one read: what masking returns for one read is one recorded chunk.
+    for (const reads of [frames, frames.slice(1).map((f, i) => frames[i]! + f).filter((_, i) => i % 2 === 0), [frames.join('')]]) {
+      const rules: SpanRules = () => ({ action: 'mask', rule: 'mask-pii', strategy: { kind: 'placeholder' } });
+      const operation = framing === 'sse' ? 'chat' : 'ollama_chat';
+      const masking = new MaskingStreamTransform({ operation, framing, scanner: createTestScanner({ withUndecidedFrom: true }), session: new MaskingSession(), rules, wordsOf: generatedText });
+      const decoder = framing === 'sse' ? new SseDecoder() : new NdjsonDecoder();
+      for (const read of reads) {
+        let raw = '';
+        for (const frame of decoder.push(Buffer.from(read))) raw += masking.push(frame).join('');
+        out.push({ raw, words: masking.takeWords() });
+      }
+      let raw = '';
+      for (const frame of decoder.end()) raw += masking.push(frame).join('');
+      raw += masking.end().join('');
+      out.push({ raw, words: masking.takeWords() });
+    }
+    return out;
+  };
+  const [sse, ndjson] = [sent('sse'), sent('ndjson')];
+  for (const [framing, sent] of [['sse', sse], ['ndjson', ndjson]] as const) {
+    for (const { raw, words } of sent) if (words !== undefined) assert.equal(words, chunkText(raw), `${framing}: ${JSON.stringify(raw)}`);
+    const unknown = sent.filter((s) => s.words === undefined).map((s) => s.raw);
+    // Only a frame passed as it came whose text the index reads otherwise (two data lines) falls back.
+    assert.ok(unknown.every((raw) => raw.includes('\ndata: "delta"')), `${framing}: ${JSON.stringify(unknown)}`);
+    if (framing === 'sse') assert.ok(unknown.length > 0, 'that frame did');
+    assert.ok(unknown.length < sent.length / 4, `${framing}: words known for most reads`);
+    const all = sent.map((s) => s.raw).join('');
+    assert.ok(!all.includes('jane.doe@example.com') && all.includes('[EMAIL'), `${framing}: the address was masked`);
+  }
+  // The masked address, a tail held back and sent in a frame of its own, and the end of the stream all had known words.
+  const known = sse.filter((s) => s.words !== undefined).map((s) => s.words).join('');
+  assert.ok(known.includes('[EMAIL'), 'masked words');
+  assert.ok(sse.some((s) => s.words !== undefined && s.raw.includes('"finish_reason":null') && s.raw.includes('tail') && s.raw.includes('"finish_reason":"stop"')), 'a synthesized tail');
+  assert.ok(sse.some((s) => s.words !== undefined && s.raw.endsWith('data: [DONE]\n\n')), '[DONE]');
+  assert.equal(new MaskingStreamTransform({ operation: 'chat', framing: 'sse', scanner: createTestScanner(), session: new MaskingSession(), rules: () => undefined }).takeWords(), undefined, 'no words kept without wordsOf');
 });
 
 test('a session indexed from the words the recorder kept has the entry the pass makes from its stored content', async () => {
