@@ -167,6 +167,8 @@ export class MaskingStreamTransform {
     if (frame.data === '[DONE]') {
       work.terminal = true;
       this.#flushWhere(() => true, work);
+      // Its comments, event name or id masked: written again around the same data.
+      if (frame !== upstreamFrame) return this.#finish(work, [encodeSse(frame, frame.data)], '');
       return this.#finish(work, [passSse(frame)], frame.incomplete || sseDataLines(frame.raw) === 1 ? '' : undefined);
     }
     const op = this.#options.operation;
@@ -176,7 +178,7 @@ export class MaskingStreamTransform {
     upstreamFrame.json = undefined;
     if (!isJsonObject(event)) return this.#uninspectable();
     this.#maskFrame(event, work);
-    if (work.changed || frame !== upstreamFrame) return this.#finish(work, [encodeSse(frame, event)], wordsOf?.(event));
+    if (work.changed || frame !== upstreamFrame) return this.#finish(work, [encodeSse(frame, JSON.stringify(event))], wordsOf?.(event));
     // Passed as it came: its words are the event's if the index reads its one `data:` line as the client does.
     return this.#finish(work, [passSse(frame)], wordsOf && !frame.incomplete && sseDataLines(frame.raw) === 1 ? wordsOf(event) : undefined);
   }
@@ -456,11 +458,11 @@ function pickKeys(source: Record<string, unknown>, keys: readonly string[]): Rec
   return picked;
 }
 
-/** A frame re-serialised with new data (none for a comment-only frame), keeping its event, id and comments. */
-function encodeSse(frame: SseFrame, data: unknown): string {
+/** A frame written again with `data` (none for a comment-only frame), keeping its event, id and comments. */
+function encodeSse(frame: SseFrame, data: string | undefined): string {
   const comments = frame.comments.length === 0 ? '' : frame.comments.map((comment) => `: ${comment.replace(/[\r\n]/g, ' ')}\n`).join('');
-  if (!frame.hasData) return `${comments}\n`;
-  return comments + encodeSseFrame({ ...(frame.event !== undefined && { event: frame.event }), ...(frame.id !== undefined && { id: frame.id }), data: JSON.stringify(data) });
+  if (data === undefined) return `${comments}\n`;
+  return comments + encodeSseFrame({ ...(frame.event !== undefined && { event: frame.event }), ...(frame.id !== undefined && { id: frame.id }), data });
 }
 
 /** An untouched frame, re-terminated if the upstream stopped before its blank line. */

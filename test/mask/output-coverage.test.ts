@@ -96,9 +96,12 @@ describe('protocol coverage: an entity in every string field is masked (frame an
     const transform = new MaskingStreamTransform({ operation: 'chat', framing: 'sse', scanner, session: new MaskingSession(), rules });
     const decoder = new SseDecoder();
     let out = '';
-    for (const frame of decoder.push(Buffer.from(`: hello ${ENTITY}\n\nevent: e ${ENTITY}\nid: ${ENTITY}\n: note ${ENTITY}\ndata: {"choices":[]}\n\n`))) out += transform.push(frame).join('');
+    // The end-of-stream frame too: it is passed on as it came only when nothing around its data changed.
+    const done = `: bye ${ENTITY}\nevent: e ${ENTITY}\nid: ${ENTITY}\ndata: [DONE]\n\n`;
+    for (const frame of decoder.push(Buffer.from(`: hello ${ENTITY}\n\nevent: e ${ENTITY}\nid: ${ENTITY}\n: note ${ENTITY}\ndata: {"choices":[]}\n\n${done}`))) out += transform.push(frame).join('');
     assert.ok(!out.includes('jane.doe'), out);
     assert.ok(out.includes('[EMAIL_1]'));
+    assert.ok(out.endsWith('data: [DONE]\n\n'), out);
     void chat;
   });
 });
