@@ -67,8 +67,11 @@ interface FrameWork {
   /** The words `before` adds (only with `wordsOf`). */
   beforeWords: string;
   changed: boolean;
-  /** Fields whose text this frame carries, and where: a tail flushed now is appended there, keeping the order. */
-  slots: Map<Field, StringSlot>;
+  /**
+   * Fields whose text this frame carries, and where, as pairs (field, slot): a tail flushed now is appended
+   * there, keeping the order. A frame has one or two; an array is cheaper to make per frame than a Map.
+   */
+  slots: Array<Field | StringSlot>;
   /** The frame tells the client the response (or a choice) is complete; after an error it must not be sent. */
   terminal: boolean;
 }
@@ -307,7 +310,7 @@ export class MaskingStreamTransform {
   #finish(work: FrameWork, frames: string[], words?: string): string[] {
     const termination = this.#termination ?? this.#wholeValues.termination ?? this.#echoes.termination;
     // A frame saying "complete" must not precede the error: clients stop reading at [DONE] or done:true.
-    const out = termination && work.terminal ? [...work.before] : [...work.before, ...frames];
+    const out = termination && work.terminal ? [...work.before] : work.before.length === 0 ? frames : [...work.before, ...frames];
     if (this.#options.wordsOf) this.#noteWords(termination ? undefined : words === undefined ? undefined : work.beforeWords + words);
     if (termination) {
       this.#stopped = {
@@ -331,7 +334,7 @@ export class MaskingStreamTransform {
     }
     const released = this.#termination ? '' : field.masker.push(delta);
     if (field.masker.termination) this.#termination ??= field.masker.termination;
-    work.slots.set(field, slot);
+    work.slots.push(field, slot);
     return released;
   }
 
@@ -401,7 +404,7 @@ export class MaskingStreamTransform {
       const tail = field.masker.flush();
       if (field.masker.termination) this.#termination = field.masker.termination;
       if (tail === '') continue;
-      const slot = work.slots.get(field);
+      const slot = slotOf(work, field);
       if (slot === undefined) {
         const { frame, payload } = field.synthesize(tail);
         work.before.push(frame);
@@ -440,7 +443,13 @@ function ndjsonFrame(payload: Record<string, unknown>): { frame: string; payload
 }
 
 function newWork(): FrameWork {
-  return { before: [], beforeWords: '', changed: false, slots: new Map(), terminal: false };
+  return { before: [], beforeWords: '', changed: false, slots: [], terminal: false };
+}
+
+/** Where this frame carries `field`'s text (its last delta there), if it does. */
+function slotOf(work: FrameWork, field: Field): StringSlot | undefined {
+  for (let i = work.slots.length - 2; i >= 0; i -= 2) if (work.slots[i] === field) return work.slots[i + 1] as StringSlot;
+  return undefined;
 }
 
 /** `value` placed at `path`; an array step becomes `[{ index, ... }]`, as streamed tool calls are addressed. */

@@ -50,7 +50,7 @@ class OutputWalk {
       let name = key;
       if (!isPlainKey(key)) {
         // A key is text the client sees too.
-        name = this.mask(key, [...path, key], 'text');
+        name = this.mask(key, childPath(path, key), 'text');
         if (name !== key) {
           node[name] = node[key];
           delete node[key];
@@ -61,7 +61,7 @@ class OutputWalk {
       // Numbers, booleans and null hold no text: no path built for them.
       if (value === null || (typeof value !== 'string' && typeof value !== 'object')) continue;
       if (typeof value === 'string' && this.shape.metadata.has(name) && isMetadataValue(value)) continue;
-      const here = [...path, name];
+      const here = childPath(path, name);
       if (typeof value === 'string') {
         const masked = this.mask(value, here, this.shape.jsonText.has(name) ? 'json' : 'text', { holder: node, key: name });
         if (masked !== value) {
@@ -86,13 +86,13 @@ class OutputWalk {
       if (item === null || (typeof item !== 'string' && typeof item !== 'object')) continue;
       const segment = isJsonObject(item) && typeof item.index === 'number' ? item.index : position;
       if (typeof item === 'string') {
-        const masked = this.mask(item, [...path, segment], 'text', { holder: value, key: position });
+        const masked = this.mask(item, childPath(path, segment), 'text', { holder: value, key: position });
         if (masked !== item) {
           value[position] = masked;
           changed = true;
         }
       } else {
-        changed = this.value(item, [...path, segment], key) || changed;
+        changed = this.value(item, childPath(path, segment), key) || changed;
       }
     }
     return changed;
@@ -141,6 +141,17 @@ function binaryParents(shape: OutputShape): ReadonlyMap<string, ReadonlySet<stri
     binaryByKey.set(shape, byKey);
   }
   return byKey;
+}
+
+/**
+ * `path` and one more step: an array of exactly that length (a spread builds
+ * one with room to grow, and this runs for every string of every frame).
+ */
+function childPath(path: BodyPath, step: string | number): BodyPath {
+  const child = new Array<string | number>(path.length + 1);
+  for (let i = 0; i < path.length; i++) child[i] = path[i]!;
+  child[path.length] = step;
+  return child;
 }
 
 /** `logprobs` keeps its place (`null`, or `[]` for a list); token id arrays go. */
