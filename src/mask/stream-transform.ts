@@ -94,8 +94,12 @@ export class MaskingStreamTransform {
   readonly #segmentOffsets = new Map<string, number>();
   #termination: Termination | undefined;
   #stopped: StreamStop | undefined;
-  /** The last frame sent, masked: synthesized frames copy its envelope (id, model, created...). */
-  #lastFrame: Record<string, unknown> = {};
+  /**
+   * The envelope of the last frame sent, masked (the values of ENVELOPE_KEYS): synthesized frames copy it.
+   * Its values only, not the frame, which would otherwise stay alive until the next one (and so outlive the
+   * young generation, to be collected by a full GC).
+   */
+  readonly #lastEnvelope: unknown[] = ENVELOPE_KEYS.map(() => undefined);
   /** Responses events inserted so far: later events' sequence numbers move up by this much. */
   #sequenceShift = 0;
   #currentSequence: number | undefined;
@@ -236,7 +240,7 @@ export class MaskingStreamTransform {
     if (changed) work.changed = true;
     if (!upstreamError) {
       // Synthesized frames copy the envelope as it went out, masked.
-      if (op !== 'response') this.#lastFrame = frame;
+      if (op !== 'response') for (let i = 0; i < ENVELOPE_KEYS.length; i++) this.#lastEnvelope[i] = frame[ENVELOPE_KEYS[i]!];
       this.#complete(frame, type, named, work);
     }
     if (op === 'response' && this.#currentSequence !== undefined && this.#sequenceShift > 0) {
@@ -417,9 +421,11 @@ export class MaskingStreamTransform {
     }
   }
 
-  /** The envelope of the last frame sent (picked when a frame is synthesized, not for every frame). */
+  /** The envelope of the last frame sent, as an object (built when a frame is synthesized, not for every frame). */
   #envelope(): Record<string, unknown> {
-    return pickKeys(this.#lastFrame, ['id', 'object', 'created', 'model', 'system_fingerprint', 'service_tier', 'created_at']);
+    const envelope: Record<string, unknown> = {};
+    ENVELOPE_KEYS.forEach((key, i) => this.#lastEnvelope[i] !== undefined && (envelope[key] = this.#lastEnvelope[i]));
+    return envelope;
   }
 
   /** Sequence number for an event inserted before the current one; later events shift up by one. */
@@ -428,6 +434,9 @@ export class MaskingStreamTransform {
     return { sequence_number: this.#currentSequence + this.#sequenceShift++ };
   }
 }
+
+/** The members of a frame a synthesized frame copies from the last one sent. */
+const ENVELOPE_KEYS = ['id', 'object', 'created', 'model', 'system_fingerprint', 'service_tier', 'created_at'] as const;
 
 /** How many paths `#deltaAt` remembers per stream: a chat frame has one or two text fields per choice. */
 const KNOWN_DELTA_PATHS = 8;
@@ -459,12 +468,6 @@ function build(path: BodyPath, value: string): unknown {
   const inner = build(rest, value);
   if (typeof head === 'number') return [isJsonObject(inner) ? { index: head, ...inner } : inner];
   return { [head!]: inner };
-}
-
-function pickKeys(source: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
-  const picked: Record<string, unknown> = {};
-  for (const key of keys) if (source[key] !== undefined) picked[key] = source[key];
-  return picked;
 }
 
 /** A frame written again with `data` (none for a comment-only frame), keeping its event, id and comments. */
