@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { GatewayTokensConfig } from '../config/identity-schema.js';
-import { readGroupsClaim, readStringClaim } from './claims.js';
+import { readGroupsClaim, readStringClaim, usableClaim } from './claims.js';
 import { invalidToken } from './errors.js';
 import type { AuthenticationMethod, Principal } from './principal.js';
 import type { GatewaySigningKeys } from './signing-keys.js';
@@ -118,7 +118,7 @@ export class GatewayTokens implements TokenIssuer {
 
   toPrincipal(payload: JWTPayload): Principal {
     const claims = payload as Record<string, unknown>;
-    const subject = payload.sub!;
+    const subject = usableClaim('sub', payload.sub!);
     const issuedAt = payload.iat!;
     const cutOff = Math.max(this.revoked.get(ALL_SCOPE) ?? 0, this.revoked.get(subjectScope(subject)) ?? 0);
     if (issuedAt <= cutOff || (payload.jti !== undefined && this.revoked.has(tokenScope(payload.jti)))) {

@@ -6,6 +6,7 @@ import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, t
 import type { Config } from '../config/schema.js';
 import type { GatewayError } from '../http/errors.js';
 import { identityProviderUnavailable, invalidToken, missingToken } from './errors.js';
+import { UnusableClaimError } from './claims.js';
 import type { Principal } from './principal.js';
 import { TrustedIssuer } from './trusted-issuer.js';
 
@@ -97,7 +98,7 @@ export class TokenVerifier {
     if (token.length > MAX_TOKEN_LENGTH) throw invalidToken('token_malformed', 'The bearer token is too long to be an access token.');
     const remembered = this.verifiedSignatures.get(token);
     if (remembered) {
-      if (Math.floor(Date.now() / 1000) < remembered.until) return remembered.issuer.toPrincipal(remembered.payload);
+      if (Math.floor(Date.now() / 1000) < remembered.until) return principalOf(remembered.issuer, remembered.payload);
       this.verifiedSignatures.delete(token);
     }
 
@@ -120,7 +121,7 @@ export class TokenVerifier {
       );
     }
     const payload = await this.verifySignatureAndClaims(token, issuer);
-    const principal = issuer.toPrincipal(payload);
+    const principal = principalOf(issuer, payload);
     this.remember(token, issuer, payload);
     return principal;
   }
@@ -147,7 +148,7 @@ export class TokenVerifier {
   principalFromVerifiedClaims(issuerId: string, claims: Record<string, unknown>): Principal {
     const issuer = this.issuers.get(issuerId);
     if (!issuer) throw invalidToken('token_issuer_untrusted', `${issuerId} is not a trusted issuer of this gateway.`);
-    return issuer.toPrincipal(claims as JWTPayload);
+    return principalOf(issuer, claims as JWTPayload);
   }
 
   private async verifySignatureAndClaims(token: string, issuer: TokenIssuer): Promise<JWTPayload> {
@@ -234,4 +235,14 @@ function explainVerificationFailure(err: unknown, issuer: TokenIssuer): GatewayE
   }
   // What remains is the JWKS fetch failing (timeout, HTTP error, bad JSON): fail closed.
   return identityProviderUnavailable(issuer.id, err);
+}
+
+/** The issuer's principal from verified claims; a claim the gateway cannot use (UnusableClaimError) refuses the token. */
+function principalOf(issuer: TokenIssuer, payload: JWTPayload): Principal {
+  try {
+    return issuer.toPrincipal(payload);
+  } catch (err) {
+    if (err instanceof UnusableClaimError) throw invalidToken('token_claim_invalid', `${err.message} Ask your IdP administrator to correct it.`);
+    throw err;
+  }
 }
