@@ -2,21 +2,27 @@
 // dotted (`realm_access.roles`); a claim whose own name contains a dot
 // (`https://example.com/groups`) is matched whole first.
 
+/** Longest identity claim value accepted, in UTF-8 bytes: well within what a PostgreSQL index entry holds (2,704). */
+export const MAX_CLAIM_BYTES = 1024;
+
 /**
- * A claim holding a NUL character (U+0000). Identities are recorded in text
- * columns, which PostgreSQL refuses NUL in: one such session would fail the
- * whole group commit it shares with other callers' sessions. The token (or
- * assertion) is refused instead, naming the claim.
+ * An identity claim the gateway cannot record: one holding a NUL character
+ * (PostgreSQL refuses NUL in text) or longer than MAX_CLAIM_BYTES (more than
+ * an index entry holds: subjects, emails and groups are indexed). One such
+ * session would fail the whole group commit it shares with other callers'
+ * sessions, so the token (or assertion) is refused instead, naming the claim.
  */
 export class UnusableClaimError extends Error {
-  constructor(readonly claim: string) {
-    super(`The "${claim}" claim contains a NUL character, which the gateway does not accept in an identity.`);
+  constructor(readonly claim: string, problem: string) {
+    super(`The "${claim}" claim ${problem}, which the gateway does not accept in an identity.`);
   }
 }
 
-/** `value`, refused when it holds a NUL character. */
+/** `value`, refused when the audit trail could not record it. */
 export function usableClaim<T extends string | undefined>(claim: string, value: T): T {
-  if (value?.includes('\0')) throw new UnusableClaimError(claim);
+  if (value === undefined) return value;
+  if (value.includes('\0')) throw new UnusableClaimError(claim, 'contains a NUL character');
+  if (Buffer.byteLength(value, 'utf8') > MAX_CLAIM_BYTES) throw new UnusableClaimError(claim, `is longer than ${MAX_CLAIM_BYTES} bytes`);
   return value;
 }
 

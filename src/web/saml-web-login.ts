@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SAML, ValidateInResponseTo, type CacheProvider, type Profile } from '@node-saml/node-saml';
 import type { SamlWebLoginConfig } from '../config/identity-schema.js';
-import { readGroupsClaim, readStringClaim } from '../identity/claims.js';
+import { readGroupsClaim, readStringClaim, UnusableClaimError, usableClaim } from '../identity/claims.js';
 import type { IdentityState } from '../identity/state/identity-state.js';
 import { cookieName, readCookie, setCookie } from './cookies.js';
 import { SAML_ACS_PATH, SAML_METADATA_PATH } from './login-paths.js';
@@ -156,9 +156,18 @@ export class SamlWebLogin {
   }
 
   private identityFrom(profile: Profile): SessionIdentity {
+    try {
+      return this.readIdentity(profile);
+    } catch (err) {
+      if (err instanceof UnusableClaimError) throw loginFailed('saml_attribute_invalid', err.message.replace(' claim ', ' attribute '));
+      throw err;
+    }
+  }
+
+  private readIdentity(profile: Profile): SessionIdentity {
     const attributes = (profile.attributes ?? {}) as Record<string, unknown>;
     const { attributes: names, group_prefix } = this.config;
-    const subject = names.subject ? readStringClaim(attributes, names.subject) : profile.nameID;
+    const subject = names.subject ? readStringClaim(attributes, names.subject) : usableClaim('NameID', profile.nameID);
     if (!subject) throw loginFailed('saml_subject_missing', `The assertion has no subject${names.subject ? ` attribute "${names.subject}"` : ' (NameID)'}.`);
     const groups = readGroupsClaim(attributes, names.groups).map((g) => group_prefix + g);
     if (groups.length === 0 && Object.keys(attributes).some((name) => name.endsWith('/claims/groups.link'))) {
@@ -168,7 +177,7 @@ export class SamlWebLogin {
       );
     }
     const identity: SessionIdentity = { subject, groups, origin: profile.issuer, method: 'saml' };
-    const email = readStringClaim(attributes, names.email) ?? (typeof profile.email === 'string' ? profile.email : undefined);
+    const email = readStringClaim(attributes, names.email) ?? usableClaim('email', typeof profile.email === 'string' ? profile.email : undefined);
     const name = readStringClaim(attributes, names.name);
     if (email) identity.email = email;
     if (name) identity.name = name;

@@ -238,6 +238,12 @@ describe('SAML web login', () => {
     await expectRefused(await post(browser, idp.respond(request, overage, { groupsAttribute: 'memberOf' }), request.relayState), 'saml_groups_overage', browser);
   });
 
+  test('an attribute longer than the audit trail can index (a 3 KB group) is refused naming it', async () => {
+    const { browser, request } = await begin();
+    const long: SamlUser = { nameId: 'long@corp.example', groups: ['engineering', 'g'.repeat(3000)] };
+    await expectRefused(await post(browser, idp.respond(request, long, { groupsAttribute: 'memberOf' }), request.relayState), 'saml_attribute_invalid', browser);
+  });
+
   test('SP metadata names the ACS and asks for signed assertions', async () => {
     const response = await fetch(`${h.url}/auth/saml/metadata`);
     assert.equal(response.status, 200);

@@ -1,8 +1,9 @@
-// A NUL character in an identity claim. Identities are recorded in text
-// columns and PostgreSQL refuses NUL in text, so a session carrying one failed
-// the whole group commit it shared: every caller recorded alongside the
-// attacker got 503 recording_unavailable. The token is refused instead,
-// naming the claim, and nobody else's request is touched.
+// Identity claims the audit trail cannot record: a NUL character (PostgreSQL
+// refuses NUL in text) or a value longer than an index entry holds (subjects,
+// emails and groups are indexed). A session carrying one failed the whole
+// group commit it shared, so every caller recorded alongside the attacker got
+// 503 recording_unavailable. The token is refused instead, naming the claim,
+// and nobody else's request is touched.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
@@ -11,8 +12,8 @@ import pg from 'pg';
 import { errorOf, postJson, startHarness, type Harness } from '../helpers/harness.js';
 import { PG_URL } from '../helpers/postgres.js';
 
-describe('a NUL character in a claim (recording on PostgreSQL)', () => {
-  const schema = `mgtest_nul_${process.pid}_${randomBytes(4).toString('hex')}`;
+describe('claims the audit trail cannot record (recording on PostgreSQL)', () => {
+  const schema = `mgtest_claims_${process.pid}_${randomBytes(4).toString('hex')}`;
   let h: Harness;
   before(async () => {
     h = await startHarness({
@@ -41,12 +42,15 @@ describe('a NUL character in a claim (recording on PostgreSQL)', () => {
   const chat = (token: string, content: string) => postJson(`${h.url}/v1/chat/completions`, token, { model: 'demo-chat', messages: [{ role: 'user', content }] });
 
   for (const [where, subject, claims, claim] of [
-    ['name', 'mallory', { name: 'Mal\u0000lory' }, 'name'],
-    ['email', 'mallory', { email: 'mallory@example.com\u0000' }, 'email'],
-    ['a group', 'mallory', { groups: ['engineering', 'eng\u0000ineering'] }, 'groups'],
-    ['the subject', 'mal\u0000lory', {}, 'sub'],
+    ['NUL in the name', 'mallory', { name: 'Mal\u0000lory' }, 'name'],
+    ['NUL in the email', 'mallory', { email: 'mallory@example.com\u0000' }, 'email'],
+    ['NUL in a group', 'mallory', { groups: ['engineering', 'eng\u0000ineering'] }, 'groups'],
+    ['NUL in the subject', 'mal\u0000lory', {}, 'sub'],
+    ['an email of 3 KB', 'mallory', { email: `${'m'.repeat(3000)}@example.com` }, 'email'],
+    ['a group of 3 KB', 'mallory', { groups: ['engineering', randomBytes(1500).toString('hex')] }, 'groups'],
+    ['a subject of 1,025 bytes', 'é'.repeat(512) + 'x', {}, 'sub'],
   ] as const) {
-    test(`in ${where}: the token is refused naming the claim, and callers recorded alongside are served`, async () => {
+    test(`${where}: the token is refused naming the claim, and callers recorded alongside are served`, async () => {
       const seen = h.model.received.length;
       const evil = await tokenWith(subject, claims);
       const good = await tokenWith('bob', {});
