@@ -26,6 +26,7 @@ import {
   type SessionTableRow,
 } from './sql.js';
 import {
+  RejectedWriteError,
   SessionStateError,
   StorageUnavailableError,
   type AuditStore,
@@ -162,6 +163,17 @@ export class PostgresStore implements AuditStore {
   }
 
   async append(events: NewEvent[], options: { replay?: boolean } = {}): Promise<Array<number | null>> {
+    try {
+      return await this.appendChained(events, options);
+    } catch (err) {
+      // Class 22 (data exception: a NUL in text, an invalid value) and 54 (program limit: an index entry too large).
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && /^(22|54)/.test(code)) throw new RejectedWriteError(`PostgreSQL refused a value of the batch: ${(err as Error).message}`, { cause: err });
+      throw err;
+    }
+  }
+
+  private async appendChained(events: NewEvent[], options: { replay?: boolean }): Promise<Array<number | null>> {
     if (!options.replay && this.head && this.needsNoLookup(events)) {
       const seqs = await this.appendOnKnownHead(this.head, events);
       if (seqs) return seqs;

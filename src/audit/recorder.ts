@@ -32,7 +32,7 @@ import type {
   SessionStartMeta,
   TokenUsage,
 } from './events.js';
-import type { AuditStore, RecorderInstance } from './store.js';
+import { RejectedWriteError, type AuditStore, type RecorderInstance } from './store.js';
 
 /** Recorders open in this process: alive by definition, whatever their pid says. */
 const openInstances = new Set<string>();
@@ -130,6 +130,12 @@ export interface RecorderOptions {
 }
 
 export function recordingUnavailable(cause?: unknown): GatewayError {
+  if (cause instanceof RejectedWriteError) {
+    return new GatewayError(
+      'The gateway\'s audit trail cannot store a value this request carries, so the request was not forwarded; retrying will not help. An operator can find the value in the gateway\'s log (recording refused a session).',
+      { status: 500, type: 'server_error', code: 'recording_refused', headers: { 'x-should-retry': 'false' }, cause },
+    );
+  }
   return new GatewayError(
     'The gateway could not record this request in its audit trail, so the request was not forwarded. Retry shortly; if it persists, an operator should check the recording storage.',
     { status: 503, type: 'service_unavailable', code: 'recording_unavailable', headers: { 'retry-after': '5' }, cause },
@@ -279,6 +285,12 @@ export class Recorder {
         return;
       } catch (err) {
         this.stats.failedCommits++;
+        if (err instanceof RejectedWriteError) {
+          // A value the database cannot store, not an outage: retrying fails again, and the group commit's other
+          // sessions must not fail with it. Each session's writes go alone; only those holding the value fail.
+          await this.commitEachAlone(batch, err);
+          return;
+        }
         this.health?.failed(err);
         // A transaction that failed wrote nothing (all or none), so the same batch can be tried again.
         const wait = COMMIT_RETRY_MS[attempt];
@@ -290,6 +302,43 @@ export class Recorder {
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
+  }
+
+  /**
+   * After a RejectedWriteError: each queued write in its own commit, in order (the chain keeps their order). A
+   * session's later writes are not tried once one of its writes was refused: they would fail for want of it.
+   */
+  private async commitEachAlone(batch: readonly QueueEntry[], err: RejectedWriteError): Promise<void> {
+    const refusedSessions = new Set<string>();
+    const refuse = (entry: QueueEntry, reason: unknown): void => {
+      this.log?.warn({ err: (reason as Error).message, sessions: [...new Set(entry.events.map((e) => e.sessionId))] }, 'recording refused a session: the database cannot store a value it holds');
+      for (const e of entry.events) refusedSessions.add(e.sessionId);
+      entry.reject(reason);
+    };
+    if (batch.length === 1) return refuse(batch[0]!, err);
+    let ended = false;
+    for (const entry of batch) {
+      if (entry.events.some((e) => refusedSessions.has(e.sessionId))) {
+        refuse(entry, err);
+        continue;
+      }
+      try {
+        // As a replay: a write the store refused wrote nothing, but a commit whose answer was lost might have.
+        await this.store.append(entry.events, { replay: true });
+        this.stats.commits++;
+        this.stats.events += entry.events.length;
+        ended ||= entry.events.some((e) => e.kind === 'session.end');
+        entry.resolve();
+      } catch (alone) {
+        this.stats.failedCommits++;
+        if (alone instanceof RejectedWriteError) refuse(entry, alone);
+        else {
+          this.health?.failed(alone);
+          entry.reject(alone);
+        }
+      }
+    }
+    if (ended) this.scheduleIndex();
   }
 
   /**

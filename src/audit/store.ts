@@ -148,6 +148,19 @@ export class StorageUnavailableError extends Error {
   }
 }
 
+/**
+ * The database refused a value the write holds (PostgreSQL: a data exception
+ * or a size limit), not an outage: the same write fails again however often
+ * it is tried. The recorder then stores each session of the group commit
+ * alone, so only the one holding the value fails.
+ */
+export class RejectedWriteError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RejectedWriteError';
+  }
+}
+
 /** A change a session's state does not allow: it is on legal hold, still open, or gone. */
 export class SessionStateError extends Error {
   constructor(

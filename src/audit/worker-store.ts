@@ -9,6 +9,7 @@ import { packEvents } from './store-worker.js';
 import type { StorageConfig } from './config.js';
 import type { WorkerReply, WorkerRequest } from './store-worker.js';
 import {
+  RejectedWriteError,
   SessionStateError,
   StorageUnavailableError,
   type AuditStore,
@@ -194,6 +195,7 @@ function rehydrate(error: { name: string; message: string; sessionId?: string; r
     return new SessionStateError(error.sessionId, error.reason as SessionStateError['reason']);
   }
   if (error.name === 'StorageUnavailableError') return new StorageUnavailableError(error.message);
+  if (error.name === 'RejectedWriteError') return new RejectedWriteError(error.message);
   const err = new Error(error.message);
   err.name = error.name;
   return err;
