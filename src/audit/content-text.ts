@@ -82,14 +82,15 @@ export function generatedText(o: unknown): string {
   if (typeof o !== 'object' || o === null) return '';
   const r = o as Record<string, unknown>;
   if (Array.isArray(r.choices)) {
-    return (r.choices as Array<Record<string, unknown>>)
-      .map((c) => {
-        const delta = c?.delta as Record<string, unknown> | undefined;
-        const message = c?.message as Record<string, unknown> | undefined;
-        const text = delta?.content ?? message?.content ?? c?.text;
-        return typeof text === 'string' ? text : '';
-      })
-      .join('');
+    // A loop, not map and join: this runs for every streamed frame recorded.
+    let text = '';
+    for (const c of r.choices as Array<Record<string, unknown>>) {
+      const delta = c?.delta as Record<string, unknown> | undefined;
+      const message = c?.message as Record<string, unknown> | undefined;
+      const words = delta?.content ?? message?.content ?? c?.text;
+      if (typeof words === 'string') text += words;
+    }
+    return text;
   }
   if (r.type === 'response.output_text.delta' && typeof r.delta === 'string') return r.delta;
   if (r.object === 'response' && Array.isArray(r.output)) {
