@@ -1,4 +1,4 @@
-// `node --import tsx bench/reclaim-cost.ts`: what a gateway pays when traffic
+// `npm run bench -- reclaim-cost`: what a gateway pays when traffic
 // comes back after its idle reclaim (server.idle_reclaim, ops/idle-reclaim.ts).
 //
 // One gateway (from dist/, as the other benches), recording on SQLite unless

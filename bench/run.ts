@@ -14,7 +14,7 @@
 // medians of the rounds are reported.
 //
 // `npm run bench -- NAME` runs bench/NAME.ts on its own instead: soak, recording, workers, routing,
-// detect, mask, limits, console, json-depth, recording-store, service-keys, stream-cost.
+// detect, mask, limits, console, json-depth, recording-store, service-keys, stream-cost, reclaim-cost.
 //
 // Env: BENCH_DURATION (measured seconds per target and scenario, default 10),
 // BENCH_ROUNDS (3), BENCH_WARMUP (seconds per target, 2), BENCH_STREAMS
@@ -128,7 +128,7 @@ const progress = {
 };
 
 /** `npm run bench -- NAME`: that bench on its own instead of the comparison. */
-const NAMED_BENCHES = new Set(['console', 'detect', 'json-depth', 'limits', 'limits-path', 'mask', 'recording', 'recording-store', 'routing', 'service-keys', 'soak', 'stream-cost', 'workers']);
+const NAMED_BENCHES = new Set(['console', 'detect', 'json-depth', 'limits', 'limits-path', 'mask', 'reclaim-cost', 'recording', 'recording-store', 'routing', 'service-keys', 'soak', 'stream-cost', 'workers']);
 const named = process.argv[2];
 if (named !== undefined && !NAMED_BENCHES.has(named)) {
   console.error(`bench: unknown bench "${named}"; give one of ${[...NAMED_BENCHES].join(', ')}, or nothing for the comparison`);
