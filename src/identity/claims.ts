@@ -13,9 +13,17 @@ export const MAX_CLAIM_BYTES = 1024;
  * sessions, so the token (or assertion) is refused instead, naming the claim.
  */
 export class UnusableClaimError extends Error {
-  constructor(readonly claim: string, problem: string) {
-    super(`The "${claim}" claim ${problem}, which the gateway does not accept in an identity.`);
+  constructor(
+    readonly claim: string,
+    readonly problem: string,
+  ) {
+    super(describeUnusable('claim', claim, problem));
   }
+}
+
+/** What is wrong with an unusable value, for a token's claim or a SAML assertion's attribute. */
+export function describeUnusable(kind: 'claim' | 'attribute', name: string, problem: string): string {
+  return `The "${name}" ${kind} ${problem}, which the gateway does not accept in an identity.`;
 }
 
 /** `value`, refused when the audit trail could not record it. */

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SAML, ValidateInResponseTo, type CacheProvider, type Profile } from '@node-saml/node-saml';
 import type { SamlWebLoginConfig } from '../config/identity-schema.js';
-import { readGroupsClaim, readStringClaim, UnusableClaimError, usableClaim } from '../identity/claims.js';
+import { describeUnusable, readGroupsClaim, readStringClaim, UnusableClaimError, usableClaim } from '../identity/claims.js';
 import type { IdentityState } from '../identity/state/identity-state.js';
 import { cookieName, readCookie, setCookie } from './cookies.js';
 import { SAML_ACS_PATH, SAML_METADATA_PATH } from './login-paths.js';
@@ -159,7 +159,7 @@ export class SamlWebLogin {
     try {
       return this.readIdentity(profile);
     } catch (err) {
-      if (err instanceof UnusableClaimError) throw loginFailed('saml_attribute_invalid', err.message.replace(' claim ', ' attribute '));
+      if (err instanceof UnusableClaimError) throw loginFailed('saml_attribute_invalid', describeUnusable('attribute', err.claim, err.problem));
       throw err;
     }
   }
