@@ -14,7 +14,8 @@
 // Env: COST_STREAMS (default 100), COST_TARGETS (gateway,pipe),
 // COST_MASKING / COST_RECORDING (off by default: the bare path; `on` to add
 // them), COST_WARMUP (rounds of 20 streams first, 8), SOAK_FRAMES (50), SOAK_INTERVAL_MS (100), COST_OUT (a directory to
-// keep the callgrind dumps in, for callgrind_annotate).
+// keep the callgrind dumps in, for callgrind_annotate), COST_NODE_FLAGS (node
+// flags for the gateway, e.g. `--no-memory-reducer`).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -31,6 +32,7 @@ const TARGETS = (process.env.COST_TARGETS ?? 'gateway,pipe').split(',').filter(B
 const MASKING = process.env.COST_MASKING === 'on';
 const RECORDING = process.env.COST_RECORDING === 'on';
 const KEEP = process.env.COST_OUT;
+const NODE_FLAGS = (process.env.COST_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 /** Rounds of 20 streams before counting, so the JIT's tiering is mostly done (compiling shows up as v8::internal::compiler in the dump). */
 const WARMUP_ROUNDS = Number(process.env.COST_WARMUP ?? 8);
 const KEYS = { direct: 'soak-direct', gateway: 'soak-gateway' } as const;
@@ -130,7 +132,7 @@ async function main(): Promise<void> {
       const configPath = join(dir, 'modelgate.yaml');
       writeFileSync(configPath, stringify(config));
       const [bin, ...args] = callgrind(outDir);
-      proc = spawnTracked('gateway', bin!, [...args, process.execPath, 'bin/modelgate.js', 'gateway', '--config', configPath], { stdout: 'log', logDir: dir });
+      proc = spawnTracked('gateway', bin!, [...args, process.execPath, ...NODE_FLAGS, 'bin/modelgate.js', 'gateway', '--config', configPath], { stdout: 'log', logDir: dir });
       url = `http://127.0.0.1:${port}`;
       await untilReady(proc, async () => (await fetch(`${url}/readyz`)).status === 200, SLOW_START_MS);
       headers = { authorization: `Bearer ${await idp.clientCredentialsToken('ci-bot')}` };
