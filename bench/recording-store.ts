@@ -20,6 +20,17 @@
 // gateway's default is full), BENCH_THREAD=worker to host the
 // store in its worker thread as the gateway does (then the calling thread,
 // the store thread and the other threads are reported apart).
+//
+// BENCH_CALLGRIND=1, with node run under `valgrind --tool=callgrind
+// --instr-atstart=no --separate-threads=yes`: instructions instead of time
+// (load does not move them). Instrumentation is switched on for three
+// phases, each dumped apart in this order: the recorder building the
+// measured half's events (what the gateway's thread does per request,
+// without the store), the measured commits (the calling thread packing and
+// posting, the store thread storing), and the indexing passes.
+// BENCH_COMMIT_INTERVAL (2ms): the recorder's commit_interval.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +48,7 @@ const STREAM = process.env.BENCH_STREAM !== '0';
 const SYNCHRONOUS = process.env.BENCH_SYNCHRONOUS === 'full' ? 'full' : 'normal';
 const THREAD = process.env.BENCH_THREAD === 'worker' ? 'worker' : 'main';
 const TICK_US = 1e6 / CLK_TCK;
+const CALLGRIND = process.env.BENCH_CALLGRIND === '1';
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const principal = { issuer: 'https://idp.bench', subject: 'bench-user', email: 'bench@example.com', groups: ['ci'], expiresAt: 0 };
 const PROMPT = 'Say hello to the benchmark. '.repeat(Math.max(1, Math.round(Number(process.env.BENCH_PROMPT_BYTES ?? 28) / 28)));
@@ -62,9 +74,12 @@ async function recordedBatches(store: AuditStore): Promise<NewEvent[]> {
     get: (target, key) =>
       key === 'append' ? async (batch: NewEvent[]) => (events.push(...batch), batch.map((_, i) => events.length - batch.length + i + 1)) : key === 'indexEnded' ? async () => 0 : Reflect.get(target, key),
   });
-  const recorder = await Recorder.open(capture, recordingSchema.parse({ commit_interval: '2ms' }));
+  // BENCH_COMMIT_INTERVAL=0ms under callgrind: group commits by turns of the event loop, not by the clock, so the
+  // recorder's phase counts the same work in every run.
+  const recorder = await Recorder.open(capture, recordingSchema.parse({ commit_interval: process.env.BENCH_COMMIT_INTERVAL ?? '2ms' }));
   const id = (b: number, i: number): string => `req_${String(b).padStart(6, '0')}_${i}_${Math.random().toString(36).slice(2)}`;
   for (let b = 0; b < (2 * SESSIONS) / 25; b++) {
+    if (b === SESSIONS / 25) await callgrind('-i on');
     await Promise.all(
       Array.from({ length: 25 }, async (_, i) => {
         if (!STREAM) {
@@ -82,8 +97,25 @@ async function recordedBatches(store: AuditStore): Promise<NewEvent[]> {
       }),
     );
   }
+  await callgrind('-i off');
+  await callgrind('-d');
   await recorder.close({ closeStore: false });
   return events;
+}
+
+/** Under callgrind: instrumentation on or off for this process (from another process, as callgrind_control runs), or a dump. */
+async function callgrind(command: '-i on' | '-i off' | '-d'): Promise<void> {
+  if (!CALLGRIND) return;
+  await promisify(execFile)('callgrind_control', [...command.split(' '), String(process.pid)]);
+}
+
+/** Counts `run` under callgrind, as a dump of its own. */
+async function counted<T>(run: () => Promise<T>): Promise<T> {
+  await callgrind('-i on');
+  const result = await run();
+  await callgrind('-i off');
+  await callgrind('-d');
+  return result;
 }
 
 const cpuUs = (): number => {
@@ -113,7 +145,9 @@ async function measure(name: string, storage: StorageConfig): Promise<Record<str
     const threads = threadTicks();
     const server = await serverTicks();
     let t = cpuUs();
-    for (let i = half; i < events.length; i += COMMIT_EVENTS) await store.append(events.slice(i, i + COMMIT_EVENTS));
+    await counted(async () => {
+      for (let i = half; i < events.length; i += COMMIT_EVENTS) await store.append(events.slice(i, i + COMMIT_EVENTS));
+    });
     const commitUs = (cpuUs() - t) / SESSIONS;
     const threadsAfter = threadTicks();
     const commitServer = await serverTicks();
@@ -126,7 +160,9 @@ async function measure(name: string, storage: StorageConfig): Promise<Record<str
       else split.other += us;
     }
     t = cpuUs();
-    while ((await store.indexEnded(500)) > 0);
+    await counted(async () => {
+      while ((await store.indexEnded(500)) > 0);
+    });
     const indexUs = (cpuUs() - t) / SESSIONS;
     const indexServer = await serverTicks();
     const row: Record<string, unknown> = { store: name, sessions: SESSIONS, eventsPerSession: round((events.length - half) / SESSIONS, 2), commitUsPerSession: Math.round(commitUs), indexUsPerSession: Math.round(indexUs) };

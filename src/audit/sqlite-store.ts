@@ -131,7 +131,7 @@ export class SqliteStore implements AuditStore {
         this.appending.push({ event, sid });
         const projection = projectEvent(event.sessionId, event, event.atMs);
         if (projection && 'insert' in projection) {
-          this.statements.insertSession.run(sessionValues(projection.insert, seq));
+          this.statements.insertSession.run(...sessionValues(projection.insert, seq)); // spread: see insertEvents
           for (const group of projection.insert.groups) this.statements.insertGroup.run(group, seq);
           if (this.sids.size < SID_CACHE_LIMIT) this.sids.set(event.sessionId, seq);
         } else if (projection && sid !== null) {
@@ -180,7 +180,9 @@ export class SqliteStore implements AuditStore {
       );
       this.eventInserts.set(count, statement);
     }
-    statement.run(values);
+    // Spread, not one array: better-sqlite3 reads an array's values one by one through V8's API (a property lookup
+    // each), arguments straight from the call (about 30,000 instructions less per session with callgrind).
+    statement.run(...values);
     return [];
   }
 
