@@ -10,6 +10,7 @@ import { stripOutputBypassParams } from '../mask/bypass-params.js';
 import { maskResponseBody } from '../mask/response-body.js';
 import { MaskingStreamTransform } from '../mask/stream-transform.js';
 import type { SpanRules } from '../mask/types.js';
+import { ChunkedBody } from '../http/chunked-body.js';
 import { drained, sendJson } from '../http/send.js';
 import { NdjsonDecoder, NdjsonLineTooLargeError, type NdjsonLine } from '../protocol/ndjson.js';
 import { encodeSseFrame, isDoneFrame, SseDecoder, SseFrameTooLargeError, type SseFrame } from '../protocol/sse.js';
@@ -137,6 +138,8 @@ async function relayStream(
     // Tell nginx and similar proxies in front of us not to buffer the stream.
     'x-accel-buffering': 'no',
   });
+  // Each chunk of the body in one write to the socket (chunked-body.ts).
+  const body = new ChunkedBody(res);
   // The status line and headers go out with the first frame when one came with them (one write, one
   // segment for the client to wake up for, not two); otherwise on their own right after this turn of
   // the event loop, so a client sees the answer start before the model's first token.
@@ -171,7 +174,7 @@ async function relayStream(
       if (awaitingText) noteFirstText(outputs);
       if (text !== undefined) recordDelivered(ctx, text, answer);
       bodyStarted = true;
-      if (!res.write(asSent ?? text!)) return drained(res).then((open) => open && !stoppedByMasking());
+      if (!body.write(asSent ?? text!)) return drained(res).then((open) => open && !stoppedByMasking());
     }
     return !stoppedByMasking();
   };
@@ -190,7 +193,7 @@ async function relayStream(
   const stoppedByMasking = (): boolean => {
     if (!masking?.stopped) return false;
     ctx.errorCode = masking.stopped.code;
-    res.end();
+    body.end();
     ctx.abort.abort(new Error(masking.stopped.message)); // stop the model generating what nobody will read
     return true;
   };
@@ -245,21 +248,21 @@ async function relayStream(
     if (typeof sent !== 'boolean') sent = await sent;
     if (!sent) return;
     if (cutInsideFrame) throw new Error('upstream ended inside a frame');
-    res.end();
+    body.end();
   } catch (err) {
     if (res.destroyed || ctx.clientGone) return;
     // The gateway itself cut the stream (recording failed, shutdown past its grace): say why, in the stream's own framing.
     const cut = gatewayCut(ctx);
     if (cut) {
       ctx.errorCode = cut.code;
-      res.end(encodeStreamError(framing, { message: cut.message, type: cut.type, code: cut.code, retryAfter: cut.headers['retry-after'] }));
+      body.end(encodeStreamError(framing, { message: cut.message, type: cut.type, code: cut.code, retryAfter: cut.headers['retry-after'] }));
       return;
     }
     if (ctx.abort.signal.aborted) return;
     const tooLarge = err instanceof SseFrameTooLargeError || err instanceof NdjsonLineTooLargeError;
     noteUpstreamFailure(services, ctx, err, tooLarge ? 'upstream_frame_too_large' : 'upstream_stream_interrupted');
     const connection = ctx.route!.connection.name;
-    res.end(
+    body.end(
       encodeStreamError(
         framing,
         tooLarge

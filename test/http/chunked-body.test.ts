@@ -1,0 +1,157 @@
+// ChunkedBody frames a streamed body's chunks itself, one socket write each:
+// the bytes on the wire must still be exactly HTTP/1.1 chunked encoding, the
+// connection must stay reusable, and a client that cannot take chunks
+// (HTTP/1.0) must get the body as Node would send it.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import { after, before, test } from 'node:test';
+import { ChunkedBody } from '../../src/http/chunked-body.js';
+
+/** What each test's response writes: strings, bytes, an empty string (which must not end the body), then an end with data. */
+const PIECES: Array<string | Buffer> = ['data: {"a":"é"}\n\n', Buffer.from('data: bytes\n\n'), '', 'data: 🙂\n\n'];
+const LAST = 'data: [DONE]\n\n';
+const BODY = PIECES.map((p) => p.toString()).join('') + LAST;
+
+let server: http.Server;
+let port: number;
+/** Per connection, the bytes each call handed to the socket (status lines and headers included), and in how many pieces. */
+const socketWrites: Buffer[][] = [];
+const socketPieces: number[][] = [];
+
+before(async () => {
+  server = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const body = new ChunkedBody(res);
+    // One piece per turn of the event loop, as frames arrive from an upstream.
+    let next = 0;
+    const tick = (): void => {
+      if (next < PIECES.length) {
+        body.write(PIECES[next++]!);
+        setImmediate(tick);
+      } else body.end(LAST);
+    };
+    tick();
+  });
+  server.on('connection', (socket: Socket) => {
+    const writes: Buffer[] = [];
+    const pieces: number[] = [];
+    socketWrites.push(writes);
+    socketPieces.push(pieces);
+    spyOnWrites(socket, writes, pieces);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as AddressInfo).port;
+});
+after(() => {
+  // fetch keeps its connection alive; close() alone would wait for it.
+  server.closeAllConnections();
+  return new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+/** Records each call's bytes, as relay-writes.test.ts does. */
+function spyOnWrites(socket: Socket, writes: Buffer[], pieces: number[]): void {
+  const raw = socket as unknown as {
+    _write(chunk: string | Buffer, encoding: BufferEncoding, done: (err?: Error | null) => void): void;
+    _writev(chunks: Array<{ chunk: string | Buffer; encoding: BufferEncoding }>, done: (err?: Error | null) => void): void;
+  };
+  const bytes = (chunk: string | Buffer, encoding?: BufferEncoding): Buffer => (Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk, encoding));
+  const write = raw._write.bind(socket);
+  const writev = raw._writev.bind(socket);
+  raw._write = (chunk, encoding, done) => {
+    writes.push(bytes(chunk, encoding));
+    pieces.push(1);
+    write(chunk, encoding, done);
+  };
+  raw._writev = (chunks, done) => {
+    writes.push(Buffer.concat(chunks.map(({ chunk, encoding }) => bytes(chunk, encoding))));
+    // res.end() adds an empty write of its own, gathered with the last one when the socket is busy.
+    pieces.push(chunks.filter(({ chunk }) => chunk.length > 0).length);
+    writev(chunks, done);
+  };
+}
+
+/**
+ * Sends raw requests on one connection, each once the answer before it is complete (`answered` counts
+ * the complete answers in what came back), and resolves with everything received.
+ */
+function exchange(requests: string[], answered: (received: string) => number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let received = '';
+    let sent = 1;
+    socket.setEncoding('utf8');
+    socket.on('data', (text: string) => {
+      received += text;
+      const count = answered(received);
+      if (count < sent) return;
+      if (sent < requests.length) socket.write(requests[sent++]!);
+      else {
+        socket.destroy();
+        resolve(received);
+      }
+    });
+    socket.on('end', () => resolve(received));
+    socket.on('error', reject);
+    socket.write(requests[0]!);
+  });
+}
+
+/** Decodes a chunked body strictly: every size line must match its data, and the body must end with the last chunk. */
+function dechunk(wire: Buffer): string {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const lineEnd = wire.indexOf('\r\n', at);
+    assert.ok(lineEnd > at, `a chunk size line at ${at}`);
+    const size = Number.parseInt(wire.subarray(at, lineEnd).toString('latin1'), 16);
+    assert.match(wire.subarray(at, lineEnd).toString('latin1'), /^[0-9a-f]+$/);
+    at = lineEnd + 2;
+    if (size === 0) {
+      assert.equal(wire.subarray(at).toString('latin1'), '\r\n', 'the last chunk ends the body');
+      return Buffer.concat(parts).toString('utf8');
+    }
+    parts.push(wire.subarray(at, at + size));
+    assert.equal(wire.subarray(at + size, at + size + 2).toString('latin1'), '\r\n', `the chunk at ${at} is exactly its declared size`);
+    at += size + 2;
+  }
+}
+
+const request = (version: string): string => `GET / HTTP/${version}\r\nHost: x\r\n\r\n`;
+
+test('the body is exact chunked encoding, each chunk in one socket write, and the connection stays open for the next request', async () => {
+  socketWrites.length = 0;
+  socketPieces.length = 0;
+  const answers = await exchange([request('1.1'), request('1.1')], (received) => received.split('\r\n0\r\n\r\n').length - 1);
+  const [first, second] = answers.split(/(?=HTTP\/1\.1 200)/);
+  for (const answer of [first!, second!]) {
+    const [head, ...rest] = answer.split('\r\n\r\n');
+    assert.match(head!, /transfer-encoding: chunked/i);
+    assert.doesNotMatch(head!, /connection: close/i);
+    assert.equal(dechunk(Buffer.from(rest.join('\r\n\r\n'), 'utf8')), BODY);
+  }
+  // Both answers came on one connection (the first did not close it), each chunk in a write of its own.
+  assert.equal(socketWrites.length, 1);
+  const body = socketWrites[0]!.map((w) => w.toString('latin1').replace(/^HTTP\/1\.1 [^]*?\r\n\r\n/, ''));
+  // Per answer three non-empty pieces, then the last one with the end: the empty string wrote nothing.
+  assert.equal(body.length, 8, `one write per chunk: ${JSON.stringify(body)}`);
+  // Handed over whole, not as size, data and CRLFs gathered by the socket (Node's own framing: four pieces).
+  assert.deepEqual(socketPieces[0], [1, 1, 1, 1, 1, 1, 1, 1]);
+  for (const [i, text] of body.entries()) {
+    assert.match(text, /^[0-9a-f]+\r\n[^]*\r\n$/, 'whole chunks');
+    if (i % 4 === 3) assert.match(text, /^[0-9a-f]+\r\n[^]*\r\n0\r\n\r\n$/, 'the last chunk and the end of the body leave in one write');
+  }
+});
+
+test('an HTTP/1.0 client gets the body unframed, delimited by the close, as Node sends it', async () => {
+  const answer = await exchange([request('1.0')], () => 0);
+  const [head, ...rest] = answer.split('\r\n\r\n');
+  assert.doesNotMatch(head!, /transfer-encoding/i);
+  assert.equal(rest.join('\r\n\r\n'), BODY);
+});
+
+test('Node.js clients read the body', async () => {
+  const response = await fetch(`http://127.0.0.1:${port}/`);
+  assert.equal(await response.text(), BODY);
+});
