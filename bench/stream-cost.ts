@@ -15,7 +15,8 @@
 // COST_MASKING / COST_RECORDING (off by default: the bare path; `on` to add
 // them), COST_WARMUP (rounds of 20 streams first, 8), SOAK_FRAMES (50), SOAK_INTERVAL_MS (100), COST_OUT (a directory to
 // keep the callgrind dumps in, for callgrind_annotate), COST_NODE_FLAGS (node
-// flags for the gateway, e.g. `--no-memory-reducer`).
+// flags for the gateway, e.g. `--no-memory-reducer`), COST_THREADS (`on`: counted per thread
+// too, `--separate-threads=yes`; thread 1 is the main thread).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -33,6 +34,7 @@ const MASKING = process.env.COST_MASKING === 'on';
 const RECORDING = process.env.COST_RECORDING === 'on';
 const KEEP = process.env.COST_OUT;
 const NODE_FLAGS = (process.env.COST_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+const BY_THREAD = process.env.COST_THREADS === 'on';
 /** Rounds of 20 streams before counting, so the JIT's tiering is mostly done (compiling shows up as v8::internal::compiler in the dump). */
 const WARMUP_ROUNDS = Number(process.env.COST_WARMUP ?? 8);
 const KEYS = { direct: 'soak-direct', gateway: 'soak-gateway' } as const;
@@ -68,7 +70,13 @@ async function streams(n: number, url: string, headers: Record<string, string>, 
   return n * (FRAMES + 1);
 }
 
-const callgrind = (outDir: string): string[] => ['valgrind', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${join(outDir, 'callgrind.%p.out')}`];
+const callgrind = (outDir: string): string[] => [
+  'valgrind',
+  '--tool=callgrind',
+  '--instr-atstart=no',
+  ...(BY_THREAD ? ['--separate-threads=yes'] : []),
+  `--callgrind-out-file=${join(outDir, 'callgrind.%p.out')}`,
+];
 
 /** Counts `run` in the process under callgrind: instrumentation on, run, off, dump; returns the instructions counted. */
 async function counted(pid: number, outDir: string, run: () => Promise<unknown>): Promise<number> {
@@ -77,11 +85,16 @@ async function counted(pid: number, outDir: string, run: () => Promise<unknown>)
   execFileSync('callgrind_control', ['-i', 'off', String(pid)], { stdio: 'ignore' });
   execFileSync('callgrind_control', ['-d', String(pid)], { stdio: 'ignore' });
   let total = 0;
+  const byThread: Record<string, number> = {};
   for (const file of readdirSync(outDir).filter((f) => f.startsWith(`callgrind.${pid}.out`))) {
     // `summary` is what instrumentation saw at the dump (none: it is off by then); `totals`, everything counted.
     const totals = /^totals: (\d+)/m.exec(readFileSync(join(outDir, file), 'utf8'));
     total += Number(totals?.[1] ?? 0);
+    // With --separate-threads=yes each thread's dump ends in -NN (thread 1 is the main thread).
+    const thread = /-(\d+)$/.exec(file)?.[1];
+    if (thread !== undefined && Number(totals?.[1] ?? 0) > 0) byThread[`thread ${Number(thread)}`] = (byThread[`thread ${Number(thread)}`] ?? 0) + Number(totals![1]);
   }
+  if (BY_THREAD) console.log(`instructions per stream by thread: ${Object.entries(byThread).map(([thread, n]) => `${thread} ${(n / STREAMS / 1e6).toFixed(2)} M`).join(', ')}`);
   return total;
 }
 
