@@ -17,7 +17,7 @@ import { retryHintForRefusal } from './http/retry-hint.js';
 import { errorShapeFor, sendError, sendJson } from './http/send.js';
 import { IdentityServices } from './identity/identity-services.js';
 import { handleServiceKeysApi, isServiceKeysApiPath } from './identity/service-keys-api.js';
-import { createLogger, pathForLog, type Logger } from './ops/logger.js';
+import { accessLogger, createLogger, pathForLog, type Logger } from './ops/logger.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import { idleReclaim, type IdleTrigger } from './ops/idle-reclaim.js';
 import { tooOpen } from './ops/private-files.js';
@@ -75,9 +75,12 @@ export class Gateway {
   readonly outages: StoreOutages;
   /** After a burst, once idle: this thread's heap and the store threads' given back (ops/idle-reclaim.ts). */
   private readonly idle: IdleTrigger;
+  /** The access log: one line per request (`finish`), see accessLogger. */
+  private readonly accessLog: Logger;
 
   constructor(config: Config, options: GatewayOptions = {}) {
     const log = options.logger ?? createLogger(config.logging.level);
+    this.accessLog = accessLogger(log);
     const metrics = new GatewayMetrics({ subjectLabel: config.usage.metrics_subject_label });
     this.outages = new StoreOutages(log, metrics);
     const agentHub = (this.agentHub = config.agents ? new AgentHub({ keys: lazyAgentKeys(config), config: config.agents, connections: config.connections, log, registry: metrics.registry }) : undefined);
@@ -300,6 +303,7 @@ export class Gateway {
     const services = this.current;
     const id = newRequestId();
     res.setHeader('x-request-id', id);
+    const clientReqId = clientRequestId(req.headers['x-request-id']);
     const ctx: RequestContext = {
       id,
       receivedAt: performance.now(),
@@ -307,7 +311,8 @@ export class Gateway {
       res,
       abort: new AbortController(),
       decisions: [],
-      log: services.log.child({ reqId: id, clientReqId: clientRequestId(req.headers['x-request-id']) }),
+      clientReqId,
+      log: services.log.child({ reqId: id, clientReqId }),
     };
     const trace = services.tracing.startRequest(req.headers, req.method ?? 'GET', (req.url ?? '/').split('?', 1)[0]!, id);
     if (trace) ctx.trace = trace;
@@ -459,8 +464,10 @@ export class Gateway {
       services.metrics.requests.inc({ connection, model: ctx.route.model, operation, status });
       services.metrics.duration.observe({ connection, operation, stream: String(ctx.request?.stream ?? false) }, seconds);
     }
-    ctx.log.info(
+    this.accessLog.info(
       {
+        reqId: ctx.id,
+        clientReqId: ctx.clientReqId,
         method: ctx.req.method,
         // Query strings can carry tokens or prompts some client put there: the path alone is logged.
         path: pathForLog(ctx.req.url),

@@ -17,6 +17,18 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
   );
 }
 
+/**
+ * The same log without redaction, for the access line only. Its fields are
+ * values the gateway builds (a method, a path without its query, numbers,
+ * names), never headers or bodies, so no redaction path can match them; and
+ * redaction's paths start with a wildcard, which made it the line's largest
+ * cost (about 6 of 13 µs a line, measured with pino 10). Made once: a child
+ * with its own redaction compiles it.
+ */
+export function accessLogger(log: Logger): Logger {
+  return log.child({}, { redact: [] });
+}
+
 /** A request target for a log line: the path, with any query string replaced, since it may carry a token. */
 export function pathForLog(url: string | undefined): string {
   const target = url ?? '/';

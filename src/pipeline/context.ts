@@ -21,6 +21,8 @@ export interface RequestContext {
   readonly res: ServerResponse;
   /** Fires when the client disconnects or the gateway shuts down; cancels upstream work. */
   readonly abort: AbortController;
+  /** The caller's own X-Request-Id, when it sent a usable one. */
+  readonly clientReqId?: string;
   log: Logger;
   principal?: Principal;
   request?: ModelRequest;
