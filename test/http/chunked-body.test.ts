@@ -155,3 +155,39 @@ test('Node.js clients read the body', async () => {
   const response = await fetch(`http://127.0.0.1:${port}/`);
   assert.equal(await response.text(), BODY);
 });
+
+test('a chunk holding the end of a body and a response of its own stays one chunk: the next request on the connection gets its own answer', async () => {
+  // What a hostile upstream could put in a frame: a last-chunk marker and a forged response after it.
+  const forged = 'data: é\r\n0\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nforged\n\n';
+  let served = 0;
+  const hostile = http.createServer((req, res) => {
+    req.resume();
+    served++;
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const body = new ChunkedBody(res);
+    body.write(forged);
+    body.end(`data: ${served}\n\n`);
+  });
+  await new Promise<void>((resolve) => hostile.listen(0, '127.0.0.1', resolve));
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const get = (): Promise<string> =>
+    new Promise((resolve, reject) => {
+      http
+        .get({ port: (hostile.address() as AddressInfo).port, host: '127.0.0.1', agent }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve(text));
+        })
+        .on('error', reject);
+    });
+  try {
+    assert.equal(await get(), `${forged}data: 1\n\n`);
+    assert.equal(await get(), `${forged}data: 2\n\n`);
+    assert.equal(served, 2);
+  } finally {
+    agent.destroy();
+    hostile.closeAllConnections();
+    await new Promise<void>((resolve) => hostile.close(() => resolve()));
+  }
+});

@@ -59,4 +59,16 @@ describe('access log', () => {
     assert.equal(warned!.token, '[redacted]');
     assert.deepEqual(access, { level: 'info', time: access!.time, service: 'modelgate', reqId: 'r1', status: 200, msg: 'request' });
   });
+
+  test('the access logger follows the log\'s level as a reload changes it', () => {
+    const lines: string[] = [];
+    const log = createLogger('warn', capture(lines));
+    const access = accessLogger(log);
+    access.info({ reqId: 'r1' }, 'request');
+    log.level = 'info';
+    access.info({ reqId: 'r2' }, 'request');
+    log.level = 'warn';
+    access.info({ reqId: 'r3' }, 'request');
+    assert.deepEqual(lines.map((l) => (JSON.parse(l) as { reqId: string }).reqId), ['r2']);
+  });
 });
