@@ -14,7 +14,8 @@
 //
 // The load generator is this process (raw node:http, no SDK, no parsing
 // beyond counting frames) and shares the machine's cores with the mock,
-// the gateway and the agent, as in the issue's figures.
+// the gateway and the agent, as in the issue's figures; its own CPU per
+// stream is reported as `client`, so what the cores had left is known.
 //
 // Env: SOAK_STREAMS (concurrent streams, default 1000), SOAK_RAMP_MS (0: all at once, as in the issue's figures),
 // SOAK_FRAMES (50), SOAK_INTERVAL_MS (100), SOAK_LEGS (pipe,gateway,agent; also tcp:
@@ -200,6 +201,8 @@ async function runLeg(
   const target = new URL('/v1/chat/completions', url);
   const body = JSON.stringify({ model, stream: true, messages: [{ role: 'user', content: 'Write a long answer for the soak test.' }] });
   const ticks = new Map(watch.map((w) => [w.name, treeCpuTicks(w.pid)]));
+  // The load generator's own CPU: it shares the cores with the proxy, so what is left for the proxy is known.
+  const clientCpu = process.cpuUsage();
   const idleMb = gateway?.idleMb ?? 0;
   let peakMb = idleMb;
   let open = 0;
@@ -238,6 +241,8 @@ async function runLeg(
   clearInterval(sampler);
   const cpuMsPerStream: Record<string, number> = {};
   for (const w of watch) cpuMsPerStream[w.name] = round((((treeCpuTicks(w.pid) - ticks.get(w.name)!) / CLK_TCK) * 1000) / STREAMS, 2);
+  const clientUsed = process.cpuUsage(clientCpu);
+  cpuMsPerStream.client = round((clientUsed.user + clientUsed.system) / 1000 / STREAMS, 2);
   const ok = results.filter((r) => r.ok);
   const errorKinds: Record<string, number> = {};
   for (const r of results) if (!r.ok) errorKinds[r.error!] = (errorKinds[r.error!] ?? 0) + 1;
