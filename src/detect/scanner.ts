@@ -128,7 +128,9 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
   const scanned = (text: string, from: number): NonNullable<typeof last> => {
     if (last?.text === text && last.from === from) return last;
     const candidates: Span[] = [];
-    const normalised = normaliseForDetection(text);
+    // Plain ASCII without `%40` (nearly every streamed window) is not copied, and takes the fast keyword pass.
+    const ascii = isAscii(text);
+    const normalised = ascii && !text.includes('%40') ? undefined : normaliseForDetection(text);
     const seen = normalised?.text ?? text;
     // 1 for each detector the keyword pass chose (a typed array, one per scanner: this runs on every
     // streamed frame, and only the last scan's choice is ever read).
@@ -149,8 +151,10 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
       }, context);
     };
     const copyFrom = from <= 0 ? 0 : normalised === undefined ? Math.min(from, seen.length) : copyOffset(normalised, from, seen.length);
-    // Per detector, where its last keyword starts (ASCII only): it fires on a slice that begins at or before that.
-    const lastKeyword = asciiKeywords !== undefined && (normalised === undefined || isAscii(seen))
+    // Per detector, where its last keyword starts: it fires on a slice that begins at or before that. ASCII only,
+    // where the pass knows every keyword that can occur; text outside ASCII that normalisation leaves as it is
+    // ('né le', 'आधार') takes the RE2 pass.
+    const lastKeyword = asciiKeywords !== undefined && (normalised === undefined ? ascii : isAscii(seen))
       ? asciiKeywords.lastKeywordStarts(seen, Math.max(0, copyFrom - widestReach))
       : undefined;
     if (from <= 0) {

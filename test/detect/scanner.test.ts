@@ -37,6 +37,18 @@ describe('offsets', () => {
   });
 });
 
+describe('keywords outside ASCII', () => {
+  // Text outside ASCII that normalisation leaves as it is must not take the ASCII keyword pass, which does not
+  // know these keywords: with it, a French birth date and an Aadhaar number named in Devanagari went unmasked.
+  it('gate their detectors in text that needs no normalisation', () => {
+    for (const scanner of [defaultScanner, createScanner({ keywordPass: 're2' })]) {
+      assert.deepEqual(entities('né le 12/03/1985', scanner), [['DATE_OF_BIRTH', '12/03/1985']]);
+      assert.deepEqual(entities('x née le 12/03/1985', scanner), [['DATE_OF_BIRTH', '12/03/1985']]);
+      assert.deepEqual(entities('आधार 2345 6789 0124', scanner), [['NATIONAL_ID', '2345 6789 0124']]);
+    }
+  });
+});
+
 describe('scanner options', () => {
   it('detects only the requested types', () => {
     const scanner = createScanner({ types: ['EMAIL'] });

@@ -31,7 +31,7 @@ const PEM = '-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wgg
 const piece = fc.constantFrom(
   // Entities and what looks like them.
   'jane.doe@example.com', 'bob%40example.com', '4111 1111 1111 1111', '5500-0000-0000-0004', 'DE89 3704 0044 0532 0130 00', '123-45-6789', '+44 20 7946 0958',
-  '(415) 555-0132', '10.0.0.12', 'fe80::1', 'born 12/03/1985', 'DNI 12345678Z', 'BSN 111222333', 'AKIA5T66TBPVOMYZAWKP', 'password="Xy7!kq9#Lm2$vB"', PEM,
+  '(415) 555-0132', '10.0.0.12', 'fe80::1', 'born 12/03/1985', 'né le 12/03/1985', 'आधार 2345 6789 0124', 'DNI 12345678Z', 'BSN 111222333', 'AKIA5T66TBPVOMYZAWKP', 'password="Xy7!kq9#Lm2$vB"', PEM,
   // Detector keywords in prose, in any case: phone and card words, dates, secrets, national ids.
   'card', 'Visa', 'call me', 'TEL', 'DOB', 'birth', 'token', 'secret', 'key=', 'Authorization', 'https://', 'nhs', 'SIN', 'aws', 'eyJ', 'sk-', 'ghp_', '<<<',
   // Prose, digits, separators; a few characters outside ASCII (those windows take the RE2 pass).
