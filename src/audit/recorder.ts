@@ -798,10 +798,11 @@ export class SessionWriter {
    * what `chunkText(text)` gives (content-text.ts `generatedText` of its
    * payload), so the indexing pass takes it instead of parsing the frame
    * again. Without it the pass extracts the text from the stored chunk.
+   * `bytes`: `Buffer.byteLength(text)`, when the caller has it already (the relay's chunk encoding gives it).
    */
-  chunk(text: string, offsetMs: number, answer?: string): void {
+  chunk(text: string, offsetMs: number, answer?: string, bytes?: number): void {
     if (this.ended) return;
-    const size = Buffer.byteLength(text, 'utf8');
+    const size = bytes ?? Buffer.byteLength(text, 'utf8');
     const b = this.buffer;
     if (b.texts.length === 0) b.since = performance.now();
     this.firstOffset ??= offsetMs;

@@ -61,9 +61,9 @@ export async function makeDurable(ctx: RequestContext): Promise<void> {
   await ctx.recording.forwarded(forwardedBody(ctx), ctx.route!.upstreamModel);
 }
 
-/** Records what the client was sent, at its offset from the request's arrival (`answer`: its words, when known; see `SessionWriter.chunk`). */
-export function recordDelivered(ctx: RequestContext, text: string, answer?: string): void {
-  ctx.recording?.chunk(text, elapsedMs(ctx), answer);
+/** Records what the client was sent, at its offset from the request's arrival (`answer`: its words, when known; `bytes`: its UTF-8 size, when known; see `SessionWriter.chunk`). */
+export function recordDelivered(ctx: RequestContext, text: string, answer?: string, bytes?: number): void {
+  ctx.recording?.chunk(text, elapsedMs(ctx), answer, bytes);
 }
 
 /**

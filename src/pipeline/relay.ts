@@ -172,9 +172,11 @@ async function relayStream(
     const text = asSent && !ctx.recording ? undefined : outputs.length === 1 ? outputs[0]! : outputs.join('');
     if (text !== '' && outputs.length > 0) {
       if (awaitingText) noteFirstText(outputs);
-      if (text !== undefined) recordDelivered(ctx, text, answer);
       bodyStarted = true;
-      if (!body.write(asSent ?? text!)) return drained(res).then((open) => open && !stoppedByMasking());
+      const keepsUp = body.write(asSent ?? text!);
+      // Recorded as written, with the size its encoding gave (recording stores each chunk's bytes).
+      if (text !== undefined) recordDelivered(ctx, text, answer, body.lastDataBytes);
+      if (!keepsUp) return drained(res).then((open) => open && !stoppedByMasking());
     }
     return !stoppedByMasking();
   };

@@ -76,6 +76,20 @@ describe('a stream passed on untouched', () => {
         const received = Buffer.from(await response.arrayBuffer());
         assert.equal(received.toString('hex'), EXPECTED.toString('hex'));
         assert.ok(received.includes(Buffer.from('\uFFFD', 'utf8')), 'the invalid byte arrived as U+FFFD');
+        if (!recording) return;
+        // Recorded as sent: each chunk's size is its UTF-8 bytes (the relay passes the size its write's encoding gave).
+        await h.gateway.services.audit!.recorder.flush();
+        const id = response.headers.get('x-request-id')!;
+        const shown = (await (await fetch(`${h.url}/v1/sessions/${id}`, { headers: { authorization: `Bearer ${await h.userToken('alice')}` } })).json()) as {
+          response: { chunks: Array<{ size: number; raw: string | null }> };
+        };
+        const chunks = shown.response.chunks;
+        assert.equal(Buffer.from(chunks.map((c) => c.raw ?? '').join(''), 'utf8').toString('hex'), EXPECTED.toString('hex'));
+        assert.deepEqual(
+          chunks.map((c) => c.size),
+          chunks.map((c) => Buffer.byteLength(c.raw ?? '')),
+        );
+        assert.equal(chunks.reduce((sum, c) => sum + c.size, 0), EXPECTED.length);
       });
     });
   }

@@ -191,3 +191,68 @@ test('a chunk holding the end of a body and a response of its own stays one chun
     await new Promise<void>((resolve) => hostile.close(() => resolve()));
   }
 });
+
+test('text is encoded once, into the chunk handed to the socket, byte for byte as Node encodes it, with its size for the caller', async () => {
+  // Multi-byte characters, a pair, lone surrogates (U+FFFD on the wire, as Node writes them), chunks of every size up to
+  // past a slab's share (encoded apart) and enough of them to fill several slabs.
+  const texts = ['data: é\n\n', 'a', '🙂', 'x\ud800y', '\udc00', 'end \ud83d', '€'.repeat(6000), 'z'.repeat(16 * 1024)];
+  for (let i = 0; i < 200; i++) texts.push(`data: ${'word é 🙂 '.repeat(i % 40)}${i}\n\n`);
+  const sizes: number[] = [];
+  const handedOver: Array<'string' | 'bytes'> = [];
+  const server = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const raw = res.socket as unknown as {
+      _write(chunk: unknown, encoding: BufferEncoding, done: () => void): void;
+      _writev(chunks: Array<{ chunk: unknown }>, done: () => void): void;
+    };
+    const write = raw._write.bind(res.socket);
+    const writev = raw._writev.bind(res.socket);
+    raw._write = (chunk, encoding, done) => {
+      handedOver.push(typeof chunk === 'string' ? 'string' : 'bytes');
+      write(chunk, encoding, done);
+    };
+    raw._writev = (chunks, done) => {
+      for (const { chunk } of chunks) handedOver.push(typeof chunk === 'string' ? 'string' : 'bytes');
+      writev(chunks, done);
+    };
+    const body = new ChunkedBody(res);
+    let next = 0;
+    const tick = (): void => {
+      if (next === texts.length) return body.end();
+      body.write(texts[next++]!);
+      sizes.push(body.lastDataBytes);
+      setImmediate(tick);
+    };
+    tick();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const wire = await new Promise<Buffer>((resolve, reject) => {
+      const received: Buffer[] = [];
+      const socket = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+      socket.on('data', (b: Buffer) => received.push(b));
+      socket.on('end', () => resolve(Buffer.concat(received)));
+      socket.on('error', reject);
+      socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    });
+    const head = wire.indexOf('\r\n\r\n');
+    const body = wire.subarray(head + 4);
+    // Strictly chunked, each chunk exactly the UTF-8 of its text (dechunk checks every size line).
+    assert.equal(Buffer.from(dechunk(body), 'utf8').toString('hex'), Buffer.concat(texts.map((t) => Buffer.from(t, 'utf8'))).toString('hex'));
+    let at = 0;
+    for (const text of texts) {
+      const size = Buffer.byteLength(text);
+      assert.equal(body.subarray(at, body.indexOf('\r\n', at)).toString('latin1'), size.toString(16));
+      at = body.indexOf('\r\n', at) + 2 + size + 2;
+    }
+    assert.deepEqual(sizes, texts.map((t) => Buffer.byteLength(t)), 'lastDataBytes is each text\'s UTF-8 size');
+    // After the first chunk (a string, so Node sends it with the status line and headers in one piece), bytes.
+    assert.ok(handedOver.length > texts.length, 'every chunk, then the end');
+    assert.equal(handedOver[0], 'string');
+    assert.deepEqual(new Set(handedOver.slice(1, texts.length)), new Set(['bytes']));
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
