@@ -8,7 +8,7 @@
 // last-chunk marker itself.
 //
 // A chunk of text is encoded once, straight into its place in a shared slab
-// (as Node's Buffer pool does for short strings): the encoding gives the size
+// (as Node's 8 KiB Buffer pool does for short strings): the encoding gives the size
 // line its number, where `Buffer.byteLength` walked the text once more, and
 // the socket then writes bytes instead of encoding the text again. The caller
 // reads that number too (`lastDataBytes`: recording stores each chunk's size).
@@ -19,10 +19,13 @@ const LAST_CHUNK = '0\r\n\r\n';
 const CR = 0x0d;
 const LF = 0x0a;
 
-/** Slabs chunks are encoded into; a chunk's slice keeps its slab alive only until the socket has written it. */
-const SLAB_BYTES = 64 * 1024;
+/**
+ * Slabs chunks are encoded into. A chunk's slice keeps its whole slab alive until the socket has written it, and a
+ * client that stops reading keeps what it has queued: small slabs, as Node's pool, bound what each slow client holds.
+ */
+const SLAB_BYTES = 8 * 1024;
 /** A chunk that could take more than this is not encoded into a slab (see `#textChunk`). */
-const MAX_SLAB_CHUNK_BYTES = 16 * 1024;
+const MAX_SLAB_CHUNK_BYTES = SLAB_BYTES / 2;
 let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
 let slabUsed = 0;
 

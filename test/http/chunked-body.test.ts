@@ -256,3 +256,46 @@ test('text is encoded once, into the chunk handed to the socket, byte for byte a
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
+
+test('a chunk waiting in a slow client\'s socket holds on to at most 8 KiB besides itself', async () => {
+  // Queued chunks keep their backing memory alive until the socket writes them; a client that stops reading keeps
+  // what it has queued. Slices of a large shared slab would make each such client hold a whole slab.
+  const texts = Array.from({ length: 300 }, (_, i) => `data: {"n":${i},"w":"${'é'.repeat(i % 50)}"}\n\n`);
+  texts.push('x'.repeat(5000), 'y'.repeat(3000));
+  const held: Array<{ length: number; backing: number }> = [];
+  const server = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const raw = res.socket as unknown as {
+      _write(chunk: unknown, encoding: BufferEncoding, done: () => void): void;
+      _writev(chunks: Array<{ chunk: unknown }>, done: () => void): void;
+    };
+    const note = (chunk: unknown): void => {
+      if (Buffer.isBuffer(chunk)) held.push({ length: chunk.length, backing: chunk.buffer.byteLength });
+    };
+    const write = raw._write.bind(res.socket);
+    const writev = raw._writev.bind(res.socket);
+    raw._write = (chunk, encoding, done) => (note(chunk), write(chunk, encoding, done));
+    raw._writev = (chunks, done) => (chunks.forEach(({ chunk }) => note(chunk)), writev(chunks, done));
+    const body = new ChunkedBody(res);
+    for (const text of texts) body.write(text);
+    body.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const answer = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      http.get({ port: (server.address() as AddressInfo).port, host: '127.0.0.1' }, (res) => {
+        res.setEncoding('utf8');
+        res.on('data', (t: string) => (text += t));
+        res.on('end', () => resolve(text));
+      }).on('error', reject);
+    });
+    assert.equal(answer, texts.join(''));
+    assert.ok(held.length >= texts.length - 1);
+    for (const { length, backing } of held) assert.ok(backing <= Math.max(8 * 1024, length), `a ${length}-byte chunk holds ${backing} bytes`);
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
