@@ -43,7 +43,7 @@ export class SseDecoder {
   #partialLine = '';
   /** #partialLine ended in "\r" at a chunk boundary: "\r\n" or a bare "\r" is still undecided. */
   #pendingCr = false;
-  /** UTF-8 size of everything buffered for the frame being assembled. */
+  /** UTF-8 size of everything buffered for the frame being assembled (#frameText, #partialLine and a pending "\r"), as of the last chunk. */
   #pendingBytes = 0;
   #ended = false;
   // The fields of the frame being assembled, kept on the decoder rather than
@@ -97,7 +97,6 @@ export class SseDecoder {
    */
   #consume(text: string, frames: SseFrame[]): void {
     if (text === '') return;
-    this.#pendingBytes += Buffer.byteLength(text);
     let lineStart = 0;
     if (this.#pendingCr) {
       this.#pendingCr = false;
@@ -121,7 +120,7 @@ export class SseDecoder {
         if (cr + 1 === text.length) {
           this.#keepTail(text, carried, frameStart, lineStart, cr);
           this.#pendingCr = true;
-          this.#checkPending();
+          this.#checkPending(text, frameStart);
           return;
         }
         next = lf === cr + 1 ? cr + 2 : cr + 1;
@@ -156,7 +155,7 @@ export class SseDecoder {
       frameStart = next;
     }
     this.#keepTail(text, carried, frameStart, lineStart, text.length);
-    this.#checkPending();
+    this.#checkPending(text, frameStart);
   }
 
   /** Keeps what `text` leaves of the frame being assembled: complete lines from frameStart (or `carried`) to lineStart, then the line begun there, up to lineEnd. */
@@ -172,7 +171,15 @@ export class SseDecoder {
     this.#partialLine += text.slice(lineStart, lineEnd);
   }
 
-  #checkPending(): void {
+  /**
+   * What is held once `text` is consumed: all of it on top of what was held before, while the frame being
+   * assembled began earlier (`frameStart` -1: no frame ended in `text`), otherwise `text` from `frameStart`
+   * on. Measured so, only the text held is walked for its UTF-8 size (nothing, when the chunk ended with
+   * a frame, as it mostly does), not every chunk and every frame once more.
+   */
+  #checkPending(text: string, frameStart: number): void {
+    if (frameStart === -1) this.#pendingBytes += Buffer.byteLength(text);
+    else this.#pendingBytes = frameStart === text.length ? 0 : Buffer.byteLength(frameStart === 0 ? text : text.slice(frameStart));
     if (this.#pendingBytes > this.#maxFrameBytes) throw new SseFrameTooLargeError(this.#maxFrameBytes);
   }
 
@@ -190,10 +197,9 @@ export class SseDecoder {
   }
 
   #dispatch(raw: string): SseFrame {
-    const rawBytes = Buffer.byteLength(raw);
-    // Checked per frame too, so the outcome does not depend on how the stream was chunked.
-    if (rawBytes > this.#maxFrameBytes) throw new SseFrameTooLargeError(this.#maxFrameBytes);
-    this.#pendingBytes -= rawBytes;
+    // Checked per frame too, so the outcome does not depend on how the stream was chunked. At most three
+    // bytes a UTF-16 unit: a frame that short cannot be over the limit, and is not measured.
+    if (raw.length * 3 > this.#maxFrameBytes && Buffer.byteLength(raw) > this.#maxFrameBytes) throw new SseFrameTooLargeError(this.#maxFrameBytes);
     const frame = this.#toFrame(raw);
     this.#data = '';
     this.#moreData = undefined;

@@ -175,6 +175,39 @@ describe('SseDecoder frame size limit', () => {
     assert.equal(decoder.push('\n\n')[0]?.data.length, 1024 * 1024);
   });
 
+  test('what is held across chunks counts its bytes: a frame that ended in a chunk no longer counts, the held rest does', () => {
+    const held = new SseDecoder({ maxFrameBytes: 14 });
+    assert.equal(held.push('data: a\n\ndata: éééé').length, 1); // held: "data: éééé", 14 bytes
+    assert.throws(() => held.push('é'), SseFrameTooLargeError);
+    const growing = new SseDecoder({ maxFrameBytes: 12 });
+    assert.deepEqual(growing.push('data: éé'), []); // 10 bytes in 8 characters
+    assert.deepEqual(growing.push('é'), []); // 12
+    assert.throws(() => growing.push('x'), SseFrameTooLargeError);
+    // A "\r" at a chunk's end is held (it may be the first half of "\r\n") and counted.
+    const cr = new SseDecoder({ maxFrameBytes: 11 });
+    assert.deepEqual(cr.push('data: é\r'), []); // 9 bytes
+    assert.equal(cr.push('\r\n')[0]?.data, 'é'); // "data: é\r\r\n", 11 bytes
+    const over = new SseDecoder({ maxFrameBytes: 8 });
+    assert.throws(() => over.push('data: é\r'), SseFrameTooLargeError);
+  });
+
+  test('a chunk of whole frames is not walked for its UTF-8 size, nor is each frame (three bytes a character bound them)', () => {
+    const decoder = new SseDecoder({ maxFrameBytes: 1024 });
+    const measure = Buffer.byteLength;
+    let measured = 0;
+    Buffer.byteLength = ((...args: Parameters<typeof measure>) => {
+      measured++;
+      return measure(...args);
+    }) as typeof measure;
+    try {
+      assert.equal(decoder.push(Buffer.from('data: {"a":"é"}\n\ndata: two\n\n: c\ndata: 3\n\n')).length, 3);
+      assert.equal(decoder.push('data: four\n\n').length, 1);
+    } finally {
+      Buffer.byteLength = measure;
+    }
+    assert.equal(measured, 0);
+  });
+
   test('the default limit is 1 MiB', () => {
     const big = `data: ${'x'.repeat(1024 * 1024)}\n\n`;
     assert.throws(() => new SseDecoder().push(big), (err: unknown) => err instanceof SseFrameTooLargeError && err.limitBytes === 1024 * 1024);
