@@ -292,16 +292,22 @@ async function stopGateway(p: GatewayProcess): Promise<void> {
 const THREADS = process.env.BENCH_THREADS === '1';
 
 /** CPU per request by thread between two readings: the main thread, the store thread, the rest by name and their tid's offset from the pid (Node names every thread `node`; V8's helpers come first after the main thread). */
-function threadBreakdown(pid: number, storeTid: number | undefined, before: Map<number, { ticks: number }>, after: Map<number, { name: string; ticks: number }>, requests: number): string {
-  const groups = new Map<string, number>();
-  for (const [tid, { name, ticks }] of after) {
+function threadBreakdown(pid: number, storeTid: number | undefined, before: Map<number, { ticks: number; systemTicks: number; switches: number }>, after: Map<number, { name: string; ticks: number; systemTicks: number; switches: number }>, requests: number): string {
+  const groups = new Map<string, { ticks: number; systemTicks: number; switches: number }>();
+  for (const [tid, { name, ticks, systemTicks, switches }] of after) {
     const label = tid === pid ? 'main' : tid === storeTid ? 'store' : `${name}+${tid - pid}`;
-    groups.set(label, (groups.get(label) ?? 0) + ticks - (before.get(tid)?.ticks ?? 0));
+    const group = groups.get(label) ?? { ticks: 0, systemTicks: 0, switches: 0 };
+    group.ticks += ticks - (before.get(tid)?.ticks ?? 0);
+    group.systemTicks += systemTicks - (before.get(tid)?.systemTicks ?? 0);
+    group.switches += switches - (before.get(tid)?.switches ?? 0);
+    groups.set(label, group);
   }
+  const us = (ticks: number): number => Math.round((ticks * TICK_US) / Math.max(1, requests));
+  // Each thread's µs per request, then how many of them were kernel time and its sleeps (voluntary context switches) per 100 requests.
   return [...groups]
-    .filter(([, ticks]) => ticks > 0)
-    .sort((a, b) => b[1] - a[1])
-    .map(([label, ticks]) => `${label} ${Math.round((ticks * TICK_US) / Math.max(1, requests))}`)
+    .filter(([, { ticks }]) => ticks > 0)
+    .sort((a, b) => b[1].ticks - a[1].ticks)
+    .map(([label, { ticks, systemTicks, switches }]) => `${label} ${us(ticks)} (sys ${us(systemTicks)}, sleeps ${((100 * switches) / Math.max(1, requests)).toFixed(0)}%)`)
     .join(', ');
 }
 

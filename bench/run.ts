@@ -35,6 +35,7 @@ import { CHAT_PATH, chatBody, median, percentile, rotate, runLoad, streamInterle
 import {
   benchCpuTicks,
   cpuTicksOf,
+  gatewayThreadTicks,
   directTarget,
   killAllChildren,
   machineCpuTicks,
@@ -80,6 +81,8 @@ interface RoundResult extends LoadRun {
   round: number;
   /** CPU time of the target's own process per answered request (the upstream's for direct). */
   cpuUsPerRequest: number;
+  /** The same split by thread (modelgate targets): the event loop, the audit store thread, the others (V8's helpers: GC, compiler). */
+  threadUsPerRequest?: { main: number; store: number; other: number };
 }
 
 interface RssPoint {
@@ -320,9 +323,16 @@ async function runScenario(scenario: LoadScenario, targets: Target[]): Promise<v
     for (const target of rotate(targets, round)) {
       progress.show(`${scenario.label}: round ${round + 1}/${settings.rounds}, ${target.name}`);
       const cpuBefore = cpuSeconds(target);
+      const threadsBefore = target.name.startsWith('modelgate') && target.process ? gatewayThreadTicks(target.process.pid) : undefined;
       const run = await runLoad(target, { connections: scenario.connections, stream: scenario.stream, durationS: roundS });
       const cpuUsPerRequest = ((cpuSeconds(target) - cpuBefore) / Math.max(1, run.ok)) * 1e6;
-      scenario.results.get(target.name)!.push({ ...run, round, cpuUsPerRequest });
+      let threadUsPerRequest: RoundResult['threadUsPerRequest'];
+      if (threadsBefore) {
+        const after = gatewayThreadTicks(target.process!.pid);
+        const us = (key: keyof typeof after): number => ((after[key] - threadsBefore[key]) / CLK_TCK / Math.max(1, run.ok)) * 1e6;
+        threadUsPerRequest = { main: us('main'), store: us('store'), other: us('other') };
+      }
+      scenario.results.get(target.name)!.push({ ...run, round, cpuUsPerRequest, ...(threadUsPerRequest && { threadUsPerRequest }) });
     }
   }
 }
@@ -501,6 +511,9 @@ function buildReport(input: ReportInput): Report {
       const ratio = paired(recorded, c50.results.get('modelgate')!, (x, y) => x.rps / y.rps);
       // Recording's CPU per request: the gateway process's (event loop, GC, store thread), paired by round.
       const costUs = paired(recorded, c50.results.get('modelgate')!, (x, y) => x.cpuUsPerRequest - y.cpuUsPerRequest);
+      const thread = (key: 'main' | 'store' | 'other'): number =>
+        paired(recorded, c50.results.get('modelgate')!, (x, y) => (x.threadUsPerRequest?.[key] ?? NaN) - (y.threadUsPerRequest?.[key] ?? NaN));
+      const sign = (us: number): string => `${us >= 0 ? '+' : ''}${us.toFixed(0)}`;
       return [
         {
           name: `throughput at c=50 with recording on ${store} / off`,
@@ -508,7 +521,9 @@ function buildReport(input: ReportInput): Report {
           unit: 'x',
           target: `>= ${TARGETS.recordingThroughput}x`,
           pass: ratio >= TARGETS.recordingThroughput,
-          detail: `recording's cost: +${costUs.toFixed(0)} µs of the gateway process's CPU per request${store === 'postgres' ? ' (PostgreSQL server not counted)' : ''}; split by thread: npm run bench -- recording`,
+          detail:
+            `recording's cost: +${costUs.toFixed(0)} µs of the gateway process's CPU per request${store === 'postgres' ? ' (PostgreSQL server not counted)' : ''}: ` +
+            `main thread ${sign(thread('main'))}, store thread ${sign(thread('store'))}, other threads ${sign(thread('other'))}; more: npm run bench -- recording`,
         },
       ];
     }),

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { request } from 'undici';
 import pg from 'pg';
+import { STORE_THREAD_NAME } from '../src/audit/store-worker.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -184,20 +185,20 @@ export function processTree(pid: number): number[] {
 export const treeCpuTicks = (pid: number): number => processTree(pid).reduce((sum, p) => sum + (cpuTicksOf(p) || 0), 0);
 
 /** utime + stime of a process (all its threads), in clock ticks; NaN once it is gone. */
-export function cpuTicksOf(pid: number, tid?: number): number {
+export function cpuTicksOf(pid: number, tid?: number, only?: 'system'): number {
   try {
     // Fields 14 and 15 of /proc/<pid>/stat (or one thread's, /proc/<pid>/task/<tid>/stat), counted after the parenthesised command name.
     const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
+    return only === 'system' ? Number(fields[12]) : Number(fields[11]) + Number(fields[12]);
   } catch {
     return NaN;
   }
 }
 
 /** CPU ticks of each thread of a process, by thread id, with its name (`comm`): to say which threads a cost lands on. */
-export function threadTicksOf(pid: number): Map<number, { name: string; ticks: number }> {
-  const threads = new Map<number, { name: string; ticks: number }>();
+export function threadTicksOf(pid: number): Map<number, { name: string; ticks: number; systemTicks: number; switches: number }> {
+  const threads = new Map<number, { name: string; ticks: number; systemTicks: number; switches: number }>();
   let tids: string[];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
@@ -206,13 +207,27 @@ export function threadTicksOf(pid: number): Map<number, { name: string; ticks: n
   }
   for (const tid of tids) {
     const ticks = cpuTicksOf(pid, Number(tid));
+    const systemTicks = cpuTicksOf(pid, Number(tid), 'system');
     try {
-      if (Number.isFinite(ticks)) threads.set(Number(tid), { name: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(), ticks });
+      // Voluntary context switches: how often the thread went to sleep (each one a wake-up later).
+      const switches = Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1] ?? NaN);
+      if (Number.isFinite(ticks)) threads.set(Number(tid), { name: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(), ticks, systemTicks, switches });
     } catch {
       /* ended meanwhile */
     }
   }
   return threads;
+}
+
+/** A gateway process's CPU ticks by thread: its main thread (the event loop), its audit store thread (by name), and the rest (V8's helpers, libuv). */
+export function gatewayThreadTicks(pid: number): { main: number; store: number; other: number } {
+  const ticks = { main: 0, store: 0, other: 0 };
+  for (const [tid, thread] of threadTicksOf(pid)) {
+    if (tid === pid) ticks.main += thread.ticks;
+    else if (thread.name === STORE_THREAD_NAME) ticks.store += thread.ticks;
+    else ticks.other += thread.ticks;
+  }
+  return ticks;
 }
 
 /** The query `postgresBackendsOf` runs, over a short-lived connection to `url`. */

@@ -3,13 +3,16 @@
 // and parsing. Speaks a small request/response protocol with WorkerStore.
 // Also imported on the main thread for `packEvents`; it serves only inside
 // a worker.
-import { readlinkSync } from 'node:fs';
+import { readlinkSync, writeFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { ContentPart, NewEvent } from './events.js';
 import type { StorageConfig } from './config.js';
 import type { AuditStore, ThreadHeap } from './store.js';
 import { releaseHeap } from '../ops/heap.js';
+
+/** The store thread's name in the OS (at most 15 bytes). */
+export const STORE_THREAD_NAME = 'audit-store';
 
 export interface WorkerRequest {
   id: number;
@@ -146,8 +149,17 @@ async function serve(): Promise<void> {
   port.postMessage({ ready: true, osThreadId: osThreadId() } satisfies WorkerReply);
 }
 
-/** This thread's id in the OS (Linux), so CPU spent storing can be told from the gateway's own (bench/recording.ts). */
+/**
+ * This thread's id in the OS (Linux), so CPU spent storing can be told from the gateway's own (bench/recording.ts).
+ * The thread is also named STORE_THREAD_NAME (Node names every thread `node`), so top -H, perf and
+ * /proc/PID/task/TID/comm tell it apart from outside the process (bench/run.ts).
+ */
 function osThreadId(): number | undefined {
+  try {
+    writeFileSync('/proc/thread-self/comm', STORE_THREAD_NAME);
+  } catch {
+    /* not Linux: the name is only a convenience */
+  }
   try {
     return Number(readlinkSync('/proc/thread-self').split('/').pop()) || undefined;
   } catch {

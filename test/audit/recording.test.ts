@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +14,7 @@ import { openStore, StorageUnavailableError } from '../../src/audit/store.js';
 import { verify } from '../../src/audit/verify.js';
 import type { NewEvent } from '../../src/audit/events.js';
 import type { WorkerStore } from '../../src/audit/worker-store.js';
+import { STORE_THREAD_NAME } from '../../src/audit/store-worker.js';
 import { GatewayError } from '../../src/http/errors.js';
 import type { Worker } from 'node:worker_threads';
 import { chatBody, KEY_A, principal, recordSession, recording, requestId, sseChunk, STORE_FIXTURES, type StoreFixture } from './fixtures.js';
@@ -570,6 +572,18 @@ for (const factory of STORE_FIXTURES) {
       const check = await fx.open();
       assert.deepEqual((await verify(check)).problems, []);
       await check.close();
+    });
+
+    test('the store thread carries its own name in the OS, so its CPU can be told from the event loop\'s from outside (bench/run.ts)', async (t) => {
+      if (process.platform !== 'linux') return t.skip('thread names are read from /proc');
+      const store = (await fx.open('worker')) as WorkerStore;
+      try {
+        assert.ok(store.osThreadId, 'the thread reported its OS id');
+        assert.equal(readFileSync(`/proc/${process.pid}/task/${store.osThreadId}/comm`, 'utf8').trim(), STORE_THREAD_NAME);
+        assert.equal(readFileSync(`/proc/${process.pid}/task/${process.pid}/comm`, 'utf8').trim() === STORE_THREAD_NAME, false, 'the main thread keeps its name');
+      } finally {
+        await store.close();
+      }
     });
   });
 }
