@@ -20,6 +20,7 @@ import type { StreamFraming } from '../protocol/types.js';
 import { isUtf8 } from 'node:buffer';
 import { finished, type Readable } from 'node:stream';
 import type { UpstreamResponse } from '../proxy/transport.js';
+import type { UpstreamBody } from '../proxy/upstream-answer.js';
 import type { RequestContext } from './context.js';
 import { deliveredAnswer, recordDecisions as recordInSession, recordDelivered } from './record.js';
 import { generatedText } from '../audit/content-text.js';
@@ -228,7 +229,8 @@ async function relayStream(
       if (masking) answer = masking.takeWords();
       return deliver(outputs, answer, asIs?.after(chunk, unchanged));
     };
-    if (!(await eachChunk(upstream.body, relayChunk))) return;
+    // A direct target's chunks come from undici's dispatch without a Readable (proxy/upstream-answer.ts).
+    if (!(await (upstream.chunks ? eachChunkOf(upstream.chunks, relayChunk) : eachChunk(upstream.body, relayChunk)))) return;
     const outputs: string[] = [];
     let cutInsideFrame = false;
     for (const decoded of decoder.end()) {
@@ -369,6 +371,51 @@ function eachChunk(body: Readable, relayChunk: (chunk: Buffer) => boolean | Prom
 }
 
 const ignore = (): void => {};
+
+/** `eachChunk` for a body read without a Readable: the same outcomes, backpressure and cancellation. */
+function eachChunkOf(body: UpstreamBody, relayChunk: (chunk: Buffer) => boolean | Promise<boolean>): Promise<boolean> {
+  return new Promise<boolean>((resolve, reject) => {
+    let settled = false;
+    const settle = (err: unknown, carryOn: boolean): void => {
+      if (settled) return;
+      settled = true;
+      if (err !== undefined) {
+        body.destroy();
+        reject(err);
+        return;
+      }
+      if (!carryOn) body.destroy();
+      resolve(carryOn);
+    };
+    body.read({
+      data: (chunk) => {
+        if (settled) return;
+        let sent: boolean | Promise<boolean>;
+        try {
+          sent = relayChunk(chunk);
+        } catch (err) {
+          settle(err, false);
+          return;
+        }
+        if (sent === true) return;
+        if (sent === false) {
+          settle(undefined, false);
+          return;
+        }
+        body.pause();
+        sent.then(
+          (open) => {
+            if (!open) settle(undefined, false);
+            else if (!settled) body.resume();
+          },
+          (err: unknown) => settle(err, false),
+        );
+      },
+      end: () => settle(undefined, true),
+      error: (err) => settle(err, false),
+    });
+  });
+}
 
 /** OpenAI's `data: [DONE]`, or an Ollama line with `done: true`: the frame that says the stream is complete. */
 function endsStream(frame: SseFrame | NdjsonLine): boolean {

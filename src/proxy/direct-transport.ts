@@ -3,10 +3,12 @@
 // refuses connections is skipped for a cooldown. Only connection failures
 // are retried on another target; once a target has the request, a timeout
 // or reset is reported, because the model may already be generating.
+import type { Readable } from 'node:stream';
 import { errors as undiciErrors } from 'undici';
 import type { ConnectionConfig } from '../config/schema.js';
 import { GatewayError } from '../http/errors.js';
 import type { Transport, UpstreamRequest, UpstreamResponse } from './transport.js';
+import { requestAnswer, type UpstreamAnswer } from './upstream-answer.js';
 import { UpstreamConnections } from './upstream-connections.js';
 import { UpstreamQueue, type QueueObserver } from './upstream-queue.js';
 
@@ -66,7 +68,7 @@ export class DirectTransport implements Transport {
       const release = await target.queue.acquire(request.signal);
       try {
         // The connection is free once the answer is read off it; the slot, once the body is done with.
-        const response = await target.connections.request({
+        const answer = await requestAnswer(target.connections, {
           path: target.basePath + request.path,
           method: request.method,
           headers: request.headers,
@@ -74,8 +76,8 @@ export class DirectTransport implements Transport {
           signal: request.signal,
         });
         target.unhealthyUntil = 0;
-        response.body.once('close', release);
-        return { status: response.statusCode, headers: response.headers, body: response.body, target: target.origin };
+        answer.body.onClose(release);
+        return upstreamResponse(answer, target.origin);
       } catch (err) {
         release();
         if (request.signal.aborted) throw err;
@@ -124,6 +126,20 @@ export class DirectTransport implements Transport {
       cause: err,
     });
   }
+}
+
+/** The answer as the pipeline takes it: its chunks for the relay, a Readable made only for a caller that reads `body`. */
+function upstreamResponse(answer: UpstreamAnswer, target: string): UpstreamResponse {
+  let body: Readable | undefined;
+  return {
+    status: answer.statusCode,
+    headers: answer.headers,
+    chunks: answer.body,
+    get body(): Readable {
+      return (body ??= answer.body.readable());
+    },
+    target,
+  };
 }
 
 /** True when a transport error means no target ever received the request (every attempt failed to connect). */

@@ -2,6 +2,7 @@
 // direct HTTP URL (or several, load-balanced); an agent tunnel will be a
 // second implementation of the same interface.
 import type { Readable } from 'node:stream';
+import type { UpstreamBody } from './upstream-answer.js';
 
 export interface UpstreamRequest {
   method: 'GET' | 'POST';
@@ -18,6 +19,11 @@ export interface UpstreamResponse {
   headers: Record<string, string | string[] | undefined>;
   /** Streamed body; honours backpressure when consumed with `for await`. */
   body: Readable;
+  /**
+   * The same body without a Readable, when the transport has it so (direct targets, upstream-answer.ts):
+   * the relay reads a stream's chunks from it. Read one or the other, never both.
+   */
+  chunks?: UpstreamBody;
   /** Which target answered, for logs and metrics. */
   target: string;
 }
