@@ -117,13 +117,16 @@ export class AhoCorasick {
 
   /**
    * Visit every occurrence, overlapping ones included, in order of their end.
-   * Returning true from `visit` stops the scan.
+   * Returning true from `visit` stops the scan. `state` resumes a scan where
+   * an earlier one over the text before `from` ended (its return value), so
+   * a stream can be scanned piece by piece: the occurrences are those of one
+   * scan of the whole, an occurrence across the pieces' boundary included.
+   * Returns the automaton's state after the last character scanned.
    */
-  scan(text: string, visit: VisitMatch, from = 0): void {
-    if (this.longestPattern === 0) return;
+  scan(text: string, visit: VisitMatch, from = 0, state = 0): number {
+    if (this.longestPattern === 0) return 0;
     const { classOf, hasOutput, outputs, lengths } = this;
     const n = text.length;
-    let state = 0;
     if (this.dense !== undefined) {
       const table = this.dense;
       const width = this.classCount;
@@ -131,11 +134,11 @@ export class AhoCorasick {
         state = table[state * width + classOf[text.charCodeAt(i)]!]!;
         if (hasOutput[state] === 1) {
           for (const pattern of outputs[state]!) {
-            if (visit(pattern, i + 1 - lengths[pattern]!, i + 1) === true) return;
+            if (visit(pattern, i + 1 - lengths[pattern]!, i + 1) === true) return state;
           }
         }
       }
-      return;
+      return state;
     }
     const { sparse, fail } = this;
     for (let i = from; i < n; i++) {
@@ -148,9 +151,10 @@ export class AhoCorasick {
       state = next ?? 0;
       if (hasOutput[state] === 1) {
         for (const pattern of outputs[state]!) {
-          if (visit(pattern, i + 1 - lengths[pattern]!, i + 1) === true) return;
+          if (visit(pattern, i + 1 - lengths[pattern]!, i + 1) === true) return state;
         }
       }
     }
+    return state;
   }
 }

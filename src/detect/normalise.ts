@@ -144,6 +144,35 @@ function normaliseRun(run: string): NormalisedRun {
 /** `%40`, or a run outside ASCII with the character before it (a combining mark composes with it). */
 const WORK = /%40|[\x00-\x7f]?[^\x00-\x7f]+/g;
 
+/**
+ * For the windows of one stream (each a suffix of the stream, `windowStart`
+ * its offset): whether a window is ASCII and plain (no `%40`, so it needs no
+ * copy), each character read once. The stream offsets of the last
+ * character outside ASCII and of the last `%40` are kept; a window holds
+ * one when it starts at or before it. A window that does not continue what
+ * was read starts the reading again at its own start.
+ */
+export class StreamPlainness {
+  #readTo = -1;
+  #lastNonAscii = -1;
+  #lastPercent40 = -1;
+
+  /** Reads what `window` adds, and returns 0 when it is plain, 1 when ASCII with a `%40`, 2 when not ASCII. */
+  read(window: string, windowStart: number): 0 | 1 | 2 {
+    let at = this.#readTo - windowStart;
+    if (this.#readTo < 0 || at < 0 || at > window.length) {
+      this.#lastNonAscii = -1;
+      this.#lastPercent40 = -1;
+      at = 0;
+    }
+    for (let i = at; i < window.length; i++) if (window.charCodeAt(i) > 0x7f) this.#lastNonAscii = windowStart + i;
+    // A `%40` may begin in the two characters read last time.
+    for (let p = window.indexOf('%40', Math.max(0, at - 2)); p !== -1; p = window.indexOf('%40', p + 1)) this.#lastPercent40 = windowStart + p;
+    this.#readTo = windowStart + window.length;
+    return this.#lastNonAscii >= windowStart ? 2 : this.#lastPercent40 >= windowStart ? 1 : 0;
+  }
+}
+
 /** The detection copy of `text`, or undefined when it would be `text` itself. */
 export function normaliseForDetection(text: string): NormalisedText | undefined {
   if (!needsWork(text)) return undefined;

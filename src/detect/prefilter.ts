@@ -97,6 +97,7 @@ export class AsciiKeywordIndex {
   readonly #seen: Int32Array;
   #seenCount = 0;
   readonly #visit: (pattern: number, start: number) => void;
+  readonly #detectorCount: number;
 
   /** Undefined when some keyword would need Unicode case folding to be matched on ASCII text. */
   static for(detectors: readonly Detector[]): AsciiKeywordIndex | undefined {
@@ -128,6 +129,7 @@ export class AsciiKeywordIndex {
     // Letterless keywords have no case in ASCII, so folding every pattern changes only the lettered ones.
     this.#matcher = new AhoCorasick(patterns, { caseInsensitive: true });
     this.#gates = gates;
+    this.#detectorCount = detectorCount;
     this.#ungated = ungated;
     this.#lastStarts = new Int32Array(detectorCount);
     this.#patternStarts = new Int32Array(patterns.length).fill(-1);
@@ -137,6 +139,11 @@ export class AsciiKeywordIndex {
       if (this.#patternStarts[pattern] === -1) this.#seen[this.#seenCount++] = pattern;
       this.#patternStarts[pattern] = start;
     };
+  }
+
+  /** A keyword pass for the windows of one stream, reading each character once (see KeywordStream). */
+  stream(): KeywordStream {
+    return new KeywordStream(this.#matcher, this.#gates, this.#ungated, this.#detectorCount);
   }
 
   /**
@@ -158,5 +165,93 @@ export class AsciiKeywordIndex {
       for (const d of this.#gates[pattern]!) if (start > lastStarts[d]!) lastStarts[d] = start;
     }
     return lastStarts;
+  }
+}
+
+/**
+ * AsciiKeywordIndex over the windows a streaming masker shows the scanner:
+ * each a suffix of one growing stream (`windowStart` its stream offset).
+ * The automaton's state and each detector's last keyword start (in stream
+ * offsets) are kept between windows, so each character is read once, not
+ * once per frame while it stays in the window. The occurrences found are
+ * those of one pass over the stream from where reading began, a keyword
+ * across two frames included; one starting inside a window lies wholly in
+ * it, so a detector's last start at or after a slice's start is what
+ * `lastKeywordStarts` gives on that slice. A window that does not continue
+ * what was read (it starts past the characters read, or ends before them)
+ * starts the pass again at its own start.
+ */
+export class KeywordStream {
+  readonly #matcher: AhoCorasick;
+  readonly #ungated: readonly number[];
+  /** Per pattern, its group: patterns gating the same detectors (the ten digits) share one. */
+  readonly #groupOf: Int32Array;
+  /** Per detector, the groups that gate it. */
+  readonly #groupsOf: ReadonlyArray<readonly number[]>;
+  /** Per group, the stream offset of its last keyword start, or -1. */
+  readonly #groupLast: Float64Array;
+  readonly #inWindow: Int32Array;
+  #state = 0;
+  /** Stream offset up to which characters have been read; -1 before the first window. */
+  #readTo = -1;
+  /** Stream offset of the window being read. */
+  #base = 0;
+  readonly #visit: (pattern: number, start: number) => void;
+
+  constructor(matcher: AhoCorasick, gates: ReadonlyArray<readonly number[]>, ungated: readonly number[], detectorCount: number) {
+    this.#matcher = matcher;
+    this.#ungated = ungated;
+    const groups = new Map<string, number>();
+    const groupsOf: number[][] = Array.from({ length: detectorCount }, () => []);
+    this.#groupOf = new Int32Array(gates.length);
+    gates.forEach((gated, pattern) => {
+      const key = gated.join(',');
+      let group = groups.get(key);
+      if (group === undefined) {
+        group = groups.size;
+        groups.set(key, group);
+        for (const d of gated) groupsOf[d]!.push(group);
+      }
+      this.#groupOf[pattern] = group;
+    });
+    this.#groupsOf = groupsOf;
+    this.#groupLast = new Float64Array(groups.size).fill(-1);
+    this.#inWindow = new Int32Array(detectorCount);
+    this.#visit = (pattern, start) => {
+      const group = this.#groupOf[pattern]!;
+      const at = this.#base + start;
+      // Matches come in order of their end; a longer keyword ending later may start earlier.
+      if (at > this.#groupLast[group]!) this.#groupLast[group] = at;
+    };
+  }
+
+  /**
+   * Reads the characters of `window` (the stream from `windowStart` on) not
+   * read yet, and returns, per detector, the start of its last keyword in
+   * the window (window offsets; negative for none; the window's length for
+   * a detector without keywords), as `AsciiKeywordIndex.lastKeywordStarts`
+   * gives for ASCII text. Valid until the next call.
+   */
+  lastKeywordStarts(window: string, windowStart: number): Int32Array {
+    let at = this.#readTo - windowStart;
+    if (this.#readTo < 0 || at < 0 || at > window.length) {
+      this.#state = 0;
+      this.#groupLast.fill(-1);
+      at = 0;
+    }
+    if (at < window.length) {
+      this.#base = windowStart;
+      this.#state = this.#matcher.scan(window, this.#visit, at, this.#state);
+    }
+    this.#readTo = windowStart + window.length;
+    const inWindow = this.#inWindow;
+    const groupLast = this.#groupLast;
+    for (let d = 0; d < inWindow.length; d++) {
+      let last = -1;
+      for (const group of this.#groupsOf[d]!) if (groupLast[group]! > last) last = groupLast[group]!;
+      inWindow[d] = last < windowStart ? -1 : last - windowStart;
+    }
+    for (const d of this.#ungated) inWindow[d] = window.length;
+    return inWindow;
   }
 }

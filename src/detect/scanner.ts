@@ -9,9 +9,9 @@ import type { Detector } from './detector.js';
 import { createDictionaryDetector } from './dictionary.js';
 import { resolveOverlaps } from './overlap.js';
 import { createPiiDetectors } from './pii/index.js';
-import { normaliseForDetection, originalOffset, toOriginal, type NormalisedText } from './normalise.js';
+import { normaliseForDetection, originalOffset, StreamPlainness, toOriginal, type NormalisedText } from './normalise.js';
 import { createPhoneDetector, PHONE_DETECTOR_ID, type PhoneOptions } from './pii/phone.js';
-import { AsciiKeywordIndex, isAscii, KeywordPrefilter } from './prefilter.js';
+import { AsciiKeywordIndex, isAscii, KeywordPrefilter, type KeywordStream } from './prefilter.js';
 import { createSecretDetectors } from './secrets/index.js';
 import { BUILTIN_ENTITY_TYPES, NLP_ENTITY_TYPES, type EntityType, type Span } from './types.js';
 
@@ -61,6 +61,29 @@ export interface Scanner {
    * exactly those of `scan(text)`.
    */
   undecidedFrom(text: string, from?: number): number;
+  /**
+   * For one stream masked through a window: `scanFrom` and `undecidedFrom`
+   * that remember what earlier windows of the stream showed, so each
+   * character is read once by the keyword pass and the plain-text check
+   * instead of once per frame while it stays in the window. Same results.
+   */
+  openStream(): StreamScan;
+}
+
+/**
+ * `Scanner.scanFrom` and `undecidedFrom` for the windows of one stream. Each
+ * window is the stream's text from `windowStart` (a stream offset) to its
+ * end so far: a window that does not continue the last one is read afresh.
+ */
+export interface StreamScan {
+  scanFrom(window: string, from: number, windowStart: number): Span[];
+  undecidedFrom(window: string, from: number, windowStart: number): number;
+}
+
+/** What one stream's earlier windows showed: plain text or not, and where each detector's last keyword starts. */
+interface StreamWindows {
+  plainness: StreamPlainness;
+  keywords: KeywordStream | undefined;
 }
 
 /**
@@ -125,12 +148,14 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
   // Candidates before overlap resolution, for the last text seen: the masker asks scan and undecidedFrom about the same window.
   let last: { text: string; from: number; normalised: NormalisedText | undefined; candidates: Span[]; selected: Uint8Array } | undefined;
   const selectedByLastScan = new Uint8Array(detectors.length);
-  const scanned = (text: string, from: number): NonNullable<typeof last> => {
+  // `stream` and `windowStart`: the stream `text` is a window of, read incrementally (the results are the same).
+  const scanned = (text: string, from: number, stream?: StreamWindows, windowStart = 0): NonNullable<typeof last> => {
     if (last?.text === text && last.from === from) return last;
     const candidates: Span[] = [];
     // Plain ASCII without `%40` (nearly every streamed window) is not copied, and takes the fast keyword pass.
-    const ascii = isAscii(text);
-    const normalised = ascii && !text.includes('%40') ? undefined : normaliseForDetection(text);
+    const kind = stream !== undefined ? stream.plainness.read(text, windowStart) : !isAscii(text) ? 2 : text.includes('%40') ? 1 : 0;
+    const ascii = kind !== 2;
+    const normalised = kind === 0 ? undefined : normaliseForDetection(text);
     const seen = normalised?.text ?? text;
     // 1 for each detector the keyword pass chose (a typed array, one per scanner: this runs on every
     // streamed frame, and only the last scan's choice is ever read).
@@ -155,7 +180,9 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
     // where the pass knows every keyword that can occur; text outside ASCII that normalisation leaves as it is
     // ('né le', 'आधार') takes the RE2 pass.
     const lastKeyword = asciiKeywords !== undefined && (normalised === undefined ? ascii : isAscii(seen))
-      ? asciiKeywords.lastKeywordStarts(seen, Math.max(0, copyFrom - widestReach))
+      ? normalised === undefined && stream?.keywords !== undefined
+        ? stream.keywords.lastKeywordStarts(text, windowStart)
+        : asciiKeywords.lastKeywordStarts(seen, Math.max(0, copyFrom - widestReach))
       : undefined;
     if (from <= 0) {
       const context = new ScanContext(seen);
@@ -213,32 +240,43 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
       // Copies, so a caller that edits a span cannot change the remembered candidates.
       return text.length === 0 ? [] : resolveOverlaps(scanned(text, 0).candidates).map((span) => ({ ...span }));
     },
-    scanFrom(text: string, from: number): Span[] {
-      if (text.length === 0) return [];
-      const { candidates } = scanned(text, from);
-      // Most streamed windows hold no candidate at all.
-      return candidates.length === 0 ? [] : resolveOverlaps(candidates).map((span) => ({ ...span }));
-    },
-    undecidedFrom(original: string, releasedUpTo = 0): number {
-      const { normalised, candidates, selected } = scanned(original, releasedUpTo);
-      // Decided on the copy, then mapped back; the last two characters stay open, since one more
-      // character can still change how they normalise ('%4' + '0', a letter + a combining mark).
-      let from = normalised === undefined
-        ? shapeBound(original, selected)
-        : Math.max(0, Math.min(originalOffset(normalised, shapeBound(normalised.text, selected), original.length), original.length - 2));
-      // A candidate across that point may be suppressed by, or suppress, a span that is still growing.
-      for (let moved = true; moved;) {
-        moved = false;
-        for (const c of candidates) {
-          if (c.start < from && c.end > from) {
-            from = c.start;
-            moved = true;
-          }
-        }
-      }
-      return from;
+    scanFrom: (text: string, from: number): Span[] => scanFrom(text, from),
+    undecidedFrom: (text: string, releasedUpTo = 0): number => undecidedFrom(text, releasedUpTo),
+    openStream(): StreamScan {
+      const stream: StreamWindows = { plainness: new StreamPlainness(), keywords: asciiKeywords?.stream() };
+      return {
+        scanFrom: (window, from, windowStart) => scanFrom(window, from, stream, windowStart),
+        undecidedFrom: (window, from, windowStart) => undecidedFrom(window, from, stream, windowStart),
+      };
     },
   };
+
+  function scanFrom(text: string, from: number, stream?: StreamWindows, windowStart = 0): Span[] {
+    if (text.length === 0) return [];
+    const { candidates } = scanned(text, from, stream, windowStart);
+    // Most streamed windows hold no candidate at all.
+    return candidates.length === 0 ? [] : resolveOverlaps(candidates).map((span) => ({ ...span }));
+  }
+
+  function undecidedFrom(original: string, releasedUpTo: number, stream?: StreamWindows, windowStart = 0): number {
+    const { normalised, candidates, selected } = scanned(original, releasedUpTo, stream, windowStart);
+    // Decided on the copy, then mapped back; the last two characters stay open, since one more
+    // character can still change how they normalise ('%4' + '0', a letter + a combining mark).
+    let from = normalised === undefined
+      ? shapeBound(original, selected)
+      : Math.max(0, Math.min(originalOffset(normalised, shapeBound(normalised.text, selected), original.length), original.length - 2));
+    // A candidate across that point may be suppressed by, or suppress, a span that is still growing.
+    for (let moved = true; moved;) {
+      moved = false;
+      for (const c of candidates) {
+        if (c.start < from && c.end > from) {
+          from = c.start;
+          moved = true;
+        }
+      }
+    }
+    return from;
+  }
 
   /**
    * From each detector's shape: the earliest start of a span in `text` (what

@@ -17,7 +17,7 @@
 import type { Span } from '../detect/types.js';
 import { maskRange, type AppliedSpan } from './mask-text.js';
 import type { MaskingSession } from './session.js';
-import type { EntityScanner, SpanRules, Termination } from './types.js';
+import type { EntityScanner, SpanRules, Termination, WindowScanner } from './types.js';
 
 export interface StreamMaskerOptions {
   scanner: EntityScanner;
@@ -44,6 +44,8 @@ const isLowSurrogate = (code: number): boolean => code >= 0xdc00 && code <= 0xdf
 
 export class StreamMasker {
   readonly #scanner: EntityScanner;
+  /** The scanner's own state for this stream's windows, when it keeps one (`openStream`). */
+  readonly #windows: WindowScanner | undefined;
   readonly #session: MaskingSession;
   readonly #rules: SpanRules;
   readonly #leftContext: number;
@@ -59,6 +61,7 @@ export class StreamMasker {
 
   constructor(options: StreamMaskerOptions) {
     this.#scanner = options.scanner;
+    this.#windows = options.scanner.scanFrom ? options.scanner.openStream?.() : undefined;
     this.#session = options.session;
     this.#rules = options.rules;
     const { maxEntityLength, contextLength, lookbehindLength } = options.scanner;
@@ -109,7 +112,9 @@ export class StreamMasker {
     if (decided <= heldFrom) return '';
 
     const scanner = this.#scanner;
-    const spans = scanner.scanFrom ? scanner.scanFrom(window, heldFrom) : scanner.scan(window).map((span) => clipToUnreleased(span, heldFrom));
+    const spans = this.#windows
+      ? this.#windows.scanFrom(window, heldFrom, this.#windowStart)
+      : scanner.scanFrom ? scanner.scanFrom(window, heldFrom) : scanner.scan(window).map((span) => clipToUnreleased(span, heldFrom));
     let cut = decided;
     // A span crossing the decided point starts before it, so it is final: release all of it.
     for (const span of spans) if (span.start < cut && span.end > cut) cut = span.end;
@@ -142,7 +147,9 @@ export class StreamMasker {
     const { maxEntityLength, contextLength } = this.#scanner;
     // A span starting this far back has all of itself and its right context in view.
     const byLength = window.length - maxEntityLength - contextLength;
-    const byScanner = this.#scanner.scanFrom ? this.#scanner.undecidedFrom?.(window, heldFrom) : this.#scanner.undecidedFrom?.(window);
+    const byScanner = this.#windows
+      ? this.#windows.undecidedFrom(window, heldFrom, this.#windowStart)
+      : this.#scanner.scanFrom ? this.#scanner.undecidedFrom?.(window, heldFrom) : this.#scanner.undecidedFrom?.(window);
     return byScanner === undefined ? byLength : Math.max(byLength, byScanner);
   }
 

@@ -41,6 +41,19 @@ export interface EntityScanner {
    * the same `from` and judges only spans starting there or later.
    */
   scanFrom?(text: string, from: number): Span[];
+  /**
+   * Optional, with `scanFrom`: `scanFrom` and `undecidedFrom` for the windows
+   * of one stream, each the stream's text from `windowStart` on. The same
+   * answers, but what earlier windows showed is remembered, so each
+   * character is read once rather than once per frame it stays in view.
+   */
+  openStream?(): WindowScanner;
+}
+
+/** `EntityScanner.scanFrom` and `undecidedFrom` for one stream's windows (`windowStart`: the window's offset in the stream). */
+export interface WindowScanner {
+  scanFrom(window: string, from: number, windowStart: number): Span[];
+  undecidedFrom(window: string, from: number, windowStart: number): number;
 }
 
 export type MaskStrategy =
