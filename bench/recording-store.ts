@@ -36,6 +36,7 @@ import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { recordingSchema, storageSchema, type StorageConfig } from '../src/audit/config.js';
+import { generatedText } from '../src/audit/content-text.js';
 import type { NewEvent } from '../src/audit/events.js';
 import { Recorder } from '../src/audit/recorder.js';
 import { openStore, type AuditStore } from '../src/audit/store.js';
@@ -67,6 +68,8 @@ const answer = JSON.stringify({
   usage: { prompt_tokens: 9, completion_tokens: 14, total_tokens: 23 },
 });
 
+const answerWords = generatedText(JSON.parse(answer));
+
 /** The batches a recorder makes for SESSIONS sessions, captured rather than stored. */
 async function recordedBatches(store: AuditStore): Promise<NewEvent[]> {
   const events: NewEvent[] = [];
@@ -87,6 +90,8 @@ async function recordedBatches(store: AuditStore): Promise<NewEvent[]> {
           const writer = recorder.startSession({ id: id(b, i), receivedAt: Date.now(), principal, clientIp: '127.0.0.1', userAgent: 'autocannon', connection: 'bench', model: 'demo-chat', operation: 'chat', stream: false, requestBody: plainBody });
           await writer.forwarded(plainBody, 'demo-chat');
           writer.chunk(answer, 3);
+          // Its words, as the relay hands them over from the usage meter's parse of the body (which it makes anyway).
+          writer.answered(answerWords);
           await writer.end({ state: 'completed', status: 200, usage: { prompt_tokens: 9, completion_tokens: 14, total_tokens: 23 }, latencyMs: 4 });
           return;
         }

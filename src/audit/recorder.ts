@@ -822,6 +822,19 @@ export class SessionWriter {
     if (b.bytes >= this.recorder.config.chunk_bytes) this.flushChunks();
   }
 
+  /**
+   * The words of the answer recorded so far, known only once it was all
+   * recorded (a non-streamed body, parsed whole after it was relayed):
+   * exactly `chunkText` of its one chunk. Taken only while the buffer holds
+   * the whole answer as that one chunk, stored in full; otherwise the
+   * indexing pass extracts the words from the stored chunk as before.
+   */
+  answered(words: string): void {
+    const b = this.buffer;
+    if (this.ended || this.chunkIndex !== 0 || b.texts.length !== 1 || b.truncated || b.texts[0] === '' || this.recorder.cipher) return;
+    b.answer = words;
+  }
+
   /** @internal Flushes buffered chunks (only if buffered before `olderThan`, when given). */
   flushChunks(olderThan?: number): void {
     const b = this.buffer;

@@ -67,6 +67,17 @@ export function recordDelivered(ctx: RequestContext, text: string, answer?: stri
 }
 
 /**
+ * The words of a non-streamed answer relayed as it came in one chunk (the
+ * whole JSON object), from the usage meter's parse of it once it was all
+ * relayed: what the indexing pass would extract from the recorded chunk
+ * (`chunkText` parses a chunk that starts with `{` whole), so it need not
+ * parse it again.
+ */
+export function recordDeliveredAnswer(ctx: RequestContext, body: Record<string, unknown>): void {
+  ctx.recording?.answered(generatedText(body));
+}
+
+/**
  * The words a frame passed on as it came adds to the answer, from the parse
  * the usage meter made of its data (`sseJson`; NDJSON: the decoder's), so
  * recording does not parse it again; `chunkText` of a recorded chunk, however many

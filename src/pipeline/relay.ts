@@ -22,7 +22,7 @@ import { finished, type Readable } from 'node:stream';
 import type { UpstreamResponse } from '../proxy/transport.js';
 import type { UpstreamBody } from '../proxy/upstream-answer.js';
 import type { RequestContext } from './context.js';
-import { deliveredAnswer, recordDecisions as recordInSession, recordDelivered } from './record.js';
+import { deliveredAnswer, recordDecisions as recordInSession, recordDelivered, recordDeliveredAnswer } from './record.js';
 import { generatedText } from '../audit/content-text.js';
 import type { GatewayServices } from './services.js';
 import { scrubCredential } from '../proxy/scrub-credential.js';
@@ -46,12 +46,16 @@ export async function relay(services: GatewayServices, ctx: RequestContext, upst
   if (length) headers['content-length'] = length;
   ctx.res.writeHead(upstream.status, headers);
   try {
+    let chunks = 0;
     for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+      chunks++;
       recordDelivered(ctx, chunk.toString('utf8'));
       ctx.usage?.bodyChunk(chunk);
       if (!ctx.res.write(chunk) && !(await drained(ctx.res))) break;
     }
-    ctx.usage?.body();
+    const parsed = ctx.usage?.body();
+    // Its words, from the usage meter's parse: the indexing pass then parses no answer of one chunk again.
+    if (parsed && chunks === 1) recordDeliveredAnswer(ctx, parsed);
     ctx.res.end();
   } catch (err) {
     // A JSON body cut in half cannot be repaired; a reset tells the client it is incomplete.

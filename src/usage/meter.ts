@@ -112,20 +112,30 @@ export class UsageMeter {
     else this.#bodyChunks = [];
   }
 
-  /** A whole non-streamed body, parsed (by the caller, or here from bodyChunk's copy). */
-  body(parsed?: unknown): void {
+  /**
+   * A whole non-streamed body, parsed (by the caller, or here from bodyChunk's copy). Returns the body parsed
+   * here, if it is a JSON object, so recording can take its words without parsing it again (pipeline/record.ts).
+   */
+  body(parsed?: unknown): Record<string, unknown> | undefined {
+    let own = false;
     if (parsed === undefined) {
-      if (this.#bodyChunks.length === 0) return;
+      if (this.#bodyChunks.length === 0) return undefined;
       try {
         parsed = JSON.parse(Buffer.concat(this.#bodyChunks).toString('utf8'));
+        own = true;
       } catch {
-        return;
+        return undefined;
       } finally {
         this.#bodyChunks = [];
       }
     }
-    if (!isObject(parsed)) return;
-    if (this.#operation.startsWith('ollama_')) return this.#ollama(parsed);
+    if (!isObject(parsed)) return undefined;
+    if (this.#operation.startsWith('ollama_')) this.#ollama(parsed);
+    else this.#openAiBody(parsed);
+    return own ? parsed : undefined;
+  }
+
+  #openAiBody(parsed: Record<string, unknown>): void {
     this.#openAiUsage(parsed.usage);
     for (const choice of arrayOf(parsed.choices)) {
       if (!isObject(choice)) continue;

@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
+import { chunkText, unframeChunks } from '../../src/audit/content-text.js';
+import type { NewEvent } from '../../src/audit/events.js';
 import { SseDecoder } from '../../src/protocol/sse.js';
 import { postJson, startHarness, type Harness } from '../helpers/harness.js';
 import { postgresThroughRelay, type TcpRelay } from '../helpers/tcp-relay.js';
@@ -84,6 +86,29 @@ for (const factory of STORE_FIXTURES) {
         data: Array<{ id: string; match?: { source: string } }>;
       };
       assert.equal(found.data.find((s) => s.id === id)?.match?.source, 'answer', JSON.stringify(found));
+    });
+
+    test("a non-streamed answer hands the index its words from the usage meter's parse, as the indexing pass would extract them", async () => {
+      const store = h.gateway.services.audit!.recorder.store;
+      const append = store.append;
+      const appended: NewEvent[] = [];
+      // Watched, not replaced: every batch still goes to the real store.
+      store.append = (events, options) => (appended.push(...events), append.call(store, events, options));
+      try {
+        const res = await postJson(`${h.url}/v1/chat/completions`, await h.userToken('alice'), { model: 'demo-chat', messages: [{ role: 'user', content: 'Say it plainly' }] });
+        assert.equal(res.status, 200, await res.clone().text());
+        assert.match(await res.text(), /said/);
+        const id = res.headers.get('x-request-id')!;
+        await h.gateway.services.audit!.recorder.flush();
+        const end = appended.find((e) => e.sessionId === id && e.kind === 'session.end');
+        assert.equal(end?.parts?.length, 1, 'the answer is stored with the end');
+        const stored = unframeChunks(Buffer.from(end!.parts![0]!.data).toString('utf8'));
+        assert.equal(stored.length, 1, 'relayed as it came, in one chunk');
+        assert.match(end!.indexText ?? '', /said/, 'its words came with it');
+        assert.equal(end!.indexText, stored.map(chunkText).join(''), 'exactly what the pass would extract from the stored chunk');
+      } finally {
+        store.append = append;
+      }
     });
 
     test("users see only their own sessions; an auditor sees everyone's", async () => {
