@@ -234,7 +234,7 @@ async function relayStream(
       return deliver(outputs, answer, asIs?.after(chunk, unchanged));
     };
     // A direct target's chunks come from undici's dispatch without a Readable (proxy/upstream-answer.ts).
-    if (!(await (upstream.chunks ? eachChunkOf(upstream.chunks, relayChunk) : eachChunk(upstream.body, relayChunk)))) return;
+    if (!(await eachChunk(upstream.chunks ?? readableChunks(upstream.body), relayChunk))) return;
     const outputs: string[] = [];
     let cutInsideFrame = false;
     for (const decoded of decoder.end()) {
@@ -319,65 +319,20 @@ function sentAsIs(decoder: SseDecoder): { before(): void; after(chunk: Buffer, u
   };
 }
 
+/** A body read by one reader, chunk by chunk: a direct target's (`UpstreamBody`), or a Readable's (`readableChunks`). */
+type ChunkSource = Pick<UpstreamBody, 'read' | 'pause' | 'resume' | 'destroy'>;
+
 /**
- * Hands each chunk of `body` to `relayChunk` as it arrives, from 'data'
- * events: no async iterator, promise and microtask per chunk, as `for await`
- * costs. While a returned promise is pending (the client's socket draining)
- * the body is paused, so the upstream is held back as the client is.
- * Resolves true at the body's end; false once `relayChunk` says stop, the
- * body then destroyed (cancelling the upstream request), as leaving a
- * `for await` early does. Rejects as `for await` would: on the body's error
- * or its close before its end.
+ * Hands each chunk of `body` to `relayChunk` as it arrives: no async
+ * iterator, promise and microtask per chunk, as `for await` costs. While a
+ * returned promise is pending (the client's socket draining) the body is
+ * paused, so the upstream is held back as the client is. Resolves true at
+ * the body's end; false once `relayChunk` says stop, the body then destroyed
+ * (cancelling the upstream request), as leaving a `for await` early does.
+ * Rejects as `for await` would: on the body's error or its close before its
+ * end.
  */
-function eachChunk(body: Readable, relayChunk: (chunk: Buffer) => boolean | Promise<boolean>): Promise<boolean> {
-  return new Promise<boolean>((resolve, reject) => {
-    let settled = false;
-    const settle = (err: unknown, carryOn: boolean): void => {
-      if (settled) return;
-      settled = true;
-      body.off('data', onData);
-      stopWatching();
-      // The outcome is decided: a late error (an abort racing the end) must not go unhandled.
-      body.on('error', ignore);
-      if (err !== undefined) {
-        body.destroy();
-        reject(err);
-        return;
-      }
-      if (!carryOn) body.destroy();
-      resolve(carryOn);
-    };
-    const onData = (chunk: Buffer): void => {
-      let sent: boolean | Promise<boolean>;
-      try {
-        sent = relayChunk(chunk);
-      } catch (err) {
-        settle(err, false);
-        return;
-      }
-      if (sent === true) return;
-      if (sent === false) {
-        settle(undefined, false);
-        return;
-      }
-      body.pause();
-      sent.then(
-        (open) => {
-          if (!open) settle(undefined, false);
-          else if (!settled) body.resume();
-        },
-        (err: unknown) => settle(err, false),
-      );
-    };
-    const stopWatching = finished(body, { writable: false }, (err) => settle(err ?? undefined, true));
-    body.on('data', onData);
-  });
-}
-
-const ignore = (): void => {};
-
-/** `eachChunk` for a body read without a Readable: the same outcomes, backpressure and cancellation. */
-function eachChunkOf(body: UpstreamBody, relayChunk: (chunk: Buffer) => boolean | Promise<boolean>): Promise<boolean> {
+function eachChunk(body: ChunkSource, relayChunk: (chunk: Buffer) => boolean | Promise<boolean>): Promise<boolean> {
   return new Promise<boolean>((resolve, reject) => {
     let settled = false;
     const settle = (err: unknown, carryOn: boolean): void => {
@@ -420,6 +375,39 @@ function eachChunkOf(body: UpstreamBody, relayChunk: (chunk: Buffer) => boolean 
     });
   });
 }
+
+/** A Readable (an agent tunnel's stream) as a ChunkSource: its 'data' events, and its end, error or early close. */
+function readableChunks(body: Readable): ChunkSource {
+  let stopWatching: (() => void) | undefined;
+  let onData: ((chunk: Buffer) => void) | undefined;
+  const detach = (): void => {
+    if (!stopWatching) return;
+    body.off('data', onData!);
+    stopWatching();
+    stopWatching = undefined;
+    // The outcome is decided: a late error (an abort racing the end) must not go unhandled.
+    body.on('error', ignore);
+  };
+  return {
+    read(reader) {
+      onData = reader.data;
+      stopWatching = finished(body, { writable: false }, (err) => {
+        detach();
+        if (err) reader.error(err);
+        else reader.end();
+      });
+      body.on('data', onData);
+    },
+    pause: () => body.pause(),
+    resume: () => body.resume(),
+    destroy: () => {
+      detach();
+      body.destroy();
+    },
+  };
+}
+
+const ignore = (): void => {};
 
 /** OpenAI's `data: [DONE]`, or an Ollama line with `done: true`: the frame that says the stream is complete. */
 function endsStream(frame: SseFrame | NdjsonLine): boolean {
