@@ -59,7 +59,11 @@ export class ChunkedBody {
       this.lastDataBytes = 0;
       return true; // an empty chunk would end the body
     }
-    if (this.#first && typeof data === 'string') {
+    // A string when the client has not taken what was written before: the socket keeps a queued string
+    // as an exact copy, where a queued slice would keep its whole slab (a slow stream's 16 KiB of queued
+    // chunks could hold as many slabs, each shared with other streams' chunks). So a client that falls
+    // behind holds at most one slab, the one its first unwritten chunk is in.
+    if (typeof data === 'string' && (this.#first || this.#res.writableLength > 0)) {
       this.#first = false;
       this.lastDataBytes = Buffer.byteLength(data);
       return this.#res.write(`${this.lastDataBytes.toString(16)}${CRLF}${data}${CRLF}`);

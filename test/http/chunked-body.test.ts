@@ -272,6 +272,8 @@ test('a chunk waiting in a slow client\'s socket holds on to at most 8 KiB besid
     };
     const note = (chunk: unknown): void => {
       if (Buffer.isBuffer(chunk)) held.push({ length: chunk.length, backing: chunk.buffer.byteLength });
+      // A queued string is kept as an exact copy.
+      else if (typeof chunk === 'string') held.push({ length: Buffer.byteLength(chunk), backing: 0 });
     };
     const write = raw._write.bind(res.socket);
     const writev = raw._writev.bind(res.socket);
@@ -295,6 +297,45 @@ test('a chunk waiting in a slow client\'s socket holds on to at most 8 KiB besid
     assert.ok(held.length >= texts.length - 1);
     for (const { length, backing } of held) assert.ok(backing <= Math.max(8 * 1024, length), `a ${length}-byte chunk holds ${backing} bytes`);
   } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
+
+test('once a client falls behind, its chunks go as strings (copied exactly when queued), so it holds at most one slab', async () => {
+  const handed: Array<{ queued: boolean; bytes: boolean }> = [];
+  let stop: (() => void) | undefined;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const write = res.write.bind(res) as (chunk: unknown) => boolean;
+    (res as unknown as { write: (chunk: unknown) => boolean }).write = (chunk) => {
+      handed.push({ queued: res.writableLength > 0, bytes: Buffer.isBuffer(chunk) });
+      return write(chunk);
+    };
+    const body = new ChunkedBody(res);
+    let i = 0;
+    // One chunk a turn, as a relay does, well past what a client that does not read lets through.
+    const tick = (): void => {
+      if (i++ < 20000) {
+        body.write(`data: {"n":${i},"text":"${'x'.repeat(1200)}"}\n\n`);
+        setImmediate(tick);
+      } else stop?.();
+    };
+    tick();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const socket = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+  try {
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    socket.pause(); // reads nothing: the server's socket backs up
+    await new Promise<void>((resolve) => (stop = resolve));
+    const whileQueued = handed.filter((h) => h.queued);
+    assert.ok(whileQueued.length > 100, `the client fell behind (${whileQueued.length} chunks written while others were queued)`);
+    assert.deepEqual(whileQueued.filter((h) => h.bytes), [], 'no slab slice is queued behind another chunk');
+    assert.ok(handed.some((h) => !h.queued && h.bytes), 'a client that keeps up gets slab slices');
+  } finally {
+    socket.destroy();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
