@@ -72,6 +72,24 @@ function spyOnWrites(socket: Socket, writes: Buffer[], pieces: number[]): void {
   };
 }
 
+/** Calls `note` with each chunk handed to the socket (a string or a Buffer), before the socket writes it. */
+function onEachSocketChunk(socket: Socket, note: (chunk: string | Buffer) => void): void {
+  const raw = socket as unknown as {
+    _write(chunk: string | Buffer, encoding: BufferEncoding, done: (err?: Error | null) => void): void;
+    _writev(chunks: Array<{ chunk: string | Buffer }>, done: (err?: Error | null) => void): void;
+  };
+  const write = raw._write.bind(socket);
+  const writev = raw._writev.bind(socket);
+  raw._write = (chunk, encoding, done) => {
+    note(chunk);
+    write(chunk, encoding, done);
+  };
+  raw._writev = (chunks, done) => {
+    for (const { chunk } of chunks) note(chunk);
+    writev(chunks, done);
+  };
+}
+
 /**
  * Sends raw requests on one connection, each once the answer before it is complete (`answered` counts
  * the complete answers in what came back), and resolves with everything received.
@@ -202,20 +220,7 @@ test('text is encoded once, into the chunk handed to the socket, byte for byte a
   const server = http.createServer((req, res) => {
     req.resume();
     res.writeHead(200, { 'content-type': 'text/event-stream' });
-    const raw = res.socket as unknown as {
-      _write(chunk: unknown, encoding: BufferEncoding, done: () => void): void;
-      _writev(chunks: Array<{ chunk: unknown }>, done: () => void): void;
-    };
-    const write = raw._write.bind(res.socket);
-    const writev = raw._writev.bind(res.socket);
-    raw._write = (chunk, encoding, done) => {
-      handedOver.push(typeof chunk === 'string' ? 'string' : 'bytes');
-      write(chunk, encoding, done);
-    };
-    raw._writev = (chunks, done) => {
-      for (const { chunk } of chunks) handedOver.push(typeof chunk === 'string' ? 'string' : 'bytes');
-      writev(chunks, done);
-    };
+    onEachSocketChunk(res.socket!, (chunk) => handedOver.push(typeof chunk === 'string' ? 'string' : 'bytes'));
     const body = new ChunkedBody(res);
     let next = 0;
     const tick = (): void => {
@@ -266,19 +271,11 @@ test('a chunk waiting in a slow client\'s socket holds on to at most 8 KiB besid
   const server = http.createServer((req, res) => {
     req.resume();
     res.writeHead(200, { 'content-type': 'text/event-stream' });
-    const raw = res.socket as unknown as {
-      _write(chunk: unknown, encoding: BufferEncoding, done: () => void): void;
-      _writev(chunks: Array<{ chunk: unknown }>, done: () => void): void;
-    };
-    const note = (chunk: unknown): void => {
+    onEachSocketChunk(res.socket!, (chunk) => {
       if (Buffer.isBuffer(chunk)) held.push({ length: chunk.length, backing: chunk.buffer.byteLength });
       // A queued string is kept as an exact copy.
       else if (typeof chunk === 'string') held.push({ length: Buffer.byteLength(chunk), backing: 0 });
-    };
-    const write = raw._write.bind(res.socket);
-    const writev = raw._writev.bind(res.socket);
-    raw._write = (chunk, encoding, done) => (note(chunk), write(chunk, encoding, done));
-    raw._writev = (chunks, done) => (chunks.forEach(({ chunk }) => note(chunk)), writev(chunks, done));
+    });
     const body = new ChunkedBody(res);
     for (const text of texts) body.write(text);
     body.end();
